@@ -1,0 +1,179 @@
+"""group-ipt: run community programmes of group Interpersonal Psychotherapy, offline first."""
+
+from __future__ import annotations
+
+import tomllib
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, render_template, request
+from flask_babel import Babel, lazy_gettext
+from flask_babel import gettext as _
+from flask_wtf.csrf import CSRFError, CSRFProtect
+
+from . import db as dbmod
+from . import i18n
+from .schema import migrate
+from .settings import DEV_SECRET_KEY, default_data_dir, defaults
+
+__version__ = "0.1.0"
+
+csrf = CSRFProtect()
+SECRET_KEY_FILE = "secret_key"  # noqa: S105 (a file name)
+
+
+class ConfigError(RuntimeError):
+    """The configuration cannot be used; the message says what to fix."""
+
+
+def load_config(data_dir: Path) -> dict[str, Any]:
+    path = data_dir / "config.toml"
+    if not path.exists():
+        return {}
+    try:
+        with path.open("rb") as f:
+            raw = tomllib.load(f)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    known = defaults()
+    unknown = [k for k in raw if k.upper() not in known]
+    if unknown:
+        raise ConfigError(f"{path}: unknown setting(s): {', '.join(unknown)}")
+    return {k.upper(): v for k, v in raw.items()}
+
+
+def read_secret_key(data_dir: Path) -> str | None:
+    path = data_dir / SECRET_KEY_FILE
+    if path.exists():
+        key = path.read_text(encoding="utf-8").strip()
+        return key or None
+    return None
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    """Build the app: defaults, then the data folder's config.toml, then ``test_config``."""
+    app = Flask(__name__)
+    app.config.from_mapping(defaults())
+    data_dir = Path((test_config or {}).get("DATA_DIR") or default_data_dir())
+    app.config.update(load_config(data_dir))
+    if test_config:
+        app.config.update(test_config)
+    app.config["DATA_DIR"] = str(data_dir)
+    app.config.setdefault("DATABASE", str(dbmod.database_path(data_dir)))
+    if not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = read_secret_key(data_dir) or DEV_SECRET_KEY
+    app.config.update(
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_NAME="group_ipt_session",
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=app.config["SESSION_LIFETIME_HOURS"]),
+        REMEMBER_COOKIE_HTTPONLY=True,
+        WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the login session
+        BABEL_TRANSLATION_DIRECTORIES=str(Path(app.config["TRANSLATIONS_DIR"]).resolve()),
+        BABEL_DEFAULT_LOCALE=app.config["DEFAULT_LANGUAGE"],
+        MAX_CONTENT_LENGTH=app.config.get("MAX_CONTENT_LENGTH") or 16 * 1024 * 1024,
+    )
+
+    translations = Path(app.config["TRANSLATIONS_DIR"])
+    if not translations.is_dir():
+        raise ConfigError(f"The translations folder {translations} does not exist (setting TRANSLATIONS_DIR).")
+    i18n.compile_catalogs(translations)
+    app.extensions["group_ipt_languages"] = i18n.load_languages(translations)
+
+    from . import forms as formsmod
+
+    app.extensions["group_ipt_forms"] = formsmod.load_all(Path(app.config["FORMS_DIR"]))
+
+    Babel(app, locale_selector=i18n.select_locale)
+    csrf.init_app(app)
+
+    from . import account, auth, home
+
+    auth.login_manager.init_app(app)
+    auth.login_manager.login_view = "auth.login"
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(home.bp)
+    app.register_blueprint(account.bp)
+    app.before_request(auth.require_login)
+    app.teardown_appcontext(dbmod.close_db)
+
+    if Path(app.config["DATABASE"]).exists():
+        conn = dbmod.connect(app.config["DATABASE"])
+        try:
+            migrate(conn)
+        finally:
+            conn.close()
+
+    register_template_helpers(app)
+    register_error_pages(app)
+    return app
+
+
+# I18N: role names as shown next to the user's name
+ROLE_LABELS = {
+    "facilitator": lazy_gettext("facilitator"),
+    "coordinator": lazy_gettext("coordinator"),
+    "supervisor": lazy_gettext("supervisor"),
+    "admin": lazy_gettext("admin"),
+}
+
+
+def register_template_helpers(app: Flask) -> None:
+    from flask_babel import format_date, format_datetime, format_decimal
+
+    @app.context_processor
+    def inject():
+        lang = i18n.current_language()
+        return {
+            "current_lang": lang,
+            "all_languages": i18n.languages(),
+            "programme_name": app.config["PROGRAMME_NAME"],
+            "version": __version__,
+            "role_labels": ROLE_LABELS,
+        }
+
+    app.jinja_env.filters["date"] = lambda value, fmt="medium": format_date(_as_date(value), fmt) if value else ""
+    app.jinja_env.filters["datetime"] = (
+        lambda value, fmt="medium": format_datetime(_as_datetime(value), fmt) if value else ""
+    )
+    app.jinja_env.filters["number"] = lambda value: format_decimal(value) if value is not None else ""
+
+
+def _as_date(value):
+    from datetime import date
+
+    return date.fromisoformat(value[:10]) if isinstance(value, str) else value
+
+
+def _as_datetime(value):
+    from datetime import datetime
+
+    return datetime.fromisoformat(value) if isinstance(value, str) else value
+
+
+def register_error_pages(app: Flask) -> None:
+    messages = {
+        400: lambda: _("The request could not be understood. Check what you typed and try again."),
+        403: lambda: _("You do not have permission to see this page."),
+        404: lambda: _("This page does not exist."),
+        405: lambda: _("This action is not allowed here."),
+        413: lambda: _("What you sent is too large."),
+        429: lambda: _("Too many requests. Wait a moment and try again."),
+        500: lambda: _("Something went wrong on our side. Nothing was saved. Please try again."),
+    }
+
+    def render_error(code: int, message: str | None = None):
+        if request.path.startswith("/api/"):
+            return {"error": message or messages[code]()}, code
+        return render_template("error.html", code=code, message=message or messages[code]()), code
+
+    for code in messages:
+        app.register_error_handler(code, lambda e, code=code: render_error(code, getattr(e, "user_message", None)))
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(e):
+        return render_error(
+            400,
+            _("This form has expired or did not come from this app. Go back, reload the page and send it again."),
+        )

@@ -1,0 +1,165 @@
+"""Log in, log out, and keep every other page behind a login."""
+
+from __future__ import annotations
+
+import time
+from functools import wraps
+from urllib.parse import urlsplit
+
+from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
+from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
+
+from . import users
+from .db import get_db, row
+
+bp = Blueprint("auth", __name__)
+login_manager = LoginManager()
+login_manager.session_protection = "basic"
+
+# Endpoints anyone may reach without logging in.
+PUBLIC_ENDPOINTS = {"auth.login", "auth.choose_login_language", "static"}
+
+
+class User(UserMixin):
+    """The logged-in user, as Flask-Login wants it; ``record`` is the users row."""
+
+    def __init__(self, record: dict, site_ids: list[str], site_language: str | None):
+        self.record = record
+        self.id = record["id"]
+        self.username = record["username"]
+        self.display_name = record["display_name"]
+        self.role = record["role"]
+        self.language = record["language"]
+        self.site_ids = site_ids
+        self.site_language = site_language
+
+    @property
+    def is_active(self) -> bool:
+        return bool(self.record["active"])
+
+    def has_role(self, *roles: str) -> bool:
+        return self.role in roles or self.role == "admin"
+
+
+@login_manager.user_loader
+def load_user(user_id: str) -> User | None:
+    db = get_db()
+    record = users.get_user(db, user_id)
+    if record is None or not record["active"]:
+        return None
+    site_ids = users.user_site_ids(db, record)
+    site_language = None
+    if site_ids:
+        site = row(db, "select default_language from sites where id = ?", (site_ids[0],))
+        site_language = site["default_language"] if site else None
+    return User(record, site_ids, site_language)
+
+
+def role_required(*roles: str):
+    """Allow a view only to users with one of ``roles`` (admins always pass)."""
+
+    def decorator(view):
+        @wraps(view)
+        def wrapped(*args, **kwargs):
+            if not current_user.has_role(*roles):
+                abort(403)
+            return view(*args, **kwargs)
+
+        return wrapped
+
+    return decorator
+
+
+def require_login():
+    """Send anyone not logged in to the login page; end idle sessions on shared laptops."""
+    if request.endpoint in PUBLIC_ENDPOINTS or request.endpoint is None and request.path.startswith("/static/"):
+        return None
+    if not current_user.is_authenticated:
+        if session.pop("_expired", False):
+            flash(_("Your session has expired. Please log in again."), "warning")
+        elif request.endpoint is not None:
+            flash(_("Please log in to see this page."), "info")
+        return redirect(url_for("auth.login", next=request.full_path if request.method == "GET" else None))
+    idle_limit = current_app.config["SESSION_IDLE_MINUTES"] * 60
+    now = int(time.time())
+    last_seen = session.get("seen", now)
+    if now - last_seen > idle_limit:
+        logout_user()
+        session.clear()
+        flash(_("Your session has expired. Please log in again."), "warning")
+        return redirect(url_for("auth.login"))
+    session["seen"] = now
+    g.user = current_user
+    return None
+
+
+def _safe_next(target: str | None) -> str:
+    """Only follow a ``next`` that stays on this site."""
+    if not target:
+        return url_for("home.index")
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return url_for("home.index")
+    return target
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    if current_user.is_authenticated:
+        return redirect(url_for("home.index"))
+    status = 200
+    username = ""
+    if request.method == "POST":
+        username = request.form.get("username", "").strip()
+        password = request.form.get("password", "")
+        if not username or not password:
+            flash(_("Enter your username and your password."), "error")
+            status = 400
+        else:
+            db = get_db()
+            result = users.authenticate(
+                db, username, password, request.remote_addr,
+                max_failures=current_app.config["LOGIN_MAX_FAILURES"],
+                lock_minutes=current_app.config["LOGIN_LOCK_MINUTES"],
+            )
+            if result.user:
+                session.clear()
+                session.permanent = True
+                login_user(load_user(result.user["id"]))
+                session["seen"] = int(time.time())
+                return redirect(_safe_next(request.args.get("next")))
+            if result.error == "throttled":
+                flash(_("Too many failed attempts. Wait %(minutes)d minutes and try again, or ask your "
+                        "coordinator to reset your password.", minutes=result.retry_after_minutes), "error")
+                status = 429
+            elif result.error == "disabled":
+                flash(_("This account has been disabled. Ask your coordinator."), "error")
+                status = 403
+            else:
+                flash(_("Wrong username or password."), "error")
+                status = 401
+    return render_template("auth/login.html", username=username), status
+
+
+@bp.route("/login/language", methods=["POST"])
+def choose_login_language():
+    lang = request.form.get("lang", "")
+    from .i18n import languages
+
+    if lang not in languages():
+        flash(_("Unknown language."), "error")
+        return redirect(url_for("auth.login"), 303)
+    session["lang"] = lang
+    return redirect(url_for("auth.login"), 303)
+
+
+@bp.route("/logout", methods=["POST"])
+def logout():
+    logout_user()
+    lang = session.get("lang")
+    session.clear()
+    if lang:
+        session["lang"] = lang
+    flash(_("You have logged out."), "info")
+    return redirect(url_for("auth.login"), 303)

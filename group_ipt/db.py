@@ -1,0 +1,96 @@
+"""Open the SQLite database, hand one connection to each request, and run writes atomically.
+
+The database is one plain SQLite file (``group-ipt.db`` in the data folder) so an
+analyst can open it read-only with any SQLite tool.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import sqlite_utils
+from flask import current_app, g
+
+DB_FILENAME = "group-ipt.db"
+
+
+class DatabaseMissing(RuntimeError):
+    """The data folder has no database yet: ``group-ipt init`` makes one."""
+
+
+def new_id() -> str:
+    """Return a new random UUID as text: ids are made on the laptop, so they must never clash."""
+    return str(uuid.uuid4())
+
+
+def utcnow() -> str:
+    """Return the current UTC time as ISO 8601 text with seconds, the format of every timestamp column."""
+    return datetime.now(UTC).replace(microsecond=0).isoformat()
+
+
+def connect(path: Path | str) -> sqlite_utils.Database:
+    """Open the database file with the pragmas every connection needs."""
+    conn = sqlite3.connect(str(path), timeout=30, check_same_thread=False)
+    db = sqlite_utils.Database(conn)
+    # WAL lets readers go on while one writer writes; foreign keys are off by default in SQLite.
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA foreign_keys=ON")
+    db.execute("PRAGMA busy_timeout=30000")
+    db.execute("PRAGMA synchronous=NORMAL")
+    return db
+
+
+def database_path(data_dir: Path | str) -> Path:
+    return Path(data_dir) / DB_FILENAME
+
+
+def get_db() -> sqlite_utils.Database:
+    """Return this request's database connection, opening it on first use."""
+    if "db" not in g:
+        g.db = connect(current_app.config["DATABASE"])
+    return g.db
+
+
+def close_db(_exc: BaseException | None = None) -> None:
+    db = g.pop("db", None)
+    if db is not None:
+        db.close()
+
+
+@contextlib.contextmanager
+def write(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
+    """Run a group of writes as one transaction that takes the write lock at once.
+
+    ``BEGIN IMMEDIATE`` avoids the deadlock a deferred transaction meets when two
+    connections both read and then try to write; nested ``db.atomic()`` blocks
+    inside become savepoints. On any error nothing of the group is kept.
+    """
+    if db.conn.in_transaction:
+        with db.atomic():
+            yield db
+        return
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        if db.conn.in_transaction:
+            db.conn.rollback()
+        raise
+    else:
+        db.conn.commit()
+
+
+def row(db: sqlite_utils.Database, sql: str, params: dict | tuple = ()) -> dict | None:
+    """Return the first row of a query as a dict, or None."""
+    for r in db.query(sql, params):
+        return r
+    return None
+
+
+def rows(db: sqlite_utils.Database, sql: str, params: dict | tuple = ()) -> list[dict]:
+    return list(db.query(sql, params))

@@ -1,0 +1,93 @@
+"""Languages: which exist, which one a request uses, and compiling the catalogs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from flask import current_app, request, session
+from flask_login import current_user
+
+
+@dataclass(frozen=True)
+class Language:
+    code: str
+    name: str
+    dir: str
+    status: str  # source, draft or reviewed
+
+
+class LanguageFileError(RuntimeError):
+    pass
+
+
+def load_languages(translations_dir: str | Path) -> dict[str, Language]:
+    path = Path(translations_dir) / "languages.yaml"
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise LanguageFileError(f"{path}: cannot read the language list: {exc}") from exc
+    languages = {}
+    for code, info in data.items():
+        if not isinstance(info, dict) or not info.get("name"):
+            raise LanguageFileError(f"{path}: language {code!r}: field 'name' is missing")
+        direction = info.get("dir", "ltr")
+        if direction not in ("ltr", "rtl"):
+            raise LanguageFileError(f"{path}: language {code!r}: field 'dir' must be ltr or rtl")
+        status = info.get("status", "draft")
+        if status not in ("source", "draft", "reviewed"):
+            raise LanguageFileError(f"{path}: language {code!r}: field 'status' must be source, draft or reviewed")
+        languages[str(code)] = Language(str(code), info["name"], direction, status)
+    return languages
+
+
+def compile_catalogs(translations_dir: str | Path, *, force: bool = False) -> list[Path]:
+    """Compile every ``.po`` whose ``.mo`` is missing or older; return the files written.
+
+    The ``.mo`` files are build products (ignored by git): the app compiles them at
+    start and the test suite does too, so a fresh checkout never serves stale text.
+    """
+    written = []
+    for po_path in sorted(Path(translations_dir).glob("*/LC_MESSAGES/*.po")):
+        mo_path = po_path.with_suffix(".mo")
+        if not force and mo_path.exists() and mo_path.stat().st_mtime >= po_path.stat().st_mtime:
+            continue
+        with po_path.open("rb") as f:
+            catalog = read_po(f, locale=po_path.parent.parent.name)
+        tmp = mo_path.with_suffix(".mo.tmp")
+        with tmp.open("wb") as f:
+            write_mo(f, catalog, use_fuzzy=False)
+        tmp.replace(mo_path)
+        written.append(mo_path)
+    return written
+
+
+def languages() -> dict[str, Language]:
+    return current_app.extensions["group_ipt_languages"]
+
+
+def select_locale() -> str:
+    """Pick the language: the user's saved choice, then the session's, the browser's, the site default."""
+    available = languages()
+    if current_user and current_user.is_authenticated and current_user.language in available:
+        return current_user.language
+    chosen = session.get("lang")
+    if chosen in available:
+        return chosen
+    best = request.accept_languages.best_match(list(available)) if request else None
+    if best:
+        return best
+    if current_user and current_user.is_authenticated and current_user.site_language in available:
+        return current_user.site_language
+    return current_app.config["DEFAULT_LANGUAGE"]
+
+
+def current_language() -> Language:
+    from flask_babel import get_locale
+
+    code = str(get_locale() or current_app.config["DEFAULT_LANGUAGE"])
+    available = languages()
+    return available.get(code) or available.get(code.split("_")[0]) or Language(code, code, "ltr", "draft")

@@ -1,0 +1,838 @@
+"""Load screening instruments from YAML files, check them, and score answers.
+
+Instruments (PHQ-9, WHO-5, a programme's own checklist...) are data files in
+``forms/instruments/``; docs/forms.md describes their format. This module is plain
+Python: views and CLI commands parse input, call it, and render the result.
+
+Two rules shape the scoring code:
+
+- A missing answer is never counted as 0. Either the instrument's missing rule
+  allows prorating, and the result says it was prorated, or there is no total.
+- Risk answers (PHQ-9 question 9 above 0) are reported whatever else is missing.
+"""
+
+from __future__ import annotations
+
+import difflib
+import itertools
+import math
+import operator
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from fractions import Fraction
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = [
+    "Band",
+    "Eligibility",
+    "FormFileError",
+    "Instrument",
+    "InvalidAnswer",
+    "InvalidCutoff",
+    "Item",
+    "Option",
+    "RiskRule",
+    "ScoreResult",
+    "Scoring",
+    "check_instruments",
+    "load_instrument",
+    "load_instruments",
+]
+
+SCORING_METHODS = ("sum", "scaled", "none")
+DIRECTIONS = (">=", "<=")
+_RISK_OPERATORS: dict[str, Callable[[int, int], bool]] = {
+    ">=": operator.ge,
+    ">": operator.gt,
+    "<=": operator.le,
+    "<": operator.lt,
+    "==": operator.eq,
+    "!=": operator.ne,
+}
+_RISK_RULE = re.compile(r"^\s*(>=|<=|==|!=|>|<)\s*(-?\d+)\s*$")
+# Protocol files refer to instruments by id, so instrument ids start with a letter.
+_INSTRUMENT_ID = re.compile(r"^[a-z][a-z0-9_-]*$")
+_ITEM_ID = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+
+# Allowed keys per mapping; anything else in a file is an error, never ignored.
+_TOP_KEYS = ("id", "name", "version", "description", "recall", "options", "items", "scoring", "bands", "eligibility")
+_ITEM_KEYS = ("id", "text", "options", "scored", "risk")
+_OPTION_KEYS = ("value", "label")
+_RISK_KEYS = ("when",)
+_SCORING_KEYS = ("method", "multiplier", "missing")
+_MISSING_KEYS = ("prorate_max_missing",)
+_BAND_KEYS = ("min", "max", "label", "explanation")
+_ELIGIBILITY_KEYS = ("cutoff", "direction", "configurable")
+
+
+class FormFileError(Exception):
+    """A form file that cannot be used, naming the file, line, item and field."""
+
+    def __init__(self, file: str, item: str | None, field: str | None, message: str, line: int | None = None) -> None:
+        super().__init__(file, item, field, message, line)
+        self.file = file
+        self.item = item
+        self.field = field
+        self.message = message
+        self.line = line
+
+    def __str__(self) -> str:
+        parts = [self.file if self.line is None else f"{self.file}:{self.line}"]
+        if self.item is not None:
+            parts.append(f"item {self.item}")
+        if self.field is not None:
+            parts.append(f"field '{self.field}'")
+        parts.append(self.message)
+        return ": ".join(parts)
+
+
+class InvalidAnswer(ValueError):
+    """An answer that is not one of the item's options, or for an unknown item."""
+
+    def __init__(self, item: str, message: str) -> None:
+        super().__init__(item, message)
+        self.item = item
+        self.message = message
+
+    def __str__(self) -> str:
+        return f"item {self.item}: {self.message}"
+
+
+class InvalidCutoff(ValueError):
+    """A cut-off override the instrument does not allow."""
+
+
+@dataclass(frozen=True)
+class Option:
+    value: int
+    label: str
+
+
+@dataclass(frozen=True)
+class RiskRule:
+    """When an answer to an item must raise a safety alert, e.g. ``>= 1``."""
+
+    op: str
+    value: int
+
+    def matches(self, answer: int) -> bool:
+        return _RISK_OPERATORS[self.op](answer, self.value)
+
+    def __str__(self) -> str:
+        return f"{self.op} {self.value}"
+
+
+@dataclass(frozen=True)
+class Item:
+    id: str
+    text: str
+    options: tuple[Option, ...]
+    scored: bool = True
+    risk: RiskRule | None = None
+
+    @property
+    def values(self) -> tuple[int, ...]:
+        return tuple(option.value for option in self.options)
+
+    def option(self, value: int) -> Option | None:
+        """Return the option with this value, or None."""
+        for option in self.options:
+            if option.value == value:
+                return option
+        return None
+
+
+@dataclass(frozen=True)
+class Band:
+    min: int
+    max: int
+    label: str
+    explanation: str
+
+    def contains(self, total: int) -> bool:
+        return self.min <= total <= self.max
+
+
+@dataclass(frozen=True)
+class Scoring:
+    method: str  # one of SCORING_METHODS
+    multiplier: int | float | None = None  # only for "scaled"
+    prorate_max_missing: int = 0  # 0: any missing scored item means no total
+
+
+@dataclass(frozen=True)
+class Eligibility:
+    cutoff: int
+    direction: str = ">="  # one of DIRECTIONS
+    configurable: bool = True
+
+    def is_met(self, total: int, cutoff: int | None = None) -> bool:
+        """Return whether a total meets the cut-off (the file's, or an override)."""
+        threshold = self.cutoff if cutoff is None else cutoff
+        if self.direction == ">=":
+            return total >= threshold
+        return total <= threshold
+
+
+@dataclass(frozen=True)
+class ScoreResult:
+    """The outcome of scoring one set of answers.
+
+    ``total`` is on the scale the bands and cut-off use: the scaled total for a
+    scaled instrument, otherwise the raw total. It is None whenever more answers
+    are missing than the instrument's rule allows, and then so are ``band`` and
+    ``eligible``.
+    """
+
+    instrument_id: str
+    total: int | None
+    raw_total: int | None
+    scaled_total: int | None
+    band: Band | None
+    eligible: bool | None
+    cutoff: int | None
+    missing: list[str]
+    complete: bool
+    prorated: bool
+    risk_items: list[str]
+    risk_unanswered: list[str]
+
+
+@dataclass(frozen=True)
+class Instrument:
+    id: str
+    name: str
+    version: str
+    recall: str
+    items: tuple[Item, ...]
+    scoring: Scoring
+    bands: tuple[Band, ...] = ()
+    eligibility: Eligibility | None = None
+    description: str | None = None
+    source: str | None = field(default=None, compare=False)
+
+    @cached_property
+    def _items_by_id(self) -> dict[str, Item]:
+        return {item.id: item for item in self.items}
+
+    def item(self, item_id: str) -> Item:
+        """Return the item with this id (KeyError if there is none)."""
+        return self._items_by_id[item_id]
+
+    @property
+    def scored_items(self) -> tuple[Item, ...]:
+        return tuple(item for item in self.items if item.scored)
+
+    @property
+    def risk_items(self) -> tuple[Item, ...]:
+        return tuple(item for item in self.items if item.risk is not None)
+
+    @property
+    def min_total(self) -> int | None:
+        """Return the lowest possible total, or None when the form is not scored."""
+        totals = _total_range(self.items, self.scoring)
+        return None if totals is None else totals[0]
+
+    @property
+    def max_total(self) -> int | None:
+        """Return the highest possible total, or None when the form is not scored."""
+        totals = _total_range(self.items, self.scoring)
+        return None if totals is None else totals[1]
+
+    def band_for(self, total: int | None) -> Band | None:
+        """Return the severity band holding a total, or None."""
+        if total is None:
+            return None
+        for band in self.bands:
+            if band.contains(total):
+                return band
+        return None
+
+    def validate_answers(self, raw: Mapping[str, str | None]) -> dict[str, int | None]:
+        """Parse submitted form strings into answers for every item.
+
+        An empty string (or an absent item) is a missing answer. Raise
+        InvalidAnswer for an unknown item id, a value that is not a whole
+        number, or a number that is not one of the item's options.
+        """
+        for item_id in raw:
+            if item_id not in self._items_by_id:
+                raise InvalidAnswer(item_id, f"no such question in {self.id}")
+        answers: dict[str, int | None] = {}
+        for item in self.items:
+            value = raw.get(item.id)
+            text = "" if value is None else str(value).strip()
+            if not text:
+                answers[item.id] = None
+                continue
+            try:
+                number = int(text)
+            except ValueError:
+                raise InvalidAnswer(item.id, f"{text!r} is not a number") from None
+            if item.option(number) is None:
+                raise InvalidAnswer(item.id, _not_an_option(item, number))
+            answers[item.id] = number
+        return answers
+
+    def score(self, answers: Mapping[str, int | None], cutoff: int | None = None) -> ScoreResult:
+        """Score answers (item id -> option value, None or absent when missing).
+
+        ``cutoff`` overrides the file's eligibility cut-off (a programme setting).
+        Raise InvalidAnswer for an unknown item or a value that is not an option,
+        and InvalidCutoff for an override the instrument does not allow.
+        """
+        checked = self._check_answers(answers)
+        threshold = self._threshold(cutoff)
+        missing = [item.id for item in self.items if checked[item.id] is None]
+        # Safety first, and independent of everything else that may be missing.
+        risk_items = [
+            item.id
+            for item in self.items
+            if item.risk is not None and (answer := checked[item.id]) is not None and item.risk.matches(answer)
+        ]
+        risk_unanswered = [item.id for item in self.risk_items if checked[item.id] is None]
+
+        raw_total, prorated = self._raw_total(checked)
+        scaled_total = None
+        total = raw_total
+        if raw_total is not None and self.scoring.method == "scaled":
+            scaled_total = _scale(raw_total, self.scoring)
+            total = scaled_total
+        eligible = None
+        if total is not None and threshold is not None and self.eligibility is not None:
+            eligible = self.eligibility.is_met(total, threshold)
+        return ScoreResult(
+            instrument_id=self.id,
+            total=total,
+            raw_total=raw_total,
+            scaled_total=scaled_total,
+            band=self.band_for(total),
+            eligible=eligible,
+            cutoff=threshold,
+            missing=missing,
+            complete=not missing,
+            prorated=prorated,
+            risk_items=risk_items,
+            risk_unanswered=risk_unanswered,
+        )
+
+    def _check_answers(self, answers: Mapping[str, int | None]) -> dict[str, int | None]:
+        for item_id in answers:
+            if item_id not in self._items_by_id:
+                raise InvalidAnswer(item_id, f"no such question in {self.id}")
+        checked: dict[str, int | None] = {}
+        for item in self.items:
+            value = answers.get(item.id)
+            if value is not None:
+                if isinstance(value, bool) or not isinstance(value, int):
+                    raise InvalidAnswer(item.id, f"{value!r} is not a whole number")
+                if item.option(value) is None:
+                    raise InvalidAnswer(item.id, _not_an_option(item, value))
+            checked[item.id] = value
+        return checked
+
+    def _threshold(self, cutoff: int | None) -> int | None:
+        if cutoff is None:
+            return None if self.eligibility is None else self.eligibility.cutoff
+        if self.eligibility is None:
+            raise InvalidCutoff(f"{self.id} has no eligibility cut-off to override")
+        if not self.eligibility.configurable:
+            raise InvalidCutoff(f"the cut-off of {self.id} is fixed at {self.eligibility.cutoff}")
+        if isinstance(cutoff, bool) or not isinstance(cutoff, int):
+            raise InvalidCutoff(f"cut-off {cutoff!r} is not a whole number")
+        low, high = self.min_total, self.max_total
+        assert low is not None and high is not None  # eligibility implies scoring
+        if not low <= cutoff <= high:
+            raise InvalidCutoff(f"cut-off {cutoff} is outside {self.id}'s range {low}-{high}")
+        return cutoff
+
+    def _raw_total(self, checked: Mapping[str, int | None]) -> tuple[int | None, bool]:
+        if self.scoring.method == "none":
+            return None, False
+        scored = self.scored_items
+        given = [answer for item in scored if (answer := checked[item.id]) is not None]
+        missing_count = len(scored) - len(given)
+        if missing_count == 0:
+            return sum(given), False
+        if missing_count > self.scoring.prorate_max_missing:
+            return None, False
+        # Fill the gaps with the mean of the answers given (the usual proration).
+        mean = Fraction(sum(given), len(given))
+        return _round_half_up(mean * len(scored)), True
+
+
+def _scale(raw: int, scoring: Scoring) -> int:
+    if scoring.method != "scaled" or scoring.multiplier is None:
+        return raw
+    return _round_half_up(raw * Fraction(str(scoring.multiplier)))
+
+
+def _total_range(items: tuple[Item, ...], scoring: Scoring) -> tuple[int, int] | None:
+    """Return the lowest and highest total, or None when the form is not scored."""
+    if scoring.method == "none":
+        return None
+    scored = [item for item in items if item.scored]
+    low = sum(min(item.values) for item in scored)
+    high = sum(max(item.values) for item in scored)
+    return _scale(low, scoring), _scale(high, scoring)
+
+
+def _round_half_up(value: Fraction) -> int:
+    return math.floor(value + Fraction(1, 2))
+
+
+def _not_an_option(item: Item, value: int) -> str:
+    allowed = ", ".join(str(v) for v in item.values)
+    return f"{value} is not one of the answers ({allowed})"
+
+
+# Loading -------------------------------------------------------------------
+
+
+def load_instrument(path: str | Path) -> Instrument:
+    """Load one instrument file; raise the first FormFileError found in it."""
+    instrument, errors = _read_instrument(Path(path))
+    if errors:
+        raise errors[0]
+    assert instrument is not None
+    return instrument
+
+
+def load_instruments(directory: str | Path) -> dict[str, Instrument]:
+    """Load every instrument in a directory, keyed by id.
+
+    Raise the first FormFileError of any file: a programme never runs with
+    some of its instruments silently left out.
+    """
+    instruments, errors = _read_directory(Path(directory))
+    if errors:
+        raise errors[0]
+    return instruments
+
+
+def check_instruments(directory: str | Path) -> list[FormFileError]:
+    """Return every error in every instrument file of a directory (empty if none)."""
+    return _read_directory(Path(directory))[1]
+
+
+def _read_directory(directory: Path) -> tuple[dict[str, Instrument], list[FormFileError]]:
+    if not directory.is_dir():
+        return {}, [FormFileError(str(directory), None, None, "no such directory")]
+    paths = sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")])
+    instruments: dict[str, Instrument] = {}
+    errors: list[FormFileError] = []
+    for path in paths:
+        instrument, file_errors = _read_instrument(path)
+        errors.extend(file_errors)
+        if instrument is None:
+            continue
+        if instrument.id in instruments:
+            first = instruments[instrument.id].source
+            errors.append(FormFileError(str(path), None, "id", f"id '{instrument.id}' is already used by {first}"))
+            continue
+        instruments[instrument.id] = instrument
+    return instruments, errors
+
+
+def _read_instrument(path: Path) -> tuple[Instrument | None, list[FormFileError]]:
+    file = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        return None, [FormFileError(file, None, None, f"cannot read the file: {exc}")]
+    loader = _LineLoader(text)
+    try:
+        data = loader.get_single_data()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else None
+        message = f"not valid YAML: {exc.problem or exc.context}"
+        return None, [FormFileError(file, None, None, message, line)]
+    except yaml.YAMLError as exc:
+        return None, [FormFileError(file, None, None, f"not valid YAML: {exc}")]
+    finally:
+        loader.dispose()
+    checker = _Checker(file)
+    instrument = checker.instrument(data)
+    if checker.errors:
+        return None, checker.errors
+    return instrument, []
+
+
+class _Map(dict):  # type: ignore[type-arg]
+    """A YAML mapping that remembers its own line and the line of each key."""
+
+    line: int | None = None
+    key_lines: dict[Any, int]
+
+
+class _LineLoader(yaml.SafeLoader):
+    """SafeLoader that keeps line numbers and refuses duplicate keys."""
+
+
+def _construct_map(loader: _LineLoader, node: yaml.MappingNode) -> _Map:
+    loader.flatten_mapping(node)
+    key_lines: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if isinstance(key, (dict, list)):
+            raise yaml.constructor.ConstructorError(None, None, "a key must be a plain word", key_node.start_mark)
+        if key in key_lines:
+            raise yaml.constructor.ConstructorError(None, None, f"duplicate key '{key}'", key_node.start_mark)
+        key_lines[key] = key_node.start_mark.line + 1
+    mapping = _Map(loader.construct_mapping(node, deep=True))
+    mapping.line = node.start_mark.line + 1
+    mapping.key_lines = key_lines
+    return mapping
+
+
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_map)
+
+
+class _Checker:
+    """Turn parsed YAML into an Instrument, collecting every error on the way."""
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.errors: list[FormFileError] = []
+
+    def error(self, where: Any, field: str | None, message: str, item: str | None = None) -> None:
+        line = None
+        if isinstance(where, _Map):
+            line = where.key_lines.get(field, where.line)
+        self.errors.append(FormFileError(self.file, item, field, message, line))
+
+    def keys(self, data: _Map, allowed: tuple[str, ...], item: str | None = None) -> None:
+        for key in data:
+            if key not in allowed:
+                hint = difflib.get_close_matches(str(key), allowed, n=1)
+                message = "unknown field" + (f" (did you mean '{hint[0]}'?)" if hint else "")
+                message += "; allowed: " + ", ".join(allowed)
+                self.error(data, str(key), message, item)
+
+    def mapping(self, value: Any, field: str, parent: Any, item: str | None = None) -> _Map | None:
+        if isinstance(value, _Map):
+            return value
+        self.error(parent, field, "must be a mapping of 'key: value' lines", item)
+        return None
+
+    def text(self, data: _Map, field: str, item: str | None = None, required: bool = True) -> str | None:
+        if field not in data:
+            if required:
+                self.error(data, field, "is missing", item)
+            return None
+        value = data[field]
+        if not isinstance(value, str) or not value.strip():
+            # YAML reads bare yes/no/on/off as true/false: say how to keep the words.
+            hint = " (put quotes around it)" if isinstance(value, (bool, int, float)) else ""
+            self.error(data, field, f"must be non-empty text{hint}", item)
+            return None
+        # Kept exactly as written: it is the msgid the extractor puts in the catalog.
+        return value
+
+    def integer(self, data: _Map, field: str, item: str | None = None) -> int | None:
+        if field not in data:
+            self.error(data, field, "is missing", item)
+            return None
+        value = data[field]
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.error(data, field, f"must be a whole number, not {value!r}", item)
+            return None
+        return value
+
+    def boolean(self, data: _Map, field: str, default: bool, item: str | None = None) -> bool:
+        value = data.get(field, default)
+        if not isinstance(value, bool):
+            self.error(data, field, f"must be true or false, not {value!r}", item)
+            return default
+        return value
+
+    def identifier(self, data: _Map, pattern: re.Pattern[str], item: str | None = None) -> str | None:
+        value = data.get("id")
+        if "id" not in data:
+            self.error(data, "id", "is missing", item)
+            return None
+        if not isinstance(value, str) or not pattern.match(value):
+            first = "a letter" if pattern is _INSTRUMENT_ID else "a letter or digit"
+            message = f"{value!r} must start with {first}, then lower-case letters, digits, '-' or '_'"
+            self.error(data, "id", message, item)
+            return None
+        return value
+
+    # The instrument, section by section.
+
+    def instrument(self, data: Any) -> Instrument | None:
+        if not isinstance(data, _Map):
+            self.error(None, None, "must be a YAML mapping with id, name, items, scoring...")
+            return None
+        self.keys(data, _TOP_KEYS)
+        instrument_id = self.identifier(data, _INSTRUMENT_ID)
+        name = self.text(data, "name")
+        recall = self.text(data, "recall")
+        description = self.text(data, "description", required=False)
+        version = self.version(data)
+        shared = None
+        if "options" in data:
+            shared = self.options(data["options"], data, None)
+        errors_before_items = len(self.errors)
+        items = self.items(data, shared, shared_given="options" in data)
+        scoring = self.scoring(data, items)
+        items_ok = len(self.errors) == errors_before_items
+        bands = self.bands(data)
+        eligibility = self.eligibility(data)
+        # Bands and cut-off can only be checked against a known range of totals.
+        if items_ok and scoring is not None:
+            self.check_totals(data, _total_range(items, scoring), bands, eligibility)
+        if self.errors:
+            return None
+        assert instrument_id and name and recall and version and scoring and items
+        return Instrument(
+            id=instrument_id,
+            name=name,
+            version=version,
+            recall=recall,
+            items=items,
+            scoring=scoring,
+            bands=bands,
+            eligibility=eligibility,
+            description=description,
+            source=self.file,
+        )
+
+    def version(self, data: _Map) -> str | None:
+        if "version" not in data:
+            self.error(data, "version", "is missing")
+            return None
+        value = data["version"]
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)) or value == "":
+            self.error(data, "version", f"must be a number or text, not {value!r}")
+            return None
+        return str(value)
+
+    def options(self, value: Any, parent: _Map, item: str | None) -> tuple[Option, ...] | None:
+        if not isinstance(value, list) or not value:
+            self.error(parent, "options", "must be a list of {value, label} answers", item)
+            return None
+        options: list[Option] = []
+        ok = True
+        for entry in value:
+            data = self.mapping(entry, "options", parent, item)
+            if data is None:
+                ok = False
+                continue
+            self.keys(data, _OPTION_KEYS, item)
+            raw = data.get("value")
+            if "value" in data and (isinstance(raw, bool) or not isinstance(raw, int)):
+                self.error(data, "options", f"values must be integers, not {raw!r}", item)
+                ok = False
+                continue
+            number = self.integer(data, "value", item)
+            label = self.text(data, "label", item)
+            if number is None or label is None:
+                ok = False
+                continue
+            if any(option.value == number for option in options):
+                self.error(data, "options", f"value {number} is listed twice", item)
+                ok = False
+                continue
+            options.append(Option(number, label))
+        return tuple(options) if ok else None
+
+    def items(self, data: _Map, shared: tuple[Option, ...] | None, shared_given: bool) -> tuple[Item, ...]:
+        if "items" not in data:
+            self.error(data, "items", "is missing")
+            return ()
+        value = data["items"]
+        if not isinstance(value, list) or not value:
+            self.error(data, "items", "must be a non-empty list of questions")
+            return ()
+        items: list[Item] = []
+        seen: set[str] = set()
+        for position, entry in enumerate(value, start=1):
+            item_data = self.mapping(entry, "items", data, f"#{position}")
+            if item_data is None:
+                continue
+            item_id = self.identifier(item_data, _ITEM_ID, f"#{position}")
+            label = item_id or f"#{position}"
+            self.keys(item_data, _ITEM_KEYS, label)
+            if item_id is not None and item_id in seen:
+                self.error(item_data, "id", f"duplicate item id '{item_id}'", label)
+                item_id = None
+            if item_id is not None:
+                seen.add(item_id)
+            text = self.text(item_data, "text", label)
+            if "options" in item_data:
+                options = self.options(item_data["options"], item_data, label)
+            elif shared_given:
+                options = shared  # None if the shared options were wrong: reported once
+            else:
+                self.error(item_data, "options", "is missing (and the file has no shared options)", label)
+                options = None
+            scored = self.boolean(item_data, "scored", True, label)
+            risk = self.risk(item_data, options, label)
+            if item_id and text and options:
+                items.append(Item(item_id, text, options, scored, risk))
+        return tuple(items)
+
+    def risk(self, data: _Map, options: tuple[Option, ...] | None, item: str) -> RiskRule | None:
+        if "risk" not in data:
+            return None
+        risk = self.mapping(data["risk"], "risk", data, item)
+        if risk is None:
+            return None
+        self.keys(risk, _RISK_KEYS, item)
+        when = risk.get("when")
+        match = _RISK_RULE.match(when) if isinstance(when, str) else None
+        if match is None:
+            self.error(risk, "risk", f"'when' must look like \">= 1\", not {when!r}", item)
+            return None
+        rule = RiskRule(match.group(1), int(match.group(2)))
+        if options is None:
+            return rule
+        values = [option.value for option in options]
+        if rule.value not in values:
+            self.error(
+                risk,
+                "risk",
+                f"rule '{rule}' refers to {rule.value}, which is not an answer value ({', '.join(map(str, values))})",
+                item,
+            )
+            return None
+        if not any(rule.matches(value) for value in values):
+            self.error(risk, "risk", f"rule '{rule}' can never match any answer", item)
+            return None
+        return rule
+
+    def scoring(self, data: _Map, items: tuple[Item, ...]) -> Scoring | None:
+        if "scoring" not in data:
+            self.error(data, "scoring", "is missing")
+            return None
+        scoring = self.mapping(data["scoring"], "scoring", data)
+        if scoring is None:
+            return None
+        self.keys(scoring, _SCORING_KEYS)
+        method = scoring.get("method")
+        if method not in SCORING_METHODS:
+            self.error(scoring, "method", f"must be one of {', '.join(SCORING_METHODS)}, not {method!r}")
+            return None
+        multiplier = scoring.get("multiplier")
+        if method == "scaled":
+            if isinstance(multiplier, bool) or not isinstance(multiplier, (int, float)) or multiplier <= 0:
+                self.error(scoring, "multiplier", "a scaled score needs a positive multiplier")
+                return None
+        elif "multiplier" in scoring:
+            self.error(scoring, "multiplier", "is only used with method: scaled")
+            return None
+        prorate = self.missing_rule(scoring)
+        if prorate is None:
+            return None
+        scored = [item for item in items if item.scored]
+        if method != "none" and items and not scored:
+            self.error(scoring, "method", "no item is scored (all have scored: false)")
+            return None
+        if prorate and scored:
+            if prorate >= len(scored):
+                self.error(
+                    scoring, "missing", f"prorate_max_missing must be below the number of scored items ({len(scored)})"
+                )
+                return None
+            # Filling a gap with the mean only makes sense when every item counts alike.
+            if len({item.values for item in scored}) > 1:
+                self.error(scoring, "missing", "prorating needs every scored item to have the same answer values")
+                return None
+        return Scoring(method, multiplier if method == "scaled" else None, prorate)
+
+    def missing_rule(self, scoring: _Map) -> int | None:
+        value = scoring.get("missing", "none")
+        if value == "none":
+            return 0
+        rule = self.mapping(value, "missing", scoring)
+        if rule is None:
+            return None
+        self.keys(rule, _MISSING_KEYS)
+        count = self.integer(rule, "prorate_max_missing")
+        if count is not None and count < 0:
+            self.error(rule, "prorate_max_missing", "must be 0 or more")
+            return None
+        return count
+
+    def bands(self, data: _Map) -> tuple[Band, ...]:
+        value = data.get("bands", [])
+        if not isinstance(value, list):
+            self.error(data, "bands", "must be a list of {min, max, label, explanation}")
+            return ()
+        bands: list[Band] = []
+        for entry in value:
+            band = self.mapping(entry, "bands", data)
+            if band is None:
+                continue
+            self.keys(band, _BAND_KEYS)
+            low = self.integer(band, "min")
+            high = self.integer(band, "max")
+            label = self.text(band, "label")
+            explanation = self.text(band, "explanation")
+            if low is None or high is None or label is None or explanation is None:
+                continue
+            if low > high:
+                self.error(band, "min", f"band '{label}' starts at {low}, after its end {high}")
+                continue
+            bands.append(Band(low, high, label, explanation))
+        return tuple(sorted(bands, key=lambda band: band.min))
+
+    def eligibility(self, data: _Map) -> Eligibility | None:
+        if "eligibility" not in data:
+            return None
+        rule = self.mapping(data["eligibility"], "eligibility", data)
+        if rule is None:
+            return None
+        self.keys(rule, _ELIGIBILITY_KEYS)
+        cutoff = self.integer(rule, "cutoff")
+        direction = rule.get("direction", ">=")
+        if direction not in DIRECTIONS:
+            self.error(rule, "direction", f"must be one of {', '.join(DIRECTIONS)}, not {direction!r}")
+            return None
+        configurable = self.boolean(rule, "configurable", True)
+        if cutoff is None:
+            return None
+        return Eligibility(cutoff, direction, configurable)
+
+    def check_totals(
+        self, data: _Map, totals: tuple[int, int] | None, bands: tuple[Band, ...], eligibility: Eligibility | None
+    ) -> None:
+        """Check bands and cut-off against the totals the scoring can produce."""
+        if totals is None:
+            if bands:
+                self.error(data, "bands", "a form with scoring method 'none' cannot have bands")
+            if eligibility is not None:
+                self.error(data, "eligibility", "a form with scoring method 'none' has no total to cut")
+            return
+        low, high = totals
+        if eligibility is not None:
+            cutoff = eligibility.cutoff
+            if not low <= cutoff <= high:
+                self.error(data["eligibility"], "cutoff", f"{cutoff} is outside the possible totals {low}-{high}")
+        if not bands:
+            return
+        if bands[0].min != low:
+            self.error(data, "bands", f"the first band starts at {bands[0].min}; totals start at {low}")
+        if bands[-1].max != high:
+            self.error(data, "bands", f"the last band ends at {bands[-1].max}; totals go up to {high}")
+        for before, after in itertools.pairwise(bands):
+            if after.min > before.max + 1:
+                self.error(
+                    data,
+                    "bands",
+                    f"gap between band '{before.label}' (ends {before.max}) and '{after.label}' (starts {after.min})",
+                )
+            elif after.min <= before.max:
+                self.error(
+                    data,
+                    "bands",
+                    f"band '{before.label}' ({before.min}-{before.max}) overlaps "
+                    f"'{after.label}' ({after.min}-{after.max})",
+                )

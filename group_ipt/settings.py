@@ -1,0 +1,54 @@
+"""Every setting, its default and what it means, in one place.
+
+Settings come from these defaults, then ``config.toml`` in the data folder (keys
+in upper case, e.g. ``SESSION_IDLE_MINUTES = 60``), then the overrides a test or
+command passes to ``create_app``. The README lists them all (a test checks it).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+# Used only with ``serve --dev`` or in tests; ``serve`` refuses to run on it otherwise.
+DEV_SECRET_KEY = "dev-only-insecure-secret-key"  # noqa: S105 (refused by serve)
+
+REPO_DIR = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: Any
+    help: str
+
+
+SETTINGS = [
+    Setting("DATA_DIR", None, "Folder holding the database, the secret key and config.toml. "
+            "Default: the per-user data folder, or $GROUP_IPT_DATA, or --data-dir."),
+    Setting("PROGRAMME_NAME", "group-ipt programme", "Name of the programme, shown in headers and on printouts."),
+    Setting("DEFAULT_LANGUAGE", "en", "Language used when neither the user nor the browser chose one."),
+    Setting("TRANSLATIONS_DIR", str(REPO_DIR / "translations"), "Folder with the gettext catalogs and languages.yaml."),
+    Setting("FORMS_DIR", str(REPO_DIR / "forms"), "Folder with the instrument, protocol and script files."),
+    Setting("SESSION_IDLE_MINUTES", 120, "Log a user out after this many minutes without a request (shared laptops)."),
+    Setting("SESSION_LIFETIME_HOURS", 12, "A login lasts at most this many hours."),
+    Setting("SESSION_COOKIE_SECURE", False, "Send the session cookie over HTTPS only; turn on when served over HTTPS."),
+    Setting("LOGIN_MAX_FAILURES", 5, "Failed logins for one username before it is locked for LOGIN_LOCK_MINUTES."),
+    Setting("LOGIN_LOCK_MINUTES", 15, "How long repeated failed logins lock a username."),
+    Setting("PASSWORD_HASH_METHOD", "scrypt", "werkzeug password hash method; tests use a faster one."),
+]
+
+
+def default_data_dir() -> Path:
+    env = os.environ.get("GROUP_IPT_DATA")
+    if env:
+        return Path(env)
+    return Path(platformdirs.user_data_dir("group-ipt", appauthor=False))
+
+
+def defaults() -> dict[str, Any]:
+    return {s.name: s.default for s in SETTINGS}

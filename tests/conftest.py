@@ -1,0 +1,111 @@
+"""Fixtures shared by the tests: an app on a temporary data folder, clients, the CLI runner."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from group_ipt import create_app, users
+from group_ipt import db as dbmod
+from group_ipt.cli import cli, initialise
+from group_ipt.i18n import compile_catalogs
+from group_ipt.settings import REPO_DIR
+
+PASSWORD = "correct-horse"
+FAST_HASH = "pbkdf2:sha256:1000"
+CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+@pytest.fixture(scope="session", autouse=True)
+def compiled_catalogs():
+    """The test step compiles the .po catalogs, as the install step does."""
+    compile_catalogs(REPO_DIR / "translations")
+
+
+def make_app(data_dir: Path, **overrides):
+    db = initialise(data_dir)
+    db.close()
+    return create_app({"DATA_DIR": str(data_dir), "TESTING": True, "PASSWORD_HASH_METHOD": FAST_HASH, **overrides})
+
+
+@pytest.fixture
+def app(tmp_path):
+    app = make_app(tmp_path / "data")
+    db = dbmod.connect(app.config["DATABASE"])
+    kmp = users.create_site(db, "KMP", "Kampala North", "en")
+    msk = users.create_site(db, "MSK", "Masaka Rural", "sw")
+    users.create_user(db, "admin", PASSWORD, "admin", display_name="Ada Admin", hash_method=FAST_HASH)
+    users.create_user(db, "coord", PASSWORD, "coordinator", display_name="Ruth Coordinator",
+                      site_ids=[kmp["id"], msk["id"]], hash_method=FAST_HASH)
+    users.create_user(db, "amina", PASSWORD, "facilitator", display_name="Amina Nakato",
+                      site_ids=[kmp["id"]], hash_method=FAST_HASH)
+    users.create_user(db, "grace", PASSWORD, "facilitator", display_name="Grace Wanjiru",
+                      site_ids=[msk["id"]], hash_method=FAST_HASH)
+    db.close()
+    return app
+
+
+@pytest.fixture
+def db(app):
+    conn = dbmod.connect(app.config["DATABASE"])
+    yield conn
+    conn.close()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+def csrf_token(client, path: str = "/login") -> str:
+    """Return the CSRF token of the form on ``path``, as a browser would read it."""
+    html = client.get(path).get_data(as_text=True)
+    match = CSRF_RE.search(html)
+    assert match, f"no CSRF token on {path}"
+    return match.group(1)
+
+
+def login(client, username: str = "amina", password: str = PASSWORD):
+    token = csrf_token(client, "/login")
+    return client.post("/login", data={"username": username, "password": password, "csrf_token": token})
+
+
+def post_form(client, path: str, data: dict, *, form_page: str = "/", **kwargs):
+    """POST ``data`` with a valid CSRF token taken from ``form_page``."""
+    token = csrf_token(client, form_page)
+    return client.post(path, data={**data, "csrf_token": token}, **kwargs)
+
+
+@pytest.fixture
+def logged_in(client):
+    response = login(client)
+    assert response.status_code == 302
+    return client
+
+
+@pytest.fixture
+def runner(tmp_path):
+    """Invoke the CLI on its own data folder: ``runner.invoke(args, input=...)``."""
+    data_dir = tmp_path / "cli-data"
+
+    class Runner:
+        def __init__(self):
+            self.data_dir = data_dir
+            self.cli = CliRunner()
+
+        def invoke(self, args, **kwargs):
+            env = {"GROUP_IPT_DATA": str(data_dir)}
+            return self.cli.invoke(cli, ["--data-dir", str(data_dir), *args], env=env, **kwargs)
+
+    return Runner()
+
+
+def chromium_path() -> str | None:
+    return os.environ.get("CHROMIUM_BIN") or shutil.which("chromium") or (
+        "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
+    )

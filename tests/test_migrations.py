@@ -1,0 +1,70 @@
+"""Schema migrations: numbered, forward-only, and an old database upgrades cleanly."""
+
+from __future__ import annotations
+
+import pytest
+
+from group_ipt import db as dbmod
+from group_ipt.schema import all_migrations, current_version, migrate, split_sql
+
+
+def test_migrations_are_numbered_from_one_without_gaps():
+    versions = [m.version for m in all_migrations()]
+    assert versions == list(range(1, len(versions) + 1))
+
+
+@pytest.mark.parametrize("start", [m.version for m in all_migrations()])
+def test_upgrade_from_every_earlier_version_keeps_data(tmp_path, start):
+    db = dbmod.connect(tmp_path / "old.db")
+    migrate(db, upto=start)
+    assert current_version(db) == start
+    db.execute("insert into sites (id, code, name, default_language, created_at, updated_at)"
+               " values ('s1', 'OLD', 'Old site', 'en', '2026-01-01T00:00:00+00:00', '2026-01-01T00:00:00+00:00')")
+    db.conn.commit()
+    applied = migrate(db)
+    assert [m.version for m in applied] == [m.version for m in all_migrations() if m.version > start]
+    assert current_version(db) == all_migrations()[-1].version
+    assert db["sites"].get("s1")["code"] == "OLD"
+    assert migrate(db) == []  # re-running is safe
+    assert db.execute("pragma integrity_check").fetchone()[0] == "ok"
+
+
+def test_pragmas_wal_and_foreign_keys(tmp_path):
+    db = dbmod.connect(tmp_path / "x.db")
+    assert db.execute("pragma journal_mode").fetchone()[0] == "wal"
+    assert db.execute("pragma foreign_keys").fetchone()[0] == 1
+
+
+def test_failed_migration_rolls_back(tmp_path, monkeypatch):
+    import types
+
+    db = dbmod.connect(tmp_path / "x.db")
+    migrate(db)
+    version = current_version(db)
+    broken = types.SimpleNamespace(SQL="create table half_done (x integer);\ninsert into no_such_table values (1);")
+    from group_ipt import schema
+
+    monkeypatch.setattr(schema, "all_migrations",
+                        lambda: [*all_migrations(), schema.Migration(version + 1, "broken", broken)])
+    with pytest.raises(Exception, match="no such table"):
+        migrate(db)
+    assert current_version(db) == version
+    assert "half_done" not in db.table_names()
+
+
+def test_split_sql_keeps_statements_whole():
+    script = "create table a (x text default ';');\n-- comment\ncreate table b (y integer);\n"
+    assert split_sql(script) == ["create table a (x text default ';');", "-- comment\ncreate table b (y integer);"]
+
+
+def test_synced_tables_have_uuid_timestamps_and_site(tmp_path):
+    """Every table that will sync has an id, created/updated timestamps and its site."""
+    db = dbmod.connect(tmp_path / "x.db")
+    migrate(db)
+    local_only = {"schema_migrations", "audit_log", "login_attempts", "settings", "user_sites", "users", "sites"}
+    for table in db.table_names():
+        if table in local_only or table.startswith("sqlite_"):
+            continue
+        columns = db[table].columns_dict
+        for needed in ("id", "created_at", "updated_at", "site_id"):
+            assert needed in columns, f"{table} lacks {needed}"
