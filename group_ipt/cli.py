@@ -411,5 +411,42 @@ def i18n_compile(force):
     click.echo(f"Compiled {len(written)} catalog(s).")
 
 
+@i18n.command("status")
+@click.option("--min", "minimum", type=click.FloatRange(0, 100), default=None,
+              help="Exit non-zero when a language's coverage (of all areas together) is below this percent.")
+@click.option("--per-area", is_flag=True, help="Apply --min to each area (ui, instruments, protocols, scripts).")
+@click.option("--show-missing", is_flag=True, help="List the strings that fall back to English.")
+def i18n_status(minimum, per_area, show_missing):
+    """Print translation coverage per language and area; missing strings fall back to English.
+
+    Example: group-ipt i18n status --min 95
+    """
+    from .i18n import coverage, load_languages
+    from .settings import defaults
+
+    folder = defaults()["TRANSLATIONS_DIR"]
+    languages = load_languages(folder)
+    report = coverage(folder)
+    failing = []
+    for code, lang in languages.items():
+        rows = [c for c in report if c.language == code]
+        total = sum(c.total for c in rows)
+        done = sum(c.translated for c in rows)
+        overall = 100.0 if total == 0 else 100.0 * done / total
+        areas = "  ".join(f"{c.area} {c.percent:5.1f}% ({c.translated}/{c.total})" for c in rows)
+        click.echo(f"{code:<4} {lang.status:<9} all {overall:5.1f}%  {areas}")
+        if show_missing:
+            for c in rows:
+                for text in c.missing:
+                    click.echo(f"     missing [{c.area}] {text[:100]}")
+        if minimum is not None:
+            if per_area:
+                failing += [f"{code}/{c.area} {c.percent:.1f}%" for c in rows if c.total and c.percent < minimum]
+            elif overall < minimum:
+                failing.append(f"{code} {overall:.1f}%")
+    if failing:
+        raise click.ClickException(f"Below {minimum:g}%: {', '.join(failing)}")
+
+
 def main():
     cli(prog_name="group-ipt")

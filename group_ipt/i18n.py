@@ -91,3 +91,69 @@ def current_language() -> Language:
     code = str(get_locale() or current_app.config["DEFAULT_LANGUAGE"])
     available = languages()
     return available.get(code) or available.get(code.split("_")[0]) or Language(code, code, "ltr", "draft")
+
+
+# --- coverage report -------------------------------------------------------
+
+AREAS = (
+    ("ui", "group_ipt/"),
+    ("instruments", "forms/instruments/"),
+    ("protocols", "forms/protocols/"),
+    ("scripts", "forms/scripts/"),
+)
+
+
+@dataclass(frozen=True)
+class Coverage:
+    language: str
+    area: str
+    total: int
+    translated: int
+    missing: tuple[str, ...]
+
+    @property
+    def percent(self) -> float:
+        return 100.0 if self.total == 0 else 100.0 * self.translated / self.total
+
+
+def area_of(locations) -> str | None:
+    for path, _line in locations:
+        for area, prefix in AREAS:
+            if path.startswith(prefix):
+                return area
+    return None
+
+
+def coverage(translations_dir: str | Path) -> list[Coverage]:
+    """Return, per language and area, how many source strings have a (non-fuzzy) translation.
+
+    The template ``messages.pot`` is the list of source strings; a string missing
+    from a catalog, empty or fuzzy counts as missing (the app then shows English).
+    """
+    translations_dir = Path(translations_dir)
+    with (translations_dir / "messages.pot").open("rb") as f:
+        template = read_po(f)
+    by_area: dict[str, list[str]] = {area: [] for area, _ in AREAS}
+    for message in template:
+        if not message.id:
+            continue
+        area = area_of(message.locations)
+        if area:
+            by_area[area].append(message.id if isinstance(message.id, str) else message.id[0])
+    result = []
+    for code in load_languages(translations_dir):
+        po_path = translations_dir / code / "LC_MESSAGES" / "messages.po"
+        translated: set[str] = set()
+        if code != "en" and po_path.exists():
+            with po_path.open("rb") as f:
+                catalog = read_po(f, locale=code)
+            for message in catalog:
+                text = message.string if isinstance(message.string, str) else (message.string or ("",))[0]
+                if message.id and text and not message.fuzzy:
+                    translated.add(message.id if isinstance(message.id, str) else message.id[0])
+        for area, _prefix in AREAS:
+            ids = by_area[area]
+            done = ids if code == "en" else [i for i in ids if i in translated]
+            missing = tuple(i for i in ids if i not in set(done))
+            result.append(Coverage(code, area, len(ids), len(done), missing))
+    return result

@@ -90,3 +90,51 @@ def test_catalogs_have_no_fuzzy_or_empty_ui_entries():
         ui = [m for m in catalog if m.id and any(loc[0].startswith("group_ipt/") for loc in m.locations)]
         missing = [m.id for m in ui if not m.string or m.fuzzy]
         assert not missing, f"{code}: untranslated UI strings: {missing[:10]}"
+
+
+def _write_catalogs(tmp_path, fr_entries: dict[str, str]):
+    folder = tmp_path / "tr"
+    (folder / "fr" / "LC_MESSAGES").mkdir(parents=True)
+    (folder / "languages.yaml").write_text("en: {name: English, dir: ltr, status: source}\n"
+                                           "fr: {name: Français, dir: ltr, status: draft}\n", encoding="utf-8")
+    pot = ['msgid ""', 'msgstr ""', '"Content-Type: text/plain; charset=UTF-8\\n"', ""]
+    for msgid, where in [("Home", "group_ipt/templates/base.html:1"), ("Save", "group_ipt/x.py:2"),
+                         ("Little interest", "forms/instruments/phq9.yaml:3"), ("Greet everyone", "forms/scripts/a.yaml:4")]:
+        pot += [f"#: {where}", f'msgid "{msgid}"', 'msgstr ""', ""]
+    (folder / "messages.pot").write_text("\n".join(pot), encoding="utf-8")
+    po = pot[:4]
+    for msgid, text in fr_entries.items():
+        po += [f'msgid "{msgid}"', f'msgstr "{text}"', ""]
+    (folder / "fr" / "LC_MESSAGES" / "messages.po").write_text("\n".join(po), encoding="utf-8")
+    return folder
+
+
+def test_coverage_counts_per_area(tmp_path):
+    from group_ipt.i18n import coverage
+
+    folder = _write_catalogs(tmp_path, {"Home": "Accueil", "Little interest": "Peu d'intérêt"})
+    report = {(c.language, c.area): c for c in coverage(folder)}
+    assert (report["fr", "ui"].translated, report["fr", "ui"].total) == (1, 2)
+    assert report["fr", "ui"].missing == ("Save",)
+    assert report["fr", "instruments"].percent == 100.0
+    assert report["fr", "scripts"].percent == 0.0
+    assert report["en", "scripts"].percent == 100.0
+
+
+def test_i18n_status_command_threshold(tmp_path, monkeypatch, runner):
+    from group_ipt import settings
+
+    folder = _write_catalogs(tmp_path, {"Home": "Accueil", "Little interest": "Peu d'intérêt"})
+    real = settings.defaults
+
+    monkeypatch.setattr(settings, "defaults", lambda: {**real(), "TRANSLATIONS_DIR": str(folder)})
+    ok = runner.invoke(["i18n", "status", "--min", "50", "--show-missing"])
+    assert ok.exit_code == 0, ok.output
+    assert "fr   draft     all  50.0%" in ok.output
+    assert "missing [ui] Save" in ok.output
+    low = runner.invoke(["i18n", "status", "--min", "60"])
+    assert low.exit_code == 1
+    assert "Below 60%: fr 50.0%" in low.output
+    per_area = runner.invoke(["i18n", "status", "--min", "40", "--per-area"])
+    assert per_area.exit_code == 1
+    assert "fr/scripts 0.0%" in per_area.output
