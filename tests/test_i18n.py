@@ -98,8 +98,9 @@ def _write_catalogs(tmp_path, fr_entries: dict[str, str]):
     (folder / "languages.yaml").write_text("en: {name: English, dir: ltr, status: source}\n"
                                            "fr: {name: Français, dir: ltr, status: draft}\n", encoding="utf-8")
     pot = ['msgid ""', 'msgstr ""', '"Content-Type: text/plain; charset=UTF-8\\n"', ""]
-    for msgid, where in [("Home", "group_ipt/templates/base.html:1"), ("Save", "group_ipt/x.py:2"),
-                         ("Little interest", "forms/instruments/phq9.yaml:3"), ("Greet everyone", "forms/scripts/a.yaml:4")]:
+    sources = [("Home", "group_ipt/templates/base.html:1"), ("Save", "group_ipt/x.py:2"),
+               ("Little interest", "forms/instruments/phq9.yaml:3"), ("Greet everyone", "forms/scripts/a.yaml:4")]
+    for msgid, where in sources:
         pot += [f"#: {where}", f'msgid "{msgid}"', 'msgstr ""', ""]
     (folder / "messages.pot").write_text("\n".join(pot), encoding="utf-8")
     po = pot[:4]
