@@ -95,6 +95,30 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(auth.bp)
     app.register_blueprint(home.bp)
     app.register_blueprint(account.bp)
+    from .views import participants as participants_views
+    from .views import referrals as referrals_views
+    from .views import screening as screening_views
+
+    app.register_blueprint(participants_views.bp)
+    app.register_blueprint(screening_views.bp)
+    app.register_blueprint(referrals_views.bp)
+    from .views import cycles as cycles_views
+    from .views import sessions as sessions_views
+
+    app.register_blueprint(cycles_views.bp)
+    app.register_blueprint(sessions_views.bp)
+    from .views import scripts as scripts_views
+
+    app.register_blueprint(scripts_views.bp)
+    from .views import pdf as pdf_views
+
+    app.register_blueprint(pdf_views.bp)
+    from .views import api as api_views
+    from .views import sync as sync_views
+
+    csrf.exempt(api_views.bp)  # token-authenticated, no cookies
+    app.register_blueprint(api_views.bp)
+    app.register_blueprint(sync_views.bp)
     app.before_request(auth.require_login)
     app.teardown_appcontext(dbmod.close_db)
 
@@ -102,6 +126,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         conn = dbmod.connect(app.config["DATABASE"])
         try:
             migrate(conn)
+            from .sync.tracking import ensure_triggers
+
+            ensure_triggers(conn)
         finally:
             conn.close()
 

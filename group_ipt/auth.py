@@ -75,6 +75,8 @@ def require_login():
     """Send anyone not logged in to the login page; end idle sessions on shared laptops."""
     if request.endpoint in PUBLIC_ENDPOINTS or request.endpoint is None and request.path.startswith("/static/"):
         return None
+    if request.path.startswith("/api/"):
+        return None  # the API checks its own device token and answers 401 in JSON (views/api.py)
     if not current_user.is_authenticated:
         if session.pop("_expired", False):
             flash(_("Your session has expired. Please log in again."), "warning")

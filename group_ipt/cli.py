@@ -16,6 +16,7 @@ from . import ConfigError, create_app
 from . import db as dbmod
 from .schema import current_version, migrate, pending
 from .settings import DEV_SECRET_KEY, default_data_dir
+from .sync.tracking import ensure_triggers
 
 
 class Context:
@@ -97,6 +98,7 @@ def initialise(data_dir: Path) -> dbmod.sqlite_utils.Database:
     ensure_secret_key(data_dir)
     db = dbmod.connect(dbmod.database_path(data_dir))
     migrate(db)
+    ensure_triggers(db)
     return db
 
 
@@ -142,6 +144,7 @@ def migrate_cmd(ctx: Context):
     db = ctx.require_db()
     todo = pending(db)
     applied = migrate(db)
+    ensure_triggers(db)
     for m in applied:
         click.echo(f"applied {m.version:04d} {m.name}")
     if not todo:
@@ -326,14 +329,17 @@ def demo(ctx: Context):
 @click.option("--threads", default=8, show_default=True, type=click.IntRange(1, 64), help="Worker threads.")
 @click.option("--dev", is_flag=True, help="Allow the development secret key (never for real data).")
 @click.option("--demo", "with_demo", is_flag=True, help="Create the database and the demo programme first if needed.")
+@click.option("--central", is_flag=True, help="Serve as the central server that laptops sync with (SYNC_CENTRAL).")
 @pass_ctx
-def serve(ctx: Context, host, port, threads, dev, with_demo):
+def serve(ctx: Context, host, port, threads, dev, with_demo, central):
     """Serve the app with the waitress WSGI server and print its address.
 
     Example: group-ipt serve --demo
     """
     import waitress
 
+    if central:
+        ctx.app(SYNC_CENTRAL=True)
     if with_demo:
         from . import demo as demomod
 
@@ -446,6 +452,465 @@ def i18n_status(minimum, per_area, show_missing):
                 failing.append(f"{code} {overall:.1f}%")
     if failing:
         raise click.ClickException(f"Below {minimum:g}%: {', '.join(failing)}")
+
+
+@cli.group()
+def cycles():
+    """List group cycles and export their sessions as a calendar.
+
+    Example: group-ipt cycles list
+    """
+
+
+@cycles.command("list")
+@click.option("--site", "site_code", default=None, help="Only the cycles of this site (its code, e.g. KMP).")
+@pass_ctx
+def cycles_list(ctx: Context, site_code):
+    """List the group cycles: code, site, protocol, stage, first date, venue, facilitators.
+
+    Example: group-ipt cycles list --site KMP
+    """
+    from . import cycles as cyclesmod
+    from . import users as usersmod
+
+    db = ctx.require_db()
+    sites = usersmod.list_sites(db)
+    if site_code:
+        sites = [s for s in sites if s["code"] == site_code.upper()]
+        if not sites:
+            raise click.ClickException(f"Unknown site {site_code!r}. 'group-ipt sites list' shows the sites.")
+    found = cyclesmod.list_cycles(db, [s["id"] for s in sites])
+    if not found:
+        click.echo("No cycles.")
+    for c in found:
+        stage = cyclesmod.stage(c, cyclesmod.sessions(db, c["id"]))
+        click.echo(f"{c['code']:<10} {c['site_code']:<6} {c['protocol_id']:<16} {str(stage):<24} {c['first_date']}"
+                   f"  {c['venue']}  ({c['facilitator_names'] or '-'})")
+
+
+@cycles.command("calendar")
+@click.argument("cycle")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, allow_dash=True), required=True,
+              help="File to write the .ics calendar to ('-' prints it).")
+@pass_ctx
+def cycles_calendar(ctx: Context, cycle, output):
+    """Write a cycle's sessions as an iCalendar (.ics) file for a facilitator's phone.
+
+    Example: group-ipt cycles calendar KMP-C001 -o KMP-C001.ics
+    """
+    from flask_babel import force_locale
+    from flask_babel import gettext as translate
+
+    from . import cycles as cyclesmod
+
+    db = ctx.require_db()
+    found = cyclesmod.get_cycle(db, cycle)
+    if found is None:
+        raise click.ClickException(f"No cycle {cycle!r}. 'group-ipt cycles list' shows the cycles.")
+    app = ctx.app()
+    with app.app_context(), force_locale(app.config["DEFAULT_LANGUAGE"]):
+        try:
+            protocol = cyclesmod.protocol_of(found, app.extensions["group_ipt_forms"].protocols)
+            text = cyclesmod.calendar(db, found, protocol, translate=translate)
+        except cyclesmod.CycleError as exc:
+            raise click.ClickException(str(exc)) from exc
+    with click.open_file(output, "wb") as f:  # bytes: the CRLF line ends stay as RFC 5545 wants
+        f.write(text.encode("utf-8"))
+    if output != "-":
+        click.echo(f"Wrote {output} ({text.count('BEGIN:VEVENT')} sessions).")
+
+
+@cli.group()
+def devices():
+    """Register the laptops that sync with this central server, list them, revoke them.
+
+    Example: group-ipt devices add kmp-laptop-1 --site KMP
+    """
+
+
+@devices.command("add")
+@click.argument("name")
+@click.option("--site", "site_code", required=True, help="Code of the site whose data the laptop syncs, e.g. KMP.")
+@pass_ctx
+def devices_add(ctx: Context, name, site_code):
+    """Register a laptop and print its token once (only its hash is kept).
+
+    Example: group-ipt devices add kmp-laptop-1 --site KMP
+    """
+    from .sync import devices as devicesmod
+
+    db = ctx.require_db()
+    try:
+        device, token = devicesmod.add_device(db, name, site_code)
+    except devicesmod.DeviceError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"Added device {device['name']!r}. Its token (shown only now, keep it secret):")
+    click.echo(token)
+    click.echo(f"On the laptop: group-ipt sync setup --server http://THIS-SERVER:PORT --token {token}")
+
+
+@devices.command("list")
+@pass_ctx
+def devices_list(ctx: Context):
+    """List the registered laptops, their site, last contact and whether revoked.
+
+    Example: group-ipt devices list
+    """
+    from .sync import devices as devicesmod
+
+    db = ctx.require_db()
+    for d in devicesmod.list_devices(db):
+        state = f"revoked {d['revoked_at']}" if d["revoked_at"] else "active"
+        click.echo(f"{d['name']:<24} {d['site_code']:<8} last seen {d['last_seen_at'] or 'never':<26} {state}")
+
+
+@devices.command("revoke")
+@click.argument("name")
+@pass_ctx
+def devices_revoke(ctx: Context, name):
+    """Revoke a laptop's token: its next sync is refused (what it sent before is kept).
+
+    Example: group-ipt devices revoke kmp-laptop-1
+    """
+    from .sync import devices as devicesmod
+
+    db = ctx.require_db()
+    try:
+        devicesmod.revoke_device(db, name)
+    except devicesmod.DeviceError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"Revoked {name!r}.")
+
+
+def _sync_folders(ctx: Context) -> dict[str, Path]:
+    app = ctx.app()
+    return {"forms": Path(app.config["FORMS_DIR"]), "translations": Path(app.config["TRANSLATIONS_DIR"])}
+
+
+def _progress(stage: str, done: int, total: int) -> None:
+    if total:
+        click.echo(f"\r{stage}: {done}/{total} records", nl=False, err=True)
+    else:
+        click.echo(f"\r{stage}: {done} records", nl=False, err=True)
+
+
+def _run_sync(ctx: Context, step):
+    from .sync.client import SyncError
+    from .sync.engine import SyncRejected
+
+    db = ctx.require_db()
+    try:
+        return step(db)
+    except (SyncError, SyncRejected) as exc:
+        raise click.ClickException(f"{exc} What was sent and acknowledged so far is kept; run the sync again.") \
+            from exc
+    finally:
+        click.echo("", err=True)
+
+
+def _echo_push(summary: dict) -> None:
+    click.echo(f"Sent {summary['records']} record(s) in {summary['batches']} batch(es); "
+               f"{summary['conflicts']} conflict(s), {summary['quarantined']} quarantined at the centre.")
+
+
+def _echo_pull(summary: dict) -> None:
+    click.echo(f"Received {summary['applied']} change(s); {summary['skipped']} left for the centre to decide; "
+               f"{summary['quarantined']} quarantined here.")
+    for name in summary["files"]:
+        click.echo(f"updated file {name}")
+    for problem in summary["problems"]:
+        click.echo(f"problem: {problem}", err=True)
+
+
+@cli.group(invoke_without_command=True)
+@click.pass_context
+def sync(click_ctx):
+    """Sync this laptop with the central server: push, then pull (alone: both).
+
+    Example: group-ipt sync
+    """
+    if click_ctx.invoked_subcommand is not None:
+        return
+    from .sync import client
+
+    ctx = click_ctx.find_object(Context)
+    folders = _sync_folders(ctx)
+    backups = ctx.data_dir / "sync-backups"
+    result = _run_sync(ctx, lambda db: client.sync(db, client.transport_for(db), folders=folders,
+                                                   backup_dir=backups, progress=_progress))
+    _echo_push(result["push"])
+    _echo_pull(result["pull"])
+
+
+@sync.command("setup")
+@click.option("--server", required=True, help="Address of the central server, e.g. http://10.0.0.5:5000")
+@click.option("--token", required=True, help="The token printed by 'group-ipt devices add' on the central server.")
+@pass_ctx
+def sync_setup(ctx: Context, server, token):
+    """Save the central server's address and this laptop's token, after checking them with the server.
+
+    Example: group-ipt sync setup --server http://10.0.0.5:5000 --token gipt_...
+    """
+    from .sync import client
+
+    info = _run_sync(ctx, lambda db: client.setup(db, server, token))
+    click.echo(f"This laptop syncs as {info['device_name']!r} for site {info['site']['code']}. "
+               "Run 'group-ipt sync' to sync now.")
+
+
+@sync.command("push")
+@pass_ctx
+def sync_push(ctx: Context):
+    """Send the waiting changes to the central server, in acknowledged batches.
+
+    Example: group-ipt sync push
+    """
+    from .sync import client
+
+    _echo_push(_run_sync(ctx, lambda db: client.push(db, client.transport_for(db), _progress)))
+
+
+@sync.command("pull")
+@pass_ctx
+def sync_pull(ctx: Context):
+    """Fetch this site's changes, users and updated form and translation files from the central server.
+
+    Example: group-ipt sync pull
+    """
+    from .sync import client
+
+    folders = _sync_folders(ctx)
+    _echo_pull(_run_sync(ctx, lambda db: client.pull(db, client.transport_for(db), folders=folders,
+                                                     backup_dir=ctx.data_dir / "sync-backups",
+                                                     progress=_progress)))
+
+
+@sync.command("status")
+@pass_ctx
+def sync_status(ctx: Context):
+    """Show what waits to be sent, the last successful sync, conflicts and quarantined records.
+
+    Example: group-ipt sync status
+    """
+    from .sync import client
+
+    db = ctx.require_db()
+    st = client.status(db)
+    click.echo(f"server:            {st['server'] or 'not set up (group-ipt sync setup)'}")
+    if st["device"]:
+        click.echo(f"device:            {st['device']} (site {st['site']})")
+    click.echo(f"waiting to send:   {st['pending_records']} record(s), {st['unacked_batches']} batch(es) "
+               "not yet acknowledged")
+    click.echo(f"last push:         {st['last_push_ok'] or 'never'}")
+    click.echo(f"last pull:         {st['last_pull_ok'] or 'never'}")
+    if st["last_error"]:
+        click.echo(f"last error:        {st['last_error']['at']} {st['last_error']['message']}")
+    click.echo(f"names to centre:   {'yes' if st['send_names'] else 'no (programme codes only)'}")
+    if st["open_conflicts_at_centre"] is not None:
+        click.echo(f"conflicts:         {st['open_conflicts_at_centre']} open at the centre for this site")
+    if st["open_conflicts_here"]:
+        click.echo(f"conflicts here:    {st['open_conflicts_here']} open (see /sync/ in the app)")
+    click.echo(f"quarantined:       {len(st['quarantined'])} record(s)")
+    for q in st["quarantined"]:
+        click.echo(f"  {q['direction']:<4} {q['table_name'] or '?'} {q['record_id'] or '?'}: {q['error']}")
+    if st["dangling_references"]:
+        click.echo(f"dangling refs:     {st['dangling_references']} record(s) refer to one not (yet) here")
+
+
+@sync.command("export")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@pass_ctx
+def sync_export(ctx: Context, file):
+    """Write every waiting change to one signed file, for a USB stick to carry to the centre.
+
+    Example: group-ipt sync export /media/usb/kmp-laptop-1.gipt
+    """
+    from .sync import client
+
+    folders = _sync_folders(ctx)
+    summary = _run_sync(ctx, lambda db: client.export_file(db, file, folders=folders))
+    click.echo(f"Wrote {summary['records']} record(s) in {summary['batches']} batch(es) to {file}. "
+               "Import it on the central server, then import the reply file here.")
+
+
+@sync.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--reply", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Central server: where to write the reply file (default: FILE with .reply added).")
+@pass_ctx
+def sync_import(ctx: Context, file, reply):
+    """Central server: apply a laptop's file and write the reply. Laptop: apply the centre's reply file.
+
+    Example: group-ipt sync import /media/usb/kmp-laptop-1.gipt
+    """
+    from .sync import client, files, server
+
+    header = _run_sync(ctx, lambda db: files.read_header(file))
+    if header["kind"] == "push":
+        config = server.CentralConfig.from_app_config(ctx.app().config)
+        out = reply or file.with_name(file.name + ".reply")
+        s = _run_sync(ctx, lambda db: server.import_file(db, file, out, config))
+        click.echo(f"Imported {s['batches']} batch(es) from {s['device']!r}: {s['applied']} applied, "
+                   f"{s['conflicts']} conflict(s), {s['quarantined']} quarantined.")
+        click.echo(f"Wrote the reply ({s['changes_back']} change(s) for the laptop) to {s['reply']}.")
+    else:
+        folders = _sync_folders(ctx)
+        s = _run_sync(ctx, lambda db: client.import_reply(db, file, folders=folders,
+                                                          backup_dir=ctx.data_dir / "sync-backups"))
+        click.echo(f"{s['acknowledged']} batch(es) acknowledged by the centre.")
+        _echo_pull(s)
+
+
+@cli.group()
+def pdf():
+    """Print rosters, paper screening forms, script booklets and cycle reports as PDF files.
+
+    Example: group-ipt pdf roster KMP-C001 --lang sw -o roster.pdf
+    """
+
+
+def _pdf_language(app, code: str | None, fallback: str | None = None):
+    """Return the PdfLanguage for ``code`` (else ``fallback``, else the default language); needs no context after."""
+    from .pdf import PdfLanguage
+
+    code = code or fallback or app.config["DEFAULT_LANGUAGE"]
+    if code not in app.extensions["group_ipt_languages"]:
+        known = ", ".join(sorted(app.extensions["group_ipt_languages"]))
+        raise click.ClickException(f"Unknown language {code!r} (known: {known}).")
+    with app.app_context():
+        return PdfLanguage.from_app(code)
+
+
+def _write_pdf(content: bytes, output: str) -> None:
+    with click.open_file(output, "wb") as f:
+        f.write(content)
+    if output != "-":
+        click.echo(f"Wrote {output} ({len(content) // 1024 + 1} KB).")
+
+
+def _cycle_language(db, cycle: str) -> str | None:
+    """Return the default language of the cycle's site (a roster is printed in the site's language by default)."""
+    from . import cycles as cyclesmod
+
+    found = cyclesmod.get_cycle(db, cycle)
+    if found is None:
+        raise click.ClickException(f"No cycle {cycle!r}. 'group-ipt cycles list' shows the cycles.")
+    site = db.execute("select default_language from sites where id = ?", (found["site_id"],)).fetchone()
+    return site[0] if site else None
+
+
+_LANG_HELP = "Language code of the document, e.g. sw (default: the site's language, else DEFAULT_LANGUAGE)."
+_OUTPUT_HELP = "PDF file to write ('-' writes to standard output)."
+
+
+@pdf.command("roster")
+@click.argument("cycle")
+@click.option("--lang", default=None, help=_LANG_HELP)
+@click.option("--privacy", is_flag=True, help="Print programme codes instead of names.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, allow_dash=True), required=True, help=_OUTPUT_HELP)
+@pass_ctx
+def pdf_roster(ctx: Context, cycle, lang, privacy, output):
+    """Print a cycle's roster and sign-in sheet (landscape; one column per session).
+
+    Example: group-ipt pdf roster KMP-C001 --lang sw -o roster.pdf
+    """
+    from .pdf import data as pdfdata
+    from .pdf import roster
+
+    db = ctx.require_db()
+    app = ctx.app()
+    language = _pdf_language(app, lang, _cycle_language(db, cycle))
+    try:
+        data = pdfdata.roster_data(db, cycle, site_ids=None, programme=app.config["PROGRAMME_NAME"], privacy=privacy)
+    except pdfdata.NotFound as exc:
+        raise click.ClickException(f"{exc}. 'group-ipt cycles list' shows the cycles.") from exc
+    _write_pdf(roster.render(data, language), output)
+
+
+@pdf.command("cycle-report")
+@click.argument("cycle")
+@click.option("--lang", default=None, help=_LANG_HELP)
+@click.option("--privacy", is_flag=True, help="Print programme codes instead of names.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, allow_dash=True), required=True, help=_OUTPUT_HELP)
+@pass_ctx
+def pdf_cycle_report(ctx: Context, cycle, lang, privacy, output):
+    """Print a cycle's report: attendance, completion and dropout, symptom change, open referrals.
+
+    Example: group-ipt pdf cycle-report KMP-C001 -o report.pdf
+    """
+    from .pdf import cycle_report
+    from .pdf import data as pdfdata
+
+    db = ctx.require_db()
+    app = ctx.app()
+    language = _pdf_language(app, lang, _cycle_language(db, cycle))
+    forms = app.extensions["group_ipt_forms"]
+    try:
+        data = pdfdata.cycle_report_data(
+            db, cycle, site_ids=None, programme=app.config["PROGRAMME_NAME"], protocols=forms.protocols,
+            instruments=forms.instruments, lang=language, privacy=privacy,
+        )
+    except pdfdata.NotFound as exc:
+        raise click.ClickException(f"{exc}. 'group-ipt cycles list' shows the cycles.") from exc
+    _write_pdf(cycle_report.render(data, language), output)
+
+
+@pdf.command("screening-form")
+@click.argument("instrument")
+@click.option("--lang", default=None, help="Language code of the form, e.g. sw (default: DEFAULT_LANGUAGE).")
+@click.option("--site", "site_code", default=None, help="Code of the site to print on the form, e.g. KMP.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, allow_dash=True), required=True, help=_OUTPUT_HELP)
+@pass_ctx
+def pdf_screening_form(ctx: Context, instrument, lang, site_code, output):
+    """Print a paper screening form for an instrument, with the scoring guide on the back page.
+
+    Example: group-ipt pdf screening-form phq9 --lang sw -o phq9-sw.pdf
+    """
+    from . import users as usersmod
+    from .pdf import data as pdfdata
+    from .pdf import screening_form
+
+    app = ctx.app()
+    site_name, site_language = "", None
+    if site_code:
+        site = usersmod.get_site(ctx.require_db(), site_code)
+        if site is None:
+            raise click.ClickException(f"Unknown site {site_code!r}. 'group-ipt sites list' shows the sites.")
+        site_name, site_language = site["name"], site["default_language"]
+    language = _pdf_language(app, lang, site_language)
+    instruments = app.extensions["group_ipt_forms"].instruments
+    try:
+        data = pdfdata.screening_form_data(instruments, instrument, programme=app.config["PROGRAMME_NAME"],
+                                           site=site_name)
+    except pdfdata.NotFound as exc:
+        raise click.ClickException(f"{exc} (known: {', '.join(sorted(instruments))}).") from exc
+    _write_pdf(screening_form.render(data, language), output)
+
+
+@pdf.command("script")
+@click.argument("protocol")
+@click.option("--session", "number", type=int, default=None,
+              help="Print only this session's script (0: the pre-group meeting); default: the whole protocol.")
+@click.option("--lang", default=None, help="Language code of the scripts, e.g. sw (default: DEFAULT_LANGUAGE).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, allow_dash=True), required=True, help=_OUTPUT_HELP)
+@pass_ctx
+def pdf_script(ctx: Context, protocol, number, lang, output):
+    """Print the facilitator scripts of a protocol (with a table of contents), or of one session.
+
+    Example: group-ipt pdf script who-8 --lang sw -o who-8-scripts.pdf
+    """
+    from .pdf import data as pdfdata
+    from .pdf import script_booklet
+
+    app = ctx.app()
+    language = _pdf_language(app, lang)
+    forms = app.extensions["group_ipt_forms"]
+    try:
+        data = pdfdata.booklet_data(forms, protocol, programme=app.config["PROGRAMME_NAME"], lang=language,
+                                    session=number)
+    except pdfdata.NotFound as exc:
+        raise click.ClickException(f"{exc} (protocols: {', '.join(sorted(forms.protocols))}).") from exc
+    _write_pdf(script_booklet.render(data, language), output)
 
 
 def main():

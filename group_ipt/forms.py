@@ -1,4 +1,4 @@
-"""Load and check every data file in ``forms/``: instruments and protocols.
+"""Load and check every data file in ``forms/``: instruments, protocols, scripts and intake.yaml.
 
 The app refuses to start on a broken file (never half-loads), with the file,
 item and field of every error; ``group-ipt forms check`` prints the same list.
@@ -6,11 +6,13 @@ item and field of every error; ``group-ipt forms check`` prints the same list.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import instruments as instrumentsmod
+from . import intake as intakemod
 from . import protocols as protocolsmod
+from . import scripts as scriptsmod
 
 
 class FormsError(RuntimeError):
@@ -25,6 +27,8 @@ class FormsError(RuntimeError):
 class Forms:
     instruments: dict
     protocols: dict
+    intake: intakemod.Intake | None = None  # exclusions asked at intake and the safety steps
+    scripts: scriptsmod.ScriptLibrary = field(default_factory=scriptsmod.ScriptLibrary)  # facilitator scripts
 
 
 def check_all(forms_dir: Path) -> list[Exception]:
@@ -33,15 +37,45 @@ def check_all(forms_dir: Path) -> list[Exception]:
     known = set()
     if not errors:
         known = set(instrumentsmod.load_instruments(forms_dir / "instruments"))
-    errors += protocolsmod.check_protocols(forms_dir / "protocols", known_instruments=known or None)
+    protocol_errors = protocolsmod.check_protocols(forms_dir / "protocols", known_instruments=known or None)
+    errors += protocol_errors
+    # Scripts are checked against the protocols; with broken protocols, only the files themselves.
+    protocols = None if protocol_errors else protocolsmod.load_protocols(forms_dir / "protocols")
+    errors += scriptsmod.check_scripts(forms_dir / "scripts", protocols)
+    errors += intakemod.check_intake(forms_dir)
     return errors
 
 
+# Loaded forms by folder, valid while no file in it changed: the app factory runs once per
+# test and once per CLI command, and parsing every file each time cost over a second.
+_CACHE: dict[Path, tuple[tuple, Forms]] = {}
+
+
+def _signature(forms_dir: Path) -> tuple:
+    files = sorted(p for p in forms_dir.rglob("*") if p.is_file())
+    return tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in files)
+
+
 def load_all(forms_dir: Path) -> Forms:
+    """Check and load every form file; raise FormsError listing every error, or return them all."""
+    key = forms_dir.resolve()
+    signature = _signature(key)
+    cached = _CACHE.get(key)
+    if cached and cached[0] == signature:
+        return cached[1]
+    forms = _load_all(forms_dir)
+    _CACHE[key] = (signature, forms)
+    return forms
+
+
+def _load_all(forms_dir: Path) -> Forms:
     errors = check_all(forms_dir)
     if errors:
         raise FormsError(errors)
+    protocols = protocolsmod.load_protocols(forms_dir / "protocols")
     return Forms(
         instruments=instrumentsmod.load_instruments(forms_dir / "instruments"),
-        protocols=protocolsmod.load_protocols(forms_dir / "protocols"),
+        protocols=protocols,
+        scripts=scriptsmod.load_scripts(forms_dir / "scripts", protocols),
+        intake=intakemod.load_intake(forms_dir),
     )

@@ -60,7 +60,7 @@ def extract_yaml(
     """
     encoding = options.get("encoding", "utf-8")
     text = fileobj.read().decode(encoding)
-    for document in yaml.compose_all(text, Loader=yaml.SafeLoader):
+    for document in yaml.compose_all(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
         if document is not None:
             yield from _walk(document, [])
 

@@ -164,7 +164,7 @@ class _LineDict(dict):
     key_lines: dict[Any, int]
 
 
-class _Loader(yaml.SafeLoader):
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyaml when present: 10x faster
     """SafeLoader whose mappings keep their line numbers and refuse repeated keys."""
 
 

@@ -40,6 +40,22 @@ SETTINGS = [
     Setting("LOGIN_MAX_FAILURES", 5, "Failed logins for one username before it is locked for LOGIN_LOCK_MINUTES."),
     Setting("LOGIN_LOCK_MINUTES", 15, "How long repeated failed logins lock a username."),
     Setting("PASSWORD_HASH_METHOD", "scrypt", "werkzeug password hash method; tests use a faster one."),
+    Setting("FOLLOWUP_DUE_DAYS", 7, "Days after a member's repeated absences before the call or home visit "
+            "counts as overdue."),
+    Setting("MEASURE_GRACE_DAYS", 14, "Days after a cycle measure's due date (baseline, mid, end, follow-up) "
+            "before it shows as overdue."),
+    Setting("ELIGIBILITY_CUTOFFS", {"phq9": 10}, "Eligibility cut-off per instrument id, overriding the file's "
+            "(e.g. {phq9 = 9}); an instrument not listed uses its file's cut-off."),
+    Setting("REFERRAL_WEEKLY_FOLLOWUPS", 8, "Weekly safety follow-ups planned when a referral is made."),
+    Setting("REFERRAL_LATER_INTERVAL_WEEKS", 3, "Weeks between safety follow-ups after the weekly ones (2 to 4)."),
+    Setting("REFERRAL_LATER_FOLLOWUPS", 4, "Follow-ups planned at that interval; more are added while the referral "
+            "stays open."),
+    Setting("SYNC_CENTRAL", False, "This instance is the central server that laptops sync with "
+            "(also turned on by 'group-ipt serve --central')."),
+    Setting("SYNC_SEND_NAMES", False, "Central server: let participants' names and phone numbers travel to the "
+            "centre. Off: they stay on the laptops and the centre sees programme codes only."),
+    Setting("SYNC_MAX_BODY_MB", 16, "Largest sync or API request body accepted, in MB (compressed)."),
+    Setting("SYNC_MAX_BATCH_RECORDS", 5000, "Most records one sync batch may carry."),
 ]
 
 

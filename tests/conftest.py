@@ -109,3 +109,46 @@ def chromium_path() -> str | None:
     return os.environ.get("CHROMIUM_BIN") or shutil.which("chromium") or (
         "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
     )
+
+
+# --- group cycles (tests/test_cycles.py, test_sessions.py, test_followup.py, ...) ---
+
+
+def add_participant(db, site_code: str = "KMP", name: str = "Participant", *, sex: str = "female",
+                    status: str = "eligible", village: str = "Kawempe", phone: str | None = "0772 000000",
+                    birth_year: int | None = 1990) -> dict:
+    """Insert a participant straight into the database (as screening would leave one)."""
+    import uuid
+
+    site = users.get_site(db, site_code)
+    n = db.execute("select count(*) from participants").fetchone()[0] + 1
+    record = {
+        "id": str(uuid.uuid4()), "site_id": site["id"], "code": f"{site_code}-{n:04d}-T", "name": name,
+        "sex": sex, "birth_year": birth_year, "age_is_estimate": 0, "village": village, "phone": phone,
+        "language": None, "status": status, "created_by": None,
+        "created_at": "2026-01-01T00:00:00+00:00", "updated_at": "2026-01-01T00:00:00+00:00",
+    }
+    if "name_key" in db["participants"].columns_dict:
+        record["name_key"] = name.casefold()
+    with dbmod.write(db):
+        db["participants"].insert(record)
+    return record
+
+
+@pytest.fixture
+def protocols(app):
+    return app.extensions["group_ipt_forms"].protocols
+
+
+@pytest.fixture
+def set_today(monkeypatch):
+    """Set the app's local date and time: ``set_today("2026-03-02", "09:00")``."""
+    from datetime import date, datetime
+
+    from group_ipt import clock
+
+    def set_to(day: str, time: str = "08:00"):
+        monkeypatch.setattr(clock, "today", lambda: date.fromisoformat(day))
+        monkeypatch.setattr(clock, "now", lambda: datetime.fromisoformat(f"{day}T{time}"))
+
+    return set_to

@@ -5,7 +5,8 @@ create table participants (
     id text primary key,
     site_id text not null references sites(id),
     code text not null,                 -- programme code, e.g. KMP-4821-C, unique per site
-    name text not null,
+    name text not null,                 -- exactly as typed (any script); shown escaped
+    name_key text not null default '',  -- NFKC + casefold + single spaces: for search and duplicates
     sex text not null check (sex in ('female', 'male', 'other')),
     birth_year integer,                 -- from the age when only an age was given
     age_is_estimate integer not null default 0,
@@ -39,6 +40,7 @@ create table consents (
     participant_id text not null references participants(id),
     purpose text not null,              -- screening, group, data_sharing
     given integer not null,
+    given_by text not null default 'participant',  -- the participant, or the name of a guardian
     recorded_by text references users(id),
     created_at text not null,
     updated_at text not null
@@ -73,7 +75,8 @@ create table screenings (
     total real,                                   -- null when too many answers are missing
     raw_total real,
     band text,
-    eligible integer,                             -- 1, 0 or null (unknown)
+    eligible integer,                             -- 1, 0 or null (unknown); 0 when an exclusion was ticked
+    cutoff integer,                               -- the eligibility cut-off used, as settings change
     missing_json text not null default '[]',
     prorated integer not null default 0,
     risk integer not null default 0,              -- a risk answer or risk observed
@@ -84,6 +87,7 @@ create table screenings (
     administered_by text references users(id),
     language text,
     submission_key text not null unique,          -- one per form shown: a double submit saves once
+    note text,
     created_at text not null,
     updated_at text not null
 );
@@ -94,7 +98,8 @@ create table referrals (
     site_id text not null references sites(id),
     participant_id text not null references participants(id),
     screening_id text references screenings(id),
-    reason text not null,
+    reason text not null,               -- plain English summary (for analysts); triggers_json is the detail
+    triggers_json text not null default '[]',  -- [{"kind": "risk_item"|"risk_observed"|"exclusion"|"manual", ...}]
     urgency text not null check (urgency in ('urgent', 'routine')),
     status text not null default 'open' check (status in ('open', 'referred', 'followed_up', 'closed')),
     referred_to text,

@@ -1,0 +1,348 @@
+"""Attendance over a cycle: absence streaks and follow-up visits, rates, completion, measures due.
+
+Plain functions (no Flask). Rules:
+
+- A member needs a call or home visit after ``absences_for_followup`` (protocol
+  file, default 2) *absent* marks in a row over the sessions held. "Excused"
+  neither counts nor breaks a streak (the group knows why); "present" and
+  "late" end it. A follow-up recorded on or after the day the streak reached
+  the threshold clears the need; it is overdue ``FOLLOWUP_DUE_DAYS`` days later.
+- Attended = present or late. A make-up session counts for the session it
+  makes up, so a member is never counted twice for one session number.
+- Completion follows the protocol (``Protocol.is_completed``); a member who can
+  no longer reach it with the sessions left is counted as dropping out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import sqlite_utils
+
+from . import audit
+from .cycles import N_, CycleError, _in, members, protocol_of, sessions
+from .db import new_id, row, rows, utcnow, write
+from .protocols import Protocol
+
+ATTENDED = ("present", "late")
+
+
+def absence_streak(statuses: Sequence[str]) -> int:
+    """Count the absences at the end of ``statuses`` (oldest first), skipping "excused".
+
+    >>> absence_streak(["present", "absent", "excused", "absent"])
+    2
+    """
+    streak = 0
+    for status in reversed(statuses):
+        if status == "absent":
+            streak += 1
+        elif status in ATTENDED:
+            break
+    return streak
+
+
+def member_records(db: sqlite_utils.Database, cycle_id: str) -> dict[str, list[dict]]:
+    """Return each member's attendance at the held sessions of a cycle, oldest first."""
+    result: dict[str, list[dict]] = {}
+    for r in db.query(
+        "select a.member_id, a.status, x.id as session_id, x.number, x.kind, x.scheduled_date from attendance a"
+        " join sessions x on x.id = a.session_id where x.cycle_id = ? and x.status = 'held'"
+        " order by x.scheduled_date, x.created_at",
+        (cycle_id,),
+    ):
+        result.setdefault(r["member_id"], []).append(r)
+    return result
+
+
+def attended_group_sessions(db: sqlite_utils.Database, cycle_id: str) -> dict[str, int]:
+    """Return, per member, how many distinct group session numbers they attended (make-ups included)."""
+    counts: dict[str, int] = {}
+    for member_id, records in member_records(db, cycle_id).items():
+        numbers = {r["number"] for r in records if r["status"] in ATTENDED and r["number"] > 0}
+        counts[member_id] = len(numbers)
+    return counts
+
+
+@dataclass(frozen=True)
+class FollowUpNeed:
+    member_id: str
+    streak: int
+    since: str  # the local date of the session at which the streak reached the threshold
+    due_by: str
+    overdue: bool
+    last_followup: dict | None
+
+
+def _need(
+    records: list[dict], threshold: int, followups: list[dict], today: date, due_days: int
+) -> FollowUpNeed | None:
+    statuses = [r["status"] for r in records]
+    streak = absence_streak(statuses)
+    if streak < threshold:
+        return None
+    absent = [r for r in records if r["status"] == "absent"]
+    trigger = absent[len(absent) - streak + threshold - 1]["scheduled_date"]
+    done = [f for f in followups if f["done_on"] >= trigger]
+    if done:
+        return None
+    due_by = (date.fromisoformat(trigger) + timedelta(days=due_days)).isoformat()
+    return FollowUpNeed(records[0]["member_id"], streak, trigger, due_by, today.isoformat() > due_by,
+                        followups[-1] if followups else None)
+
+
+def followups_needed(
+    db: sqlite_utils.Database, site_ids: list[str], protocols: dict[str, Protocol], *, today: date,
+    due_days: int, cycle_id: str | None = None, user_id: str | None = None,
+) -> list[dict]:
+    """Return the active members who need a call or visit, with phone, village and cycle."""
+    sql = f"select * from cycles where site_id in ({_in(site_ids)}) and status in ('planned', 'active')"
+    params: list = list(site_ids)
+    if cycle_id:
+        sql += " and id = ?"
+        params.append(cycle_id)
+    if user_id:
+        sql += " and id in (select cycle_id from cycle_facilitators where user_id = ?)"
+        params.append(user_id)
+    found = []
+    for cycle in rows(db, sql, params):
+        protocol = protocols.get(cycle["protocol_id"])
+        threshold = protocol.absences_for_followup if protocol else 2
+        records = member_records(db, cycle["id"])
+        for member in members(db, cycle["id"], active_only=True):
+            followups = rows(db, "select * from absence_followups where member_id = ? order by done_on, created_at",
+                             (member["id"],))
+            need = _need(records.get(member["id"], []), threshold, followups, today, due_days)
+            if need:
+                found.append({"member": member, "cycle": cycle, "need": need})
+    found.sort(key=lambda f: (f["need"].since, f["member"]["name"]))
+    return found
+
+
+def record_followup(
+    db: sqlite_utils.Database, member_id: str, done_on: date, note: str, *, actor: dict | None, today: date
+) -> dict:
+    """Record a call or home visit to a member after absences."""
+    member = row(db, "select * from members where id = ?", (member_id,))
+    if done_on > today:
+        raise CycleError(N_("The visit date %(date)s is in the future."), date=done_on)
+    stamp = utcnow()
+    record = {"id": new_id(), "site_id": member["site_id"], "member_id": member_id, "done_on": done_on.isoformat(),
+              "note": (note or "").strip(), "done_by": actor["id"] if actor else None,
+              "created_at": stamp, "updated_at": stamp}
+    with write(db):
+        db["absence_followups"].insert(record)
+        audit.log(db, user=actor, action="create", table="absence_followups", record_id=record["id"],
+                  site_id=member["site_id"], after=record)
+    return record
+
+
+# --- rates and outcomes -------------------------------------------------------------
+
+
+def session_rates(db: sqlite_utils.Database, cycle_id: str) -> dict[str, dict]:
+    """Return per held session: attended, marked and the rate (attended / marked)."""
+    result = {}
+    for r in db.query(
+        "select a.session_id, count(*) as marked, sum(a.status in ('present', 'late')) as attended"
+        " from attendance a join sessions x on x.id = a.session_id where x.cycle_id = ? group by a.session_id",
+        (cycle_id,),
+    ):
+        result[r["session_id"]] = {**r, "rate": r["attended"] / r["marked"] if r["marked"] else None}
+    return result
+
+
+def member_summaries(db: sqlite_utils.Database, cycle: dict, protocol: Protocol) -> dict[str, dict]:
+    """Return per member: attended/marked sessions, rate, streak, and the completion outlook.
+
+    ``outcome`` is the member's status once ended; else ``completed`` (already
+    reached the rule), ``on_track`` (can still reach it) or ``dropping_out``
+    (cannot any more with the sessions left).
+    """
+    cycle_sessions = sessions(db, cycle["id"])
+    records = member_records(db, cycle["id"])
+    attended = attended_group_sessions(db, cycle["id"])
+    left = {s["number"] for s in cycle_sessions if s["kind"] == "group" and s["status"] == "scheduled"}
+    result = {}
+    for member in members(db, cycle["id"]):
+        mine = records.get(member["id"], [])
+        got = attended.get(member["id"], 0)
+        done_numbers = {r["number"] for r in mine if r["status"] in ATTENDED}
+        possible = got + len(left - done_numbers)
+        if member["status"] != "active":
+            outcome = member["status"]
+        elif protocol.is_completed(got):
+            outcome = "completed"
+        elif protocol.is_completed(min(possible, len(protocol.group_sessions))):
+            outcome = "on_track"
+        else:
+            outcome = "dropping_out"
+        present = sum(1 for r in mine if r["status"] in ATTENDED)
+        result[member["id"]] = {
+            "attended": present, "marked": len(mine), "rate": present / len(mine) if mine else None,
+            "group_attended": got, "streak": absence_streak([r["status"] for r in mine]), "outcome": outcome,
+        }
+    return result
+
+
+# --- measures due -------------------------------------------------------------------
+
+
+def _add_months(d: date, months: int) -> date:
+    month = d.month - 1 + months
+    year, month = d.year + month // 12, month % 12 + 1
+    for day in (d.day, 30, 29, 28):
+        try:
+            return date(year, month, day)
+        except ValueError:
+            continue
+    raise AssertionError("unreachable")
+
+
+def screening_matches(screening: dict, *, instrument: str, occasion: str, cycle_id: str, session_id: str | None,
+                      due_on: date, grace_days: int) -> bool:
+    """Tell whether a screenings row is the measure due (this instrument, session or cycle occasion).
+
+    A screening saved without its cycle (a form opened from the participant's
+    page) counts when its occasion matches and it was given within
+    ``grace_days`` of the due date.
+    """
+    if screening["instrument_id"] != instrument:
+        return False
+    if session_id is not None and screening["session_id"] == session_id:
+        return True
+    if screening["occasion"] != occasion:
+        return False
+    if screening["cycle_id"] is not None:
+        return screening["cycle_id"] == cycle_id and screening["session_id"] in (None, session_id)
+    given = date.fromisoformat(screening["administered_on"][:10])
+    return abs((given - due_on).days) <= grace_days
+
+
+def occasion_of(number: int, protocol: Protocol) -> str:
+    """Return the screening occasion of session ``number``: baseline, mid or end."""
+    if number == 0:
+        return "baseline"
+    last_group = max((p.number for p in protocol.group_sessions), default=None)
+    return "end" if number == last_group else "mid"
+
+
+def measures_due(
+    db: sqlite_utils.Database, participant_id: str, protocols: dict[str, Protocol], *, today: date, grace_days: int
+) -> list[dict]:
+    """Return the instruments due for a participant's active (else last) membership.
+
+    Occasions: ``baseline`` (pre-group session), ``mid`` (sessions in between),
+    ``end`` (last group session), ``followup`` (months after the last group
+    session). Each row has ``status`` done / due / overdue / upcoming; overdue
+    means more than ``grace_days`` after the due date. A measure is done when a
+    screening for this participant and instrument exists for that session, or
+    for that cycle and occasion. A member who left stops owing later measures.
+    """
+    member = row(db, "select * from members where participant_id = ? order by status = 'active' desc,"
+                     " created_at desc limit 1", (participant_id,))
+    if member is None:
+        return []
+    cycle = row(db, "select * from cycles where id = ?", (member["cycle_id"],))
+    try:
+        protocol = protocol_of(cycle, protocols)
+    except CycleError:
+        return []
+    cycle_sessions = [s for s in sessions(db, cycle["id"]) if s["kind"] in ("pre-group", "group")]
+    last_group = max((p.number for p in protocol.group_sessions), default=None)
+    done = rows(db, "select instrument_id, occasion, cycle_id, session_id, administered_on from screenings"
+                    " where participant_id = ?", (participant_id,))
+    ended_on = member["ended_on"] if member["status"] in ("withdrawn", "transferred") else None
+
+    def is_done(instrument: str, occasion: str, session_id: str | None, due_on: date) -> bool:
+        return any(screening_matches(d, instrument=instrument, occasion=occasion, cycle_id=cycle["id"],
+                                     session_id=session_id, due_on=due_on, grace_days=grace_days) for d in done)
+
+    def status(due_on: date, finished: bool) -> str:
+        if finished:
+            return "done"
+        if due_on > today:
+            return "upcoming"
+        return "overdue" if (today - due_on).days > grace_days else "due"
+
+    result = []
+    last_date: date | None = None
+    for s in cycle_sessions:
+        if s["number"] == last_group and s["status"] != "cancelled":
+            last_date = date.fromisoformat(s["scheduled_date"])
+        try:
+            due_here = protocol.instruments_due(s["number"])
+        except KeyError:
+            continue
+        if s["status"] == "cancelled" or not due_here:
+            continue
+        occasion = occasion_of(s["number"], protocol)
+        due_on = date.fromisoformat(s["scheduled_date"])
+        if ended_on and due_on.isoformat() > ended_on:
+            continue
+        for instrument in due_here:
+            result.append({"instrument_id": instrument, "occasion": occasion, "due_on": due_on.isoformat(),
+                           "session_id": s["id"], "session_number": s["number"], "cycle_id": cycle["id"],
+                           "cycle_code": cycle["code"],
+                           "status": status(due_on, is_done(instrument, occasion, s["id"], due_on))})
+    if last_date is not None and not ended_on:
+        for item in protocol.followup:
+            due_on = _add_months(last_date, item.months_after_end)
+            result.append({"instrument_id": item.instrument, "occasion": "followup", "due_on": due_on.isoformat(),
+                           "session_id": None, "session_number": None, "cycle_id": cycle["id"],
+                           "cycle_code": cycle["code"], "months": item.months_after_end,
+                           "status": status(due_on, is_done(item.instrument, "followup", None, due_on))})
+    return result
+
+
+# --- home page ----------------------------------------------------------------------
+
+
+def home_summary(
+    db: sqlite_utils.Database, *, user_id: str, site_ids: list[str], coordinator: bool,
+    protocols: dict[str, Protocol], today: date, due_days: int,
+) -> dict:
+    """Return the home page's cycle panel: my next session and cycles; for coordinators, every site's."""
+    from .cycles import list_cycles, stage
+
+    def open_first(found: list[dict]) -> list[dict]:
+        return sorted(found, key=lambda c: (c["status"] in ("closed", "closed_early"), c["first_date"]))
+
+    mine = open_first(list_cycles(db, site_ids, user_id=user_id))
+    upcoming = rows(
+        db,
+        "select x.* from sessions x join cycles c on c.id = x.cycle_id"
+        " where x.cycle_id in (select cycle_id from cycle_facilitators where user_id = ?)"
+        f" and x.site_id in ({_in(site_ids)}) and x.status = 'scheduled' and x.scheduled_date >= ?"
+        " and c.status in ('planned', 'active') order by x.scheduled_date, x.start_time limit 1",
+        (user_id, *site_ids, today.isoformat()),
+    )
+    next_session = None
+    if upcoming:
+        s = upcoming[0]
+        cycle = next(c for c in mine if c["id"] == s["cycle_id"])
+        next_session = {
+            "session": s, "cycle": cycle, "expected": members(db, cycle["id"], active_only=True),
+            "followups": followups_needed(db, site_ids, protocols, today=today, due_days=due_days,
+                                          cycle_id=cycle["id"]),
+        }
+    scope_user = None if coordinator else user_id
+    missing = rows(
+        db,
+        "select x.*, c.code as cycle_code from sessions x join cycles c on c.id = x.cycle_id"
+        f" where x.site_id in ({_in(site_ids)}) and x.status = 'scheduled' and x.scheduled_date < ?"
+        " and c.status in ('planned', 'active')"
+        + (" and c.id in (select cycle_id from cycle_facilitators where user_id = ?)" if scope_user else "")
+        + " order by x.scheduled_date",
+        (*site_ids, today.isoformat(), *([scope_user] if scope_user else [])),
+    )
+    overdue = [f for f in followups_needed(db, site_ids, protocols, today=today, due_days=due_days, user_id=scope_user)
+               if f["need"].overdue]
+    site_cycles = []
+    if coordinator:
+        site_cycles = [c for c in open_first(list_cycles(db, site_ids)) if c["status"] in ("planned", "active")]
+    stages = {c["id"]: stage(c, sessions(db, c["id"])) for c in [*mine, *site_cycles]}
+    return {"mine": mine, "next": next_session, "missing": missing, "overdue": overdue,
+            "site_cycles": site_cycles, "stages": stages, "coordinator": coordinator}

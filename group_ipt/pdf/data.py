@@ -1,0 +1,310 @@
+"""Gather the plain data of each printable document from the database and the forms.
+
+Plain functions on a ``sqlite_utils.Database`` and the loaded forms (no Flask):
+the web view and the CLI command call one of them, then the document's
+``render``. Everything a user triggers is limited to ``site_ids``: a cycle of
+another site raises :class:`NotFound`, exactly as a cycle that does not exist.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, time, timedelta
+from typing import Any
+
+import sqlite_utils
+
+from .. import cycles
+from ..instruments import Instrument
+from ..protocols import Protocol
+from . import PdfLanguage
+from .cycle_report import CycleReport, MemberSummary, SessionSummary
+from .roster import Roster, RosterMember, RosterSession
+from .screening_form import ScreeningForm
+from .script_booklet import Booklet
+
+__all__ = [
+    "NotFound",
+    "booklet_data",
+    "cycle_report_data",
+    "outcome_instrument",
+    "roster_data",
+    "screening_form_data",
+]
+
+# Sessions that the whole group attends, and so have a column on the roster.
+GROUP_KINDS = ("group", "makeup", "maintenance")
+ON_ROSTER = ("active", "completed")  # members who left are not asked to sign in
+LEFT = ("dropped_out", "withdrawn")
+PRESENT = ("present", "late")
+# A score taken this long after the last session still counts as the cycle's last score.
+LAST_SCORE_GRACE_DAYS = 14
+
+
+class NotFound(LookupError):
+    """No such cycle, protocol, session or instrument (or not one of the user's sites)."""
+
+
+def _cycle(db: sqlite_utils.Database, cycle_id: str, site_ids: Sequence[str] | None) -> dict:
+    cycle = cycles.get_cycle(db, cycle_id, list(site_ids) if site_ids is not None else None)
+    if cycle is None:
+        raise NotFound(f"no cycle {cycle_id!r}")
+    return cycle
+
+
+def _group_sessions(db: sqlite_utils.Database, cycle_id: str) -> list[dict]:
+    return [s for s in cycles.sessions(db, cycle_id) if s["kind"] in GROUP_KINDS]
+
+
+def _facilitator_names(db: sqlite_utils.Database, cycle_id: str) -> tuple[str, ...]:
+    return tuple(f["display_name"] or f["username"] for f in cycles.facilitators(db, cycle_id))
+
+
+def _attendance(db: sqlite_utils.Database, cycle_id: str) -> dict[tuple[str, str], str]:
+    """Return {(member id, session id): status} for a whole cycle."""
+    found = db.query(
+        "select a.member_id, a.session_id, a.status from attendance a join sessions s on s.id = a.session_id"
+        " where s.cycle_id = ?",
+        (cycle_id,),
+    )
+    return {(r["member_id"], r["session_id"]): r["status"] for r in found}
+
+
+def _date(value: str | None) -> date | None:
+    return date.fromisoformat(value[:10]) if value else None
+
+
+def roster_data(
+    db: sqlite_utils.Database,
+    cycle_id: str,
+    *,
+    site_ids: Sequence[str] | None,
+    programme: str,
+    privacy: bool = False,
+) -> Roster:
+    """Return the roster of a cycle: its group sessions (not cancelled) and its current members.
+
+    ``site_ids`` limits the search to the user's sites (None: every site, for
+    the command line). Attendance is keyed by session id, so a make-up
+    session has its own column.
+    """
+    cycle = _cycle(db, cycle_id, site_ids)
+    sessions = [s for s in _group_sessions(db, cycle["id"]) if s["status"] != "cancelled"]
+    attendance = _attendance(db, cycle["id"])
+    members = [m for m in cycles.members(db, cycle["id"]) if m["status"] in ON_ROSTER]
+    start = cycle.get("start_time")
+    return Roster(
+        programme=programme,
+        site=cycle["site_name"],
+        cycle=_cycle_label(cycle),
+        sessions=[
+            RosterSession(s["number"], _date(s["scheduled_date"]), key=s["id"], makeup=s["kind"] == "makeup")
+            for s in sessions
+        ],
+        members=[
+            RosterMember(
+                code=m["participant_code"],
+                name=m["name"],
+                sex=m["sex"] or "",
+                problem_areas=tuple(a for a in (m["problem_area"], m["problem_area_2"]) if a),
+                attendance={
+                    s["id"]: status for s in sessions if (status := attendance.get((m["id"], s["id"]))) is not None
+                },
+            )
+            for m in members
+        ],
+        facilitators=_facilitator_names(db, cycle["id"]),
+        venue=cycle["venue"],
+        weekday=cycle["weekday"],
+        time=time.fromisoformat(start) if start else None,
+        privacy=privacy,
+    )
+
+
+def _cycle_label(cycle: dict) -> str:
+    return f"{cycle['code']} {cycle['name']}".strip() if cycle.get("name") else cycle["code"]
+
+
+def outcome_instrument(protocol: Protocol, instruments: dict[str, Instrument]) -> Instrument | None:
+    """Return the instrument a cycle's symptom change is measured with: the PHQ-9 when the protocol uses it,
+    else the first scored instrument the protocol gives, else None."""
+    due = [i for plan in protocol.sessions for i in plan.instruments_due]
+    if "phq9" in due and "phq9" in instruments:
+        return instruments["phq9"]
+    for instrument_id in due:
+        instrument = instruments.get(instrument_id)
+        if instrument is not None and instrument.scoring.method != "none":
+            return instrument
+    return None
+
+
+def _remission_below(instrument: Instrument) -> float:
+    """Return the score under which a member counts as well: the top of the lowest band plus one (5 on PHQ-9)."""
+    if instrument.bands:
+        return min(instrument.bands, key=lambda band: band.min).max + 1
+    return 5
+
+
+def _scores(
+    db: sqlite_utils.Database, participant_ids: list[str], instrument_id: str
+) -> dict[str, list[tuple[date, float]]]:
+    """Return each participant's totals of an instrument, oldest first (missing totals left out)."""
+    if not participant_ids:
+        return {}
+    marks = ",".join("?" for _ in participant_ids)
+    found = db.query(
+        "select participant_id, administered_on, total from screenings"
+        f" where instrument_id = ? and total is not null and participant_id in ({marks})"
+        " order by administered_on, created_at",
+        [instrument_id, *participant_ids],
+    )
+    scores: dict[str, list[tuple[date, float]]] = {}
+    for r in found:
+        scores.setdefault(r["participant_id"], []).append((date.fromisoformat(r["administered_on"][:10]), r["total"]))
+    return scores
+
+
+def baseline_and_last(scores: list[tuple[date, float]], start: date, end: date) -> tuple[float | None, float | None]:
+    """Pick a member's baseline and last score for a cycle running from ``start`` to ``end``.
+
+    The baseline is the latest score on or before the first group session
+    (the screening or pre-group measure), else the first score during the
+    cycle. The last score is the latest one after the baseline, up to
+    LAST_SCORE_GRACE_DAYS after the last session (later follow-ups are not
+    the cycle's result).
+    """
+    limit = end + timedelta(days=LAST_SCORE_GRACE_DAYS)
+    before = [i for i, (day, _) in enumerate(scores) if day <= start]
+    if before:
+        base_index = before[-1]
+    else:
+        during = [i for i, (day, _) in enumerate(scores) if day <= limit]
+        if not during:
+            return None, None
+        base_index = during[0]
+    later = [total for day, total in scores[base_index + 1 :] if day <= limit]
+    return scores[base_index][1], (later[-1] if later else None)
+
+
+def cycle_report_data(
+    db: sqlite_utils.Database,
+    cycle_id: str,
+    *,
+    site_ids: Sequence[str] | None,
+    programme: str,
+    protocols: dict[str, Protocol],
+    instruments: dict[str, Instrument],
+    lang: PdfLanguage,
+    privacy: bool = False,
+) -> CycleReport:
+    """Return the report of a cycle: attendance per session and member, completion, scores, open referrals."""
+    _ = lang.translate
+    cycle = _cycle(db, cycle_id, site_ids)
+    protocol = protocols.get(cycle["protocol_id"])
+    if protocol is None:
+        raise NotFound(f"the protocol {cycle['protocol_id']!r} of cycle {cycle['code']} is missing")
+    sessions = _group_sessions(db, cycle["id"])
+    attendance = _attendance(db, cycle["id"])
+    members = [m for m in cycles.members(db, cycle["id"]) if m["status"] != "transferred"]
+
+    summaries = []
+    for s in sessions:
+        statuses = [status for (member_id, session_id), status in attendance.items() if session_id == s["id"]]
+        summaries.append(
+            SessionSummary(
+                number=s["number"],
+                date=_date(s["scheduled_date"]),
+                status=s["status"],
+                present=sum(1 for status in statuses if status in PRESENT),
+                absent=statuses.count("absent"),
+                excused=statuses.count("excused"),
+                makeup=s["kind"] == "makeup",
+            )
+        )
+
+    instrument = outcome_instrument(protocol, instruments)
+    scheduled = [d for s in sessions if s["status"] != "cancelled" and (d := _date(s["scheduled_date"]))]
+    start, end = (min(scheduled), max(scheduled)) if scheduled else (date.min, date.min)
+    scores = _scores(db, [m["participant_id"] for m in members], instrument.id) if instrument else {}
+    member_rows = []
+    for m in members:
+        # A session number attended twice (a session and its make-up) counts once.
+        attended = len({s["number"] for s in sessions if attendance.get((m["id"], s["id"])) in PRESENT})
+        baseline, last = baseline_and_last(scores.get(m["participant_id"], []), start, end)
+        member_rows.append(
+            MemberSummary(
+                code=m["participant_code"],
+                name=m["name"],
+                attended=attended,
+                completed=m["status"] == "completed" or protocol.is_completed(attended),
+                dropped_out=m["status"] in LEFT,
+                baseline=baseline,
+                last=last,
+            )
+        )
+
+    participant_ids = [m["participant_id"] for m in members]
+    marks = ",".join("?" for _ in participant_ids) or "''"
+    [open_referrals] = db.execute(
+        f"select count(*) from referrals where status != 'closed' and participant_id in ({marks})", participant_ids
+    ).fetchone()
+    return CycleReport(
+        programme=programme,
+        site=cycle["site_name"],
+        cycle=_cycle_label(cycle),
+        protocol=_(protocol.name),
+        sessions=summaries,
+        members=member_rows,
+        group_sessions=len(protocol.group_sessions),
+        instrument=_(instrument.name) if instrument else "—",
+        facilitators=_facilitator_names(db, cycle["id"]),
+        status=_stage(cycle, db, lang),
+        open_referrals=open_referrals,
+        remission_below=_remission_below(instrument) if instrument else 5,
+        privacy=privacy,
+    )
+
+
+def _stage(cycle: dict, db: sqlite_utils.Database, lang: PdfLanguage) -> str:
+    message = cycles.stage(cycle, cycles.sessions(db, cycle["id"]))
+    return lang.translate(message.msgid, **message.params)
+
+
+def screening_form_data(
+    instruments: dict[str, Instrument], instrument_id: str, *, programme: str, site: str = "", cutoff: int | None = None
+) -> ScreeningForm:
+    """Return the paper form of an instrument (NotFound for an unknown id)."""
+    instrument = instruments.get(instrument_id)
+    if instrument is None:
+        raise NotFound(f"no instrument {instrument_id!r}")
+    return ScreeningForm(instrument, programme, site, cutoff)
+
+
+def booklet_data(
+    forms: Any,
+    protocol_id: str,
+    *,
+    programme: str,
+    lang: PdfLanguage,
+    session: int | None = None,
+    site: str = "",
+) -> Booklet:
+    """Return the script booklet of a protocol (every session) or of one session, translated and filled in.
+
+    ``forms`` is the app's loaded forms (instruments, protocols, scripts).
+    """
+    from .. import scripts
+
+    protocol = forms.protocols.get(protocol_id)
+    if protocol is None:
+        raise NotFound(f"no protocol {protocol_id!r}")
+    numbers = [plan.number for plan in protocol.sessions] if session is None else [session]
+    texts = []
+    for number in numbers:
+        try:
+            script = forms.scripts.script_for(protocol_id, number)
+            context = scripts.session_context(protocol, number)
+        except (scripts.ScriptNotFound, KeyError) as exc:
+            raise NotFound(f"no script for session {number} of {protocol_id!r}") from exc
+        texts.append(scripts.placeholders_filled(script, context, lang.gettext))
+    return Booklet(programme, lang.translate(protocol.name), texts, site=site)

@@ -1,0 +1,298 @@
+"""Safety referrals: created on a risk answer or an exclusion, acknowledged, followed up, closed.
+
+A referral moves forward only: open -> referred -> followed_up -> closed (a step
+may be skipped, never undone). Follow-up contacts are planned when it is made:
+weekly for ``FollowupPlan.weekly`` weeks, then every ``later_interval_weeks``
+(after WHO mhGAP: about weekly for two months, then every 2-4 weeks). Plain
+Python, no Flask.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import sqlite_utils
+
+from . import audit, clock
+from .db import new_id, row, rows, utcnow, write
+from .errors import N_, DomainError
+
+STATUSES = ("open", "referred", "followed_up", "closed")
+URGENCIES = ("urgent", "routine")
+# Closing takes a referral off every list: a supervisor's decision, not a facilitator's.
+CLOSING_ROLES = ("coordinator", "supervisor", "admin")
+MAX_NOTE = 2000
+
+
+class ReferralError(DomainError):
+    """A referral could not be created or changed; the message says why."""
+
+
+@dataclass(frozen=True)
+class FollowupPlan:
+    weekly: int = 8
+    later_interval_weeks: int = 3
+    later_count: int = 4
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.weekly <= 52:
+            raise ValueError("REFERRAL_WEEKLY_FOLLOWUPS must be from 0 to 52")
+        if not 2 <= self.later_interval_weeks <= 4:
+            raise ValueError("REFERRAL_LATER_INTERVAL_WEEKS must be 2, 3 or 4")
+        if not 0 <= self.later_count <= 52 or self.weekly + self.later_count == 0:
+            raise ValueError("REFERRAL_LATER_FOLLOWUPS must be from 0 to 52, and some follow-up must be planned")
+
+    @classmethod
+    def from_config(cls, config) -> FollowupPlan:
+        return cls(config["REFERRAL_WEEKLY_FOLLOWUPS"], config["REFERRAL_LATER_INTERVAL_WEEKS"],
+                   config["REFERRAL_LATER_FOLLOWUPS"])
+
+    def dates(self, start: date) -> list[date]:
+        """Return the planned follow-up dates after ``start``."""
+        weekly = [start + timedelta(weeks=n) for n in range(1, self.weekly + 1)]
+        last = weekly[-1] if weekly else start
+        later = [last + timedelta(weeks=self.later_interval_weeks * n) for n in range(1, self.later_count + 1)]
+        return weekly + later
+
+
+def _in(site_ids: list[str]) -> str:
+    return ",".join("?" for _ in site_ids) or "''"
+
+
+def create(
+    db: sqlite_utils.Database,
+    *,
+    participant: dict,
+    reason: str,
+    triggers: list[dict],
+    urgency: str,
+    actor: dict | None,
+    plan: FollowupPlan,
+    start: date | None = None,
+    screening_id: str | None = None,
+) -> dict:
+    """Create an open referral with its planned follow-ups; return it.
+
+    Call it inside the transaction that saves what raised it, so that neither
+    is ever saved without the other.
+    """
+    if urgency not in URGENCIES:
+        raise ReferralError(N_("Choose how urgent the referral is."), field="urgency")
+    reason = (reason or "").strip()
+    if not reason:
+        raise ReferralError(N_("Say why the person is referred."), field="reason")
+    if len(reason) > MAX_NOTE:
+        raise ReferralError(N_("The reason is too long."), field="reason")
+    start = start or clock.today()
+    now = utcnow()
+    referral = {
+        "id": new_id(),
+        "site_id": participant["site_id"],
+        "participant_id": participant["id"],
+        "screening_id": screening_id,
+        "reason": reason,
+        "triggers_json": json.dumps(triggers, ensure_ascii=False),
+        "urgency": urgency,
+        "status": "open",
+        "created_by": actor["id"] if actor else None,
+        "created_at": now,
+        "updated_at": now,
+    }
+    with write(db):
+        db["referrals"].insert(referral)
+        _event(db, referral, "open", None, actor, now)
+        for due in plan.dates(start):
+            _plan_followup(db, referral, due, now)
+        audit.log(db, user=actor, action="create", table="referrals", record_id=referral["id"],
+                  site_id=referral["site_id"], after=referral)
+    return referral
+
+
+def _event(db, referral: dict, status: str, note: str | None, actor: dict | None, now: str) -> None:
+    db["referral_events"].insert({
+        "id": new_id(), "site_id": referral["site_id"], "referral_id": referral["id"], "status": status,
+        "note": note, "by_user": actor["id"] if actor else None, "created_at": now, "updated_at": now,
+    })
+
+
+def _plan_followup(db, referral: dict, due: date, now: str) -> None:
+    db["referral_followups"].insert({
+        "id": new_id(), "site_id": referral["site_id"], "referral_id": referral["id"],
+        "due_on": due.isoformat(), "created_at": now, "updated_at": now,
+    })
+
+
+_SELECT = (
+    "select r.*, p.code as participant_code, p.name as participant_name, p.site_id as participant_site,"
+    " a.display_name as acknowledged_by_name, c.display_name as created_by_name,"
+    " (select min(f.due_on) from referral_followups f where f.referral_id = r.id and f.done_on is null)"
+    " as next_due_on"
+    " from referrals r join participants p on p.id = r.participant_id"
+    " left join users a on a.id = r.acknowledged_by left join users c on c.id = r.created_by"
+)
+
+
+def get(db: sqlite_utils.Database, referral_id: str, site_ids: list[str]) -> dict | None:
+    """Return the referral if it belongs to one of ``site_ids``, else None."""
+    return _decode(row(db, f"{_SELECT} where r.id = ? and r.site_id in ({_in(site_ids)})",
+                       (referral_id, *site_ids)))
+
+
+def _decode(referral: dict | None) -> dict | None:
+    if referral is not None:
+        referral["triggers"] = json.loads(referral["triggers_json"])
+    return referral
+
+
+def for_participant(db: sqlite_utils.Database, participant_id: str) -> list[dict]:
+    return [_decode(r) for r in rows(db, f"{_SELECT} where r.participant_id = ? order by r.created_at desc",
+                                     (participant_id,))]
+
+
+def for_screening(db: sqlite_utils.Database, screening_id: str) -> dict | None:
+    return _decode(row(db, f"{_SELECT} where r.screening_id = ?", (screening_id,)))
+
+
+def listing(db: sqlite_utils.Database, site_ids: list[str], *, include_closed: bool = False) -> list[dict]:
+    """Return referrals, unacknowledged and urgent first, then by the next follow-up due."""
+    where = "" if include_closed else " and r.status != 'closed'"
+    found = rows(db, f"{_SELECT} where r.site_id in ({_in(site_ids)}){where}"
+                     " order by r.acknowledged_at is not null, r.status = 'closed', r.urgency != 'urgent',"
+                     " next_due_on is null, next_due_on, r.created_at", site_ids)
+    return [_decode(r) for r in found]
+
+
+def home_summary(db: sqlite_utils.Database, site_ids: list[str], today: date | None = None) -> dict:
+    """Return what the home page shows first: unacknowledged alerts, open referrals, overdue follow-ups."""
+    today_text = (today or clock.today()).isoformat()
+    open_referrals = listing(db, site_ids)
+    for referral in open_referrals:
+        referral["overdue"] = referral["next_due_on"] is not None and referral["next_due_on"] < today_text
+    overdue = rows(
+        db,
+        "select f.*, p.code as participant_code, p.name as participant_name, r.urgency as urgency"
+        " from referral_followups f join referrals r on r.id = f.referral_id"
+        " join participants p on p.id = r.participant_id"
+        f" where f.site_id in ({_in(site_ids)}) and f.done_on is null and f.due_on < ? and r.status != 'closed'"
+        " order by f.due_on",
+        (*site_ids, today_text),
+    )
+    return {
+        "unacknowledged": [r for r in open_referrals if r["acknowledged_at"] is None],
+        "open": open_referrals,
+        "overdue": overdue,
+    }
+
+
+def acknowledge(db: sqlite_utils.Database, referral: dict, actor: dict) -> dict:
+    """Record that ``actor`` has seen the alert and its steps; a second call changes nothing."""
+    with write(db):
+        current = row(db, "select * from referrals where id = ?", (referral["id"],))
+        if current["acknowledged_at"] is not None:
+            return current
+        now = utcnow()
+        db.execute("update referrals set acknowledged_by = ?, acknowledged_at = ?, updated_at = ? where id = ?",
+                   (actor["id"], now, now, referral["id"]))
+        audit.log(db, user=actor, action="acknowledge", table="referrals", record_id=referral["id"],
+                  site_id=referral["site_id"], before={"acknowledged_at": None},
+                  after={"acknowledged_by": actor["id"], "acknowledged_at": now})
+    return {**current, "acknowledged_by": actor["id"], "acknowledged_at": now}
+
+
+def set_status(
+    db: sqlite_utils.Database,
+    referral: dict,
+    status: str,
+    actor: dict,
+    *,
+    note: str | None = None,
+    referred_to: str | None = None,
+) -> dict:
+    """Move a referral forward (open -> referred -> followed_up -> closed) and record the event."""
+    if status not in STATUSES:
+        raise ReferralError(N_("Unknown referral status %(status)s."), field="status", status=status)
+    note = (note or "").strip() or None
+    referred_to = (referred_to or "").strip() or None
+    if (note and len(note) > MAX_NOTE) or (referred_to and len(referred_to) > 200):
+        raise ReferralError(N_("The note is too long."), field="note")
+    with write(db):
+        current = row(db, "select * from referrals where id = ?", (referral["id"],))
+        if current["acknowledged_at"] is None:
+            raise ReferralError(N_("Acknowledge the safety alert before changing the referral."))
+        if STATUSES.index(status) <= STATUSES.index(current["status"]):
+            raise ReferralError(N_("A referral moves forward only: it is already %(status)s."),
+                                field="status", status=current["status"])
+        if status == "closed":
+            if actor["role"] not in CLOSING_ROLES:
+                raise ReferralError(N_("Only a coordinator or supervisor can close a referral."), field="status")
+            if not note:
+                raise ReferralError(N_("Write a note saying why the referral can be closed."), field="note")
+        if status == "referred" and not (referred_to or current["referred_to"]):
+            raise ReferralError(N_("Say where or to whom the person was referred."), field="referred_to")
+        now = utcnow()
+        changes = {"status": status, "updated_at": now}
+        if referred_to:
+            changes["referred_to"] = referred_to
+        if note:
+            changes["note"] = note
+        if status == "closed":
+            changes["closed_at"] = now
+        db["referrals"].update(referral["id"], changes)
+        _event(db, current, status, note, actor, now)
+        audit.log(db, user=actor, action="set_status", table="referrals", record_id=referral["id"],
+                  site_id=current["site_id"], before={"status": current["status"]}, after=changes)
+    return {**current, **changes}
+
+
+def followups(db: sqlite_utils.Database, referral_id: str) -> list[dict]:
+    return rows(db, "select f.*, u.display_name as done_by_name from referral_followups f"
+                    " left join users u on u.id = f.done_by where f.referral_id = ? order by f.due_on",
+                (referral_id,))
+
+
+def events(db: sqlite_utils.Database, referral_id: str) -> list[dict]:
+    return rows(db, "select e.*, u.display_name as by_name from referral_events e"
+                    " left join users u on u.id = e.by_user where e.referral_id = ? order by e.created_at, e.rowid",
+                (referral_id,))
+
+
+def record_followup(
+    db: sqlite_utils.Database,
+    referral: dict,
+    followup_id: str,
+    actor: dict,
+    *,
+    note: str | None,
+    done_on: date,
+    plan: FollowupPlan,
+) -> dict:
+    """Record a follow-up contact; plan one more when it was the last and the referral is open."""
+    note = (note or "").strip() or None
+    if note and len(note) > MAX_NOTE:
+        raise ReferralError(N_("The note is too long."), field="note")
+    if done_on > clock.today():
+        raise ReferralError(N_("The date of the contact cannot be in the future."), field="done_on")
+    with write(db):
+        current = row(db, "select * from referrals where id = ?", (referral["id"],))
+        if current["status"] == "closed":
+            raise ReferralError(N_("This referral is closed."))
+        followup = row(db, "select * from referral_followups where id = ? and referral_id = ?",
+                       (followup_id, referral["id"]))
+        if followup is None:
+            raise ReferralError(N_("No such follow-up."))
+        if followup["done_on"] is not None:
+            raise ReferralError(N_("This follow-up was already recorded."))
+        now = utcnow()
+        changes = {"done_on": done_on.isoformat(), "done_by": actor["id"], "note": note, "updated_at": now}
+        db["referral_followups"].update(followup_id, changes)
+        pending = row(db, "select count(*) as n from referral_followups where referral_id = ? and done_on is null",
+                      (referral["id"],))["n"]
+        if pending == 0:
+            last = row(db, "select max(due_on) as d from referral_followups where referral_id = ?",
+                       (referral["id"],))["d"]
+            _plan_followup(db, current, date.fromisoformat(last) + timedelta(weeks=plan.later_interval_weeks), now)
+        audit.log(db, user=actor, action="followup", table="referral_followups", record_id=followup_id,
+                  site_id=current["site_id"], before=followup, after={**followup, **changes})
+    return {**followup, **changes}

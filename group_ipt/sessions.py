@@ -1,0 +1,262 @@
+"""Take a session: attendance, symptom checks, note, member plans and fidelity in one write.
+
+A save carries the session's ``version`` as the form showed it. If someone
+saved the session since (another tab, another laptop), the save is refused
+with :class:`StaleSession`, which lists what the other save recorded, so the
+facilitator can compare and save again: nothing is overwritten silently.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import date
+
+import sqlite_utils
+
+from . import audit
+from .cycles import (
+    N_,
+    PROBLEM_AREAS,
+    CycleError,
+    Message,
+    check_plan,
+    members,
+    protocol_of,
+)
+from .db import new_id, row, rows, utcnow, write
+from .protocols import Protocol
+
+ATTENDANCE = ("present", "absent", "excused", "late")
+TRENDS = ("better", "same", "worse")
+__all__ = ["ATTENDANCE", "PROBLEM_AREAS", "TRENDS", "SessionEntry", "StaleSession", "expected_members",
+           "record_session", "saved_entry"]
+
+
+class StaleSession(CycleError):
+    """The session was saved by someone else since this form was opened."""
+
+    def __init__(self, differences: list[Message], current_version: int, saved_by: str | None, saved_at: str | None):
+        super().__init__(N_("%(who)s saved this session (at %(when)s) while you were filling it in. Nothing of "
+                            "yours was saved yet: check the differences below, then save again."),
+                         who=saved_by or "?", when=saved_at or "?")
+        self.differences = differences
+        self.current_version = current_version
+
+
+@dataclass
+class SessionEntry:
+    """What a facilitator filled in for one session."""
+
+    attendance: dict[str, str]  # member id -> present/absent/excused/late
+    checks: dict[str, tuple[str | None, int | None]] = field(default_factory=dict)  # member id -> (trend, 0-10)
+    note: str = ""
+    fidelity: dict[str, bool] | None = None  # checklist id -> done; None = not filled
+    plans: dict[str, tuple[str | None, str | None, str]] = field(default_factory=dict)  # pre-group: areas, goals
+
+
+def expected_members(db: sqlite_utils.Database, session: dict) -> list[dict]:
+    """Return who belongs on the session's sheet: members then, and anyone already marked."""
+    marked = {r["member_id"] for r in db.query("select member_id from attendance where session_id = ?",
+                                               (session["id"],))}
+    day = session["scheduled_date"]
+    if session["status"] == "held":
+        # Editing a held session: who was marked, plus anyone active who had joined by then.
+        return [m for m in members(db, session["cycle_id"])
+                if m["id"] in marked or (m["status"] == "active" and m["enrolled_on"] <= day)]
+    return [m for m in members(db, session["cycle_id"]) if m["id"] in marked or m["status"] == "active"
+            or (m["ended_on"] is not None and m["ended_on"] > day)]
+
+
+def saved_entry(db: sqlite_utils.Database, session_id: str, user_id: str | None = None) -> SessionEntry:
+    """Return what is saved for a session (the fidelity answers of ``user_id``)."""
+    attendance = {r["member_id"]: r["status"] for r in db.query(
+        "select member_id, status from attendance where session_id = ?", (session_id,))}
+    checks = {r["member_id"]: (r["trend"], r["rating"]) for r in db.query(
+        "select member_id, trend, rating from symptom_checks where session_id = ?", (session_id,))}
+    session = row(db, "select note from sessions where id = ?", (session_id,))
+    fidelity = None
+    if user_id:
+        f = row(db, "select answers_json from fidelity_checklists where session_id = ? and user_id = ?",
+                (session_id, user_id))
+        fidelity = json.loads(f["answers_json"]) if f else None
+    return SessionEntry(attendance, checks, session["note"] if session else "", fidelity)
+
+
+def _snapshot(db: sqlite_utils.Database, session_id: str) -> dict:
+    s = row(db, "select status, note, version from sessions where id = ?", (session_id,))
+    entry = saved_entry(db, session_id)
+    return {**s, "attendance": entry.attendance, "checks": {k: list(v) for k, v in entry.checks.items()}}
+
+
+def _check(db, session: dict, entry: SessionEntry, protocol: Protocol) -> dict[str, dict]:
+    if session["status"] == "cancelled":
+        raise CycleError(N_("Session %(number)s was cancelled; attendance cannot be recorded for it."),
+                         number=session["number"])
+    cycle = row(db, "select * from cycles where id = ?", (session["cycle_id"],))
+    if cycle["status"] in ("closed", "closed_early") and session["status"] != "held":
+        raise CycleError(N_("Cycle %(cycle)s is closed."), cycle=cycle["code"])
+    everyone = {m["id"]: m for m in members(db, session["cycle_id"])}
+    expected = {m["id"] for m in expected_members(db, session)}
+    for member_id in [*entry.attendance, *entry.checks, *entry.plans]:
+        if member_id not in everyone:
+            raise CycleError(N_("Someone on this form is not a member of this cycle; reload the page."))
+    for member_id, status in entry.attendance.items():
+        if status not in ATTENDANCE:
+            raise CycleError(N_("Choose present, absent, excused or late for %(name)s."),
+                             name=everyone[member_id]["name"])
+        if member_id not in expected:
+            raise CycleError(N_("%(name)s was not in the group on this date."), name=everyone[member_id]["name"])
+    if session["kind"] != "makeup":
+        missing = [everyone[m]["name"] for m in expected if m not in entry.attendance]
+        if missing:
+            raise CycleError(N_("Mark the attendance of: %(names)s."), names=", ".join(sorted(missing)))
+    for member_id, (trend, rating) in entry.checks.items():
+        name = everyone[member_id]["name"]
+        if trend is None and rating is None:
+            continue
+        if entry.attendance.get(member_id) not in ("present", "late"):
+            raise CycleError(N_("%(name)s is not marked present but has a symptom check; mark them present "
+                                "or clear the check."), name=name)
+        if trend is not None and trend not in TRENDS:
+            raise CycleError(N_("Choose better, same or worse for %(name)s."), name=name)
+        if rating is not None and not 0 <= rating <= 10:
+            raise CycleError(N_("The rating of %(name)s must be a whole number from 0 to 10."), name=name)
+    for area, area2, _goals in entry.plans.values():
+        check_plan(area, area2)
+    if entry.fidelity is not None:
+        known = {item.id for item in protocol.fidelity_checklist}
+        unknown = set(entry.fidelity) - known
+        if unknown:
+            raise CycleError(N_("Unknown checklist question: %(id)s."), id=sorted(unknown)[0])
+    return everyone
+
+
+def _differences(db, session_id: str, entry: SessionEntry, everyone: dict[str, dict]) -> list[Message]:
+    saved = saved_entry(db, session_id)
+    found = []
+    for member_id in sorted(set(saved.attendance) | set(entry.attendance), key=lambda m: everyone[m]["name"]):
+        theirs, yours = saved.attendance.get(member_id), entry.attendance.get(member_id)
+        if theirs != yours:
+            found.append(Message(N_("%(name)s: saved as %(saved)s, you chose %(yours)s."),
+                                 {"name": everyone[member_id]["name"], "saved": theirs or "-", "yours": yours or "-"}))
+        their_check = saved.checks.get(member_id, (None, None))
+        your_check = entry.checks.get(member_id, (None, None))
+        if their_check != your_check and yours in ("present", "late"):
+            found.append(Message(N_("%(name)s: symptom check saved as %(saved)s, you wrote %(yours)s."),
+                                 {"name": everyone[member_id]["name"],
+                                  "saved": " ".join(str(v) for v in their_check if v is not None) or "-",
+                                  "yours": " ".join(str(v) for v in your_check if v is not None) or "-"}))
+    if saved.note != entry.note.strip():
+        found.append(Message(N_("The session note differs: saved \"%(saved)s\"."), {"saved": saved.note}))
+    return found
+
+
+def record_session(
+    db: sqlite_utils.Database,
+    session_id: str,
+    entry: SessionEntry,
+    *,
+    expected_version: int,
+    protocols: dict[str, Protocol],
+    actor: dict | None,
+    today: date,
+) -> dict:
+    """Save a session's whole sheet as one transaction; return the saved session.
+
+    Raises CycleError for bad input and StaleSession if ``expected_version`` is
+    not the session's version any more.
+    """
+    with write(db):
+        # Read and check inside the write lock, so two saves cannot both pass the version check.
+        session = row(db, "select * from sessions where id = ?", (session_id,))
+        if session is None:
+            raise CycleError(N_("This session does not exist."))
+        cycle = row(db, "select * from cycles where id = ?", (session["cycle_id"],))
+        protocol = protocol_of(cycle, protocols)
+        everyone = _check(db, session, entry, protocol)
+        if session["version"] != expected_version:
+            saver = row(db, "select display_name from users where id = ?", (session["recorded_by"],))
+            raise StaleSession(_differences(db, session_id, entry, everyone), session["version"],
+                               saver["display_name"] if saver else None,
+                               session["recorded_at"] or session["updated_at"])
+        if date.fromisoformat(session["scheduled_date"]) > today:
+            raise CycleError(N_("Session %(number)s is planned for %(date)s; attendance can be taken on the day."),
+                             number=session["number"], date=date.fromisoformat(session["scheduled_date"]))
+        before = _snapshot(db, session_id)
+        stamp = utcnow()
+        actor_id = actor["id"] if actor else None
+        for member_id, status in entry.attendance.items():
+            db.execute(
+                "insert into attendance (id, site_id, session_id, member_id, status, recorded_by, created_at,"
+                " updated_at) values (?, ?, ?, ?, ?, ?, ?, ?) on conflict (session_id, member_id) do update set"
+                " status = excluded.status, recorded_by = excluded.recorded_by, updated_at = excluded.updated_at"
+                " where attendance.status != excluded.status",
+                (new_id(), session["site_id"], session_id, member_id, status, actor_id, stamp, stamp))
+        if session["kind"] == "makeup":
+            # On a make-up sheet, a member left blank was not expected: drop any earlier mark.
+            kept = list(entry.attendance)
+            placeholders = ",".join("?" * len(kept))
+            db.execute(f"delete from attendance where session_id = ? and member_id not in ({placeholders})",
+                       [session_id, *kept])
+        for member_id in everyone:
+            trend, rating = entry.checks.get(member_id, (None, None))
+            if entry.attendance.get(member_id) not in ("present", "late") or (trend is None and rating is None):
+                db.execute("delete from symptom_checks where session_id = ? and member_id = ?", (session_id, member_id))
+                continue
+            db.execute(
+                "insert into symptom_checks (id, site_id, session_id, member_id, trend, rating, created_at, updated_at)"
+                " values (?, ?, ?, ?, ?, ?, ?, ?) on conflict (session_id, member_id) do update set"
+                " trend = excluded.trend, rating = excluded.rating, updated_at = excluded.updated_at",
+                (new_id(), session["site_id"], session_id, member_id, trend, rating, stamp, stamp))
+        for member_id, (area, area2, goals) in entry.plans.items():
+            area, area2 = check_plan(area, area2)
+            db.execute("update members set problem_area = ?, problem_area_2 = ?, goals = ?, updated_at = ?"
+                       " where id = ? and (problem_area is not ? or problem_area_2 is not ? or goals != ?)",
+                       (area, area2, goals.strip(), stamp, member_id, area, area2, goals.strip()))
+        if entry.fidelity is not None and actor_id:
+            answers = json.dumps(entry.fidelity, sort_keys=True)
+            db.execute(
+                "insert into fidelity_checklists (id, site_id, session_id, user_id, answers_json, created_at,"
+                " updated_at) values (?, ?, ?, ?, ?, ?, ?) on conflict (session_id, user_id) do update set"
+                " answers_json = excluded.answers_json, updated_at = excluded.updated_at",
+                (new_id(), session["site_id"], session_id, actor_id, answers, stamp, stamp))
+        db.execute(
+            "update sessions set status = 'held', note = ?, recorded_by = ?, recorded_at = ?, version = version + 1,"
+            " updated_at = ? where id = ?",
+            (entry.note.strip(), actor_id, stamp, stamp, session_id))
+        if cycle["status"] == "planned":
+            db.execute("update cycles set status = 'active', updated_at = ? where id = ?", (stamp, cycle["id"]))
+        after = _snapshot(db, session_id)
+        after["fidelity"] = entry.fidelity
+        after["plans"] = {k: list(v) for k, v in entry.plans.items()}
+        audit.log(db, user=actor, action="record_session" if before["status"] != "held" else "edit_session",
+                  table="sessions", record_id=session_id, site_id=session["site_id"], before=before, after=after)
+        return row(db, "select * from sessions where id = ?", (session_id,))
+
+
+def fidelity_items(protocol: Protocol) -> list:
+    return list(protocol.fidelity_checklist)
+
+
+def instruments_today(db: sqlite_utils.Database, session: dict, protocol: Protocol, *, grace_days: int) -> list[dict]:
+    """Return the instruments due at this session, each with the members and whether they have done it."""
+    from .followup import occasion_of, screening_matches
+
+    try:
+        due = protocol.instruments_due(session["number"])
+    except KeyError:
+        return []
+    occasion = occasion_of(session["number"], protocol)
+    people = [m for m in expected_members(db, session) if m["status"] == "active"]
+    day = date.fromisoformat(session["scheduled_date"])
+    result = []
+    for instrument in due:
+        given = rows(db, "select * from screenings where instrument_id = ? and participant_id in"
+                         f" ({','.join('?' * len(people))})", [instrument, *[m["participant_id"] for m in people]])
+        done = {g["participant_id"] for g in given if screening_matches(
+            g, instrument=instrument, occasion=occasion, cycle_id=session["cycle_id"], session_id=session["id"],
+            due_on=day, grace_days=grace_days)}
+        result.append({"instrument_id": instrument, "occasion": occasion,
+                       "members": [{**m, "done": m["participant_id"] in done} for m in people]})
+    return result

@@ -1,0 +1,264 @@
+"""The laptop's side of sync: setup, push, pull, status, and the file export/import for a USB stick."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+import sqlite_utils
+
+from ..db import new_id, row, utcnow, write
+from . import devices, engine, files, tracking
+from .engine import SyncRejected, get_state, set_state
+
+Progress = Callable[[str, int, int], None]
+BATCH_RECORDS = 1000
+
+
+class SyncError(RuntimeError):
+    """Sync could not run (no server set up, network down); what was done so far is kept."""
+
+
+# ---- HTTP -------------------------------------------------------------------------------
+
+class HttpTransport:
+    """Talks to the central server's /api/v1/sync endpoints with the device token (stdlib only)."""
+
+    def __init__(self, server: str, token: str, timeout: float = 60):
+        self.server = server.rstrip("/")
+        self.token = token
+        self.timeout = timeout
+
+    def _call(self, method: str, path: str, body: bytes | None = None) -> dict:
+        headers = {"Authorization": f"Bearer {self.token}", "Accept": "application/json", "Accept-Encoding": "gzip"}
+        if body is not None:
+            headers.update({"Content-Type": "application/json", "Content-Encoding": "gzip"})
+        # The address was checked to start with http:// or https:// by setup.
+        request = urllib.request.Request(  # noqa: S310
+            self.server + path, data=body, method=method, headers=headers)
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310 (http(s) only)
+                return _read_json(response.read(), response.headers.get("Content-Encoding"))
+        except urllib.error.HTTPError as exc:
+            raw = exc.read()
+            try:
+                message = _read_json(raw, exc.headers.get("Content-Encoding")).get("error") or exc.reason
+            except (ValueError, OSError):
+                message = exc.reason
+            raise SyncRejected(f"The server refused: {message} (HTTP {exc.code})", exc.code) from exc
+        except (urllib.error.URLError, OSError) as exc:
+            raise SyncError(f"Cannot reach the server {self.server}: {getattr(exc, 'reason', exc)}") from exc
+
+    def hello(self) -> dict:
+        return self._call("GET", "/api/v1/sync/hello")
+
+    def push(self, payload: bytes) -> dict:
+        return self._call("POST", "/api/v1/sync/push", payload)
+
+    def pull(self, request: dict) -> dict:
+        return self._call("POST", "/api/v1/sync/pull", engine.compress(request))
+
+
+def _read_json(raw: bytes, encoding: str | None) -> dict:
+    if encoding == "gzip":
+        raw = gzip.decompress(raw)
+    return json.loads(raw)
+
+
+def transport_for(db: sqlite_utils.Database, timeout: float = 60) -> HttpTransport:
+    server, token = get_state(db, "server"), get_state(db, "token")
+    if not server or not token:
+        raise SyncError("This laptop is not set up for sync: run 'group-ipt sync setup --server URL --token TOKEN'.")
+    return HttpTransport(server, token, timeout)
+
+
+# ---- setup --------------------------------------------------------------------------------
+
+def setup(db: sqlite_utils.Database, server: str, token: str, transport=None) -> dict:
+    """Check the token with the server, then save the address and token on this laptop."""
+    if not server.startswith(("http://", "https://")):
+        raise SyncError("The server address starts with http:// or https://, e.g. http://10.0.0.5:5000")
+    transport = transport or HttpTransport(server, token)
+    info = transport.hello()
+    site = info["site"]
+    local = row(db, "select id from sites where code = ?", (site["code"],))
+    if local and local["id"] != site["id"]:
+        raise SyncError(f"This laptop already has a site {site['code']} made locally, not the central office's. "
+                        "Set up sync on a laptop whose site came from the centre (a fresh 'group-ipt init').")
+    with write(db):
+        set_state(db, "server", server.rstrip("/"))
+        set_state(db, "token", token)
+        set_state(db, "device_id", info["device_id"])
+        set_state(db, "device_name", info["device_name"])
+        set_state(db, "site", site)
+        set_state(db, "send_names", bool(info["settings"]["send_names"]))
+    return info
+
+
+def _require_setup(db) -> None:
+    if not get_state(db, "token") or not get_state(db, "device_id"):
+        raise SyncError("This laptop is not set up for sync: run 'group-ipt sync setup --server URL --token TOKEN'.")
+
+
+def _record_error(db, message: str) -> None:
+    with write(db):
+        set_state(db, "last_error", {"at": utcnow(), "message": message})
+
+
+# ---- push and pull ----------------------------------------------------------------------------
+
+def push(db: sqlite_utils.Database, transport, progress: Progress | None = None) -> dict:
+    """Send every waiting change in batches; each is forgotten here only once acknowledged."""
+    _require_setup(db)
+    total = engine.pending_records(db)
+    sent = batches = quarantined = conflicts = 0
+    try:
+        while True:
+            waiting = engine.unacked_batches(db)
+            if not waiting:
+                if engine.cut_batch(db, max_records=BATCH_RECORDS, send_names=get_state(db, "send_names", False)):
+                    continue
+                break
+            batch = waiting[0]
+            ack = transport.push(batch["payload"])
+            if ack.get("batch_no") != batch["batch_no"]:
+                raise SyncError(f"The server acknowledged batch {ack.get('batch_no')}, not {batch['batch_no']}.")
+            engine.acknowledge(db, batch["batch_no"])
+            sent += batch["records"]
+            batches += 1
+            quarantined += ack.get("quarantined", 0)
+            conflicts += ack.get("conflicts", 0)
+            if progress:
+                progress("push", sent, max(total, sent))
+    except (SyncError, SyncRejected) as exc:
+        _record_error(db, str(exc))
+        raise
+    with write(db):
+        set_state(db, "last_error", None)
+    return {"records": sent, "batches": batches, "quarantined": quarantined, "conflicts": conflicts}
+
+
+def pull(db: sqlite_utils.Database, transport, *, folders: dict[str, Path] | None = None,
+         backup_dir: Path | None = None, progress: Progress | None = None) -> dict:
+    """Fetch the site's changes from the centre page by page; each page is applied atomically."""
+    _require_setup(db)
+    summary = {"applied": 0, "skipped": 0, "quarantined": 0, "files": [], "problems": []}
+    first = True
+    try:
+        while True:
+            request = {"cursor": get_state(db, "pull_cursor", 0), "first": first}
+            if first:
+                request["files"] = files.manifest(folders or {})
+            page = transport.pull(request)
+            _apply_page(db, page, summary, folders=folders, backup_dir=backup_dir, first=first)
+            first = False
+            if progress:
+                progress("pull", summary["applied"] + summary["skipped"], 0)
+            if not page.get("more"):
+                break
+    except (SyncError, SyncRejected) as exc:
+        _record_error(db, str(exc))
+        raise
+    with write(db):
+        set_state(db, "last_pull_ok", utcnow())
+        set_state(db, "last_error", None)
+    return summary
+
+
+def _apply_page(db, page: dict, summary: dict, *, folders, backup_dir, first: bool) -> None:
+    if not isinstance(page, dict) or not isinstance(page.get("cursor"), int):
+        raise SyncRejected("The server's reply is not a sync page.")
+    settings = page.get("settings") or {}
+    if "send_names" in settings:
+        with write(db):
+            set_state(db, "send_names", bool(settings["send_names"]))
+    if first and page.get("reference"):
+        summary["problems"] += engine.apply_reference(db, page["reference"])
+    counts = engine.apply_feed(db, page, send_names=get_state(db, "send_names", False))
+    for key in ("applied", "skipped", "quarantined"):
+        summary[key] += counts[key]
+    if first and page.get("files") and folders:
+        written, problems = files.install_files(folders, page["files"], backup_dir or Path("sync-backups"))
+        summary["files"] += written
+        summary["problems"] += problems
+
+
+def sync(db, transport, **kwargs) -> dict:
+    """Push, then pull (so the centre has decided on this laptop's changes before it answers)."""
+    return {"push": push(db, transport, kwargs.get("progress")), "pull": pull(db, transport, **kwargs)}
+
+
+# ---- by file ----------------------------------------------------------------------------------
+
+def export_file(db: sqlite_utils.Database, path: Path, *, folders: dict[str, Path] | None = None) -> dict:
+    """Write every waiting change to one signed file for the USB stick."""
+    _require_setup(db)
+    while engine.cut_batch(db, max_records=BATCH_RECORDS, send_names=get_state(db, "send_names", False)):
+        pass
+    batches = engine.unacked_batches(db)
+    body = {
+        "batches": [json.loads(gzip.decompress(b["payload"])) for b in batches],
+        "cursor": get_state(db, "pull_cursor", 0),
+        "files": files.manifest(folders or {}),
+        "made_at": utcnow(),
+    }
+    key = devices.signing_key(get_state(db, "token"))
+    files.write_signed(path, kind="push", device_id=get_state(db, "device_id"), file_id=new_id(), body=body, key=key)
+    return {"batches": len(batches), "records": sum(b["records"] for b in batches), "file": str(path)}
+
+
+def import_reply(db: sqlite_utils.Database, path: Path, *, folders: dict[str, Path] | None = None,
+                 backup_dir: Path | None = None) -> dict:
+    """Apply the centre's reply file: acknowledgements first, then the centre's changes."""
+    _require_setup(db)
+    doc = files.read_header(path)
+    if doc["kind"] != "reply":
+        raise SyncRejected(f"{path} is a laptop's export; import it on the central server.")
+    if doc["device_id"] != get_state(db, "device_id"):
+        raise SyncRejected(f"{path} is a reply for another device.", 403)
+    body = files.verify(doc, devices.signing_key(get_state(db, "token")))
+    done = get_state(db, "imported_replies", [])
+    if doc["file_id"] in done:
+        raise SyncRejected(f"{path} was already imported on this laptop; nothing was done.", 409)
+    acked = 0
+    for ack in body.get("acks") or []:
+        acked += int(engine.acknowledge(db, ack["batch_no"]))
+    summary = {"acknowledged": acked, "applied": 0, "skipped": 0, "quarantined": 0, "files": [], "problems": []}
+    pages = body.get("pages") or []
+    for n, page in enumerate(pages):
+        if n and page["cursor"] <= get_state(db, "pull_cursor", 0):
+            continue  # already pulled over the network since the file was made
+        _apply_page(db, page, summary, folders=folders, backup_dir=backup_dir, first=n == 0)
+    with write(db):
+        set_state(db, "imported_replies", [*done[-99:], doc["file_id"]])
+        set_state(db, "last_pull_ok", utcnow())
+        if acked:
+            set_state(db, "last_push_ok", utcnow())
+    return summary
+
+
+# ---- status -----------------------------------------------------------------------------------
+
+def status(db: sqlite_utils.Database) -> dict:
+    """What waits to be sent, the last successes, the last error, conflicts and quarantined records."""
+    return {
+        "server": get_state(db, "server"),
+        "device": get_state(db, "device_name"),
+        "site": (get_state(db, "site") or {}).get("code"),
+        "send_names": get_state(db, "send_names", False),
+        "pending_records": engine.pending_records(db),
+        "unacked_batches": len(engine.unacked_batches(db)),
+        "last_push_ok": get_state(db, "last_push_ok"),
+        "last_pull_ok": get_state(db, "last_pull_ok"),
+        "last_error": get_state(db, "last_error"),
+        "pull_cursor": get_state(db, "pull_cursor", 0),
+        "open_conflicts_here": engine.open_conflicts(db),
+        "open_conflicts_at_centre": get_state(db, "central_open_conflicts"),
+        "quarantined": engine.local_quarantine(db),
+        "dangling_references": len(db.execute("pragma foreign_key_check").fetchall()),
+        "synced_tables": len(tracking.synced_tables(db)),
+    }

@@ -1,0 +1,91 @@
+"""Laptops registered with the central server: each has a token, shown once and stored hashed."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+
+import sqlite_utils
+
+from .. import audit
+from ..db import new_id, row, rows, utcnow, write
+
+NAME_RE = re.compile(r"^[A-Za-z0-9._-]{2,60}$")
+TOKEN_PREFIX = "gipt_"  # noqa: S105 (a prefix that makes tokens recognisable)
+FILE_SIGNING_CONTEXT = b"group-ipt file signing"
+
+
+class DeviceError(ValueError):
+    """A device could not be added, found or revoked; the message says why."""
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def signing_key(token: str) -> str:
+    """The key that signs sync files: derived from the token, so the token itself is never stored."""
+    return hmac.new(token.encode("utf-8"), FILE_SIGNING_CONTEXT, hashlib.sha256).hexdigest()
+
+
+def add_device(db: sqlite_utils.Database, name: str, site_code: str, *, actor: dict | None = None
+               ) -> tuple[dict, str]:
+    """Register a laptop for one site; return the device and its token (the only time it is shown)."""
+    from ..users import get_site
+
+    name = name.strip()
+    if not NAME_RE.match(name):
+        raise DeviceError("A device name is 2 to 60 letters, digits, dots, dashes or underscores, e.g. kmp-laptop-1.")
+    site = get_site(db, site_code)
+    if site is None:
+        raise DeviceError(f"Unknown site {site_code!r}. 'group-ipt sites list' shows the sites.")
+    if row(db, "select id from sync_devices where name = ?", (name,)):
+        raise DeviceError(f"A device called {name!r} already exists.")
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    device = {
+        "id": new_id(),
+        "name": name,
+        "site_id": site["id"],
+        "token_hash": hash_token(token),
+        "signing_key": signing_key(token),
+        "created_at": utcnow(),
+    }
+    with write(db):
+        db["sync_devices"].insert(device)
+        audit.log(db, user=actor, action="create", table="sync_devices", record_id=device["id"],
+                  site_id=site["id"], after={"name": name, "site_id": site["id"]})
+    return device, token
+
+
+def list_devices(db: sqlite_utils.Database) -> list[dict]:
+    return rows(db, "select d.*, s.code as site_code from sync_devices d join sites s on s.id = d.site_id"
+                    " order by d.name")
+
+
+def revoke_device(db: sqlite_utils.Database, name: str, *, actor: dict | None = None) -> dict:
+    device = row(db, "select * from sync_devices where name = ?", (name,))
+    if device is None:
+        raise DeviceError(f"No device called {name!r}.")
+    if device["revoked_at"]:
+        return device
+    with write(db):
+        db.execute("update sync_devices set revoked_at = ? where id = ?", (utcnow(), device["id"]))
+        audit.log(db, user=actor, action="revoke", table="sync_devices", record_id=device["id"],
+                  site_id=device["site_id"])
+    return row(db, "select * from sync_devices where id = ?", (device["id"],))
+
+
+def authenticate(db: sqlite_utils.Database, token: str | None) -> dict | None:
+    """Return the active device holding ``token``, or None (unknown, malformed or revoked)."""
+    if not token or len(token) > 200:
+        return None
+    device = row(db, "select * from sync_devices where token_hash = ?", (hash_token(token),))
+    if device is None or device["revoked_at"]:
+        return None
+    return device
+
+
+def get_device(db: sqlite_utils.Database, device_id: str) -> dict | None:
+    return row(db, "select * from sync_devices where id = ?", (device_id,))

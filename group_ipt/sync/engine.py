@@ -1,0 +1,548 @@
+"""The sync core, on plain data: cut batches on a laptop, apply them on the central server,
+serve the pull feed, apply it on the laptop. No Flask, no network (see client.py, views/api.py).
+
+A record on the wire::
+
+    {"t": table, "id": record id, "site": site id, "hlc": its version,
+     "base": the version it was made on top of (null = unknown), "del": true for a deletion,
+     "data": {column: value} or null for a deletion}
+
+The conflict rule (docs/sync.md): the version with the larger hybrid logical clock wins; a
+version made on top of the current one simply replaces it; two versions made without seeing
+each other are a conflict: the larger clock wins and the other is kept in ``sync_conflicts``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import json
+from collections.abc import Iterable, Iterator
+
+import sqlite_utils
+
+from ..db import row, rows, utcnow, write
+from . import tracking
+from .tracking import PRIVATE_FIELDS, observe, row_json
+
+CHUNK = 500
+MAX_BATCH_RECORDS = 5000
+
+
+class SyncRejected(Exception):
+    """A whole batch, file or request is refused: nothing of it was written."""
+
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.status = status
+
+
+# ---- state --------------------------------------------------------------------------
+
+def get_state(db: sqlite_utils.Database, key: str, default=None):
+    found = row(db, "select value from sync_state where key = ?", (key,))
+    return default if found is None or found["value"] is None else json.loads(found["value"])
+
+
+def set_state(db: sqlite_utils.Database, key: str, value) -> None:
+    db.execute(
+        "insert into sync_state (key, value) values (?, ?) on conflict (key) do update set value = excluded.value",
+        (key, json.dumps(value)),
+    )
+
+
+@contextlib.contextmanager
+def applying(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
+    """One transaction that writes synced records without logging them as local changes.
+
+    Foreign keys are off while applying: a record may arrive before the record it refers
+    to, or refer to one deleted elsewhere; each was checked where it was written.
+    """
+    fk_was_on = db.execute("pragma foreign_keys").fetchone()[0]
+    if not db.conn.in_transaction:
+        db.execute("pragma foreign_keys = off")
+        # A batch touches three B-trees (the record's table, sync_rows, sync_log) at random
+        # UUID keys; the default 2 MB page cache makes large ingests read pages over and over.
+        db.execute("pragma cache_size = -65536")
+    try:
+        with write(db):
+            db.execute("update sync_clock set applying = 1 where id = 1")
+            yield db
+            db.execute("update sync_clock set applying = 0 where id = 1")
+    finally:
+        if fk_was_on and not db.conn.in_transaction:
+            db.execute("pragma foreign_keys = on")
+
+
+def compress(obj) -> bytes:
+    return gzip.compress(json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8"), 6)
+
+
+def decompress(blob: bytes, limit: int) -> object:
+    """Decode a gzip JSON body, refusing one that inflates beyond ``limit`` bytes (zip bombs)."""
+    try:
+        with gzip.GzipFile(fileobj=_bytes_io(blob)) as f:
+            raw = f.read(limit + 1)
+    except (OSError, EOFError) as exc:
+        raise SyncRejected(f"The body is not valid gzip data: {exc}") from exc
+    if len(raw) > limit:
+        raise SyncRejected(f"The unpacked body is larger than {limit} bytes.", 413)
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        raise SyncRejected(f"The body is not valid JSON: {exc}") from exc
+
+
+def _bytes_io(blob: bytes):
+    import io
+
+    return io.BytesIO(blob)
+
+
+def _chunks(items: list, size: int = CHUNK) -> Iterable[list]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def _versions(db, keys: list[tuple[str, str]]) -> dict[tuple[str, str], dict]:
+    """Return sync_rows for (table, id) keys, by key."""
+    by_table: dict[str, list[str]] = {}
+    for t, i in keys:
+        by_table.setdefault(t, []).append(i)
+    found = {}
+    for t, ids in by_table.items():
+        for chunk in _chunks(ids):
+            marks = ",".join("?" * len(chunk))
+            for r in db.query(
+                "select record_id, site_id, hlc, synced_hlc, deleted, unacked_batch from sync_rows"
+                f" where table_name = ? and record_id in ({marks})", [t, *chunk],
+            ):
+                found[(t, r["record_id"])] = r
+    return found
+
+
+def _records(db, table: str, ids: list[str]) -> dict[str, dict]:
+    found = {}
+    for chunk in _chunks(ids):
+        marks = ",".join("?" * len(chunk))
+        for r in db.query(f'select * from "{table}" where id in ({marks})', chunk):
+            found[r["id"]] = r
+    return found
+
+
+def strip_private(table: str, data: dict | None) -> dict | None:
+    if data is None or table not in PRIVATE_FIELDS:
+        return data
+    return {**data, **{k: v(data[k]) if callable(v) else v for k, v in PRIVATE_FIELDS[table].items() if k in data}}
+
+
+def read_changes(db, keys: list[tuple[str, str]], *, send_names: bool = True) -> list[dict]:
+    """Return wire records for these (table, id) keys with their current data and version."""
+    versions = _versions(db, keys)
+    by_table: dict[str, list[str]] = {}
+    for t, i in keys:
+        by_table.setdefault(t, []).append(i)
+    tables = tracking.synced_tables(db)
+    data = {t: _records(db, t, ids) for t, ids in by_table.items() if t in tables}
+    out = []
+    for t, i in keys:
+        v = versions.get((t, i))
+        if v is None:
+            continue
+        current = data.get(t, {}).get(i)
+        deleted = bool(v["deleted"]) or current is None
+        record = None if deleted else (current if send_names else strip_private(t, current))
+        out.append({"t": t, "id": i, "site": v["site_id"], "hlc": v["hlc"], "base": v["synced_hlc"],
+                    "del": deleted, "data": record})
+    return out
+
+
+# ---- laptop: the outbox -------------------------------------------------------------
+
+def pending_records(db) -> int:
+    """Local changes not yet acknowledged by the central office (records, not edits)."""
+    waiting = row(db, "select count(*) as n from (select distinct table_name, record_id from sync_log"
+                      " where seq > ?)", (get_state(db, "outbox_cut_seq", 0),))["n"]
+    in_batches = row(db, "select coalesce(sum(records), 0) as n from sync_outbox_batches")["n"]
+    return waiting + in_batches
+
+
+def cut_batch(db, *, max_records: int = 1000, send_names: bool = False) -> dict | None:
+    """Cut the next batch from the outbox and store it until acknowledged; None if nothing waits."""
+    with write(db):
+        last = get_state(db, "outbox_cut_seq", 0)
+        entries = rows(db, "select seq, table_name, record_id from sync_log where seq > ? order by seq limit ?",
+                       (last, max_records))
+        if not entries:
+            return None
+        keys = list(dict.fromkeys((e["table_name"], e["record_id"]) for e in entries))
+        records = read_changes(db, keys, send_names=send_names)
+        batch_no = get_state(db, "outbox_batch_no", 0) + 1
+        body = {"batch_no": batch_no, "node": tracking.node_id(db), "records": records}
+        db.execute(
+            "insert into sync_outbox_batches (batch_no, last_seq, records, payload, created_at) values (?, ?, ?, ?, ?)",
+            (batch_no, entries[-1]["seq"], len(records), compress(body), utcnow()),
+        )
+        # The next version of each record is made on top of this one, as far as the centre knows.
+        db.conn.executemany(
+            "update sync_rows set synced_hlc = ?, unacked_batch = ? where table_name = ? and record_id = ?",
+            [(r["hlc"], batch_no, r["t"], r["id"]) for r in records],
+        )
+        set_state(db, "outbox_cut_seq", entries[-1]["seq"])
+        set_state(db, "outbox_batch_no", batch_no)
+    return body
+
+
+def unacked_batches(db) -> list[dict]:
+    return rows(db, "select batch_no, last_seq, records, payload from sync_outbox_batches order by batch_no")
+
+
+def acknowledge(db, batch_no: int) -> bool:
+    """The central office applied (or quarantined) every record of the batch: forget it here."""
+    with write(db):
+        batch = row(db, "select * from sync_outbox_batches where batch_no = ?", (batch_no,))
+        if batch is None:
+            return False
+        db.execute("update sync_rows set unacked_batch = null where unacked_batch = ?", (batch_no,))
+        db.execute("delete from sync_log where seq <= ?", (batch["last_seq"],))
+        db.execute("delete from sync_outbox_batches where batch_no = ?", (batch_no,))
+        set_state(db, "last_push_ok", utcnow())
+    return True
+
+
+# ---- central: applying a batch -------------------------------------------------------
+
+def validate_batch(db, body: object, device: dict, *, max_records: int = MAX_BATCH_RECORDS,
+                   versions: dict | None = None) -> list[dict]:
+    """Check a batch before anything is written; raise SyncRejected naming the first problem."""
+    if not isinstance(body, dict) or not isinstance(body.get("records"), list):
+        raise SyncRejected("A batch is a JSON object with a 'records' list.")
+    batch_no = body.get("batch_no")
+    if not isinstance(batch_no, int) or isinstance(batch_no, bool) or batch_no < 1:
+        raise SyncRejected("A batch needs a positive integer 'batch_no'.")
+    records = body["records"]
+    if len(records) > max_records:
+        raise SyncRejected(f"A batch holds at most {max_records} records; this one has {len(records)}.", 413)
+    for n, r in enumerate(records, 1):
+        where = f"record {n}"
+        if not isinstance(r, dict):
+            raise SyncRejected(f"{where} is not an object.")
+        for key in ("t", "id", "site", "hlc"):
+            if not isinstance(r.get(key), str) or not r[key] or len(r[key]) > 200:
+                raise SyncRejected(f"{where} has no valid '{key}'.")
+        if not tracking.valid_hlc(r["hlc"]) or (r.get("base") is not None and not tracking.valid_hlc(r["base"])):
+            raise SyncRejected(f"{where} has a malformed clock value.")
+        if tracking.is_sync_table(r["t"]):
+            raise SyncRejected(f"{where}: the table {r['t']!r} does not sync from a laptop.")
+        if r["site"] != device["site_id"]:
+            raise SyncRejected(f"{where} ({r['t']} {r['id']}) belongs to another site than this device's.", 403)
+        deleted = r.get("del")
+        if not isinstance(deleted, bool):
+            raise SyncRejected(f"{where} needs 'del' true or false.")
+        data = r.get("data")
+        if deleted:
+            if data is not None:
+                raise SyncRejected(f"{where}: a deletion carries no data.")
+        elif not isinstance(data, dict) or data.get("id") != r["id"] or data.get("site_id") != r["site"]:
+            raise SyncRejected(f"{where}: its data must be an object with the same id and site_id.")
+    found = _versions(db, [(r["t"], r["id"]) for r in records])
+    if versions is not None:
+        versions.update(found)
+    for key, v in found.items():
+        if v["site_id"] != device["site_id"]:
+            raise SyncRejected(f"{key[0]} {key[1]} belongs to another site than this device's.", 403)
+    return records
+
+
+class _Apply:
+    """Collects the writes of one batch, then makes them in bulk (executemany per table)."""
+
+    def __init__(self, db, origin: str, tables: dict[str, list[str]]):
+        self.db = db
+        self.origin = origin
+        self.tables = tables
+        self.upserts: dict[tuple[str, tuple[str, ...]], list[dict]] = {}
+        self.deletes: dict[str, list[dict]] = {}
+        self.quarantine: list[tuple[dict, str]] = []
+
+    def add(self, rec: dict) -> None:
+        if rec["del"]:
+            self.deletes.setdefault(rec["t"], []).append(rec)
+        else:
+            self.upserts.setdefault((rec["t"], tuple(rec["data"])), []).append(rec)
+
+    def run(self) -> list[dict]:
+        """Write everything; return the records applied (the others are in self.quarantine)."""
+        done = []
+        for (table, cols), recs in self.upserts.items():
+            unknown = [c for c in cols if c not in self.tables[table]]
+            if unknown:
+                self.quarantine += [(r, f"unknown column(s) in {table}: {', '.join(unknown)}") for r in recs]
+                continue
+            names = ", ".join(f'"{c}"' for c in cols)
+            updates = ", ".join(f'"{c}" = excluded."{c}"' for c in cols if c != "id") or '"id" = excluded."id"'
+            sql = (f'insert into "{table}" ({names}) values ({", ".join("?" * len(cols))})'
+                   f" on conflict (id) do update set {updates}")
+            values = [tuple(r["data"][c] for c in cols) for r in recs]
+            try:
+                with self.db.atomic():
+                    self.db.conn.executemany(sql, values)
+                done += recs
+            except Exception:  # noqa: BLE001 (find the bad records one by one below)
+                for r, v in zip(recs, values, strict=True):
+                    try:
+                        with self.db.atomic():
+                            self.db.execute(sql, v)
+                        done.append(r)
+                    except Exception as exc:  # noqa: BLE001 (quarantined with its message)
+                        self.quarantine.append((r, f"{type(exc).__name__}: {exc}"))
+        for table, recs in self.deletes.items():
+            self.db.conn.executemany(f'delete from "{table}" where id = ?', [(r["id"],) for r in recs])
+            done += recs
+        return done
+
+
+def _current_json(db, table: str, record_id: str) -> str | None:
+    return row_json(row(db, f'select * from "{table}" where id = ?', (record_id,)))
+
+
+def _same(a: dict | None, b: dict | None) -> bool:
+    return a == b
+
+
+def apply_records(db, records: list[dict], *, origin: str, device_id: str | None = None,
+                  batch_no: int | None = None, send_names: bool = True, versions: dict | None = None) -> dict:
+    """Merge received records into this (central) database. Call inside ``applying(db)``.
+
+    Returns counts: applied, duplicates, conflicts, quarantined.
+    """
+    tables = tracking.synced_tables(db)
+    latest: dict[tuple[str, str], dict] = {}
+    for r in records:  # a record twice in one batch: the last one counts
+        latest[(r["t"], r["id"])] = r
+    if versions is None:
+        versions = _versions(db, [k for k in latest if k[0] in tables])
+    work = _Apply(db, origin, tables)
+    conflicts, reemit, duplicates = [], [], 0
+    now = utcnow()
+    for key, rec in latest.items():
+        if key[0] not in tables:
+            work.quarantine.append((rec, f"unknown table {key[0]!r} (is the central server's software older?)"))
+            continue
+        if not send_names and not rec["del"]:
+            rec = {**rec, "data": strip_private(rec["t"], rec["data"])}
+        ex = versions.get(key)
+        if ex is not None and ex["hlc"] == rec["hlc"]:
+            duplicates += 1
+            continue
+        if ex is None or rec.get("base") == ex["hlc"]:
+            work.add(rec)
+            continue
+        # Made without seeing the current version: a conflict. The larger clock wins.
+        current_json = None if ex["deleted"] else _current_json(db, key[0], key[1])
+        current = json.loads(current_json) if current_json else None
+        if rec["hlc"] > ex["hlc"]:
+            work.add(rec)
+            winner_hlc, winner, loser_hlc, loser, loser_origin = rec["hlc"], rec["data"], ex["hlc"], current, None
+        else:
+            winner_hlc, winner, loser_hlc, loser, loser_origin = ex["hlc"], current, rec["hlc"], rec["data"], origin
+        # Either way the sender must learn the outcome, so it is fed back to the whole site.
+        reemit.append(key + (rec["site"],))
+        if not _same(winner, loser):
+            conflicts.append((key[0], key[1], rec["site"], winner_hlc, row_json(winner), loser_hlc,
+                              row_json(loser), loser_origin, now))
+    done = work.run()
+    db.conn.executemany(
+        "insert into sync_rows (table_name, record_id, site_id, hlc, synced_hlc, deleted, tombstone_json)"
+        " values (?, ?, ?, ?, ?, ?, null) on conflict (table_name, record_id) do update set"
+        " site_id = excluded.site_id, hlc = excluded.hlc, synced_hlc = excluded.synced_hlc,"
+        " deleted = excluded.deleted",
+        [(r["t"], r["id"], r["site"], r["hlc"], r["hlc"], int(r["del"])) for r in done],
+    )
+    db.conn.executemany(
+        "insert into sync_log (table_name, record_id, site_id, origin) values (?, ?, ?, ?)",
+        [(r["t"], r["id"], r["site"], origin) for r in done] + [(t, i, s, "") for t, i, s in reemit],
+    )
+    applied_keys = {(r["t"], r["id"]) for r in done}
+    conflicts = [c for c in conflicts if (c[0], c[1]) in applied_keys or c[7] is not None]
+    db.conn.executemany(
+        "insert into sync_conflicts (table_name, record_id, site_id, winner_hlc, winner_json, loser_hlc,"
+        " loser_json, loser_origin, created_at) values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        conflicts,
+    )
+    quarantine(db, work.quarantine, direction="in", device_id=device_id, batch_no=batch_no)
+    if records:
+        observe(db, max(r["hlc"] for r in records))
+    return {"applied": len(done), "duplicates": duplicates, "conflicts": len(conflicts),
+            "quarantined": len(work.quarantine)}
+
+
+def quarantine(db, items: list[tuple[dict, str]], *, direction: str, device_id: str | None = None,
+               batch_no: int | None = None) -> None:
+    now = utcnow()
+    db.conn.executemany(
+        "insert into sync_quarantine (direction, device_id, batch_no, table_name, record_id, site_id,"
+        " record_json, error, created_at) values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [(direction, device_id, batch_no, r.get("t"), r.get("id"), r.get("site"), row_json(r), error[:2000], now)
+         for r, error in items],
+    )
+
+
+def apply_batch(db, device: dict, body: object, *, send_names: bool, via: str = "http",
+                max_records: int = MAX_BATCH_RECORDS) -> dict:
+    """Apply one batch from a device atomically; a batch applied before is only acknowledged again."""
+    batch_no = body.get("batch_no") if isinstance(body, dict) else None
+    with applying(db):
+        # Validated inside the write lock, so the versions looked up are still current.
+        versions: dict = {}
+        records = validate_batch(db, body, device, max_records=max_records, versions=versions)
+        seen = row(db, "select * from sync_batches where device_id = ? and batch_no = ?", (device["id"], batch_no))
+        if seen:
+            return {"batch_no": batch_no, "duplicate": True, "applied": seen["applied"],
+                    "quarantined": seen["quarantined"], "conflicts": seen["conflicts"]}
+        counts = apply_records(db, records, origin=device["id"], device_id=device["id"], batch_no=batch_no,
+                               send_names=send_names, versions=versions)
+        db.execute(
+            "insert into sync_batches (device_id, batch_no, received_at, records, applied, quarantined, conflicts, via)"
+            " values (?, ?, ?, ?, ?, ?, ?, ?)",
+            (device["id"], batch_no, utcnow(), len(records), counts["applied"], counts["quarantined"],
+             counts["conflicts"], via),
+        )
+        db.execute("update sync_devices set last_batch_no = max(last_batch_no, ?), last_seen_at = ? where id = ?",
+                   (batch_no, utcnow(), device["id"]))
+    return {"batch_no": batch_no, "duplicate": False, **counts}
+
+
+# ---- central: the pull feed ----------------------------------------------------------
+
+def feed(db, device: dict, cursor: int, *, limit: int = 1000) -> dict:
+    """Changes for the device's site after ``cursor``, except those the device sent itself."""
+    entries = rows(
+        db,
+        "select seq, table_name, record_id, origin from sync_log where site_id = ? and seq > ? order by seq limit ?",
+        (device["site_id"], cursor, limit),
+    )
+    keys = list(dict.fromkeys((e["table_name"], e["record_id"]) for e in entries if e["origin"] != device["id"]))
+    # A record sent by the device and changed since by someone else still travels.
+    changes = read_changes(db, keys)
+    for c in changes:
+        c["base"] = None
+    return {
+        "changes": changes,
+        "cursor": entries[-1]["seq"] if entries else cursor,
+        "more": len(entries) == limit,
+    }
+
+
+def reference_data(db, site_id: str) -> dict:
+    """What a laptop needs that it never edits: its site and that site's users (logins work offline)."""
+    site = row(db, "select * from sites where id = ?", (site_id,))
+    users = rows(db, "select u.* from users u join user_sites us on us.user_id = u.id where us.site_id = ?"
+                     " order by u.username", (site_id,))
+    return {"site": site, "users": users}
+
+
+def open_conflicts(db, site_id: str | None = None) -> int:
+    sql = "select count(*) as n from sync_conflicts where status = 'open'"
+    return row(db, sql + (" and site_id = ?" if site_id else ""), (site_id,) if site_id else ())["n"]
+
+
+# ---- laptop: applying the feed -------------------------------------------------------
+
+def apply_feed(db, page: dict, *, send_names: bool) -> dict:
+    """Apply one page of pulled changes and move the cursor, in one transaction.
+
+    A record with a local change not yet confirmed by the centre is left alone: the centre
+    decides between the two when the local change arrives, and sends the outcome back.
+    """
+    changes = page.get("changes") or []
+    if not isinstance(changes, list):
+        raise SyncRejected("The server's reply has no list of changes.")
+    tables = tracking.synced_tables(db)
+    applied, skipped, bad = 0, 0, []
+    with applying(db):
+        versions = _versions(db, [(c["t"], c["id"]) for c in changes if c.get("t") in tables])
+        for c in changes:
+            table = c.get("t")
+            if table not in tables:
+                bad.append((c, f"unknown table {table!r} (is this laptop's software older than the centre's?)"))
+                continue
+            ex = versions.get((table, c["id"]))
+            if ex is not None and (ex["hlc"] != ex["synced_hlc"] or ex["unacked_batch"] is not None):
+                skipped += 1
+                continue
+            if ex is not None and ex["hlc"] >= c["hlc"]:
+                continue  # the centre's versions of a record only grow: an older one is a stale page
+            try:
+                with db.atomic():
+                    _write_pulled(db, table, tables[table], c, keep_private=not send_names and ex is not None)
+                    db.execute(
+                        "insert into sync_rows (table_name, record_id, site_id, hlc, synced_hlc, deleted)"
+                        " values (?, ?, ?, ?, ?, ?) on conflict (table_name, record_id) do update set"
+                        " site_id = excluded.site_id, hlc = excluded.hlc, synced_hlc = excluded.synced_hlc,"
+                        " deleted = excluded.deleted, unacked_batch = null",
+                        (table, c["id"], c["site"], c["hlc"], c["hlc"], int(bool(c["del"]))),
+                    )
+                applied += 1
+            except Exception as exc:  # noqa: BLE001 (quarantined with its message, the rest goes on)
+                bad.append((c, f"{type(exc).__name__}: {exc}"))
+        quarantine(db, bad, direction="pull")
+        if changes:
+            observe(db, max(c["hlc"] for c in changes if isinstance(c.get("hlc"), str)))
+        set_state(db, "pull_cursor", page["cursor"])
+        if "open_conflicts" in page:
+            set_state(db, "central_open_conflicts", page["open_conflicts"])
+    return {"applied": applied, "skipped": skipped, "quarantined": len(bad)}
+
+
+def _write_pulled(db, table: str, columns: list[str], c: dict, *, keep_private: bool) -> None:
+    if c["del"]:
+        db.execute(f'delete from "{table}" where id = ?', (c["id"],))
+        return
+    data = {k: v for k, v in c["data"].items() if k in columns}
+    unknown = set(c["data"]) - set(columns)
+    if unknown:
+        raise ValueError(f"unknown column(s) in {table}: {', '.join(sorted(unknown))}")
+    cols = list(data)
+    private = set(PRIVATE_FIELDS.get(table, {})) if keep_private else set()
+    updates = ", ".join(f'"{k}" = excluded."{k}"' for k in cols if k != "id" and k not in private)
+    db.execute(
+        f'insert into "{table}" ({", ".join(f"{chr(34)}{k}{chr(34)}" for k in cols)})'
+        f' values ({", ".join("?" * len(cols))}) on conflict (id) do update set {updates or "id = excluded.id"}',
+        [data[k] for k in cols],
+    )
+
+
+def apply_reference(db, ref: dict) -> list[str]:
+    """Bring the laptop's copy of its site and its users up to date; return problems (also quarantined)."""
+    problems: list[tuple[dict, str]] = []
+    with write(db):
+        site = ref.get("site")
+        if site:
+            try:
+                with db.atomic():
+                    db["sites"].upsert(site, pk="id")
+            except Exception as exc:  # noqa: BLE001
+                problems.append(({"t": "sites", "id": site.get("id"), "data": site},
+                                 f"{exc}: this laptop has a site with code {site.get('code')} made locally"))
+        for user in ref.get("users") or []:
+            try:
+                with db.atomic():
+                    db["users"].upsert(user, pk="id")
+                    if site:
+                        db.execute("insert or ignore into user_sites (user_id, site_id) values (?, ?)",
+                                   (user["id"], site["id"]))
+            except Exception as exc:  # noqa: BLE001
+                safe = {k: v for k, v in user.items() if k != "password_hash"}
+                problems.append(({"t": "users", "id": user.get("id"), "data": safe},
+                                 f"{exc}: a local user is called {user.get('username')!r} too"))
+        already = {(r["table_name"], r["record_id"]) for r in
+                   rows(db, "select table_name, record_id from sync_quarantine where direction = 'pull'"
+                            " and status = 'open' and table_name in ('sites', 'users')")}
+        problems = [p for p in problems if (p[0]["t"], p[0]["id"]) not in already]
+        quarantine(db, problems, direction="pull")
+    return [p[1] for p in problems]
+
+
+def local_quarantine(db, status: str = "open") -> list[dict]:
+    return rows(db, "select * from sync_quarantine where status = ? order by id", (status,))

@@ -1,0 +1,157 @@
+"""Signed sync files (for a USB stick), and the form and translation files the centre sends out."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import shutil
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+from .engine import SyncRejected, compress, decompress
+
+FILE_FORMAT = "group-ipt-sync"
+FILE_VERSION = 1
+MAX_FILE_BYTES = 200 * 1024 * 1024
+# Which files the centre keeps up to date on laptops, by folder: forms (instruments,
+# protocols, scripts) and translations. Compiled catalogs are rebuilt on the laptop.
+SHARED_SUFFIXES = (".yaml", ".yml", ".po", ".md", ".txt")
+
+
+# ---- signed files ---------------------------------------------------------------------
+
+def _mac(key: str, kind: str, device_id: str, file_id: str, payload: str) -> str:
+    message = "\n".join([FILE_FORMAT, str(FILE_VERSION), kind, device_id, file_id, payload]).encode("utf-8")
+    return hmac.new(key.encode("utf-8"), message, hashlib.sha256).hexdigest()
+
+
+def write_signed(path: Path, *, kind: str, device_id: str, file_id: str, body: dict, key: str) -> None:
+    payload = base64.b64encode(compress(body)).decode("ascii")
+    doc = {"format": FILE_FORMAT, "version": FILE_VERSION, "kind": kind, "device_id": device_id,
+           "file_id": file_id, "payload": payload, "signature": _mac(key, kind, device_id, file_id, payload)}
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_text(json.dumps(doc), encoding="utf-8")
+    tmp.replace(path)  # a half-written file never carries the final name
+
+
+def read_header(path: Path) -> dict:
+    """Read a sync file's envelope (not yet verified); raise SyncRejected if it is not one."""
+    try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise SyncRejected(f"{path} is larger than {MAX_FILE_BYTES // (1024 * 1024)} MB.", 413)
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise SyncRejected(f"{path} is not a group-ipt sync file: {exc}") from exc
+    if not isinstance(doc, dict) or doc.get("format") != FILE_FORMAT:
+        raise SyncRejected(f"{path} is not a group-ipt sync file.")
+    if doc.get("version") != FILE_VERSION:
+        raise SyncRejected(f"{path} has sync file version {doc.get('version')}; this software reads {FILE_VERSION}.")
+    for key in ("kind", "device_id", "file_id", "payload", "signature"):
+        if not isinstance(doc.get(key), str):
+            raise SyncRejected(f"{path} lacks its {key}.")
+    return doc
+
+
+def verify(doc: dict, key: str, *, limit: int = MAX_FILE_BYTES * 4) -> dict:
+    """Check the signature (tampering or the wrong device) and return the decoded body."""
+    expected = _mac(key, doc["kind"], doc["device_id"], doc["file_id"], doc["payload"])
+    if not hmac.compare_digest(expected, doc["signature"]):
+        raise SyncRejected("The file's signature does not match: it was changed after it was written, "
+                           "or it was not written by this device. Nothing was imported.", 403)
+    try:
+        blob = base64.b64decode(doc["payload"], validate=True)
+    except ValueError as exc:
+        raise SyncRejected(f"The file's payload is damaged: {exc}") from exc
+    body = decompress(blob, limit)
+    if not isinstance(body, dict):
+        raise SyncRejected("The file's payload is not a JSON object.")
+    return body
+
+
+# ---- shared form and translation files --------------------------------------------------
+
+def manifest(folders: dict[str, Path]) -> dict[str, str]:
+    """Return {"forms/instruments/phq9.yaml": sha256, ...} for the shared files in ``folders``."""
+    found = {}
+    for prefix, folder in folders.items():
+        folder = Path(folder)
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.rglob("*")):
+            if path.is_file() and path.suffix in SHARED_SUFFIXES:
+                found[f"{prefix}/{path.relative_to(folder).as_posix()}"] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return found
+
+
+def files_to_send(folders: dict[str, Path], theirs: dict) -> dict[str, str]:
+    """Return base64 contents of our shared files that the other side lacks or has in another version."""
+    if not isinstance(theirs, dict):
+        return {}
+    out = {}
+    for key, digest in manifest(folders).items():
+        if theirs.get(key) != digest:
+            prefix, rel = key.split("/", 1)
+            out[key] = base64.b64encode((Path(folders[prefix]) / rel).read_bytes()).decode("ascii")
+    return out
+
+
+def _safe_target(folders: dict[str, Path], key: str) -> Path | None:
+    prefix, _, rel = key.partition("/")
+    if prefix not in folders or not rel or Path(rel).suffix not in SHARED_SUFFIXES:
+        return None
+    parts = Path(rel).parts
+    if Path(rel).is_absolute() or ".." in parts:
+        return None
+    return Path(folders[prefix]) / rel
+
+
+def install_files(folders: dict[str, Path], files: dict, backup_dir: Path) -> tuple[list[str], list[str]]:
+    """Write the centre's files into the laptop's folders; return (written, problems).
+
+    Forms are checked first on a copy (a broken file would stop the app from starting);
+    every replaced file is kept in ``backup_dir``.
+    """
+    if not files:
+        return [], []
+    problems, todo = [], {}
+    for key, content in files.items():
+        target = _safe_target(folders, key)
+        if target is None:
+            problems.append(f"refused file {key!r}: not a shared form or translation file")
+            continue
+        try:
+            todo[key] = (target, base64.b64decode(content, validate=True))
+        except (ValueError, TypeError):
+            problems.append(f"refused file {key!r}: damaged content")
+    form_keys = [k for k in todo if k.startswith("forms/")]
+    if form_keys and "forms" in folders and Path(folders["forms"]).is_dir():
+        from ..forms import check_all
+
+        with tempfile.TemporaryDirectory() as tmp:
+            staged = Path(tmp) / "forms"
+            shutil.copytree(folders["forms"], staged)
+            for k in form_keys:
+                dest = staged / k.split("/", 1)[1]
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                dest.write_bytes(todo[k][1])
+            errors = check_all(staged)
+        if errors:
+            problems.append("the centre's form files were not installed, they have errors: "
+                            + "; ".join(str(e) for e in errors[:5]))
+            todo = {k: v for k, v in todo.items() if k not in form_keys}
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    written = []
+    for key, (target, content) in todo.items():
+        if target.exists():
+            keep = backup_dir / stamp / key
+            keep.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(target, keep)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(target.name + ".part")
+        tmp.write_bytes(content)
+        tmp.replace(target)
+        written.append(key)
+    return written, problems

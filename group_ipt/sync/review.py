@@ -1,0 +1,110 @@
+"""What a coordinator reviews after sync: conflicts between two versions, and quarantined records."""
+
+from __future__ import annotations
+
+import json
+
+import sqlite_utils
+
+from .. import audit
+from ..db import row, rows, utcnow, write
+from . import engine, tracking
+
+
+class ReviewError(ValueError):
+    """A conflict or quarantined record cannot be resolved as asked; the message says why."""
+
+
+def _site_filter(site_ids: list[str] | None) -> tuple[str, list]:
+    if site_ids is None:
+        return "", []
+    return f" and site_id in ({','.join('?' * len(site_ids)) or chr(39) * 2})", list(site_ids)
+
+
+def list_conflicts(db: sqlite_utils.Database, site_ids: list[str] | None, status: str = "open") -> list[dict]:
+    where, params = _site_filter(site_ids)
+    found = rows(db, f"select * from sync_conflicts where status = ?{where} order by id desc limit 500",
+                 [status, *params])
+    for c in found:
+        c["winner"] = json.loads(c["winner_json"]) if c["winner_json"] else None
+        c["loser"] = json.loads(c["loser_json"]) if c["loser_json"] else None
+        keys = sorted(set(c["winner"] or {}) | set(c["loser"] or {}))
+        c["fields"] = [(k, (c["winner"] or {}).get(k), (c["loser"] or {}).get(k)) for k in keys]
+    return found
+
+
+def get_conflict(db, conflict_id: int, site_ids: list[str] | None) -> dict:
+    where, params = _site_filter(site_ids)
+    found = row(db, f"select * from sync_conflicts where id = ?{where}", [conflict_id, *params])
+    if found is None:
+        raise ReviewError("No such conflict.")
+    return found
+
+
+def resolve_conflict(db, conflict_id: int, action: str, *, user: dict, site_ids: list[str] | None) -> dict:
+    """Keep the current version, or replace it by the other one (a new change that travels everywhere)."""
+    conflict = get_conflict(db, conflict_id, site_ids)
+    if conflict["status"] != "open":
+        raise ReviewError("This conflict was already resolved.")
+    if action not in ("keep", "use_other"):
+        raise ReviewError(f"Unknown action {action!r}.")
+    table, record_id = conflict["table_name"], conflict["record_id"]
+    if table not in tracking.synced_tables(db):
+        raise ReviewError(f"The table {table} does not exist here.")
+    with write(db):
+        if action == "use_other":
+            before = row(db, f'select * from "{table}" where id = ?', (record_id,))
+            other = json.loads(conflict["loser_json"]) if conflict["loser_json"] else None
+            if other is None:
+                db.execute(f'delete from "{table}" where id = ?', (record_id,))
+            else:
+                columns = set(tracking.table_columns(db, table))
+                data = {k: v for k, v in other.items() if k in columns}
+                data["updated_at"] = utcnow()
+                db[table].upsert(data, pk="id")
+            audit.log(db, user=user, action="resolve_conflict", table=table, record_id=record_id,
+                      site_id=conflict["site_id"], before=before, after=other)
+        db.execute("update sync_conflicts set status = ?, resolved_by = ?, resolved_at = ? where id = ?",
+                   ("replaced" if action == "use_other" else "kept", user.get("username"), utcnow(), conflict_id))
+    return get_conflict(db, conflict_id, site_ids)
+
+
+def list_quarantine(db, site_ids: list[str] | None, status: str = "open") -> list[dict]:
+    where, params = _site_filter(site_ids)
+    return rows(db, f"select * from sync_quarantine where status = ?{where} order by id desc limit 500",
+                [status, *params])
+
+
+def retry_quarantined(db, item_id: int, *, user: dict, site_ids: list[str] | None) -> bool:
+    """Apply a quarantined record again (after the cause was fixed); return True if it went in."""
+    where, params = _site_filter(site_ids)
+    item = row(db, f"select * from sync_quarantine where id = ? and status = 'open'{where}", [item_id, *params])
+    if item is None:
+        raise ReviewError("No such quarantined record.")
+    record = json.loads(item["record_json"])
+    if item["direction"] != "in" or not {"t", "id", "site", "hlc", "del"} <= set(record):
+        raise ReviewError("Only records received from a laptop can be retried here; sync the laptop again.")
+    with engine.applying(db):
+        counts = engine.apply_records(db, [record], origin=item["device_id"] or "", device_id=item["device_id"],
+                                      batch_no=item["batch_no"])
+        if counts["quarantined"]:
+            # Keep one entry per record: drop the new one, refresh the old one's error.
+            newest = row(db, "select id, error from sync_quarantine order by id desc limit 1")
+            db.execute("delete from sync_quarantine where id = ?", (newest["id"],))
+            db.execute("update sync_quarantine set error = ? where id = ?", (newest["error"], item_id))
+            return False
+        db.execute("update sync_quarantine set status = 'applied' where id = ?", (item_id,))
+        audit.log(db, user=user, action="retry_quarantined", table=item["table_name"], record_id=item["record_id"],
+                  site_id=item["site_id"])
+    return True
+
+
+def dismiss_quarantined(db, item_id: int, *, user: dict, site_ids: list[str] | None) -> None:
+    where, params = _site_filter(site_ids)
+    item = row(db, f"select * from sync_quarantine where id = ? and status = 'open'{where}", [item_id, *params])
+    if item is None:
+        raise ReviewError("No such quarantined record.")
+    with write(db):
+        db.execute("update sync_quarantine set status = 'dismissed' where id = ?", (item_id,))
+        audit.log(db, user=user, action="dismiss_quarantined", table=item["table_name"],
+                  record_id=item["record_id"], site_id=item["site_id"], before=json.loads(item["record_json"]))

@@ -1,0 +1,120 @@
+"""Printable PDFs: rosters, paper screening forms, script booklets and cycle reports.
+
+Each view gathers the plain data (``group_ipt.pdf.data``, limited to the
+user's sites: another site's cycle answers 404), renders it in a language and
+returns ``application/pdf``. The language is ``?lang=`` if given, else the
+user's. ``?privacy=1`` prints codes instead of names on rosters and reports.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, abort, current_app, request
+from flask_babel import get_locale
+from flask_login import current_user
+from werkzeug.utils import secure_filename
+
+from .. import users
+from ..db import get_db
+from ..pdf import PdfLanguage, cycle_report, roster, screening_form, script_booklet
+from ..pdf import data as pdfdata
+
+bp = Blueprint("pdf", __name__)
+
+
+def _language() -> PdfLanguage:
+    code = request.args.get("lang") or str(get_locale() or current_app.config["DEFAULT_LANGUAGE"])
+    if code not in current_app.extensions["group_ipt_languages"]:
+        abort(404)
+    return PdfLanguage.from_app(code)
+
+
+def _privacy() -> bool:
+    return request.args.get("privacy", "") in ("1", "on", "true", "yes")
+
+
+def _programme() -> str:
+    return current_app.config["PROGRAMME_NAME"]
+
+
+def _forms():
+    return current_app.extensions["group_ipt_forms"]
+
+
+def _pdf(content: bytes, filename: str) -> Response:
+    response = Response(content, mimetype="application/pdf")
+    response.headers["Content-Disposition"] = f'inline; filename="{secure_filename(filename) or "document.pdf"}"'
+    # Rosters and reports carry people's names: keep them out of every cache.
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.route("/cycles/<cycle_id>/roster.pdf")
+def cycle_roster(cycle_id: str):
+    """Print a cycle's roster and sign-in sheet."""
+    try:
+        data = pdfdata.roster_data(
+            get_db(), cycle_id, site_ids=current_user.site_ids, programme=_programme(), privacy=_privacy()
+        )
+    except pdfdata.NotFound:
+        abort(404)
+    return _pdf(roster.render(data, _language()), f"roster-{data.cycle}.pdf")
+
+
+@bp.route("/cycles/<cycle_id>/report.pdf")
+def cycle_report_pdf(cycle_id: str):
+    """Print a cycle's report: attendance, completion, symptom change, open referrals."""
+    lang = _language()
+    forms = _forms()
+    try:
+        data = pdfdata.cycle_report_data(
+            get_db(),
+            cycle_id,
+            site_ids=current_user.site_ids,
+            programme=_programme(),
+            protocols=forms.protocols,
+            instruments=forms.instruments,
+            lang=lang,
+            privacy=_privacy(),
+        )
+    except pdfdata.NotFound:
+        abort(404)
+    return _pdf(cycle_report.render(data, lang), f"report-{data.cycle}.pdf")
+
+
+@bp.route("/forms/<instrument_id>/form.pdf")
+def screening_form_pdf(instrument_id: str):
+    """Print a paper screening form, with its scoring guide on the back."""
+    site = ""
+    site_code = request.args.get("site")
+    if site_code:
+        found = users.get_site(get_db(), site_code)
+        if found is None or found["id"] not in current_user.site_ids:
+            abort(404)
+        site = found["name"]
+    try:
+        data = pdfdata.screening_form_data(_forms().instruments, instrument_id, programme=_programme(), site=site)
+    except pdfdata.NotFound:
+        abort(404)
+    return _pdf(screening_form.render(data, _language()), f"form-{instrument_id}.pdf")
+
+
+@bp.route("/scripts/<protocol_id>/booklet.pdf")
+def script_booklet_pdf(protocol_id: str):
+    """Print the scripts of a whole protocol, with a table of contents."""
+    return _booklet(protocol_id, None)
+
+
+@bp.route("/scripts/<protocol_id>/<int:number>/script.pdf")
+def session_script_pdf(protocol_id: str, number: int):
+    """Print the script of one session of a protocol."""
+    return _booklet(protocol_id, number)
+
+
+def _booklet(protocol_id: str, number: int | None) -> Response:
+    lang = _language()
+    try:
+        data = pdfdata.booklet_data(_forms(), protocol_id, programme=_programme(), lang=lang, session=number)
+    except pdfdata.NotFound:
+        abort(404)
+    name = f"scripts-{protocol_id}" + (f"-session-{number}" if number is not None else "") + f"-{lang.code}.pdf"
+    return _pdf(script_booklet.render(data, lang), name)

@@ -1,0 +1,158 @@
+"""Screening: present an instrument, save the answers, show the score and any safety alert."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+
+from .. import clock, referrals, screening
+from ..db import get_db
+from ..i18n import current_language
+from ..instruments import InvalidCutoff
+from ..screening import ScreeningError, TamperedForm
+from .participants import fail, get_participant_or_404
+
+bp = Blueprint("screening", __name__, url_prefix="/screening")
+
+# I18N: when a questionnaire was given
+OCCASION_LABELS = {
+    "screening": _l("screening (first contact)"),
+    "baseline": _l("pre-group session"),
+    "mid": _l("middle of the cycle"),
+    "end": _l("last session"),
+    "followup": _l("follow-up after the cycle"),
+    "session": _l("group session"),
+}
+ANSWER_PREFIX = "answer_"
+
+
+@bp.record_once
+def check_settings(state):
+    """Refuse to start on a cut-off or follow-up plan the programme cannot use."""
+    from .. import ConfigError
+
+    app = state.app
+    instruments = app.extensions["group_ipt_forms"].instruments
+    for instrument_id, cutoff in (app.config["ELIGIBILITY_CUTOFFS"] or {}).items():
+        if instrument_id not in instruments:
+            raise ConfigError(f"ELIGIBILITY_CUTOFFS: no instrument {instrument_id!r} in the forms folder.")
+        try:
+            instruments[instrument_id].score({}, cutoff)
+        except InvalidCutoff as exc:
+            raise ConfigError(f"ELIGIBILITY_CUTOFFS: {exc}.") from exc
+    try:
+        referrals.FollowupPlan.from_config(app.config)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+
+
+def forms():
+    return current_app.extensions["group_ipt_forms"]
+
+
+def get_instrument_or_404(instrument_id: str):
+    instrument = forms().instruments.get(instrument_id)
+    if instrument is None:
+        fail(404, _("There is no instrument called %(id)s. Choose one from the participant's page.",
+                    id=instrument_id))
+    return instrument
+
+
+def risk_values(instrument) -> dict[str, set[int]]:
+    """Return, per risk item, the answer values that raise an alert (marked for the early warning)."""
+    return {item.id: {v for v in item.values if item.risk.matches(v)} for item in instrument.risk_items}
+
+
+def render_form(participant, instrument, form, *, key: str, status: int = 200, error_field: str | None = None):
+    return render_template(
+        "screening/form.html", participant=participant, instrument=instrument, form=form, submission_key=key,
+        occasions=OCCASION_LABELS, intake=forms().intake, risk_values=risk_values(instrument),
+        today=clock.today().isoformat(), error_field=error_field,
+    ), status
+
+
+@bp.route("/<participant_id>/<instrument_id>", methods=["GET"])
+def form(participant_id, instrument_id):
+    participant = get_participant_or_404(participant_id)
+    instrument = get_instrument_or_404(instrument_id)
+    occasion = request.args.get("occasion", "screening")
+    if occasion not in OCCASION_LABELS:
+        occasion = "screening"
+    # A link from a cycle's "measures due" names the cycle and session the answers belong to.
+    link = {name: request.args[name] for name in ("cycle_id", "session_id") if request.args.get(name)}
+    return render_form(participant, instrument, {"occasion": occasion, **link}, key=screening.new_submission_key())
+
+
+@bp.route("/<participant_id>/<instrument_id>", methods=["POST"])
+def save(participant_id, instrument_id):
+    participant = get_participant_or_404(participant_id)
+    instrument = get_instrument_or_404(instrument_id)
+    form = request.form
+    key = form.get("submission_key", "")
+
+    def refuse(message: str, field: str | None = None):
+        flash(message, "error")
+        return render_form(participant, instrument, form, key=key or screening.new_submission_key(),
+                           status=400, error_field=field)
+
+    # Hidden fields must say what the URL says: anything else is an edited or mixed-up form.
+    if (form.get("participant_id") != participant["id"] or form.get("instrument_id") != instrument.id
+            or form.get("instrument_version") != str(instrument.version)):
+        return refuse(_("This form does not match the participant or the questionnaire it was made for "
+                        "(it may have been changed). Nothing was saved. Answer the questions again."))
+    try:
+        administered_on = date.fromisoformat(form.get("administered_on", ""))
+    except ValueError:
+        return refuse(_("Enter the date of the screening."), "administered_on")
+    raw = {k[len(ANSWER_PREFIX):]: v for k, v in form.items() if k.startswith(ANSWER_PREFIX)}
+    try:
+        outcome = screening.save_screening(
+            get_db(),
+            participant=participant,
+            instrument=instrument,
+            raw_answers=raw,
+            submission_key=key,
+            actor=current_user.record,
+            intake=forms().intake,
+            plan=referrals.FollowupPlan.from_config(current_app.config),
+            occasion=form.get("occasion", ""),
+            administered_on=administered_on,
+            risk_observed=form.get("risk_observed") == "1",
+            exclusions=form.getlist("exclusion"),
+            cutoff=(current_app.config["ELIGIBILITY_CUTOFFS"] or {}).get(instrument.id),
+            language=current_language().code,
+            note=form.get("note"),
+            cycle_id=form.get("cycle_id"),
+            session_id=form.get("session_id"),
+        )
+    except TamperedForm as exc:
+        return refuse(_("This form was changed or already used: %(reason)s Nothing was saved.",
+                        reason=exc.translated(_)))
+    except ScreeningError as exc:
+        return refuse(_("Nothing was saved. %(reason)s", reason=exc.translated(_)), exc.field)
+    if not outcome.created:
+        flash(_("This form had already been saved; it was not saved twice."), "info")
+    return redirect(url_for("screening.result", screening_id=outcome.screening["id"]), 303)
+
+
+@bp.route("/result/<screening_id>")
+def result(screening_id):
+    db = get_db()
+    found = screening.get(db, screening_id, current_user.site_ids)
+    if found is None:
+        fail(404, _("This screening does not exist."))
+    participant = get_participant_or_404(found["participant_id"])
+    instrument = forms().instruments.get(found["instrument_id"])
+    band = instrument.band_for(found["total"]) if instrument and found["total"] is not None else None
+    risk_unanswered = [] if instrument is None else [
+        item for item in instrument.risk_items if found["answers"].get(item.id) is None
+    ]
+    return render_template(
+        "screening/result.html", screening=found, participant=participant, instrument=instrument, band=band,
+        referral=referrals.for_screening(db, screening_id), risk_unanswered=risk_unanswered,
+        occasions=OCCASION_LABELS, intake=forms().intake,
+    )

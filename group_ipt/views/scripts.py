@@ -1,0 +1,113 @@
+"""Facilitator scripts: a session's script in the user's language, with the group's context filled in."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, current_app, render_template
+from flask_babel import gettext
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+
+from .. import cycles, scripts
+from ..db import get_db, rows
+
+bp = Blueprint("scripts", __name__)
+
+# I18N: the phases of a group IPT cycle
+PHASE_LABELS = {"pre-group": _l("pre-group"), "initial": _l("initial phase"), "middle": _l("middle phase"),
+                "termination": _l("ending phase")}
+
+
+@bp.app_context_processor
+def labels():
+    return {"phase_labels": PHASE_LABELS}
+
+
+def _forms():
+    return current_app.extensions["group_ipt_forms"]
+
+
+def _translated(script: scripts.Script, protocol) -> scripts.Script:
+    return scripts.placeholders_filled(script, scripts.session_context(protocol, script.session_number), gettext)
+
+
+@bp.route("/scripts/")
+def index():
+    forms = _forms()
+    library = forms.scripts
+    protocols = [forms.protocols[pid] for pid in library.protocol_ids if pid in forms.protocols]
+    return render_template("scripts/index.html", protocols=protocols, library=library)
+
+
+@bp.route("/scripts/<protocol_id>/<int:number>")
+def protocol_script(protocol_id: str, number: int):
+    """Show one session's script of a protocol, with the guidance for all four problem areas."""
+    forms = _forms()
+    protocol = forms.protocols.get(protocol_id)
+    if protocol is None:
+        abort(404)
+    try:
+        script = forms.scripts.script_for(protocol_id, number)
+    except scripts.ScriptNotFound:
+        abort(404)
+    return render_template("scripts/script.html", script=_translated(script, protocol), protocol=protocol,
+                           cycle=None, session=None, context=None)
+
+
+def group_context(db, cycle: dict, session: dict, protocol) -> dict:
+    """Collect what the facilitator should know before this session: who came last time, areas, due instruments."""
+    previous = rows(
+        db,
+        "select * from sessions where cycle_id = ? and status = 'held' and scheduled_date < ?"
+        " order by scheduled_date desc, number desc limit 1",
+        (cycle["id"], session["scheduled_date"]),
+    )
+    present_last = []
+    if previous:
+        present_last = rows(
+            db,
+            "select p.name, p.code, m.problem_area, m.problem_area_2, a.status from attendance a"
+            " join members m on m.id = a.member_id join participants p on p.id = m.participant_id"
+            " where a.session_id = ? and a.status in ('present', 'late') order by p.name collate nocase",
+            (previous[0]["id"],),
+        )
+    active = cycles.members(db, cycle["id"], active_only=True)
+    areas = {a for m in active for a in (m["problem_area"], m["problem_area_2"]) if a}
+    from ..sessions import instruments_today
+
+    due = instruments_today(db, session, protocol, grace_days=7)
+    return {
+        "previous": previous[0] if previous else None,
+        "present_last": present_last,
+        "members": active,
+        "areas": areas,
+        "due": [d for d in due if any(not m["done"] for m in d["members"])],
+    }
+
+
+@bp.route("/cycles/<cycle_id>/sessions/<int:number>/script")
+def session_script(cycle_id: str, number: int):
+    """Show the script of session ``number`` of a cycle, filled with the group's context."""
+    db = get_db()
+    cycle = cycles.get_cycle(db, cycle_id, current_user.site_ids)
+    if cycle is None:
+        abort(404)
+    forms = _forms()
+    protocol = cycles.protocol_of(cycle, forms.protocols)
+    session_rows = rows(
+        db,
+        "select * from sessions where cycle_id = ? and number = ? and kind != 'makeup'"
+        " order by scheduled_date limit 1",
+        (cycle["id"], number),
+    )
+    if not session_rows:
+        abort(404)
+    session = session_rows[0]
+    context = group_context(db, cycle, session, protocol)
+    try:
+        # Middle-phase guidance only for the problem areas this group's members have.
+        areas = context["areas"] if number > 0 and context["areas"] else None
+        script = forms.scripts.script_for(protocol.id, number, areas)
+    except scripts.ScriptNotFound:
+        abort(404)
+    return render_template("scripts/script.html", script=_translated(script, protocol), protocol=protocol,
+                           cycle=cycle, session=session, context=context)

@@ -1,0 +1,126 @@
+"""Take a session: one page for attendance, symptom checks, instruments due, note and fidelity.
+
+Every member starts as "present" on a new sheet (most members come to most
+sessions, so the facilitator changes only the few who did not); on a make-up
+sheet nobody is preselected, since only those who missed the session come.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+
+from .. import clock, cycles, sessions
+from ..auth import role_required
+from ..db import get_db, rows
+from ..errors import N_, DomainError
+from ..sessions import SessionEntry, StaleSession
+from .cycles import protocols, tr
+
+bp = Blueprint("sessions", __name__, url_prefix="/sessions")
+
+
+def session_or_404(session_id: str) -> tuple[dict, dict]:
+    db = get_db()
+    session = cycles.get_session(db, session_id, current_user.site_ids)
+    if session is None:
+        abort(404)
+    return session, cycles.get_cycle(db, session["cycle_id"])
+
+
+def parse_entry(form, people: list[dict], session: dict, checklist_ids: list[str],
+                had_fidelity: bool) -> tuple[SessionEntry, cycles.CycleError | None]:
+    """Read the sheet; return it and the error of a rating that is not a whole number (kept out of the entry)."""
+    attendance, checks, plans = {}, {}, {}
+    error = None
+    for m in people:
+        status = form.get(f"att-{m['id']}", "")
+        if status:
+            attendance[m["id"]] = status
+        trend = form.get(f"trend-{m['id']}") or None
+        rating_text = (form.get(f"rating-{m['id']}") or "").strip()
+        rating = None
+        if rating_text:
+            if rating_text.isdigit():
+                rating = int(rating_text)
+            elif error is None:
+                error = cycles.CycleError(N_("The rating of %(name)s must be a whole number from 0 to 10."),
+                                          name=m["name"])
+        if trend or rating is not None:
+            checks[m["id"]] = (trend, rating)
+        if session["kind"] == "pre-group" or (session["number"] == 0 and session["kind"] == "makeup"):
+            plans[m["id"]] = (form.get(f"area-{m['id']}") or None, form.get(f"area2-{m['id']}") or None,
+                              form.get(f"goals-{m['id']}", ""))
+    ticked = {i: form.get(f"fid-{i}") == "1" for i in checklist_ids}
+    fidelity = ticked if any(ticked.values()) or had_fidelity else None
+    return SessionEntry(attendance, checks, form.get("note", ""), fidelity, plans), error
+
+
+def render_sheet(session, cycle, entry: SessionEntry, *, version: int, status: int = 200, differences=()):
+    db = get_db()
+    protocol = cycles.protocol_of(cycle, protocols())
+    people = sessions.expected_members(db, session)
+    plan = next((p for p in protocol.sessions if p.number == session["number"]), None)
+    return render_template(
+        "sessions/take.html", session=session, cycle=cycle, protocol=protocol, plan=plan, people=people,
+        entry=entry, version=version, differences=differences,
+        due=sessions.instruments_today(db, session, protocol, grace_days=current_app.config["MEASURE_GRACE_DAYS"]),
+        instruments=current_app.extensions["group_ipt_forms"].instruments,
+        future=session["scheduled_date"] > clock.today().isoformat(),
+    ), status
+
+
+@bp.route("/today")
+def today():
+    """Go straight to my session of today, if I have one."""
+    found = rows(
+        get_db(),
+        "select x.id from sessions x join cycle_facilitators f on f.cycle_id = x.cycle_id"
+        " where f.user_id = ? and x.scheduled_date = ? and x.status != 'cancelled' order by x.start_time",
+        (current_user.id, clock.today().isoformat()),
+    )
+    if not found:
+        flash(_("You have no session today."), "info")
+        return redirect(url_for("home.index"), 303)
+    return redirect(url_for("sessions.take", session_id=found[0]["id"]), 303)
+
+
+@bp.route("/<session_id>", methods=["GET", "POST"])
+@role_required("facilitator", "coordinator", "supervisor")
+def take(session_id):
+    db = get_db()
+    session, cycle = session_or_404(session_id)
+    if request.method == "GET":
+        entry = sessions.saved_entry(db, session["id"], current_user.id)
+        if session["status"] != "held" and session["kind"] != "makeup":
+            entry.attendance = {m["id"]: "present" for m in sessions.expected_members(db, session)}
+        if session["status"] == "cancelled":
+            flash(_("This session was cancelled; attendance cannot be recorded for it."), "warning")
+        return render_sheet(session, cycle, entry, version=session["version"])
+    try:
+        version = int(request.form.get("version", ""))
+    except ValueError:
+        abort(400)
+    had_fidelity = sessions.saved_entry(db, session["id"], current_user.id).fidelity is not None
+    people = sessions.expected_members(db, session)
+    protocol = cycles.protocol_of(cycle, protocols())
+    entry, error = parse_entry(request.form, people, session, [i.id for i in protocol.fidelity_checklist],
+                               had_fidelity)
+    try:
+        if error is not None:
+            raise error
+        unknown = [k for k in request.form if k.startswith("att-") and k[4:] not in {m["id"] for m in people}]
+        if unknown:
+            raise cycles.CycleError(N_("Someone on this form is not a member of this cycle; reload the page."))
+        sessions.record_session(db, session["id"], entry, expected_version=version, protocols=protocols(),
+                                actor=current_user.record, today=clock.today())
+    except StaleSession as exc:
+        flash(tr(exc), "error")
+        return render_sheet(session, cycle, entry, version=exc.current_version, status=409,
+                            differences=[tr(d) for d in exc.differences])
+    except DomainError as exc:
+        flash(tr(exc), "error")
+        return render_sheet(session, cycle, entry, version=version, status=400)
+    flash(_("Session saved: %(title)s.", title=cycles.session_title(cycle, session, _)), "success")
+    return redirect(url_for("cycles.show", cycle_id=cycle["id"]) + "#sessions", 303)

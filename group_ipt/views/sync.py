@@ -1,0 +1,70 @@
+"""The coordinator's sync page: conflicts to resolve, quarantined records, devices."""
+
+from __future__ import annotations
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+
+from ..auth import role_required
+from ..db import get_db
+from ..sync import devices, review
+from ..sync.review import ReviewError
+
+bp = Blueprint("sync", __name__, url_prefix="/sync")
+
+
+def _scope() -> list[str] | None:
+    return None if current_user.role == "admin" else current_user.site_ids
+
+
+def _actor() -> dict:
+    return {"id": current_user.id, "username": current_user.username}
+
+
+@bp.route("/")
+@role_required("coordinator", "supervisor")
+def index():
+    db = get_db()
+    scope = _scope()
+    all_devices = devices.list_devices(db)
+    if scope is not None:
+        all_devices = [d for d in all_devices if d["site_id"] in scope]
+    return render_template(
+        "sync/index.html",
+        conflicts=review.list_conflicts(db, scope),
+        quarantine=review.list_quarantine(db, scope),
+        devices=all_devices,
+    )
+
+
+@bp.route("/conflicts/<int:conflict_id>", methods=["POST"])
+@role_required("coordinator", "supervisor")
+def resolve(conflict_id):
+    try:
+        review.resolve_conflict(get_db(), conflict_id, request.form.get("action", ""), user=_actor(),
+                                site_ids=_scope())
+    except ReviewError as exc:
+        flash(str(exc), "error")
+        return redirect(url_for("sync.index"), 303)
+    flash(_("The conflict is resolved."), "info")
+    return redirect(url_for("sync.index"), 303)
+
+
+@bp.route("/quarantine/<int:item_id>", methods=["POST"])
+@role_required("coordinator", "supervisor")
+def quarantined(item_id):
+    action = request.form.get("action", "")
+    try:
+        if action == "retry":
+            ok = review.retry_quarantined(get_db(), item_id, user=_actor(), site_ids=_scope())
+            flash(_("The record was applied.") if ok else _("The record still cannot be applied; see its error."),
+                  "info" if ok else "error")
+        elif action == "dismiss":
+            review.dismiss_quarantined(get_db(), item_id, user=_actor(), site_ids=_scope())
+            flash(_("The record was set aside; it stays in the quarantine list as dismissed."), "info")
+        else:
+            flash(_("Unknown action."), "error")
+    except ReviewError as exc:
+        flash(str(exc), "error")
+    return redirect(url_for("sync.index"), 303)
