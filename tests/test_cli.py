@@ -112,6 +112,11 @@ def test_demo_twice_does_not_duplicate(runner):
     assert "nothing new" in second.output
     assert {t: db[t].count for t in counts} == counts
     assert counts["sites"] == 2 and counts["users"] == 7
+    assert counts["participants"] == 40 and counts["cycles"] == 3
+    stages = dict(db.execute("select protocol_id, status from cycles").fetchall())
+    assert stages == {"who-8": "closed", "strongminds-12": "active", "short-6": "planned"}
+    assert db.execute("select count(*) from referrals where status = 'open'").fetchone()[0] >= 2
+    assert db.execute("select count(*) from attendance").fetchone()[0] > 100
 
 
 def test_serve_refuses_dev_key_without_init(runner):
