@@ -136,7 +136,9 @@ def user_site_ids(db: sqlite_utils.Database, user: dict) -> list[str]:
     """Return the ids of the sites whose data this user may see (every site for an admin)."""
     if user["role"] == "admin":
         return [r["id"] for r in db.query("select id from sites order by name")]
-    return [r["site_id"] for r in db.query("select site_id from user_sites where user_id = ?", (user["id"],))]
+    return [r["site_id"] for r in db.query(
+        "select us.site_id from user_sites us join sites s on s.id = us.site_id where us.user_id = ?"
+        " order by s.name", (user["id"],))]
 
 
 def set_active(db: sqlite_utils.Database, username: str, active: bool, *, actor: dict | None = None) -> dict:
