@@ -156,7 +156,7 @@ def register_template_helpers(app: Flask) -> None:
             "current_lang": lang,
             "all_languages": i18n.languages(),
             "programme_name": app.config["PROGRAMME_NAME"],
-            "version": __version__,
+            "app_version": __version__,
             "role_labels": ROLE_LABELS,
         }
 
