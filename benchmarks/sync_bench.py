@@ -85,8 +85,11 @@ def bench_ingest(folder: Path, n: int) -> None:
 
 
 def bench_laptops(folder: Path, laptops: int, per_laptop: int) -> None:
+    import logging
+
     import waitress
 
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # a queue is expected with 50 at once
     initialise(folder / "central").close()
     app = create_app({"DATA_DIR": str(folder / "central"), "SYNC_CENTRAL": True})
     db = dbmod.connect(app.config["DATABASE"])

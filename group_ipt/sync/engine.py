@@ -459,7 +459,7 @@ def apply_feed(db, page: dict, *, send_names: bool) -> dict:
     if not isinstance(changes, list):
         raise SyncRejected("The server's reply has no list of changes.")
     tables = tracking.synced_tables(db)
-    applied, skipped, bad = 0, 0, []
+    applied, skipped, bad, todo = 0, 0, [], []
     with applying(db):
         versions = _versions(db, [(c["t"], c["id"]) for c in changes if c.get("t") in tables])
         for c in changes:
@@ -473,19 +473,23 @@ def apply_feed(db, page: dict, *, send_names: bool) -> dict:
                 continue
             if ex is not None and ex["hlc"] >= c["hlc"]:
                 continue  # the centre's versions of a record only grow: an older one is a stale page
-            try:
-                with db.atomic():
-                    _write_pulled(db, table, tables[table], c, keep_private=not send_names and ex is not None)
-                    db.execute(
-                        "insert into sync_rows (table_name, record_id, site_id, hlc, synced_hlc, deleted)"
-                        " values (?, ?, ?, ?, ?, ?) on conflict (table_name, record_id) do update set"
-                        " site_id = excluded.site_id, hlc = excluded.hlc, synced_hlc = excluded.synced_hlc,"
-                        " deleted = excluded.deleted, unacked_batch = null",
-                        (table, c["id"], c["site"], c["hlc"], c["hlc"], int(bool(c["del"]))),
-                    )
-                applied += 1
-            except Exception as exc:  # noqa: BLE001 (quarantined with its message, the rest goes on)
-                bad.append((c, f"{type(exc).__name__}: {exc}"))
+            todo.append((c, not send_names and ex is not None))
+        sql_cache: dict = {}
+        try:  # all at once; if one fails, one by one below to find it
+            with db.atomic():
+                for c, keep in todo:
+                    _write_pulled(db, c["t"], tables[c["t"]], c, keep_private=keep, cache=sql_cache)
+                db.conn.executemany(_PULLED_VERSION_SQL, [_pulled_version(c) for c, _keep in todo])
+            applied = len(todo)
+        except Exception:  # noqa: BLE001
+            for c, keep in todo:
+                try:
+                    with db.atomic():
+                        _write_pulled(db, c["t"], tables[c["t"]], c, keep_private=keep, cache=sql_cache)
+                        db.execute(_PULLED_VERSION_SQL, _pulled_version(c))
+                    applied += 1
+                except Exception as exc:  # noqa: BLE001 (quarantined with its message, the rest goes on)
+                    bad.append((c, f"{type(exc).__name__}: {exc}"))
         quarantine(db, bad, direction="pull")
         if changes:
             observe(db, max(c["hlc"] for c in changes if isinstance(c.get("hlc"), str)))
@@ -495,22 +499,36 @@ def apply_feed(db, page: dict, *, send_names: bool) -> dict:
     return {"applied": applied, "skipped": skipped, "quarantined": len(bad)}
 
 
-def _write_pulled(db, table: str, columns: list[str], c: dict, *, keep_private: bool) -> None:
+_PULLED_VERSION_SQL = (
+    "insert into sync_rows (table_name, record_id, site_id, hlc, synced_hlc, deleted)"
+    " values (?, ?, ?, ?, ?, ?) on conflict (table_name, record_id) do update set"
+    " site_id = excluded.site_id, hlc = excluded.hlc, synced_hlc = excluded.synced_hlc,"
+    " deleted = excluded.deleted, unacked_batch = null"
+)
+
+
+def _pulled_version(c: dict) -> tuple:
+    return (c["t"], c["id"], c["site"], c["hlc"], c["hlc"], int(bool(c["del"])))
+
+
+def _write_pulled(db, table: str, columns: list[str], c: dict, *, keep_private: bool, cache: dict) -> None:
     if c["del"]:
         db.execute(f'delete from "{table}" where id = ?', (c["id"],))
         return
-    data = {k: v for k, v in c["data"].items() if k in columns}
-    unknown = set(c["data"]) - set(columns)
-    if unknown:
-        raise ValueError(f"unknown column(s) in {table}: {', '.join(sorted(unknown))}")
-    cols = list(data)
-    private = set(PRIVATE_FIELDS.get(table, {})) if keep_private else set()
-    updates = ", ".join(f'"{k}" = excluded."{k}"' for k in cols if k != "id" and k not in private)
-    db.execute(
-        f'insert into "{table}" ({", ".join(f"{chr(34)}{k}{chr(34)}" for k in cols)})'
-        f' values ({", ".join("?" * len(cols))}) on conflict (id) do update set {updates or "id = excluded.id"}',
-        [data[k] for k in cols],
-    )
+    if not isinstance(c.get("data"), dict):
+        raise ValueError("a change without data")
+    cols = tuple(c["data"])
+    key = (table, cols, keep_private)
+    if key not in cache:
+        unknown = set(cols) - set(columns)
+        if unknown:
+            raise ValueError(f"unknown column(s) in {table}: {', '.join(sorted(unknown))}")
+        private = set(PRIVATE_FIELDS.get(table, {})) if keep_private else set()
+        updates = ", ".join(f'"{k}" = excluded."{k}"' for k in cols if k != "id" and k not in private)
+        names = ", ".join(f'"{k}"' for k in cols)
+        cache[key] = (f'insert into "{table}" ({names}) values ({", ".join("?" * len(cols))})'
+                      f" on conflict (id) do update set {updates or 'id = excluded.id'}")
+    db.execute(cache[key], [c["data"][k] for k in cols])
 
 
 def apply_reference(db, ref: dict) -> list[str]:
