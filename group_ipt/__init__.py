@@ -113,6 +113,14 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from .views import pdf as pdf_views
 
     app.register_blueprint(pdf_views.bp)
+    from .views import reports as reports_views
+
+    app.register_blueprint(reports_views.bp)
+    from .views import clinical as clinical_views
+    from .views import supervision as supervision_views
+
+    app.register_blueprint(clinical_views.bp)
+    app.register_blueprint(supervision_views.bp)
     from .views import api as api_views
     from .views import sync as sync_views
 

@@ -913,5 +913,114 @@ def pdf_script(ctx: Context, protocol, number, lang, output):
     _write_pdf(script_booklet.render(data, language), output)
 
 
+@cli.group()
+def export():
+    """Export the programme's tables and indicators as CSV files, or the indicators for DHIS2.
+
+    Example: group-ipt export csv ./exports --period 2026Q4
+    """
+
+
+def _export_report(ctx: Context, db, period_text: str | None, site_code: str | None):
+    """Return the report, the period text and the site codes for the export commands (ClickException on bad input)."""
+    from . import clock, indicators
+    from . import users as usersmod
+    from .periods import PeriodError, parse_period
+
+    try:
+        period = parse_period(period_text) if period_text else None
+    except PeriodError as exc:
+        raise click.ClickException(str(exc)) from exc
+    sites = usersmod.list_sites(db)
+    if site_code:
+        sites = [s for s in sites if s["code"] == site_code.upper()]
+        if not sites:
+            raise click.ClickException(f"Unknown site {site_code!r}. 'group-ipt sites list' shows the sites.")
+    app = ctx.app()
+    filters = indicators.Filters(site_ids=tuple(s["id"] for s in sites), period=period)
+    report = indicators.Report(db, filters, app.extensions["group_ipt_forms"].protocols, today=clock.today(),
+                               grace_days=app.config["MEASURE_GRACE_DAYS"])
+    return report, str(period) if period else "all", ",".join(s["code"] for s in sites)
+
+
+@export.command("csv")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--site", "site_code", default=None, help="Only this site's records and figures (its code, e.g. KMP).")
+@click.option("--period", default=None,
+              help="Period of the indicator files: 2026, 2026Q4, 202611, 2026W47 or 2026-01-01..2026-03-31 "
+                   "(default: all time; the table files are always whole).")
+@pass_ctx
+def export_csv(ctx: Context, directory, site_code, period):
+    """Write each table, the indicators and the records behind each indicator as CSV files (UTF-8, for Excel).
+
+    Names follow the EXPORT_NAMES setting (off: codes instead of names). All files or none are written.
+
+    Example: group-ipt export csv ./exports --site KMP --period 2026Q4
+    """
+    from . import exports
+
+    db = ctx.require_db()
+    report, period_text, codes = _export_report(ctx, db, period, site_code)
+    try:
+        written = exports.export_folder(db, directory, report, list(report.filters.site_ids),
+                                        names=bool(ctx.app().config["EXPORT_NAMES"]), period=period_text,
+                                        sites=codes)
+    except exports.ExportError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"Wrote {len(written)} CSV files to {directory} (period {period_text}, sites {codes or 'none'}).")
+
+
+@export.command("dhis2")
+@click.option("--period", required=True, help="DHIS2 period: 2026 (year), 2026Q4 (quarter), 202611 (month) or "
+                                               "2026W47 (ISO week).")
+@click.option("--mapping", "mapping_file", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="YAML or JSON file mapping indicators to data elements and sites to org units "
+                   "(see docs/dhis2-mapping.example.yaml).")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, allow_dash=True),
+              help="JSON file to write ('-' prints it).")
+@click.option("--site", "site_codes", multiple=True, help="Only this site (its code; repeat for several). "
+                                                          "Default: every site, each needing an org unit.")
+@click.option("--complete", is_flag=True, help="Add today's date as completeDate (marks the data set complete).")
+@pass_ctx
+def export_dhis2(ctx: Context, period, mapping_file, output, site_codes, complete):
+    """Write the indicators of a period as a DHIS2 dataValueSets JSON file for the ministry's DHIS2.
+
+    Example: group-ipt export dhis2 --period 2026Q4 --mapping dhis2-mapping.yaml -o kmp-2026Q4.json
+    """
+    import json
+
+    from . import clock, dhis2, exports
+    from .periods import PeriodError, parse_period
+
+    db = ctx.require_db()
+    try:
+        parsed = parse_period(period)
+        dhis2.check_period(parsed)
+        mapping = dhis2.load_mapping(mapping_file)
+    except (PeriodError, dhis2.MappingError, dhis2.DHIS2Error) as exc:
+        raise click.ClickException(str(exc)) from exc
+    app = ctx.app()
+    try:
+        document = dhis2.export(db, mapping, parsed, app.extensions["group_ipt_forms"].protocols,
+                                today=clock.today(), grace_days=app.config["MEASURE_GRACE_DAYS"],
+                                site_codes=list(site_codes) or None,
+                                complete_date=clock.today() if complete else None)
+    except dhis2.DHIS2Error as exc:
+        raise click.ClickException(str(exc)) from exc
+    problems = dhis2.validate(document)
+    if problems:  # a bug, not the user's mistake: say so rather than write a file DHIS2 refuses
+        raise click.ClickException("The data value set is not valid: " + "; ".join(problems))
+    content = (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+    if output == "-":
+        click.echo(content.decode("utf-8"), nl=False)
+        return
+    try:
+        with exports.atomic_file(Path(output)) as f:
+            f.write(content)
+    except (exports.ExportError, OSError) as exc:
+        raise click.ClickException(f"Cannot write {output}: {exc}") from exc
+    click.echo(f"Wrote {output} ({len(document['dataValues'])} data values for {period}).")
+
+
 def main():
     cli(prog_name="group-ipt")

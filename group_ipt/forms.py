@@ -12,6 +12,7 @@ from pathlib import Path
 from . import instruments as instrumentsmod
 from . import intake as intakemod
 from . import protocols as protocolsmod
+from . import ratings as ratingsmod
 from . import scripts as scriptsmod
 
 
@@ -29,6 +30,7 @@ class Forms:
     protocols: dict
     intake: intakemod.Intake | None = None  # exclusions asked at intake and the safety steps
     scripts: scriptsmod.ScriptLibrary = field(default_factory=scriptsmod.ScriptLibrary)  # facilitator scripts
+    ratings: dict = field(default_factory=dict)  # supervisors' rating forms (forms/ratings/), by id
 
 
 def check_all(forms_dir: Path) -> list[Exception]:
@@ -43,6 +45,7 @@ def check_all(forms_dir: Path) -> list[Exception]:
     protocols = None if protocol_errors else protocolsmod.load_protocols(forms_dir / "protocols")
     errors += scriptsmod.check_scripts(forms_dir / "scripts", protocols)
     errors += intakemod.check_intake(forms_dir)
+    errors += ratingsmod.check_ratings(forms_dir / "ratings")
     return errors
 
 
@@ -78,4 +81,5 @@ def _load_all(forms_dir: Path) -> Forms:
         protocols=protocols,
         scripts=scriptsmod.load_scripts(forms_dir / "scripts", protocols),
         intake=intakemod.load_intake(forms_dir),
+        ratings=ratingsmod.load_ratings(forms_dir / "ratings"),
     )

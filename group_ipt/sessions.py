@@ -60,6 +60,9 @@ def expected_members(db: sqlite_utils.Database, session: dict) -> list[dict]:
     marked = {r["member_id"] for r in db.query("select member_id from attendance where session_id = ?",
                                                (session["id"],))}
     day = session["scheduled_date"]
+    if session["kind"] == "maintenance":
+        # After the cycle: the members who completed it (and anyone already marked).
+        return [m for m in members(db, session["cycle_id"]) if m["id"] in marked or m["status"] == "completed"]
     if session["status"] == "held":
         # Editing a held session: who was marked, plus anyone active who had joined by then.
         return [m for m in members(db, session["cycle_id"])
@@ -94,7 +97,9 @@ def _check(db, session: dict, entry: SessionEntry, protocol: Protocol) -> dict[s
         raise CycleError(N_("Session %(number)s was cancelled; attendance cannot be recorded for it."),
                          number=session["number"])
     cycle = row(db, "select * from cycles where id = ?", (session["cycle_id"],))
-    if cycle["status"] in ("closed", "closed_early") and session["status"] != "held":
+    # Monthly maintenance sessions are held after the cycle closed (the outcome decision adds them).
+    if (cycle["status"] in ("closed", "closed_early") and session["status"] != "held"
+            and session["kind"] != "maintenance"):
         raise CycleError(N_("Cycle %(cycle)s is closed."), cycle=cycle["code"])
     everyone = {m["id"]: m for m in members(db, session["cycle_id"])}
     expected = {m["id"] for m in expected_members(db, session)}

@@ -56,6 +56,15 @@ SETTINGS = [
             "centre. Off: they stay on the laptops and the centre sees programme codes only."),
     Setting("SYNC_MAX_BODY_MB", 16, "Largest sync or API request body accepted, in MB (compressed)."),
     Setting("SYNC_MAX_BATCH_RECORDS", 5000, "Most records one sync batch may carry."),
+    Setting("EXPORT_NAMES", False, "CSV exports (tables and the records behind indicators) carry participants' "
+            "names, phone numbers, guardians' names and free-text notes. Off: programme codes instead of names, "
+            "no phone numbers, notes emptied."),
+    Setting("SUPERVISION_RATING_FORM", "adherence", "Id of the rating form (forms/ratings/) supervisors fill in "
+            "after observing a session."),
+    Setting("SUPERVISION_ADHERENCE_THRESHOLD", None, "Adherence (percent of the rating scale) below which a "
+            "facilitator is flagged; unset: the rating form's own threshold."),
+    Setting("SUPERVISION_WORSENING_POINTS", 5, "A member whose PHQ-9 total rose this much or more from baseline goes "
+            "on the supervisor's list."),
 ]
 
 

@@ -152,3 +152,19 @@ def set_today(monkeypatch):
         monkeypatch.setattr(clock, "now", lambda: datetime.fromisoformat(f"{day}T{time}"))
 
     return set_to
+
+
+# --- supervision and the clinical record (tests/test_clinical.py, test_supervision.py, ...) ---
+
+
+@pytest.fixture
+def supervisor(app, db):
+    """A supervisor at KMP, ``sam`` (password PASSWORD), to whom amina is assigned."""
+    from group_ipt import supervision
+
+    kmp = users.get_site(db, "KMP")
+    sam = users.create_user(db, "sam", PASSWORD, "supervisor", display_name="Sam Supervisor",
+                            site_ids=[kmp["id"]], hash_method=FAST_HASH)
+    supervision.assign(db, supervisor_id=sam["id"], facilitator_id=users.get_user_by_username(db, "amina")["id"],
+                       site_id=kmp["id"], actor=users.get_user_by_username(db, "coord"))
+    return sam

@@ -26,6 +26,8 @@ REQUIRED_COLUMNS = ("id", "site_id", "created_at", "updated_at")
 PRIVATE_FIELDS: dict[str, dict[str, object]] = {
     "participants": {"name": "", "name_key": "", "phone": None},
     "consents": {"given_by": lambda v: v if v in (None, "participant") else "guardian"},
+    # The people in a member's interpersonal inventory are named too.
+    "inventory_people": {"name": ""},
 }
 # Facts: written once, corrected by a new row, never edited in place by the app.
 FACT_TABLES = frozenset(

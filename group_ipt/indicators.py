@@ -1,0 +1,736 @@
+"""Programme indicators for a period: what a ministry and a funder ask for, with the records behind each.
+
+Plain functions on the database and the loaded protocols (no Flask). Every
+figure is computed from a list of records, and the same list is what
+:func:`records` returns, so a number and the list behind it always agree.
+Labels and definitions are English msgids (the web page translates them).
+
+The rules, written once here and in docs/reports.md:
+
+- Periods follow DHIS2's period ids: ``2026`` (year), ``2026Q4`` (quarter),
+  ``202611`` (month), ``2026W47`` (ISO week); a range ``2026-01-01..2026-03-31``
+  is allowed on screen and in CSV (DHIS2 needs one of the ids above).
+- Completion and dropout use the cycle's own rule: the member statuses set when
+  the cycle closed by ``Protocol.is_completed`` (``followup.member_summaries``).
+  The cohort is the members of the cycles closed in the period; a member who
+  was transferred out is counted once, in the cycle they moved to.
+- Symptom scores (PHQ-9): the baseline is the measure of the pre-group session
+  (``followup.screening_matches``, as the measures-due list matches it), else the
+  latest score on or before enrolment; the end score is the measure of the last
+  group session (occasion ``end``). A transferred member keeps the baseline of
+  their first cycle. Means and shares are over members with both scores.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from functools import cached_property
+from typing import Any
+
+import sqlite_utils
+
+from . import followup
+from .cycles import members as cycle_members
+from .cycles import sessions as cycle_sessions
+from .errors import N_
+from .periods import Period
+from .protocols import Protocol
+
+OUTCOME_INSTRUMENT = "phq9"
+REMISSION_BELOW = 5  # PHQ-9 total under 5: minimal symptoms
+RESPONSE_SHARE = 0.5  # at least a 50% drop from baseline
+SITE, FACILITATOR, PROTOCOL, GROUP_TYPE = "site", "facilitator", "protocol", "group_type"
+ALL_FILTERS = (SITE, FACILITATOR, PROTOCOL, GROUP_TYPE)
+PERSON_FILTERS = (SITE, FACILITATOR)  # screening and referrals happen before any cycle
+
+
+class UnknownIndicator(LookupError):
+    """No indicator has this id (or no part of it has this key)."""
+
+
+# --- filters and results ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Filters:
+    """What to count: always limited to ``site_ids`` (the user's sites, or the one chosen)."""
+
+    site_ids: tuple[str, ...]
+    period: Period | None = None  # None: all time
+    facilitator_id: str | None = None
+    protocol_id: str | None = None
+    group_type: str | None = None
+
+    def active(self) -> tuple[str, ...]:
+        """Return the filters beyond site and period that are set."""
+        return tuple(name for name, value in ((FACILITATOR, self.facilitator_id), (PROTOCOL, self.protocol_id),
+                                              (GROUP_TYPE, self.group_type)) if value)
+
+
+@dataclass(frozen=True)
+class Part:
+    """One line of an indicator's breakdown (a reason, a session number)."""
+
+    key: str
+    label: str  # English msgid with %(name)s params
+    params: dict[str, Any]
+    value: float | None
+    numerator: int | None = None
+    denominator: int | None = None
+
+
+@dataclass(frozen=True)
+class Indicator:
+    id: str
+    section: str
+    label: str
+    definition: str
+    kind: str  # count, share (0-1), mean
+    value: float | None  # None: nothing to compute it from
+    numerator: int | None = None
+    denominator: int | None = None
+    parts: tuple[Part, ...] = ()
+    filtered_by: tuple[str, ...] = ALL_FILTERS
+
+    def part(self, key: str) -> Part:
+        for p in self.parts:
+            if p.key == key:
+                return p
+        raise UnknownIndicator(f"{self.id}.{key}")
+
+
+@dataclass(frozen=True)
+class Spec:
+    id: str
+    section: str
+    label: str
+    definition: str
+    kind: str
+    family: str
+    filtered_by: tuple[str, ...] = ALL_FILTERS
+
+
+S_SCREEN = N_("Screening and referral")
+S_CYCLES = N_("Enrolment and cycles")
+S_ATTEND = N_("Attendance, completion and dropout")
+S_OUTCOME = N_("Symptom outcome (PHQ-9)")
+S_FIDELITY = N_("Fidelity")
+
+SPECS: tuple[Spec, ...] = (
+    Spec("screened", S_SCREEN, N_("People screened"),
+         N_("People with at least one screening questionnaire (occasion: screening) given in the period."),
+         "count", "screening", PERSON_FILTERS),
+    Spec("eligible", S_SCREEN, N_("People eligible"),
+         N_("People screened in the period with at least one screening at or above the eligibility cut-off "
+            "and no exclusion."), "count", "screening", PERSON_FILTERS),
+    Spec("referrals", S_SCREEN, N_("Safety referrals raised"),
+         N_("Referrals raised in the period, by what raised them (one referral can have several reasons)."),
+         "count", "referrals", PERSON_FILTERS),
+    Spec("referrals_open", S_SCREEN, N_("Referrals still open"),
+         N_("Referrals raised up to the end of the period that are not closed today."),
+         "count", "open_referrals", PERSON_FILTERS),
+    Spec("referrals_overdue", S_SCREEN, N_("Referrals with an overdue follow-up"),
+         N_("Open referrals with a planned follow-up contact not done and due before today."),
+         "count", "open_referrals", PERSON_FILTERS),
+    Spec("enrolled", S_CYCLES, N_("People enrolled"),
+         N_("Members enrolled in a cycle in the period; a transfer to another cycle is not a new enrolment."),
+         "count", "enrolment"),
+    Spec("cycles_started", S_CYCLES, N_("Cycles started"),
+         N_("Cycles whose first group session was held in the period."), "count", "cycles"),
+    Spec("cycles_completed", S_CYCLES, N_("Cycles completed"),
+         N_("Cycles closed in the period after all their sessions."), "count", "cycles"),
+    Spec("cycles_closed_early", S_CYCLES, N_("Cycles closed early"),
+         N_("Cycles closed in the period before their last session, with a reason."), "count", "cycles"),
+    Spec("attendance_rate", S_ATTEND, N_("Attendance rate"),
+         N_("Group sessions attended (present or late, a make-up counting for the session it makes up) out of "
+            "those marked, for sessions held in the period; by session number."), "share", "attendance"),
+    Spec("members_ended", S_ATTEND, N_("Members at the end of a cycle"),
+         N_("Members of the cycles closed in the period (a member transferred out counts in the cycle they "
+            "moved to)."), "count", "outcome"),
+    Spec("completion_rate", S_ATTEND, N_("Completion rate"),
+         N_("Members who completed by their protocol's rule (share of group sessions attended) out of the "
+            "members at the end of a cycle."), "share", "outcome"),
+    Spec("dropout_rate", S_ATTEND, N_("Dropout rate"),
+         N_("Members who dropped out or withdrew out of the members at the end of a cycle; by the last group "
+            "session they attended."), "share", "outcome"),
+)
+_SCORED = {
+    "completers": N_("Members who completed, in cycles closed in the period, with both a baseline and an end score."),
+    "everyone": N_("Members of the cycles closed in the period, completed or not, with both a baseline and an end "
+                   "score."),
+}
+_NO_END = {
+    "completers": N_("Members who completed, in cycles closed in the period, without an end score (or without a "
+                     "baseline): left out of the figures below."),
+    "everyone": N_("Members of the cycles closed in the period without an end score (or without a baseline): left "
+                   "out of the figures below."),
+}
+for _group in ("completers", "everyone"):
+    SPECS += (
+        Spec(f"{_group}_scored", S_OUTCOME,
+             N_("Completers with a baseline and an end score") if _group == "completers"
+             else N_("Members with a baseline and an end score"), _SCORED[_group], "count", "outcome"),
+        Spec(f"{_group}_no_end_score", S_OUTCOME,
+             N_("Completers with no end score") if _group == "completers" else N_("Members with no end score"),
+             _NO_END[_group], "count", "outcome"),
+        Spec(f"{_group}_baseline_mean", S_OUTCOME,
+             N_("Mean baseline score, completers") if _group == "completers"
+             else N_("Mean baseline score, everyone enrolled"),
+             N_("Mean PHQ-9 at the pre-group session (or the latest before enrolment), of members with both "
+                "scores."), "mean", "outcome"),
+        Spec(f"{_group}_end_mean", S_OUTCOME,
+             N_("Mean end score, completers") if _group == "completers" else N_("Mean end score, everyone enrolled"),
+             N_("Mean PHQ-9 at the last group session, of members with both scores."), "mean", "outcome"),
+        Spec(f"{_group}_change_mean", S_OUTCOME,
+             N_("Mean change, completers") if _group == "completers" else N_("Mean change, everyone enrolled"),
+             N_("Mean of end minus baseline score (negative: fewer symptoms), of members with both scores."),
+             "mean", "outcome"),
+        Spec(f"{_group}_response_rate", S_OUTCOME,
+             N_("Score at least halved, completers") if _group == "completers"
+             else N_("Score at least halved, everyone enrolled"),
+             N_("Share of members with both scores whose end score is at most half their baseline."),
+             "share", "outcome"),
+        Spec(f"{_group}_remission_rate", S_OUTCOME,
+             N_("Below 5 at the end, completers") if _group == "completers"
+             else N_("Below 5 at the end, everyone enrolled"),
+             N_("Share of members with both scores whose end score is below 5 (minimal symptoms)."),
+             "share", "outcome"),
+    )
+SPECS += (
+    Spec("fidelity_checklist_rate", S_FIDELITY, N_("Sessions with a fidelity checklist"),
+         N_("Group sessions held in the period for which a facilitator filled in the fidelity checklist."),
+         "share", "fidelity"),
+    Spec("fidelity_items_rate", S_FIDELITY, N_("Checklist items done"),
+         N_("Items answered 'done' out of all items answered, over the checklists of those sessions."),
+         "share", "fidelity"),
+)
+SPEC_BY_ID = {s.id: s for s in SPECS}
+INDICATOR_IDS = tuple(SPEC_BY_ID)
+
+# The columns of each family's records, in order (the view and the CSV label them).
+COLUMNS = {
+    "screening": ("participant_code", "name", "site_code", "first_screened_on", "screenings", "eligible"),
+    "referrals": ("participant_code", "name", "site_code", "raised_on", "urgency", "status", "reasons"),
+    "open_referrals": ("participant_code", "name", "site_code", "raised_on", "urgency", "status", "next_due_on",
+                       "overdue"),
+    "enrolment": ("participant_code", "name", "site_code", "cycle_code", "enrolled_on", "status"),
+    "cycles": ("cycle_code", "site_code", "protocol_id", "group_type", "facilitators", "first_held_on", "status",
+               "closed_on", "members"),
+    "attendance": ("participant_code", "name", "site_code", "cycle_code", "session_number", "session_date",
+                   "attended"),
+    "outcome": ("participant_code", "name", "site_code", "cycle_code", "outcome", "group_sessions_attended",
+                "last_session_attended", "baseline", "baseline_on", "end", "end_on", "change", "improved_50",
+                "below_5"),
+    "fidelity": ("cycle_code", "site_code", "session_number", "session_date", "checklists", "items_done",
+                 "items_answered"),
+}
+PERSONAL_COLUMNS = frozenset({"name"})
+
+
+@dataclass
+class Records:
+    columns: tuple[str, ...]
+    rows: list[dict] = field(default_factory=list)
+
+
+# --- the report -------------------------------------------------------------------------
+
+
+def _marks(values: Sequence) -> str:
+    return ",".join("?" for _ in values) or "''"
+
+
+def _share(numerator: int, denominator: int) -> float | None:
+    return numerator / denominator if denominator else None
+
+
+def _mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+class Report:
+    """All indicators of one set of filters, computed once, with the records behind each."""
+
+    def __init__(self, db: sqlite_utils.Database, filters: Filters, protocols: dict[str, Protocol], *,
+                 today: date, grace_days: int = 14) -> None:
+        self.db = db
+        self.filters = filters
+        self.protocols = protocols
+        self.today = today
+        self.grace_days = grace_days
+
+    # -- SQL helpers
+
+    def _in_period(self, column: str) -> tuple[str, list]:
+        if self.filters.period is None:
+            return "", []
+        return f" and {column} between ? and ?", list(self.filters.period.bounds())
+
+    def _sites(self, column: str) -> tuple[str, list]:
+        return f" and {column} in ({_marks(self.filters.site_ids)})", list(self.filters.site_ids)
+
+    def _cycle_filter(self, alias: str = "c") -> tuple[str, list]:
+        sql, params = self._sites(f"{alias}.site_id")
+        f = self.filters
+        if f.protocol_id:
+            sql += f" and {alias}.protocol_id = ?"
+            params.append(f.protocol_id)
+        if f.group_type:
+            sql += f" and {alias}.group_type = ?"
+            params.append(f.group_type)
+        if f.facilitator_id:
+            sql += f" and {alias}.id in (select cycle_id from cycle_facilitators where user_id = ?)"
+            params.append(f.facilitator_id)
+        return sql, params
+
+    # -- families: each returns its records; the figures are counted from them
+
+    @cached_property
+    def screening(self) -> list[dict]:
+        where, params = self._sites("s.site_id")
+        period, more = self._in_period("s.administered_on")
+        sql = (
+            "select p.code as participant_code, p.name, si.code as site_code,"
+            " min(s.administered_on) as first_screened_on, count(*) as screenings,"
+            " max(coalesce(s.eligible, 0)) as eligible"
+            " from screenings s join participants p on p.id = s.participant_id join sites si on si.id = s.site_id"
+            f" where s.occasion = 'screening'{where}{period}"
+        )
+        params += more
+        if self.filters.facilitator_id:
+            sql += " and s.administered_by = ?"
+            params.append(self.filters.facilitator_id)
+        return list(self.db.query(sql + " group by s.participant_id order by first_screened_on, p.code", params))
+
+    def _referral_rows(self, *, open_only: bool) -> list[dict]:
+        where, params = self._sites("r.site_id")
+        raised = "coalesce(s.administered_on, substr(r.created_at, 1, 10))"
+        if open_only:
+            period = ""
+            if self.filters.period is not None:
+                period = f" and {raised} <= ?"
+                params.append(self.filters.period.end.isoformat())
+            period += " and r.status != 'closed'"
+        else:
+            period, more = self._in_period(raised)
+            params += more
+        sql = (
+            f"select p.code as participant_code, p.name, si.code as site_code, {raised} as raised_on, r.urgency,"
+            " r.status, r.triggers_json,"
+            " (select min(f.due_on) from referral_followups f where f.referral_id = r.id and f.done_on is null)"
+            " as next_due_on"
+            " from referrals r join participants p on p.id = r.participant_id join sites si on si.id = r.site_id"
+            f" left join screenings s on s.id = r.screening_id where 1 = 1{where}{period}"
+        )
+        if self.filters.facilitator_id:
+            sql += " and r.created_by = ?"
+            params.append(self.filters.facilitator_id)
+        found = []
+        for r in self.db.query(sql + " order by raised_on, p.code", params):
+            r["reasons"] = " ".join(_reason_keys(json.loads(r.pop("triggers_json") or "[]")))
+            r["overdue"] = int(r["next_due_on"] is not None and r["next_due_on"] < self.today.isoformat())
+            found.append(r)
+        return found
+
+    @cached_property
+    def referrals(self) -> list[dict]:
+        return self._referral_rows(open_only=False)
+
+    @cached_property
+    def open_referrals(self) -> list[dict]:
+        return self._referral_rows(open_only=True)
+
+    @cached_property
+    def enrolment(self) -> list[dict]:
+        where, params = self._cycle_filter()
+        period, more = self._in_period("m.enrolled_on")
+        return list(self.db.query(
+            "select p.code as participant_code, p.name, si.code as site_code, c.code as cycle_code, m.enrolled_on,"
+            " m.status from members m join cycles c on c.id = m.cycle_id join participants p on p.id = m.participant_id"
+            f" join sites si on si.id = c.site_id where m.transferred_from is null{where}{period}"
+            " order by m.enrolled_on, c.code, p.code", params + more))
+
+    @cached_property
+    def cycles(self) -> list[dict]:
+        where, params = self._cycle_filter()
+        return list(self.db.query(
+            "select c.id, c.code as cycle_code, si.code as site_code, c.protocol_id, c.group_type,"
+            " (select group_concat(u.display_name, ', ') from cycle_facilitators f join users u on u.id = f.user_id"
+            "  where f.cycle_id = c.id) as facilitators,"
+            " (select min(x.scheduled_date) from sessions x where x.cycle_id = c.id and x.kind = 'group'"
+            "  and x.status = 'held') as first_held_on, c.status, c.closed_on,"
+            " (select count(*) from members m where m.cycle_id = c.id and m.status != 'transferred') as members"
+            f" from cycles c join sites si on si.id = c.site_id where 1 = 1{where} order by c.first_date, c.code",
+            params))
+
+    def _within(self, day: str | None) -> bool:
+        if day is None:
+            return False
+        if self.filters.period is None:
+            return True
+        start, end = self.filters.period.bounds()
+        return start <= day[:10] <= end
+
+    @cached_property
+    def attendance(self) -> list[dict]:
+        """Return one row per member and group session number: attended at that number or at its make-up."""
+        where, params = self._cycle_filter()
+        pairs: dict[tuple[str, int], dict] = {}
+        for r in self.db.query(
+            "select a.member_id, a.status, x.number, x.scheduled_date, p.code as participant_code, p.name,"
+            " si.code as site_code, c.code as cycle_code from attendance a join sessions x on x.id = a.session_id"
+            " join members m on m.id = a.member_id join participants p on p.id = m.participant_id"
+            " join cycles c on c.id = x.cycle_id join sites si on si.id = c.site_id"
+            f" where x.status = 'held' and x.kind in ('group', 'makeup') and x.number > 0{where}"
+            " order by x.scheduled_date", params,
+        ):
+            key = (r["member_id"], r["number"])
+            attended = int(r["status"] in followup.ATTENDED)
+            if key in pairs:
+                pairs[key]["attended"] = max(pairs[key]["attended"], attended)
+                continue
+            pairs[key] = {"participant_code": r["participant_code"], "name": r["name"], "site_code": r["site_code"],
+                          "cycle_code": r["cycle_code"], "session_number": r["number"],
+                          "session_date": r["scheduled_date"], "attended": attended}
+        found = [p for p in pairs.values() if self._within(p["session_date"])]
+        return sorted(found, key=lambda p: (p["cycle_code"], p["session_number"], p["participant_code"]))
+
+    @cached_property
+    def outcome(self) -> list[dict]:
+        """Return one row per member of the cycles closed in the period, with outcome and scores."""
+        where, params = self._cycle_filter()
+        period, more = self._in_period("c.closed_on")
+        closed = list(self.db.query(
+            "select c.*, si.code as site_code from cycles c join sites si on si.id = c.site_id"
+            f" where c.status in ('closed', 'closed_early'){where}{period} order by c.closed_on, c.code",
+            params + more))
+        result = []
+        for cycle in closed:
+            result += self._cycle_outcome(cycle)
+        return result
+
+    def _cycle_outcome(self, cycle: dict) -> list[dict]:
+        protocol = self.protocols.get(cycle["protocol_id"])
+        summaries = followup.member_summaries(self.db, cycle, protocol) if protocol else {}
+        records = followup.member_records(self.db, cycle["id"])
+        sessions = cycle_sessions(self.db, cycle["id"])
+        regular = [s for s in sessions if s["kind"] == "group"]
+        last_number = (max(p.number for p in protocol.group_sessions) if protocol and protocol.group_sessions
+                       else max((s["number"] for s in regular), default=None))
+        last = next((s for s in regular if s["number"] == last_number), None)
+        rows = []
+        for member in cycle_members(self.db, cycle["id"]):
+            if member["status"] == "transferred":
+                continue
+            outcome = summaries.get(member["id"], {}).get("outcome", member["status"])
+            attended = [r["number"] for r in records.get(member["id"], [])
+                        if r["status"] in followup.ATTENDED and r["number"] > 0]
+            baseline = self._baseline(member)
+            end = self._end(member, cycle, last)
+            row = {
+                "participant_code": member["participant_code"], "name": member["name"],
+                "site_code": cycle["site_code"], "cycle_code": cycle["code"], "outcome": outcome,
+                "group_sessions_attended": len(set(attended)), "last_session_attended": max(attended, default=0),
+                "baseline": baseline["total"] if baseline else None,
+                "baseline_on": baseline["administered_on"] if baseline else None,
+                "end": end["total"] if end else None, "end_on": end["administered_on"] if end else None,
+                "change": None, "improved_50": None, "below_5": None,
+            }
+            if baseline and end:
+                row["change"] = end["total"] - baseline["total"]
+                row["improved_50"] = int(baseline["total"] > 0
+                                         and end["total"] <= baseline["total"] * (1 - RESPONSE_SHARE))
+                row["below_5"] = int(end["total"] < REMISSION_BELOW)
+            rows.append(row)
+        return rows
+
+    def _scores(self, participant_id: str) -> list[dict]:
+        return list(self.db.query(
+            "select * from screenings where participant_id = ? and instrument_id = ? and total is not null"
+            " order by administered_on, created_at", (participant_id, OUTCOME_INSTRUMENT)))
+
+    def _first_membership(self, member: dict) -> dict:
+        """Follow transfers back to the membership the person was first enrolled with."""
+        seen = {member["id"]}
+        current = member
+        while current["transferred_from"]:
+            earlier = next(iter(self.db.query("select * from members where id = ?", (current["transferred_from"],))),
+                           None)
+            if earlier is None or earlier["id"] in seen:
+                break
+            seen.add(earlier["id"])
+            current = earlier
+        return current
+
+    def _baseline(self, member: dict) -> dict | None:
+        first = self._first_membership(member)
+        pre_group = next(iter(self.db.query(
+            "select * from sessions where cycle_id = ? and kind = 'pre-group' order by number, created_at limit 1",
+            (first["cycle_id"],))), None)
+        scores = self._scores(member["participant_id"])
+        due_on = date.fromisoformat((pre_group or first)["scheduled_date" if pre_group else "enrolled_on"])
+        matched = [s for s in scores if followup.screening_matches(
+            s, instrument=OUTCOME_INSTRUMENT, occasion="baseline", cycle_id=first["cycle_id"],
+            session_id=pre_group["id"] if pre_group else None, due_on=due_on, grace_days=self.grace_days)]
+        if matched:
+            return matched[-1]
+        before = [s for s in scores if s["administered_on"][:10] <= first["enrolled_on"]]
+        return before[-1] if before else None
+
+    def _end(self, member: dict, cycle: dict, last: dict | None) -> dict | None:
+        if last is not None and last["status"] != "cancelled":
+            due = last["scheduled_date"]
+        else:  # closed early: the end measure is taken when the group stops
+            due = cycle["closed_on"] or (last or {}).get("scheduled_date") or self.today.isoformat()
+        matched = [s for s in self._scores(member["participant_id"]) if followup.screening_matches(
+            s, instrument=OUTCOME_INSTRUMENT, occasion="end", cycle_id=cycle["id"],
+            session_id=last["id"] if last else None, due_on=date.fromisoformat(due[:10]),
+            grace_days=self.grace_days)]
+        return matched[-1] if matched else None
+
+    @cached_property
+    def fidelity(self) -> list[dict]:
+        where, params = self._cycle_filter()
+        period, more = self._in_period("x.scheduled_date")
+        found = []
+        for r in self.db.query(
+            "select x.id, c.code as cycle_code, si.code as site_code, x.number as session_number,"
+            " x.scheduled_date as session_date from sessions x join cycles c on c.id = x.cycle_id"
+            f" join sites si on si.id = c.site_id where x.status = 'held' and x.kind = 'group'{where}{period}"
+            " order by x.scheduled_date, c.code", params + more,
+        ):
+            checklists = [json.loads(f["answers_json"] or "{}") for f in self.db.query(
+                "select answers_json from fidelity_checklists where session_id = ?", (r.pop("id"),))]
+            answers = [bool(v) for answers in checklists for v in answers.values() if v is not None]
+            found.append({**r, "checklists": len(checklists), "items_done": sum(answers),
+                          "items_answered": len(answers)})
+        return found
+
+    # -- figures
+
+    def rows_of(self, indicator_id: str, part: str | None = None) -> list[dict]:
+        """Return the records behind one indicator (or one part of its breakdown)."""
+        spec = SPEC_BY_ID.get(indicator_id)
+        if spec is None:
+            raise UnknownIndicator(indicator_id)
+        found = self._rows(spec)
+        if part is not None:
+            predicate = _PART_FILTERS.get(spec.id)
+            if predicate is None:
+                raise UnknownIndicator(f"{indicator_id}.{part}")
+            found = [r for r in found if predicate(r, part)]
+        return found
+
+    def _rows(self, spec: Spec) -> list[dict]:
+        id_ = spec.id
+        if id_ == "eligible":
+            return [r for r in self.screening if r["eligible"]]
+        if id_ == "referrals_overdue":
+            return [r for r in self.open_referrals if r["overdue"]]
+        if spec.family == "cycles":
+            if id_ == "cycles_started":
+                return [r for r in self.cycles if self._within(r["first_held_on"])]
+            status = "closed" if id_ == "cycles_completed" else "closed_early"
+            return [r for r in self.cycles if r["status"] == status and self._within(r["closed_on"])]
+        if spec.family == "outcome":
+            return self._outcome_rows(id_)
+        return list(getattr(self, spec.family))
+
+    def _outcome_rows(self, id_: str) -> list[dict]:
+        if id_ in ("members_ended", "completion_rate", "dropout_rate"):
+            return list(self.outcome)
+        group, _, measure = id_.partition("_")
+        cohort = [r for r in self.outcome if group == "everyone" or r["outcome"] == "completed"]
+        if measure == "no_end_score":
+            return [r for r in cohort if r["change"] is None]
+        return [r for r in cohort if r["change"] is not None]
+
+    def indicator(self, spec: Spec) -> Indicator:
+        rows = self._rows(spec)
+        base = {"id": spec.id, "section": spec.section, "label": spec.label, "definition": spec.definition,
+                "kind": spec.kind, "filtered_by": spec.filtered_by}
+        if spec.kind == "count":
+            parts = _reason_parts(rows) if spec.id == "referrals" else ()
+            return Indicator(**base, value=len(rows), parts=parts)
+        if spec.id == "attendance_rate":
+            attended = sum(r["attended"] for r in rows)
+            return Indicator(**base, value=_share(attended, len(rows)), numerator=attended, denominator=len(rows),
+                             parts=_session_parts(rows))
+        if spec.id in ("completion_rate", "dropout_rate"):
+            if spec.id == "completion_rate":
+                hits = [r for r in rows if r["outcome"] == "completed"]
+                parts = ()
+            else:
+                hits = [r for r in rows if r["outcome"] in DROPPED]
+                parts = _dropout_parts(hits, len(rows))
+            return Indicator(**base, value=_share(len(hits), len(rows)), numerator=len(hits),
+                             denominator=len(rows), parts=parts)
+        if spec.family == "outcome":
+            measure = spec.id.split("_", 1)[1]
+            if spec.kind == "mean":
+                column = {"baseline_mean": "baseline", "end_mean": "end", "change_mean": "change"}[measure]
+                return Indicator(**base, value=_mean([r[column] for r in rows]), denominator=len(rows))
+            column = "improved_50" if measure == "response_rate" else "below_5"
+            hits = sum(r[column] for r in rows)
+            return Indicator(**base, value=_share(hits, len(rows)), numerator=hits, denominator=len(rows))
+        if spec.id == "fidelity_checklist_rate":
+            hits = sum(1 for r in rows if r["checklists"])
+            return Indicator(**base, value=_share(hits, len(rows)), numerator=hits, denominator=len(rows))
+        if spec.id == "fidelity_items_rate":
+            done = sum(r["items_done"] for r in rows)
+            answered = sum(r["items_answered"] for r in rows)
+            return Indicator(**base, value=_share(done, answered), numerator=done, denominator=answered)
+        raise AssertionError(f"no rule for {spec.id}")
+
+    @cached_property
+    def indicators(self) -> list[Indicator]:
+        return [self.indicator(spec) for spec in SPECS]
+
+    # -- chart series
+
+    def enrolment_series(self) -> list[tuple[str, int]]:
+        """Return (bucket label, people enrolled): ISO weeks for up to 13 weeks, else months."""
+        days = [date.fromisoformat(r["enrolled_on"][:10]) for r in self.enrolment]
+        if self.filters.period is not None:
+            start, end = self.filters.period.start, self.filters.period.end
+        elif days:
+            start, end = min(days), max(days)
+        else:
+            return []
+        weekly = (end - start).days <= 92
+        counts: dict[str, int] = {}
+        day = start
+        while day <= end:  # every bucket of the span, empty ones too
+            counts.setdefault(_bucket(day, weekly), 0)
+            day += timedelta(days=1 if weekly else 28)
+        counts.setdefault(_bucket(end, weekly), 0)
+        for d in days:
+            counts[_bucket(d, weekly)] = counts.get(_bucket(d, weekly), 0) + 1
+        return sorted(counts.items())
+
+    def score_change_by_cycle(self, group: str = "everyone") -> list[dict]:
+        """Return per closed cycle: members with both scores, mean baseline and mean end score."""
+        by_cycle: dict[str, list[dict]] = {}
+        for r in self._outcome_rows(f"{group}_scored"):
+            by_cycle.setdefault(r["cycle_code"], []).append(r)
+        return [{"cycle_code": code, "members": len(found), "baseline": _mean([r["baseline"] for r in found]),
+                 "end": _mean([r["end"] for r in found])} for code, found in sorted(by_cycle.items())]
+
+
+DROPPED = ("dropped_out", "withdrawn", "dropping_out")
+
+
+def _bucket(day: date, weekly: bool) -> str:
+    if weekly:
+        year, week, _ = day.isocalendar()
+        return f"{year}W{week:02d}"
+    return f"{day.year}-{day.month:02d}"
+
+
+def _reason_keys(triggers: list[dict]) -> list[str]:
+    keys = []
+    for t in triggers:
+        kind = t.get("kind")
+        key = {"risk_item": "risk_answer", "risk_observed": "risk_observed"}.get(kind)
+        if kind == "exclusion":
+            key = f"exclusion_{re.sub(r'[^a-z0-9_]', '_', str(t.get('code', '')).lower())}"
+        keys.append(key or "other")
+    return list(dict.fromkeys(keys)) or ["other"]
+
+
+REASON_LABELS = {"risk_answer": N_("risk answer on a questionnaire"),
+                 "risk_observed": N_("risk observed by the facilitator"), "other": N_("other reason")}
+
+
+def _reason_parts(rows: list[dict]) -> tuple[Part, ...]:
+    counts: dict[str, int] = {}
+    for r in rows:
+        for key in r["reasons"].split():
+            counts[key] = counts.get(key, 0) + 1
+    parts = []
+    for key, n in sorted(counts.items()):
+        if key.startswith("exclusion_"):
+            parts.append(Part(key, N_("exclusion at intake: %(exclusion)s"), {"exclusion": key[10:]}, n))
+        else:
+            parts.append(Part(key, REASON_LABELS.get(key, REASON_LABELS["other"]), {}, n))
+    return tuple(parts)
+
+
+def _session_parts(rows: list[dict]) -> tuple[Part, ...]:
+    numbers = sorted({r["session_number"] for r in rows})
+    parts = []
+    for n in numbers:
+        here = [r for r in rows if r["session_number"] == n]
+        attended = sum(r["attended"] for r in here)
+        parts.append(Part(str(n), N_("session %(number)s"), {"number": n}, _share(attended, len(here)),
+                          attended, len(here)))
+    return tuple(parts)
+
+
+def _dropout_parts(dropped: list[dict], cohort: int) -> tuple[Part, ...]:
+    numbers = sorted({r["last_session_attended"] for r in dropped})
+    parts = []
+    for n in numbers:
+        count = sum(1 for r in dropped if r["last_session_attended"] == n)
+        label = N_("attended no group session") if n == 0 else N_("after session %(number)s")
+        parts.append(Part(str(n), label, {"number": n}, _share(count, cohort), count, cohort))
+    return tuple(parts)
+
+
+_ZERO_WHEN_EMPTY = frozenset({"referrals", "dropout_rate"})
+_PART_FILTERS = {
+    "referrals": lambda r, key: key in r["reasons"].split(),
+    "attendance_rate": lambda r, key: str(r["session_number"]) == key,
+    "dropout_rate": lambda r, key: r["outcome"] in DROPPED and str(r["last_session_attended"]) == key,
+}
+
+
+# --- the public functions -----------------------------------------------------------------
+
+
+def compute(db: sqlite_utils.Database, filters: Filters, protocols: dict[str, Protocol], *, today: date,
+            grace_days: int = 14) -> list[Indicator]:
+    """Return every indicator for ``filters``, in the order of ``SPECS``."""
+    return Report(db, filters, protocols, today=today, grace_days=grace_days).indicators
+
+
+def records(db: sqlite_utils.Database, indicator_id: str, filters: Filters,
+            protocols: dict[str, Protocol] | None = None, *, today: date, part: str | None = None,
+            grace_days: int = 14) -> Records:
+    """Return the records behind an indicator (or one part of it); UnknownIndicator for a wrong id."""
+    spec = SPEC_BY_ID.get(indicator_id)
+    if spec is None:
+        raise UnknownIndicator(indicator_id)
+    report = Report(db, filters, protocols or {}, today=today, grace_days=grace_days)
+    return Records(COLUMNS[spec.family], report.rows_of(indicator_id, part))
+
+
+def split_id(full_id: str) -> tuple[str, str | None]:
+    """Split ``referrals.risk_answer`` into the indicator id and the part key."""
+    indicator_id, _, part = full_id.partition(".")
+    return indicator_id, part or None
+
+
+def value_of(indicators: list[Indicator], full_id: str, field_name: str = "value") -> float | None:
+    """Return one figure: ``completion_rate``, ``referrals.risk_answer``; ``field_name`` value/numerator/denominator."""
+    indicator_id, part = split_id(full_id)
+    found = next((i for i in indicators if i.id == indicator_id), None)
+    if found is None:
+        raise UnknownIndicator(indicator_id)
+    source: Indicator | Part = found
+    if part is not None:
+        try:
+            source = found.part(part)
+        except UnknownIndicator:
+            # Nothing in this part this period (no dropout after session 3): zero, except a rate with
+            # no denominator (no attendance marked at session 3), which has no value.
+            if field_name == "denominator":
+                return found.denominator
+            if found.id not in _ZERO_WHEN_EMPTY:
+                return None
+            return 0 if found.kind == "count" or field_name == "numerator" else (0.0 if found.denominator else None)
+    return getattr(source, field_name)

@@ -1,0 +1,291 @@
+"""Rating forms a supervisor fills in after observing a session, defined as data in ``forms/ratings/``.
+
+Like the instruments, a rating form is a YAML file: items, a shared answer scale,
+a scoring rule and a threshold (see docs/forms.md, "Rating forms"). The loader
+fails loudly: every error names the file, line, item and field.
+
+Scoring never counts a blank as 0: a rating with any item left blank is
+*incomplete*, flagged, and has no score. A complete rating scores the mean (or
+sum) of its items, also shown as a percentage of the scale so that forms with
+different scales compare, and the threshold is a percentage too.
+
+Plain Python, no Flask.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .instruments import FormFileError, Option, _LineLoader, _Map
+
+SCORING_METHODS = ("mean", "sum")
+MISSING_RULES = ("incomplete",)
+SECTIONS = ("adherence", "competence")
+_TOP_KEYS = ("id", "name", "version", "description", "scale", "scoring", "items")
+_SCALE_KEYS = ("value", "label")
+_SCORING_KEYS = ("method", "missing", "threshold")
+_ITEM_KEYS = ("id", "text", "section", "description")
+_ID_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789_-")
+
+
+@dataclass(frozen=True)
+class RatingItem:
+    id: str
+    text: str
+    section: str  # one of SECTIONS
+    description: str | None = None
+
+
+@dataclass(frozen=True)
+class RatingScore:
+    """The outcome of scoring one rating: no score at all when anything is missing."""
+
+    complete: bool
+    missing: list[str]
+    score: float | None  # mean or sum of the item values
+    percent: float | None  # 0-100 of the scale
+    sections: dict[str, float | None]  # percent per section (adherence, competence)
+
+
+@dataclass(frozen=True)
+class RatingForm:
+    id: str
+    name: str
+    version: int
+    scale: tuple[Option, ...]
+    method: str
+    threshold: float  # percent, 0-100
+    items: tuple[RatingItem, ...]
+    description: str | None = None
+    source: str | None = None
+
+    @property
+    def low(self) -> int:
+        return min(o.value for o in self.scale)
+
+    @property
+    def high(self) -> int:
+        return max(o.value for o in self.scale)
+
+    def parse(self, raw: Mapping[str, Any]) -> dict[str, int | None]:
+        """Read submitted answers (item id -> text or int; blank or absent = missing).
+
+        Raise ValueError naming the item for an unknown item or a value off the scale.
+        """
+        values = {o.value for o in self.scale}
+        known = {i.id for i in self.items}
+        for key in raw:
+            if key not in known:
+                raise ValueError(f"item {key}: no such item in {self.id}")
+        answers: dict[str, int | None] = {}
+        for item in self.items:
+            value = raw.get(item.id)
+            text = "" if value is None else str(value).strip()
+            if not text:
+                answers[item.id] = None
+                continue
+            if not text.lstrip("-").isdigit() or int(text) not in values:
+                raise ValueError(f"item {item.id}: {text!r} is not on the scale")
+            answers[item.id] = int(text)
+        return answers
+
+    def _percent(self, values: list[int]) -> float | None:
+        if not values or self.high == self.low:
+            return None
+        mean = sum(values) / len(values)
+        return round(100 * (mean - self.low) / (self.high - self.low), 1)
+
+    def score(self, answers: Mapping[str, int | None]) -> RatingScore:
+        """Score answers; any missing item gives an incomplete rating without a score."""
+        missing = [i.id for i in self.items if answers.get(i.id) is None]
+        if missing:
+            return RatingScore(False, missing, None, None, dict.fromkeys(self.sections))
+        values = [answers[i.id] for i in self.items]
+        score = sum(values) / len(values) if self.method == "mean" else float(sum(values))
+        sections = {s: self._percent([answers[i.id] for i in self.items if i.section == s]) for s in self.sections}
+        return RatingScore(True, [], round(score, 2), self._percent(values), sections)
+
+    @property
+    def sections(self) -> list[str]:
+        return [s for s in SECTIONS if any(i.section == s for i in self.items)]
+
+
+def check_ratings(directory: Path) -> list[FormFileError]:
+    """Return every error of every rating form in ``directory`` (none when it does not exist)."""
+    return _read_all(directory)[1]
+
+
+def load_ratings(directory: Path) -> dict[str, RatingForm]:
+    """Load every rating form; raise the first FormFileError found."""
+    forms, errors = _read_all(directory)
+    if errors:
+        raise errors[0]
+    return forms
+
+
+def _read_all(directory: Path) -> tuple[dict[str, RatingForm], list[FormFileError]]:
+    if not directory.is_dir():
+        return {}, []  # a programme without supervision ratings
+    found: dict[str, RatingForm] = {}
+    errors: list[FormFileError] = []
+    for path in sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")]):
+        form, file_errors = read_rating_form(path)
+        errors += file_errors
+        if form is None:
+            continue
+        if form.id in found:
+            first = found[form.id].source
+            errors.append(FormFileError(str(path), None, "id", f"id '{form.id}' is already used by {first}"))
+            continue
+        found[form.id] = form
+    return found, errors
+
+
+def read_rating_form(path: Path) -> tuple[RatingForm | None, list[FormFileError]]:
+    """Read one rating form file; return it, or None and every error in it."""
+    file = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        return None, [FormFileError(file, None, None, f"cannot read the file: {exc}")]
+    loader = _LineLoader(text)
+    try:
+        data = loader.get_single_data()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        return None, [FormFileError(file, None, None, f"not valid YAML: {exc.problem or exc.context}",
+                                    mark.line + 1 if mark else None)]
+    except yaml.YAMLError as exc:
+        return None, [FormFileError(file, None, None, f"not valid YAML: {exc}")]
+    finally:
+        loader.dispose()
+    checker = _Checker(file)
+    form = checker.form(data)
+    return (None, checker.errors) if checker.errors else (form, [])
+
+
+class _Checker:
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.errors: list[FormFileError] = []
+
+    def error(self, where: Any, field: str | None, message: str, item: str | None = None) -> None:
+        line = where.key_lines.get(field, where.line) if isinstance(where, _Map) else None
+        self.errors.append(FormFileError(self.file, item, field, message, line))
+
+    def keys(self, data: _Map, allowed: tuple[str, ...], item: str | None = None) -> None:
+        for key in data:
+            if key not in allowed:
+                self.error(data, str(key), "unknown field; allowed: " + ", ".join(allowed), item)
+
+    def text(self, data: _Map, field: str, item: str | None = None, required: bool = True) -> str | None:
+        if field not in data:
+            if required:
+                self.error(data, field, "is missing", item)
+            return None
+        value = data[field]
+        if not isinstance(value, str) or not value.strip():
+            hint = " (put quotes around it)" if isinstance(value, (bool, int, float)) else ""
+            self.error(data, field, f"must be non-empty text{hint}", item)
+            return None
+        return value
+
+    def identifier(self, data: _Map, item: str | None = None) -> str | None:
+        value = data.get("id")
+        if not isinstance(value, str) or not value or not set(value) <= _ID_CHARS or not value[0].isalpha():
+            self.error(data, "id", f"{value!r} must start with a letter, then lower-case letters, digits, '-' or '_'",
+                       item)
+            return None
+        return value
+
+    def form(self, data: Any) -> RatingForm | None:
+        if not isinstance(data, _Map):
+            self.error(None, None, "must be a YAML mapping with id, name, scale, scoring and items")
+            return None
+        self.keys(data, _TOP_KEYS)
+        form_id = self.identifier(data)
+        name = self.text(data, "name")
+        description = self.text(data, "description", required=False)
+        version = data.get("version")
+        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+            self.error(data, "version", f"must be a whole number from 1, not {version!r}")
+        scale = self.scale(data)
+        method, threshold = self.scoring(data)
+        items = self.items(data)
+        if self.errors:
+            return None
+        return RatingForm(form_id, name, version, scale, method, threshold, items, description, self.file)
+
+    def scale(self, data: _Map) -> tuple[Option, ...]:
+        value = data.get("scale")
+        if not isinstance(value, list) or len(value) < 2:
+            self.error(data, "scale", "must be a list of at least two {value, label} answers")
+            return ()
+        options: list[Option] = []
+        for entry in value:
+            if not isinstance(entry, _Map):
+                self.error(data, "scale", "each answer must be a mapping with value and label")
+                continue
+            self.keys(entry, _SCALE_KEYS)
+            number = entry.get("value")
+            label = self.text(entry, "label")
+            if isinstance(number, bool) or not isinstance(number, int):
+                self.error(entry, "value", f"must be a whole number, not {number!r}")
+                continue
+            if any(o.value == number for o in options):
+                self.error(entry, "value", f"value {number} is listed twice")
+                continue
+            if label:
+                options.append(Option(number, label))
+        return tuple(sorted(options, key=lambda o: o.value))
+
+    def scoring(self, data: _Map) -> tuple[str, float]:
+        scoring = data.get("scoring")
+        if not isinstance(scoring, _Map):
+            self.error(data, "scoring", "must be a mapping with method, missing and threshold")
+            return "mean", 0.0
+        self.keys(scoring, _SCORING_KEYS)
+        method = scoring.get("method")
+        if method not in SCORING_METHODS:
+            self.error(scoring, "method", f"must be one of {', '.join(SCORING_METHODS)}, not {method!r}")
+        missing = scoring.get("missing")
+        if missing not in MISSING_RULES:
+            # A blank is never scored as 0; say so in the file, so nobody assumes otherwise.
+            self.error(scoring, "missing", f"must be 'incomplete' (a rating with a blank item gets no score), "
+                                           f"not {missing!r}")
+        threshold = scoring.get("threshold")
+        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 <= threshold <= 100:
+            self.error(scoring, "threshold", f"must be a percentage from 0 to 100, not {threshold!r}")
+            threshold = 0
+        return method, float(threshold)
+
+    def items(self, data: _Map) -> tuple[RatingItem, ...]:
+        value = data.get("items")
+        if not isinstance(value, list) or not value:
+            self.error(data, "items", "must be a non-empty list of items")
+            return ()
+        items: list[RatingItem] = []
+        seen: set[str] = set()
+        for position, entry in enumerate(value, start=1):
+            if not isinstance(entry, _Map):
+                self.error(data, "items", f"item #{position} must be a mapping with id, text and section")
+                continue
+            item_id = self.identifier(entry, f"#{position}")
+            label = item_id or f"#{position}"
+            self.keys(entry, _ITEM_KEYS, label)
+            if item_id in seen:
+                self.error(entry, "id", f"duplicate item id '{item_id}'", label)
+            seen.add(item_id)
+            text = self.text(entry, "text", label)
+            description = self.text(entry, "description", label, required=False)
+            section = entry.get("section")
+            if section not in SECTIONS:
+                self.error(entry, "section", f"must be one of {', '.join(SECTIONS)}, not {section!r}", label)
+            if item_id and text and section in SECTIONS:
+                items.append(RatingItem(item_id, text, section, description))
+        return tuple(items)
