@@ -95,11 +95,13 @@ def current_language() -> Language:
 
 # --- coverage report -------------------------------------------------------
 
+# Where each area's source strings come from (the intake questions and the supervisors'
+# rating forms are questionnaires too, so they count with the instruments).
 AREAS = (
-    ("ui", "group_ipt/"),
-    ("instruments", "forms/instruments/"),
-    ("protocols", "forms/protocols/"),
-    ("scripts", "forms/scripts/"),
+    ("ui", ("group_ipt/",)),
+    ("instruments", ("forms/instruments/", "forms/ratings/", "forms/intake.yaml")),
+    ("protocols", ("forms/protocols/",)),
+    ("scripts", ("forms/scripts/",)),
 )
 
 
@@ -118,8 +120,8 @@ class Coverage:
 
 def area_of(locations) -> str | None:
     for path, _line in locations:
-        for area, prefix in AREAS:
-            if path.startswith(prefix):
+        for area, prefixes in AREAS:
+            if path.startswith(prefixes):
                 return area
     return None
 

@@ -139,3 +139,43 @@ def test_i18n_status_command_threshold(tmp_path, monkeypatch, runner):
     per_area = runner.invoke(["i18n", "status", "--min", "40", "--per-area"])
     assert per_area.exit_code == 1
     assert "fr/scripts 0.0%" in per_area.output
+
+
+PLACEHOLDER = __import__("re").compile(r"%\(\w+\)[sdifr]|%[sdif]")
+
+
+@pytest.mark.parametrize("lang", ["fr", "sw", "lg"])
+def test_translations_keep_every_placeholder(lang):
+    """A translation that drops or renames %(name)s would crash the page that shows it."""
+    from babel.messages.pofile import read_po
+
+    with (REPO_DIR / "translations" / lang / "LC_MESSAGES" / "messages.po").open("rb") as f:
+        catalog = read_po(f, locale=lang)
+    wrong = []
+    for m in catalog:
+        if not m.id or not m.string:
+            continue
+        ids = [m.id] if isinstance(m.id, str) else list(m.id)
+        strings = [m.string] if isinstance(m.string, str) else [s for s in m.string if s]
+        wanted = [sorted(PLACEHOLDER.findall(i)) for i in ids]
+        wrong += [(ids[0], s) for s in strings if sorted(PLACEHOLDER.findall(s)) not in wanted]
+    assert not wrong, wrong[:5]
+
+
+def test_message_template_is_up_to_date():
+    """messages.pot holds every string the code and the form files mark, so no page can show one untranslated."""
+    from babel.messages.extract import extract_from_dir
+    from babel.messages.pofile import read_po
+
+    keywords = {"_": None, "gettext": None, "ngettext": (1, 2), "lazy_gettext": None, "_l": None, "N_": None}
+    method_map = [("group_ipt/**.py", "python"), ("group_ipt/templates/**.html", "jinja2"),
+                  ("forms/**.yaml", "group_ipt.i18n_extract:extract_yaml")]
+    found = set()
+    for _file, _line, message, _comments, _context in extract_from_dir(
+            str(REPO_DIR), method_map=method_map, keywords=keywords,
+            options_map={"group_ipt/templates/**.html": {}}):
+        found.add(message if isinstance(message, str) else message[0])
+    with (REPO_DIR / "translations" / "messages.pot").open("rb") as f:
+        template = {m.id if isinstance(m.id, str) else m.id[0] for m in read_po(f) if m.id}
+    missing = sorted(found - template)
+    assert not missing, f"run the extract/update commands of the README: {missing[:10]}"

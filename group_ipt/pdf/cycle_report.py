@@ -310,7 +310,7 @@ def _members_table(data: CycleReport, lang: PdfLanguage, st: Styles, width: floa
             _("Dropped out"),
             _("First score"),
             _("Last score"),
-            _("Change"),
+            _("Score change"),
             _("50% better"),
             _("Below %(score)s", score=lang.number(data.remission_below)),
         ]

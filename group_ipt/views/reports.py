@@ -41,7 +41,7 @@ COLUMN_LABELS = {
     "members": _l("Members"), "session_number": _l("Session"), "session_date": _l("Date"),
     "attended": _l("Attended"), "outcome": _l("Outcome"), "group_sessions_attended": _l("Sessions attended"),
     "last_session_attended": _l("Last session attended"), "baseline": _l("Baseline"),
-    "baseline_on": _l("Baseline date"), "end": _l("End score"), "end_on": _l("End date"), "change": _l("Change"),
+    "baseline_on": _l("Baseline date"), "end": _l("End score"), "end_on": _l("End date"), "change": _l("Score change"),
     "improved_50": _l("Score at least halved"), "below_5": _l("Below 5"), "checklists": _l("Checklists"),
     "items_done": _l("Items done"), "items_answered": _l("Items answered"),
 }
