@@ -113,13 +113,7 @@ def validate(
     today: date,
 ) -> dict:
     """Check what the registration form sent; return clean values or raise ParticipantError."""
-    name = (name or "").strip()
-    if not name:
-        raise ParticipantError(N_("Enter the person's name."), field="name")
-    if len(name) > MAX_NAME:
-        raise ParticipantError(N_("A name has at most %(n)d characters."), field="name", n=MAX_NAME)
-    if _CONTROL.search(name):
-        raise ParticipantError(N_("The name contains characters that cannot be shown."), field="name")
+    name = _clean_name(name)
     if sex not in SEXES:
         raise ParticipantError(N_("Choose the person's sex."), field="sex")
     age_text = str(age).strip() if age not in (None, "") else ""
@@ -139,20 +133,52 @@ def validate(
             raise ParticipantError(N_("The birth year must be a year from %(low)d to %(high)d."), field="birth_year",
                                    low=low, high=high)
         year, estimate = int(year_text), False
+    village = _clean_village(village)
+    phone = _clean_phone(phone)
+    language = _clean_language(language)
+    return {"name": name, "sex": sex, "birth_year": year, "age_is_estimate": int(estimate),
+            "village": village, "phone": phone, "language": language}
+
+
+def _clean_name(name: str | None) -> str:
+    name = (name or "").strip()
+    if not name:
+        raise ParticipantError(N_("Enter the person's name."), field="name")
+    if len(name) > MAX_NAME:
+        raise ParticipantError(N_("A name has at most %(n)d characters."), field="name", n=MAX_NAME)
+    if _CONTROL.search(name):
+        raise ParticipantError(N_("The name contains characters that cannot be shown."), field="name")
+    return name
+
+
+def _clean_village(village: str | None) -> str:
     village = (village or "").strip()
     if not village:
         raise ParticipantError(N_("Enter the village or area where the person lives."), field="village")
     if len(village) > MAX_NAME or _CONTROL.search(village):
         raise ParticipantError(N_("The village or area is too long or contains characters that cannot be shown."),
                                field="village")
+    return village
+
+
+def _clean_phone(phone: str | None) -> str | None:
     phone = (phone or "").strip() or None
     if phone is not None and not _PHONE.match(phone):
         raise ParticipantError(N_("A phone number has digits, spaces, + ( ) or - only."), field="phone")
+    return phone
+
+
+def _clean_language(language: str | None) -> str | None:
     language = (language or "").strip() or None
     if language is not None and (len(language) > 40 or _CONTROL.search(language)):
         raise ParticipantError(N_("The language name is too long."), field="language")
-    return {"name": name, "sex": sex, "birth_year": year, "age_is_estimate": int(estimate),
-            "village": village, "phone": phone, "language": language}
+    return language
+
+
+# What update_details may change after registration, each with the registration's check.
+# The code, sex and birth year are not changed there; the status changes through set_status.
+EDITABLE_FIELDS = {"name": _clean_name, "village": _clean_village, "phone": _clean_phone,
+                   "language": _clean_language}
 
 
 def register(
@@ -209,6 +235,49 @@ def register(
             audit.log(db, user=actor, action="flag_duplicate", table="duplicate_flags", record_id=flag["id"],
                       site_id=site["id"], after=flag)
     return Registration(participant, duplicates)
+
+
+def update_details(db: sqlite_utils.Database, participant_id: str, changes: dict, actor: dict | None) -> Registration:
+    """Change a participant's name, village, phone or language with the registration's checks.
+
+    Only the fields given are checked and changed (a name kept off the central server stays
+    blank there). The change and its audit entry are one write; a new name or village that
+    matches someone else is flagged as a possible duplicate, as at registration. Return the
+    participant and the newly flagged duplicates.
+    """
+    not_editable = sorted(set(changes) - set(EDITABLE_FIELDS))
+    if not_editable:
+        raise ValueError(f"update_details cannot change {', '.join(not_editable)}")
+    clean = {key: EDITABLE_FIELDS[key](value) for key, value in changes.items()}
+    if "name" in clean:
+        clean["name_key"] = name_key(clean["name"])
+    with write(db):
+        before = row(db, "select * from participants where id = ?", (participant_id,))
+        if before is None:
+            raise ParticipantError(N_("No such participant."))
+        changed = {k: v for k, v in clean.items() if before[k] != v}
+        if not changed:
+            return Registration(before)
+        now = utcnow()
+        db["participants"].update(participant_id, {**changed, "updated_at": now})
+        after = {**before, **changed, "updated_at": now}
+        audit.log(db, user=actor, action="update", table="participants", record_id=participant_id,
+                  site_id=before["site_id"], before={k: before[k] for k in changed}, after=changed)
+        duplicates = []
+        if {"name", "village"} & set(changed) and after["name_key"]:  # a blanked name matches nobody
+            flagged = {r["other"] for r in db.query(
+                "select other_participant_id as other from duplicate_flags where participant_id = ?"
+                " union select participant_id from duplicate_flags where other_participant_id = ?",
+                (participant_id, participant_id))}
+            duplicates = [p for p in possible_duplicates(db, after) if p["id"] not in flagged]
+            for other in duplicates:
+                flag = {"id": new_id(), "site_id": before["site_id"], "participant_id": participant_id,
+                        "other_participant_id": other["id"], "reason": "same name, village and age band",
+                        "status": "open", "created_at": now, "updated_at": now}
+                db["duplicate_flags"].insert(flag)
+                audit.log(db, user=actor, action="flag_duplicate", table="duplicate_flags", record_id=flag["id"],
+                          site_id=before["site_id"], after=flag)
+    return Registration(after, duplicates)
 
 
 def _given_by(text: str | None) -> str:

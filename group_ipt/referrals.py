@@ -72,11 +72,13 @@ def create(
     plan: FollowupPlan,
     start: date | None = None,
     screening_id: str | None = None,
+    note: str | None = None,
 ) -> dict:
     """Create an open referral with its planned follow-ups; return it.
 
     Call it inside the transaction that saves what raised it, so that neither
-    is ever saved without the other.
+    is ever saved without the other. ``note`` (optional) goes on the referral and
+    its first event.
     """
     if urgency not in URGENCIES:
         raise ReferralError(N_("Choose how urgent the referral is."), field="urgency")
@@ -85,6 +87,9 @@ def create(
         raise ReferralError(N_("Say why the person is referred."), field="reason")
     if len(reason) > MAX_NOTE:
         raise ReferralError(N_("The reason is too long."), field="reason")
+    note = (note or "").strip() or None
+    if note and len(note) > MAX_NOTE:
+        raise ReferralError(N_("The note is too long."), field="note")
     start = start or clock.today()
     now = utcnow()
     referral = {
@@ -96,13 +101,14 @@ def create(
         "triggers_json": json.dumps(triggers, ensure_ascii=False),
         "urgency": urgency,
         "status": "open",
+        **({"note": note} if note else {}),
         "created_by": actor["id"] if actor else None,
         "created_at": now,
         "updated_at": now,
     }
     with write(db):
         db["referrals"].insert(referral)
-        _event(db, referral, "open", None, actor, now)
+        _event(db, referral, "open", note, actor, now)
         for due in plan.dates(start):
             _plan_followup(db, referral, due, now)
         audit.log(db, user=actor, action="create", table="referrals", record_id=referral["id"],

@@ -1,17 +1,24 @@
 """The JSON API under /api/v1: sync endpoints and the main resources, with device tokens.
 
 Every route is described once in ``ROUTES``; the OpenAPI document at
-/api/v1/openapi.json is generated from that list and the tables' columns.
+/api/v1/openapi.json is generated from that list, the write bodies in
+``sync.records`` and the tables' columns. Reads return rows of the device's site;
+writes go through the domain functions (``sync/records.py`` says which and why),
+and the writes the API does not allow answer 405 with the reason.
 """
 
 from __future__ import annotations
 
 import gzip
 import json
+import sqlite3
 
 from flask import Blueprint, Response, current_app, g, request
 
+from .. import referrals
 from ..db import get_db
+from ..errors import DomainError
+from ..sessions import StaleSession
 from ..sync import devices, engine, records, server
 from ..sync.engine import SyncRejected
 from ..sync.records import RecordError
@@ -29,12 +36,36 @@ ROUTES = [
      "PullRequest", "PullPage"),
     ("GET", "/{resource}", "list_records", "List records of the device's site, by id; page with 'after'.", None,
      "Page"),
-    ("POST", "/{resource}", "create_record", "Create a record in the device's site.", "Record", "Record"),
     ("GET", "/{resource}/{id}", "get_record", "One record.", None, "Record"),
-    ("PATCH", "/{resource}/{id}", "update_record", "Change some fields of a record.", "Record", "Record"),
-    ("DELETE", "/{resource}/{id}", "delete_record", "Delete a record (it travels to laptops as a deletion).",
-     None, None),
+    ("POST", "/participants", "create_participant", "Register a person (as the registration page does): the "
+     "server gives the programme code, records the consents and flags possible duplicates.", "ParticipantNew",
+     "ParticipantSaved"),
+    ("PATCH", "/participants/{id}", "update_participant", "Change the name, village, phone or language, with the "
+     "registration's checks. A status change is refused (403): screenings, cycles and coordinators change it.",
+     "ParticipantChange", "ParticipantSaved"),
+    ("POST", "/screenings", "create_screening", "Score and save a screening on the server. A risk answer (e.g. "
+     "PHQ-9 question 9 above 0), risk observed or an exclusion creates its unacknowledged safety referral in the "
+     "same transaction. The same submission_key again returns the saved screening with 200.", "ScreeningNew",
+     "ScreeningSaved"),
+    ("POST", "/referrals", "create_referral", "Refer a person by hand (a risk seen outside a screening).",
+     "ReferralNew", "referrals"),
+    ("PATCH", "/referrals/{id}", "update_referral", "One change as on the referral page: acknowledge the alert, "
+     "move the status forward (closing is for a coordinator or supervisor, in the app), or record a follow-up "
+     "contact.", "ReferralChange", "referrals"),
+    ("GET", "/sessions/{id}/attendance", "get_attendance", "A session's attendance sheet: its version, who belongs "
+     "on it, what is saved.", None, "AttendanceSheet"),
+    ("POST", "/sessions/{id}/attendance", "record_attendance", "Save a session's whole sheet in one transaction, "
+     "made from the version given; a newer version answers 409 with the differences.", "AttendanceSave",
+     "AttendanceSheet"),
+    ("POST", "/{resource}", "create_record", "Refused: cycles and sessions are made in the app, attendance is "
+     "saved a sheet at a time.", None, None),
+    ("PATCH", "/{resource}/{id}", "update_record", "Refused: screenings are facts, cycles and sessions change in "
+     "the app, attendance is saved a sheet at a time.", None, None),
+    ("DELETE", "/{resource}/{id}", "delete_record", "Refused for every resource: nothing is deleted through the "
+     "API.", None, None),
 ]
+# The generic write routes only answer 405 (the resources with real writes have their own routes).
+REFUSING = {"create_record": "POST", "update_record": "PATCH", "delete_record": "DELETE"}
 
 
 class ApiError(Exception):
@@ -43,8 +74,8 @@ class ApiError(Exception):
         self.status = status
 
 
-def error(message: str, status: int) -> Response:
-    response = current_app.json.response({"error": message})
+def error(message: str, status: int, **extra) -> Response:
+    response = current_app.json.response({"error": message, **extra})
     response.status_code = status
     if status == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="group-ipt"'
@@ -63,7 +94,28 @@ def sync_rejected(exc: SyncRejected):
 
 @bp.errorhandler(RecordError)
 def record_error(exc: RecordError):
-    return error(str(exc), exc.status)
+    response = error(str(exc), exc.status, **({"field": exc.field} if exc.field else {}))
+    if exc.allow:
+        response.headers["Allow"] = ", ".join(exc.allow)
+    return response
+
+
+@bp.errorhandler(StaleSession)
+def stale_session(exc: StaleSession):
+    """Someone saved the sheet since the version sent: nothing saved, here is what differs."""
+    return error(str(exc), 409, field="version", current_version=exc.current_version,
+                 differences=[str(d) for d in exc.differences])
+
+
+@bp.errorhandler(DomainError)
+def domain_error(exc: DomainError):
+    """A rule of the domain refused the write (the same message the app's pages show, in English)."""
+    return error(str(exc), 400, field=exc.field)
+
+
+@bp.errorhandler(sqlite3.IntegrityError)
+def integrity_error(exc: sqlite3.IntegrityError):
+    return error(f"The change breaks a rule of the database: {exc}.", 409)
 
 
 @bp.before_request
@@ -144,25 +196,84 @@ def list_records(resource):
                                       limit=limit, updated_since=request.args.get("updated_since")))
 
 
-@bp.route("/<resource>", methods=["POST"])
-def create_record(resource):
-    return reply(records.create_record(get_db(), resource, g.device, body_json()), 201)
-
-
 @bp.route("/<resource>/<record_id>", methods=["GET"])
 def get_record(resource, record_id):
     return reply(records.get_record(get_db(), resource, g.device["site_id"], record_id))
 
 
+def rules() -> records.Rules:
+    forms = current_app.extensions["group_ipt_forms"]
+    return records.Rules(instruments=forms.instruments, intake=forms.intake, protocols=forms.protocols,
+                         plan=referrals.FollowupPlan.from_config(current_app.config),
+                         cutoffs=current_app.config["ELIGIBILITY_CUTOFFS"] or {})
+
+
+CODES_ONLY = ("This central server keeps programme codes only (SYNC_SEND_NAMES is off): register people and "
+              "change their names or phones on a laptop, which sends the rest by sync.")
+
+
+def refuse_names_on_codes_only_central(body: object) -> None:
+    """Keep the privacy promise: with names off, the central office never stores a name or phone."""
+    config = current_app.config
+    if not config.get("SYNC_CENTRAL") or config.get("SYNC_SEND_NAMES"):
+        return
+    if request.method == "POST" or isinstance(body, dict) and {"name", "phone"} & set(body):
+        raise ApiError(CODES_ONLY, 403)
+
+
+@bp.route("/participants", methods=["POST"])
+def create_participant():
+    body = body_json()
+    refuse_names_on_codes_only_central(body)
+    return reply(records.create_participant(get_db(), g.device, body), 201)
+
+
+@bp.route("/participants/<record_id>", methods=["PATCH"])
+def update_participant(record_id):
+    body = body_json()
+    refuse_names_on_codes_only_central(body)
+    return reply(records.update_participant(get_db(), g.device, record_id, body))
+
+
+@bp.route("/screenings", methods=["POST"])
+def create_screening():
+    saved, created = records.create_screening(get_db(), g.device, body_json(), rules())
+    return reply(saved, 201 if created else 200)
+
+
+@bp.route("/referrals", methods=["POST"])
+def create_referral():
+    return reply(records.create_referral(get_db(), g.device, body_json(), rules()), 201)
+
+
+@bp.route("/referrals/<record_id>", methods=["PATCH"])
+def update_referral(record_id):
+    return reply(records.update_referral(get_db(), g.device, record_id, body_json(), rules()))
+
+
+@bp.route("/sessions/<record_id>/attendance", methods=["GET"])
+def get_attendance(record_id):
+    return reply(records.attendance_sheet(get_db(), g.device, record_id))
+
+
+@bp.route("/sessions/<record_id>/attendance", methods=["POST"])
+def record_attendance(record_id):
+    return reply(records.record_attendance(get_db(), g.device, record_id, body_json(), rules()))
+
+
+@bp.route("/<resource>", methods=["POST"])
+def create_record(resource):
+    records.refuse(resource, "POST")
+
+
 @bp.route("/<resource>/<record_id>", methods=["PATCH"])
 def update_record(resource, record_id):
-    return reply(records.update_record(get_db(), resource, g.device, record_id, body_json()))
+    records.refuse(resource, "PATCH")
 
 
 @bp.route("/<resource>/<record_id>", methods=["DELETE"])
 def delete_record(resource, record_id):
-    records.delete_record(get_db(), resource, g.device, record_id)
-    return Response(status=204)
+    records.refuse(resource, "DELETE")
 
 
 @bp.route("/openapi.json")
@@ -175,7 +286,12 @@ def openapi():
 SQL_TYPES = {"integer": "integer", "real": "number", "text": "string", "": "string", "blob": "string"}
 
 SYNC_SCHEMAS = {
-    "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
+    "Error": {"type": "object", "required": ["error"], "properties": {
+        "error": {"type": "string"},
+        "field": {"type": ["string", "null"], "description": "the field at fault, when one is"},
+        "current_version": {"type": "integer", "description": "a stale sheet (409): the session's version now"},
+        "differences": {"type": "array", "items": {"type": "string"},
+                        "description": "a stale sheet (409): what the other save recorded"}}},
     "Hello": {"type": "object", "properties": {
         "device_id": {"type": "string"}, "device_name": {"type": "string"}, "site": {"type": "object"},
         "settings": {"type": "object", "properties": {"send_names": {"type": "boolean"}}},
@@ -203,6 +319,101 @@ SYNC_SCHEMAS = {
         "files": {"type": "object", "additionalProperties": {"type": "string", "contentEncoding": "base64"}}}},
 }
 
+# The JSON types of the write bodies in sync.records.
+BODY_TYPES = {
+    "string": {"type": "string"}, "string|null": {"type": ["string", "null"]}, "integer": {"type": "integer"},
+    "integer|string": {"type": ["integer", "string"]}, "boolean": {"type": "boolean"},
+    "date": {"type": "string", "format": "date"}, "array": {"type": "array", "items": {"type": "string"}},
+    "object": {"type": "object"},
+}
+
+
+def _body(fields: dict, required=(), **details) -> dict:
+    """A write body's schema: the fields' JSON types, plus descriptions or enums per field."""
+    properties = {}
+    for name, kind in fields.items():
+        extra = details.get(name, {})
+        properties[name] = {**BODY_TYPES[kind], **({"description": extra} if isinstance(extra, str) else extra)}
+    return {"type": "object", "additionalProperties": False, "required": list(required), "properties": properties}
+
+
+def _write_schemas() -> dict:
+    from .. import participants, screening, sessions
+
+    def ref(name):
+        return {"$ref": f"#/components/schemas/{name}"}
+
+    check = {"type": "object", "additionalProperties": False, "properties": {
+        "trend": {"type": ["string", "null"], "enum": [*sessions.TRENDS, None]},
+        "rating": {"type": ["integer", "null"], "minimum": 0, "maximum": 10}}}
+    plan = {"type": "object", "additionalProperties": False, "properties": {
+        "problem_area": {"type": ["string", "null"]}, "problem_area_2": {"type": ["string", "null"]},
+        "goals": {"type": ["string", "null"]}}}
+    note = {"type": ["string", "null"], "maxLength": referrals.MAX_NOTE}
+    return {
+        "ParticipantNew": _body(
+            records.PARTICIPANT_NEW, records.PARTICIPANT_NEW_REQUIRED,
+            sex={"enum": list(participants.SEXES)},
+            age="in years, an estimate is fine; give age or birth_year, not both",
+            consents={"items": {"type": "string", "enum": list(participants.CONSENT_PURPOSES)},
+                      "description": "every purpose the person agreed to; 'screening' is required"},
+            consent_given_by="who gave consent (a guardian's name); blank: the person"),
+        "ParticipantChange": {**_body(records.PARTICIPANT_CHANGE),
+                              "description": "Only these fields; sex, birth year, code and status are refused."},
+        "ParticipantSaved": {"allOf": [ref("participants"), {"type": "object", "properties": {
+            "possible_duplicates": {"type": "array", "items": {"type": "object", "properties": {
+                "id": {"type": "string"}, "code": {"type": "string"}}},
+                "description": "flagged for a coordinator's review; nothing is merged"}}}]},
+        "ScreeningNew": _body(
+            records.SCREENING_NEW, records.SCREENING_NEW_REQUIRED,
+            answers={"additionalProperties": {"type": ["integer", "string", "null"]},
+                     "description": "question id -> the option's value; null or absent: not answered"},
+            submission_key={"pattern": "^[A-Za-z0-9_-]{16,64}$",
+                            "description": "a new random key per screening; the same key again returns the "
+                                           "saved screening (200) and saves nothing"},
+            occasion={"enum": list(screening.OCCASIONS), "default": "screening"},
+            administered_on="default: today; not in the future",
+            risk_observed="the facilitator saw a risk: an urgent referral",
+            exclusions={"items": {"type": "string"}, "description": "codes of forms/intake.yaml: a referral"},
+            cycle_id="with session_id: the cycle measure this answers (the person must be a member)"),
+        "ScreeningSaved": {"allOf": [ref("screenings"), {"type": "object", "properties": {
+            "referral_id": {"type": ["string", "null"], "description": "the safety referral, when one was made"},
+            "referral_urgency": {"type": ["string", "null"], "enum": [*referrals.URGENCIES, None]},
+            "safety_steps": {"type": ["object", "null"], "description": "what to do now (forms/intake.yaml)",
+                             "properties": {"title": {"type": "string"},
+                                            "steps": {"type": "array", "items": {"type": "string"}}}}}}],
+            "description": "total is the score; band, eligible (1, 0 or null) and risk (1 or 0) are the "
+                           "server's."},
+        "ReferralNew": _body(records.REFERRAL_NEW, records.REFERRAL_NEW_REQUIRED,
+                             urgency={"enum": list(referrals.URGENCIES)}, note=note),
+        "ReferralChange": {"oneOf": [
+            _body({"acknowledge": "boolean"}, ["acknowledge"],
+                  acknowledge={"const": True, "description": "the alert and its steps were seen"}),
+            _body({"status": "string", "note": "string|null", "referred_to": "string|null"}, ["status"],
+                  status={"enum": [s for s in referrals.STATUSES if s not in ("open", "closed")],
+                          "description": "forward only, after acknowledging; 'referred' needs referred_to"},
+                  note=note),
+            _body({"followup_id": "string", "done_on": "date", "note": "string|null"}, ["followup_id", "done_on"],
+                  note=note),
+        ]},
+        "AttendanceSave": _body(
+            records.SHEET_SAVE, records.SHEET_SAVE_REQUIRED,
+            version="the session's version the sheet was made from (GET .../attendance)",
+            attendance={"additionalProperties": {"enum": list(sessions.ATTENDANCE)},
+                        "description": "member id -> status, for everyone on the sheet (a make-up: who came)"},
+            checks={"additionalProperties": check,
+                    "description": "member id -> symptom check (present or late only); absent: keep the saved"},
+            note="absent: keep the saved note",
+            plans={"additionalProperties": plan, "description": "pre-group session: member id -> plan"}),
+        "AttendanceSheet": {"type": "object", "properties": {
+            "session": ref("sessions"), "version": {"type": "integer"},
+            "members": {"type": "array", "items": {"type": "object", "properties": {
+                "member_id": {"type": "string"}, "participant_id": {"type": "string"}, "code": {"type": "string"},
+                "name": {"type": "string"}, "status": {"type": "string"}}}},
+            "attendance": {"type": "object", "additionalProperties": {"type": "string"}},
+            "checks": {"type": "object", "additionalProperties": check}, "note": {"type": "string"}}},
+    }
+
 
 def _resource_schemas(db) -> dict:
     schemas = {}
@@ -225,11 +436,16 @@ def openapi_document(db) -> dict:
 
     resource_schemas = _resource_schemas(db)
     paths: dict = {}
-    errors = {str(code): {"description": text, "content": {"application/json": {
-        "schema": {"$ref": "#/components/schemas/Error"}}}}
-        for code, text in [("400", "malformed request"), ("401", "missing, unknown or revoked token"),
-                           ("403", "another site's data"), ("404", "not found"), ("409", "conflicts with a rule"),
-                           ("413", "too large")]}
+
+    def error_response(text: str) -> dict:
+        return {"description": text, "content": {"application/json": {
+            "schema": {"$ref": "#/components/schemas/Error"}}}}
+
+    errors = {code: error_response(text) for code, text in [
+        ("400", "malformed request, or a rule of the domain refused it (error names the field)"),
+        ("401", "missing, unknown or revoked token"), ("403", "another site's data, or not allowed to a device"),
+        ("404", "not found, or another site's"), ("409", "conflicts with a rule, or a stale version"),
+        ("413", "too large")]}
     one_of = {"oneOf": [{"$ref": f"#/components/schemas/{r}"} for r in resource_schemas]}
 
     def schema_of(name: str) -> dict:
@@ -243,11 +459,21 @@ def openapi_document(db) -> dict:
         return {"$ref": f"#/components/schemas/{name}"}
 
     for method, path, endpoint, summary, body, response in ROUTES:
-        op: dict = {"operationId": endpoint, "summary": summary, "responses": {**errors}}
+        refused = REFUSING.get(endpoint)
+        resources = [r for r in records.RESOURCES if (r, refused) in records.REFUSED] if refused else list(
+            records.RESOURCES)
+        if refused:
+            reasons = "; ".join(f"{r}: {records.REFUSED[(r, refused)]}" for r in resources)
+            op: dict = {"operationId": endpoint, "summary": summary, "responses": {
+                "401": errors["401"], "404": error_response("unknown resource"),
+                "405": {**error_response(f"always refused, with the reason ({reasons})"),
+                        "headers": {"Allow": {"schema": {"type": "string"}}}}}}
+        else:
+            op = {"operationId": endpoint, "summary": summary, "responses": {**errors}}
         params = []
         if "{resource}" in path:
             params.append({"name": "resource", "in": "path", "required": True,
-                           "schema": {"type": "string", "enum": list(records.RESOURCES)}})
+                           "schema": {"type": "string", "enum": resources}})
         if "{id}" in path:
             params.append({"name": "id", "in": "path", "required": True, "schema": {"type": "string"}})
         if endpoint == "list_records":
@@ -261,22 +487,28 @@ def openapi_document(db) -> dict:
             op["parameters"] = params
         if body:
             op["requestBody"] = {"required": True, "content": {"application/json": {"schema": schema_of(body)}}}
-        ok = "201" if endpoint == "create_record" else "204" if response is None else "200"
-        op["responses"][ok] = {"description": "success"}
-        if response:
-            op["responses"][ok]["content"] = {"application/json": {"schema": schema_of(response)}}
+        if not refused:
+            oks = {"create_participant": ["201"], "create_referral": ["201"],
+                   "create_screening": ["201", "200"]}.get(endpoint, ["200"])
+            for ok in oks:
+                op["responses"][ok] = {"description": "saved again: the same submission_key" if ok == "200" and
+                                       len(oks) > 1 else "success"}
+                if response:
+                    op["responses"][ok]["content"] = {"application/json": {"schema": schema_of(response)}}
         paths.setdefault(path, {})[method.lower()] = op
     return {
         "openapi": "3.1.0",
         "info": {"title": "group-ipt API", "version": __version__,
                  "description": "Sync and the main records of a group IPT programme. Every call needs a device "
-                                "token (group-ipt devices add) as 'Authorization: Bearer <token>'. Errors are "
-                                "JSON: {\"error\": \"...\"}."},
+                                "token (group-ipt devices add) as 'Authorization: Bearer <token>'. Writes go "
+                                "through the programme's rules (codes, scores and safety referrals are made by "
+                                "the server); what the API does not allow answers 405 with the reason. Errors "
+                                "are JSON: {\"error\": \"...\", \"field\": \"...\"}."},
         "servers": [{"url": "/api/v1"}],
         "security": [{"deviceToken": []}],
         "paths": paths,
         "components": {
             "securitySchemes": {"deviceToken": {"type": "http", "scheme": "bearer"}},
-            "schemas": {**SYNC_SCHEMAS, **resource_schemas},
+            "schemas": {**SYNC_SCHEMAS, **_write_schemas(), **resource_schemas},
         },
     }
