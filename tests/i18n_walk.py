@@ -75,3 +75,38 @@ def untranslated(html: str, lang: str) -> list[str]:
         if text in sources and translated.get(text) != text:
             found.append(text)
     return sorted(set(found))
+
+
+class _LabelChecker(HTMLParser):
+    """Find form fields without a visible label (a <label for=id> or an enclosing <label>)."""
+
+    def __init__(self):
+        super().__init__()
+        self.fields: list[tuple[str | None, str]] = []
+        self.label_for: set[str] = set()
+        self.labelled: set[int] = set()
+        self._open_labels = 0
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "label":
+            self._open_labels += 1
+            if attrs.get("for"):
+                self.label_for.add(attrs["for"])
+        elif tag in ("input", "select", "textarea"):
+            if tag == "input" and attrs.get("type") in ("hidden", "submit", "button", "reset", "image"):
+                return
+            self.fields.append((attrs.get("id"), attrs.get("name") or tag))
+            if self._open_labels:
+                self.labelled.add(len(self.fields) - 1)
+
+    def handle_endtag(self, tag):
+        if tag == "label" and self._open_labels:
+            self._open_labels -= 1
+
+
+def unlabelled_fields(html: str) -> list[str]:
+    checker = _LabelChecker()
+    checker.feed(html)
+    return [name for i, (field_id, name) in enumerate(checker.fields)
+            if i not in checker.labelled and (field_id is None or field_id not in checker.label_for)]

@@ -88,3 +88,24 @@ def test_every_page_fully_translated(demo_app, lang):
         if missing:
             problems[url] = missing
     assert not problems, f"{lang}: English UI strings shown: {problems}"
+
+
+def test_every_field_has_a_visible_label(demo_app):
+    from .i18n_walk import unlabelled_fields
+
+    client = demo_app.test_client()
+    import re
+
+    token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").get_data(as_text=True)).group(1)
+    client.post("/login", data={"username": "admin", "password": demo.DEMO_PASSWORD, "csrf_token": token})
+    problems = {}
+    login_page = unlabelled_fields(demo_app.test_client().get("/login").get_data(as_text=True))
+    if login_page:
+        problems["/login"] = login_page
+    for url in html_pages(demo_app):
+        response = client.get(url)
+        if response.status_code == 200 and response.mimetype == "text/html":
+            missing = unlabelled_fields(response.get_data(as_text=True))
+            if missing:
+                problems[url] = missing
+    assert not problems, problems
