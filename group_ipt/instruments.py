@@ -25,7 +25,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import yaml
+from .yamlfile import DataFileError, LineLoader, LineMap, read_yaml
 
 __all__ = [
     "Band",
@@ -70,7 +70,7 @@ _BAND_KEYS = ("min", "max", "label", "explanation")
 _ELIGIBILITY_KEYS = ("cutoff", "direction", "configurable")
 
 
-class FormFileError(Exception):
+class FormFileError(DataFileError):
     """A form file that cannot be used, naming the file, line, item and field."""
 
     def __init__(self, file: str, item: str | None, field: str | None, message: str, line: int | None = None) -> None:
@@ -81,14 +81,11 @@ class FormFileError(Exception):
         self.message = message
         self.line = line
 
-    def __str__(self) -> str:
-        parts = [self.file if self.line is None else f"{self.file}:{self.line}"]
-        if self.item is not None:
-            parts.append(f"item {self.item}")
+    def _context(self) -> list[str]:
+        parts = [] if self.item is None else [f"item {self.item}"]
         if self.field is not None:
             parts.append(f"field '{self.field}'")
-        parts.append(self.message)
-        return ": ".join(parts)
+        return parts
 
 
 class InvalidAnswer(ValueError):
@@ -440,58 +437,31 @@ def _read_directory(directory: Path) -> tuple[dict[str, Instrument], list[FormFi
 
 
 def _read_instrument(path: Path) -> tuple[Instrument | None, list[FormFileError]]:
-    file = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        return None, [FormFileError(file, None, None, f"cannot read the file: {exc}")]
-    loader = _LineLoader(text)
-    try:
-        data = loader.get_single_data()
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else None
-        message = f"not valid YAML: {exc.problem or exc.context}"
-        return None, [FormFileError(file, None, None, message, line)]
-    except yaml.YAMLError as exc:
-        return None, [FormFileError(file, None, None, f"not valid YAML: {exc}")]
-    finally:
-        loader.dispose()
-    checker = _Checker(file)
+        data = read_form_yaml(path)
+    except FormFileError as exc:
+        return None, [exc]
+    checker = _Checker(str(path))
     instrument = checker.instrument(data)
     if checker.errors:
         return None, checker.errors
     return instrument, []
 
 
-class _Map(dict):  # type: ignore[type-arg]
-    """A YAML mapping that remembers its own line and the line of each key."""
+class _FormLoader(LineLoader):
+    """LineLoader reading and wording its errors as form files always have."""
 
-    line: int | None = None
-    key_lines: dict[Any, int]
-
-
-class _LineLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyaml when present: 10x faster
-    """SafeLoader that keeps line numbers and refuses duplicate keys."""
-
-
-def _construct_map(loader: _LineLoader, node: yaml.MappingNode) -> _Map:
-    loader.flatten_mapping(node)
-    key_lines: dict[Any, int] = {}
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        if isinstance(key, (dict, list)):
-            raise yaml.constructor.ConstructorError(None, None, "a key must be a plain word", key_node.start_mark)
-        if key in key_lines:
-            raise yaml.constructor.ConstructorError(None, None, f"duplicate key '{key}'", key_node.start_mark)
-        key_lines[key] = key_node.start_mark.line + 1
-    mapping = _Map(loader.construct_mapping(node, deep=True))
-    mapping.line = node.start_mark.line + 1
-    mapping.key_lines = key_lines
-    return mapping
+    stream = False
+    duplicate_key = "duplicate key '{key}'"
+    unhashable_key = "a key must be a plain word"
+    unreadable = "cannot read the file: {error}"
+    invalid = "not valid YAML: {error}"
 
 
-_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_map)
+def read_form_yaml(path: Path) -> Any:
+    """Parse a form file (instrument, intake, rating form); raise FormFileError if it is not valid YAML."""
+    file = str(path)
+    return read_yaml(path, lambda message, line: FormFileError(file, None, None, message, line), _FormLoader)
 
 
 class _Checker:
@@ -503,11 +473,11 @@ class _Checker:
 
     def error(self, where: Any, field: str | None, message: str, item: str | None = None) -> None:
         line = None
-        if isinstance(where, _Map):
+        if isinstance(where, LineMap):
             line = where.key_lines.get(field, where.line)
         self.errors.append(FormFileError(self.file, item, field, message, line))
 
-    def keys(self, data: _Map, allowed: tuple[str, ...], item: str | None = None) -> None:
+    def keys(self, data: LineMap, allowed: tuple[str, ...], item: str | None = None) -> None:
         for key in data:
             if key not in allowed:
                 hint = difflib.get_close_matches(str(key), allowed, n=1)
@@ -515,13 +485,13 @@ class _Checker:
                 message += "; allowed: " + ", ".join(allowed)
                 self.error(data, str(key), message, item)
 
-    def mapping(self, value: Any, field: str, parent: Any, item: str | None = None) -> _Map | None:
-        if isinstance(value, _Map):
+    def mapping(self, value: Any, field: str, parent: Any, item: str | None = None) -> LineMap | None:
+        if isinstance(value, LineMap):
             return value
         self.error(parent, field, "must be a mapping of 'key: value' lines", item)
         return None
 
-    def text(self, data: _Map, field: str, item: str | None = None, required: bool = True) -> str | None:
+    def text(self, data: LineMap, field: str, item: str | None = None, required: bool = True) -> str | None:
         if field not in data:
             if required:
                 self.error(data, field, "is missing", item)
@@ -535,7 +505,7 @@ class _Checker:
         # Kept exactly as written: it is the msgid the extractor puts in the catalog.
         return value
 
-    def integer(self, data: _Map, field: str, item: str | None = None) -> int | None:
+    def integer(self, data: LineMap, field: str, item: str | None = None) -> int | None:
         if field not in data:
             self.error(data, field, "is missing", item)
             return None
@@ -545,14 +515,14 @@ class _Checker:
             return None
         return value
 
-    def boolean(self, data: _Map, field: str, default: bool, item: str | None = None) -> bool:
+    def boolean(self, data: LineMap, field: str, default: bool, item: str | None = None) -> bool:
         value = data.get(field, default)
         if not isinstance(value, bool):
             self.error(data, field, f"must be true or false, not {value!r}", item)
             return default
         return value
 
-    def identifier(self, data: _Map, pattern: re.Pattern[str], item: str | None = None) -> str | None:
+    def identifier(self, data: LineMap, pattern: re.Pattern[str], item: str | None = None) -> str | None:
         value = data.get("id")
         if "id" not in data:
             self.error(data, "id", "is missing", item)
@@ -567,7 +537,7 @@ class _Checker:
     # The instrument, section by section.
 
     def instrument(self, data: Any) -> Instrument | None:
-        if not isinstance(data, _Map):
+        if not isinstance(data, LineMap):
             self.error(None, None, "must be a YAML mapping with id, name, items, scoring...")
             return None
         self.keys(data, _TOP_KEYS)
@@ -604,7 +574,7 @@ class _Checker:
             source=self.file,
         )
 
-    def version(self, data: _Map) -> str | None:
+    def version(self, data: LineMap) -> str | None:
         if "version" not in data:
             self.error(data, "version", "is missing")
             return None
@@ -614,7 +584,7 @@ class _Checker:
             return None
         return str(value)
 
-    def options(self, value: Any, parent: _Map, item: str | None) -> tuple[Option, ...] | None:
+    def options(self, value: Any, parent: LineMap, item: str | None) -> tuple[Option, ...] | None:
         if not isinstance(value, list) or not value:
             self.error(parent, "options", "must be a list of {value, label} answers", item)
             return None
@@ -643,7 +613,7 @@ class _Checker:
             options.append(Option(number, label))
         return tuple(options) if ok else None
 
-    def items(self, data: _Map, shared: tuple[Option, ...] | None, shared_given: bool) -> tuple[Item, ...]:
+    def items(self, data: LineMap, shared: tuple[Option, ...] | None, shared_given: bool) -> tuple[Item, ...]:
         if "items" not in data:
             self.error(data, "items", "is missing")
             return ()
@@ -679,7 +649,7 @@ class _Checker:
                 items.append(Item(item_id, text, options, scored, risk))
         return tuple(items)
 
-    def risk(self, data: _Map, options: tuple[Option, ...] | None, item: str) -> RiskRule | None:
+    def risk(self, data: LineMap, options: tuple[Option, ...] | None, item: str) -> RiskRule | None:
         if "risk" not in data:
             return None
         risk = self.mapping(data["risk"], "risk", data, item)
@@ -708,7 +678,7 @@ class _Checker:
             return None
         return rule
 
-    def scoring(self, data: _Map, items: tuple[Item, ...]) -> Scoring | None:
+    def scoring(self, data: LineMap, items: tuple[Item, ...]) -> Scoring | None:
         if "scoring" not in data:
             self.error(data, "scoring", "is missing")
             return None
@@ -747,7 +717,7 @@ class _Checker:
                 return None
         return Scoring(method, multiplier if method == "scaled" else None, prorate)
 
-    def missing_rule(self, scoring: _Map) -> int | None:
+    def missing_rule(self, scoring: LineMap) -> int | None:
         value = scoring.get("missing", "none")
         if value == "none":
             return 0
@@ -761,7 +731,7 @@ class _Checker:
             return None
         return count
 
-    def bands(self, data: _Map) -> tuple[Band, ...]:
+    def bands(self, data: LineMap) -> tuple[Band, ...]:
         value = data.get("bands", [])
         if not isinstance(value, list):
             self.error(data, "bands", "must be a list of {min, max, label, explanation}")
@@ -784,7 +754,7 @@ class _Checker:
             bands.append(Band(low, high, label, explanation))
         return tuple(sorted(bands, key=lambda band: band.min))
 
-    def eligibility(self, data: _Map) -> Eligibility | None:
+    def eligibility(self, data: LineMap) -> Eligibility | None:
         if "eligibility" not in data:
             return None
         rule = self.mapping(data["eligibility"], "eligibility", data)
@@ -802,7 +772,7 @@ class _Checker:
         return Eligibility(cutoff, direction, configurable)
 
     def check_totals(
-        self, data: _Map, totals: tuple[int, int] | None, bands: tuple[Band, ...], eligibility: Eligibility | None
+        self, data: LineMap, totals: tuple[int, int] | None, bands: tuple[Band, ...], eligibility: Eligibility | None
     ) -> None:
         """Check bands and cut-off against the totals the scoring can produce."""
         if totals is None:

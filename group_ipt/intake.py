@@ -12,9 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from .instruments import FormFileError, _LineLoader, _Map
+from .instruments import FormFileError, read_form_yaml
+from .yamlfile import LineMap
 
 INTAKE_FILE = "intake.yaml"
 URGENCIES = ("urgent", "routine")
@@ -67,21 +66,10 @@ def load_intake(forms_dir: str | Path) -> Intake:
 def _read(path: Path) -> tuple[Intake | None, list[FormFileError]]:
     file = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        return None, [FormFileError(file, None, None, f"cannot read the file: {exc}")]
-    loader = _LineLoader(text)
-    try:
-        data = loader.get_single_data()
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        return None, [FormFileError(file, None, None, f"not valid YAML: {exc.problem or exc.context}",
-                                    mark.line + 1 if mark else None)]
-    except yaml.YAMLError as exc:
-        return None, [FormFileError(file, None, None, f"not valid YAML: {exc}")]
-    finally:
-        loader.dispose()
-    if not isinstance(data, _Map):
+        data = read_form_yaml(path)
+    except FormFileError as exc:
+        return None, [exc]
+    if not isinstance(data, LineMap):
         return None, [FormFileError(file, None, None, "the file must be a mapping with exclusions and safety_steps")]
     checker = _Checker(file)
     intake = checker.intake(data)
@@ -94,33 +82,33 @@ class _Checker:
         self.errors: list[FormFileError] = []
 
     def error(self, where: Any, field: str | None, message: str, item: str | None = None) -> None:
-        line = where.key_lines.get(field, where.line) if isinstance(where, _Map) else None
+        line = where.key_lines.get(field, where.line) if isinstance(where, LineMap) else None
         self.errors.append(FormFileError(self.file, item, field, message, line))
 
-    def only_keys(self, mapping: _Map, allowed: tuple[str, ...], item: str | None = None) -> None:
+    def only_keys(self, mapping: LineMap, allowed: tuple[str, ...], item: str | None = None) -> None:
         for key in mapping:
             if key not in allowed:
                 self.error(mapping, str(key), "unknown field; allowed: " + ", ".join(allowed), item)
 
-    def text(self, mapping: _Map, key: str, item: str | None) -> str:
+    def text(self, mapping: LineMap, key: str, item: str | None) -> str:
         value = mapping.get(key)
         if not isinstance(value, str) or not value.strip():
             self.error(mapping, key, "must be a non-empty text", item)
             return ""
         return value.strip()
 
-    def intake(self, data: _Map) -> Intake:
+    def intake(self, data: LineMap) -> Intake:
         self.only_keys(data, ("exclusions", "safety_steps"))
         return Intake(self.exclusions(data), self.safety_steps(data))
 
-    def exclusions(self, data: _Map) -> tuple[Exclusion, ...]:
+    def exclusions(self, data: LineMap) -> tuple[Exclusion, ...]:
         found: list[Exclusion] = []
         entries = data.get("exclusions")
         if not isinstance(entries, list) or not entries:
             self.error(data, "exclusions", "must be a non-empty list")
             return ()
         for index, entry in enumerate(entries, start=1):
-            if not isinstance(entry, _Map):
+            if not isinstance(entry, LineMap):
                 self.error(data, "exclusions", f"entry {index} must be a mapping with code, label and urgency")
                 continue
             code = entry.get("code")
@@ -138,16 +126,16 @@ class _Checker:
             found.append(Exclusion(code, label, urgency))
         return tuple(found)
 
-    def safety_steps(self, data: _Map) -> dict[str, SafetySteps]:
+    def safety_steps(self, data: LineMap) -> dict[str, SafetySteps]:
         block = data.get("safety_steps")
-        if not isinstance(block, _Map):
+        if not isinstance(block, LineMap):
             self.error(data, "safety_steps", "must be a mapping with 'urgent' and 'routine'")
             return {}
         self.only_keys(block, URGENCIES)
         result = {}
         for urgency in URGENCIES:
             entry = block.get(urgency)
-            if not isinstance(entry, _Map):
+            if not isinstance(entry, LineMap):
                 self.error(block, urgency, f"needs '{urgency}' with a title and a list of steps")
                 continue
             self.only_keys(entry, ("title", "steps"), urgency)

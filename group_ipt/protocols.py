@@ -10,13 +10,12 @@ the field and, where known, the line. See ``docs/forms-protocols.md``.
 from __future__ import annotations
 
 import re
-from collections.abc import Hashable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-import yaml
+from .yamlfile import DataFileError, line_of, read_yaml
 
 PHASES = ("pre-group", "initial", "middle", "termination")
 PROTOCOL_SUFFIXES = (".yaml", ".yml")
@@ -49,7 +48,7 @@ _INSTRUMENT_ID = re.compile(r"^[a-z][a-z0-9_-]*$")
 _CHECKLIST_ID = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
-class ProtocolFileError(Exception):
+class ProtocolFileError(DataFileError):
     """A protocol file that cannot be used, with where and why."""
 
     def __init__(
@@ -68,15 +67,11 @@ class ProtocolFileError(Exception):
         self.line = line
         super().__init__(str(self))
 
-    def __str__(self) -> str:
-        # "file:line:" like compilers and group_ipt.instruments.FormFileError.
-        parts = [self.file if self.line is None else f"{self.file}:{self.line}"]
-        if self.session is not None:
-            parts.append(f"session {self.session}")
+    def _context(self) -> list[str]:
+        parts = [] if self.session is None else [f"session {self.session}"]
         if self.field is not None:
             parts.append(f"field {self.field!r}")
-        parts.append(self.message)
-        return ": ".join(parts)
+        return parts
 
 
 @dataclass(frozen=True)
@@ -154,58 +149,6 @@ class Protocol:
         return attended >= Fraction(repr(self.min_attended_share))
 
 
-# --- YAML with line numbers -------------------------------------------------
-
-
-class _LineDict(dict):
-    """A mapping that remembers the line of itself and of each key."""
-
-    line: int | None = None
-    key_lines: dict[Any, int]
-
-
-class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyaml when present: 10x faster
-    """SafeLoader whose mappings keep their line numbers and refuse repeated keys."""
-
-
-def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> _LineDict:
-    loader.flatten_mapping(node)
-    mapping = _LineDict()
-    mapping.line = node.start_mark.line + 1
-    mapping.key_lines = {}
-    for key_node, value_node in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        if not isinstance(key, Hashable):
-            raise yaml.constructor.ConstructorError(
-                "while constructing a mapping",
-                node.start_mark,
-                "found an unhashable key",
-                key_node.start_mark,
-            )
-        if key in mapping:
-            # PyYAML would silently keep the last one; a repeated key is a mistake.
-            raise yaml.constructor.ConstructorError(
-                "while constructing a mapping",
-                node.start_mark,
-                f"found duplicate key {key!r}",
-                key_node.start_mark,
-            )
-        mapping[key] = loader.construct_object(value_node, deep=True)
-        mapping.key_lines[key] = key_node.start_mark.line + 1
-    return mapping
-
-
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-
-
-def _line_of(mapping: Any, key: Any = None) -> int | None:
-    if not isinstance(mapping, _LineDict):
-        return None
-    if key is not None and key in mapping.key_lines:
-        return mapping.key_lines[key]
-    return mapping.line
-
-
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -234,7 +177,7 @@ class _FileChecker:
         session: int | None = None,
     ) -> None:
         """Record a problem; ``at`` and ``key`` locate its line in the file."""
-        line = _line_of(at, key)
+        line = line_of(at, key)
         self.errors.append(ProtocolFileError(self.path, message, session=session, field=field, line=line))
 
     def keys(
@@ -499,14 +442,9 @@ class _FileChecker:
 
     def read(self) -> Any:
         try:
-            with open(self.path, encoding="utf-8") as f:
-                return yaml.load(f, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
-        except yaml.MarkedYAMLError as exc:
-            mark = exc.problem_mark or exc.context_mark
-            line = mark.line + 1 if mark is not None else None
-            self.errors.append(ProtocolFileError(self.path, f"not valid YAML: {exc.problem}", line=line))
-        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-            self.error(f"cannot be read: {exc}")
+            return read_yaml(self.path, lambda message, line: ProtocolFileError(self.path, message, line=line))
+        except ProtocolFileError as exc:
+            self.errors.append(exc)
         return None
 
     def check(self) -> Protocol | None:

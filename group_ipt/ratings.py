@@ -19,9 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from .instruments import FormFileError, Option, _LineLoader, _Map
+from .instruments import FormFileError, Option, read_form_yaml
+from .yamlfile import LineMap
 
 SCORING_METHODS = ("mean", "sum")
 MISSING_RULES = ("incomplete",)
@@ -150,20 +149,9 @@ def read_rating_form(path: Path) -> tuple[RatingForm | None, list[FormFileError]
     """Read one rating form file; return it, or None and every error in it."""
     file = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        return None, [FormFileError(file, None, None, f"cannot read the file: {exc}")]
-    loader = _LineLoader(text)
-    try:
-        data = loader.get_single_data()
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        return None, [FormFileError(file, None, None, f"not valid YAML: {exc.problem or exc.context}",
-                                    mark.line + 1 if mark else None)]
-    except yaml.YAMLError as exc:
-        return None, [FormFileError(file, None, None, f"not valid YAML: {exc}")]
-    finally:
-        loader.dispose()
+        data = read_form_yaml(path)
+    except FormFileError as exc:
+        return None, [exc]
     checker = _Checker(file)
     form = checker.form(data)
     return (None, checker.errors) if checker.errors else (form, [])
@@ -175,15 +163,15 @@ class _Checker:
         self.errors: list[FormFileError] = []
 
     def error(self, where: Any, field: str | None, message: str, item: str | None = None) -> None:
-        line = where.key_lines.get(field, where.line) if isinstance(where, _Map) else None
+        line = where.key_lines.get(field, where.line) if isinstance(where, LineMap) else None
         self.errors.append(FormFileError(self.file, item, field, message, line))
 
-    def keys(self, data: _Map, allowed: tuple[str, ...], item: str | None = None) -> None:
+    def keys(self, data: LineMap, allowed: tuple[str, ...], item: str | None = None) -> None:
         for key in data:
             if key not in allowed:
                 self.error(data, str(key), "unknown field; allowed: " + ", ".join(allowed), item)
 
-    def text(self, data: _Map, field: str, item: str | None = None, required: bool = True) -> str | None:
+    def text(self, data: LineMap, field: str, item: str | None = None, required: bool = True) -> str | None:
         if field not in data:
             if required:
                 self.error(data, field, "is missing", item)
@@ -195,7 +183,7 @@ class _Checker:
             return None
         return value
 
-    def identifier(self, data: _Map, item: str | None = None) -> str | None:
+    def identifier(self, data: LineMap, item: str | None = None) -> str | None:
         value = data.get("id")
         if not isinstance(value, str) or not value or not set(value) <= _ID_CHARS or not value[0].isalpha():
             self.error(data, "id", f"{value!r} must start with a letter, then lower-case letters, digits, '-' or '_'",
@@ -204,7 +192,7 @@ class _Checker:
         return value
 
     def form(self, data: Any) -> RatingForm | None:
-        if not isinstance(data, _Map):
+        if not isinstance(data, LineMap):
             self.error(None, None, "must be a YAML mapping with id, name, scale, scoring and items")
             return None
         self.keys(data, _TOP_KEYS)
@@ -221,14 +209,14 @@ class _Checker:
             return None
         return RatingForm(form_id, name, version, scale, method, threshold, items, description, self.file)
 
-    def scale(self, data: _Map) -> tuple[Option, ...]:
+    def scale(self, data: LineMap) -> tuple[Option, ...]:
         value = data.get("scale")
         if not isinstance(value, list) or len(value) < 2:
             self.error(data, "scale", "must be a list of at least two {value, label} answers")
             return ()
         options: list[Option] = []
         for entry in value:
-            if not isinstance(entry, _Map):
+            if not isinstance(entry, LineMap):
                 self.error(data, "scale", "each answer must be a mapping with value and label")
                 continue
             self.keys(entry, _SCALE_KEYS)
@@ -244,9 +232,9 @@ class _Checker:
                 options.append(Option(number, label))
         return tuple(sorted(options, key=lambda o: o.value))
 
-    def scoring(self, data: _Map) -> tuple[str, float]:
+    def scoring(self, data: LineMap) -> tuple[str, float]:
         scoring = data.get("scoring")
-        if not isinstance(scoring, _Map):
+        if not isinstance(scoring, LineMap):
             self.error(data, "scoring", "must be a mapping with method, missing and threshold")
             return "mean", 0.0
         self.keys(scoring, _SCORING_KEYS)
@@ -264,7 +252,7 @@ class _Checker:
             threshold = 0
         return method, float(threshold)
 
-    def items(self, data: _Map) -> tuple[RatingItem, ...]:
+    def items(self, data: LineMap) -> tuple[RatingItem, ...]:
         value = data.get("items")
         if not isinstance(value, list) or not value:
             self.error(data, "items", "must be a non-empty list of items")
@@ -272,7 +260,7 @@ class _Checker:
         items: list[RatingItem] = []
         seen: set[str] = set()
         for position, entry in enumerate(value, start=1):
-            if not isinstance(entry, _Map):
+            if not isinstance(entry, LineMap):
                 self.error(data, "items", f"item #{position} must be a mapping with id, text and section")
                 continue
             item_id = self.identifier(entry, f"#{position}")

@@ -23,11 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from .protocols import PHASES, Protocol
-from .protocols import _line_of as line_of
-from .protocols import _Loader as LineLoader
+from .yamlfile import DataFileError, line_of, read_yaml
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +63,7 @@ _SESSION_KEYS = {
 _ITEM_KEYS = {"block": False, "minutes": True, "title": False, "guidance": False, **dict.fromkeys(STEP_TEXTS, False)}
 
 
-class ScriptFileError(Exception):
+class ScriptFileError(DataFileError):
     """A script file that cannot be used, with where and why."""
 
     def __init__(
@@ -87,17 +84,13 @@ class ScriptFileError(Exception):
         self.line = line
         super().__init__(str(self))
 
-    def __str__(self) -> str:
-        # "file:line:" like compilers, protocols.ProtocolFileError and instruments.FormFileError.
-        parts = [self.file if self.line is None else f"{self.file}:{self.line}"]
-        if self.session is not None:
-            parts.append(f"session {self.session}")
+    def _context(self) -> list[str]:
+        parts = [] if self.session is None else [f"session {self.session}"]
         if self.item is not None:
             parts.append(self.item)
         if self.field is not None:
             parts.append(f"field {self.field!r}")
-        parts.append(self.message)
-        return ": ".join(parts)
+        return parts
 
 
 class ScriptNotFound(LookupError):
@@ -375,14 +368,9 @@ class _Checker:
 
     def read(self, path: Path) -> Any:
         try:
-            with open(path, encoding="utf-8") as f:
-                return yaml.load(f, Loader=LineLoader)  # noqa: S506 - LineLoader is a SafeLoader
-        except yaml.MarkedYAMLError as exc:
-            mark = exc.problem_mark or exc.context_mark
-            line = mark.line + 1 if mark is not None else None
-            self.errors.append(ScriptFileError(path, f"not valid YAML: {exc.problem}", line=line))
-        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-            self.errors.append(ScriptFileError(path, f"cannot be read: {exc}"))
+            return read_yaml(path, lambda message, line: ScriptFileError(path, message, line=line))
+        except ScriptFileError as exc:
+            self.errors.append(exc)
         return None
 
     def keys(self, where: _Where, node: Any, spec: dict[str, bool], prefix: str = "") -> bool:
