@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import sqlite3
 import tomllib
 from datetime import timedelta
 from pathlib import Path
@@ -187,6 +189,27 @@ def _as_datetime(value):
     return datetime.fromisoformat(value) if isinstance(value, str) else value
 
 
+def is_disk_full(exc: BaseException, path: str | None = None) -> bool:
+    """Tell whether an error means the disk (or the database's size limit) is full.
+
+    SQLite says "disk I/O error", not "full", when it cannot even create its ``-shm`` file
+    on a full disk: an I/O error counts as full when the database's disk has under 1 MB free.
+    """
+    if isinstance(exc, sqlite3.OperationalError):
+        code = getattr(exc, "sqlite_errorcode", None)
+        if code == sqlite3.SQLITE_FULL or "disk is full" in str(exc):
+            return True
+        if path and code is not None and code & 0xFF == sqlite3.SQLITE_IOERR:
+            import shutil
+
+            try:
+                return shutil.disk_usage(Path(path).parent).free < 1024 * 1024
+            except OSError:
+                return False
+        return False
+    return isinstance(exc, OSError) and exc.errno == errno.ENOSPC
+
+
 def register_error_pages(app: Flask) -> None:
     messages = {
         400: lambda: _("The request could not be understood. Check what you typed and try again."),
@@ -205,6 +228,28 @@ def register_error_pages(app: Flask) -> None:
 
     for code in messages:
         app.register_error_handler(code, lambda e, code=code: render_error(code, getattr(e, "user_message", None)))
+
+    @app.errorhandler(sqlite3.OperationalError)
+    @app.errorhandler(OSError)
+    def storage_error(e):
+        """A full disk: 507 and "nothing was saved" (the write's transaction rolled back); else as before."""
+        if not is_disk_full(e, app.config["DATABASE"]):
+            return app.handle_exception(e)
+        app.logger.error("The disk holding %s is full: free some space. Nothing of this request was saved. (%s)",
+                         app.config["DATABASE"], e)
+        # TODO(i18n): a dedicated "the disk is full" message once translated; this one is, and is true.
+        try:
+            return render_error(507, messages[500]())
+        except sqlite3.Error:
+            # So full that no connection opens (the page needs the user and their language): a bare page.
+            from flask_babel import force_locale
+            from markupsafe import escape
+
+            with force_locale(app.config["DEFAULT_LANGUAGE"]):
+                text = messages[500]()
+            if request.path.startswith("/api/"):
+                return {"error": text}, 507
+            return f"<!doctype html><title>507</title><h1>507</h1><p>{escape(text)}</p>", 507
 
     @app.errorhandler(CSRFError)
     def csrf_error(e):

@@ -398,8 +398,12 @@ def cycle_warnings(db: sqlite_utils.Database, cycle: dict, protocol: Protocol, *
         "select o.*, c.code as cycle_code, c.venue, c.site_id as cycle_site from sessions o"
         " join cycles c on c.id = o.cycle_id where o.scheduled_date in"
         " (select scheduled_date from sessions where cycle_id = ? and status != 'cancelled')"
-        " and o.cycle_id != ? and o.status != 'cancelled' and c.status not in ('closed', 'closed_early')",
-        (cycle["id"], cycle["id"]),
+        " and o.cycle_id != ? and o.status != 'cancelled' and c.status not in ('closed', 'closed_early')"
+        # Only these can clash: same site (venue) or a shared facilitator. Without this, a national
+        # database reads every group meeting on those dates in the country.
+        " and (c.site_id = ? or o.cycle_id in (select f.cycle_id from cycle_facilitators f where f.user_id in"
+        "  (select user_id from cycle_facilitators where cycle_id = ?)))",
+        (cycle["id"], cycle["id"], cycle["site_id"], cycle["id"]),
     )
     other_facilitators: dict[str, set[str]] = {}
     for o in others:

@@ -379,6 +379,12 @@ class Report:
     def attendance(self) -> list[dict]:
         """Return one row per member and group session number: attended at that number or at its make-up."""
         where, params = self._cycle_filter()
+        if self.filters.period is not None:
+            # Only cycles with a held session in the period can have a pair whose first date is in it
+            # (a member's sessions all belong to one cycle): the same rows, without reading every cycle's.
+            where += (" and x.cycle_id in (select cycle_id from sessions where status = 'held'"
+                      " and scheduled_date between ? and ?)")
+            params = [*params, *self.filters.period.bounds()]
         pairs: dict[tuple[str, int], dict] = {}
         for r in self.db.query(
             "select a.member_id, a.status, x.number, x.scheduled_date, p.code as participant_code, p.name,"
@@ -423,6 +429,7 @@ class Report:
                        else max((s["number"] for s in regular), default=None))
         last = next((s for s in regular if s["number"] == last_number), None)
         rows = []
+        self._prefetch_scores(cycle["id"])
         for member in cycle_members(self.db, cycle["id"]):
             if member["status"] == "transferred":
                 continue
@@ -449,9 +456,34 @@ class Report:
         return rows
 
     def _scores(self, participant_id: str) -> list[dict]:
-        return list(self.db.query(
-            "select * from screenings where participant_id = ? and instrument_id = ? and total is not null"
-            " order by administered_on, created_at", (participant_id, OUTCOME_INSTRUMENT)))
+        cache = self.__dict__.setdefault("_scores_cache", {})
+        if participant_id not in cache:
+            cache[participant_id] = list(self.db.query(
+                "select * from screenings where participant_id = ? and instrument_id = ? and total is not null"
+                " order by administered_on, created_at", (participant_id, OUTCOME_INSTRUMENT)))
+        return cache[participant_id]
+
+    def _prefetch_scores(self, cycle_id: str) -> None:
+        """Read the scores of every member of a cycle in one query (not two per member)."""
+        cache = self.__dict__.setdefault("_scores_cache", {})
+        found: dict[str, list[dict]] = {}
+        for r in self.db.query(
+            "select * from screenings where participant_id in (select participant_id from members where cycle_id = ?)"
+            " and instrument_id = ? and total is not null order by administered_on, created_at",
+            (cycle_id, OUTCOME_INSTRUMENT),
+        ):
+            found.setdefault(r["participant_id"], []).append(r)
+        for pid in (r["participant_id"] for r in self.db.query("select participant_id from members where cycle_id = ?",
+                                                                 (cycle_id,))):
+            cache.setdefault(pid, found.get(pid, []))
+
+    def _pre_group(self, cycle_id: str) -> dict | None:
+        cache = self.__dict__.setdefault("_pre_group_cache", {})
+        if cycle_id not in cache:
+            cache[cycle_id] = next(iter(self.db.query(
+                "select * from sessions where cycle_id = ? and kind = 'pre-group' order by number, created_at limit 1",
+                (cycle_id,))), None)
+        return cache[cycle_id]
 
     def _first_membership(self, member: dict) -> dict:
         """Follow transfers back to the membership the person was first enrolled with."""
@@ -468,9 +500,7 @@ class Report:
 
     def _baseline(self, member: dict) -> dict | None:
         first = self._first_membership(member)
-        pre_group = next(iter(self.db.query(
-            "select * from sessions where cycle_id = ? and kind = 'pre-group' order by number, created_at limit 1",
-            (first["cycle_id"],))), None)
+        pre_group = self._pre_group(first["cycle_id"])
         scores = self._scores(member["participant_id"])
         due_on = date.fromisoformat((pre_group or first)["scheduled_date" if pre_group else "enrolled_on"])
         matched = [s for s in scores if followup.screening_matches(

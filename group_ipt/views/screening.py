@@ -30,6 +30,13 @@ OCCASION_LABELS = {
 ANSWER_PREFIX = "answer_"
 
 
+@bp.app_template_global()
+def screening_occasion_label(occasion: str) -> str:
+    """Return the words for when a questionnaire was given (the stored code if it is unknown)."""
+    label = OCCASION_LABELS.get(occasion)
+    return str(label) if label is not None else occasion
+
+
 @bp.record_once
 def check_settings(state):
     """Refuse to start on a cut-off or follow-up plan the programme cannot use."""

@@ -1,0 +1,158 @@
+"""Copy a live database safely (``group-ipt backup``) and bring a copy back (``group-ipt restore``).
+
+Both use SQLite's online backup API, so the copy is one consistent snapshot even while the
+app writes (WAL readers and the writer go on), and the restore replaces the pages of the
+live file inside SQLite's own locking, so a running server never reads half a file.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+
+
+class BackupError(RuntimeError):
+    """The backup or restore cannot be done; the message says why and what to do."""
+
+
+# Pages copied per step: small steps let the app's writers go on between steps.
+PAGES_PER_STEP = 1024
+RESTORE_KEEP_DIR = "restore-backups"
+
+
+def _open(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
+    if readonly:
+        return sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+    return sqlite3.connect(str(path), timeout=30)
+
+
+def integrity_problems(path: Path) -> list[str]:
+    """Return what ``PRAGMA integrity_check`` finds wrong with the file (empty: it is sound)."""
+    try:
+        conn = _open(path, readonly=True)
+        try:
+            found = [r[0] for r in conn.execute("pragma integrity_check").fetchall()]
+            tables = {r[0] for r in conn.execute("select name from sqlite_master where type = 'table'")}
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        return [f"not a readable SQLite database ({exc})"]
+    problems = [] if found == ["ok"] else found
+    if "schema_migrations" not in tables:
+        problems.append("not a group-ipt database (it has no schema_migrations table)")
+    return problems
+
+
+def _copy(src: sqlite3.Connection, dest_path: Path) -> None:
+    """Copy ``src`` into ``dest_path`` (created or overwritten) with the backup API."""
+    dest = sqlite3.connect(str(dest_path), timeout=30)
+    try:
+        src.backup(dest, pages=PAGES_PER_STEP)
+        # A copy is one self-contained file: no -wal beside it.
+        dest.execute("pragma journal_mode=DELETE")
+    finally:
+        dest.close()
+
+
+def backup(db_path: Path, dest: Path) -> dict:
+    """Write a consistent copy of the database ``db_path`` to ``dest``; refuse to overwrite a file.
+
+    The copy is written next to ``dest`` under a temporary name, checked with
+    ``integrity_check`` and only then renamed, so ``dest`` is either a sound copy or absent.
+    """
+    db_path, dest = Path(db_path), Path(dest)
+    if not db_path.exists():
+        raise BackupError(f"There is no database at {db_path}.")
+    if dest.exists():
+        raise BackupError(f"{dest} already exists; choose a new file name. Nothing was written.")
+    if not dest.parent.is_dir():
+        raise BackupError(f"The folder {dest.parent} does not exist. Nothing was written.")
+    tmp = dest.with_name(dest.name + ".part")
+    src = _open(db_path)
+    try:
+        _copy(src, tmp)
+    except sqlite3.Error as exc:
+        tmp.unlink(missing_ok=True)
+        raise BackupError(f"The backup failed: {exc}. Nothing was written.") from exc
+    finally:
+        src.close()
+    problems = integrity_problems(tmp)
+    if problems:
+        tmp.unlink(missing_ok=True)
+        raise BackupError(f"The copy failed its integrity check ({'; '.join(problems[:3])}). Nothing was written.")
+    tmp.replace(dest)
+    return {"path": str(dest), "bytes": dest.stat().st_size}
+
+
+def unsynced_changes(db_path: Path) -> int:
+    """Records changed on this laptop and not yet acknowledged by the central server (0 on a central server)."""
+    if not Path(db_path).exists():
+        return 0
+    conn = _open(Path(db_path), readonly=True)
+    try:
+        tables = {r[0] for r in conn.execute("select name from sqlite_master where type = 'table'")}
+        if "sync_log" not in tables:
+            return 0
+        if conn.execute("select count(*) from sync_devices").fetchone()[0]:
+            return 0  # a central server: nothing of its own waits to be sent
+        found = conn.execute("select value from sync_state where key = 'outbox_cut_seq'").fetchone()
+        cut = int(found[0]) if found and found[0] is not None else 0
+        waiting = conn.execute(
+            "select count(*) from (select distinct table_name, record_id from sync_log where seq > ?)", (cut,)
+        ).fetchone()[0]
+        in_batches = conn.execute("select coalesce(sum(records), 0) from sync_outbox_batches").fetchone()[0]
+        return waiting + in_batches
+    finally:
+        conn.close()
+
+
+def restore(source: Path, db_path: Path, *, force: bool = False, now: datetime | None = None) -> dict:
+    """Replace the database ``db_path`` with the backup ``source``; return what was done.
+
+    Checks the backup's integrity first; refuses (changing nothing) when the current
+    database has changes not yet synced, unless ``force``; keeps a copy of the replaced
+    database in ``restore-backups/`` beside it.
+    """
+    source, db_path = Path(source), Path(db_path)
+    if not source.is_file():
+        raise BackupError(f"There is no backup file {source}.")
+    problems = integrity_problems(source)
+    if problems:
+        raise BackupError(f"{source} cannot be restored: {'; '.join(problems[:3])}. Nothing was changed.")
+    kept = None
+    if db_path.exists():
+        waiting = unsynced_changes(db_path)
+        if waiting and not force:
+            raise BackupError(
+                f"The current database has {waiting} record(s) changed since the last sync; restoring would "
+                "lose them. Run 'group-ipt sync' first, or restore with --force (a copy of the current "
+                "database is kept). Nothing was changed."
+            )
+        stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%S")
+        keep_dir = db_path.parent / RESTORE_KEEP_DIR
+        keep_dir.mkdir(exist_ok=True)
+        kept = keep_dir / f"{db_path.stem}-before-restore-{stamp}.db"
+        n = 1
+        while kept.exists():
+            n += 1
+            kept = keep_dir / f"{db_path.stem}-before-restore-{stamp}-{n}.db"
+        backup(db_path, kept)
+    src = _open(source, readonly=True)
+    try:
+        dest = sqlite3.connect(str(db_path), timeout=30)
+        try:
+            # Into the live file through SQLite's locks: a running server sees the old or the new data.
+            src.backup(dest)
+            dest.execute("pragma journal_mode=WAL")
+        finally:
+            dest.close()
+    except sqlite3.Error as exc:
+        raise BackupError(f"The restore failed: {exc}. The previous database is kept at {kept}.") from exc
+    finally:
+        src.close()
+    problems = integrity_problems(db_path)
+    if problems:
+        raise BackupError(f"The restored database failed its integrity check ({'; '.join(problems[:3])}); "
+                          f"the previous database is kept at {kept}: restore that file.")
+    return {"restored": str(db_path), "kept": str(kept) if kept else None}
