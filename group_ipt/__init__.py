@@ -229,6 +229,9 @@ def register_error_pages(app: Flask) -> None:
     for code in messages:
         app.register_error_handler(code, lambda e, code=code: render_error(code, getattr(e, "user_message", None)))
 
+    def disk_full_message() -> str:
+        return _("The computer's disk is full: nothing was saved. Free some space, then try again.")
+
     @app.errorhandler(sqlite3.OperationalError)
     @app.errorhandler(OSError)
     def storage_error(e):
@@ -237,16 +240,15 @@ def register_error_pages(app: Flask) -> None:
             return app.handle_exception(e)
         app.logger.error("The disk holding %s is full: free some space. Nothing of this request was saved. (%s)",
                          app.config["DATABASE"], e)
-        # TODO(i18n): a dedicated "the disk is full" message once translated; this one is, and is true.
         try:
-            return render_error(507, messages[500]())
+            return render_error(507, disk_full_message())
         except sqlite3.Error:
             # So full that no connection opens (the page needs the user and their language): a bare page.
             from flask_babel import force_locale
             from markupsafe import escape
 
             with force_locale(app.config["DEFAULT_LANGUAGE"]):
-                text = messages[500]()
+                text = disk_full_message()
             if request.path.startswith("/api/"):
                 return {"error": text}, 507
             return f"<!doctype html><title>507</title><h1>507</h1><p>{escape(text)}</p>", 507

@@ -272,7 +272,7 @@ def test_disk_full_simulated_answers_507_and_saves_nothing(app, logged_in, monke
     response = register_via_web(logged_in)
     assert response.status_code == 507
     page = response.get_data(as_text=True)
-    assert "Nothing was saved" in page and "Traceback" not in page
+    assert "disk is full: nothing was saved" in page and "Traceback" not in page
     assert count(app.config["DATABASE"]) == before
     assert count(app.config["DATABASE"], "settings where key = 'half-written'") == 0
     monkeypatch.setattr(participants, "register", real)
@@ -323,7 +323,7 @@ def test_disk_really_full_answers_507_and_loses_nothing(small_disk):
     assert 507 in codes, codes
     assert all(c in (303, 507) for c in codes), codes
     page = client.get("/").get_data(as_text=True)
-    assert "Nothing was saved" in page and "Traceback" not in page
+    assert "disk is full: nothing was saved" in page and "Traceback" not in page
     acknowledged = saved + codes.count(303)
     filler.unlink()
     assert integrity(app.config["DATABASE"]) == "ok"
