@@ -418,22 +418,7 @@ def check_instruments(directory: str | Path) -> list[FormFileError]:
 
 
 def _read_directory(directory: Path) -> tuple[dict[str, Instrument], list[FormFileError]]:
-    if not directory.is_dir():
-        return {}, [FormFileError(str(directory), None, None, "no such directory")]
-    paths = sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")])
-    instruments: dict[str, Instrument] = {}
-    errors: list[FormFileError] = []
-    for path in paths:
-        instrument, file_errors = _read_instrument(path)
-        errors.extend(file_errors)
-        if instrument is None:
-            continue
-        if instrument.id in instruments:
-            first = instruments[instrument.id].source
-            errors.append(FormFileError(str(path), None, "id", f"id '{instrument.id}' is already used by {first}"))
-            continue
-        instruments[instrument.id] = instrument
-    return instruments, errors
+    return read_form_directory(directory, _read_instrument, required=True)
 
 
 def _read_instrument(path: Path) -> tuple[Instrument | None, list[FormFileError]]:
@@ -464,8 +449,8 @@ def read_form_yaml(path: Path) -> Any:
     return read_yaml(path, lambda message, line: FormFileError(file, None, None, message, line), _FormLoader)
 
 
-class _Checker:
-    """Turn parsed YAML into an Instrument, collecting every error on the way."""
+class FormChecker:
+    """Collect every error of one form file (instrument, intake or rating form) with its line."""
 
     def __init__(self, file: str) -> None:
         self.file = file
@@ -484,6 +469,32 @@ class _Checker:
                 message = "unknown field" + (f" (did you mean '{hint[0]}'?)" if hint else "")
                 message += "; allowed: " + ", ".join(allowed)
                 self.error(data, str(key), message, item)
+
+
+def read_form_directory(directory: Path, read_one, *, required: bool) -> tuple[dict, list[FormFileError]]:
+    """Read every YAML file of a folder with ``read_one(path) -> (form or None, errors)``; refuse repeated ids.
+
+    A missing folder is an error when ``required``, else simply no forms.
+    """
+    if not directory.is_dir():
+        return {}, [FormFileError(str(directory), None, None, "no such directory")] if required else []
+    found: dict = {}
+    errors: list[FormFileError] = []
+    for path in sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")]):
+        form, file_errors = read_one(path)
+        errors.extend(file_errors)
+        if form is None:
+            continue
+        if form.id in found:
+            first = found[form.id].source
+            errors.append(FormFileError(str(path), None, "id", f"id '{form.id}' is already used by {first}"))
+            continue
+        found[form.id] = form
+    return found, errors
+
+
+class _Checker(FormChecker):
+    """Turn parsed YAML into an Instrument, collecting every error on the way."""
 
     def mapping(self, value: Any, field: str, parent: Any, item: str | None = None) -> LineMap | None:
         if isinstance(value, LineMap):

@@ -10,9 +10,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from .instruments import FormFileError, read_form_yaml
+from .instruments import FormChecker, FormFileError, read_form_yaml
 from .yamlfile import LineMap
 
 INTAKE_FILE = "intake.yaml"
@@ -76,19 +75,7 @@ def _read(path: Path) -> tuple[Intake | None, list[FormFileError]]:
     return (None, checker.errors) if checker.errors else (intake, [])
 
 
-class _Checker:
-    def __init__(self, file: str) -> None:
-        self.file = file
-        self.errors: list[FormFileError] = []
-
-    def error(self, where: Any, field: str | None, message: str, item: str | None = None) -> None:
-        line = where.key_lines.get(field, where.line) if isinstance(where, LineMap) else None
-        self.errors.append(FormFileError(self.file, item, field, message, line))
-
-    def only_keys(self, mapping: LineMap, allowed: tuple[str, ...], item: str | None = None) -> None:
-        for key in mapping:
-            if key not in allowed:
-                self.error(mapping, str(key), "unknown field; allowed: " + ", ".join(allowed), item)
+class _Checker(FormChecker):
 
     def text(self, mapping: LineMap, key: str, item: str | None) -> str:
         value = mapping.get(key)
@@ -98,7 +85,7 @@ class _Checker:
         return value.strip()
 
     def intake(self, data: LineMap) -> Intake:
-        self.only_keys(data, ("exclusions", "safety_steps"))
+        self.keys(data, ("exclusions", "safety_steps"))
         return Intake(self.exclusions(data), self.safety_steps(data))
 
     def exclusions(self, data: LineMap) -> tuple[Exclusion, ...]:
@@ -116,7 +103,7 @@ class _Checker:
                 self.error(entry, "code", "must be lower-case letters, digits and _, starting with a letter",
                            str(index))
                 continue
-            self.only_keys(entry, ("code", "label", "urgency"), code)
+            self.keys(entry, ("code", "label", "urgency"), code)
             if any(e.code == code for e in found):
                 self.error(entry, "code", f"'{code}' is used twice", code)
             label = self.text(entry, "label", code)
@@ -131,14 +118,14 @@ class _Checker:
         if not isinstance(block, LineMap):
             self.error(data, "safety_steps", "must be a mapping with 'urgent' and 'routine'")
             return {}
-        self.only_keys(block, URGENCIES)
+        self.keys(block, URGENCIES)
         result = {}
         for urgency in URGENCIES:
             entry = block.get(urgency)
             if not isinstance(entry, LineMap):
                 self.error(block, urgency, f"needs '{urgency}' with a title and a list of steps")
                 continue
-            self.only_keys(entry, ("title", "steps"), urgency)
+            self.keys(entry, ("title", "steps"), urgency)
             title = self.text(entry, "title", urgency)
             steps = entry.get("steps")
             if not isinstance(steps, list) or not steps or not all(isinstance(s, str) and s.strip() for s in steps):

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .instruments import FormFileError, Option, read_form_yaml
+from .instruments import FormChecker, FormFileError, Option, read_form_directory, read_form_yaml
 from .yamlfile import LineMap
 
 SCORING_METHODS = ("mean", "sum")
@@ -128,21 +128,8 @@ def load_ratings(directory: Path) -> dict[str, RatingForm]:
 
 
 def _read_all(directory: Path) -> tuple[dict[str, RatingForm], list[FormFileError]]:
-    if not directory.is_dir():
-        return {}, []  # a programme without supervision ratings
-    found: dict[str, RatingForm] = {}
-    errors: list[FormFileError] = []
-    for path in sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")]):
-        form, file_errors = read_rating_form(path)
-        errors += file_errors
-        if form is None:
-            continue
-        if form.id in found:
-            first = found[form.id].source
-            errors.append(FormFileError(str(path), None, "id", f"id '{form.id}' is already used by {first}"))
-            continue
-        found[form.id] = form
-    return found, errors
+    # A programme without supervision ratings has no folder: that is fine.
+    return read_form_directory(directory, read_rating_form, required=False)
 
 
 def read_rating_form(path: Path) -> tuple[RatingForm | None, list[FormFileError]]:
@@ -157,19 +144,7 @@ def read_rating_form(path: Path) -> tuple[RatingForm | None, list[FormFileError]
     return (None, checker.errors) if checker.errors else (form, [])
 
 
-class _Checker:
-    def __init__(self, file: str) -> None:
-        self.file = file
-        self.errors: list[FormFileError] = []
-
-    def error(self, where: Any, field: str | None, message: str, item: str | None = None) -> None:
-        line = where.key_lines.get(field, where.line) if isinstance(where, LineMap) else None
-        self.errors.append(FormFileError(self.file, item, field, message, line))
-
-    def keys(self, data: LineMap, allowed: tuple[str, ...], item: str | None = None) -> None:
-        for key in data:
-            if key not in allowed:
-                self.error(data, str(key), "unknown field; allowed: " + ", ".join(allowed), item)
+class _Checker(FormChecker):
 
     def text(self, data: LineMap, field: str, item: str | None = None, required: bool = True) -> str | None:
         if field not in data:
