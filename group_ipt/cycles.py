@@ -775,8 +775,12 @@ def session_end(session: dict) -> datetime:
     return start + timedelta(minutes=session["minutes"])
 
 
+# I18N: the phases of a group IPT cycle
 PHASE_LABELS = {"pre-group": N_("pre-group"), "initial": N_("initial phase"), "middle": N_("middle phase"),
                 "termination": N_("termination phase")}
+# I18N: the four problem areas, in the plain names used with lay facilitators
+PROBLEM_AREA_LABELS = {"grief": N_("grief"), "disputes": N_("disagreements / disputes"),
+                       "transitions": N_("life changes"), "isolation": N_("loneliness / isolation")}
 
 
 def _english(msgid: str, **params: Any) -> str:

@@ -114,7 +114,7 @@ def sex_label(lang: PdfLanguage, sex: str) -> str:
 def problem_area_label(lang: PdfLanguage, code: str) -> str:
     """Return the plain, translated name of a problem area (the code itself when unknown)."""
     _ = lang.translate
-    # I18N: problem areas, in the plain words used with lay facilitators
+    # I18N: problem areas, shorter than on screen so 16 sessions and 15 members fit on one page
     labels = {
         "grief": _("grief"),
         "disputes": _("disagreements"),

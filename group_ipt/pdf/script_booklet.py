@@ -35,6 +35,7 @@ from reportlab.platypus import (
     TableStyle,
 )
 
+from ..cycles import PHASE_LABELS
 from . import (
     FONT,
     FONT_BOLD,
@@ -131,14 +132,8 @@ class Booklet:
 
 def phase_label(lang: PdfLanguage, phase: str) -> str:
     """Return the translated name of a protocol phase (the code itself when unknown)."""
-    _ = lang.translate
-    labels = {
-        "pre-group": _("individual meeting before the group"),
-        "initial": _("initial phase"),
-        "middle": _("middle phase"),
-        "termination": _("ending phase"),
-    }
-    return labels.get(phase, phase)
+    text = PHASE_LABELS.get(phase)
+    return lang.translate(text) if text else phase
 
 
 def session_heading(lang: PdfLanguage, script: _SessionLike) -> str:

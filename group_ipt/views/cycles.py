@@ -20,9 +20,7 @@ bp = Blueprint("cycles", __name__)
 
 # I18N: kind of group, as chosen when a cycle is created
 GROUP_TYPE_LABELS = {"women": _l("women"), "men": _l("men"), "mixed": _l("mixed"), "adolescents": _l("adolescents")}
-# I18N: the four problem areas, in the plain names used with lay facilitators
-PROBLEM_AREA_LABELS = {"grief": _l("grief"), "disputes": _l("disagreements / disputes"),
-                       "transitions": _l("life changes"), "isolation": _l("loneliness / isolation")}
+PROBLEM_AREA_LABELS = {code: _l(text) for code, text in cycles.PROBLEM_AREA_LABELS.items()}
 ATTENDANCE_LABELS = {"present": _l("present"), "absent": _l("absent"), "excused": _l("excused"), "late": _l("late")}
 TREND_LABELS = {"better": _l("better"), "same": _l("same"), "worse": _l("worse")}
 SESSION_STATUS_LABELS = {"scheduled": _l("planned"), "held": _l("held"), "cancelled": _l("cancelled")}

@@ -12,9 +12,7 @@ from ..db import get_db, rows
 
 bp = Blueprint("scripts", __name__)
 
-# I18N: the phases of a group IPT cycle
-PHASE_LABELS = {"pre-group": _l("pre-group"), "initial": _l("initial phase"), "middle": _l("middle phase"),
-                "termination": _l("ending phase")}
+PHASE_LABELS = {code: _l(text) for code, text in cycles.PHASE_LABELS.items()}
 
 
 @bp.app_context_processor
