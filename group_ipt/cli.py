@@ -378,6 +378,9 @@ def serve(ctx: Context, host, port, threads, dev, with_demo, central):
             "or pass --dev to use an insecure development key."
         )
     server = waitress.create_server(app, host=host, port=port, threads=threads, clear_untrusted_proxy_headers=True)
+    from .report_store import start_background_refresh
+
+    start_background_refresh(app, app.config["REPORT_REFRESH_SECONDS"])
     click.echo(f"group-ipt is running at http://{host}:{server.effective_port}/  (press Ctrl+C to stop)", err=False)
     sys.stdout.flush()
     try:
@@ -931,6 +934,38 @@ def pdf_script(ctx: Context, protocol, number, lang, output):
     except pdfdata.NotFound as exc:
         raise click.ClickException(f"{exc} (protocols: {', '.join(sorted(forms.protocols))}).") from exc
     _write_pdf(script_booklet.render(data, language), output)
+
+
+@cli.group()
+def reports():
+    """Keep the indicators' stored figures up to date.
+
+    Example: group-ipt reports refresh
+    """
+
+
+@reports.command("refresh")
+@click.option("--all", "everything", is_flag=True, help="Recompute every cycle, not only the changed ones.")
+@pass_ctx
+def reports_refresh(ctx: Context, everything: bool):
+    """Recompute the stored figures of the cycles changed since the last report, and say how long it took.
+
+    Example: group-ipt reports refresh --all
+    """
+    import time
+
+    from . import clock
+    from .report_store import mark_all_stale, refresh
+
+    db = ctx.require_db()
+    app = ctx.app()
+    if everything:
+        mark_all_stale(db)
+    started = time.perf_counter()
+    done = refresh(db, app.extensions["group_ipt_forms"].protocols, today=clock.today(),
+                   grace_days=app.config["MEASURE_GRACE_DAYS"])
+    db.close()
+    click.echo(f"Recomputed the figures of {done} cycle(s) in {time.perf_counter() - started:.1f} s.")
 
 
 @cli.group()

@@ -122,18 +122,39 @@ def session_history(db: sqlite_utils.Database, cycle_id: str) -> list[dict]:
     )
 
 
+MEMBERS_SQL = (
+    "select m.*, p.code as participant_code, p.name, p.sex, p.birth_year, p.village, p.phone,"
+    " p.status as participant_status, t.cycle_id as transferred_to_cycle_id,"
+    " (select code from cycles where id = t.cycle_id) as transferred_to_code"
+    " from members m join participants p on p.id = m.participant_id"
+    " left join members t on t.id = m.transferred_to where m.cycle_id in ({cycles})"
+)
+MEMBERS_ORDER = " order by m.status != 'active', p.name collate nocase"
+
+
 def members(db: sqlite_utils.Database, cycle_id: str, *, active_only: bool = False) -> list[dict]:
     """Return a cycle's members with their participant's name, code, sex, village and phone."""
-    sql = (
-        "select m.*, p.code as participant_code, p.name, p.sex, p.birth_year, p.village, p.phone,"
-        " p.status as participant_status, t.cycle_id as transferred_to_cycle_id,"
-        " (select code from cycles where id = t.cycle_id) as transferred_to_code"
-        " from members m join participants p on p.id = m.participant_id"
-        " left join members t on t.id = m.transferred_to where m.cycle_id = ?"
-    )
+    sql = MEMBERS_SQL.format(cycles="?")
     if active_only:
         sql += " and m.status = 'active'"
-    return rows(db, sql + " order by m.status != 'active', p.name collate nocase", (cycle_id,))
+    return rows(db, sql + MEMBERS_ORDER, (cycle_id,))
+
+
+def members_of(db: sqlite_utils.Database, cycle_ids: list[str]) -> dict[str, list[dict]]:
+    """Return :func:`members` of several cycles in one query: {cycle id: members in the same order}."""
+    result: dict[str, list[dict]] = {}
+    for r in db.query(MEMBERS_SQL.format(cycles=_in(cycle_ids)) + MEMBERS_ORDER, list(cycle_ids)):
+        result.setdefault(r["cycle_id"], []).append(r)
+    return result
+
+
+def sessions_of(db: sqlite_utils.Database, cycle_ids: list[str]) -> dict[str, list[dict]]:
+    """Return :func:`sessions` of several cycles in one query: {cycle id: sessions in date order}."""
+    result: dict[str, list[dict]] = {}
+    for r in db.query(f"select * from sessions where cycle_id in ({_in(cycle_ids)})"
+                      " order by scheduled_date, number, created_at", list(cycle_ids)):
+        result.setdefault(r["cycle_id"], []).append(r)
+    return result
 
 
 def get_member(db: sqlite_utils.Database, member_id: str, site_ids: list[str] | None = None) -> dict | None:
@@ -264,12 +285,18 @@ def _check_facilitators(db: sqlite_utils.Database, site_id: str, facilitator_ids
 
 def site_facilitators(db: sqlite_utils.Database, site_id: str) -> list[dict]:
     """Return the active users of a site who may lead a group."""
+    return facilitators_of_sites(db, [site_id])
+
+
+def facilitators_of_sites(db: sqlite_utils.Database, site_ids: list[str]) -> list[dict]:
+    """Return the active users of any of these sites who may lead a group, each once."""
     return rows(
         db,
-        "select u.id, u.username, u.display_name, u.role from users u join user_sites us on us.user_id = u.id"
-        " where us.site_id = ? and u.active = 1 and u.role in ('facilitator', 'coordinator', 'supervisor')"
+        "select u.id, u.username, u.display_name, u.role from users u"
+        f" where u.id in (select user_id from user_sites where site_id in ({_in(site_ids)}))"
+        " and u.active = 1 and u.role in ('facilitator', 'coordinator', 'supervisor')"
         " order by u.role != 'facilitator', u.display_name",
-        (site_id,),
+        list(site_ids),
     )
 
 

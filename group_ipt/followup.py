@@ -44,26 +44,37 @@ def absence_streak(statuses: Sequence[str]) -> int:
     return streak
 
 
+MEMBER_RECORDS_SQL = (
+    "select a.member_id, a.status, x.id as session_id, x.cycle_id, x.number, x.kind, x.scheduled_date"
+    " from attendance a join sessions x on x.id = a.session_id where x.cycle_id in ({cycles}) and x.status = 'held'"
+    " order by x.scheduled_date, x.created_at"
+)
+
+
 def member_records(db: sqlite_utils.Database, cycle_id: str) -> dict[str, list[dict]]:
     """Return each member's attendance at the held sessions of a cycle, oldest first."""
-    result: dict[str, list[dict]] = {}
-    for r in db.query(
-        "select a.member_id, a.status, x.id as session_id, x.number, x.kind, x.scheduled_date from attendance a"
-        " join sessions x on x.id = a.session_id where x.cycle_id = ? and x.status = 'held'"
-        " order by x.scheduled_date, x.created_at",
-        (cycle_id,),
-    ):
-        result.setdefault(r["member_id"], []).append(r)
+    return member_records_of(db, [cycle_id]).get(cycle_id, {})
+
+
+def member_records_of(db: sqlite_utils.Database, cycle_ids: Sequence[str]) -> dict[str, dict[str, list[dict]]]:
+    """Return :func:`member_records` of several cycles in one query: {cycle id: {member id: records}}."""
+    result: dict[str, dict[str, list[dict]]] = {}
+    for r in db.query(MEMBER_RECORDS_SQL.format(cycles=_in(cycle_ids)), list(cycle_ids)):
+        result.setdefault(r["cycle_id"], {}).setdefault(r["member_id"], []).append(r)
     return result
+
+
+def _group_attended(records: dict[str, list[dict]]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for member_id, found in records.items():
+        numbers = {r["number"] for r in found if r["status"] in ATTENDED and r["number"] > 0}
+        counts[member_id] = len(numbers)
+    return counts
 
 
 def attended_group_sessions(db: sqlite_utils.Database, cycle_id: str) -> dict[str, int]:
     """Return, per member, how many distinct group session numbers they attended (make-ups included)."""
-    counts: dict[str, int] = {}
-    for member_id, records in member_records(db, cycle_id).items():
-        numbers = {r["number"] for r in records if r["status"] in ATTENDED and r["number"] > 0}
-        counts[member_id] = len(numbers)
-    return counts
+    return _group_attended(member_records(db, cycle_id))
 
 
 @dataclass(frozen=True)
@@ -161,12 +172,17 @@ def member_summaries(db: sqlite_utils.Database, cycle: dict, protocol: Protocol)
     reached the rule), ``on_track`` (can still reach it) or ``dropping_out``
     (cannot any more with the sessions left).
     """
-    cycle_sessions = sessions(db, cycle["id"])
-    records = member_records(db, cycle["id"])
-    attended = attended_group_sessions(db, cycle["id"])
+    return summarise_members(sessions(db, cycle["id"]), member_records(db, cycle["id"]), members(db, cycle["id"]),
+                             protocol)
+
+
+def summarise_members(cycle_sessions: list[dict], records: dict[str, list[dict]], cycle_members: list[dict],
+                      protocol: Protocol) -> dict[str, dict]:
+    """Compute :func:`member_summaries` from rows already read (the indicators read many cycles at once)."""
+    attended = _group_attended(records)
     left = {s["number"] for s in cycle_sessions if s["kind"] == "group" and s["status"] == "scheduled"}
     result = {}
-    for member in members(db, cycle["id"]):
+    for member in cycle_members:
         mine = records.get(member["id"], [])
         got = attended.get(member["id"], 0)
         done_numbers = {r["number"] for r in mine if r["status"] in ATTENDED}

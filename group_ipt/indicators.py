@@ -33,19 +33,20 @@ from typing import Any
 
 import sqlite_utils
 
-from . import followup
-from .cycles import members as cycle_members
-from .cycles import sessions as cycle_sessions
+from . import cycles as cycles_module
+from . import followup, report_store
 from .errors import N_
 from .periods import Period
 from .protocols import Protocol
 
-OUTCOME_INSTRUMENT = "phq9"
+OUTCOME_INSTRUMENT = "phq9"  # also named in the triggers of schema/m0007_report_store.py
 REMISSION_BELOW = 5  # PHQ-9 total under 5: minimal symptoms
 RESPONSE_SHARE = 0.5  # at least a 50% drop from baseline
 SITE, FACILITATOR, PROTOCOL, GROUP_TYPE = "site", "facilitator", "protocol", "group_type"
 ALL_FILTERS = (SITE, FACILITATOR, PROTOCOL, GROUP_TYPE)
 PERSON_FILTERS = (SITE, FACILITATOR)  # screening and referrals happen before any cycle
+RAISED_ON = "coalesce(s.administered_on, substr(r.created_at, 1, 10))"  # a referral's date
+NEXT_DUE = "(select min(f.due_on) from referral_followups f where f.referral_id = r.id and f.done_on is null)"
 
 
 class UnknownIndicator(LookupError):
@@ -64,6 +65,7 @@ class Filters:
     facilitator_id: str | None = None
     protocol_id: str | None = None
     group_type: str | None = None
+    cycle_ids: tuple[str, ...] | None = None  # only these cycles (the stored figures are computed per cycle)
 
     def active(self) -> tuple[str, ...]:
         """Return the filters beyond site and period that are set."""
@@ -252,6 +254,32 @@ def _mean(values: list[float]) -> float | None:
     return sum(values) / len(values) if values else None
 
 
+OUTCOME_CHUNK = 200  # closed cycles read together
+
+
+@dataclass
+class _CycleRows:
+    """The sessions, members, attendance and PHQ-9 scores of several cycles, read in four queries."""
+
+    sessions: dict[str, list[dict]]
+    members: dict[str, list[dict]]
+    records: dict[str, dict[str, list[dict]]]
+    scores: dict[str, list[dict]]
+
+    @classmethod
+    def read(cls, db: sqlite_utils.Database, cycle_ids: list[str]) -> _CycleRows:
+        members = cycles_module.members_of(db, cycle_ids)
+        scores: dict[str, list[dict]] = {pid: [] for found in members.values() for pid in
+                                         (m["participant_id"] for m in found)}
+        for r in db.query(
+            f"select * from screenings where participant_id in (select participant_id from members"
+            f" where cycle_id in ({_marks(cycle_ids)})) and instrument_id = ? and total is not null"
+            " order by administered_on, created_at", [*cycle_ids, OUTCOME_INSTRUMENT],
+        ):
+            scores.setdefault(r["participant_id"], []).append(r)
+        return cls(cycles_module.sessions_of(db, cycle_ids), members, followup.member_records_of(db, cycle_ids), scores)
+
+
 class Report:
     """All indicators of one set of filters, computed once, with the records behind each."""
 
@@ -285,6 +313,9 @@ class Report:
         if f.facilitator_id:
             sql += f" and {alias}.id in (select cycle_id from cycle_facilitators where user_id = ?)"
             params.append(f.facilitator_id)
+        if f.cycle_ids is not None:
+            sql += f" and {alias}.id in ({_marks(f.cycle_ids)})"
+            params += f.cycle_ids
         return sql, params
 
     # -- families: each returns its records; the figures are counted from them
@@ -306,35 +337,52 @@ class Report:
             params.append(self.filters.facilitator_id)
         return list(self.db.query(sql + " group by s.participant_id order by first_screened_on, p.code", params))
 
-    def _referral_rows(self, *, open_only: bool) -> list[dict]:
+    def _referral_query(self, columns: str, *, open_only: bool) -> tuple[str, list]:
+        """Return a query of ``columns`` over the referrals raised in the period (or still open at its end)."""
         where, params = self._sites("r.site_id")
-        raised = "coalesce(s.administered_on, substr(r.created_at, 1, 10))"
         if open_only:
             period = ""
             if self.filters.period is not None:
-                period = f" and {raised} <= ?"
+                period = f" and {RAISED_ON} <= ?"
                 params.append(self.filters.period.end.isoformat())
             period += " and r.status != 'closed'"
         else:
-            period, more = self._in_period(raised)
+            period, more = self._in_period(RAISED_ON)
             params += more
         sql = (
-            f"select p.code as participant_code, p.name, si.code as site_code, {raised} as raised_on, r.urgency,"
-            " r.status, r.triggers_json,"
-            " (select min(f.due_on) from referral_followups f where f.referral_id = r.id and f.done_on is null)"
-            " as next_due_on"
-            " from referrals r join participants p on p.id = r.participant_id join sites si on si.id = r.site_id"
-            f" left join screenings s on s.id = r.screening_id where 1 = 1{where}{period}"
+            f"select {columns} from referrals r join participants p on p.id = r.participant_id"
+            f" join sites si on si.id = r.site_id left join screenings s on s.id = r.screening_id"
+            f" where 1 = 1{where}{period}"
         )
         if self.filters.facilitator_id:
             sql += " and r.created_by = ?"
             params.append(self.filters.facilitator_id)
+        return sql, params
+
+    def _referral_rows(self, *, open_only: bool) -> list[dict]:
+        sql, params = self._referral_query(
+            f"p.code as participant_code, p.name, si.code as site_code, {RAISED_ON} as raised_on, r.urgency,"
+            f" r.status, r.triggers_json, {NEXT_DUE} as next_due_on", open_only=open_only)
         found = []
         for r in self.db.query(sql + " order by raised_on, p.code", params):
             r["reasons"] = " ".join(_reason_keys(json.loads(r.pop("triggers_json") or "[]")))
             r["overdue"] = int(r["next_due_on"] is not None and r["next_due_on"] < self.today.isoformat())
             found.append(r)
         return found
+
+    def _referral_figures(self) -> tuple[int, dict[str, int], int, int]:
+        """Return referrals raised, per reason, open and overdue: counted by SQL, each trigger list read once."""
+        sql, params = self._referral_query("r.triggers_json, count(*)", open_only=False)
+        raised, reasons = 0, {}
+        for triggers, n in self.db.execute(sql + " group by 1", params):
+            raised += n
+            for key in _reason_keys(json.loads(triggers or "[]")):
+                reasons[key] = reasons.get(key, 0) + n
+        sql, params = self._referral_query(f"{NEXT_DUE} as next_due_on", open_only=True)
+        still_open, overdue = self.db.execute(
+            f"select count(*), coalesce(sum(next_due_on < ?), 0) from ({sql})",
+            [self.today.isoformat(), *params]).fetchone()
+        return raised, reasons, still_open, overdue
 
     @cached_property
     def referrals(self) -> list[dict]:
@@ -350,7 +398,8 @@ class Report:
         period, more = self._in_period("m.enrolled_on")
         return list(self.db.query(
             "select p.code as participant_code, p.name, si.code as site_code, c.code as cycle_code, m.enrolled_on,"
-            " m.status from members m join cycles c on c.id = m.cycle_id join participants p on p.id = m.participant_id"
+            " m.status, c.id as cycle_id from members m join cycles c on c.id = m.cycle_id"
+            " join participants p on p.id = m.participant_id"
             f" join sites si on si.id = c.site_id where m.transferred_from is null{where}{period}"
             " order by m.enrolled_on, c.code, p.code", params + more))
 
@@ -387,7 +436,7 @@ class Report:
             params = [*params, *self.filters.period.bounds()]
         pairs: dict[tuple[str, int], dict] = {}
         for r in self.db.query(
-            "select a.member_id, a.status, x.number, x.scheduled_date, p.code as participant_code, p.name,"
+            "select a.member_id, a.status, x.number, x.scheduled_date, x.cycle_id, p.code as participant_code, p.name,"
             " si.code as site_code, c.code as cycle_code from attendance a join sessions x on x.id = a.session_id"
             " join members m on m.id = a.member_id join participants p on p.id = m.participant_id"
             " join cycles c on c.id = x.cycle_id join sites si on si.id = c.site_id"
@@ -401,7 +450,7 @@ class Report:
                 continue
             pairs[key] = {"participant_code": r["participant_code"], "name": r["name"], "site_code": r["site_code"],
                           "cycle_code": r["cycle_code"], "session_number": r["number"],
-                          "session_date": r["scheduled_date"], "attended": attended}
+                          "session_date": r["scheduled_date"], "attended": attended, "cycle_id": r["cycle_id"]}
         found = [p for p in pairs.values() if self._within(p["session_date"])]
         return sorted(found, key=lambda p: (p["cycle_code"], p["session_number"], p["participant_code"]))
 
@@ -415,28 +464,32 @@ class Report:
             f" where c.status in ('closed', 'closed_early'){where}{period} order by c.closed_on, c.code",
             params + more))
         result = []
-        for cycle in closed:
-            result += self._cycle_outcome(cycle)
+        for start in range(0, len(closed), OUTCOME_CHUNK):  # a few queries per chunk of cycles, not per member
+            chunk = closed[start:start + OUTCOME_CHUNK]
+            data = _CycleRows.read(self.db, [c["id"] for c in chunk])
+            self._scores_cache.update(data.scores)
+            for cycle in chunk:
+                result += self._cycle_outcome(cycle, data)
         return result
 
-    def _cycle_outcome(self, cycle: dict) -> list[dict]:
+    def _cycle_outcome(self, cycle: dict, data: _CycleRows) -> list[dict]:
         protocol = self.protocols.get(cycle["protocol_id"])
-        summaries = followup.member_summaries(self.db, cycle, protocol) if protocol else {}
-        records = followup.member_records(self.db, cycle["id"])
-        sessions = cycle_sessions(self.db, cycle["id"])
+        sessions = data.sessions.get(cycle["id"], [])
+        records = data.records.get(cycle["id"], {})
+        members = data.members.get(cycle["id"], [])
+        summaries = followup.summarise_members(sessions, records, members, protocol) if protocol else {}
         regular = [s for s in sessions if s["kind"] == "group"]
         last_number = (max(p.number for p in protocol.group_sessions) if protocol and protocol.group_sessions
                        else max((s["number"] for s in regular), default=None))
         last = next((s for s in regular if s["number"] == last_number), None)
         rows = []
-        self._prefetch_scores(cycle["id"])
-        for member in cycle_members(self.db, cycle["id"]):
+        for member in members:
             if member["status"] == "transferred":
                 continue
             outcome = summaries.get(member["id"], {}).get("outcome", member["status"])
             attended = [r["number"] for r in records.get(member["id"], [])
                         if r["status"] in followup.ATTENDED and r["number"] > 0]
-            baseline = self._baseline(member)
+            baseline = self._baseline(member, data)
             end = self._end(member, cycle, last)
             row = {
                 "participant_code": member["participant_code"], "name": member["name"],
@@ -446,6 +499,7 @@ class Report:
                 "baseline_on": baseline["administered_on"] if baseline else None,
                 "end": end["total"] if end else None, "end_on": end["administered_on"] if end else None,
                 "change": None, "improved_50": None, "below_5": None,
+                "cycle_id": cycle["id"], "member_id": member["id"],
             }
             if baseline and end:
                 row["change"] = end["total"] - baseline["total"]
@@ -455,31 +509,24 @@ class Report:
             rows.append(row)
         return rows
 
+    @cached_property
+    def _scores_cache(self) -> dict[str, list[dict]]:
+        return {}
+
     def _scores(self, participant_id: str) -> list[dict]:
-        cache = self.__dict__.setdefault("_scores_cache", {})
+        cache = self._scores_cache
         if participant_id not in cache:
             cache[participant_id] = list(self.db.query(
                 "select * from screenings where participant_id = ? and instrument_id = ? and total is not null"
                 " order by administered_on, created_at", (participant_id, OUTCOME_INSTRUMENT)))
         return cache[participant_id]
 
-    def _prefetch_scores(self, cycle_id: str) -> None:
-        """Read the scores of every member of a cycle in one query (not two per member)."""
-        cache = self.__dict__.setdefault("_scores_cache", {})
-        found: dict[str, list[dict]] = {}
-        for r in self.db.query(
-            "select * from screenings where participant_id in (select participant_id from members where cycle_id = ?)"
-            " and instrument_id = ? and total is not null order by administered_on, created_at",
-            (cycle_id, OUTCOME_INSTRUMENT),
-        ):
-            found.setdefault(r["participant_id"], []).append(r)
-        for pid in (r["participant_id"] for r in self.db.query("select participant_id from members where cycle_id = ?",
-                                                                 (cycle_id,))):
-            cache.setdefault(pid, found.get(pid, []))
-
-    def _pre_group(self, cycle_id: str) -> dict | None:
+    def _pre_group(self, cycle_id: str, data: _CycleRows) -> dict | None:
+        if cycle_id in data.sessions:
+            found = [s for s in data.sessions[cycle_id] if s["kind"] == "pre-group"]
+            return min(found, key=lambda s: (s["number"], s["created_at"])) if found else None
         cache = self.__dict__.setdefault("_pre_group_cache", {})
-        if cycle_id not in cache:
+        if cycle_id not in cache:  # a transferred member's first cycle, outside the chunk read
             cache[cycle_id] = next(iter(self.db.query(
                 "select * from sessions where cycle_id = ? and kind = 'pre-group' order by number, created_at limit 1",
                 (cycle_id,))), None)
@@ -498,9 +545,9 @@ class Report:
             current = earlier
         return current
 
-    def _baseline(self, member: dict) -> dict | None:
+    def _baseline(self, member: dict, data: _CycleRows) -> dict | None:
         first = self._first_membership(member)
-        pre_group = self._pre_group(first["cycle_id"])
+        pre_group = self._pre_group(first["cycle_id"], data)
         scores = self._scores(member["participant_id"])
         due_on = date.fromisoformat((pre_group or first)["scheduled_date" if pre_group else "enrolled_on"])
         matched = [s for s in scores if followup.screening_matches(
@@ -526,19 +573,25 @@ class Report:
     def fidelity(self) -> list[dict]:
         where, params = self._cycle_filter()
         period, more = self._in_period("x.scheduled_date")
-        found = []
+        found: dict[str, dict] = {}
         for r in self.db.query(
-            "select x.id, c.code as cycle_code, si.code as site_code, x.number as session_number,"
-            " x.scheduled_date as session_date from sessions x join cycles c on c.id = x.cycle_id"
-            f" join sites si on si.id = c.site_id where x.status = 'held' and x.kind = 'group'{where}{period}"
+            "select x.id, x.cycle_id, c.code as cycle_code, si.code as site_code, x.number as session_number,"
+            " x.scheduled_date as session_date, f.id as checklist_id, f.answers_json from sessions x"
+            " join cycles c on c.id = x.cycle_id join sites si on si.id = c.site_id"
+            " left join fidelity_checklists f on f.session_id = x.id"
+            f" where x.status = 'held' and x.kind = 'group'{where}{period}"
             " order by x.scheduled_date, c.code", params + more,
         ):
-            checklists = [json.loads(f["answers_json"] or "{}") for f in self.db.query(
-                "select answers_json from fidelity_checklists where session_id = ?", (r.pop("id"),))]
-            answers = [bool(v) for answers in checklists for v in answers.values() if v is not None]
-            found.append({**r, "checklists": len(checklists), "items_done": sum(answers),
-                          "items_answered": len(answers)})
-        return found
+            session_id, checklist_id, answers_json = r.pop("id"), r.pop("checklist_id"), r.pop("answers_json")
+            here = found.setdefault(session_id, {**r, "checklists": 0, "items_done": 0, "items_answered": 0,
+                                                 "session_id": session_id})
+            if checklist_id is None:
+                continue
+            answers = [bool(v) for v in json.loads(answers_json or "{}").values() if v is not None]
+            here["checklists"] += 1
+            here["items_done"] += sum(answers)
+            here["items_answered"] += len(answers)
+        return list(found.values())
 
     # -- figures
 
@@ -584,7 +637,7 @@ class Report:
         base = {"id": spec.id, "section": spec.section, "label": spec.label, "definition": spec.definition,
                 "kind": spec.kind, "filtered_by": spec.filtered_by}
         if spec.kind == "count":
-            parts = _reason_parts(rows) if spec.id == "referrals" else ()
+            parts = _reason_parts(_reason_counts(rows)) if spec.id == "referrals" else ()
             return Indicator(**base, value=len(rows), parts=parts)
         if spec.id == "attendance_rate":
             attended = sum(r["attended"] for r in rows)
@@ -618,17 +671,152 @@ class Report:
 
     @cached_property
     def indicators(self) -> list[Indicator]:
+        """Every indicator, in the order of SPECS, from the stored per-cycle figures (see report_store)."""
+        if self.filters.cycle_ids is not None:
+            return self.indicators_from_records()
+        self.refresh_store()
+        found = self._stored_figures()
+        return [found[spec.id] for spec in SPECS]
+
+    def indicators_from_records(self) -> list[Indicator]:
+        """Every indicator counted from its records (slow on a big programme; tests check both agree)."""
         return [self.indicator(spec) for spec in SPECS]
+
+    def refresh_store(self) -> int:
+        return report_store.refresh(self.db, self.protocols, today=self.today, grace_days=self.grace_days)
+
+    def _one(self, sql: str, params: list) -> tuple:
+        return self.db.execute(sql, params).fetchone()
+
+    def _stored_figures(self) -> dict[str, Indicator]:
+        found: dict[str, Indicator] = {}
+
+        def put(id_: str, value: float | None, numerator: int | None = None, denominator: int | None = None,
+                parts: tuple[Part, ...] = ()) -> None:
+            spec = SPEC_BY_ID[id_]
+            found[id_] = Indicator(id=spec.id, section=spec.section, label=spec.label, definition=spec.definition,
+                                   kind=spec.kind, filtered_by=spec.filtered_by, value=value, numerator=numerator,
+                                   denominator=denominator, parts=parts)
+
+        # Screening and referrals: before any cycle, read as they are (the referrals are few).
+        where, params = self._sites("s.site_id")
+        period, more = self._in_period("s.administered_on")
+        params += more
+        by = ""
+        if self.filters.facilitator_id:
+            by = " and s.administered_by = ?"
+            params.append(self.filters.facilitator_id)
+        screened, eligible = self._one(
+            "select count(*), coalesce(sum(e), 0) from (select max(coalesce(s.eligible, 0)) as e from screenings s"
+            f" where s.occasion = 'screening'{where}{period}{by} group by s.participant_id)", params)
+        put("screened", screened)
+        put("eligible", eligible)
+        raised, reasons, still_open, overdue = self._referral_figures()
+        put("referrals", raised, parts=_reason_parts(reasons))
+        put("referrals_open", still_open)
+        put("referrals_overdue", overdue)
+
+        put("enrolled", sum(n for _day, n in self._enrolled_per_day))
+        where, params = self._stored_filter("r")
+        period, more = self._in_period("r.first_held_on")
+        put("cycles_started", self._one(
+            f"select count(*) from report_cycles r where r.first_held_on is not null{where}{period}", params + more)[0])
+        period, more = self._in_period("r.closed_on")
+        closed = dict(self.db.execute(
+            "select r.status, count(*) from report_cycles r where r.status in ('closed', 'closed_early')"
+            f" and r.closed_on is not null{where}{period} group by r.status", params + more).fetchall())
+        put("cycles_completed", closed.get("closed", 0))
+        put("cycles_closed_early", closed.get("closed_early", 0))
+
+        where, params = self._stored_filter("a")
+        period, more = self._in_period("a.session_date")
+        by_number = self.db.execute(
+            "select a.session_number, sum(a.attended), sum(a.marked) from report_attendance a"
+            f" where 1 = 1{where}{period} group by a.session_number order by a.session_number",
+            params + more).fetchall()
+        attended, marked = sum(r[1] for r in by_number), sum(r[2] for r in by_number)
+        put("attendance_rate", _share(attended, marked), attended, marked,
+            tuple(Part(str(n), N_("session %(number)s"), {"number": n}, _share(a, m), a, m) for n, a, m in by_number))
+
+        # Per outcome and last session attended: the members, and of those with both scores
+        # their count and the sums the means and shares need.
+        outcome_from, outcome_params = self._stored_outcomes()
+        ended = self.db.execute(
+            "select o.outcome, o.last_session_attended, sum(o.members), sum(o.scored), sum(o.baseline_sum),"
+            f" sum(o.end_sum), sum(o.change_sum), sum(o.improved), sum(o.below_5) {outcome_from} group by 1, 2",
+            outcome_params).fetchall()
+        cohort = sum(r[2] for r in ended)
+        completed = sum(r[2] for r in ended if r[0] == "completed")
+        dropped: dict[int, int] = {}
+        for r in ended:
+            if r[0] in DROPPED:
+                dropped[r[1]] = dropped.get(r[1], 0) + r[2]
+        put("members_ended", cohort)
+        put("completion_rate", _share(completed, cohort), completed, cohort)
+        put("dropout_rate", _share(sum(dropped.values()), cohort), sum(dropped.values()), cohort, tuple(
+            Part(str(n), N_("attended no group session") if n == 0 else N_("after session %(number)s"),
+                 {"number": n}, _share(count, cohort), count, cohort) for n, count in sorted(dropped.items())))
+        for group in ("completers", "everyone"):
+            mine = [r for r in ended if group == "everyone" or r[0] == "completed"]
+            n = sum(r[3] for r in mine)
+            baseline, end, change, improved, below = (sum(r[i] or 0 for r in mine) for i in range(4, 9))
+            put(f"{group}_scored", n)
+            put(f"{group}_no_end_score", sum(r[2] for r in mine) - n)
+            put(f"{group}_baseline_mean", baseline / n if n else None, denominator=n)
+            put(f"{group}_end_mean", end / n if n else None, denominator=n)
+            put(f"{group}_change_mean", change / n if n else None, denominator=n)
+            put(f"{group}_response_rate", _share(improved, n), improved, n)
+            put(f"{group}_remission_rate", _share(below, n), below, n)
+
+        where, params = self._stored_filter("r")
+        period, more = self._in_period("r.session_date")
+        sessions, with_list, done, answered = self._one(
+            "select count(*), coalesce(sum(r.checklists > 0), 0), coalesce(sum(r.items_done), 0),"
+            f" coalesce(sum(r.items_answered), 0) from report_fidelity r where 1 = 1{where}{period}", params + more)
+        put("fidelity_checklist_rate", _share(with_list, sessions), with_list, sessions)
+        put("fidelity_items_rate", _share(done, answered), done, answered)
+        return found
+
+    def _stored_filter(self, alias: str) -> tuple[str, list]:
+        """Return the filters on stored rows, which carry their cycle's site, protocol and group type."""
+        sql, params = self._sites(f"{alias}.site_id")
+        f = self.filters
+        if f.protocol_id:
+            sql += f" and {alias}.protocol_id = ?"
+            params.append(f.protocol_id)
+        if f.group_type:
+            sql += f" and {alias}.group_type = ?"
+            params.append(f.group_type)
+        if f.facilitator_id:
+            sql += f" and {alias}.cycle_id in (select cycle_id from cycle_facilitators where user_id = ?)"
+            params.append(f.facilitator_id)
+        return sql, params
+
+    def _stored_outcomes(self) -> tuple[str, list]:
+        """Return the FROM ... WHERE of the stored outcome rows of the cycles closed in the period."""
+        where, params = self._stored_filter("o")
+        period, more = self._in_period("o.closed_on")
+        return f"from report_outcomes o where 1 = 1{where}{period}", params + more
+
+    @cached_property
+    def _enrolled_per_day(self) -> list[tuple[date, int]]:
+        """Return (day, members enrolled that day, transfers not counted) for the enrolment figure and chart."""
+        self.refresh_store()
+        where, params = self._stored_filter("e")
+        period, more = self._in_period("e.enrolled_on")
+        return [(date.fromisoformat(day), n) for day, n in self.db.execute(
+            f"select e.enrolled_on, sum(e.members) from report_enrolment e where 1 = 1{where}{period} group by 1",
+            params + more)]
 
     # -- chart series
 
     def enrolment_series(self) -> list[tuple[str, int]]:
         """Return (bucket label, people enrolled): ISO weeks for up to 13 weeks, else months."""
-        days = [date.fromisoformat(r["enrolled_on"][:10]) for r in self.enrolment]
+        per_day = self._enrolled_per_day
         if self.filters.period is not None:
             start, end = self.filters.period.start, self.filters.period.end
-        elif days:
-            start, end = min(days), max(days)
+        elif per_day:
+            start, end = min(d for d, _n in per_day), max(d for d, _n in per_day)
         else:
             return []
         weekly = (end - start).days <= 92
@@ -638,17 +826,38 @@ class Report:
             counts.setdefault(_bucket(day, weekly), 0)
             day += timedelta(days=1 if weekly else 28)
         counts.setdefault(_bucket(end, weekly), 0)
-        for d in days:
-            counts[_bucket(d, weekly)] = counts.get(_bucket(d, weekly), 0) + 1
+        for d, n in per_day:
+            counts[_bucket(d, weekly)] = counts.get(_bucket(d, weekly), 0) + n
         return sorted(counts.items())
 
     def score_change_by_cycle(self, group: str = "everyone") -> list[dict]:
         """Return per closed cycle: members with both scores, mean baseline and mean end score."""
-        by_cycle: dict[str, list[dict]] = {}
-        for r in self._outcome_rows(f"{group}_scored"):
-            by_cycle.setdefault(r["cycle_code"], []).append(r)
-        return [{"cycle_code": code, "members": len(found), "baseline": _mean([r["baseline"] for r in found]),
-                 "end": _mean([r["end"] for r in found])} for code, found in sorted(by_cycle.items())]
+        return [{"cycle_code": code, "members": n, "baseline": baseline / n, "end": end / n}
+                for code, _site, n, baseline, end in self._score_sums(group)]
+
+    def score_change_by_site(self, group: str = "everyone") -> list[dict]:
+        """Return the same per site (a national view has hundreds of cycles)."""
+        sums: dict[str, list] = {}
+        for _code, site, n, baseline, end in self._score_sums(group):
+            found = sums.setdefault(site, [0, 0.0, 0.0])
+            found[0] += n
+            found[1] += baseline
+            found[2] += end
+        return [{"site_code": site, "members": n, "baseline": baseline / n, "end": end / n}
+                for site, (n, baseline, end) in sorted(sums.items())]
+
+    def _score_sums(self, group: str) -> list[tuple]:
+        """Return (cycle code, site code, members with both scores, sum of baselines, sum of end scores)."""
+        cache = self.__dict__.setdefault("_score_sums_cache", {})
+        if group not in cache:
+            self.refresh_store()
+            outcome_from, params = self._stored_outcomes()
+            only = " and o.outcome = 'completed'" if group == "completers" else ""
+            cache[group] = self.db.execute(
+                "select o.cycle_code, (select code from sites where id = o.site_id), sum(o.scored),"
+                f" sum(o.baseline_sum), sum(o.end_sum) {outcome_from}{only} and o.scored > 0 group by o.cycle_id"
+                " order by 1", params).fetchall()
+        return cache[group]
 
 
 DROPPED = ("dropped_out", "withdrawn", "dropping_out")
@@ -676,11 +885,7 @@ REASON_LABELS = {"risk_answer": N_("risk answer on a questionnaire"),
                  "risk_observed": N_("risk observed by the facilitator"), "other": N_("other reason")}
 
 
-def _reason_parts(rows: list[dict]) -> tuple[Part, ...]:
-    counts: dict[str, int] = {}
-    for r in rows:
-        for key in r["reasons"].split():
-            counts[key] = counts.get(key, 0) + 1
+def _reason_parts(counts: dict[str, int]) -> tuple[Part, ...]:
     parts = []
     for key, n in sorted(counts.items()):
         if key.startswith("exclusion_"):
@@ -688,6 +893,14 @@ def _reason_parts(rows: list[dict]) -> tuple[Part, ...]:
         else:
             parts.append(Part(key, REASON_LABELS.get(key, REASON_LABELS["other"]), {}, n))
     return tuple(parts)
+
+
+def _reason_counts(rows: list[dict]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for r in rows:
+        for key in r["reasons"].split():
+            counts[key] = counts.get(key, 0) + 1
+    return counts
 
 
 def _session_parts(rows: list[dict]) -> tuple[Part, ...]:

@@ -44,6 +44,8 @@ SETTINGS = [
             "counts as overdue."),
     Setting("MEASURE_GRACE_DAYS", 14, "Days after a cycle measure's due date (baseline, mid, end, follow-up) "
             "before it shows as overdue."),
+    Setting("REPORT_REFRESH_SECONDS", 120, "While `serve` runs: seconds between background refreshes of the "
+            "indicators' stored figures for the cycles that changed (0: only when a report is opened)."),
     Setting("ELIGIBILITY_CUTOFFS", {"phq9": 10}, "Eligibility cut-off per instrument id, overriding the file's "
             "(e.g. {phq9 = 9}); an instrument not listed uses its file's cut-off."),
     Setting("REFERRAL_WEEKLY_FOLLOWUPS", 8, "Weekly safety follow-ups planned when a referral is made."),

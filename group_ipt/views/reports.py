@@ -18,7 +18,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from .. import clock, exports, indicators, report_charts
-from ..cycles import GROUP_TYPES, site_facilitators
+from ..cycles import GROUP_TYPES, facilitators_of_sites
 from ..db import get_db
 from ..errors import N_, DomainError
 from ..indicators import Filters, Report, UnknownIndicator
@@ -71,11 +71,8 @@ def _sites() -> list[dict]:
 
 
 def _facilitators(sites: list[dict]) -> list[dict]:
-    found: dict[str, dict] = {}
-    for site in sites:
-        for user in site_facilitators(get_db(), site["id"]):
-            found.setdefault(user["id"], user)
-    return sorted(found.values(), key=lambda u: u["display_name"].casefold())
+    found = facilitators_of_sites(get_db(), [s["id"] for s in sites])
+    return sorted(found, key=lambda u: u["display_name"].casefold())
 
 
 def read_filters() -> tuple[Filters, dict]:
@@ -146,11 +143,23 @@ def _period_text(filters: Filters) -> str:
     return str(filters.period) if filters.period else _("all time")
 
 
+CHART_CYCLES = 30  # most cycles one chart shows
+
+
 def _charts(report: Report, by_id: dict) -> list[dict]:
     args = filter_args()
     enrolment = report.enrolment_series()
     attendance = by_id["attendance_rate"]
-    change = report.score_change_by_cycle()
+    change = [(c["cycle_code"], c) for c in report.score_change_by_cycle()]
+    change_title = _("Mean PHQ-9 score per cycle: baseline and end")
+    if len(change) > CHART_CYCLES:  # hundreds of bars say nothing: per site, or a site's latest cycles
+        by_site = report.score_change_by_site()
+        if len(by_site) > 1:
+            change = [(c["site_code"], c) for c in by_site]
+            change_title = _("Mean PHQ-9 score per site: baseline and end")
+        else:
+            change = change[-CHART_CYCLES:]
+            change_title = _("Mean PHQ-9 score of the %(count)s latest cycles: baseline and end", count=CHART_CYCLES)
     result = []
     if enrolment:
         result.append({"title": _("People enrolled over time"), "svg": report_charts.bar_chart(
@@ -165,12 +174,12 @@ def _charts(report: Report, by_id: dict) -> list[dict]:
             title=_("Attendance by session number"), high=100, axis_format=lambda v: f"{v:g}%",
             chart_id="chart-attendance")})
     if change:
-        result.append({"title": _("Mean PHQ-9 score per cycle: baseline and end"), "svg": report_charts.change_chart(
-            [report_charts.Change(c["cycle_code"], c["baseline"], c["end"],
+        result.append({"title": change_title, "svg": report_charts.change_chart(
+            [report_charts.Change(label, c["baseline"], c["end"],
                                   _("%(before)s → %(after)s (%(count)s members)", before=show(c["baseline"], "mean"),
-                                    after=show(c["end"], "mean"), count=c["members"])) for c in change],
-            title=_("Mean PHQ-9 score per cycle: baseline and end"), before_label=_("baseline"),
-            after_label=_("end of the cycle"), chart_id="chart-change")})
+                                    after=show(c["end"], "mean"), count=c["members"])) for label, c in change],
+            title=change_title, before_label=_("baseline"), after_label=_("end of the cycle"),
+            chart_id="chart-change")})
     return result
 
 

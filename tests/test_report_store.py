@@ -1,0 +1,177 @@
+"""The stored per-cycle figures (report_store) agree with the records, and every change reaches them."""
+
+from __future__ import annotations
+
+import random
+from datetime import date
+
+import pytest
+
+from group_ipt import clock, indicators, report_store
+from group_ipt import scale as scalemod
+from group_ipt.periods import parse_period
+
+from .report_data import add_screening, build
+from .test_indicators import HALF, TODAY, site_ids
+
+FIELDS = ("value", "numerator", "denominator")
+
+
+def assert_same(stored: list[indicators.Indicator], counted: list[indicators.Indicator]) -> None:
+    """Every figure and part of the stored path equals the one counted from the records."""
+    assert [i.id for i in stored] == [i.id for i in counted]
+    for a, b in zip(stored, counted, strict=True):
+        for name in FIELDS:
+            x, y = getattr(a, name), getattr(b, name)
+            assert (x is None) == (y is None) and (x is None or x == pytest.approx(y)), (a.id, name, x, y)
+        assert [(p.key, p.label, p.params) for p in a.parts] == [(p.key, p.label, p.params) for p in b.parts], a.id
+        for p, q in zip(a.parts, b.parts, strict=True):
+            for name in FIELDS:
+                x, y = getattr(p, name), getattr(q, name)
+                assert (x is None) == (y is None) and (x is None or x == pytest.approx(y)), (a.id, p.key, name)
+
+
+def both(db, protocols, filters: indicators.Filters, today: date = TODAY):
+    stored = indicators.Report(db, filters, protocols, today=today).indicators
+    counted = indicators.Report(db, filters, protocols, today=today).indicators_from_records()
+    return stored, counted
+
+
+@pytest.fixture
+def programme(db, protocols):
+    return build(db, protocols)
+
+
+def kmp(db, period=HALF, **more):
+    return indicators.Filters(site_ids=site_ids(db, "KMP"), period=parse_period(period) if period else None, **more)
+
+
+@pytest.mark.parametrize("period", [HALF, "2026Q1", "202603", "202604", "2026W12", None])
+def test_stored_figures_equal_the_records_on_the_hand_built_programme(db, protocols, programme, period):
+    assert_same(*both(db, protocols, kmp(db, period)))
+    assert_same(*both(db, protocols, indicators.Filters(site_ids=site_ids(db, "KMP", "MSK"),
+                                                        period=parse_period(period) if period else None)))
+    for more in ({"group_type": "women"}, {"protocol_id": "who-8"}, {"protocol_id": "short-6"}):
+        assert_same(*both(db, protocols, kmp(db, period, **more)))
+
+
+def test_a_change_reaches_the_stored_figures(db, protocols, programme):
+    before = {i.id: i for i in both(db, protocols, kmp(db))[0]}
+    assert report_store.stale_count(db) == 0
+    # A late end score for Carol (cycle A): the cycle is marked, recomputed, and the figure moves.
+    carol = db.execute("select p.* from participants p where p.name like 'Carol%'").fetchone()
+    assert carol is not None
+    participant = dict(zip([d[0] for d in db.execute("select * from participants limit 0").description], carol,
+                           strict=True))
+    add_screening(db, participant, 4, "2026-04-13", occasion="end")
+    assert report_store.stale_count(db) >= 1
+    stored, counted = both(db, protocols, kmp(db))
+    assert_same(stored, counted)
+    after = {i.id: i for i in stored}
+    assert after["everyone_scored"].value == before["everyone_scored"].value + 1
+    assert report_store.stale_count(db) == 0
+
+    # An attendance mark changed directly (as sync or a file import would): the rate follows.
+    # Agnes attended all six group sessions of cycle A, none at a make-up.
+    db.execute("update attendance set status = 'absent' where id = (select a.id from attendance a"
+               " join sessions x on x.id = a.session_id join members m on m.id = a.member_id"
+               " join participants p on p.id = m.participant_id where p.name like 'Agnes%' and x.number = 3)")
+    db.conn.commit()
+    stored, counted = both(db, protocols, kmp(db))
+    assert_same(stored, counted)
+    assert {i.id: i for i in stored}["attendance_rate"].numerator == before["attendance_rate"].numerator - 1
+
+
+def test_new_rules_recompute_every_cycle(db, protocols, programme):
+    report = indicators.Report(db, kmp(db), protocols, today=TODAY)
+    report.indicators
+    cycles = db.execute("select count(*) from cycles").fetchone()[0]
+    assert report_store.refresh(db, protocols, today=TODAY, grace_days=14) == 0  # nothing changed
+    assert report_store.refresh(db, protocols, today=TODAY, grace_days=21) == cycles  # another grace period
+    fewer = {k: v for k, v in protocols.items() if k != "who-8"}
+    assert report_store.refresh(db, fewer, today=TODAY, grace_days=21) == cycles  # another set of protocols
+
+
+def test_refresh_works_in_chunks_and_forgets_deleted_cycles(db, protocols, programme):
+    db.execute("insert or ignore into report_stale (cycle_id) select id from cycles")
+    db.execute("insert into report_stale (cycle_id) values ('no-such-cycle')")
+    db.conn.commit()
+    assert report_store.refresh(db, protocols, today=TODAY, grace_days=14, chunk=1) == 4
+    assert report_store.stale_count(db) == 0
+    assert db.execute("select count(*) from report_cycles").fetchone()[0] == 3
+    assert_same(*both(db, protocols, kmp(db)))
+
+
+def test_stored_figures_equal_the_records_on_a_generated_programme(app, db, protocols):
+    scalemod.generate(db, app, 400, today=clock.today())
+    sites = tuple(r[0] for r in db.execute("select id from sites"))
+    facilitator = db.execute("select user_id from cycle_facilitators limit 1").fetchone()[0]
+    rng = random.Random(7)
+    today = clock.today()
+    periods = [None, str(today.year), f"{today.year}Q{(today.month - 1) // 3 + 1}", today.strftime("%Y%m")]
+    for period in periods:
+        for more in ({}, {"protocol_id": "strongminds-12"}, {"facilitator_id": facilitator}):
+            chosen = tuple(rng.sample(sites, k=rng.randint(1, len(sites))))
+            filters = indicators.Filters(site_ids=chosen, period=parse_period(period) if period else None, **more)
+            stored, counted = both(db, protocols, filters, today)
+            assert_same(stored, counted)
+    everything = {i.id: i for i in both(db, protocols, indicators.Filters(site_ids=sites), today)[0]}
+    assert everything["members_ended"].value > 0 and everything["attendance_rate"].denominator > 0
+
+
+def test_the_score_chart_goes_per_site_when_cycles_are_many(app, db, protocols, monkeypatch):
+    from group_ipt.demo import DEMO_PASSWORD
+    from group_ipt.views import reports as views
+
+    from .conftest import login
+
+    scalemod.generate(db, app, 400, today=clock.today())
+    client = app.test_client()
+    assert login(client, "scale-coord", DEMO_PASSWORD).status_code == 302
+    period = f"?period={clock.today().year}"
+    assert "Mean PHQ-9 score per cycle" in client.get("/reports/" + period).get_data(as_text=True)
+    monkeypatch.setattr(views, "CHART_CYCLES", 2)
+    page = client.get("/reports/" + period).get_data(as_text=True)
+    assert "Mean PHQ-9 score per site" in page and "Mean PHQ-9 score per cycle" not in page
+    site = db.execute("select s.code from report_outcomes o join sites s on s.id = o.site_id where o.scored > 0"
+                      " and o.closed_on like ? group by s.code order by count(distinct o.cycle_id) desc limit 1",
+                      (f"{clock.today().year}%",)).fetchone()[0]
+    page = client.get(f"/reports/{period}&site={site}").get_data(as_text=True)
+    assert "Mean PHQ-9 score of the 2 latest cycles" in page
+    # Per site, the means weigh every member alike (not a mean of the cycles' means).
+    report = indicators.Report(db, indicators.Filters(site_ids=tuple(r[0] for r in db.execute("select id from sites"))),
+                               protocols, today=clock.today())
+    cycles = report.score_change_by_cycle()
+    sites = report.score_change_by_site()
+    assert sum(c["members"] for c in cycles) == sum(s["members"] for s in sites)
+    assert sum(c["baseline"] * c["members"] for c in cycles) == pytest.approx(
+        sum(s["baseline"] * s["members"] for s in sites))
+
+
+def test_reports_refresh_command(runner):
+    pw = "a-long-pass-phrase"
+    assert runner.invoke(["init", "--admin", "boss"], input=f"{pw}\n{pw}\n").exit_code == 0
+    assert runner.invoke(["demo"]).exit_code == 0
+    first = runner.invoke(["reports", "refresh"])
+    assert first.exit_code == 0, first.output
+    assert "Recomputed the figures of 3 cycle(s)" in first.output  # the demo's three cycles, new
+    assert "of 0 cycle(s)" in runner.invoke(["reports", "refresh"]).output  # nothing changed since
+    assert "of 3 cycle(s)" in runner.invoke(["reports", "refresh", "--all"]).output
+
+
+def test_background_refresh_keeps_the_figures_fresh(app, db, protocols, programme):
+    import time
+
+    db.execute("insert or ignore into report_stale (cycle_id) select id from cycles")
+    db.conn.commit()
+    background = report_store.start_background_refresh(app, 0.05)
+    assert background is not None and background.thread.daemon
+    try:
+        deadline = time.monotonic() + 20
+        while report_store.stale_count(db) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert report_store.stale_count(db) == 0
+    finally:
+        background.stop()
+    assert not background.thread.is_alive()
+    assert report_store.start_background_refresh(app, 0) is None  # REPORT_REFRESH_SECONDS = 0: off
