@@ -221,13 +221,19 @@ def register_error_pages(app: Flask) -> None:
         500: lambda: _("Something went wrong on our side. Nothing was saved. Please try again."),
     }
 
-    def render_error(code: int, message: str | None = None):
+    def render_error(code: int, message: str | None = None, headers: dict | None = None):
         if request.path.startswith("/api/"):
-            return {"error": message or messages[code]()}, code
-        return render_template("error.html", code=code, message=message or messages[code]()), code
+            return {"error": message or messages[code]()}, code, headers or {}
+        return render_template("error.html", code=code, message=message or messages[code]()), code, headers or {}
+
+    def error_headers(e) -> dict:
+        """Keep the headers HTTP requires on an error: a 405 names the methods the URL answers (Allow)."""
+        methods = getattr(e, "valid_methods", None)
+        return {"Allow": ", ".join(methods)} if methods else {}
 
     for code in messages:
-        app.register_error_handler(code, lambda e, code=code: render_error(code, getattr(e, "user_message", None)))
+        app.register_error_handler(code, lambda e, code=code: render_error(
+            code, getattr(e, "user_message", None), error_headers(e)))
 
     def disk_full_message() -> str:
         return _("The computer's disk is full: nothing was saved. Free some space, then try again.")

@@ -123,13 +123,13 @@ def validate(
     if not age_text and not year_text:
         raise ParticipantError(N_("Give the person's age (an estimate is fine) or birth year."), field="age")
     if age_text:
-        if not age_text.isdigit() or not MIN_AGE <= int(age_text) <= MAX_AGE:
+        if not age_text.isdecimal() or not MIN_AGE <= int(age_text) <= MAX_AGE:
             raise ParticipantError(N_("The age must be a whole number from %(low)d to %(high)d."), field="age",
                                    low=MIN_AGE, high=MAX_AGE)
         year, estimate = today.year - int(age_text), True
     else:
         low, high = today.year - MAX_AGE, today.year - MIN_AGE
-        if not year_text.isdigit() or not low <= int(year_text) <= high:
+        if not year_text.isdecimal() or not low <= int(year_text) <= high:
             raise ParticipantError(N_("The birth year must be a year from %(low)d to %(high)d."), field="birth_year",
                                    low=low, high=high)
         year, estimate = int(year_text), False

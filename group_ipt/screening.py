@@ -122,7 +122,7 @@ def save_screening(
     that screening (``created`` False) and saves nothing. Raise TamperedForm for a
     key used for someone or something else, ScreeningError for bad answers.
     """
-    if not _SUBMISSION_KEY.match(submission_key or ""):
+    if not _SUBMISSION_KEY.fullmatch(submission_key or ""):
         raise TamperedForm(N_("This form has no valid submission key. Reload the page and answer again."))
     earlier = row(db, "select * from screenings where submission_key = ?", (submission_key,))
     if earlier is not None:

@@ -336,3 +336,17 @@ def test_coordinator_reviews_a_duplicate_flag(client, db):
     login(grace, "grace")
     assert post_form(grace, f"/participants/duplicates/{flag['id']}",
                      {"decision": "duplicate"}).status_code in (403, 404)
+
+
+@pytest.mark.parametrize(("age", "birth_year"), [("³", ""), ("", "¹⁹⁹⁰"), ("2 5", ""), ("", "1990.0")])
+def test_digits_that_are_not_numbers_are_refused_with_a_message(age, birth_year):
+    with pytest.raises(ParticipantError) as caught:
+        participants.validate(name="Amina Nakato", sex="female", age=age, birth_year=birth_year, village="Kawempe",
+                              phone=None, language=None, today=date(2026, 3, 2))
+    assert caught.value.field in ("age", "birth_year")
+
+
+def test_a_wrong_method_names_the_allowed_ones(logged_in):
+    response = logged_in.delete("/participants/")
+    assert response.status_code == 405
+    assert "GET" in response.headers["Allow"]

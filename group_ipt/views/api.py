@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import sqlite3
+from datetime import UTC, datetime
 
 from flask import Blueprint, Response, current_app, g, request
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from .. import referrals
 from ..db import get_db
@@ -66,6 +69,8 @@ ROUTES = [
 ]
 # The generic write routes only answer 405 (the resources with real writes have their own routes).
 REFUSING = {"create_record": "POST", "update_record": "PATCH", "delete_record": "DELETE"}
+GENERIC = {"list_records", "get_record", *REFUSING}
+MAX_INTEGER = 2**63 - 1  # SQLite's largest integer: a batch number or cursor above it cannot be looked up
 
 
 class ApiError(Exception):
@@ -118,6 +123,15 @@ def integrity_error(exc: sqlite3.IntegrityError):
     return error(f"The change breaks a rule of the database: {exc}.", 409)
 
 
+@bp.after_app_request
+def allow_header(response: Response) -> Response:
+    """A 405 of routing (the app's error page drops its headers) names the methods the URL answers (RFC 9110)."""
+    if (response.status_code == 405 and isinstance(request.routing_exception, MethodNotAllowed)
+            and request.path.startswith(f"{bp.url_prefix}/")):
+        response.headers["Allow"] = ", ".join(allowed_methods())
+    return response
+
+
 @bp.before_request
 def require_token():
     """Every API call carries a device token: ``Authorization: Bearer <token>``."""
@@ -134,29 +148,55 @@ def require_token():
             raise ApiError(f"This device was revoked on {known[0]}; ask the central office for a new token.", 401)
         raise ApiError("Unknown token. Check the token given when the device was added.", 401)
     g.device = device
+    if request.method == "OPTIONS":
+        return Response(status=204, headers={"Allow": ", ".join(allowed_methods())})
     limit = int(current_app.config["SYNC_MAX_BODY_MB"] * 1024 * 1024)
     if request.content_length is not None and request.content_length > limit:
         raise ApiError(f"The body is larger than {current_app.config['SYNC_MAX_BODY_MB']} MB.", 413)
 
 
-def body_json():
-    """The request body as JSON, gunzipped when sent with Content-Encoding: gzip."""
+def body_json(*, whole_numbers: bool = True):
+    """The request body as JSON, gunzipped when sent with Content-Encoding: gzip.
+
+    JSON has one kind of number, so 30.0 is the whole number 30 (JSON Schema's "integer" says so too) unless
+    ``whole_numbers`` is off (a sync batch carries the laptop's rows as they are). NaN and Infinity are not JSON.
+    """
     limit = int(current_app.config["SYNC_MAX_BODY_MB"] * 1024 * 1024)
     raw = request.get_data(cache=False)
     if len(raw) > limit:
         raise ApiError(f"The body is larger than {current_app.config['SYNC_MAX_BODY_MB']} MB.", 413)
-    if request.headers.get("Content-Encoding", "").lower() == "gzip":
-        return engine.decompress(raw, limit * 8)
     try:
-        return json.loads(raw or b"null")
-    except ValueError as exc:
-        raise ApiError(f"The body is not valid JSON: {exc}", 400) from exc
+        if request.headers.get("Content-Encoding", "").lower() == "gzip":
+            body = engine.decompress(raw, limit * 8)
+        else:
+            try:
+                body = json.loads(raw or b"null", parse_constant=_not_json)
+            except ValueError as exc:
+                raise ApiError(f"The body is not valid JSON: {exc}", 400) from exc
+        return _whole_numbers(body) if whole_numbers else body
+    except RecursionError:
+        raise ApiError("The body is nested too deeply.", 400) from None
+
+
+def _not_json(constant: str):
+    raise ValueError(f"{constant} is not a JSON value")
+
+
+def _whole_numbers(value):
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, list):
+        return [_whole_numbers(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _whole_numbers(v) for k, v in value.items()}
+    return value
 
 
 def reply(obj, status: int = 200) -> Response:
     """JSON, gzip-compressed when the client accepts it (sync pages can be large)."""
     data = json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     response = Response(data, status=status, mimetype="application/json")
+    response.vary.add("Accept-Encoding")
     if "gzip" in request.headers.get("Accept-Encoding", "") and len(data) > 1024:
         response.set_data(gzip.compress(data, 6))
         response.headers["Content-Encoding"] = "gzip"
@@ -177,27 +217,87 @@ def sync_hello():
 @bp.route("/sync/push", methods=["POST"])
 def sync_push():
     config = central_config()
-    return reply(server.push(get_db(), g.device, body_json(), config))
+    body = body_json(whole_numbers=False)
+    if isinstance(body, dict):  # engine.validate_batch checks the rest
+        if not isinstance(body.get("node", ""), str):
+            raise ApiError("'node' must be text: the laptop's node id.", 400)
+        if isinstance(body.get("batch_no"), int) and body["batch_no"] > MAX_INTEGER:
+            raise ApiError(f"'batch_no' must be at most {MAX_INTEGER}.", 400)
+    return reply(server.push(get_db(), g.device, body, config))
 
 
 @bp.route("/sync/pull", methods=["POST"])
 def sync_pull():
     config = central_config()
-    return reply(server.pull(get_db(), g.device, body_json(), config))
+    body = body_json()
+    if isinstance(body, dict):  # server.pull checks the rest of cursor and limit
+        if isinstance(body.get("cursor"), int) and body["cursor"] > MAX_INTEGER:
+            raise ApiError(f"'cursor' must be at most {MAX_INTEGER}.", 400)
+        if not isinstance(body.get("first", True), bool):
+            raise ApiError("'first' must be true or false.", 400)
+        shared = body.get("files", {})
+        if not isinstance(shared, dict) or not all(isinstance(v, str) for v in shared.values()):
+            raise ApiError("'files' must be an object of path -> sha256 of the laptop's copy.", 400)
+    return reply(server.pull(get_db(), g.device, body, config))
+
+
+def allowed_methods() -> list[str]:
+    """The methods this URL answers with something else than a refusal.
+
+    The generic routes match any name (/sync/hello is also /<resource>/<record_id>), so Werkzeug's own list
+    (automatic OPTIONS, the 405 of routing) names methods that only refuse; this one asks the URL map which
+    view each method reaches.
+    """
+    adapter = current_app.url_map.bind_to_environ(request.environ)
+    allowed = []
+    for method in ("GET", "POST", "PATCH", "DELETE"):
+        try:
+            endpoint, args = adapter.match(method=method)
+        except HTTPException:
+            continue
+        endpoint = endpoint.removeprefix(f"{bp.name}.")
+        if endpoint not in REFUSING and (endpoint not in GENERIC or args.get("resource") in records.RESOURCES):
+            allowed.append(method)
+    return allowed
+
+
+def known_resource(resource: str) -> None:
+    """A generic route reached with a name that is no resource: if another route of the API serves this path
+    (PATCH /sync/hello, POST /openapi.json), 405 with the methods it answers; else the 404 of records."""
+    if resource not in records.RESOURCES and (allowed := allowed_methods()):
+        raise RecordError(f"This URL answers {', '.join(allowed)} only.", 405, allow=allowed)
 
 
 @bp.route("/<resource>", methods=["GET"])
 def list_records(resource):
+    known_resource(resource)
     try:
         limit = int(request.args.get("limit", 100))
     except ValueError as exc:
         raise ApiError("'limit' must be a whole number.", 400) from exc
     return reply(records.list_records(get_db(), resource, g.device["site_id"], after=request.args.get("after"),
-                                      limit=limit, updated_since=request.args.get("updated_since")))
+                                      limit=limit, updated_since=moment(request.args.get("updated_since"))))
+
+
+DATE_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})")
+
+
+def moment(value: str | None) -> str | None:
+    """An RFC 3339 date and time (as the document says) as UTC text in the format of updated_at, to compare."""
+    if value is None:
+        return None
+    try:
+        if not DATE_TIME.fullmatch(value.upper()):
+            raise ValueError(value)
+        return datetime.fromisoformat(value.upper()).astimezone(UTC).isoformat()
+    except (ValueError, OverflowError):
+        raise ApiError("'updated_since' must be a date and time with its offset, as 2026-03-02T09:00:00+00:00 "
+                       "or 2026-03-02T06:00:00Z.", 400) from None
 
 
 @bp.route("/<resource>/<record_id>", methods=["GET"])
 def get_record(resource, record_id):
+    known_resource(resource)
     return reply(records.get_record(get_db(), resource, g.device["site_id"], record_id))
 
 
@@ -263,28 +363,32 @@ def record_attendance(record_id):
 
 @bp.route("/<resource>", methods=["POST"])
 def create_record(resource):
+    known_resource(resource)
     records.refuse(resource, "POST")
 
 
 @bp.route("/<resource>/<record_id>", methods=["PATCH"])
 def update_record(resource, record_id):
+    known_resource(resource)
     records.refuse(resource, "PATCH")
 
 
 @bp.route("/<resource>/<record_id>", methods=["DELETE"])
 def delete_record(resource, record_id):
+    known_resource(resource)
     records.refuse(resource, "DELETE")
 
 
 @bp.route("/openapi.json")
 def openapi():
-    return reply(openapi_document(get_db()))
+    return reply(openapi_document(get_db(), sorted(current_app.extensions["group_ipt_forms"].instruments)))
 
 
 # ---- the OpenAPI document ------------------------------------------------------------------
 
 SQL_TYPES = {"integer": "integer", "real": "number", "text": "string", "": "string", "blob": "string"}
 
+HLC = r"^[0-9]{15}\.[0-9]{10}\.[A-Za-z0-9_-]{1,40}$"  # tracking.HLC_RE
 SYNC_SCHEMAS = {
     "Error": {"type": "object", "required": ["error"], "properties": {
         "error": {"type": "string"},
@@ -297,18 +401,23 @@ SYNC_SCHEMAS = {
         "settings": {"type": "object", "properties": {"send_names": {"type": "boolean"}}},
         "server_time": {"type": "string"}}},
     "Change": {"type": "object", "required": ["t", "id", "site", "hlc", "del"], "properties": {
-        "t": {"type": "string", "description": "table"}, "id": {"type": "string"}, "site": {"type": "string"},
-        "hlc": {"type": "string", "description": "hybrid logical clock: 15-digit ms . 10-digit counter . node"},
-        "base": {"type": ["string", "null"], "description": "the version this one was made on top of"},
+        "t": {"type": "string", "minLength": 1, "maxLength": 200, "description": "table"},
+        "id": {"type": "string", "minLength": 1, "maxLength": 200},
+        "site": {"type": "string", "minLength": 1, "maxLength": 200, "description": "the device's site id"},
+        "hlc": {"type": "string", "pattern": HLC, "description": "hybrid logical clock: 15-digit ms . 10-digit "
+                                                                "counter . node"},
+        "base": {"type": ["string", "null"], "pattern": HLC,
+                 "description": "the version this one was made on top of"},
         "del": {"type": "boolean"}, "data": {"type": ["object", "null"]}}},
     "Batch": {"type": "object", "required": ["batch_no", "records"], "properties": {
-        "batch_no": {"type": "integer", "minimum": 1}, "node": {"type": "string"},
+        "batch_no": {"type": "integer", "minimum": 1, "maximum": MAX_INTEGER}, "node": {"type": "string"},
         "records": {"type": "array", "items": {"$ref": "#/components/schemas/Change"}}}},
     "Ack": {"type": "object", "properties": {
         "batch_no": {"type": "integer"}, "duplicate": {"type": "boolean"}, "applied": {"type": "integer"},
         "duplicates": {"type": "integer"}, "conflicts": {"type": "integer"}, "quarantined": {"type": "integer"}}},
     "PullRequest": {"type": "object", "properties": {
-        "cursor": {"type": "integer", "minimum": 0}, "limit": {"type": "integer", "minimum": 1, "maximum": 10000},
+        "cursor": {"type": "integer", "minimum": 0, "maximum": MAX_INTEGER},
+        "limit": {"type": "integer", "minimum": 1, "maximum": 10000},
         "first": {"type": "boolean"},
         "files": {"type": "object", "additionalProperties": {"type": "string"},
                   "description": "the laptop's shared files: path -> sha256"}}},
@@ -337,8 +446,8 @@ def _body(fields: dict, required=(), **details) -> dict:
     return {"type": "object", "additionalProperties": False, "required": list(required), "properties": properties}
 
 
-def _write_schemas() -> dict:
-    from .. import participants, screening, sessions
+def _write_schemas(instruments: list[str] | None) -> dict:
+    from .. import clock, participants, screening, sessions
 
     def ref(name):
         return {"$ref": f"#/components/schemas/{name}"}
@@ -350,15 +459,24 @@ def _write_schemas() -> dict:
         "problem_area": {"type": ["string", "null"]}, "problem_area_2": {"type": ["string", "null"]},
         "goals": {"type": ["string", "null"]}}}
     note = {"type": ["string", "null"], "maxLength": referrals.MAX_NOTE}
+    # Bounds apply to numbers only: a number must be in range, text (e.g. "34") is checked by the server.
+    year = clock.today().year
+    text = {"minLength": 1, "description": "not blank"}
+    participant_new = _body(
+        records.PARTICIPANT_NEW, records.PARTICIPANT_NEW_REQUIRED, name=text, village=text,
+        sex={"enum": list(participants.SEXES)},
+        age={"type": ["integer", "string", "null"], "minimum": participants.MIN_AGE, "maximum": participants.MAX_AGE,
+             "description": "in years, an estimate is fine; give age or birth_year, not both"},
+        birth_year={"type": ["integer", "string", "null"], "minimum": year - participants.MAX_AGE,
+                    "maximum": year - participants.MIN_AGE},
+        consents={"items": {"type": "string", "enum": list(participants.CONSENT_PURPOSES)},
+                  "contains": {"const": "screening"},
+                  "description": "every purpose the person agreed to; 'screening' is required"},
+        consent_given_by="who gave consent (a guardian's name); blank: the person")
+    participant_new["anyOf"] = [{"required": ["age"]}, {"required": ["birth_year"]}]
     return {
-        "ParticipantNew": _body(
-            records.PARTICIPANT_NEW, records.PARTICIPANT_NEW_REQUIRED,
-            sex={"enum": list(participants.SEXES)},
-            age="in years, an estimate is fine; give age or birth_year, not both",
-            consents={"items": {"type": "string", "enum": list(participants.CONSENT_PURPOSES)},
-                      "description": "every purpose the person agreed to; 'screening' is required"},
-            consent_given_by="who gave consent (a guardian's name); blank: the person"),
-        "ParticipantChange": {**_body(records.PARTICIPANT_CHANGE),
+        "ParticipantNew": participant_new,
+        "ParticipantChange": {**_body(records.PARTICIPANT_CHANGE, name=text, village=text),
                               "description": "Only these fields; sex, birth year, code and status are refused."},
         "ParticipantSaved": {"allOf": [ref("participants"), {"type": "object", "properties": {
             "possible_duplicates": {"type": "array", "items": {"type": "object", "properties": {
@@ -366,15 +484,17 @@ def _write_schemas() -> dict:
                 "description": "flagged for a coordinator's review; nothing is merged"}}}]},
         "ScreeningNew": _body(
             records.SCREENING_NEW, records.SCREENING_NEW_REQUIRED,
+            instrument_id={"enum": instruments} if instruments else "an instrument of forms/instruments",
             answers={"additionalProperties": {"type": ["integer", "string", "null"]},
                      "description": "question id -> the option's value; null or absent: not answered"},
             submission_key={"pattern": "^[A-Za-z0-9_-]{16,64}$",
                             "description": "a new random key per screening; the same key again returns the "
                                            "saved screening (200) and saves nothing"},
             occasion={"enum": list(screening.OCCASIONS), "default": "screening"},
-            administered_on="default: today; not in the future",
+            administered_on={"type": ["string", "null"], "description": "default: today; not in the future"},
             risk_observed="the facilitator saw a risk: an urgent referral",
-            exclusions={"items": {"type": "string"}, "description": "codes of forms/intake.yaml: a referral"},
+            exclusions={"type": ["array", "null"], "items": {"type": "string"},
+                        "description": "codes of forms/intake.yaml: a referral"},
             cycle_id="with session_id: the cycle measure this answers (the person must be a member)"),
         "ScreeningSaved": {"allOf": [ref("screenings"), {"type": "object", "properties": {
             "referral_id": {"type": ["string", "null"], "description": "the safety referral, when one was made"},
@@ -384,7 +504,7 @@ def _write_schemas() -> dict:
                                             "steps": {"type": "array", "items": {"type": "string"}}}}}}],
             "description": "total is the score; band, eligible (1, 0 or null) and risk (1 or 0) are the "
                            "server's."},
-        "ReferralNew": _body(records.REFERRAL_NEW, records.REFERRAL_NEW_REQUIRED,
+        "ReferralNew": _body(records.REFERRAL_NEW, records.REFERRAL_NEW_REQUIRED, reason=text,
                              urgency={"enum": list(referrals.URGENCIES)}, note=note),
         "ReferralChange": {"oneOf": [
             _body({"acknowledge": "boolean"}, ["acknowledge"],
@@ -401,10 +521,12 @@ def _write_schemas() -> dict:
             version="the session's version the sheet was made from (GET .../attendance)",
             attendance={"additionalProperties": {"enum": list(sessions.ATTENDANCE)},
                         "description": "member id -> status, for everyone on the sheet (a make-up: who came)"},
-            checks={"additionalProperties": check,
-                    "description": "member id -> symptom check (present or late only); absent: keep the saved"},
-            note="absent: keep the saved note",
-            plans={"additionalProperties": plan, "description": "pre-group session: member id -> plan"}),
+            checks={"type": ["object", "null"], "additionalProperties": check,
+                    "description": "member id -> symptom check (present or late only); absent: keep the saved; "
+                                   "null: none"},
+            note={"type": ["string", "null"], "description": "absent: keep the saved note; null: none"},
+            plans={"type": ["object", "null"], "additionalProperties": plan,
+                   "description": "pre-group session: member id -> plan"}),
         "AttendanceSheet": {"type": "object", "properties": {
             "session": ref("sessions"), "version": {"type": "integer"},
             "members": {"type": "array", "items": {"type": "object", "properties": {
@@ -431,7 +553,8 @@ def _resource_schemas(db) -> dict:
     return schemas
 
 
-def openapi_document(db) -> dict:
+def openapi_document(db, instruments: list[str] | None = None) -> dict:
+    """The OpenAPI document of the API; ``instruments``: the ids a screening may name (the loaded forms)."""
     from .. import __version__
 
     resource_schemas = _resource_schemas(db)
@@ -446,32 +569,40 @@ def openapi_document(db) -> dict:
         ("401", "missing, unknown or revoked token"), ("403", "another site's data, or not allowed to a device"),
         ("404", "not found, or another site's"), ("409", "conflicts with a rule, or a stale version"),
         ("413", "too large")]}
-    one_of = {"oneOf": [{"$ref": f"#/components/schemas/{r}"} for r in resource_schemas]}
 
-    def schema_of(name: str) -> dict:
+    def schema_of(name: str, resources: list[str]) -> dict:
+        record = {"anyOf": [{"$ref": f"#/components/schemas/{r}"} for r in resources if r in resource_schemas]}
+        if len(record["anyOf"]) == 1:
+            record = record["anyOf"][0]
         if name == "Record":
-            return one_of
+            return record
         if name == "Page":
-            return {"type": "object", "properties": {"items": {"type": "array", "items": one_of},
-                                                     "next_after": {"type": ["string", "null"]}}}
+            return {"type": "object", "required": ["items", "next_after"], "properties": {
+                "items": {"type": "array", "items": record}, "next_after": {"type": ["string", "null"]}}}
         if name == "object":
             return {"type": "object"}
         return {"$ref": f"#/components/schemas/{name}"}
 
-    for method, path, endpoint, summary, body, response in ROUTES:
+    def operation(endpoint: str, path: str, summary: str, body, response, resource: str | None = None) -> dict:
+        """One operation; ``resource`` fills in a generic route's {resource} (for the path named after it)."""
         refused = REFUSING.get(endpoint)
-        resources = [r for r in records.RESOURCES if (r, refused) in records.REFUSED] if refused else list(
-            records.RESOURCES)
+        if resource:
+            resources = [resource]
+        elif refused:
+            resources = [r for r in records.RESOURCES if (r, refused) in records.REFUSED]
+        else:
+            resources = list(records.RESOURCES)
+        op_id = f"{endpoint}_{resource}" if resource else endpoint
         if refused:
             reasons = "; ".join(f"{r}: {records.REFUSED[(r, refused)]}" for r in resources)
-            op: dict = {"operationId": endpoint, "summary": summary, "responses": {
+            op: dict = {"operationId": op_id, "summary": summary, "responses": {
                 "401": errors["401"], "404": error_response("unknown resource"),
                 "405": {**error_response(f"always refused, with the reason ({reasons})"),
                         "headers": {"Allow": {"schema": {"type": "string"}}}}}}
         else:
-            op = {"operationId": endpoint, "summary": summary, "responses": {**errors}}
+            op = {"operationId": op_id, "summary": summary, "responses": {**errors}}
         params = []
-        if "{resource}" in path:
+        if "{resource}" in path and not resource:
             params.append({"name": "resource", "in": "path", "required": True,
                            "schema": {"type": "string", "enum": resources}})
         if "{id}" in path:
@@ -486,7 +617,8 @@ def openapi_document(db) -> dict:
         if params:
             op["parameters"] = params
         if body:
-            op["requestBody"] = {"required": True, "content": {"application/json": {"schema": schema_of(body)}}}
+            op["requestBody"] = {"required": True, "content": {"application/json": {
+                "schema": schema_of(body, resources)}}}
         if not refused:
             oks = {"create_participant": ["201"], "create_referral": ["201"],
                    "create_screening": ["201", "200"]}.get(endpoint, ["200"])
@@ -494,8 +626,23 @@ def openapi_document(db) -> dict:
                 op["responses"][ok] = {"description": "saved again: the same submission_key" if ok == "200" and
                                        len(oks) > 1 else "success"}
                 if response:
-                    op["responses"][ok]["content"] = {"application/json": {"schema": schema_of(response)}}
-        paths.setdefault(path, {})[method.lower()] = op
+                    op["responses"][ok]["content"] = {"application/json": {
+                        "schema": schema_of(response, resources)}}
+        return op
+
+    for method, path, endpoint, summary, body, response in ROUTES:
+        paths.setdefault(path, {})[method.lower()] = operation(endpoint, path, summary, body, response)
+    # A path without templates is matched before a templated one ("Paths" in OpenAPI 3.1), so /participants
+    # is not /{resource} with resource=participants: the reads of a resource that has paths of its own are
+    # listed under those paths too (its refusals stay under the generic path: the methods a path lists are
+    # the ones its Allow header names).
+    for method, path, endpoint, summary, body, response in ROUTES:
+        if "{resource}" not in path or endpoint in REFUSING:
+            continue
+        for resource in records.RESOURCES:
+            own = path.replace("{resource}", resource)
+            if own in paths and method.lower() not in paths[own]:
+                paths[own][method.lower()] = operation(endpoint, path, summary, body, response, resource)
     return {
         "openapi": "3.1.0",
         "info": {"title": "group-ipt API", "version": __version__,
@@ -509,6 +656,6 @@ def openapi_document(db) -> dict:
         "paths": paths,
         "components": {
             "securitySchemes": {"deviceToken": {"type": "http", "scheme": "bearer"}},
-            "schemas": {**SYNC_SCHEMAS, **_write_schemas(), **resource_schemas},
+            "schemas": {**SYNC_SCHEMAS, **_write_schemas(instruments), **resource_schemas},
         },
     }
