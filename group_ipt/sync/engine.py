@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import json
+import operator
 from collections.abc import Iterable, Iterator
 
 import sqlite_utils
@@ -27,6 +28,7 @@ from .tracking import PRIVATE_FIELDS, observe, row_json
 
 CHUNK = 500
 MAX_BATCH_RECORDS = 5000
+_match_hlc = tracking.HLC_RE.match
 
 
 class SyncRejected(Exception):
@@ -133,7 +135,11 @@ def _records(db, table: str, ids: list[str]) -> dict[str, dict]:
 def strip_private(table: str, data: dict | None) -> dict | None:
     if data is None or table not in PRIVATE_FIELDS:
         return data
-    return {**data, **{k: v(data[k]) if callable(v) else v for k, v in PRIVATE_FIELDS[table].items() if k in data}}
+    out = dict(data)  # same keys in the same order; only the private values replaced
+    for k, v in PRIVATE_FIELDS[table].items():
+        if k in out:
+            out[k] = v(out[k]) if callable(v) else v
+    return out
 
 
 def read_changes(db, keys: list[tuple[str, str]], *, send_names: bool = True) -> list[dict]:
@@ -223,28 +229,11 @@ def validate_batch(db, body: object, device: dict, *, max_records: int = MAX_BAT
     records = body["records"]
     if len(records) > max_records:
         raise SyncRejected(f"A batch holds at most {max_records} records; this one has {len(records)}.", 413)
+    site_id = device["site_id"] if records else None
+    laptop_tables: dict[str, bool] = {}  # table name: may a laptop send it (asked once per name)
     for n, r in enumerate(records, 1):
-        where = f"record {n}"
-        if not isinstance(r, dict):
-            raise SyncRejected(f"{where} is not an object.")
-        for key in ("t", "id", "site", "hlc"):
-            if not isinstance(r.get(key), str) or not r[key] or len(r[key]) > 200:
-                raise SyncRejected(f"{where} has no valid '{key}'.")
-        if not tracking.valid_hlc(r["hlc"]) or (r.get("base") is not None and not tracking.valid_hlc(r["base"])):
-            raise SyncRejected(f"{where} has a malformed clock value.")
-        if tracking.is_sync_table(r["t"]):
-            raise SyncRejected(f"{where}: the table {r['t']!r} does not sync from a laptop.")
-        if r["site"] != device["site_id"]:
-            raise SyncRejected(f"{where} ({r['t']} {r['id']}) belongs to another site than this device's.", 403)
-        deleted = r.get("del")
-        if not isinstance(deleted, bool):
-            raise SyncRejected(f"{where} needs 'del' true or false.")
-        data = r.get("data")
-        if deleted:
-            if data is not None:
-                raise SyncRejected(f"{where}: a deletion carries no data.")
-        elif not isinstance(data, dict) or data.get("id") != r["id"] or data.get("site_id") != r["site"]:
-            raise SyncRejected(f"{where}: its data must be an object with the same id and site_id.")
+        if not _plainly_valid(r, site_id, laptop_tables):
+            _check_record(n, r, site_id)  # raises, naming the problem
     found = _versions(db, [(r["t"], r["id"]) for r in records])
     if versions is not None:
         versions.update(found)
@@ -254,8 +243,57 @@ def validate_batch(db, body: object, device: dict, *, max_records: int = MAX_BAT
     return records
 
 
+def _plainly_valid(r: object, site_id: str | None, laptop_tables: dict[str, bool]) -> bool:
+    """A quick test, per record, that passes only records ``_check_record`` accepts (it may refuse
+    some of those too, e.g. a dict subclass: they then go through ``_check_record``)."""
+    if type(r) is not dict:
+        return False
+    t, rid, site, hlc, base, deleted, data = (r.get("t"), r.get("id"), r.get("site"), r.get("hlc"), r.get("base"),
+                                             r.get("del"), r.get("data"))
+    if not (type(t) is str and type(rid) is str and type(site) is str and type(hlc) is str
+            and 0 < len(t) <= 200 and 0 < len(rid) <= 200 and 0 < len(site) <= 200 and site == site_id):
+        return False
+    # A valid clock value is 28 to 67 characters long, so within the 200 allowed.
+    if _match_hlc(hlc) is None or (base is not None and not tracking.valid_hlc(base)):
+        return False
+    ok = laptop_tables.get(t)
+    if ok is None:
+        ok = laptop_tables[t] = not tracking.is_sync_table(t)
+    if not ok:
+        return False
+    if deleted is True:
+        return data is None
+    return (deleted is False and type(data) is dict and data.get("id") == rid
+            and data.get("site_id") == site)
+
+
+def _check_record(n: int, r: object, site_id: str | None) -> None:
+    """Raise SyncRejected naming the first problem of record ``n``, if it has one."""
+    where = f"record {n}"
+    if not isinstance(r, dict):
+        raise SyncRejected(f"{where} is not an object.")
+    for key in ("t", "id", "site", "hlc"):
+        if not isinstance(r.get(key), str) or not r[key] or len(r[key]) > 200:
+            raise SyncRejected(f"{where} has no valid '{key}'.")
+    if not tracking.valid_hlc(r["hlc"]) or (r.get("base") is not None and not tracking.valid_hlc(r["base"])):
+        raise SyncRejected(f"{where} has a malformed clock value.")
+    if tracking.is_sync_table(r["t"]):
+        raise SyncRejected(f"{where}: the table {r['t']!r} does not sync from a laptop.")
+    if r["site"] != site_id:
+        raise SyncRejected(f"{where} ({r['t']} {r['id']}) belongs to another site than this device's.", 403)
+    deleted = r.get("del")
+    if not isinstance(deleted, bool):
+        raise SyncRejected(f"{where} needs 'del' true or false.")
+    data = r.get("data")
+    if deleted:
+        if data is not None:
+            raise SyncRejected(f"{where}: a deletion carries no data.")
+    elif not isinstance(data, dict) or data.get("id") != r["id"] or data.get("site_id") != r["site"]:
+        raise SyncRejected(f"{where}: its data must be an object with the same id and site_id.")
+
+
 class _Apply:
-    """Collects the writes of one batch, then makes them in bulk (executemany per table)."""
+    """Collects the writes of one batch, then makes them in bulk (one statement per table and column set)."""
 
     def __init__(self, db, origin: str, tables: dict[str, list[str]]):
         self.db = db
@@ -281,14 +319,18 @@ class _Apply:
                 continue
             names = ", ".join(f'"{c}"' for c in cols)
             updates = ", ".join(f'"{c}" = excluded."{c}"' for c in cols if c != "id") or '"id" = excluded."id"'
-            sql = (f'insert into "{table}" ({names}) values ({", ".join("?" * len(cols))})'
-                   f" on conflict (id) do update set {updates}")
-            values = [tuple(r["data"][c] for c in cols) for r in recs]
+            head, tail = f'insert into "{table}" ({names})', f"on conflict (id) do update set {updates}"
+            sql = f'{head} values ({", ".join("?" * len(cols))}) {tail}'
+            values = _values(recs, cols)
             try:
                 with self.db.atomic():
-                    self.db.conn.executemany(sql, values)
+                    _upsert_staged(self.db.conn, head, tail, values)
                 done += recs
             except Exception:  # noqa: BLE001 (find the bad records one by one below)
+                if not self.db.conn.in_transaction:
+                    # SQLite gave up the whole transaction (a full disk, an I/O error, a trigger's
+                    # RAISE(ROLLBACK)): nothing of the batch is kept, so nothing more may be written.
+                    raise
                 for r, v in zip(recs, values, strict=True):
                     try:
                         with self.db.atomic():
@@ -300,6 +342,46 @@ class _Apply:
             self.db.conn.executemany(f'delete from "{table}" where id = ?', [(r["id"],) for r in recs])
             done += recs
         return done
+
+
+def _values(recs: list[dict], cols: tuple[str, ...]) -> list[tuple]:
+    """The rows to write, as tuples in the order of ``cols`` (every record of the group has those keys)."""
+    if len(cols) == 1:
+        return [(r["data"][cols[0]],) for r in recs]
+    get = operator.itemgetter(*cols)
+    return [get(r["data"]) for r in recs]
+
+
+def _upsert_staged(conn, head: str, tail: str, values: list[tuple]) -> None:
+    """Run ``{head} values (?, ...) {tail}`` for each row of ``values`` in order, as one statement.
+
+    Call inside a savepoint. The rows go into a temporary table first (its untyped columns
+    keep each value exactly as bound), then one ``insert ... select`` takes them in their
+    order: the same rows, values, triggers and constraints as one statement per row. But a
+    statement per row on a table with triggers keeps its own statement journal, which inside
+    the savepoint grows by a few pages per row and spills to a temporary file; one statement
+    journals each page once. If anything fails, the savepoint undoes all of it (the
+    temporary table's rows too) and the caller tries the rows one by one.
+    """
+    width = len(values[0])
+    stage = f'temp."sync_apply_stage_{width}"'
+    conn.execute(f"create table if not exists {stage} ({', '.join(f'c{i}' for i in range(width))})")
+    conn.execute(f"delete from {stage}")
+    conn.executemany(f"insert into {stage} values ({', '.join('?' * width)})", values)
+    conn.execute(f"{head} select * from {stage} where true order by rowid {tail}")
+    conn.execute(f"delete from {stage}")
+
+
+def _conflicting_rows(db, latest: dict, versions: dict, tables: dict) -> dict[tuple[str, str], dict]:
+    """The current rows of the records received without seeing their current version, by key:
+    one query per table for the batch (a key missing here is read on its own)."""
+    ids: dict[str, list[str]] = {}
+    for key, ex in versions.items():
+        rec = latest.get(key)
+        if (rec is not None and key[0] in tables and not ex["deleted"] and ex["hlc"] != rec["hlc"]
+                and rec.get("base") != ex["hlc"]):
+            ids.setdefault(key[0], []).append(key[1])
+    return {(t, i): r for t, table_ids in ids.items() for i, r in _records(db, t, table_ids).items()}
 
 
 def _current_json(db, table: str, record_id: str) -> str | None:
@@ -325,21 +407,28 @@ def apply_records(db, records: list[dict], *, origin: str, device_id: str | None
     work = _Apply(db, origin, tables)
     conflicts, reemit, duplicates = [], [], 0
     now = utcnow()
+    current_rows = _conflicting_rows(db, latest, versions, tables)
+    private = {} if send_names else PRIVATE_FIELDS  # tables whose data is stripped of names
     for key, rec in latest.items():
         if key[0] not in tables:
             work.quarantine.append((rec, f"unknown table {key[0]!r} (is the central server's software older?)"))
             continue
-        if not send_names and not rec["del"]:
-            rec = {**rec, "data": strip_private(rec["t"], rec["data"])}
         ex = versions.get(key)
         if ex is not None and ex["hlc"] == rec["hlc"]:
             duplicates += 1
             continue
+        if key[0] in private and not rec["del"]:
+            rec = {**rec, "data": strip_private(key[0], rec["data"])}
         if ex is None or rec.get("base") == ex["hlc"]:
             work.add(rec)
             continue
         # Made without seeing the current version: a conflict. The larger clock wins.
-        current_json = None if ex["deleted"] else _current_json(db, key[0], key[1])
+        if ex["deleted"]:
+            current_json = None
+        elif key in current_rows:
+            current_json = row_json(current_rows[key])
+        else:
+            current_json = _current_json(db, key[0], key[1])
         current = json.loads(current_json) if current_json else None
         if rec["hlc"] > ex["hlc"]:
             work.add(rec)
@@ -363,8 +452,9 @@ def apply_records(db, records: list[dict], *, origin: str, device_id: str | None
         "insert into sync_log (table_name, record_id, site_id, origin) values (?, ?, ?, ?)",
         [(r["t"], r["id"], r["site"], origin) for r in done] + [(t, i, s, "") for t, i, s in reemit],
     )
-    applied_keys = {(r["t"], r["id"]) for r in done}
-    conflicts = [c for c in conflicts if (c[0], c[1]) in applied_keys or c[7] is not None]
+    if conflicts:
+        applied_keys = {(r["t"], r["id"]) for r in done}
+        conflicts = [c for c in conflicts if (c[0], c[1]) in applied_keys or c[7] is not None]
     db.conn.executemany(
         "insert into sync_conflicts (table_name, record_id, site_id, winner_hlc, winner_json, loser_hlc,"
         " loser_json, loser_origin, created_at) values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
