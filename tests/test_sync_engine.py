@@ -336,3 +336,13 @@ def test_hlc_observe_moves_the_clock_past_a_remote_value(tmp_path):
     with write(db):
         tracking.observe(db, ahead)
         assert tracking.tick(db) > ahead
+
+
+@pytest.mark.parametrize(("value", "ok"), [
+    ("176722560000000.0000000000.laptop-1", True),
+    ("١٧٦٧٢٢٥٦٠٠٠٠٠٠٠.0000000000.laptop-1", False),  # Arabic-Indic digits are not a clock
+    ("176722560000000.0000000000.laptop-1\n", False),
+    ("176722560000000.000000000.laptop-1", False),
+])
+def test_clock_values_are_ascii_digits_only(value, ok):
+    assert tracking.valid_hlc(value) is ok

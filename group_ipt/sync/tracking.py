@@ -76,7 +76,7 @@ def parse_hlc(value: str) -> tuple[int, int, str]:
     return int(wall), int(counter), node
 
 
-HLC_RE = re.compile(r"\d{15}\.\d{10}\.[A-Za-z0-9_-]{1,40}\Z")
+HLC_RE = re.compile(r"[0-9]{15}\.[0-9]{10}\.[A-Za-z0-9_-]{1,40}\Z")  # ASCII digits only
 
 
 def valid_hlc(value: object) -> bool:
