@@ -157,7 +157,7 @@ ROLE_LABELS = {
 
 
 def register_template_helpers(app: Flask) -> None:
-    from flask_babel import format_date, format_datetime, format_decimal
+    from flask_babel import format_date, format_datetime
 
     @app.context_processor
     def inject():
@@ -174,7 +174,7 @@ def register_template_helpers(app: Flask) -> None:
     app.jinja_env.filters["datetime"] = (
         lambda value, fmt="medium": format_datetime(_as_datetime(value), fmt) if value else ""
     )
-    app.jinja_env.filters["number"] = lambda value: format_decimal(value) if value is not None else ""
+    app.jinja_env.filters["number"] = lambda value: i18n.format_decimal(value) if value is not None else ""
 
 
 def _as_date(value):

@@ -7,6 +7,7 @@ live file inside SQLite's own locking, so a running server never reads half a fi
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
@@ -145,6 +146,12 @@ def restore(source: Path, db_path: Path, *, force: bool = False, now: datetime |
             # Into the live file through SQLite's locks: a running server sees the old or the new data.
             src.backup(dest)
             dest.execute("pragma journal_mode=WAL")
+            # Running servers remember report figures per data version; the restored file may
+            # carry an older version number, so it gets a new epoch (report_store.data_version).
+            # (suppress: a backup older than the report tables has none to mark)
+            with contextlib.suppress(sqlite3.OperationalError), dest:
+                dest.execute("insert or replace into report_meta (key, value)"
+                             " values ('epoch', lower(hex(randomblob(8))))")
         finally:
             dest.close()
     except sqlite3.Error as exc:

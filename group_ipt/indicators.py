@@ -675,9 +675,27 @@ class Report:
         """Every indicator, in the order of SPECS, from the stored per-cycle figures (see report_store)."""
         if self.filters.cycle_ids is not None:
             return self.indicators_from_records()
-        self.refresh_store()
-        found = self._stored_figures()
-        return [found[spec.id] for spec in SPECS]
+
+        def compute() -> tuple[Indicator, ...]:
+            self.refresh_store()
+            found = self._stored_figures()
+            return tuple(found[spec.id] for spec in SPECS)
+
+        return list(self._remembered("indicators", compute))
+
+    @cached_property
+    def _version(self) -> tuple | None:
+        """The key of this report's figures: database file, filters, day, rules and data version."""
+        path = self.db.execute("pragma database_list").fetchone()[2]
+        if not path:  # an in-memory database has no name to share figures under
+            return None
+        return (path, self.filters, self.today, report_store.fingerprint(self.protocols, self.grace_days),
+                report_store.data_version(self.db))
+
+    def _remembered(self, name: str, compute):
+        if self._version is None:
+            return compute()
+        return report_store.REMEMBERED.get((*self._version, name), compute)
 
     def indicators_from_records(self) -> list[Indicator]:
         """Every indicator counted from its records (slow on a big programme; tests check both agree)."""
@@ -800,14 +818,17 @@ class Report:
         return f"from report_outcomes o where 1 = 1{where}{period}", params + more
 
     @cached_property
-    def _enrolled_per_day(self) -> list[tuple[date, int]]:
+    def _enrolled_per_day(self) -> tuple[tuple[date, int], ...]:
         """Return (day, members enrolled that day, transfers not counted) for the enrolment figure and chart."""
-        self.refresh_store()
-        where, params = self._stored_filter("e")
-        period, more = self._in_period("e.enrolled_on")
-        return [(date.fromisoformat(day), n) for day, n in self.db.execute(
-            f"select e.enrolled_on, sum(e.members) from report_enrolment e where 1 = 1{where}{period} group by 1",
-            params + more)]
+        def compute() -> tuple[tuple[date, int], ...]:
+            self.refresh_store()
+            where, params = self._stored_filter("e")
+            period, more = self._in_period("e.enrolled_on")
+            return tuple((date.fromisoformat(day), n) for day, n in self.db.execute(
+                f"select e.enrolled_on, sum(e.members) from report_enrolment e where 1 = 1{where}{period} group by 1",
+                params + more))
+
+        return self._remembered("enrolled_per_day", compute)
 
     # -- chart series
 
@@ -847,18 +868,18 @@ class Report:
         return [{"site_code": site, "members": n, "baseline": baseline / n, "end": end / n}
                 for site, (n, baseline, end) in sorted(sums.items())]
 
-    def _score_sums(self, group: str) -> list[tuple]:
+    def _score_sums(self, group: str) -> tuple[tuple, ...]:
         """Return (cycle code, site code, members with both scores, sum of baselines, sum of end scores)."""
-        cache = self.__dict__.setdefault("_score_sums_cache", {})
-        if group not in cache:
+        def compute() -> tuple[tuple, ...]:
             self.refresh_store()
             outcome_from, params = self._stored_outcomes()
             only = " and o.outcome = 'completed'" if group == "completers" else ""
-            cache[group] = self.db.execute(
+            return tuple(self.db.execute(
                 "select o.cycle_code, (select code from sites where id = o.site_id), sum(o.scored),"
                 f" sum(o.baseline_sum), sum(o.end_sum) {outcome_from}{only} and o.scored > 0 group by o.cycle_id"
-                " order by 1", params).fetchall()
-        return cache[group]
+                " order by 1", params).fetchall())
+
+        return self._remembered(f"score_sums:{group}", compute)
 
 
 DROPPED = ("dropped_out", "withdrawn", "dropping_out")

@@ -52,6 +52,53 @@ def fingerprint(protocols: dict[str, Protocol], grace_days: int) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def data_version(db: sqlite_utils.Database) -> tuple:
+    """Return a value that changes whenever a record the indicators read may have changed.
+
+    Every change to a synced table is logged in ``sync_log`` (triggers, or the sync engine
+    for received changes), whose AUTOINCREMENT ``seq`` never goes back, even when a laptop
+    prunes acknowledged lines; a restore (which can bring back an older ``seq``) writes a new
+    ``epoch``; sites are not synced that way, so their last change is part of it too.
+    """
+    found = db.execute(
+        "select (select seq from sqlite_sequence where name = 'sync_log'),"
+        " (select value from report_meta where key = 'epoch'), (select max(updated_at) from sites)").fetchone()
+    return tuple(found)
+
+
+class Remembered:
+    """The last figures computed per report and data version, shared by a server's threads.
+
+    Opening the same report again (a reload, the way back from the records behind a figure,
+    the CSV of the figures) reads one row to learn the data version instead of recounting.
+    """
+
+    def __init__(self, size: int = 64) -> None:
+        self.size = size
+        self.found: dict[tuple, object] = {}
+        self.lock = threading.Lock()
+
+    def get(self, key: tuple, compute):
+        with self.lock:
+            if key in self.found:
+                value = self.found.pop(key)
+                self.found[key] = value  # most recently used last
+                return value
+        value = compute()
+        with self.lock:
+            self.found[key] = value
+            while len(self.found) > self.size:
+                self.found.pop(next(iter(self.found)))
+        return value
+
+    def clear(self) -> None:
+        with self.lock:
+            self.found.clear()
+
+
+REMEMBERED = Remembered()
+
+
 def stale_count(db: sqlite_utils.Database) -> int:
     return db.execute("select count(*) from report_stale").fetchone()[0]
 

@@ -2,24 +2,49 @@
 
 The domain functions (``participants.register``, ``sessions.record_session``...) check and
 audit every write and take minutes per thousand people, so this module writes the same
-rows with plain INSERTs, one transaction per site. The rows follow every schema rule and
-look like what the app writes: programme codes with their check letter, cycle codes
-``S001-C001``, statuses and status history, consents, PHQ-9 screenings scored by the
-instrument (occasions screening / baseline / mid / end, as the protocol says), sessions
-numbered and phased by the protocol (held ones recorded, version 1), attendance, symptom
-checks and fidelity checklists.
+rows with plain INSERTs, one transaction per site of 2,500 people. The rows follow every
+schema rule and look like what those functions write (the audit log aside):
+
+- participants with programme codes and their check letter, consents, status history
+  (registered, eligible, enrolled, completed...), and duplicate flags exactly where
+  registration raises them (same name, village and age band; about 1% of people are
+  registered twice), most reviewed by the coordinator;
+- PHQ-9 screenings scored by the instrument: at registration, at the sessions the
+  protocol says (baseline / mid / end) and at its follow-up months after the cycle. About
+  6% of them answer the risk item (question 9) above 0, and each of those is saved with
+  its safety referral as ``screening.save_screening`` saves it (reason, triggers, urgency,
+  planned follow-ups, events): no PHQ-9 with a risk answer exists without its referral.
+  Most referrals are closed, some open, a few with overdue follow-ups;
+- cycles ``S001-C001`` of four protocols (strongminds-12, uganda-16, who-8, short-6; groups
+  start full, from the top of the protocol's group size), members, sessions numbered and
+  phased by the protocol (held ones recorded, version 1), attendance, symptom checks and
+  fidelity checklists; cycles closed as ``cycles.close_cycle`` closes them (completed or
+  dropped out by the protocol's rule; 3% closed early, their later sessions cancelled);
+  about half of the dropouts and of the members still depressed at the end join a later
+  group (with an override reason); a call or visit after most runs of two absences in a row;
+- for a quarter of the members, the clinical record: pre-group record (a medication
+  assessment sometimes opens a referral), interpersonal inventory, timeline, problem-area
+  history (some revised mid-cycle), goal progress, relapse-prevention plan and outcome
+  decision (some referred on); the supervisor supervises every facilitator.
+
+Not generated: session moves and make-up sessions, supervision logs and session ratings,
+instruments other than PHQ-9, exclusions at intake, transfers and withdrawals, holidays.
+
+N = 100,000 gives 40 sites, about 8,300 cycles, 105,000 memberships, 1.4 million attendance
+rows and 27,000 referrals: 4.8 million rows, a 3.7 GB file, in 5-7 minutes on 2 cores (into
+a new database the rollback journal is kept in memory instead of the WAL: see ``generate``).
 
 Sync: the change-capture triggers are switched off while writing (``sync_clock.applying``,
 as sync does), and each table's rows are then logged with one INSERT ... SELECT, exactly
 as ``ensure_triggers`` logs the rows of a table that existed before sync was set up. So
 the database obeys the sync invariant (every record has a version and a log line) and
-costs a third of the time. Not generated: referrals (every generated answer to the risk
-item is 0), duplicate flags, session moves, the clinical record, supervision.
+costs a third of the time.
 """
 
 from __future__ import annotations
 
 import base64
+import heapq
 import json
 import math
 import random
@@ -32,23 +57,70 @@ from werkzeug.security import generate_password_hash
 
 from .db import row, utcnow, write
 from .demo import DEMO_PASSWORD
-from .followup import occasion_of
-from .participants import make_code, name_key
+from .followup import _add_months, occasion_of
+from .instruments import Instrument
+from .participants import AGE_BAND_YEARS, make_code, name_key
+from .protocols import Protocol
+from .referrals import FollowupPlan
+from .screening import _reason as screening_reason
 from .sync.tracking import _log_existing_rows, synced_tables
 
 SCALE_MARKER = "scale_programme"
 PEOPLE_PER_SITE = 2500
-PEOPLE_PER_CYCLE = 12.5  # of everyone registered: 100,000 people give 8,000 cycles
 FACILITATORS_PER_SITE = 5
-PROTOCOL_MIX = (("strongminds-12", 0.7), ("who-8", 0.2), ("short-6", 0.1))
+# Share of cycles run with each protocol; groups start full (the top two sizes of the protocol's range).
+PROTOCOL_MIX = (("strongminds-12", 0.45), ("uganda-16", 0.45), ("who-8", 0.07), ("short-6", 0.03))
+NOT_ELIGIBLE_SHARE = 0.06   # people come pre-screened by health workers: most score above the cut-off
+REREGISTERED_SHARE = 0.01   # registered a second time (a duplicate flag the coordinator confirms)
+DROPOUT_SHARE = 0.12        # stop coming at some session (other members miss a session now and then)
+NON_RESPONDER_SHARE = 0.2   # PHQ-9 falls little over the cycle
+REJOIN_SHARE = 0.5          # of dropouts, and of completers still depressed: enrolled again in a later cycle
+EARLY_CLOSE_SHARE = 0.03    # cycles closed early: the sessions not held are cancelled
+ABSENCE_FOLLOWED_UP = 0.85  # runs of absences followed by a call or visit
+CLINICAL_SHARE = 0.25       # members whose clinical record is filled in
+REFERRAL_STALLED = 0.1      # of the last months' referrals: follow-ups stopped being done (open, overdue)
+FOLLOWUP_SCREENED = {"completed": 0.7, "dropped_out": 0.3}  # reached for the follow-up PHQ-9
+# Cumulative chances of each attendance mark: the pre-group meeting, then a group session.
+PREGROUP_MARKS = ((0.92, "present"), (0.95, "late"), (0.99, "absent"), (1.0, "excused"))
+SESSION_MARKS = ((0.80, "present"), (0.88, "late"), (0.96, "absent"), (1.0, "excused"))
+TRENDS = ((5 / 9, "better"), (8 / 9, "same"), (1.0, "worse"))  # the symptom check's "since last week"
+NOISE = (-1, 0, 0, 1)  # picked by two random bits
+ITEMS = tuple(f"q{n}" for n in range(1, 10))  # PHQ-9 answers made from a severity (q9, the risk item, apart)
 FIRST_NAMES = ("Amina", "Grace", "Sarah", "Florence", "Harriet", "Rebecca", "Juliet", "Prossy", "Agnes", "Betty",
-               "Mercy", "Esther", "Rose", "John", "Peter", "Moses", "David", "Samuel", "Joseph", "Fatuma")
+               "Mercy", "Esther", "Rose", "John", "Peter", "Moses", "David", "Samuel", "Joseph", "Fatuma",
+               "Aisha", "Brenda", "Christine", "Dorothy", "Eunice", "Faith", "Gladys", "Halima", "Irene", "Janet",
+               "Judith", "Lydia", "Margaret", "Night", "Olivia", "Patience", "Ruth", "Stella", "Winnie", "Zawadi")
 LAST_NAMES = ("Nakato", "Nambi", "Achieng", "Nabirye", "Atim", "Namutebi", "Akello", "Okello", "Ssali", "Kato",
-              "Wasswa", "Kizza", "Mukasa", "Njeri", "Nantongo", "Apio", "Lubega", "Mugerwa", "Ochieng", "Ŋŋanda")
+              "Wasswa", "Kizza", "Mukasa", "Njeri", "Nantongo", "Apio", "Lubega", "Mugerwa", "Ochieng", "Ŋŋanda",
+              "Auma", "Babirye", "Kemigisha", "Nalubega", "Namatovu", "Nansubuga", "Ninsiima", "Tumusiime",
+              "Wanjiru", "Kamau", "Otieno", "Adong", "Akot", "Mutesi", "Nyakato", "Kyomuhendo", "Byaruhanga",
+              "Ssempijja", "Opio", "Lamwaka")
 VILLAGES = ("Kawempe", "Bwaise", "Kanyanya", "Mpererwe", "Nyendo", "Kimaanya", "Masaka town", "Gulu")
 VENUES = ("Church hall", "Health centre", "Primary school", "Community centre", "Market shelter")
 AREAS = ("grief", "disputes", "transitions", "isolation")
 GOALS = ("Sleep better and go back to the market", "Talk calmly with my family", "Make one new friend")
+FORMULATIONS = {
+    "grief": "Low mood since her mother died in the rainy season; grief",
+    "disputes": "Low mood with the quarrels over land at home; disputes",
+    "transitions": "Low mood since moving to town for work; a life change",
+    "isolation": "Low mood and alone since the children left; isolation",
+}
+RELATIONS = ("husband", "wife", "mother", "sister", "brother", "daughter", "son", "neighbour", "friend",
+             "co-wife", "mother-in-law", "pastor")
+CHANGES = ("", "", "", "moved away", "died last year", "stopped talking to me", "lost his job", "got married")
+EVENTS = (("Husband lost his job", "lower"), ("Mother died", "lower"), ("Moved to town", "lower"),
+          ("Quarrel over land with in-laws", "lower"), ("Harvest was good", "better"),
+          ("Child started school", "same"), ("Joined a savings group", "better"))
+REFERRED_TO = ("Health centre IV mental health clinic", "District hospital psychiatric unit",
+               "Psychiatric clinical officer at the health centre", "Village health team and health centre III")
+CLOSING_NOTES = ("Safe; no more thoughts of self-harm; attending group.", "Seen at the clinic, on treatment, safe.",
+                 "Risk resolved at review with the supervisor.")
+FOLLOWUP_NOTES = ("Called: feeling safer, attending group.", "Home visit: safe, family aware.",
+                  "Called: still some thoughts, no plan; safety steps repeated.")
+ABSENCE_NOTES = ("Phone call: was sick, will come next week.", "Home visit: caring for a sick child.",
+                 "Home visit: away for work in town.", "Phone call: no answer; message left with a neighbour.")
+REFER_ON_NOTES = ("Still depressed: refer to the health centre clinic.", "Needs help with alcohol at home.")
+EARLY_REASONS = ("Group stopped meeting", "Venue no longer available", "Facilitator left the programme")
 
 
 @dataclass
@@ -70,6 +142,61 @@ class _Ids:
         return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:32]}"
 
 
+# Inserted in this order (parents before children: foreign keys are checked on insert).
+COLUMNS: dict[str, tuple[str, ...]] = {
+    "supervisor_facilitators": ("id", "site_id", "supervisor_id", "facilitator_id", "created_by", "created_at",
+                                "updated_at"),
+    "participants": ("id", "site_id", "code", "name", "name_key", "sex", "birth_year", "age_is_estimate", "village",
+                     "phone", "status", "created_by", "created_at", "updated_at"),
+    "consents": ("id", "site_id", "participant_id", "purpose", "given", "given_by", "recorded_by", "created_at",
+                 "updated_at"),
+    "participant_status_history": ("id", "site_id", "participant_id", "status", "reason", "changed_by",
+                                   "created_at", "updated_at"),
+    "duplicate_flags": ("id", "site_id", "participant_id", "other_participant_id", "reason", "status",
+                        "reviewed_by", "reviewed_at", "created_at", "updated_at"),
+    "cycles": ("id", "site_id", "code", "protocol_id", "protocol_version", "group_type", "venue", "weekday",
+               "start_time", "first_date", "status", "closed_on", "closed_reason", "created_by", "created_at",
+               "updated_at"),
+    "cycle_facilitators": ("id", "site_id", "cycle_id", "user_id", "role", "created_at", "updated_at"),
+    "sessions": ("id", "site_id", "cycle_id", "number", "kind", "phase", "scheduled_date", "start_time", "minutes",
+                 "status", "note", "recorded_by", "recorded_at", "version", "created_at", "updated_at"),
+    "session_changes": ("id", "site_id", "cycle_id", "session_id", "action", "old_date", "new_date", "reason",
+                        "changed_by", "created_at", "updated_at"),
+    "members": ("id", "site_id", "cycle_id", "participant_id", "status", "problem_area", "problem_area_2", "goals",
+                "enrolled_on", "override_reason", "ended_on", "end_reason", "created_by", "created_at",
+                "updated_at"),
+    "screenings": ("id", "site_id", "participant_id", "instrument_id", "instrument_version", "occasion",
+                   "cycle_id", "session_id", "answers_json", "total", "raw_total", "band", "eligible", "cutoff",
+                   "risk", "risk_items_json", "administered_on", "administered_by", "submission_key",
+                   "created_at", "updated_at"),
+    "referrals": ("id", "site_id", "participant_id", "screening_id", "reason", "triggers_json", "urgency", "status",
+                  "referred_to", "note", "acknowledged_by", "acknowledged_at", "created_by", "closed_at",
+                  "created_at", "updated_at"),
+    "referral_events": ("id", "site_id", "referral_id", "status", "note", "by_user", "created_at", "updated_at"),
+    "referral_followups": ("id", "site_id", "referral_id", "due_on", "done_on", "done_by", "note", "created_at",
+                           "updated_at"),
+    "attendance": ("id", "site_id", "session_id", "member_id", "status", "recorded_by", "created_at",
+                   "updated_at"),
+    "symptom_checks": ("id", "site_id", "session_id", "member_id", "trend", "rating", "created_at", "updated_at"),
+    "fidelity_checklists": ("id", "site_id", "session_id", "user_id", "answers_json", "created_at", "updated_at"),
+    "absence_followups": ("id", "site_id", "member_id", "done_on", "note", "done_by", "created_at", "updated_at"),
+    "pregroup_records": ("id", "site_id", "member_id", "screening_id", "formulation", "medication_assessment",
+                         "medication_referral_id", "group_consent", "recorded_by", "created_at", "updated_at"),
+    "inventory_people": ("id", "site_id", "member_id", "name", "relationship", "closeness", "quality",
+                         "recent_change", "created_by", "created_at", "updated_at"),
+    "timeline_events": ("id", "site_id", "member_id", "happened", "sort_key", "event", "mood", "created_by",
+                        "created_at", "updated_at"),
+    "problem_area_history": ("id", "site_id", "member_id", "problem_area", "problem_area_2", "formulation",
+                             "reason", "session_id", "changed_by", "created_at", "updated_at"),
+    "goal_progress": ("id", "site_id", "member_id", "session_id", "progress", "note", "recorded_by", "created_at",
+                      "updated_at"),
+    "relapse_plans": ("id", "site_id", "member_id", "warning_signs", "people", "actions", "recorded_by",
+                      "created_at", "updated_at"),
+    "outcome_decisions": ("id", "site_id", "member_id", "decision", "note", "extra_sessions", "referral_id",
+                          "decided_by", "created_at", "updated_at"),
+}
+
+
 def _insert(db: sqlite_utils.Database, table: str, records: list[tuple], summary: ScaleSummary,
             columns: tuple[str, ...]) -> None:
     if not records:
@@ -80,15 +207,43 @@ def _insert(db: sqlite_utils.Database, table: str, records: list[tuple], summary
     summary.add(table, len(records))
 
 
+def _stamp(day: date, time: str = "09:00:00") -> str:
+    return f"{day.isoformat()}T{time}+00:00"
+
+
+def _mark(table: tuple[tuple[float, str], ...], r: float) -> str:
+    for threshold, status in table:
+        if r < threshold:
+            return status
+    return table[-1][1]
+
+
 def generate(db: sqlite_utils.Database, app: Flask, n_people: int, *, today: date, seed: int = 2026,
              progress=None) -> ScaleSummary:
     """Write a programme of ``n_people`` participants (sites, users, cycles...) into ``db``."""
     if row(db, "select value from settings where key = ?", (SCALE_MARKER,)):
         raise ValueError("This database already holds a generated programme; use a new data folder.")
+    # Random-key inserts into big indexes: a large page cache saves most of the reads.
+    db.execute("pragma cache_size = -1048576")
+    # Into a new database (no participant yet), write without the WAL file: every page is written
+    # once instead of twice (WAL, then checkpoint), a third less time at 100,000 people. The
+    # rollback journal stays in memory, so an error still undoes the site being written, but a
+    # killed process leaves a database to throw away (as a half-generated programme is anyway).
+    fast = (row(db, "select count(*) as n from participants")["n"] == 0
+            and db.execute("pragma journal_mode = memory").fetchone()[0] == "memory")
+    if fast:
+        db.execute("pragma synchronous = off")
+    try:
+        return _generate(db, app, n_people, today=today, seed=seed, progress=progress)
+    finally:
+        if fast:
+            db.execute("pragma journal_mode = wal")
+            db.execute("pragma synchronous = normal")
+
+
+def _generate(db: sqlite_utils.Database, app: Flask, n_people: int, *, today: date, seed: int,
+              progress) -> ScaleSummary:
     forms = app.extensions["group_ipt_forms"]
-    phq9 = forms.instruments["phq9"]
-    cutoff = int(app.config.get("ELIGIBILITY_CUTOFFS", {}).get("phq9", 10))
-    protocols = {pid: forms.protocols[pid] for pid, _ in PROTOCOL_MIX}
     rng = random.Random(seed)  # noqa: S311 (made-up benchmark data, not secrets)
     new_id = _Ids(rng)
     summary = ScaleSummary()
@@ -102,17 +257,16 @@ def generate(db: sqlite_utils.Database, app: Flask, n_people: int, *, today: dat
             site_codes.append(f"S{k:03d}")
         k += 1
 
-    # Random-key inserts into big indexes: a large page cache saves most of the reads.
-    db.execute("pragma cache_size = -1048576")
     with write(db):
         sites = [(new_id(), code, f"Site {code}", "en", now, now) for code in site_codes]
         _insert(db, "sites", sites, summary, ("id", "code", "name", "default_language", "created_at", "updated_at"))
         site_ids = [s[0] for s in sites]
         user_cols = ("id", "username", "display_name", "password_hash", "role", "active", "created_at", "updated_at")
-        staff, links, facilitators = [], [], {}
+        staff, links, facilitators, roles = [], [], {}, {}
         for username, role in (("scale-admin", "admin"), ("scale-coord", "coordinator"),
                                ("scale-super", "supervisor")):
             uid = new_id()
+            roles[role] = uid
             staff.append((uid, username, username.replace("-", " ").title(), pw_hash, role, 1, now, now))
             if role != "admin":
                 links += [(uid, sid) for sid in site_ids]
@@ -127,13 +281,20 @@ def generate(db: sqlite_utils.Database, app: Flask, n_people: int, *, today: dat
         _insert(db, "users", staff, summary, user_cols)
         _insert(db, "user_sites", links, summary, ("user_id", "site_id"))
 
+    shared = _Shared(
+        rng=rng, new_id=new_id, today=today, phq9=forms.instruments["phq9"],
+        cutoff=int(app.config.get("ELIGIBILITY_CUTOFFS", {}).get("phq9", 10)),
+        protocols={pid: forms.protocols[pid] for pid, _ in PROTOCOL_MIX}, plan=FollowupPlan.from_config(app.config),
+        coordinator=roles["coordinator"], supervisor=roles["supervisor"])
     base, extra = divmod(n_people, n_sites)
     for index, (sid, code) in enumerate(zip(site_ids, site_codes, strict=True)):
         size = base + (1 if index < extra else 0)
+        site = _Site(shared, sid, code, facilitators[sid], now)
+        site.build(size)
         with write(db):
             db.execute("update sync_clock set applying = 1 where id = 1")
-            _site(db, sid, code, size, facilitators[sid], rng, new_id, summary, now=now, today=today,
-                  phq9=phq9, cutoff=cutoff, protocols=protocols)
+            for table, columns in COLUMNS.items():
+                _insert(db, table, site.rows[table], summary, columns)
             db.execute("update sync_clock set applying = 0 where id = 1")
         if progress:
             progress(index + 1, n_sites)
@@ -149,156 +310,445 @@ def generate(db: sqlite_utils.Database, app: Flask, n_people: int, *, today: dat
     return summary
 
 
-def _screening(rng, new_id, phq9, cutoff, *, sid, pid, occasion, on, by, severity, cycle_id=None,
-               session_id=None) -> tuple:
-    answers = {f"q{i}": min(3, max(0, severity // 9 + (1 if i <= severity % 9 else 0) + rng.choice((-1, 0, 0, 1))))
-               for i in range(1, 10)}
-    answers["q9"] = 0
-    answers["q10"] = rng.randint(0, 3)
-    total = sum(v for k, v in answers.items() if k != "q10")
-    band = phq9.band_for(total)
-    return (new_id(), sid, pid, "phq9", str(phq9.version), occasion, cycle_id, session_id,
-            json.dumps(answers), float(total), float(total), band.label if band else None,
-            1 if total >= cutoff else 0, cutoff, on.isoformat(), by,
-            base64.urlsafe_b64encode(rng.randbytes(18)).decode(),
-            f"{on.isoformat()}T09:00:00+00:00", f"{on.isoformat()}T09:00:00+00:00")
+@dataclass
+class _Shared:
+    rng: random.Random
+    new_id: _Ids
+    today: date
+    phq9: Instrument
+    cutoff: int
+    protocols: dict[str, Protocol]
+    plan: FollowupPlan
+    coordinator: str
+    supervisor: str
 
 
-SCREENING_COLS = ("id", "site_id", "participant_id", "instrument_id", "instrument_version", "occasion", "cycle_id",
-                  "session_id", "answers_json", "total", "raw_total", "band", "eligible", "cutoff",
-                  "administered_on", "administered_by", "submission_key", "created_at", "updated_at")
+@dataclass
+class _Member:
+    id: str
+    person: int           # index in _Site.people
+    severity: int         # PHQ-9 total at screening
+    responder: bool
+    drop_at: int | None   # group session number from which the member stops coming
+    attended: int = 0     # group sessions attended (present or late)
+    streak: int = 0       # absences in a row, "excused" neither counting nor breaking it
+    triggers: list[date] = field(default_factory=list)  # dates at which a run of absences needed a visit
+    baseline_id: str | None = None
+    present_at: list[tuple[int, str, date]] = field(default_factory=list)  # group sessions attended
 
 
-def _site(db, sid, code, size, facs, rng, new_id, summary, *, now, today, phq9, cutoff, protocols) -> None:
-    people, consents, history, screenings = [], [], [], []
-    digits = rng.sample(range(10000), size) if size <= 10000 else None
-    if digits is None:
-        raise ValueError(f"At most 10,000 participants fit in one site; got {size}.")
-    start = today - timedelta(days=720)
-    eligible = []
-    for d in digits:
-        pid = new_id()
-        screened = start + timedelta(days=rng.randint(0, 700))
-        stamp = f"{screened.isoformat()}T09:00:00+00:00"
-        name = f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}"
-        by = rng.choice(facs)
-        severity = rng.choices((rng.randint(3, 9), rng.randint(10, 22)), weights=(1, 11))[0]
-        s = _screening(rng, new_id, phq9, cutoff, sid=sid, pid=pid, occasion="screening", on=screened, by=by,
-                       severity=severity)
-        screenings.append(s)
-        status = "eligible" if s[12] else "not_eligible"
-        people.append([pid, sid, make_code(code, f"{d:04d}"), name, name_key(name),
-                       rng.choice(("female", "female", "female", "male")), today.year - rng.randint(18, 65), 1,
-                       rng.choice(VILLAGES), f"07{rng.randint(10000000, 99999999)}", status, by, stamp, stamp])
-        for purpose in ("screening", "group", "data_sharing"):
-            consents.append((new_id(), sid, pid, purpose, 1, "participant", by, stamp, stamp))
-        history.append((new_id(), sid, pid, "registered", None, by, stamp, stamp))
-        history.append((new_id(), sid, pid, status, "phq9 screening", by, stamp, stamp))
-        if status == "eligible":
-            eligible.append((screened, len(people) - 1))
-    eligible.sort()
+class _Site:
+    """The rows of one site, built in memory, then inserted table by table in one transaction."""
 
-    n_cycles = round(size / PEOPLE_PER_CYCLE)
-    cycles, cfacs, sessions, members, attendance, checks, fidelity = [], [], [], [], [], [], []
-    pool = list(eligible)
-    for c in range(1, n_cycles + 1):
-        group = [pool.pop(0)[1] for _ in range(min(len(pool), rng.randint(9, 14)))]
-        if len(group) < 4:
-            break
-        protocol_id = rng.choices([p for p, _ in PROTOCOL_MIX], weights=[w for _, w in PROTOCOL_MIX])[0]
-        protocol = protocols[protocol_id]
-        latest = max(date.fromisoformat(people[i][12][:10]) for i in group)
+    def __init__(self, shared: _Shared, sid: str, code: str, facs: list[str], now: str):
+        self.s, self.sid, self.code, self.facs, self.now = shared, sid, code, facs, now
+        self.rng, self.new_id, self.today = shared.rng, shared.new_id, shared.today
+        self.rows: dict[str, list[tuple]] = {table: [] for table in COLUMNS}
+        self.people: list[list] = []
+        self.severity: list[int] = []
+        phq9 = shared.phq9
+        self.scored = [item.id for item in phq9.scored_items]
+        self.risk_rules = [(item.id, item.risk, max(item.values)) for item in phq9.risk_items]
+
+    # --- people ---------------------------------------------------------------------------
+
+    def build(self, size: int) -> None:
+        rows = self.rows
+        for fac in self.facs:
+            rows["supervisor_facilitators"].append((self.new_id(), self.sid, self.s.supervisor, fac,
+                                                    self.s.coordinator, self.now, self.now))
+        eligible = self._people(size)
+        self._duplicates()
+        self._cycles(eligible)
+        rows["participants"] = [tuple(person) for person in self.people]
+
+    def _people(self, size: int) -> list[tuple[date, int]]:
+        rng, sid, today = self.rng, self.sid, self.today
+        if size > 10000:
+            raise ValueError(f"At most 10,000 participants fit in one site; got {size}.")
+        digits = rng.sample(range(10000), size)
+        start = today - timedelta(days=720)
+        people = self.people
+        for d in digits:
+            screened = start + timedelta(days=rng.randint(0, 700))
+            name = f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}"
+            people.append([self.new_id(), sid, make_code(self.code, f"{d:04d}"), name, name_key(name),
+                           rng.choice(("female", "female", "female", "male")), today.year - rng.randint(18, 65), 1,
+                           rng.choice(VILLAGES), f"07{rng.randint(10000000, 99999999)}", "registered",
+                           rng.choice(self.facs), _stamp(screened), _stamp(screened)])
+        # A few people are registered twice (a new code, the same person): registration flags them.
+        self.twins: set[frozenset[int]] = set()
+        for i in rng.sample(range(size), round(size * REREGISTERED_SHARE)):
+            j = rng.randrange(size)
+            if j != i:
+                twin, other = people[i], people[j]
+                twin[3:7] = [other[3], other[4], other[5], other[6] + rng.randint(-1, 1)]
+                twin[8:10] = other[8:10]
+                self.twins.add(frozenset((i, j)))
+        eligible = []
+        for i, person in enumerate(people):
+            pid, by, stamp = person[0], person[11], person[12]
+            screened = date.fromisoformat(stamp[:10])
+            severity = rng.randint(3, 8) if rng.random() < NOT_ELIGIBLE_SHARE else rng.randint(12, 23)
+            self.severity.append(severity)
+            for purpose in ("screening", "group", "data_sharing"):
+                self.rows["consents"].append((self.new_id(), sid, pid, purpose, 1, "participant", by, stamp, stamp))
+            self._status(i, "registered", None, by, stamp)
+            _sid, is_eligible = self._screening(i, "screening", screened, by, severity, time="09:10:00")
+            status = "eligible" if is_eligible else "not_eligible"
+            self._status(i, status, f"{self.s.phq9.id} screening", by, _stamp(screened, "09:10:00"))
+            if is_eligible:
+                eligible.append((screened, i))
+        return eligible
+
+    def _status(self, i: int, status: str, reason: str | None, by: str | None, stamp: str) -> None:
+        person = self.people[i]
+        person[10], person[13] = status, stamp
+        self.rows["participant_status_history"].append((self.new_id(), self.sid, person[0], status, reason, by,
+                                                        stamp, stamp))
+
+    def _duplicates(self) -> None:
+        """Flag possible duplicates as registration does: same name, village and age band as someone earlier."""
+        rng, people = self.rng, self.people
+        seen: dict[tuple[str, str], list[int]] = {}
+        for i in sorted(range(len(people)), key=lambda i: people[i][12]):
+            person = people[i]
+            key = (person[4], name_key(person[8]))
+            for j in seen.get(key, ()):
+                if abs(people[j][6] - person[6]) > AGE_BAND_YEARS:
+                    continue
+                stamp = person[12]
+                day = date.fromisoformat(stamp[:10])
+                age = (self.today - day).days
+                status, by, at = "open", None, None
+                if age > 14 and rng.random() < 0.85:
+                    status = "duplicate" if frozenset((i, j)) in self.twins else "not_duplicate"
+                    by, at = self.s.coordinator, _stamp(day + timedelta(days=rng.randint(2, min(age, 45))), "11:00:00")
+                self.rows["duplicate_flags"].append((self.new_id(), self.sid, person[0], people[j][0],
+                                                     "same name, village and age band", status, by, at, stamp,
+                                                     at or stamp))
+            seen.setdefault(key, []).append(i)
+
+    # --- screenings and referrals ---------------------------------------------------------
+
+    def _screening(self, i: int, occasion: str, on: date, by: str, severity: int, *, cycle_id: str | None = None,
+                   session_id: str | None = None, time: str = "12:30:00") -> tuple[str, bool]:
+        """Add a PHQ-9 answered at about ``severity``; a risk answer adds its referral. Return (id, eligible)."""
+        rng, phq9 = self.rng, self.s.phq9
+        severity = max(0, min(27, severity))
+        high, extra = divmod(severity, 9)
+        bits = rng.getrandbits
+        answers = {item: min(3, max(0, high + (n <= extra) + NOISE[bits(2)])) for n, item in enumerate(ITEMS, 1)}
+        # Thoughts of self-harm: more often the more depressed (about 1 in 10 at screening).
+        answers["q9"] = 0
+        if rng.random() < min(0.15, max(0.01, (severity - 7) * 0.008)):
+            answers["q9"] = rng.choices((1, 2, 3), (6, 3, 1))[0]
+        answers["q10"] = rng.randint(0, 3)
+        total = sum(answers[item] for item in self.scored)
+        band = phq9.band_for(total)
+        risk_items = [item for item, rule, _top in self.risk_rules if rule.matches(answers[item])]
+        eligible = total >= self.s.cutoff
+        screening_id, stamp = self.new_id(), _stamp(on, time)
+        self.rows["screenings"].append((
+            screening_id, self.sid, self.people[i][0], phq9.id, str(phq9.version), occasion, cycle_id, session_id,
+            json.dumps(answers), float(total), float(total), band.label if band else None, int(eligible),
+            self.s.cutoff, int(bool(risk_items)), json.dumps(risk_items), on.isoformat(), by,
+            base64.urlsafe_b64encode(rng.randbytes(18)).decode(), stamp, stamp))
+        if risk_items:
+            triggers = [{"kind": "risk_item", "instrument": phq9.id, "item": item, "value": answers[item]}
+                        for item in risk_items]
+            urgent = any(answers[item] == top for item, _rule, top in self.risk_rules if item in risk_items)
+            self._referral(i, reason=screening_reason(phq9, triggers), triggers=triggers,
+                           urgency="urgent" if urgent else "routine", on=on, by=by, time=time,
+                           screening_id=screening_id)
+        return screening_id, eligible
+
+    def _referral(self, i: int, *, reason: str, triggers: list[dict], urgency: str, on: date, by: str,
+                  time: str, screening_id: str | None = None) -> str:
+        """Add a referral with its planned follow-ups and its life so far: most closed, some open or overdue."""
+        rng, today, sid = self.rng, self.today, self.sid
+        rid, created = self.new_id(), _stamp(on, time)
+        age = (today - on).days
+        events = [("open", None, by, created)]
+        acknowledged_by = acknowledged_at = referred_to = note = closed_at = None
+        status, updated = "open", created
+        stalled = age < 150 and rng.random() < REFERRAL_STALLED
+        closing = on + timedelta(days=rng.randint(35, 120))
+        closed = not stalled and closing < today
+        limit = closing if closed else today  # follow-ups are done up to here
+        stop = on + timedelta(days=rng.randint(10, 60)) if stalled else limit
+        if age > 2 or rng.random() < 0.5:  # the alert is acknowledged at once, but a few are still waiting
+            acknowledged_by, acknowledged_at = by, _stamp(on, "19:00:00")
+            updated = acknowledged_at
+            referred_on = on + timedelta(days=rng.randint(1, 5))
+            if referred_on <= limit:
+                status, referred_to, updated = "referred", rng.choice(REFERRED_TO), _stamp(referred_on, "12:00:00")
+                events.append(("referred", None, by, updated))
+        followups, done = self.rows["referral_followups"], 0
+        for due in self.s.plan.dates(on):
+            done_on = due + timedelta(days=rng.randint(0, 2))
+            if due <= stop and done_on <= limit:
+                stamp = _stamp(done_on, "15:00:00")
+                followups.append((self.new_id(), sid, rid, due.isoformat(), done_on.isoformat(), by,
+                                  rng.choice(FOLLOWUP_NOTES), created, stamp))
+                done += 1
+                updated = max(updated, stamp)
+                if done == 2 and status == "referred":
+                    status = "followed_up"
+                    events.append(("followed_up", None, by, stamp))
+            else:
+                followups.append((self.new_id(), sid, rid, due.isoformat(), None, None, None, created, created))
+        if closed and acknowledged_at:
+            status, note = "closed", rng.choice(CLOSING_NOTES)
+            closed_at = updated = _stamp(closing, "16:00:00")
+            events.append(("closed", note, rng.choice((self.s.coordinator, self.s.supervisor)), closed_at))
+        for event_status, event_note, event_by, stamp in events:
+            self.rows["referral_events"].append((self.new_id(), sid, rid, event_status, event_note, event_by, stamp,
+                                                 stamp))
+        self.rows["referrals"].append((rid, sid, self.people[i][0], screening_id, reason,
+                                       json.dumps(triggers, ensure_ascii=False), urgency, status, referred_to, note,
+                                       acknowledged_by, acknowledged_at, by, closed_at, created, updated))
+        return rid
+
+    # --- cycles ---------------------------------------------------------------------------
+
+    def _cycles(self, eligible: list[tuple[date, int]]) -> None:
+        rng, protocols = self.rng, self.s.protocols
+        names, weights = [p for p, _ in PROTOCOL_MIX], [w for _, w in PROTOCOL_MIX]
+        pool = [(day, i) for day, i in eligible]  # people waiting for a group, by the date they can join
+        heapq.heapify(pool)
+        self.rejoining: dict[int, str] = {}  # person joining again -> why (the override reason of enrolment)
+        number = 0
+        while pool:
+            protocol = protocols[rng.choices(names, weights)[0]]
+            size = rng.randint(max(protocol.group_size_min, protocol.group_size_max - 1), protocol.group_size_max)
+            if len(pool) < protocol.group_size_min:
+                break
+            group = [heapq.heappop(pool) for _ in range(min(size, len(pool)))]
+            number += 1
+            for rejoin_on, i in self._cycle(number, protocol, group):
+                heapq.heappush(pool, (rejoin_on, i))
+
+    def _cycle(self, number: int, protocol: Protocol, group: list[tuple[date, int]]) -> list[tuple[date, int]]:
+        """Add one cycle with its sessions, members and what happened at each session; return who joins again."""
+        rng, today, sid, rows = self.rng, self.today, self.sid, self.rows
+        latest = max(day for day, _i in group)
         first = min(latest + timedelta(days=rng.randint(7, 30)), today + timedelta(days=rng.randint(1, 20)))
         plans = sorted(protocol.sessions, key=lambda p: p.number)
-        dates = {p.number: first + timedelta(weeks=p.number if protocol.pre_group else p.number - 1) for p in plans}
-        last = max(dates.values())
-        early = last < today and rng.random() < 0.03
-        status = ("planned" if first > today else "active" if last >= today
+        dates = [first + timedelta(weeks=p.number if protocol.pre_group else p.number - 1) for p in plans]
+        last_group = max(p.number for p in protocol.group_sessions)
+        # How far it got: every session before today held, unless the cycle was closed early.
+        stop = len(plans)
+        closing: date | None = None
+        early = dates[-1] < today and rng.random() < EARLY_CLOSE_SHARE
+        if early:
+            stop = rng.randint(3, len(plans) - 2)
+            closing = min(today, dates[stop - 1] + timedelta(days=rng.randint(1, 6)))
+        elif dates[-1] < today:
+            closing = dates[-1] + timedelta(days=rng.randint(1, 10))
+            closing = closing if closing <= today else None  # all held, not closed yet
+        held_count = min(stop, sum(1 for d in dates if d < today))
+        status = ("planned" if held_count == 0 else "active" if closing is None
                   else "closed_early" if early else "closed")
-        cid, lead = new_id(), rng.choice(facs)
-        created = f"{(first - timedelta(days=7)).isoformat()}T08:00:00+00:00"
-        closed_on = (last + timedelta(days=3)).isoformat() if status.startswith("closed") else None
-        cycles.append((cid, sid, f"{code}-C{c:03d}", protocol_id, protocol.version,
-                       rng.choice(("women", "women", "men", "mixed")), rng.choice(VENUES), first.weekday(),
-                       rng.choice(("10:00", "14:00")), first.isoformat(), status, closed_on,
-                       "Group stopped meeting" if early else None, lead, created, created))
-        team = [lead] + ([rng.choice([f for f in facs if f != lead])] if rng.random() < 0.4 else [])
+        cid, lead = self.new_id(), rng.choice(self.facs)
+        code = f"{self.code}-C{number:03d}"
+        enrolled_on = min(today, max(latest + timedelta(days=1), first - timedelta(days=7)))
+        created = _stamp(enrolled_on, "08:00:00")
+        reason = rng.choice(EARLY_REASONS) if early else None
+        close_stamp = _stamp(closing, "17:00:00") if closing else None
+        start_time = rng.choice(("10:00", "14:00"))
+        rows["cycles"].append((cid, sid, code, protocol.id, protocol.version,
+                               rng.choice(("women", "women", "men", "mixed")), rng.choice(VENUES), first.weekday(),
+                               start_time, first.isoformat(), status, closing.isoformat() if closing else None,
+                               reason, lead, created,
+                               close_stamp or (_stamp(dates[0], "12:00:00") if held_count else created)))
+        team = [lead] + ([rng.choice([f for f in self.facs if f != lead])] if rng.random() < 0.4 else [])
         for role, uid in zip(("lead", "co"), team, strict=False):
-            cfacs.append((new_id(), sid, cid, uid, role, created, created))
-        member_ids = []
-        for i in group:
-            person = people[i]
-            mid = new_id()
-            if status in ("planned", "active"):
-                m_status, person[10] = "active", "enrolled"
-            else:
-                m_status = "dropped_out" if rng.random() < 0.15 else "completed"
-                person[10] = m_status
-            history.append((new_id(), sid, person[0], "enrolled", None, lead, created, created))
-            if m_status != "active":
-                history.append((new_id(), sid, person[0], m_status, None, lead, f"{closed_on}T12:00:00+00:00",
-                                f"{closed_on}T12:00:00+00:00"))
-            members.append((mid, sid, cid, person[0], m_status, rng.choice(AREAS), rng.choice(GOALS),
-                            (first - timedelta(days=3)).isoformat(), closed_on if m_status != "active" else None,
-                            lead, created, created))
-            member_ids.append((mid, person[0], m_status == "dropped_out", rng.randint(3, 8)))
-        for plan in plans:
-            day = dates[plan.number]
-            held = day < today
-            ses_id = new_id()
-            stamp = f"{day.isoformat()}T12:00:00+00:00"
-            sessions.append((ses_id, sid, cid, plan.number, "group" if plan.is_group else "pre-group", plan.phase,
-                             day.isoformat(), cycles[-1][8], plan.minutes, "held" if held else "scheduled",
-                             "Group met as planned." if held else "", lead if held else None,
-                             stamp if held else None, 1 if held else 0, created, stamp if held else created))
-            if not held:
-                continue
-            due = plan.instruments_due
-            for mid, pid, drops, drop_at in member_ids:
-                att = "absent" if drops and plan.number >= drop_at else rng.choices(
-                    ("present", "late", "absent", "excused"), weights=(80, 8, 8, 4))[0]
-                attendance.append((new_id(), sid, ses_id, mid, att, lead, stamp, stamp))
-                if att in ("present", "late") and plan.number > 0:
-                    checks.append((new_id(), sid, ses_id, mid, rng.choices(("better", "same", "worse"), (5, 3, 1))[0],
-                                   max(0, min(10, 7 - plan.number // 2 + rng.randint(-1, 1))), stamp, stamp))
-                if att in ("present", "late") and "phq9" in due:
-                    screenings.append(_screening(
-                        rng, new_id, phq9, cutoff, sid=sid, pid=pid, occasion=occasion_of(plan.number, protocol),
-                        on=day, by=lead, severity=max(2, 16 - plan.number - rng.randint(0, 5)), cycle_id=cid,
-                        session_id=ses_id))
-            answers = {item.id: rng.random() > 0.15 for item in protocol.fidelity_checklist}
-            fidelity.append((new_id(), sid, ses_id, lead, json.dumps(answers, sort_keys=True), stamp, stamp))
+            rows["cycle_facilitators"].append((self.new_id(), sid, cid, uid, role, created, created))
 
-    _insert(db, "participants", [tuple(p) for p in people], summary,
-            ("id", "site_id", "code", "name", "name_key", "sex", "birth_year", "age_is_estimate", "village", "phone",
-             "status", "created_by", "created_at", "updated_at"))
-    _insert(db, "consents", consents, summary,
-            ("id", "site_id", "participant_id", "purpose", "given", "given_by", "recorded_by", "created_at",
-             "updated_at"))
-    _insert(db, "participant_status_history", history, summary,
-            ("id", "site_id", "participant_id", "status", "reason", "changed_by", "created_at", "updated_at"))
-    _insert(db, "cycles", cycles, summary,
-            ("id", "site_id", "code", "protocol_id", "protocol_version", "group_type", "venue", "weekday",
-             "start_time", "first_date", "status", "closed_on", "closed_reason", "created_by", "created_at",
-             "updated_at"))
-    _insert(db, "cycle_facilitators", cfacs, summary,
-            ("id", "site_id", "cycle_id", "user_id", "role", "created_at", "updated_at"))
-    _insert(db, "sessions", sessions, summary,
-            ("id", "site_id", "cycle_id", "number", "kind", "phase", "scheduled_date", "start_time", "minutes",
-             "status", "note", "recorded_by", "recorded_at", "version", "created_at", "updated_at"))
-    _insert(db, "members", members, summary,
-            ("id", "site_id", "cycle_id", "participant_id", "status", "problem_area", "goals", "enrolled_on",
-             "ended_on", "created_by", "created_at", "updated_at"))
-    _insert(db, "screenings", screenings, summary, SCREENING_COLS)
-    _insert(db, "attendance", attendance, summary,
-            ("id", "site_id", "session_id", "member_id", "status", "recorded_by", "created_at", "updated_at"))
-    _insert(db, "symptom_checks", checks, summary,
-            ("id", "site_id", "session_id", "member_id", "trend", "rating", "created_at", "updated_at"))
-    _insert(db, "fidelity_checklists", fidelity, summary,
-            ("id", "site_id", "session_id", "user_id", "answers_json", "created_at", "updated_at"))
+        members = []
+        for _day, i in group:
+            drops = rng.random() < DROPOUT_SHARE
+            members.append(_Member(self.new_id(), i, self.severity[i], rng.random() >= NON_RESPONDER_SHARE,
+                                   rng.randint(2, max(2, last_group - 2)) if drops else None))
+            self._status(i, "enrolled", f"enrolled in {code}", lead, created)
+
+        fidelity_items = [item.id for item in protocol.fidelity_checklist]
+        for index, (plan, day) in enumerate(zip(plans, dates, strict=True)):
+            ses_id = self.new_id()
+            held, cancelled = index < held_count, early and index >= stop
+            stamp = _stamp(day, "12:00:00")
+            rows["sessions"].append((
+                ses_id, sid, cid, plan.number, "group" if plan.is_group else "pre-group", plan.phase, day.isoformat(),
+                start_time, plan.minutes, "held" if held else "cancelled" if cancelled else "scheduled",
+                "Group met as planned." if held else "", lead if held else None, stamp if held else None,
+                1 if held or cancelled else 0, created, stamp if held else close_stamp if cancelled else created))
+            if cancelled:
+                rows["session_changes"].append((self.new_id(), sid, cid, ses_id, "closed_early", day.isoformat(),
+                                                None, reason, self.s.coordinator, close_stamp, close_stamp))
+            if held:
+                self._held_session(protocol, plan, day, ses_id, cid, lead, members, last_group)
+                answers = {item: rng.random() > 0.15 for item in fidelity_items}
+                rows["fidelity_checklists"].append((self.new_id(), sid, ses_id, lead,
+                                                    json.dumps(answers, sort_keys=True), stamp, stamp))
+
+        rejoin = []
+        pregroup_held = held_count > 0
+        for m in members:
+            i = m.person
+            m_status, override = "active", self.rejoining.pop(i, None)
+            if closing is not None:
+                m_status = "completed" if protocol.is_completed(m.attended) else "dropped_out"
+                self._status(i, m_status, f"cycle {code} closed", self.s.coordinator, close_stamp)
+                # Dropouts, and members still depressed at the end, may join a later group.
+                again = m_status == "dropped_out" or not m.responder
+                rejoin_on = closing + timedelta(days=rng.randint(14, 90))
+                if again and rng.random() < REJOIN_SHARE and rejoin_on < today - timedelta(days=7):
+                    rejoin.append((rejoin_on, i))
+                    self.rejoining[i] = (f"Joins again after dropping out of {code}" if m_status == "dropped_out"
+                                         else f"Joins again: still depressed at the end of {code}")
+            area = area2 = None
+            goals = ""
+            if pregroup_held:
+                area, goals = rng.choice(AREAS), rng.choice(GOALS)
+                area2 = rng.choice([a for a in AREAS if a != area]) if rng.random() < 0.15 else None
+            member_updated = close_stamp or created
+            for when in m.triggers:
+                done_on = when + timedelta(days=rng.randint(1, 6))
+                if rng.random() < ABSENCE_FOLLOWED_UP and done_on <= today:
+                    stamp = _stamp(done_on, "16:00:00")
+                    rows["absence_followups"].append((self.new_id(), sid, m.id, done_on.isoformat(),
+                                                      rng.choice(ABSENCE_NOTES), lead, stamp, stamp))
+            if pregroup_held and rng.random() < CLINICAL_SHARE:
+                area, area2 = self._record(m, protocol, lead, dates, held_count, area, area2, m_status, closing,
+                                           closed_normally=status == "closed")
+            rows["members"].append((m.id, sid, cid, self.people[i][0], m_status, area, area2, goals,
+                                    enrolled_on.isoformat(), override,
+                                    closing.isoformat() if m_status != "active" else None,
+                                    reason if m_status != "active" else None, lead, created, member_updated))
+            # The protocol's follow-up PHQ-9, months after the last group session (not after an early close).
+            if status == "closed" and rng.random() < FOLLOWUP_SCREENED.get(m_status, 0):
+                last_day = dates[[p.number for p in plans].index(last_group)]
+                for item in protocol.followup:
+                    due = _add_months(last_day, item.months_after_end)
+                    if item.instrument == self.s.phq9.id and due <= today:
+                        on = min(today, due + timedelta(days=rng.randint(0, 14)))
+                        self._screening(i, "followup", on, lead, self._severity_at(m, last_group, last_group) + 1,
+                                        cycle_id=cid)
+        return rejoin
+
+    def _severity_at(self, m: _Member, number: int, last_group: int) -> int:
+        fall = 0.6 if m.responder else 0.15
+        return round(m.severity * (1 - fall * number / last_group)) + self.rng.randint(-2, 2)
+
+    def _held_session(self, protocol: Protocol, plan, day: date, ses_id: str, cid: str, lead: str,
+                      members: list[_Member], last_group: int) -> None:
+        rng, sid, rows = self.rng, self.sid, self.rows
+        stamp = _stamp(day, "12:00:00")
+        attendance, checks = rows["attendance"], rows["symptom_checks"]
+        threshold = protocol.absences_for_followup
+        phq9_due = self.s.phq9.id in plan.instruments_due
+        for m in members:
+            if m.drop_at is not None and plan.number >= m.drop_at:
+                att = "absent"
+            else:
+                att = _mark(SESSION_MARKS if plan.number else PREGROUP_MARKS, rng.random())
+            attendance.append((self.new_id(), sid, ses_id, m.id, att, lead, stamp, stamp))
+            if att == "absent":
+                m.streak += 1
+                if m.streak == threshold:
+                    m.triggers.append(day)
+                continue
+            if att == "excused":
+                continue
+            m.streak = 0
+            if plan.number > 0:
+                m.attended += 1
+                m.present_at.append((plan.number, ses_id, day))
+                checks.append((self.new_id(), sid, ses_id, m.id, _mark(TRENDS, rng.random()),
+                               max(0, min(10, 7 - plan.number // 2 + NOISE[rng.getrandbits(2)])), stamp, stamp))
+            if phq9_due:
+                screening_id, _eligible = self._screening(
+                    m.person, occasion_of(plan.number, protocol), day, lead, self._severity_at(m, plan.number,
+                                                                                              last_group),
+                    cycle_id=cid, session_id=ses_id)
+                if plan.number == 0:
+                    m.baseline_id = screening_id
+
+    # --- clinical record ------------------------------------------------------------------
+
+    def _record(self, m: _Member, protocol: Protocol, lead: str, dates: list[date], held_count: int, area: str,
+                area2: str | None, m_status: str, closing: date | None, closed_normally: bool
+                ) -> tuple[str, str | None]:
+        """Fill in a member's clinical record, as ``clinical`` saves it; return the problem areas it ends with."""
+        rng, sid, rows, i = self.rng, self.sid, self.rows, m.person
+        day0 = dates[0]
+        stamp0 = _stamp(day0, "13:00:00")
+        medication = rng.choices(("no", "yes", None), (90, 5, 5))[0]
+        referral_id = None
+        if medication == "yes":
+            why = "medication assessment asked at the pre-group session"
+            referral_id = self._referral(i, reason=why, triggers=[{"kind": "medication_assessment", "reason": why}],
+                                         urgency="routine", on=day0, by=lead, time="13:00:00")
+        formulation = FORMULATIONS[area]
+        rows["pregroup_records"].append((self.new_id(), sid, m.id, m.baseline_id, formulation, medication,
+                                         referral_id, 1, lead, stamp0, stamp0))
+        # Consent to the group, asked again at the pre-group session, is recorded anew.
+        rows["consents"].append((self.new_id(), sid, self.people[i][0], "group", 1, "participant", lead, stamp0,
+                                 stamp0))
+        history = rows["problem_area_history"]
+        history.append((self.new_id(), sid, m.id, area, area2, formulation, "pre-group session", None, lead, stamp0,
+                        stamp0))
+        for _n in range(rng.randint(2, 5)):
+            rows["inventory_people"].append((
+                self.new_id(), sid, m.id, f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}",
+                rng.choice(RELATIONS), rng.choice(("close", "distant", None)),
+                rng.choice(("supportive", "conflicted", "mixed", None)), rng.choice(CHANGES), lead, stamp0, stamp0))
+        for _n in range(rng.randint(1, 3)):
+            event, mood = rng.choice(EVENTS)
+            when = day0 - timedelta(days=rng.randint(30, 400))
+            happened, sort_key = ((when.isoformat()[:7], when.isoformat()[:7]) if rng.random() < 0.7
+                                  else ("after the harvest", ""))
+            rows["timeline_events"].append((self.new_id(), sid, m.id, happened, sort_key, event, mood, lead, stamp0,
+                                            stamp0))
+        last_group = max(p.number for p in protocol.group_sessions)
+        attended = [p for p in m.present_at if p[0] < last_group]
+        if attended and rng.random() < 0.15:  # revised when a new problem came out in the group
+            number, ses_id, day = rng.choice(attended)
+            area, area2 = rng.choice([a for a in AREAS if a != area]), None
+            stamp = _stamp(day, "13:30:00")
+            history.append((self.new_id(), sid, m.id, area, area2, formulation,
+                            f"A new problem came out at session {number}.", ses_id, lead, stamp, stamp))
+        progress = ("none", "some", "good", "achieved")
+        noted = sorted(rng.sample(m.present_at, min(len(m.present_at), rng.randint(2, 4))))
+        for step, (_number, ses_id, day) in enumerate(noted):
+            stamp = _stamp(day, "13:30:00")
+            rows["goal_progress"].append((self.new_id(), sid, m.id, ses_id,
+                                          progress[min(3, step + (1 if m.responder else 0))], "", lead, stamp, stamp))
+        if closing is None:
+            return area, area2
+        close_stamp = _stamp(closing, "17:00:00")
+        if m_status == "completed" and closed_normally:
+            last_stamp = _stamp(dates[held_count - 1], "13:30:00")
+            rows["relapse_plans"].append((self.new_id(), sid, m.id, "Not sleeping; staying in the house all day",
+                                          "My sister; the people of my group", "Call my sister; go to the market "
+                                          "with a friend; see the health worker if it lasts two weeks", lead,
+                                          last_stamp, last_stamp))
+        if m_status == "dropped_out" and rng.random() < 0.5:
+            return area, area2
+        decision, note, referral_id = "well", "", None
+        if rng.random() < (0.1 if m_status == "completed" else 0.3):
+            decision, note = "refer", rng.choice(REFER_ON_NOTES)
+            referral_id = self._referral(i, reason=f"referred elsewhere at the end of the cycle: {note}",
+                                         triggers=[{"kind": "outcome_referral", "reason": note}], urgency="routine",
+                                         on=closing, by=lead, time="17:00:00")
+        rows["outcome_decisions"].append((self.new_id(), sid, m.id, decision, note, 0, referral_id, lead,
+                                          close_stamp, close_stamp))
+        return area, area2
 
 
 def describe(summary: ScaleSummary) -> str:
     parts = ", ".join(f"{n:,} {table}" for table, n in summary.created.items())
-    return (f"Generated programme: {parts}.\nLogins (password for all: {DEMO_PASSWORD}): scale-admin, scale-coord, "
-            "scale-super, and facilitators fac-s001-1 ... (five per site).")
+    total = sum(summary.created.values())
+    return (f"Generated programme ({total:,} rows): {parts}.\nLogins (password for all: {DEMO_PASSWORD}): "
+            "scale-admin, scale-coord, scale-super, and facilitators fac-s001-1 ... (five per site).")

@@ -175,3 +175,34 @@ def test_background_refresh_keeps_the_figures_fresh(app, db, protocols, programm
         background.stop()
     assert not background.thread.is_alive()
     assert report_store.start_background_refresh(app, 0) is None  # REPORT_REFRESH_SECONDS = 0: off
+
+
+def test_figures_are_remembered_until_the_data_changes(db, protocols, programme, monkeypatch):
+    first = indicators.Report(db, kmp(db), protocols, today=TODAY).indicators
+    counted = []
+    real = indicators.Report._stored_figures
+
+    def counting(self):
+        counted.append(1)
+        return real(self)
+
+    monkeypatch.setattr(indicators.Report, "_stored_figures", counting)
+    assert indicators.Report(db, kmp(db), protocols, today=TODAY).indicators == first  # remembered
+    assert counted == []
+    indicators.Report(db, kmp(db, "2026Q1"), protocols, today=TODAY).indicators  # other filters
+    indicators.Report(db, kmp(db), protocols, today=date(2026, 4, 21)).indicators  # another day
+    assert len(counted) == 2
+    db.execute("update attendance set updated_at = updated_at where rowid = (select min(rowid) from attendance)")
+    db.conn.commit()
+    indicators.Report(db, kmp(db), protocols, today=TODAY).indicators  # a record changed
+    assert len(counted) == 3
+
+
+def test_a_restore_gets_a_new_data_version(app, db, protocols, programme, tmp_path):
+    from group_ipt import backup
+
+    copy = tmp_path / "copy.db"
+    backup.backup(app.config["DATABASE"], copy)
+    before = report_store.data_version(db)
+    backup.restore(copy, app.config["DATABASE"], force=True)
+    assert report_store.data_version(db) != before  # same log number, but another epoch
