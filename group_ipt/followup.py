@@ -22,6 +22,7 @@ from datetime import date, timedelta
 import sqlite_utils
 
 from . import audit
+from . import cycles as cycles_module
 from .cycles import N_, CycleError, _in, members, protocol_of, sessions
 from .db import new_id, row, rows, utcnow, write
 from .protocols import Protocol
@@ -118,13 +119,23 @@ def followups_needed(
         sql += " and id in (select cycle_id from cycle_facilitators where user_id = ?)"
         params.append(user_id)
     found = []
-    for cycle in rows(db, sql, params):
+    open_cycles = rows(db, sql, params)
+    ids = [c["id"] for c in open_cycles]
+    # Three queries for every open cycle together (a facilitator's home lists them all).
+    records_of = member_records_of(db, ids)
+    members_of = cycles_module.members_of(db, ids)
+    visits: dict[str, list[dict]] = {}
+    for f in db.query(
+        "select f.* from absence_followups f join members m on m.id = f.member_id"
+        f" where m.cycle_id in ({_in(ids)}) and m.status = 'active' order by f.done_on, f.created_at", ids,
+    ):
+        visits.setdefault(f["member_id"], []).append(f)
+    for cycle in open_cycles:
         protocol = protocols.get(cycle["protocol_id"])
         threshold = protocol.absences_for_followup if protocol else 2
-        records = member_records(db, cycle["id"])
-        for member in members(db, cycle["id"], active_only=True):
-            followups = rows(db, "select * from absence_followups where member_id = ? order by done_on, created_at",
-                             (member["id"],))
+        records = records_of.get(cycle["id"], {})
+        for member in (m for m in members_of.get(cycle["id"], []) if m["status"] == "active"):
+            followups = visits.get(member["id"], [])
             need = _need(records.get(member["id"], []), threshold, followups, today, due_days)
             if need:
                 found.append({"member": member, "cycle": cycle, "need": need})
@@ -358,7 +369,11 @@ def home_summary(
                if f["need"].overdue]
     site_cycles = []
     if coordinator:
-        site_cycles = [c for c in open_first(list_cycles(db, site_ids)) if c["status"] in ("planned", "active")]
-    stages = {c["id"]: stage(c, sessions(db, c["id"])) for c in [*mine, *site_cycles]}
+        site_cycles = open_first(list_cycles(db, site_ids, statuses=("planned", "active")))
+    shown = {c["id"]: c for c in [*mine, *site_cycles]}
+    # A closed cycle's stage needs no sessions; a facilitator may have led dozens over the years.
+    by_cycle = cycles_module.sessions_of(db, [cid for cid, c in shown.items()
+                                               if c["status"] not in ("closed", "closed_early")])
+    stages = {cid: stage(c, by_cycle.get(cid, [])) for cid, c in shown.items()}
     return {"mine": mine, "next": next_session, "missing": missing, "overdue": overdue,
             "site_cycles": site_cycles, "stages": stages, "coordinator": coordinator}

@@ -206,3 +206,23 @@ def test_a_restore_gets_a_new_data_version(app, db, protocols, programme, tmp_pa
     before = report_store.data_version(db)
     backup.restore(copy, app.config["DATABASE"], force=True)
     assert report_store.data_version(db) != before  # same log number, but another epoch
+
+
+def test_referrals_in_a_period_are_all_found_through_the_indexes(app, db, protocols):
+    scalemod.generate(db, app, 400, today=clock.today())
+    sites = tuple(r[0] for r in db.execute("select id from sites"))
+    assert db.execute("select count(*) from referrals where screening_id is null").fetchone()[0] > 0
+    assert db.execute("select count(*) from referrals where screening_id is not null").fetchone()[0] > 0
+    year = clock.today().year
+    for period in (str(year), str(year - 1), f"{year}Q{(clock.today().month - 1) // 3 + 1}", None):
+        bounds = parse_period(period).bounds() if period else ("0000", "9999")
+        plain = db.execute(
+            f"select count(*) from referrals r left join screenings s on s.id = r.screening_id"
+            f" where {indicators.RAISED_ON} between ? and ?", bounds).fetchone()[0]
+        still_open = db.execute(
+            f"select count(*) from referrals r left join screenings s on s.id = r.screening_id"
+            f" where {indicators.RAISED_ON} <= ? and r.status != 'closed'", (bounds[1],)).fetchone()[0]
+        found = {i.id: i for i in indicators.Report(
+            db, indicators.Filters(site_ids=sites, period=parse_period(period) if period else None), protocols,
+            today=clock.today()).indicators}
+        assert (found["referrals"].value, found["referrals_open"].value) == (plain, still_open), period

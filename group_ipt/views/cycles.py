@@ -182,8 +182,8 @@ def show(cycle_id):
         warnings = [tr(w) for w in cycles.cycle_warnings(db, cycle, protocol, today=clock.today())]
         summaries = followup.member_summaries(db, cycle, protocol)
     can_manage = current_user.has_role("coordinator")
-    other_cycles = [c for c in cycles.list_cycles(db, [cycle["site_id"]])
-                    if c["id"] != cycle["id"] and c["status"] in ("planned", "active")]
+    other_cycles = [c for c in cycles.list_cycles(db, [cycle["site_id"]], statuses=("planned", "active"))
+                    if c["id"] != cycle["id"]]
     return render_template(
         "cycles/show.html", cycle=cycle, protocol=protocol, sessions=cycle_sessions,
         facilitators=cycles.facilitators(db, cycle["id"]), members=cycles.members(db, cycle["id"]),
