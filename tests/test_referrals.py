@@ -388,3 +388,18 @@ def test_set_status_core_errors(db, forms, sarah):
     referrals.acknowledge(db, referral, amina)
     with pytest.raises(ReferralError, match="coordinator or supervisor"):
         referrals.set_status(db, referral, "closed", amina, note="ok")
+
+
+def test_home_lists_overdue_referrals_and_a_few_others_with_a_link_to_all(monkeypatch, logged_in, sarah, db):
+    from group_ipt.views import referrals as views
+
+    submit(logged_in, sarah["id"], phq9(1, 1, 1, 1, 1, 1, 1, 1, 1))
+    monkeypatch.setattr(views, "HOME_OPEN_SHOWN", 0)
+    db.execute("update referral_followups set due_on = '2026-01-01'")  # overdue: always listed
+    db.conn.commit()
+    page = logged_in.get("/").get_data(as_text=True)
+    assert "follow-up overdue since" in page and "See all" not in page
+    db.execute("update referral_followups set due_on = '2999-01-01'")  # not overdue: beyond the few shown
+    db.conn.commit()
+    page = logged_in.get("/").get_data(as_text=True)
+    assert "See all 1 open referrals" in page

@@ -25,10 +25,22 @@ STATUS_LABELS = {
 URGENCY_LABELS = {"urgent": _l("urgent"), "routine": _l("routine")}
 
 
+HOME_OPEN_SHOWN = 20  # open referrals listed on the home page beyond the overdue ones (all on /referrals/)
+
+
 @bp.app_template_global()
 def home_referrals() -> dict:
-    """Return the safety items for the home page of the current user's sites."""
-    return referrals.home_summary(get_db(), current_user.site_ids, clock.today())
+    """Return the safety items for the home page of the current user's sites.
+
+    Every unacknowledged alert and every referral with an overdue follow-up is listed; of the
+    other open referrals (a busy site has dozens) the first few, with a link to all of them.
+    """
+    found = referrals.home_summary(get_db(), current_user.site_ids, clock.today())
+    overdue = [r for r in found["open"] if r["overdue"]]
+    others = [r for r in found["open"] if not r["overdue"]]
+    found["shown"] = overdue + others[:max(0, HOME_OPEN_SHOWN - len(overdue))]
+    found["not_shown"] = len(found["open"]) - len(found["shown"])
+    return found
 
 
 @bp.app_template_global()
