@@ -28,6 +28,7 @@ from .db import new_id, row, rows, utcnow, write
 from .protocols import Protocol
 
 ATTENDED = ("present", "late")
+RECENTLY_CLOSED_DAYS = 60  # a closed cycle stays on its facilitator's home page this long
 
 
 def absence_streak(statuses: Sequence[str]) -> int:
@@ -337,7 +338,10 @@ def home_summary(
     def open_first(found: list[dict]) -> list[dict]:
         return sorted(found, key=lambda c: (c["status"] in ("closed", "closed_early"), c["first_date"]))
 
-    mine = open_first(list_cycles(db, site_ids, user_id=user_id))
+    everything_mine = open_first(list_cycles(db, site_ids, user_id=user_id))
+    # Open cycles and those closed lately; a facilitator's older cycles are on the cycles page.
+    lately = (today - timedelta(days=RECENTLY_CLOSED_DAYS)).isoformat()
+    mine = [c for c in everything_mine if c["status"] in ("planned", "active") or (c["closed_on"] or "") >= lately]
     upcoming = rows(
         db,
         "select x.* from sessions x join cycles c on c.id = x.cycle_id"
@@ -375,5 +379,5 @@ def home_summary(
     by_cycle = cycles_module.sessions_of(db, [cid for cid, c in shown.items()
                                                if c["status"] not in ("closed", "closed_early")])
     stages = {cid: stage(c, by_cycle.get(cid, [])) for cid, c in shown.items()}
-    return {"mine": mine, "next": next_session, "missing": missing, "overdue": overdue,
-            "site_cycles": site_cycles, "stages": stages, "coordinator": coordinator}
+    return {"mine": mine, "mine_total": len(everything_mine), "next": next_session, "missing": missing,
+            "overdue": overdue, "site_cycles": site_cycles, "stages": stages, "coordinator": coordinator}

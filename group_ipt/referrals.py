@@ -178,11 +178,12 @@ def home_summary(db: sqlite_utils.Database, site_ids: list[str], today: date | N
         referral["overdue"] = referral["next_due_on"] is not None and referral["next_due_on"] < today_text
     overdue = rows(
         db,
+        # From the open referrals (a closed one may keep follow-ups never done: thousands per site).
         "select f.*, p.code as participant_code, p.name as participant_name, r.urgency as urgency"
-        " from referral_followups f join referrals r on r.id = f.referral_id"
+        " from referrals r cross join referral_followups f on f.referral_id = r.id"  # r first: its index
         " join participants p on p.id = r.participant_id"
-        f" where f.site_id in ({_in(site_ids)}) and f.done_on is null and f.due_on < ? and r.status != 'closed'"
-        " order by f.due_on",
+        f" where r.site_id in ({_in(site_ids)}) and r.status in ('open', 'referred', 'followed_up')"
+        " and f.done_on is null and f.due_on < ? order by f.due_on",
         (*site_ids, today_text),
     )
     return {
