@@ -350,16 +350,17 @@ def home_summary(
         " and c.status in ('planned', 'active') order by x.scheduled_date, x.start_time limit 1",
         (user_id, *site_ids, today.isoformat()),
     )
+    scope_user = None if coordinator else user_id
+    # Once for every cycle in scope (it covers the next session's cycle: the user leads it).
+    needs = followups_needed(db, site_ids, protocols, today=today, due_days=due_days, user_id=scope_user)
     next_session = None
     if upcoming:
         s = upcoming[0]
         cycle = next(c for c in mine if c["id"] == s["cycle_id"])
         next_session = {
             "session": s, "cycle": cycle, "expected": members(db, cycle["id"], active_only=True),
-            "followups": followups_needed(db, site_ids, protocols, today=today, due_days=due_days,
-                                          cycle_id=cycle["id"]),
+            "followups": [f for f in needs if f["cycle"]["id"] == cycle["id"]],
         }
-    scope_user = None if coordinator else user_id
     missing = rows(
         db,
         "select x.*, c.code as cycle_code from sessions x join cycles c on c.id = x.cycle_id"
@@ -369,8 +370,7 @@ def home_summary(
         + " order by x.scheduled_date",
         (*site_ids, today.isoformat(), *([scope_user] if scope_user else [])),
     )
-    overdue = [f for f in followups_needed(db, site_ids, protocols, today=today, due_days=due_days, user_id=scope_user)
-               if f["need"].overdue]
+    overdue = [f for f in needs if f["need"].overdue]
     site_cycles = []
     if coordinator:
         site_cycles = open_first(list_cycles(db, site_ids, statuses=("planned", "active")))
