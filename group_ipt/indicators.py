@@ -302,7 +302,12 @@ class Report:
     def _sites(self, column: str) -> tuple[str, list]:
         return f" and {column} in ({_marks(self.filters.site_ids)})", list(self.filters.site_ids)
 
-    def _cycle_filter(self, alias: str = "c") -> tuple[str, list]:
+    def _cycle_filter(self, alias: str = "c", id_column: str = "id") -> tuple[str, list]:
+        """Return the filters on a cycle's site, protocol, group type, facilitator (and cycle ids).
+
+        ``alias`` is a ``cycles`` row (``id_column`` "id"), or a stored ``report_*`` row, which
+        carries its cycle's site, protocol and group type (``id_column`` "cycle_id").
+        """
         f = self.filters
         # With a few cycles named, read them by id: the unary + keeps the planner off the site index.
         sql, params = self._sites(f"{'+' if f.cycle_ids is not None else ''}{alias}.site_id")
@@ -313,10 +318,10 @@ class Report:
             sql += f" and {alias}.group_type = ?"
             params.append(f.group_type)
         if f.facilitator_id:
-            sql += f" and {alias}.id in (select cycle_id from cycle_facilitators where user_id = ?)"
+            sql += f" and {alias}.{id_column} in (select cycle_id from cycle_facilitators where user_id = ?)"
             params.append(f.facilitator_id)
         if f.cycle_ids is not None:
-            sql += f" and {alias}.id in ({_marks(f.cycle_ids)})"
+            sql += f" and {alias}.{id_column} in ({_marks(f.cycle_ids)})"
             params += f.cycle_ids
         return sql, params
 
@@ -714,7 +719,11 @@ class Report:
         return [self.indicator(spec) for spec in SPECS]
 
     def refresh_store(self) -> int:
-        return report_store.refresh(self.db, self.protocols, today=self.today, grace_days=self.grace_days)
+        """Recompute the stale cycles' stored figures, once per report (the page reads them thrice)."""
+        if "_refreshed" not in self.__dict__:
+            self.__dict__["_refreshed"] = report_store.refresh(self.db, self.protocols, today=self.today,
+                                                               grace_days=self.grace_days)
+        return self.__dict__["_refreshed"]
 
     def _one(self, sql: str, params: list) -> tuple:
         return self.db.execute(sql, params).fetchone()
@@ -809,19 +818,7 @@ class Report:
         return found
 
     def _stored_filter(self, alias: str) -> tuple[str, list]:
-        """Return the filters on stored rows, which carry their cycle's site, protocol and group type."""
-        sql, params = self._sites(f"{alias}.site_id")
-        f = self.filters
-        if f.protocol_id:
-            sql += f" and {alias}.protocol_id = ?"
-            params.append(f.protocol_id)
-        if f.group_type:
-            sql += f" and {alias}.group_type = ?"
-            params.append(f.group_type)
-        if f.facilitator_id:
-            sql += f" and {alias}.cycle_id in (select cycle_id from cycle_facilitators where user_id = ?)"
-            params.append(f.facilitator_id)
-        return sql, params
+        return self._cycle_filter(alias, "cycle_id")
 
     def _stored_outcomes(self) -> tuple[str, list]:
         """Return the FROM ... WHERE of the stored outcome rows of the cycles closed in the period."""

@@ -125,7 +125,8 @@ def integrity_error(exc: sqlite3.IntegrityError):
 
 @bp.after_app_request
 def allow_header(response: Response) -> Response:
-    """A 405 of routing (the app's error page drops its headers) names the methods the URL answers (RFC 9110)."""
+    """A 405 of routing names the methods the URL really answers (RFC 9110): Werkzeug's list, which the
+    app's error page sends, also names the generic routes that only refuse."""
     if (response.status_code == 405 and isinstance(request.routing_exception, MethodNotAllowed)
             and request.path.startswith(f"{bp.url_prefix}/")):
         response.headers["Allow"] = ", ".join(allowed_methods())
