@@ -91,10 +91,6 @@ class Remembered:
                 self.found.pop(next(iter(self.found)))
         return value
 
-    def clear(self) -> None:
-        with self.lock:
-            self.found.clear()
-
 
 REMEMBERED = Remembered()
 
