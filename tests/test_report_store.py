@@ -226,3 +226,79 @@ def test_referrals_in_a_period_are_all_found_through_the_indexes(app, db, protoc
             db, indicators.Filters(site_ids=sites, period=parse_period(period) if period else None), protocols,
             today=clock.today()).indicators}
         assert (found["referrals"].value, found["referrals_open"].value) == (plain, still_open), period
+
+
+def expected_referral_rows(db) -> list[tuple]:
+    """Each referral's stored row worked out from the records (migration 0010's definition)."""
+    return db.execute(
+        f"select r.id, r.site_id, {indicators.RAISED_ON}, r.triggers_json, r.created_by, r.status != 'closed',"
+        f" {indicators.NEXT_DUE} from referrals r left join screenings s on s.id = r.screening_id"
+        " order by r.id").fetchall()
+
+
+def stored_referral_rows(db) -> list[tuple]:
+    return db.execute("select referral_id, site_id, raised_on, triggers_json, created_by, open, next_due_on"
+                      " from report_referrals order by referral_id").fetchall()
+
+
+def test_stored_referral_rows_follow_every_kind_of_write(app, db, protocols):
+    scalemod.generate(db, app, 300, today=clock.today())
+    assert stored_referral_rows(db) == expected_referral_rows(db) and stored_referral_rows(db)
+    rng = random.Random(7)
+    referral_ids = [r[0] for r in db.execute("select id from referrals order by id")]
+
+    def pick() -> str:
+        return rng.choice(referral_ids)
+
+    def screening_of(referral_id: str) -> str | None:
+        return db.execute("select screening_id from referrals where id = ?", (referral_id,)).fetchone()[0]
+
+    writes = [
+        # a follow-up done, a new one, one moved, one deleted
+        lambda: db.execute("update referral_followups set done_on = '2026-01-02' where id ="
+                           " (select id from referral_followups where done_on is null limit 1)"),
+        lambda: db.execute("insert into referral_followups (id, site_id, referral_id, due_on, created_at, updated_at)"
+                           " select 'fu-new-' || abs(random()), site_id, id, '2020-01-01', created_at, created_at"
+                           " from referrals where id = ?", (pick(),)),
+        lambda: db.execute("update referral_followups set due_on = '2019-05-05' where id ="
+                           " (select id from referral_followups where done_on is null order by id desc limit 1)"),
+        lambda: db.execute("delete from referral_followups where id = (select min(id) from referral_followups)"),
+        # the referral closed, reopened, its reasons and author changed
+        lambda: db.execute("update referrals set status = 'closed' where id = ?", (pick(),)),
+        lambda: db.execute("update referrals set status = 'open', triggers_json = '[{\"kind\": \"manual\"}]',"
+                           " created_by = null where id = ?", (pick(),)),
+        # its screening's day changed, the screening removed (sync may do both), a referral
+        # written before its screening (foreign keys are off while sync applies a batch)
+        lambda: db.execute("update screenings set administered_on = '2025-02-03' where id = ?",
+                           (screening_of(pick()),)),
+        lambda: db.execute("update referrals set screening_id = null where id = ?", (pick(),)),
+        # an upsert and a replace of the same referral, as sync and file imports write
+        lambda: db.execute("insert into referrals select * from referrals where id = ? on conflict (id) do update"
+                           " set created_at = '2024-12-31T10:00:00+00:00'", (pick(),)),
+        lambda: db.execute("insert or replace into referrals select * from referrals where id = ?", (pick(),)),
+    ]
+    for i in range(60):
+        writes[i % len(writes)]()
+        assert stored_referral_rows(db) == expected_referral_rows(db), i
+    db.conn.commit()
+
+    # Foreign keys off, as sync applies a batch: a screening deleted, then written again after its referral.
+    moved = next(r for r in referral_ids if screening_of(r) is not None)
+    # (given on another day than the referral was made, so the two days differ)
+    screening = db.execute("select * from screenings where id = ?", (screening_of(moved),)).fetchone()
+    columns = [r[1] for r in db.execute("pragma table_info(screenings)")]
+    screening = tuple("2021-06-01" if name == "administered_on" else v for name, v in zip(columns, screening))
+    db.execute("pragma foreign_keys = off")
+    try:
+        db.execute("delete from referral_followups where referral_id = ?", (moved,))
+        db.execute("update screenings set administered_on = '2021-06-02' where id = ?", (screening[0],))
+        db.execute("delete from screenings where id = ?", (screening[0],))
+        assert stored_referral_rows(db) == expected_referral_rows(db)
+        db.execute(f"insert into screenings values ({','.join('?' * len(screening))})", screening)
+        assert stored_referral_rows(db) == expected_referral_rows(db)
+        db.execute("delete from referrals where id = ?", (moved,))
+        assert stored_referral_rows(db) == expected_referral_rows(db)
+        assert moved not in {r[0] for r in stored_referral_rows(db)}
+    finally:
+        db.conn.commit()
+        db.execute("pragma foreign_keys = on")
