@@ -1,9 +1,9 @@
 """How much the PDF layer costs over bare ReportLab drawing the same content.
 
-Run: .venv/bin/python benchmarks/pdf_bench.py [--repeat 7]
+Run: .venv/bin/python benchmarks/pdf_bench.py [--repeat 9]
 
-Two documents, each timed against bare ReportLab in the same run (ratios are
-what matter; machines differ):
+Two documents, each timed against bare ReportLab in the same run, in turns (ratios
+are what matter; machines differ):
 
 - the roster of a 16-session cycle with 15 members: ``group_ipt.pdf.roster``
   against a bare SimpleDocTemplate with one Table of the same strings;
@@ -115,25 +115,33 @@ def bare_booklet(data: script_booklet.Booklet) -> bytes:
     return buffer.getvalue()
 
 
-def best_of(fn: Callable[[], bytes], repeat: int) -> float:
-    fn()  # warm up: imports, font subsets, caches
-    times = []
+def paired(ours: Callable[[], bytes], bare: Callable[[], bytes], repeat: int) -> tuple[float, float]:
+    """Return the median times of ``ours`` and ``bare``, run in turns.
+
+    Turn by turn, so both meet the same moments of a shared machine: timing all of one
+    then all of the other let a slow spell land on one side only (ratios of the same code
+    moved by +-30% between runs on a 2-core VM).
+    """
+    ours()  # warm up: imports, font subsets, caches
+    bare()
+    times: tuple[list[float], list[float]] = ([], [])
     for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for fn, found in zip((ours, bare), times, strict=True):
+            start = time.perf_counter()
+            fn()
+            found.append(time.perf_counter() - start)
+    return statistics.median(times[0]), statistics.median(times[1])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=7, help="timed runs per document (median is reported)")
+    parser.add_argument("--repeat", type=int, default=9,
+                        help="timed runs of each side per document (medians are compared)")
     args = parser.parse_args()
     register_fonts()
 
     data = roster_data()
-    ours = best_of(lambda: roster.render(data, EN, created=CREATED), args.repeat)
-    bare = best_of(lambda: bare_roster(data), args.repeat)
+    ours, bare = paired(lambda: roster.render(data, EN, created=CREATED), lambda: bare_roster(data), args.repeat)
     print(
         f"roster 16 sessions x 15 members: ours {ours * 1000:.0f} ms, bare {bare * 1000:.0f} ms, "
         f"ratio {ours / bare:.2f}"
@@ -144,8 +152,8 @@ def main() -> None:
     except Exception as exc:  # noqa: BLE001 - a benchmark reports and goes on
         print(f"script booklet: skipped, the scripts did not load: {exc}")
         return
-    ours = best_of(lambda: script_booklet.render(booklet, EN, created=CREATED), args.repeat)
-    bare = best_of(lambda: bare_booklet(booklet), args.repeat)
+    ours, bare = paired(lambda: script_booklet.render(booklet, EN, created=CREATED), lambda: bare_booklet(booklet),
+                        args.repeat)
     pages = script_booklet.render(booklet, EN, created=CREATED).count(b"/Type /Page\n")
     print(
         f"script booklet who-8 ({len(booklet.sessions)} sessions): ours {ours * 1000:.0f} ms, "

@@ -92,7 +92,10 @@ class Remembered:
         return value
 
 
-REMEMBERED = Remembered()
+REMEMBERED = Remembered(256)  # a report view keeps 5 entries: figures, enrolment, scores, screening, referrals
+# Per query and filters, {site: (generation, stored rows summed)}: each site's rows until
+# that site's figures are stored again (indicators.Report._summed; 8 queries per filters).
+SITE_SUMS = Remembered(512)
 
 
 def stale_count(db: sqlite_utils.Database) -> int:
@@ -145,9 +148,17 @@ def _store(db: sqlite_utils.Database, cycle_ids: list[str], protocols: dict[str,
     from .indicators import Filters, Report  # indicators imports this module
 
     marks = _marks(cycle_ids)
-    for table in ("report_cycles", "report_enrolment", "report_attendance", "report_outcomes", "report_fidelity"):
-        db.execute(f"delete from {table} where cycle_id in ({marks})", cycle_ids)
+    tables = ("report_cycles", "report_enrolment", "report_attendance", "report_outcomes", "report_fidelity")
     sites = tuple(r[0] for r in db.execute(f"select distinct site_id from cycles where id in ({marks})", cycle_ids))
+    # Every site whose stored rows change (a cycle can move site, or be gone) gets a new
+    # generation, so the sums remembered for it are read again (indicators.Report._summed).
+    touched = set(sites).union(*({r[0] for r in db.execute(
+        f"select distinct site_id from {table} where cycle_id in ({marks})", cycle_ids)} for table in tables))
+    db.conn.executemany(
+        "insert into report_sites (site_id, generation) values (?, 1)"
+        " on conflict (site_id) do update set generation = generation + 1", [(s,) for s in sorted(touched)])
+    for table in tables:
+        db.execute(f"delete from {table} where cycle_id in ({marks})", cycle_ids)
     if not sites:  # every cycle of the chunk was deleted
         return
     report = Report(db, Filters(site_ids=sites, cycle_ids=tuple(cycle_ids)), protocols, today=today,

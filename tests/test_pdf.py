@@ -480,3 +480,12 @@ def test_each_document_renders_to_png(make_pdf, tmp_path):
     png = first_page_png(make_pdf(), tmp_path)
     assert png.startswith(b"\x89PNG\r\n\x1a\n")
     assert len(png) > 2000  # not an empty page
+
+
+def test_right_to_left_letters_are_found_by_the_shortcut():
+    from group_ipt.pdf import has_rtl
+
+    # has_rtl skips ASCII text and letters below U+0590: none of them is right-to-left.
+    assert not [ch for ch in map(chr, range(0x590)) if unicodedata.bidirectional(ch) in ("R", "AL")]
+    assert has_rtl("Amina אמינה") and has_rtl("ܫܠܡܐ") and has_rtl("café سلام")
+    assert not has_rtl("Nakato Ŋŋ é ü ñ") and not has_rtl("") and not has_rtl("KMP-1001")

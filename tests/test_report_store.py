@@ -302,3 +302,71 @@ def test_stored_referral_rows_follow_every_kind_of_write(app, db, protocols):
     finally:
         db.conn.commit()
         db.execute("pragma foreign_keys = on")
+
+
+def test_after_a_change_only_its_site_is_counted_again(db, protocols, programme):
+    both_sites = indicators.Filters(site_ids=site_ids(db, "KMP", "MSK"), period=parse_period(HALF))
+    first = indicators.Report(db, both_sites, protocols, today=TODAY).indicators
+    read: list[str] = []
+    db.conn.set_trace_callback(lambda sql: read.append(sql) if "sum(a.attended)" in sql else None)
+    try:
+        assert indicators.Report(db, both_sites, protocols, today=TODAY).indicators == first  # nothing changed
+        assert read == []
+        # An attendance mark in a KMP cycle: the next view recounts KMP's stored rows only.
+        db.execute("update attendance set status = 'absent' where id = (select a.id from attendance a"
+                   " join sessions x on x.id = a.session_id join cycles c on c.id = x.cycle_id"
+                   " join sites s on s.id = c.site_id where s.code = 'KMP' and a.status = 'present' limit 1)")
+        db.conn.commit()
+        stored = indicators.Report(db, both_sites, protocols, today=TODAY).indicators
+        kmp_id = site_ids(db, "KMP")[0]
+        assert len(read) == 1 and kmp_id in read[0] and site_ids(db, "MSK")[0] not in read[0]
+    finally:
+        db.conn.set_trace_callback(None)
+    counted = indicators.Report(db, both_sites, protocols, today=TODAY).indicators_from_records()
+    assert_same(stored, counted)
+    assert {i.id: i for i in stored}["attendance_rate"].numerator == \
+        {i.id: i for i in first}["attendance_rate"].numerator - 1
+    # MSK's cycle moved to KMP: both sites are counted again (MSK for the rows it lost).
+    msk = indicators.Filters(site_ids=site_ids(db, "MSK"), period=parse_period(HALF))
+    before = {i.id: i for i in indicators.Report(db, msk, protocols, today=TODAY).indicators}
+    assert before["enrolled"].value > 0
+    db.execute("update cycles set site_id = ? where site_id = ?", (kmp_id, site_ids(db, "MSK")[0]))
+    db.conn.commit()
+    for filters in (both_sites, kmp(db), msk):
+        assert_same(*both(db, protocols, filters))
+    assert {i.id: i for i in indicators.Report(db, msk, protocols, today=TODAY).indicators}["enrolled"].value == 0
+
+
+def test_screening_and_referral_figures_are_counted_again_only_when_theirs_change(db, protocols, programme):
+    filters = kmp(db)
+    read: list[str] = []
+    db.conn.set_trace_callback(read.append)
+
+    def counted(table_sql: str) -> int:
+        return sum(1 for sql in read if table_sql in sql)
+
+    try:
+        indicators.Report(db, filters, protocols, today=TODAY).indicators
+        read.clear()
+        db.execute("update attendance set updated_at = updated_at where rowid = (select min(rowid) from attendance)")
+        db.conn.commit()
+        indicators.Report(db, filters, protocols, today=TODAY).indicators  # a session saved: not these
+        assert counted("from screenings s where s.occasion") == 0 and counted("from report_referrals d indexed") == 0
+        # Someone screened (again) in the period: the screening figures are counted again.
+        before = {i.id: i for i in indicators.Report(db, filters, protocols, today=TODAY).indicators}
+        someone = next(db.query("select * from participants where site_id = ? limit 1", (site_ids(db, "KMP")[0],)))
+        add_screening(db, someone, 14, "2026-04-01", eligible=1)
+        stored, records = both(db, protocols, filters)
+        assert counted("from screenings s where s.occasion") == 1
+        assert_same(stored, records)
+        # A referral closed: the referral figures are counted again.
+        db.execute("update referrals set status = 'closed' where status != 'closed' and rowid ="
+                   " (select min(rowid) from referrals where status != 'closed')")
+        db.conn.commit()
+        read.clear()
+        stored, records = both(db, protocols, filters)
+        assert counted("from report_referrals d indexed") == 2  # raised, and open
+        assert_same(stored, records)
+        assert {i.id: i for i in stored}["referrals_open"].value == before["referrals_open"].value - 1
+    finally:
+        db.conn.set_trace_callback(None)

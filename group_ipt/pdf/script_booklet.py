@@ -27,8 +27,6 @@ from reportlab.platypus import (
     CondPageBreak,
     Flowable,
     KeepTogether,
-    ListFlowable,
-    ListItem,
     PageBreak,
     Spacer,
     Table,
@@ -230,6 +228,8 @@ def _extra_styles(st: Styles) -> dict[str, ParagraphStyle]:
         "say": ParagraphStyle(
             "say", parent=body, leftIndent=14, fontSize=body.fontSize + 0.5, leading=body.leading + 1
         ),
+        "bullet": ParagraphStyle("bullet", parent=body, leftIndent=14, bulletIndent=0, bulletFontName=FONT,
+                                 bulletText="•"),
         "label": ParagraphStyle("label", parent=body, fontName=FONT_BOLD, spaceBefore=4, spaceAfter=1, keepWithNext=1),
         "step": ParagraphStyle("step", parent=st.subheading, spaceBefore=10, keepWithNext=1),
         "toc": ParagraphStyle("toc", parent=body, fontSize=body.fontSize + 1, leading=body.leading + 5),
@@ -257,18 +257,10 @@ def _texts(lang: PdfLanguage, obj: Any, st: Styles, extra: dict[str, ParagraphSt
             # Read aloud: quoted and indented, one paragraph each, so the eye finds them fast.
             out += [para(f"“{text}”", extra["say"]) for text in texts]
         else:
-            out.append(_bullets([para(text, st.body) for text in texts]))
+            # A paragraph's own bullet, not a ListFlowable: that one deep-copies its style on
+            # every wrap (a tenth of the booklet's time), for the same look.
+            out += [para(text, extra["bullet"]) for text in texts]
     return out
-
-
-def _bullets(items: list[Flowable]) -> ListFlowable:
-    return ListFlowable(
-        [ListItem(item, leftIndent=14) for item in items],
-        bulletType="bullet",
-        start="•",
-        bulletFontName=FONT,
-        leftIndent=14,
-    )
 
 
 def _agenda_table(lang: PdfLanguage, script: _SessionLike, st: Styles, width: float) -> Table:
@@ -320,12 +312,12 @@ def _session(
         ),
     ]
     if script.goals:
-        story += [para(_("Goals of this session"), st.heading), _bullets([para(g, st.body) for g in script.goals])]
+        story += [para(_("Goals of this session"), st.heading), *[para(g, extra["bullet"]) for g in script.goals]]
     story += [para(_("Agenda"), st.heading), _agenda_table(lang, script, st, width)]
     if script.watch:
         story += [
             para(_("Watch for during the whole session"), st.heading),
-            _bullets([para(w, st.body) for w in script.watch]),
+            *[para(w, extra["bullet"]) for w in script.watch],
         ]
     if script.reminder:
         box = Table(
