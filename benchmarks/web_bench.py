@@ -113,18 +113,21 @@ def login(client, username: str) -> None:
     assert response.status_code == 302, f"login of {username} failed"
 
 
-def timed(client, path: str, repeat: int, before=None) -> list[float]:
+def once(client, path: str, before=None) -> float:
+    """Time one GET of ``path`` (after ``before()``, not timed); it must answer 200."""
+    if before is not None:
+        before()
+    started = time.perf_counter()
+    response = client.get(path)
+    elapsed = time.perf_counter() - started
+    assert response.status_code == 200, f"{path}: {response.status_code}"
+    return elapsed
+
+
+def timed(client, path: str, repeat: int) -> list[float]:
     for _ in range(2):
         client.get(path)
-    times = []
-    for _ in range(repeat):
-        if before is not None:
-            before()
-        started = time.perf_counter()
-        response = client.get(path)
-        times.append(time.perf_counter() - started)
-        assert response.status_code == 200, f"{path}: {response.status_code}"
-    return times
+    return [once(client, path) for _ in range(repeat)]
 
 
 def paired(client, path: str, repeat: int, before=None) -> tuple[list[float], list[float]]:
@@ -139,13 +142,8 @@ def paired(client, path: str, repeat: int, before=None) -> tuple[list[float], li
     page: list[float] = []
     trivial: list[float] = []
     for _ in range(repeat):
-        for target, times, prepare in ((path, page, before), (TRIVIAL, trivial, None)):
-            if prepare is not None:
-                prepare()
-            started = time.perf_counter()
-            response = client.get(target)
-            times.append(time.perf_counter() - started)
-            assert response.status_code == 200, f"{target}: {response.status_code}"
+        page.append(once(client, path, before))
+        trivial.append(once(client, TRIVIAL))
     return page, trivial
 
 

@@ -12,7 +12,14 @@ remembered figures are keyed by the file's path, and a database made again at th
 path starts its generations and change log from the beginning too.
 """
 
-SQL = """
+COUNTERS = "\n".join(
+    f"create trigger report_changes_{name}_{event[:3]} after {event} on {table}"
+    f" begin update report_meta set value = value + 1 where key = 'changes:{name}'; end;"
+    for table, name in (("screenings", "screenings"), ("report_referrals", "referrals"))
+    for event in ("insert", "update", "delete")
+)
+
+SQL = f"""
 create table report_sites (
     site_id text primary key,
     generation integer not null
@@ -30,18 +37,7 @@ create index report_fidelity_by_site on report_fidelity(site_id, session_date, c
 -- How often screenings and the stored referral rows changed: the screening and referral
 -- figures are remembered until then (indicators.Report._unless_changed).
 insert into report_meta (key, value) values ('changes:screenings', 0), ('changes:referrals', 0);
-create trigger report_changes_screenings_ins after insert on screenings
-begin update report_meta set value = value + 1 where key = 'changes:screenings'; end;
-create trigger report_changes_screenings_upd after update on screenings
-begin update report_meta set value = value + 1 where key = 'changes:screenings'; end;
-create trigger report_changes_screenings_del after delete on screenings
-begin update report_meta set value = value + 1 where key = 'changes:screenings'; end;
-create trigger report_changes_referrals_ins after insert on report_referrals
-begin update report_meta set value = value + 1 where key = 'changes:referrals'; end;
-create trigger report_changes_referrals_upd after update on report_referrals
-begin update report_meta set value = value + 1 where key = 'changes:referrals'; end;
-create trigger report_changes_referrals_del after delete on report_referrals
-begin update report_meta set value = value + 1 where key = 'changes:referrals'; end;
+{COUNTERS}
 -- The open referrals (migration 0010) by an index holding "open" itself: as a partial
 -- index "where open" SQLite still read each row for that column (9 ms instead of 1).
 drop index report_referrals_open;
