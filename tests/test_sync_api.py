@@ -701,3 +701,17 @@ def test_codes_only_central_refuses_names_through_the_api(tmp_path):
     assert renamed.status_code == 403
     db = dbmod.connect(codes_only.config["DATABASE"])
     assert db["participants"].count == 0
+
+
+@pytest.mark.parametrize("limit", ["1_0", " 10", "+10", "١٠", "ten", "", "10.0", "1" * 12])
+def test_a_list_limit_is_plain_digits(centre, token, limit):
+    answer = centre.test_client().get("/api/v1/participants", query_string={"limit": limit}, headers=auth(token))
+    assert answer.status_code == 400 and answer.json["error"] == "'limit' must be a whole number."
+
+
+def test_a_list_limit_out_of_range_says_the_range(centre, token):
+    client = centre.test_client()
+    for limit in ("0", "10001"):
+        answer = client.get("/api/v1/participants", query_string={"limit": limit}, headers=auth(token))
+        assert answer.status_code == 400 and "between 1 and" in answer.json["error"], limit
+    assert client.get("/api/v1/participants", query_string={"limit": "007"}, headers=auth(token)).status_code == 200

@@ -346,3 +346,24 @@ def test_hlc_observe_moves_the_clock_past_a_remote_value(tmp_path):
 ])
 def test_clock_values_are_ascii_digits_only(value, ok):
     assert tracking.valid_hlc(value) is ok
+
+
+def test_a_signed_file_with_a_batch_number_sqlite_cannot_hold_is_refused(tmp_path, centre, cdb):
+    from group_ipt.db import new_id
+    from group_ipt.sync import devices, files, server
+    from group_ipt.sync.client import get_state
+
+    a, _token = laptop(tmp_path, centre, "lap-a")
+    add_participant(a, "KMP-0016-R")
+    export = tmp_path / "lap-a.gipt"
+    client.export_file(a, export)
+    doc = json.loads(export.read_text())
+    body = json.loads(gzip.decompress(__import__("base64").b64decode(doc["payload"])))
+    body["batches"][0]["batch_no"] = 2**64  # correctly signed by the laptop's own key
+    huge = tmp_path / "huge.gipt"
+    files.write_signed(huge, kind="push", device_id=get_state(a, "device_id"), file_id=new_id(), body=body,
+                       key=devices.signing_key(get_state(a, "token")))
+    config = server.CentralConfig.from_app_config(centre.config)
+    with pytest.raises(SyncRejected, match="'batch_no' must be at most 9223372036854775807"):
+        server.import_file(cdb, huge, tmp_path / "r.gipt", config)
+    assert row(cdb, "select count(*) as n from participants")["n"] == 0

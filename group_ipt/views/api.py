@@ -272,10 +272,11 @@ def known_resource(resource: str) -> None:
 @bp.route("/<resource>", methods=["GET"])
 def list_records(resource):
     known_resource(resource)
-    try:
-        limit = int(request.args.get("limit", 100))
-    except ValueError as exc:
-        raise ApiError("'limit' must be a whole number.", 400) from exc
+    raw = request.args.get("limit", "100")
+    # Plain digits only: int() would also take "1_0", " 10", "+10" or other scripts' digits.
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 9):
+        raise ApiError("'limit' must be a whole number.", 400)
+    limit = int(raw)
     return reply(records.list_records(get_db(), resource, g.device["site_id"], after=request.args.get("after"),
                                       limit=limit, updated_since=moment(request.args.get("updated_since"))))
 
