@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import gzip
 import json
 
@@ -34,6 +35,13 @@ def laptop(tmp_path, centre, name: str, site: str = "KMP"):
     client.setup(db, "http://centre", token, transport)
     client.sync(db, transport)
     return db, transport
+
+
+def export_body(db, path) -> tuple[dict, dict]:
+    """Export a laptop's waiting changes to ``path``; return the signed document and its decoded body."""
+    client.export_file(db, path)
+    doc = json.loads(path.read_text())
+    return doc, json.loads(gzip.decompress(base64.b64decode(doc["payload"])))
 
 
 def add_participant(db, code: str, **fields) -> str:
@@ -278,12 +286,9 @@ def test_file_export_import_and_reply(tmp_path, centre, cdb):
 def test_tampered_or_foreign_file_is_refused_and_nothing_written(tmp_path, centre, cdb):
     a, ta = laptop(tmp_path, centre, "lap-a")
     add_participant(a, "KMP-0015-Q")
-    export = tmp_path / "lap-a.gipt"
-    client.export_file(a, export)
-    doc = json.loads(export.read_text())
-    body = json.loads(gzip.decompress(__import__("base64").b64decode(doc["payload"])))
+    doc, body = export_body(a, tmp_path / "lap-a.gipt")
     body["batches"][0]["records"][0]["data"]["village"] = "forged"
-    doc["payload"] = __import__("base64").b64encode(engine.compress(body)).decode()
+    doc["payload"] = base64.b64encode(engine.compress(body)).decode()
     tampered = tmp_path / "tampered.gipt"
     tampered.write_text(json.dumps(doc))
     from group_ipt.sync import server
@@ -291,7 +296,7 @@ def test_tampered_or_foreign_file_is_refused_and_nothing_written(tmp_path, centr
     config = server.CentralConfig.from_app_config(centre.config)
     with pytest.raises(SyncRejected, match="signature does not match"):
         server.import_file(cdb, tampered, tmp_path / "r.gipt", config)
-    assert row(cdb, "select count(*) as n from participants")["n"] == 0
+    assert row(cdb, "select count(*) as n from participants")["n"] == 0  # refused before any batch is applied
     assert not (tmp_path / "r.gipt").exists()
     garbage = tmp_path / "garbage.gipt"
     garbage.write_text("not json")
@@ -348,22 +353,23 @@ def test_clock_values_are_ascii_digits_only(value, ok):
     assert tracking.valid_hlc(value) is ok
 
 
-def test_a_signed_file_with_a_batch_number_sqlite_cannot_hold_is_refused(tmp_path, centre, cdb):
-    from group_ipt.db import new_id
-    from group_ipt.sync import devices, files, server
+@pytest.mark.parametrize("field, value, message", [
+    ("batch_no", 2**64, "'batch_no' must be at most 9223372036854775807"),
+    ("cursor", 2**64, "'cursor' must be at most 9223372036854775807"),
+    ("cursor", -1, "'cursor' must be a whole number of at least 0"),
+])
+def test_a_signed_file_with_a_number_sqlite_cannot_hold_is_refused(tmp_path, centre, cdb, field, value, message):
+    from group_ipt.sync import devices, server
     from group_ipt.sync.client import get_state
 
     a, _token = laptop(tmp_path, centre, "lap-a")
     add_participant(a, "KMP-0016-R")
-    export = tmp_path / "lap-a.gipt"
-    client.export_file(a, export)
-    doc = json.loads(export.read_text())
-    body = json.loads(gzip.decompress(__import__("base64").b64decode(doc["payload"])))
-    body["batches"][0]["batch_no"] = 2**64  # correctly signed by the laptop's own key
-    huge = tmp_path / "huge.gipt"
+    _doc, body = export_body(a, tmp_path / "lap-a.gipt")
+    (body["batches"][0] if field == "batch_no" else body)[field] = value
+    huge = tmp_path / "huge.gipt"  # correctly signed by the laptop's own key
     files.write_signed(huge, kind="push", device_id=get_state(a, "device_id"), file_id=new_id(), body=body,
                        key=devices.signing_key(get_state(a, "token")))
     config = server.CentralConfig.from_app_config(centre.config)
-    with pytest.raises(SyncRejected, match="'batch_no' must be at most 9223372036854775807"):
+    with pytest.raises(SyncRejected, match=message):
         server.import_file(cdb, huge, tmp_path / "r.gipt", config)
-    assert row(cdb, "select count(*) as n from participants")["n"] == 0
+    assert row(cdb, "select count(*) as n from participants")["n"] == 0  # refused before any batch is applied

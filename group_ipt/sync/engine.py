@@ -28,7 +28,7 @@ from .tracking import PRIVATE_FIELDS, observe, row_json
 
 CHUNK = 500
 MAX_BATCH_RECORDS = 5000
-MAX_BATCH_NO = 2**63 - 1  # SQLite's largest integer
+MAX_INTEGER = 2**63 - 1  # SQLite's largest integer: a batch number or cursor above it cannot be looked up
 _match_hlc = tracking.HLC_RE.match
 
 
@@ -227,8 +227,8 @@ def validate_batch(db, body: object, device: dict, *, max_records: int = MAX_BAT
     batch_no = body.get("batch_no")
     if not isinstance(batch_no, int) or isinstance(batch_no, bool) or batch_no < 1:
         raise SyncRejected("A batch needs a positive integer 'batch_no'.")
-    if batch_no > MAX_BATCH_NO:  # SQLite cannot hold it: the lookup would overflow (API and files alike)
-        raise SyncRejected(f"'batch_no' must be at most {MAX_BATCH_NO}.")
+    if batch_no > MAX_INTEGER:  # the lookup would overflow (API and files alike)
+        raise SyncRejected(f"'batch_no' must be at most {MAX_INTEGER}.")
     records = body["records"]
     if len(records) > max_records:
         raise SyncRejected(f"A batch holds at most {max_records} records; this one has {len(records)}.", 413)

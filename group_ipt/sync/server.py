@@ -44,9 +44,7 @@ def push(db, device: dict, body: object, config: CentralConfig, *, via: str = "h
 def pull(db, device: dict, request: object, config: CentralConfig) -> dict:
     if not isinstance(request, dict):
         raise SyncRejected("A pull request is a JSON object.")
-    cursor, limit = request.get("cursor", 0), request.get("limit", PULL_LIMIT)
-    if not isinstance(cursor, int) or isinstance(cursor, bool) or cursor < 0:
-        raise SyncRejected("'cursor' must be a whole number of at least 0.")
+    cursor, limit = _cursor(request.get("cursor", 0)), request.get("limit", PULL_LIMIT)
     if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 10_000:
         raise SyncRejected("'limit' must be between 1 and 10000.")
     page = engine.feed(db, device, cursor, limit=limit)
@@ -58,6 +56,15 @@ def pull(db, device: dict, request: object, config: CentralConfig) -> dict:
     with write(db):
         db.execute("update sync_devices set last_seen_at = ? where id = ?", (utcnow(), device["id"]))
     return page
+
+
+def _cursor(cursor: object) -> int:
+    """Check a pull cursor (API, HTTP sync and files alike)."""
+    if not isinstance(cursor, int) or isinstance(cursor, bool) or cursor < 0:
+        raise SyncRejected("'cursor' must be a whole number of at least 0.")
+    if cursor > engine.MAX_INTEGER:  # the lookup would overflow
+        raise SyncRejected(f"'cursor' must be at most {engine.MAX_INTEGER}.")
+    return cursor
 
 
 def import_file(db, path: Path, reply_path: Path, config: CentralConfig) -> dict:
@@ -75,7 +82,7 @@ def import_file(db, path: Path, reply_path: Path, config: CentralConfig) -> dict
     if seen:
         raise SyncRejected(f"{path} was already imported on {seen['imported_at']}; nothing was done. "
                            "Export a new file on the laptop to sync again.", 409)
-    batches, cursor = body.get("batches"), body.get("cursor", 0)
+    batches, cursor = body.get("batches"), _cursor(body.get("cursor", 0))  # all checked before anything is applied
     if not isinstance(batches, list):
         raise SyncRejected("The file has no list of batches.")
     for batch in batches:  # validate all before applying any
