@@ -103,8 +103,7 @@ def facilitators(db: sqlite_utils.Database, cycle_id: str) -> list[dict]:
 
 def sessions(db: sqlite_utils.Database, cycle_id: str) -> list[dict]:
     """Return a cycle's sessions in date order, make-ups and cancelled ones included."""
-    return rows(db, "select * from sessions where cycle_id = ? order by scheduled_date, number, created_at",
-                (cycle_id,))
+    return sessions_of(db, [cycle_id]).get(cycle_id, [])
 
 
 def get_session(db: sqlite_utils.Database, session_id: str, site_ids: list[str] | None = None) -> dict | None:
