@@ -19,11 +19,13 @@ import gzip
 import json
 import operator
 from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
 
 import sqlite_utils
 
+from .. import audit, participants
 from ..db import row, rows, utcnow, write
-from . import tracking
+from . import rules, tracking
 from .tracking import PRIVATE_FIELDS, observe, row_json
 
 CHUNK = 500
@@ -237,6 +239,7 @@ def validate_batch(db, body: object, device: dict, *, max_records: int = MAX_BAT
     for n, r in enumerate(records, 1):
         if not _plainly_valid(r, site_id, laptop_tables):
             _check_record(n, r, site_id)  # raises, naming the problem
+    _check_clocks(records, device)
     found = _versions(db, [(r["t"], r["id"]) for r in records])
     if versions is not None:
         versions.update(found)
@@ -244,6 +247,27 @@ def validate_batch(db, body: object, device: dict, *, max_records: int = MAX_BAT
         if v["site_id"] != device["site_id"]:
             raise SyncRejected(f"{key[0]} {key[1]} belongs to another site than this device's.", 403)
     return records
+
+
+MAX_AHEAD_MS = 24 * 3600 * 1000  # a stamp further ahead of the centre's clock is refused
+
+
+def _check_clocks(records: list[dict], device: dict) -> None:
+    """Refuse a batch stamped more than a day ahead of this server's clock.
+
+    Accepting it would drag the hybrid clock forward for everyone: every later change at any
+    laptop would carry that future time. The laptop's clock is wrong; it must be set right.
+    """
+    if not records:
+        return
+    newest = max(r["hlc"] for r in records)
+    wall = int(newest.split(".", 1)[0])
+    if wall > tracking.now_ms() + MAX_AHEAD_MS:
+        stamp = datetime.fromtimestamp(wall / 1000, UTC).strftime("%Y-%m-%d %H:%M UTC")
+        raise SyncRejected(
+            f"The laptop {device.get('name') or device.get('id')} stamped its changes {stamp}, more than a day "
+            "ahead of the central server's clock. Set the laptop's date and time right, then sync again: "
+            "nothing of this batch was stored.", 400)
 
 
 def _plainly_valid(r: object, site_id: str | None, laptop_tables: dict[str, bool]) -> bool:
@@ -339,12 +363,23 @@ class _Apply:
                         with self.db.atomic():
                             self.db.execute(sql, v)
                         done.append(r)
-                    except Exception as exc:  # noqa: BLE001 (quarantined with its message)
-                        self.quarantine.append((r, f"{type(exc).__name__}: {exc}"))
+                    except Exception as exc:  # noqa: BLE001 (quarantined with its reason)
+                        self.quarantine.append((r, _store_problem(table, exc)))
         for table, recs in self.deletes.items():
             self.db.conn.executemany(f'delete from "{table}" where id = ?', [(r["id"],) for r in recs])
             done += recs
         return done
+
+
+def _store_problem(table: str, exc: Exception) -> rules.Problem:
+    """The reason a write the rules let through still failed, in words a coordinator can act on."""
+    text = str(exc)
+    if table == "members" and "UNIQUE" in text and "participant_id" in text:
+        return rules.Problem(rules.ACTIVE_ELSEWHERE)
+    if "UNIQUE" in text:
+        fields = text.split(":", 1)[-1].strip().replace(f"{table}.", "")
+        return rules.Problem(rules.KEY_TAKEN, {"table": table, "fields": fields})
+    return rules.Problem(rules.NOT_STORED, {"error": f"{type(exc).__name__}: {text}"[:300]})
 
 
 def _values(recs: list[dict], cols: tuple[str, ...]) -> list[tuple]:
@@ -396,8 +431,14 @@ def _same(a: dict | None, b: dict | None) -> bool:
 
 
 def apply_records(db, records: list[dict], *, origin: str, device_id: str | None = None,
-                  batch_no: int | None = None, send_names: bool = True, versions: dict | None = None) -> dict:
+                  batch_no: int | None = None, send_names: bool = True, versions: dict | None = None,
+                  instruments: dict | None = None) -> dict:
     """Merge received records into this (central) database. Call inside ``applying(db)``.
+
+    Every record is first checked against the record rules (``rules.screen_batch``): a refused
+    one is quarantined with its reason, one whose parent is missing waits for it, a new row of
+    a natural key the centre has joins that row, a code made twice is renamed. Records that
+    were waiting for one applied here are applied too.
 
     Returns counts: applied, duplicates, conflicts, quarantined.
     """
@@ -405,23 +446,39 @@ def apply_records(db, records: list[dict], *, origin: str, device_id: str | None
     latest: dict[tuple[str, str], dict] = {}
     for r in records:  # a record twice in one batch: the last one counts
         latest[(r["t"], r["id"])] = r
-    if versions is None:
-        versions = _versions(db, [k for k in latest if k[0] in tables])
-    work = _Apply(db, origin, tables)
-    conflicts, reemit, duplicates = [], [], 0
-    now = utcnow()
-    current_rows = _conflicting_rows(db, latest, versions, tables)
+    described = rules.schema(db, tables)
+    unknown = [(rec, rules.Problem(rules.UNKNOWN_TABLE, {"table": key[0]})) for key, rec in latest.items()
+               if key[0] not in tables]
     private = {} if send_names else PRIVATE_FIELDS  # tables whose data is stripped of names
+    known = {key: ({**rec, "data": strip_private(key[0], rec["data"])} if key[0] in private and not rec["del"]
+                   else rec) for key, rec in latest.items() if key[0] in tables}
+    if versions is None:
+        versions = _versions(db, list(known))
+    duplicates = 0
+    for key in list(known):
+        ex = versions.get(key)
+        if ex is not None and ex["hlc"] == known[key]["hlc"]:
+            duplicates += 1
+            del known[key]
+    screened = rules.screen_batch(db, known, described, versions, rules.screening_risk(instruments),
+                                  renamer=_rename_code)
+    if screened.accepted.keys() - versions.keys():
+        versions = {**versions, **_versions(db, [k for k in screened.accepted if k not in versions])}
+    for key in screened.changed & screened.accepted.keys():
+        # A version the centre rewrote is a new version, made at the centre on top of the one received.
+        observe(db, screened.accepted[key]["hlc"])
+        screened.accepted[key] = {**screened.accepted[key], "hlc": tracking.tick(db)}
+    work = _Apply(db, origin, tables)
+    work.quarantine = unknown + screened.refused
+    conflicts, reemit = [], []
+    now = utcnow()
+    latest = screened.accepted
+    current_rows = _conflicting_rows(db, latest, versions, tables)
     for key, rec in latest.items():
-        if key[0] not in tables:
-            work.quarantine.append((rec, f"unknown table {key[0]!r} (is the central server's software older?)"))
-            continue
         ex = versions.get(key)
         if ex is not None and ex["hlc"] == rec["hlc"]:
             duplicates += 1
             continue
-        if key[0] in private and not rec["del"]:
-            rec = {**rec, "data": strip_private(key[0], rec["data"])}
         if ex is None or rec.get("base") == ex["hlc"]:
             work.add(rec)
             continue
@@ -443,6 +500,8 @@ def apply_records(db, records: list[dict], *, origin: str, device_id: str | None
         if not _same(winner, loser):
             conflicts.append((key[0], key[1], rec["site"], winner_hlc, row_json(winner), loser_hlc,
                               row_json(loser), loser_origin, now))
+    for rec, into in screened.merged:
+        conflicts += _merge(db, work, rec, into, latest, origin, now)
     done = work.run()
     db.conn.executemany(
         "insert into sync_rows (table_name, record_id, site_id, hlc, synced_hlc, deleted, tombstone_json)"
@@ -451,9 +510,13 @@ def apply_records(db, records: list[dict], *, origin: str, device_id: str | None
         " deleted = excluded.deleted",
         [(r["t"], r["id"], r["site"], r["hlc"], r["hlc"], int(r["del"])) for r in done],
     )
+    # What the centre rewrote (a merged row, a new code, a reference to a merged row) goes back to
+    # the sender too: its origin is left empty.
+    changed = screened.changed | {(r["t"], into) for r, into in screened.merged}
     db.conn.executemany(
         "insert into sync_log (table_name, record_id, site_id, origin) values (?, ?, ?, ?)",
-        [(r["t"], r["id"], r["site"], origin) for r in done] + [(t, i, s, "") for t, i, s in reemit],
+        [(r["t"], r["id"], r["site"], "" if (r["t"], r["id"]) in changed else origin) for r in done]
+        + [(t, i, s, "") for t, i, s in reemit],
     )
     if conflicts:
         applied_keys = {(r["t"], r["id"]) for r in done}
@@ -463,20 +526,128 @@ def apply_records(db, records: list[dict], *, origin: str, device_id: str | None
         " loser_json, loser_origin, created_at) values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         conflicts,
     )
+    for rec, old_code in screened.renamed:
+        audit.log(db, user={"id": None, "username": f"sync:{origin}"}, action="rename_code", table=rec["t"],
+                  record_id=rec["id"], site_id=rec["site"], before={"code": old_code},
+                  after={"code": rec["data"]["code"]})
     quarantine(db, work.quarantine, direction="in", device_id=device_id, batch_no=batch_no)
     if records:
         observe(db, max(r["hlc"] for r in records))
-    return {"applied": len(done), "duplicates": duplicates, "conflicts": len(conflicts),
-            "quarantined": len(work.quarantine)}
+    counts = {"applied": len(done), "duplicates": duplicates, "conflicts": len(conflicts),
+              "quarantined": len(work.quarantine), "merged": len(screened.merged), "renamed": len(screened.renamed)}
+    waited = _release_waiting(db, done, send_names=send_names, instruments=instruments)
+    counts["released"] = waited
+    return counts
 
 
-def quarantine(db, items: list[tuple[dict, str]], *, direction: str, device_id: str | None = None,
-               batch_no: int | None = None) -> None:
+def _rename_code(db, table: str, data: dict, taken: set) -> str:
+    """A new code for a record whose code another record of its site already has (made offline twice)."""
+    site = row(db, "select id, code from sites where id = ?", (data["site_id"],))
+    if table == "participants":
+        for _ in range(200):
+            code = participants.generate_code(db, site["id"], site["code"])
+            if code not in taken:
+                return code
+        raise SyncRejected("No free programme code is left for this site.", 409)
+    n = row(db, "select count(*) as n from cycles where site_id = ?", (site["id"],))["n"] + 1
+    while True:
+        code = f"{site['code']}-C{n:03d}"
+        if code not in taken and not row(db, "select 1 as x from cycles where site_id = ? and code = ?",
+                                         (site["id"], code)):
+            return code
+        n += 1
+
+
+_MERGE_SKIP = ("id", "created_at", "updated_at")
+
+
+def _merge(db, work: _Apply, rec: dict, into: str, accepted: dict, origin: str, now: str) -> list[tuple]:
+    """Join a record received for a natural key the centre has onto the row that holds the key.
+
+    The version with the larger clock gives the row its values; when the two differ, the
+    other is kept as a conflict for the coordinator. The record's own id becomes an alias of
+    the row (later versions and children sent with it land there), and a deletion of that id
+    is sent back so the laptop that made it keeps one row too.
+    """
+    t = rec["t"]
+    target = accepted.get((t, into))
+    if target is not None:
+        stored, stored_hlc = target["data"], target["hlc"]
+    else:
+        stored = row(db, f'select * from "{t}" where id = ?', (into,))
+        version = row(db, "select hlc from sync_rows where table_name = ? and record_id = ?", (t, into))
+        stored_hlc = version["hlc"] if version else ""
+    incoming = {**rec["data"], "id": into, "created_at": stored["created_at"]}
+    differs = any(incoming.get(k) != stored.get(k) for k in incoming if k not in _MERGE_SKIP)
+    out = []
+    if rec["hlc"] > stored_hlc:
+        merged = {**rec, "id": into, "base": None, "data": incoming}
+        if target is not None:
+            work_recs = work.upserts.get((t, tuple(target["data"])), [])
+            if target in work_recs:
+                work_recs.remove(target)
+        work.add(merged)
+        accepted[(t, into)] = merged
+        if differs:
+            out.append((t, into, rec["site"], rec["hlc"], row_json(incoming), stored_hlc, row_json(stored), None, now))
+    elif differs:
+        out.append((t, into, rec["site"], stored_hlc, row_json(stored), rec["hlc"], row_json(incoming), origin, now))
+    db.execute("insert into sync_aliases (table_name, record_id, canonical_id, site_id, created_at)"
+               " values (?, ?, ?, ?, ?) on conflict do update set canonical_id = excluded.canonical_id",
+               (t, rec["id"], into, rec["site"], now))
+    observe(db, rec["hlc"])
+    db.execute("insert into sync_rows (table_name, record_id, site_id, hlc, synced_hlc, deleted) values"
+               " (?, ?, ?, ?, ?, 1) on conflict (table_name, record_id) do update set hlc = excluded.hlc,"
+               " synced_hlc = excluded.synced_hlc, deleted = 1",
+               (t, rec["id"], rec["site"], tracking.tick(db), None))
+    db.execute("insert into sync_log (table_name, record_id, site_id, origin) values (?, ?, ?, '')",
+               (t, rec["id"], rec["site"]))
+    if rec["hlc"] <= stored_hlc:  # the sender learns the row it joined
+        db.execute("insert into sync_log (table_name, record_id, site_id, origin) values (?, ?, ?, '')",
+                   (t, into, rec["site"]))
+    return out
+
+
+def _release_waiting(db, done: list[dict], *, send_names: bool, instruments: dict | None) -> int:
+    """Apply the quarantined records that were waiting for one of ``done`` (their parent, a referral)."""
+    keys = rules.keys_applied(done)
+    released = 0
+    while keys:
+        waiting = []
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            waiting += rows(db, "select * from sync_quarantine where status = 'open' and direction = 'in'"
+                                f" and waiting_for in ({marks}) order by id", chunk)
+        if not waiting:
+            return released
+        keys = []
+        for item in waiting:
+            record = json.loads(item["record_json"])
+            before = row(db, "select max(id) as n from sync_quarantine")["n"]
+            counts = apply_records(db, [record], origin=item["device_id"] or "", device_id=item["device_id"],
+                                   batch_no=item["batch_no"], send_names=send_names, instruments=instruments)
+            again = rows(db, "select * from sync_quarantine where id > ? order by id", (before,))
+            if counts["applied"] or counts["merged"]:
+                db.execute("update sync_quarantine set status = 'applied' where id = ?", (item["id"],))
+                released += 1
+            elif again:  # still waiting (for something else now): one entry per record
+                db.execute("delete from sync_quarantine where id > ?", (before,))
+                db.execute("update sync_quarantine set error = ?, reason_json = ?, waiting_for = ? where id = ?",
+                           (again[0]["error"], again[0]["reason_json"], again[0]["waiting_for"], item["id"]))
+    return released
+
+
+def quarantine(db, items: list[tuple[dict, str | rules.Problem]], *, direction: str,
+               device_id: str | None = None, batch_no: int | None = None) -> None:
+    """Keep records that could not be applied, each with its reason (a Problem, or a plain message)."""
     now = utcnow()
     db.conn.executemany(
         "insert into sync_quarantine (direction, device_id, batch_no, table_name, record_id, site_id,"
-        " record_json, error, created_at) values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [(direction, device_id, batch_no, r.get("t"), r.get("id"), r.get("site"), row_json(r), error[:2000], now)
+        " record_json, error, created_at, reason_json, waiting_for) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [(direction, device_id, batch_no, r.get("t"), r.get("id"), r.get("site"), row_json(r), str(error)[:2000],
+          now, error.as_json() if isinstance(error, rules.Problem) else None,
+          rules.waiting_key(error.waiting_for) if isinstance(error, rules.Problem) else None)
          for r, error in items],
     )
 

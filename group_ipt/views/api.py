@@ -411,7 +411,8 @@ SYNC_SCHEMAS = {
         "records": {"type": "array", "items": {"$ref": "#/components/schemas/Change"}}}},
     "Ack": {"type": "object", "properties": {
         "batch_no": {"type": "integer"}, "duplicate": {"type": "boolean"}, "applied": {"type": "integer"},
-        "duplicates": {"type": "integer"}, "conflicts": {"type": "integer"}, "quarantined": {"type": "integer"}}},
+        "duplicates": {"type": "integer"}, "conflicts": {"type": "integer"}, "quarantined": {"type": "integer"},
+        "merged": {"type": "integer"}, "renamed": {"type": "integer"}, "released": {"type": "integer"}}},
     "PullRequest": {"type": "object", "properties": {
         "cursor": {"type": "integer", "minimum": 0, "maximum": MAX_INTEGER},
         "limit": {"type": "integer", "minimum": 1, "maximum": 10000},
