@@ -781,7 +781,8 @@ def sync_import(ctx: Context, file, reply):
 
     header = _run_sync(ctx, lambda db: files.read_header(file))
     if header["kind"] == "push":
-        config = server.CentralConfig.from_app_config(ctx.app().config)
+        app = ctx.app()
+        config = server.CentralConfig.from_app_config(app.config, app.extensions["group_ipt_forms"].instruments)
         out = reply or file.with_name(file.name + ".reply")
         s = _run_sync(ctx, lambda db: server.import_file(db, file, out, config))
         click.echo(f"Imported {s['batches']} batch(es) from {s['device']!r}: {s['applied']} applied, "

@@ -114,6 +114,7 @@ def _record_error(db, message: str) -> None:
 def push(db: sqlite_utils.Database, transport, progress: Progress | None = None) -> dict:
     """Send every waiting change in batches; each is forgotten here only once acknowledged."""
     _require_setup(db)
+    engine.restamp_future(db)
     total = engine.pending_records(db)
     sent = batches = quarantined = conflicts = 0
     try:
@@ -197,6 +198,7 @@ def sync(db, transport, **kwargs) -> dict:
 def export_file(db: sqlite_utils.Database, path: Path, *, folders: dict[str, Path] | None = None) -> dict:
     """Write every waiting change to one signed file for the USB stick."""
     _require_setup(db)
+    engine.restamp_future(db)
     while engine.cut_batch(db, max_records=BATCH_RECORDS, send_names=get_state(db, "send_names", False)):
         pass
     batches = engine.unacked_batches(db)

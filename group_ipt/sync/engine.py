@@ -202,6 +202,42 @@ def cut_batch(db, *, max_records: int = 1000, send_names: bool = False) -> dict 
     return body
 
 
+def restamp_future(db) -> int:
+    """Give this laptop's unsent changes new stamps once its clock, days ahead, was set right.
+
+    The hybrid clock never goes back by itself, and the centre refuses changes stamped more
+    than a day ahead of its own clock. When the clock's stored time is more than a day ahead
+    of this computer's time (someone set the date right), the changes nobody has seen yet
+    (waiting in the log or in unacknowledged batches) are stamped again from the real time.
+    Versions the centre already holds keep their stamps. Return how many were stamped again.
+    """
+    with write(db):
+        now = tracking.now_ms()
+        if row(db, "select wall from sync_clock where id = 1")["wall"] <= now + MAX_AHEAD_MS:
+            return 0
+        db.execute("update sync_clock set wall = ?, counter = 0 where id = 1", (now,))
+        future = f"{now + MAX_AHEAD_MS:015d}"
+        new: dict[tuple[str, str], str] = {}
+        for batch in unacked_batches(db):
+            body = json.loads(gzip.decompress(batch["payload"]))
+            for r in body["records"]:
+                if r["hlc"] > future:
+                    r["hlc"] = new[(r["t"], r["id"])] = tracking.tick(db)
+            db.execute("update sync_outbox_batches set payload = ? where batch_no = ?",
+                       (compress(body), batch["batch_no"]))
+        for v in rows(db, "select table_name, record_id, hlc, synced_hlc, unacked_batch from sync_rows"
+                          " where hlc > ?", (future,)):
+            key = (v["table_name"], v["record_id"])
+            if key not in new and v["hlc"] == v["synced_hlc"] and v["unacked_batch"] is None:
+                continue  # the centre has this version: its stamp stays
+            stamp = new.get(key) or tracking.tick(db)
+            synced = stamp if v["unacked_batch"] is not None else v["synced_hlc"]
+            db.execute("update sync_rows set hlc = ?, synced_hlc = ? where table_name = ? and record_id = ?",
+                       (stamp, synced, *key))
+            new[key] = stamp
+    return len(new)
+
+
 def unacked_batches(db) -> list[dict]:
     return rows(db, "select batch_no, last_seq, records, payload from sync_outbox_batches order by batch_no")
 
@@ -376,6 +412,8 @@ def _store_problem(table: str, exc: Exception) -> rules.Problem:
     text = str(exc)
     if table == "members" and "UNIQUE" in text and "participant_id" in text:
         return rules.Problem(rules.ACTIVE_ELSEWHERE)
+    if "CHECK constraint failed" in text:
+        return rules.Problem(rules.NOT_ALLOWED, {"table": table, "rule": text.split(":", 1)[-1].strip()[:200]})
     if "UNIQUE" in text:
         fields = text.split(":", 1)[-1].strip().replace(f"{table}.", "")
         return rules.Problem(rules.KEY_TAKEN, {"table": table, "fields": fields})
@@ -454,6 +492,9 @@ def apply_records(db, records: list[dict], *, origin: str, device_id: str | None
                    else rec) for key, rec in latest.items() if key[0] in tables}
     if versions is None:
         versions = _versions(db, list(known))
+    parked = _parked_parents(db, known, described)
+    for key, (_item_id, rec) in parked.items():
+        known.setdefault(key, rec)
     duplicates = 0
     for key in list(known):
         ex = versions.get(key)
@@ -530,6 +571,12 @@ def apply_records(db, records: list[dict], *, origin: str, device_id: str | None
         audit.log(db, user={"id": None, "username": f"sync:{origin}"}, action="rename_code", table=rec["t"],
                   record_id=rec["id"], site_id=rec["site"], before={"code": old_code},
                   after={"code": rec["data"]["code"]})
+    applied_keys = {(r["t"], r["id"]) for r in done} | {(r["t"], r["id"]) for r, _into in screened.merged}
+    for key, (item_id, _rec) in parked.items():
+        if key in applied_keys:
+            db.execute("update sync_quarantine set status = 'applied' where id = ?", (item_id,))
+    # A parked parent refused again stays in its own quarantine entry.
+    work.quarantine = [(r, p) for r, p in work.quarantine if (r.get("t"), r.get("id")) not in parked]
     quarantine(db, work.quarantine, direction="in", device_id=device_id, batch_no=batch_no)
     if records:
         observe(db, max(r["hlc"] for r in records))
@@ -538,6 +585,28 @@ def apply_records(db, records: list[dict], *, origin: str, device_id: str | None
     waited = _release_waiting(db, done, send_names=send_names, instruments=instruments)
     counts["released"] = waited
     return counts
+
+
+def _parked_parents(db, known: dict, described: dict) -> dict[tuple[str, str], tuple[int, dict]]:
+    """Quarantined records that records of this batch refer to: they are tried again with it.
+
+    A risk screening waits for its referral, and the referral refers to the screening: the two
+    go in together. Likewise a parent refused for a reason fixed since.
+    """
+    if row(db, "select 1 as x from sync_quarantine where status = 'open' and direction = 'in' limit 1") is None:
+        return {}
+    parked = {(q["table_name"], q["record_id"]): q for q in
+              rows(db, "select id, table_name, record_id, record_json from sync_quarantine"
+                       " where status = 'open' and direction = 'in' order by id")}
+    found = {}
+    for (t, _i), rec in known.items():
+        if rec["del"] or t not in described:
+            continue
+        for ref in described[t].references:
+            key = (ref.parent, rec["data"].get(ref.column))
+            if key in parked and key not in known and key not in found:
+                found[key] = (parked[key]["id"], json.loads(parked[key]["record_json"]))
+    return found
 
 
 def _rename_code(db, table: str, data: dict, taken: set) -> str:
@@ -653,7 +722,7 @@ def quarantine(db, items: list[tuple[dict, str | rules.Problem]], *, direction: 
 
 
 def apply_batch(db, device: dict, body: object, *, send_names: bool, via: str = "http",
-                max_records: int = MAX_BATCH_RECORDS) -> dict:
+                max_records: int = MAX_BATCH_RECORDS, instruments: dict | None = None) -> dict:
     """Apply one batch from a device atomically; a batch applied before is only acknowledged again."""
     batch_no = body.get("batch_no") if isinstance(body, dict) else None
     with applying(db):
@@ -665,7 +734,7 @@ def apply_batch(db, device: dict, body: object, *, send_names: bool, via: str = 
             return {"batch_no": batch_no, "duplicate": True, "applied": seen["applied"],
                     "quarantined": seen["quarantined"], "conflicts": seen["conflicts"]}
         counts = apply_records(db, records, origin=device["id"], device_id=device["id"], batch_no=batch_no,
-                               send_names=send_names, versions=versions)
+                               send_names=send_names, versions=versions, instruments=instruments)
         db.execute(
             "insert into sync_batches (device_id, batch_no, received_at, records, applied, quarantined, conflicts, via)"
             " values (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -686,7 +755,10 @@ def feed(db, device: dict, cursor: int, *, limit: int = 1000) -> dict:
         "select seq, table_name, record_id, origin from sync_log where site_id = ? and seq > ? order by seq limit ?",
         (device["site_id"], cursor, limit),
     )
-    keys = list(dict.fromkeys((e["table_name"], e["record_id"]) for e in entries if e["origin"] != device["id"]))
+    # Each record once, at its last change: a deletion the centre made to merge two rows then
+    # always comes before the row they were merged into.
+    last = {(e["table_name"], e["record_id"]): e["seq"] for e in entries if e["origin"] != device["id"]}
+    keys = sorted(last, key=last.__getitem__)
     # A record sent by the device and changed since by someone else still travels.
     changes = read_changes(db, keys)
     for c in changes:
@@ -746,14 +818,19 @@ def apply_feed(db, page: dict, *, send_names: bool) -> dict:
                 db.conn.executemany(_PULLED_VERSION_SQL, [_pulled_version(c) for c, _keep in todo])
             applied = len(todo)
         except Exception:  # noqa: BLE001
+            described = rules.schema(db, tables)
             for c, keep in todo:
-                try:
-                    with db.atomic():
-                        _write_pulled(db, c["t"], tables[c["t"]], c, keep_private=keep, cache=sql_cache)
-                        db.execute(_PULLED_VERSION_SQL, _pulled_version(c))
-                    applied += 1
-                except Exception as exc:  # noqa: BLE001 (quarantined with its message, the rest goes on)
-                    bad.append((c, f"{type(exc).__name__}: {exc}"))
+                for attempt in (1, 2):
+                    try:
+                        with db.atomic():
+                            _write_pulled(db, c["t"], tables[c["t"]], c, keep_private=keep, cache=sql_cache)
+                            db.execute(_PULLED_VERSION_SQL, _pulled_version(c))
+                        applied += 1
+                        break
+                    except Exception as exc:  # noqa: BLE001 (quarantined with its message, the rest goes on)
+                        if attempt == 2 or not _drop_merged_twin(db, described[c["t"]], c):
+                            bad.append((c, f"{type(exc).__name__}: {exc}"))
+                            break
         quarantine(db, bad, direction="pull")
         if changes:
             observe(db, max(c["hlc"] for c in changes if isinstance(c.get("hlc"), str)))
@@ -761,6 +838,32 @@ def apply_feed(db, page: dict, *, send_names: bool) -> dict:
         if "open_conflicts" in page:
             set_state(db, "central_open_conflicts", page["open_conflicts"])
     return {"applied": applied, "skipped": skipped, "quarantined": len(bad)}
+
+
+def _drop_merged_twin(db, table: rules.Table, c: dict) -> bool:
+    """Drop this laptop's row of the same natural key as a pulled row, if the centre merged them.
+
+    The centre keeps one row per natural key (attendance of a member at a session...): the
+    laptop's own row, once acknowledged, was joined to the pulled one, and its deletion is on
+    its way. A row with a change not yet acknowledged is never dropped (its change still counts).
+    Return True if a row was dropped.
+    """
+    if c["del"] or not isinstance(c.get("data"), dict):
+        return False
+    dropped = False
+    for cols in rules.natural_keys(table):
+        values = [c["data"].get(col) for col in cols]
+        if None in values:
+            continue
+        where = " and ".join(f'"{col}" = ?' for col in cols)
+        for twin in rows(db, f'select id from "{table.name}" where {where} and id != ?', (*values, c["id"])):
+            version = row(db, "select hlc, synced_hlc, unacked_batch from sync_rows where table_name = ?"
+                              " and record_id = ?", (table.name, twin["id"]))
+            if version is not None and (version["hlc"] != version["synced_hlc"] or version["unacked_batch"]):
+                return False
+            db.execute(f'delete from "{table.name}" where id = ?', (twin["id"],))
+            dropped = True
+    return dropped
 
 
 _PULLED_VERSION_SQL = (

@@ -75,7 +75,17 @@ def list_quarantine(db, site_ids: list[str] | None, status: str = "open") -> lis
                 [status, *params])
 
 
-def retry_quarantined(db, item_id: int, *, user: dict, site_ids: list[str] | None) -> bool:
+def reason_text(item: dict, gettext) -> str:
+    """The reason a record is in quarantine, translated with ``gettext`` when it was kept as a message."""
+    if not item.get("reason_json"):
+        return item["error"]
+    reason = json.loads(item["reason_json"])
+    params = {k: gettext(v) if k == "kind" else v for k, v in reason["params"].items()}
+    return gettext(reason["message"], **params)
+
+
+def retry_quarantined(db, item_id: int, *, user: dict, site_ids: list[str] | None,
+                      instruments: dict | None = None) -> bool:
     """Apply a quarantined record again (after the cause was fixed); return True if it went in."""
     where, params = _site_filter(site_ids)
     item = row(db, f"select * from sync_quarantine where id = ? and status = 'open'{where}", [item_id, *params])
@@ -85,13 +95,16 @@ def retry_quarantined(db, item_id: int, *, user: dict, site_ids: list[str] | Non
     if item["direction"] != "in" or not {"t", "id", "site", "hlc", "del"} <= set(record):
         raise ReviewError("Only records received from a laptop can be retried here; sync the laptop again.")
     with engine.applying(db):
+        before = row(db, "select max(id) as n from sync_quarantine")["n"]
         counts = engine.apply_records(db, [record], origin=item["device_id"] or "", device_id=item["device_id"],
-                                      batch_no=item["batch_no"])
-        if counts["quarantined"]:
-            # Keep one entry per record: drop the new one, refresh the old one's error.
-            newest = row(db, "select id, error from sync_quarantine order by id desc limit 1")
-            db.execute("delete from sync_quarantine where id = ?", (newest["id"],))
-            db.execute("update sync_quarantine set error = ? where id = ?", (newest["error"], item_id))
+                                      batch_no=item["batch_no"], instruments=instruments)
+        if not (counts["applied"] or counts["merged"] or counts["duplicates"]):
+            # Keep one entry per record: drop the new one, refresh the old one's reason.
+            newest = row(db, "select * from sync_quarantine where id > ? order by id limit 1", (before,))
+            db.execute("delete from sync_quarantine where id > ?", (before,))
+            if newest:
+                db.execute("update sync_quarantine set error = ?, reason_json = ?, waiting_for = ? where id = ?",
+                           (newest["error"], newest["reason_json"], newest["waiting_for"], item_id))
             return False
         db.execute("update sync_quarantine set status = 'applied' where id = ?", (item_id,))
         audit.log(db, user=user, action="retry_quarantined", table=item["table_name"], record_id=item["record_id"],

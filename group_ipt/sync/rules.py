@@ -114,6 +114,8 @@ ACTIVE_ELSEWHERE = N_("This participant is already an active member of another c
                       "from one of the two cycles in the app, then press Try again.")
 KEY_TAKEN = N_("Another %(table)s record already has the same %(fields)s. Correct one of the two in the app, "
                "then press Try again.")
+NOT_ALLOWED = N_("A value of this %(table)s record is not one the app allows (%(rule)s). The laptop's software may "
+                 "be damaged: tell technical support.")
 NOT_STORED = N_("The central server could not store this record (%(error)s). Tell technical support.")
 WAITING_WITH_PARENT = N_("This record waits for the %(parent)s record it belongs to, which is in quarantine. It "
                          "goes in with it.")

@@ -20,10 +20,13 @@ class CentralConfig:
     send_names: bool = False
     folders: dict[str, Path] = field(default_factory=dict)
     max_batch_records: int = engine.MAX_BATCH_RECORDS
+    # The instrument files: a received screening is scored again to find a risk the laptop did not flag.
+    instruments: dict | None = None
 
     @classmethod
-    def from_app_config(cls, config) -> CentralConfig:
+    def from_app_config(cls, config, instruments: dict | None = None) -> CentralConfig:
         return cls(
+            instruments=instruments,
             send_names=bool(config.get("SYNC_SEND_NAMES")),
             folders={"forms": Path(config["FORMS_DIR"]), "translations": Path(config["TRANSLATIONS_DIR"])},
             max_batch_records=int(config.get("SYNC_MAX_BATCH_RECORDS") or engine.MAX_BATCH_RECORDS),
@@ -38,7 +41,7 @@ def hello(db: sqlite_utils.Database, device: dict, config: CentralConfig) -> dic
 
 def push(db, device: dict, body: object, config: CentralConfig, *, via: str = "http") -> dict:
     return engine.apply_batch(db, device, body, send_names=config.send_names, via=via,
-                              max_records=config.max_batch_records)
+                              max_records=config.max_batch_records, instruments=config.instruments)
 
 
 def pull(db, device: dict, request: object, config: CentralConfig) -> dict:

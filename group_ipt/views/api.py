@@ -206,7 +206,8 @@ def reply(obj, status: int = 200) -> Response:
 def central_config() -> server.CentralConfig:
     if not current_app.config.get("SYNC_CENTRAL"):
         raise ApiError("This server is not a central server (start it with 'group-ipt serve --central').", 404)
-    return server.CentralConfig.from_app_config(current_app.config)
+    return server.CentralConfig.from_app_config(current_app.config,
+                                                current_app.extensions["group_ipt_forms"].instruments)
 
 
 @bp.route("/sync/hello")

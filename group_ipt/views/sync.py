@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
@@ -57,7 +57,8 @@ def quarantined(item_id):
     action = request.form.get("action", "")
     try:
         if action == "retry":
-            ok = review.retry_quarantined(get_db(), item_id, user=_actor(), site_ids=_scope())
+            ok = review.retry_quarantined(get_db(), item_id, user=_actor(), site_ids=_scope(),
+                                          instruments=current_app.extensions["group_ipt_forms"].instruments)
             flash(_("The record was applied.") if ok else _("The record still cannot be applied; see its error."),
                   "info" if ok else "error")
         elif action == "dismiss":
@@ -68,3 +69,9 @@ def quarantined(item_id):
     except ReviewError as exc:
         flash(str(exc), "error")
     return redirect(url_for("sync.index"), 303)
+
+
+@bp.app_template_filter("quarantine_reason")
+def quarantine_reason(item: dict) -> str:
+    """A quarantined record's reason in the reader's language (older entries kept only English text)."""
+    return review.reason_text(item, _)
