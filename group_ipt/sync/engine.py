@@ -503,8 +503,8 @@ def apply_records(db, records: list[dict], *, origin: str, device_id: str | None
             del known[key]
     screened = rules.screen_batch(db, known, described, versions, rules.screening_risk(instruments),
                                   renamer=_rename_code)
-    if screened.accepted.keys() - versions.keys():
-        versions = {**versions, **_versions(db, [k for k in screened.accepted if k not in versions])}
+    if screened.changed - versions.keys():  # a record sent under a merged-away id: its row's version
+        versions = {**versions, **_versions(db, [k for k in screened.changed if k not in versions])}
     for key in screened.changed & screened.accepted.keys():
         # A version the centre rewrote is a new version, made at the centre on top of the one received.
         observe(db, screened.accepted[key]["hlc"])

@@ -144,6 +144,10 @@ class Table:
     references: list[Reference]
     keys: list[tuple[str, ...]]  # unique keys besides id (whole-table unique indexes)
     children: list[tuple[str, str]] = field(default_factory=list)  # (child table, column) referring here
+    required: frozenset[str] = frozenset()  # columns that must hold a value
+
+    def __post_init__(self) -> None:
+        self.required = frozenset(c.name for c in self.columns.values() if c.required)
 
 
 def _kind(declared: str) -> str:
@@ -191,30 +195,81 @@ def schema(db, tables: dict[str, list[str]]) -> dict[str, Table]:
     return out
 
 
+_TYPES_OK = {"integer": (int,), "real": (int, float), "text": (str,), "": (str, int, float)}
+
+
 def check_shape(table: Table, data: dict) -> Problem | None:
-    """Check a row's columns, types and lengths; None if it is well formed."""
-    unknown = [c for c in data if c not in table.columns]
+    """Check a row's columns, types and lengths; None if it is well formed (a hot path of ingest)."""
+    columns = table.columns
+    unknown = data.keys() - columns.keys()
     if unknown:
         return Problem(UNKNOWN_COLUMNS, {"table": table.name, "fields": ", ".join(sorted(unknown))})
-    for col in table.columns.values():
-        value = data.get(col.name)
-        if value is None:
-            if col.required:
-                return Problem(MISSING_FIELD, {"table": table.name, "field": col.name})
-            continue
-        if col.kind == "integer":
-            ok = type(value) is int and -(2**63) <= value < 2**63
-        elif col.kind == "real":
-            ok = type(value) in (int, float) and value == value and abs(value) != float("inf")
-        elif col.kind == "text":
-            ok = type(value) is str
-        else:
-            ok = type(value) in (str, int, float)
-        if not ok:
-            return Problem(WRONG_TYPE, {"table": table.name, "field": col.name, "kind": _KINDS.get(col.kind, "text")})
-        if col.limit is not None and len(value) > col.limit:
-            return Problem(TOO_LONG, {"table": table.name, "field": col.name, "limit": col.limit})
+    missing = table.required - data.keys()
+    if missing:
+        return Problem(MISSING_FIELD, {"table": table.name, "field": sorted(missing)[0]})
+    for name, value in data.items():
+        kind = type(value)
+        if kind is str:
+            col = columns[name]
+            if col.kind not in ("text", ""):
+                return _wrong_type(table, col)
+            if col.limit is not None and len(value) > col.limit:
+                return Problem(TOO_LONG, {"table": table.name, "field": name, "limit": col.limit})
+        elif value is None:
+            if name in table.required:
+                return Problem(MISSING_FIELD, {"table": table.name, "field": name})
+        elif not _value_ok(columns[name], value, kind):
+            return _wrong_type(table, columns[name])
     return None
+
+
+def _value_ok(col: Column, value, kind: type) -> bool:
+    if kind not in _TYPES_OK[col.kind]:
+        return False
+    if kind is int:
+        return -(2**63) <= value < 2**63  # what SQLite can hold
+    return kind is not float or (value == value and abs(value) != float("inf"))
+
+
+def _column_ok(col: Column, values: list, required: bool) -> bool:
+    """Whether every value fits the column, checked a column at a time (the fast path of ingest)."""
+    kinds = set(map(type, values))
+    allowed = {*_TYPES_OK[col.kind]} if required else {*_TYPES_OK[col.kind], type(None)}
+    if not kinds <= allowed:
+        return False
+    if str in kinds and col.limit is not None:
+        texts = values if len(kinds) == 1 else [v for v in values if type(v) is str]
+        if max(map(len, texts)) > col.limit:
+            return False
+    if int in kinds:
+        ints = values if len(kinds) == 1 else [v for v in values if type(v) is int]
+        if min(ints) < -(2**63) or max(ints) >= 2**63:
+            return False
+    return float not in kinds or all(v == v and abs(v) != float("inf") for v in values if type(v) is float)
+
+
+def _misshapen(records: dict[tuple[str, str], dict], tables: dict[str, Table]) -> set[tuple[str, str]]:
+    """The keys of the records that may break a shape rule (each then checked by ``check_shape``).
+
+    Records of one table with the same columns are checked column by column; a group with any
+    doubtful value is handed back whole.
+    """
+    groups: dict[tuple, list[tuple[str, str]]] = {}
+    for key, rec in records.items():
+        if not rec["del"]:
+            groups.setdefault((key[0], tuple(rec["data"])), []).append(key)
+    doubtful: set[tuple[str, str]] = set()
+    for (name, cols), keys in groups.items():
+        table = tables[name]
+        datas = [records[k]["data"] for k in keys]
+        if not (set(cols) <= table.columns.keys() and table.required <= set(cols) and all(
+                _column_ok(table.columns[c], [d[c] for d in datas], c in table.required) for c in cols)):
+            doubtful.update(keys)
+    return doubtful
+
+
+def _wrong_type(table: Table, col: Column) -> Problem:
+    return Problem(WRONG_TYPE, {"table": table.name, "field": col.name, "kind": _KINDS.get(col.kind, "text")})
 
 
 def check_invariants(db, table: Table, rec: dict, batch: dict[tuple[str, str], dict], risk_of) -> Problem | None:
@@ -349,6 +404,7 @@ def screen_batch(db, records: dict[tuple[str, str], dict], tables: dict[str, Tab
     not written; one whose parent is refused or missing waits for it.
     """
     out = Screened({}, [])
+    misshapen = _misshapen(records, tables)
     # Records for an id merged away before are records of the row it joined.
     alias = aliases(db, [k for k in records if k[0] in tables])
     for key, rec in records.items():
@@ -357,7 +413,7 @@ def screen_batch(db, records: dict[tuple[str, str], dict], tables: dict[str, Tab
             rec = {**rec, "id": alias[key], "base": None,
                    "data": None if rec["data"] is None else {**rec["data"], "id": alias[key]}}
             out.changed.add((key[0], alias[key]))
-        problem = None if rec["del"] else check_shape(table, rec["data"])
+        problem = None if rec["del"] or key not in misshapen else check_shape(table, rec["data"])
         problem = problem or check_invariants(db, table, rec, records, risk_of)
         if problem:
             out.refused.append((rec, problem))
@@ -385,9 +441,12 @@ def _merge_and_link(db, out: Screened, tables: dict[str, Table], versions: dict,
                 for ref in tables[t].references if rec["data"].get(ref.column) is not None}
     merged_ids = aliases(db, [k for k in ref_keys if k[0] in tables])
     refused_keys = {(r["t"], r["id"]) for r, _p in out.refused}
+    by_table: dict[str, list[tuple[str, str]]] = {}
+    for key in accepted:
+        by_table.setdefault(key[0], []).append(key)
     for name in _order(tables):
         table = tables[name]
-        mine = [k for k in accepted if k[0] == name]
+        mine = [k for k in by_table.get(name, ()) if k in accepted]
         if not mine:
             continue
         # 1. References: rewritten to merged rows, then each must exist, at this site.
@@ -396,7 +455,7 @@ def _merge_and_link(db, out: Screened, tables: dict[str, Table], versions: dict,
             rec = accepted[key]
             if rec["del"]:
                 continue
-            new = _rewrite_refs(rec, table, merged_ids)
+            new = _rewrite_refs(rec, table, merged_ids) if merged_ids else rec
             if new is not rec:
                 accepted[key] = new
                 out.changed.add(key)
@@ -444,20 +503,41 @@ def _reference_problem(rec: dict, table: Table, accepted: dict, stored: dict, re
     return None
 
 
+def _holders(db, table: str, cols: tuple[str, ...], wanted: list[tuple]) -> dict[tuple, str]:
+    """{key values: id} of the stored rows holding these key values (a few queries per batch,
+    each answered by the key's unique index)."""
+    found: dict[tuple, str] = {}
+    keys = sorted(set(wanted), key=str)
+    step = max(1, 900 // len(cols))
+    one = "(" + ",".join("?" * len(cols)) + ")"
+    for start in range(0, len(keys), step):
+        chunk = keys[start : start + step]
+        # A join from the values (not "in (values ...)", which SQLite answers by scanning the table).
+        on = " and ".join(f't."{c}" = k.c{i}' for i, c in enumerate(cols))
+        sql = (f"with k({', '.join(f'c{i}' for i in range(len(cols)))}) as (values {','.join([one] * len(chunk))})"
+               f' select t.id, {", ".join(f"t.{chr(34)}{c}{chr(34)}" for c in cols)} from k join "{table}" t on {on}')
+        for r in db.execute(sql, [v for k in chunk for v in k]):
+            found[tuple(r[1:])] = r[0]
+    return found
+
+
 def _join_keys(db, out: Screened, table: Table, cols: tuple[str, ...], versions: dict,
                merged_ids: dict[tuple[str, str], str], renamer) -> None:
     accepted = out.accepted
+    mine = [(k, tuple(r["data"].get(c) for c in cols)) for k, r in accepted.items()
+            if k[0] == table.name and not r["del"]]
+    mine = [(k, v) for k, v in mine if None not in v]
+    if not mine:
+        return
+    stored = _holders(db, table.name, cols, [v for _k, v in mine])
     seen: dict[tuple, str] = {}  # key values -> id of the batch's first record with them
-    for key in [k for k in accepted if k[0] == table.name]:
+    for key, values in mine:
         rec = accepted.get(key)
-        if rec is None or rec["del"]:
+        if rec is None:
             continue
-        values = tuple(rec["data"].get(c) for c in cols)
-        if None in values:
-            continue
-        where = " and ".join(f'"{c}" = ?' for c in cols)
-        holder = row(db, f'select id from "{table.name}" where {where} and id != ?', (*values, rec["id"]))
-        other = holder["id"] if holder else seen.get(values)
+        other = stored.get(values)
+        if other is None or other == rec["id"]:
+            other = seen.get(values)
         if other is None or other == rec["id"]:
             seen.setdefault(values, rec["id"])
             continue
