@@ -251,3 +251,32 @@ def test_a_malformed_row_is_refused_with_its_reason(tmp_path, centre, cdb, field
     [item] = review.list_quarantine(cdb, None)
     assert message in item["error"]
     assert row(cdb, "select 1 as x from participants where id = ?", (pid,)) is None
+
+
+def test_a_member_the_database_refuses_takes_its_marks_into_quarantine_with_it(tmp_path, centre, cdb):
+    a, ta = laptop(tmp_path, centre, "lap-a")
+    b, tb = laptop(tmp_path, centre, "lap-b")
+    g = a_group(a)
+    client.sync(a, ta)
+    client.sync(b, tb)
+    # b enrols the same person in a second cycle offline (a person is active in one cycle only)
+    other = insert(b, "cycles", code="KMP-C009", protocol_id="who-8", protocol_version=1, group_type="women",
+                   venue="Hall", weekday=2, start_time="10:00", first_date="2026-09-23", status="active")
+    session = insert(b, "sessions", cycle_id=other, number=1, kind="group", phase="initial",
+                     scheduled_date="2026-09-30", start_time="10:00", minutes=90, status="scheduled", version=0)
+    with write(b):
+        b.execute("update members set status = 'withdrawn' where id = ?", (g["member"],))
+    client.sync(b, tb)  # (b's own withdrawal goes first; now a re-activates it)
+    with write(a):
+        a.execute("update members set status = 'active', updated_at = 'x' where id = ?", (g["member"],))
+    client.sync(a, ta)
+    twin = insert(b, "members", cycle_id=other, participant_id=g["participant"], status="active",
+                  enrolled_on="2026-09-21")
+    mark = insert(b, "attendance", session_id=session, member_id=twin, status="present")
+    summary = client.push(b, tb)
+    assert summary["quarantined"] == 2
+    waiting = {q["record_id"]: q for q in review.list_quarantine(cdb, None)}
+    assert "already an active member of another cycle" in waiting[twin]["error"]
+    assert waiting[mark]["waiting_for"] == f"members:{twin}"
+    assert row(cdb, "select 1 as x from attendance where id = ?", (mark,)) is None
+    assert fk_clean(cdb)

@@ -222,6 +222,7 @@ def restamp_future(db) -> int:
             body = json.loads(gzip.decompress(batch["payload"]))
             for r in body["records"]:
                 if r["hlc"] > future:
+                    observe(db, r["base"])  # still after the version it was made on top of
                     r["hlc"] = new[(r["t"], r["id"])] = tracking.tick(db)
             db.execute("update sync_outbox_batches set payload = ? where batch_no = ?",
                        (compress(body), batch["batch_no"]))
@@ -230,6 +231,8 @@ def restamp_future(db) -> int:
             key = (v["table_name"], v["record_id"])
             if key not in new and v["hlc"] == v["synced_hlc"] and v["unacked_batch"] is None:
                 continue  # the centre has this version: its stamp stays
+            if key not in new:
+                observe(db, v["synced_hlc"])
             stamp = new.get(key) or tracking.tick(db)
             synced = stamp if v["unacked_batch"] is not None else v["synced_hlc"]
             db.execute("update sync_rows set hlc = ?, synced_hlc = ? where table_name = ? and record_id = ?",
@@ -358,10 +361,12 @@ def _check_record(n: int, r: object, site_id: str | None) -> None:
 class _Apply:
     """Collects the writes of one batch, then makes them in bulk (one statement per table and column set)."""
 
-    def __init__(self, db, origin: str, tables: dict[str, list[str]]):
+    def __init__(self, db, origin: str, tables: dict[str, list[str]],
+                 described: dict[str, rules.Table] | None = None):
         self.db = db
         self.origin = origin
         self.tables = tables
+        self.described = described or {}
         self.upserts: dict[tuple[str, tuple[str, ...]], list[dict]] = {}
         self.deletes: dict[str, list[dict]] = {}
         self.quarantine: list[tuple[dict, str]] = []
@@ -375,35 +380,64 @@ class _Apply:
     def run(self) -> list[dict]:
         """Write everything; return the records applied (the others are in self.quarantine)."""
         done = []
-        for (table, cols), recs in self.upserts.items():
-            unknown = [c for c in cols if c not in self.tables[table]]
-            if unknown:
-                self.quarantine += [(r, f"unknown column(s) in {table}: {', '.join(unknown)}") for r in recs]
-                continue
-            names = ", ".join(f'"{c}"' for c in cols)
-            updates = ", ".join(f'"{c}" = excluded."{c}"' for c in cols if c != "id") or '"id" = excluded."id"'
-            head, tail = f'insert into "{table}" ({names})', f"on conflict (id) do update set {updates}"
-            sql = f'{head} values ({", ".join("?" * len(cols))}) {tail}'
-            values = _values(recs, cols)
-            try:
-                with self.db.atomic():
-                    _upsert_staged(self.db.conn, head, tail, values)
-                done += recs
-            except Exception:  # noqa: BLE001 (find the bad records one by one below)
-                if not self.db.conn.in_transaction:
-                    # SQLite gave up the whole transaction (a full disk, an I/O error, a trigger's
-                    # RAISE(ROLLBACK)): nothing of the batch is kept, so nothing more may be written.
-                    raise
-                for r, v in zip(recs, values, strict=True):
-                    try:
-                        with self.db.atomic():
-                            self.db.execute(sql, v)
-                        done.append(r)
-                    except Exception as exc:  # noqa: BLE001 (quarantined with its reason)
-                        self.quarantine.append((r, _store_problem(table, exc)))
+        # Parents first; a record whose parent in this batch could not be written waits with it
+        # (a constraint the rules do not foresee, e.g. one active membership per person).
+        rank = {name: n for n, name in enumerate(rules.table_order(self.described))}
+        failed: set[tuple[str, str]] = set()
+        for (table, cols), recs in sorted(self.upserts.items(), key=lambda item: rank.get(item[0][0], -1)):
+            if failed:
+                recs = self._without_failed_parents(table, recs, failed)
+                if not recs:
+                    continue
+            before = len(self.quarantine)
+            done += self._write(table, cols, recs)
+            failed.update((r["t"], r["id"]) for r, _p in self.quarantine[before:])
         for table, recs in self.deletes.items():
             self.db.conn.executemany(f'delete from "{table}" where id = ?', [(r["id"],) for r in recs])
             done += recs
+        return done
+
+    def _without_failed_parents(self, table: str, recs: list[dict], failed: set) -> list[dict]:
+        keep = []
+        for r in recs:
+            parent = next(((ref.parent, r["data"].get(ref.column)) for ref in self.described[table].references
+                           if (ref.parent, r["data"].get(ref.column)) in failed), None)
+            if parent is None:
+                keep.append(r)
+            else:
+                self.quarantine.append((r, rules.Problem(rules.WAITING_WITH_PARENT, {"table": table,
+                                                         "parent": parent[0]}, waiting_for=parent)))
+                failed.add((r["t"], r["id"]))
+        return keep
+
+    def _write(self, table: str, cols: tuple[str, ...], recs: list[dict]) -> list[dict]:
+        """Upsert one table's records of one column set; return those written."""
+        done: list[dict] = []
+        unknown = [c for c in cols if c not in self.tables[table]]
+        if unknown:
+            self.quarantine += [(r, f"unknown column(s) in {table}: {', '.join(unknown)}") for r in recs]
+            return done
+        names = ", ".join(f'"{c}"' for c in cols)
+        updates = ", ".join(f'"{c}" = excluded."{c}"' for c in cols if c != "id") or '"id" = excluded."id"'
+        head, tail = f'insert into "{table}" ({names})', f"on conflict (id) do update set {updates}"
+        sql = f'{head} values ({", ".join("?" * len(cols))}) {tail}'
+        values = _values(recs, cols)
+        try:
+            with self.db.atomic():
+                _upsert_staged(self.db.conn, head, tail, values)
+            done += recs
+        except Exception:  # noqa: BLE001 (find the bad records one by one below)
+            if not self.db.conn.in_transaction:
+                # SQLite gave up the whole transaction (a full disk, an I/O error, a trigger's
+                # RAISE(ROLLBACK)): nothing of the batch is kept, so nothing more may be written.
+                raise
+            for r, v in zip(recs, values, strict=True):
+                try:
+                    with self.db.atomic():
+                        self.db.execute(sql, v)
+                    done.append(r)
+                except Exception as exc:  # noqa: BLE001 (quarantined with its reason)
+                    self.quarantine.append((r, _store_problem(table, exc)))
         return done
 
 
@@ -509,7 +543,7 @@ def apply_records(db, records: list[dict], *, origin: str, device_id: str | None
         # A version the centre rewrote is a new version, made at the centre on top of the one received.
         observe(db, screened.accepted[key]["hlc"])
         screened.accepted[key] = {**screened.accepted[key], "hlc": tracking.tick(db)}
-    work = _Apply(db, origin, tables)
+    work = _Apply(db, origin, tables, described)
     work.quarantine = unknown + screened.refused
     conflicts, reemit = [], []
     now = utcnow()

@@ -346,7 +346,7 @@ def natural_keys(table: Table) -> list[tuple[str, ...]]:
     return [*table.keys, *EXTRA_KEYS.get(table.name, [])]
 
 
-def _order(tables: dict[str, Table]) -> list[str]:
+def table_order(tables: dict[str, Table]) -> list[str]:
     """Tables parents first, so a merged parent's new id reaches its children in the same pass."""
     done: list[str] = []
     seen: set[str] = set()
@@ -444,7 +444,7 @@ def _merge_and_link(db, out: Screened, tables: dict[str, Table], versions: dict,
     by_table: dict[str, list[tuple[str, str]]] = {}
     for key in accepted:
         by_table.setdefault(key[0], []).append(key)
-    for name in _order(tables):
+    for name in table_order(tables):
         table = tables[name]
         mine = [k for k in by_table.get(name, ()) if k in accepted]
         if not mine:
