@@ -94,3 +94,14 @@ def row(db: sqlite_utils.Database, sql: str, params: dict | tuple = ()) -> dict 
 
 def rows(db: sqlite_utils.Database, sql: str, params: dict | tuple = ()) -> list[dict]:
     return list(db.query(sql, params))
+
+
+def in_clock_order(table: str, alias: str) -> tuple[str, str]:
+    """Return (join, order by) that list a synced table's rows in the order they were made.
+
+    The hybrid clock of sync (``sync_rows.hlc``) orders changes made on different laptops
+    truthfully: a change made after seeing another sorts after it, whatever the laptops'
+    wall clocks said. ``created_at`` is a laptop's wall clock and only breaks ties.
+    """
+    join = (f" left join sync_rows clock_v on clock_v.table_name = '{table}' and clock_v.record_id = {alias}.id")
+    return join, f"clock_v.hlc is null, clock_v.hlc, {alias}.created_at, {alias}.rowid"

@@ -222,7 +222,7 @@ def test_one_bad_record_is_quarantined_with_a_plain_reason_and_the_rest_go_throu
     assert village(cdb, good) == "" and village(cdb, bad) is None
     [item] = review.list_quarantine(cdb, None)
     assert item["record_id"] == bad
-    assert item["error"] == ("The village of this participants record is longer than 120 characters, more than "
+    assert item["error"] == ("The village of this participant record is longer than 120 characters, more than "
                              "the form allows. Shorten it on the laptop that made it and sync again.")
     # Fixed (here by hand in the kept record), the retry goes in.
     record = json.loads(item["record_json"])

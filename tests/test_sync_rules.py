@@ -161,7 +161,7 @@ def test_a_row_of_another_site_or_pointing_at_one_is_refused(tmp_path, centre, c
     client.sync(m, tm)
     [item] = review.list_quarantine(cdb, None)
     assert item["table_name"] == "members" and item["site_id"] == site
-    assert "refers to a cycles record of another site" in item["error"]
+    assert "refers to a cycle record of another site" in item["error"]
     assert row(cdb, "select count(*) as n from members")["n"] == 1
     assert fk_clean(cdb)
 
@@ -238,7 +238,7 @@ def test_a_laptop_whose_date_was_set_right_stamps_its_unsent_changes_again(tmp_p
 
 @pytest.mark.parametrize(("field", "value", "message"), [
     ("village", "x" * 121, "longer than 120 characters"),
-    ("sex", None, "The sex of this participants record is empty"),
+    ("sex", None, "The sex of this participant record is empty"),
     ("birth_year", "nineteen", "should be a whole number"),
 ])
 def test_a_malformed_row_is_refused_with_its_reason(tmp_path, centre, cdb, field, value, message):
@@ -280,3 +280,53 @@ def test_a_member_the_database_refuses_takes_its_marks_into_quarantine_with_it(t
     assert waiting[mark]["waiting_for"] == f"members:{twin}"
     assert row(cdb, "select 1 as x from attendance where id = ?", (mark,)) is None
     assert fk_clean(cdb)
+
+
+def test_a_history_is_in_the_order_changes_were_made_whatever_the_laptops_clocks(tmp_path, centre, cdb):
+    from group_ipt import participants
+
+    a, ta = laptop(tmp_path, centre, "lap-a")
+    b, tb = laptop(tmp_path, centre, "lap-b")
+    pid = insert(a, "participants", code="KMP-0001-A", name="N", sex="female", village="V")
+    with write(a):  # a's clock is 20 hours ahead: its wall clock says tomorrow
+        a.execute("update sync_clock set wall = wall + 20 * 3600000")
+    insert(a, "participant_status_history", participant_id=pid, status="eligible",
+           created_at="2099-01-01T00:00:00+00:00")
+    client.sync(a, ta)
+    client.sync(b, tb)
+    insert(b, "participant_status_history", participant_id=pid, status="enrolled")  # made after seeing a's
+    client.sync(b, tb)
+    client.sync(a, ta)
+    for db in (cdb, a, b):
+        assert [h["status"] for h in participants.status_history(db, pid)] == ["eligible", "enrolled"]
+
+
+def test_the_sync_page_says_truthfully_which_version_is_in_use_and_why(tmp_path, centre, cdb):
+    from .conftest import login
+
+    a, ta = laptop(tmp_path, centre, "lap-a")
+    b, tb = laptop(tmp_path, centre, "lap-b")
+    pid = insert(a, "participants", code="KMP-0001-A", name="N", sex="female", village="V")
+    client.sync(a, ta)
+    client.sync(b, tb)
+    with write(a):  # a is 20 hours ahead: its edit, made first, wins
+        a.execute("update sync_clock set wall = wall + 20 * 3600000")
+        a.execute("update participants set village = 'from-a' where id = ?", (pid,))
+    client.sync(a, ta)
+    with write(b):
+        b.execute("update participants set village = 'from-b' where id = ?", (pid,))
+    client.sync(b, tb)
+    web = centre.test_client()
+    login(web, "coord")
+    html = web.get("/sync/").get_data(as_text=True)
+    assert "The later one is in use" not in html
+    assert "sent by lap-b" in html
+    assert "had its clock ahead, so it may not be the later change" in html
+    # A reason kept as a message is shown in the reader's language.
+    insert(b, "participants", code="KMP-0002-B", name="M", sex="female", village="x" * 200)
+    client.sync(b, tb)
+    with write(cdb):
+        cdb.execute("update users set language = 'fr' where username = 'coord'")
+    html = web.get("/sync/").get_data(as_text=True)
+    assert "is longer than 120 characters" not in html
+    assert "Le champ village de cette fiche" in html and "dépasse 120 caractères" in html

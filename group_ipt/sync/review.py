@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 
 import sqlite_utils
 
 from .. import audit
 from ..db import row, rows, utcnow, write
-from . import engine, tracking
+from . import engine, rules, tracking
 
 
 class ReviewError(ValueError):
@@ -25,12 +26,31 @@ def list_conflicts(db: sqlite_utils.Database, site_ids: list[str] | None, status
     where, params = _site_filter(site_ids)
     found = rows(db, f"select * from sync_conflicts where status = ?{where} order by id desc limit 500",
                  [status, *params])
+    names = {d["id"]: d["name"] for d in rows(db, "select id, name from sync_devices")}
     for c in found:
+        # Which version is in use and why, told truthfully: the larger hybrid clock wins, and a
+        # stamp is the sending laptop's clock (possibly wrong), not when the change really was made.
+        c["winner_stamp"], c["loser_stamp"] = _stamp(c["winner_hlc"]), _stamp(c["loser_hlc"])
+        c["loser_device"] = names.get(c["loser_origin"] or "")
+        c["winner_ahead"] = bool(c["winner_stamp"] and c["winner_stamp"] > _later(c["created_at"]))
         c["winner"] = json.loads(c["winner_json"]) if c["winner_json"] else None
         c["loser"] = json.loads(c["loser_json"]) if c["loser_json"] else None
         keys = sorted(set(c["winner"] or {}) | set(c["loser"] or {}))
         c["fields"] = [(k, (c["winner"] or {}).get(k), (c["loser"] or {}).get(k)) for k in keys]
     return found
+
+
+def _stamp(hlc: str | None) -> str | None:
+    """The time a version's clock says it was made, as UTC ISO text (the |datetime filter shows it)."""
+    if not hlc or not tracking.valid_hlc(hlc):
+        return None
+    wall = tracking.parse_hlc(hlc)[0]
+    return datetime.fromtimestamp(wall / 1000, UTC).replace(microsecond=0).isoformat()
+
+
+def _later(iso: str) -> str:
+    """``iso`` plus ten minutes: a stamp past it was ahead of the centre's clock when it arrived."""
+    return (datetime.fromisoformat(iso) + timedelta(minutes=10)).isoformat()
 
 
 def get_conflict(db, conflict_id: int, site_ids: list[str] | None) -> dict:
@@ -80,8 +100,7 @@ def reason_text(item: dict, gettext) -> str:
     if not item.get("reason_json"):
         return item["error"]
     reason = json.loads(item["reason_json"])
-    params = {k: gettext(v) if k == "kind" else v for k, v in reason["params"].items()}
-    return gettext(reason["message"], **params)
+    return rules.Problem(reason["message"], reason["params"]).translated(gettext)
 
 
 def retry_quarantined(db, item_id: int, *, user: dict, site_ids: list[str] | None,

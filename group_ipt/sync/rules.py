@@ -29,43 +29,31 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
+from .. import fields
 from ..db import row
 from ..errors import N_
 
-# Longest text a column holds (characters). One source: the forms' maxlength, the domain's
-# checks and sync ingest. A text column not named here holds at most TEXT_LIMIT, a *_json
-# column at most JSON_LIMIT.
-LIMITS: dict[tuple[str, str], int] = {
-    ("participants", "name"): 120,
-    ("participants", "name_key"): 120,
-    ("participants", "village"): 120,
-    ("participants", "phone"): 40,
-    ("participants", "language"): 40,
-    ("participants", "code"): 40,
-    ("consents", "given_by"): 120,
-    ("cycles", "code"): 40,
-    ("cycles", "name"): 80,
-    ("cycles", "venue"): 120,
-    ("site_holidays", "label"): 80,
-    ("referrals", "reason"): 2000,
-    ("referrals", "note"): 2000,
-    ("referrals", "referred_to"): 200,
-    ("referral_events", "note"): 2000,
-    ("referral_followups", "note"): 2000,
-    ("session_changes", "reason"): 200,
-    ("participant_status_history", "reason"): 500,
-    ("inventory_people", "name"): 200,
-    ("inventory_people", "relationship"): 200,
-    ("inventory_people", "recent_change"): 200,
-    ("timeline_events", "happened"): 80,
-    ("timeline_events", "event"): 200,
-}
-TEXT_LIMIT = 4000
-JSON_LIMIT = 200_000
-ID_LIMIT = 200
+# Longest text a column holds: one source (group_ipt/fields.py) for the domain's checks, the
+# API's schema and sync ingest.
+LIMITS = fields.LIMITS
+TEXT_LIMIT, JSON_LIMIT, ID_LIMIT = fields.TEXT_LIMIT, fields.JSON_LIMIT, fields.ID_LIMIT
 
 # Statuses of a referral, in the order it moves through them.
 REFERRAL_CLOSED = "closed"
+
+
+# What a coordinator calls the records of each table, for the reasons shown on /sync/.
+TABLE_LABELS = {
+    "participants": N_("participant"), "participant_status_history": N_("status change"),
+    "consents": N_("consent"), "duplicate_flags": N_("possible duplicate"), "screenings": N_("screening"),
+    "referrals": N_("referral"), "referral_events": N_("referral step"),
+    "referral_followups": N_("referral follow-up"), "site_holidays": N_("holiday"), "cycles": N_("cycle"),
+    "cycle_facilitators": N_("cycle facilitator"), "sessions": N_("session"),
+    "session_changes": N_("session change"), "members": N_("member"), "attendance": N_("attendance mark"),
+    "symptom_checks": N_("symptom check"), "fidelity_checklists": N_("fidelity checklist"),
+    "absence_followups": N_("absence follow-up"), "users": N_("user"),
+}
+_LABELLED = ("table", "parent", "child")
 
 
 @dataclass(frozen=True)
@@ -77,10 +65,15 @@ class Problem:
     waiting_for: tuple[str, str] | None = None
 
     def __str__(self) -> str:
-        return self.message % self.params if self.params else self.message
+        return self.translated(lambda message, **params: message % params if params else message)
 
     def translated(self, gettext) -> str:
-        return gettext(self.message, **self.params)
+        """The reason in words: tables named as a coordinator calls their records."""
+        params = {k: gettext(TABLE_LABELS[v]) if k in _LABELLED and v in TABLE_LABELS else v
+                  for k, v in self.params.items()}
+        if "kind" in params:
+            params["kind"] = gettext(params["kind"])
+        return gettext(self.message, **params)
 
     def as_json(self) -> str:
         return json.dumps({"message": self.message, "params": self.params}, ensure_ascii=False)
@@ -162,13 +155,7 @@ def _kind(declared: str) -> str:
 
 
 def _limit(table: str, column: str, kind: str) -> int | None:
-    if kind != "text":
-        return None
-    if (table, column) in LIMITS:
-        return LIMITS[(table, column)]
-    if column == "id" or column.endswith("_id"):
-        return ID_LIMIT
-    return JSON_LIMIT if column.endswith("_json") else TEXT_LIMIT
+    return fields.limit(table, column) if kind == "text" else None
 
 
 def schema(db, tables: dict[str, list[str]]) -> dict[str, Table]:

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from flask import Blueprint, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
-from .. import referrals
+from .. import fields, referrals
 from ..db import get_db
 from ..errors import DomainError
 from ..sessions import StaleSession
@@ -461,8 +461,12 @@ def _write_schemas(instruments: list[str] | None) -> dict:
     # Bounds apply to numbers only: a number must be in range, text (e.g. "34") is checked by the server.
     year = clock.today().year
     text = {"minLength": 1, "description": "not blank"}
+    name = {**text, "maxLength": fields.limit("participants", "name")}
+    village = {**text, "maxLength": fields.limit("participants", "village")}
     participant_new = _body(
-        records.PARTICIPANT_NEW, records.PARTICIPANT_NEW_REQUIRED, name=text, village=text,
+        records.PARTICIPANT_NEW, records.PARTICIPANT_NEW_REQUIRED, name=name, village=village,
+        language={"maxLength": fields.limit("participants", "language")},
+        phone={"maxLength": fields.limit("participants", "phone")},
         sex={"enum": list(participants.SEXES)},
         age={"type": ["integer", "string", "null"], "minimum": participants.MIN_AGE, "maximum": participants.MAX_AGE,
              "description": "in years, an estimate is fine; give age or birth_year, not both"},
@@ -475,7 +479,7 @@ def _write_schemas(instruments: list[str] | None) -> dict:
     participant_new["anyOf"] = [{"required": ["age"]}, {"required": ["birth_year"]}]
     return {
         "ParticipantNew": participant_new,
-        "ParticipantChange": {**_body(records.PARTICIPANT_CHANGE, name=text, village=text),
+        "ParticipantChange": {**_body(records.PARTICIPANT_CHANGE, name=name, village=village),
                               "description": "Only these fields; sex, birth year, code and status are refused."},
         "ParticipantSaved": {"allOf": [ref("participants"), {"type": "object", "properties": {
             "possible_duplicates": {"type": "array", "items": {"type": "object", "properties": {
@@ -545,6 +549,8 @@ def _resource_schemas(db) -> dict:
         schemas[resource] = {
             "type": "object",
             "properties": {c["name"]: {"type": [SQL_TYPES.get(c["type"], "string"), "null"],
+                                       **({"maxLength": fields.limit(table, c["name"])}
+                                          if SQL_TYPES.get(c["type"], "string") == "string" else {}),
                                        **({"readOnly": True} if c["name"] in records.MANAGED else {})}
                            for c in cols},
             "required": [c["name"] for c in cols if c["required"] and c["name"] not in records.MANAGED],
