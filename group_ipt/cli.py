@@ -45,7 +45,15 @@ class Context:
                 f"No database in {self.data_dir}. Run 'group-ipt init --admin NAME' first "
                 "(or 'group-ipt serve --demo' to try the app with demo data)."
             )
-        return dbmod.connect(self.db_path)
+        from .upgrade import NewerDatabase, check_not_newer
+
+        db = dbmod.connect(self.db_path)
+        try:
+            check_not_newer(db)
+        except NewerDatabase as exc:
+            db.close()
+            raise click.ClickException(str(exc)) from exc
+        return db
 
 
 pass_ctx = click.make_pass_decorator(Context)
@@ -96,9 +104,17 @@ def initialise(data_dir: Path) -> dbmod.sqlite_utils.Database:
     """Create the data folder, the secret key and an up-to-date empty database."""
     data_dir.mkdir(parents=True, exist_ok=True)
     ensure_secret_key(data_dir)
+    from .upgrade import NewerDatabase, check_not_newer, record_version
+
     db = dbmod.connect(dbmod.database_path(data_dir))
+    try:
+        check_not_newer(db)
+    except NewerDatabase as exc:
+        db.close()
+        raise click.ClickException(str(exc)) from exc
     migrate(db)
     ensure_triggers(db)
+    record_version(db)
     return db
 
 
@@ -149,6 +165,43 @@ def migrate_cmd(ctx: Context):
         click.echo(f"applied {m.version:04d} {m.name}")
     if not todo:
         click.echo(f"The database is up to date (version {current_version(db)}).")
+
+
+@cli.command("upgrade")
+@pass_ctx
+def upgrade_cmd(ctx: Context):
+    """After installing a newer version: back up the database, migrate it, and say what changed.
+
+    The installers of the offline kit run it. Nothing is written when the data is already at this version.
+
+    Example: group-ipt upgrade
+    """
+    from . import __version__
+    from . import upgrade as upgrademod
+
+    if not ctx.db_path.exists():
+        click.echo(f"No database in {ctx.data_dir} yet: nothing to upgrade (group-ipt {__version__}).")
+        return
+    try:
+        done = upgrademod.upgrade(ctx.db_path, ctx.data_dir)
+    except upgrademod.NewerDatabase as exc:
+        raise click.ClickException(str(exc)) from exc
+    except Exception as exc:  # a failed migration rolled back; the backup is there either way
+        raise click.ClickException(f"The upgrade failed: {exc}. The data is as it was before; a backup is in "
+                                   f"{ctx.data_dir / 'backups'}.") from exc
+    if not done["migrations"] and done["from"] == done["to"]:
+        click.echo(f"The data in {ctx.data_dir} is already at group-ipt {__version__}; nothing to do.")
+        return
+    click.echo(f"Upgraded the data in {ctx.data_dir} from group-ipt {done['from'] or 'before 0.2.0'} "
+               f"to {done['to']}.")
+    if done["backup"]:
+        click.echo(f"Backup taken first: {done['backup']}")
+    for number, name in done["migrations"]:
+        click.echo(f"database change {number:04d} {name}")
+    for version, notes in done["changes"]:
+        click.echo(f"What is new in {version}:")
+        for note in notes:
+            click.echo(f"  - {note}")
 
 
 @cli.group()
@@ -392,6 +445,9 @@ def serve(ctx: Context, host, port, threads, dev, with_demo, central):
     from .report_store import start_background_refresh
 
     start_background_refresh(app, app.config["REPORT_REFRESH_SECONDS"])
+    from .backup import start_daily_backups
+
+    start_daily_backups(app)
     click.echo(f"group-ipt is running at http://{host}:{server.effective_port}/  (press Ctrl+C to stop)", err=False)
     sys.stdout.flush()
     try:
@@ -408,18 +464,35 @@ def forms():
     """
 
 
+def _data_files(ctx: Context, name: str, *, prepare: bool = False) -> Path:
+    """Return the forms or translations folder the app uses: config.toml's setting, else the checkout's or the
+    data folder's copy (``prepare``: make that copy if missing; otherwise fall back to the package's, writing
+    nothing)."""
+    from . import __version__, bundle, load_config
+
+    try:
+        configured = load_config(ctx.data_dir).get(f"{name.upper()}_DIR")
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if configured:
+        return Path(configured)
+    if prepare:
+        return bundle.data_folder(ctx.data_dir, name, __version__)
+    return bundle.folder_to_read(ctx.data_dir, name, __version__)
+
+
 @forms.command("check")
 @click.option("--forms-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder to check (default: the app's FORMS_DIR).")
-def forms_check(forms_dir):
+@pass_ctx
+def forms_check(ctx: Context, forms_dir):
     """Validate every form file and name the file, item and field of each error.
 
     Example: group-ipt forms check
     """
     from . import forms as formsmod
-    from .settings import defaults
 
-    folder = forms_dir or Path(defaults()["FORMS_DIR"])
+    folder = forms_dir or _data_files(ctx, "forms")
     errors = formsmod.check_all(folder)
     for e in errors:
         click.echo(str(e), err=True)
@@ -439,15 +512,15 @@ def i18n():
 
 @i18n.command("compile")
 @click.option("--force", is_flag=True, help="Recompile even when the .mo files look up to date.")
-def i18n_compile(force):
+@pass_ctx
+def i18n_compile(ctx: Context, force):
     """Compile the .po catalogs in translations/ to .mo files.
 
     Example: group-ipt i18n compile
     """
     from .i18n import compile_catalogs
-    from .settings import defaults
 
-    written = compile_catalogs(defaults()["TRANSLATIONS_DIR"], force=force)
+    written = compile_catalogs(_data_files(ctx, "translations", prepare=True), force=force)
     click.echo(f"Compiled {len(written)} catalog(s).")
 
 
@@ -456,15 +529,15 @@ def i18n_compile(force):
               help="Exit non-zero when a language's coverage (of all areas together) is below this percent.")
 @click.option("--per-area", is_flag=True, help="Apply --min to each area (ui, instruments, protocols, scripts).")
 @click.option("--show-missing", is_flag=True, help="List the strings that fall back to English.")
-def i18n_status(minimum, per_area, show_missing):
+@pass_ctx
+def i18n_status(ctx: Context, minimum, per_area, show_missing):
     """Print translation coverage per language and area; missing strings fall back to English.
 
     Example: group-ipt i18n status --min 95
     """
     from .i18n import coverage, load_languages
-    from .settings import defaults
 
-    folder = defaults()["TRANSLATIONS_DIR"]
+    folder = _data_files(ctx, "translations")
     languages = load_languages(folder)
     report = coverage(folder)
     failing = []
@@ -1089,18 +1162,26 @@ def export_dhis2(ctx: Context, period, mapping_file, output, site_codes, complet
 
 
 @cli.command("backup")
-@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path), required=False)
+@click.option("--to", "folder", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder to write a dated backup into, e.g. a USB stick (instead of FILE).")
 @pass_ctx
-def backup_cmd(ctx: Context, file):
-    """Write a consistent copy of the database to FILE, safe while the app is running.
+def backup_cmd(ctx: Context, file, folder):
+    """Write a consistent copy of the database to FILE, or a dated one into a folder; safe while the app runs.
 
-    Example: group-ipt backup /media/usb/group-ipt-2026-11-25.db
+    Example: group-ipt backup --to /media/usb   (or: group-ipt backup /media/usb/group-ipt-2026-11-25.db)
     """
     from . import backup as backupmod
 
+    if (file is None) == (folder is None):
+        raise click.UsageError("Give either FILE or --to FOLDER.")
     ctx.require_db().close()
     try:
-        info = backupmod.backup(ctx.db_path, file)
+        if folder is not None:
+            info = backupmod.backup_to_folder(ctx.db_path, ctx.data_dir, folder)
+        else:
+            info = backupmod.backup(ctx.db_path, file)
+            backupmod.note_copy(ctx.data_dir, file)
     except backupmod.BackupError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"Wrote {info['path']} ({info['bytes']} bytes); its integrity check passed.")
