@@ -668,7 +668,8 @@ def devices_list(ctx: Context):
     db = ctx.require_db()
     for d in devicesmod.list_devices(db):
         state = f"revoked {d['revoked_at']}" if d["revoked_at"] else "active"
-        click.echo(f"{d['name']:<24} {d['site_code']:<8} last seen {d['last_seen_at'] or 'never':<26} {state}")
+        click.echo(f"{d['name']:<24} {d['site_code']:<8} last seen {d['last_seen_at'] or 'never':<26} "
+                   f"version {d['app_version'] or 'unknown':<10} {state}")
 
 
 @devices.command("revoke")
@@ -799,10 +800,19 @@ def sync_status(ctx: Context):
 
     Example: group-ipt sync status
     """
+    from . import __version__
     from .sync import client
+    from .sync import devices as devicesmod
 
     db = ctx.require_db()
     st = client.status(db)
+    click.echo(f"this version:      group-ipt {__version__}")
+    if devicesmod.list_devices(db):  # a central server: which laptops to update
+        old = devicesmod.behind(db, __version__)
+        click.echo(f"laptops behind:    {len(old)} not on group-ipt {devicesmod.newest_version(db, __version__)}")
+        for d in old:
+            click.echo(f"  {d['name']:<24} {d['site_code']:<8} {d['app_version'] or 'before 0.2.0':<12} "
+                       f"last seen {d['last_seen_at'] or 'never'}")
     click.echo(f"server:            {st['server'] or 'not set up (group-ipt sync setup)'}")
     if st["device"]:
         click.echo(f"device:            {st['device']} (site {st['site']})")
