@@ -15,6 +15,8 @@ import threading
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+from .oscompat import sqlite_uri
+
 log = logging.getLogger(__name__)
 
 
@@ -29,7 +31,7 @@ RESTORE_KEEP_DIR = "restore-backups"
 
 def _open(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
     if readonly:
-        return sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+        return sqlite3.connect(sqlite_uri(path, mode="ro"), uri=True, timeout=30)
     return sqlite3.connect(str(path), timeout=30)
 
 

@@ -19,6 +19,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from . import oscompat
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_DIR = PACKAGE_DIR.parent
 PACKAGE_DATA = PACKAGE_DIR / "bundled"
@@ -84,8 +86,8 @@ def data_folder(data_dir: str | Path, name: str, version: str) -> Path:
                 n += 1
                 keep = Path(data_dir) / REPLACED_DIR / f"{name}-{old}-{n}"
             keep.parent.mkdir(parents=True, exist_ok=True)
-            target.replace(keep)
-        made.replace(target)
+            oscompat.replace(target, keep)
+        oscompat.replace(made, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target

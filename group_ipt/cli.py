@@ -5,7 +5,6 @@ Every command only parses its options and calls one function of the package.
 
 from __future__ import annotations
 
-import os
 import secrets
 import sys
 from pathlib import Path
@@ -95,9 +94,9 @@ def ensure_secret_key(data_dir: Path) -> None:
     path = data_dir / SECRET_KEY_FILE
     if path.exists():
         return
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(secrets.token_urlsafe(48))
+    from .oscompat import write_private
+
+    write_private(path, secrets.token_urlsafe(48))
 
 
 def initialise(data_dir: Path) -> dbmod.sqlite_utils.Database:
@@ -469,9 +468,11 @@ def _data_files(ctx: Context, name: str, *, prepare: bool = False) -> Path:
     data folder's copy (``prepare``: make that copy if missing; otherwise fall back to the package's, writing
     nothing)."""
     from . import __version__, bundle, load_config
+    from .settings import defaults
 
+    key = f"{name.upper()}_DIR"
     try:
-        configured = load_config(ctx.data_dir).get(f"{name.upper()}_DIR")
+        configured = load_config(ctx.data_dir).get(key) or defaults()[key]
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
     if configured:
