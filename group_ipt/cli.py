@@ -413,13 +413,22 @@ def demo(ctx: Context, scale, seed):
 @click.option("--dev", is_flag=True, help="Allow the development secret key (never for real data).")
 @click.option("--demo", "with_demo", is_flag=True, help="Create the database and the demo programme first if needed.")
 @click.option("--central", is_flag=True, help="Serve as the central server that laptops sync with (SYNC_CENTRAL).")
+@click.option("--open", "open_browser", is_flag=True,
+              help="Open the app in the web browser once it runs; if it already runs on that port, only open it "
+                   "(what the desktop launcher does).")
 @pass_ctx
-def serve(ctx: Context, host, port, threads, dev, with_demo, central):
+def serve(ctx: Context, host, port, threads, dev, with_demo, central, open_browser):
     """Serve the app with the waitress WSGI server and print its address.
 
-    Example: group-ipt serve --demo
+    Example: group-ipt serve --demo   (the desktop launcher: group-ipt serve --open)
     """
     import waitress
+
+    if open_browser and port and _answers(host, port):
+        url = f"http://{_browser_host(host)}:{port}/"
+        click.echo(f"group-ipt is already running at {url}; opening it in the browser.")
+        _open_in_browser(url)
+        return
 
     if central:
         ctx.app(SYNC_CENTRAL=True)
@@ -449,10 +458,37 @@ def serve(ctx: Context, host, port, threads, dev, with_demo, central):
     start_daily_backups(app)
     click.echo(f"group-ipt is running at http://{host}:{server.effective_port}/  (press Ctrl+C to stop)", err=False)
     sys.stdout.flush()
+    if open_browser:
+        import threading
+
+        url = f"http://{_browser_host(host)}:{server.effective_port}/"
+        threading.Timer(1.0, _open_in_browser, (url,)).start()
     try:
         server.run()
     except KeyboardInterrupt:
         click.echo("Stopped.")
+
+
+def _browser_host(host: str) -> str:
+    return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104 (compared, not bound)
+
+
+def _answers(host: str, port: int) -> bool:
+    """Tell whether something already listens on ``host:port`` (a group-ipt started earlier by the launcher)."""
+    import socket
+
+    try:
+        with socket.create_connection((_browser_host(host), port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def _open_in_browser(url: str) -> None:
+    import webbrowser
+
+    if not webbrowser.open(url):
+        click.echo(f"Open {url} in your web browser.")
 
 
 @cli.group()

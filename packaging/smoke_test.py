@@ -93,7 +93,7 @@ def main() -> None:
             if not found:
                 raise SystemExit(f"FAIL serve did not print its address: {line!r}{server.stdout.read()[:2000]}")
             browser = Browser(found.group(1))
-            home = browser.post("/auth/login", {"username": "coord", "password": "demo-pass"}, "/auth/login")
+            home = browser.post("/login", {"username": "coord", "password": "demo-pass"}, "/login")
             if f"group-ipt {group_ipt.__version__}" not in home:
                 raise SystemExit("FAIL the footer does not show the version")
             for lang in ["en", *languages]:
