@@ -55,19 +55,57 @@ def test_an_installed_copy_reads_and_writes_only_the_data_folder(installed, tmp_
     assert _snapshot(installed) == before  # never written at run time
 
 
-def test_a_new_version_replaces_the_copy_and_keeps_the_old_one(installed, tmp_path):
+def test_a_new_version_updates_the_copy_and_keeps_what_was_added_or_changed_here(installed, tmp_path):
     data = tmp_path / "data"
     first = bundle.data_folder(data, "forms", "0.2.0")
-    (first / "instruments" / "phq9.yaml").write_text("# sent by the centre\n", encoding="utf-8")
     assert bundle.data_folder(data, "forms", "0.2.0") == first  # same version: left alone
-    assert (first / "instruments" / "phq9.yaml").read_text(encoding="utf-8") == "# sent by the centre\n"
-    bundle.data_folder(data, "forms", "0.3.0")
-    assert bundle.stamp_of(data / "forms") == "0.3.0"
-    assert (data / "forms" / "instruments" / "phq9.yaml").read_bytes() == \
-        (installed / "forms" / "instruments" / "phq9.yaml").read_bytes()
-    kept = data / "replaced" / "forms-0.2.0" / "instruments" / "phq9.yaml"
-    assert kept.read_text(encoding="utf-8") == "# sent by the centre\n"
+    phq9 = installed / "forms" / "instruments" / "phq9.yaml"
+    # Here: the programme added its own instrument and adapted GAD-7; the rest was left alone.
+    own = (installed / "forms" / "instruments" / "local-depression-example.yaml").read_text(encoding="utf-8")
+    (first / "instruments" / "local-scale.yaml").write_text(own.replace("local-depression-example", "local-scale"),
+                                                            encoding="utf-8")
+    gad7 = first / "instruments" / "gad7.yaml"
+    gad7.write_text(gad7.read_text(encoding="utf-8") + "# adapted here\n", encoding="utf-8")
+    # The new release changes PHQ-9 and GAD-7 and drops the example of a local scale.
+    phq9.write_text(phq9.read_text(encoding="utf-8") + "# new in 0.3.0\n", encoding="utf-8")
+    packaged_gad7 = installed / "forms" / "instruments" / "gad7.yaml"
+    packaged_gad7.write_text(packaged_gad7.read_text(encoding="utf-8") + "# also new in 0.3.0\n", encoding="utf-8")
+    (installed / "forms" / "instruments" / "local-depression-example.yaml").unlink()
+
+    assert bundle.data_folder(data, "forms", "0.3.0") == first
+    assert bundle.stamp_of(first) == "0.3.0"
+    assert (first / "instruments" / "phq9.yaml").read_bytes() == phq9.read_bytes()  # untouched: updated
+    assert (first / "instruments" / "local-scale.yaml").is_file()  # added here: kept
+    assert (first / "instruments" / "gad7.yaml").read_text(encoding="utf-8").endswith("# adapted here\n")
+    beside = data / "replaced" / "forms-0.3.0-from-package" / "instruments" / "gad7.yaml"
+    assert beside.read_bytes() == packaged_gad7.read_bytes()  # the package's new version, for a look
+    assert not (first / "instruments" / "local-depression-example.yaml").exists()
+    assert (data / "replaced" / "forms-0.2.0" / "instruments" / "local-depression-example.yaml").is_file()  # the old copy, whole
     assert not [p for p in data.iterdir() if p.name.startswith(".forms-")]  # no staging folder left
+    from group_ipt.forms import check_all
+
+    assert check_all(first) == []
+    # A third version: the adapted GAD-7 still counts as changed here, local-scale as added.
+    bundle.data_folder(data, "forms", "0.4.0")
+    assert (first / "instruments" / "gad7.yaml").read_text(encoding="utf-8").endswith("# adapted here\n")
+    assert (first / "instruments" / "local-scale.yaml").is_file()
+
+
+def test_a_catalog_the_centre_sent_is_kept_and_compiled_again(installed, tmp_path):
+    data = tmp_path / "data"
+    translations = bundle.data_folder(data, "translations", "0.2.0")
+    po = translations / "sw" / "LC_MESSAGES" / "messages.po"
+    po.write_text(po.read_text(encoding="utf-8").replace('msgstr "Vituo vyangu"', 'msgstr "Vituo vyetu"'),
+                  encoding="utf-8")
+    bundle.data_folder(data, "translations", "0.3.0")
+    assert 'msgstr "Vituo vyetu"' in po.read_text(encoding="utf-8")
+    assert not po.with_suffix(".mo").exists()  # the package's .mo would be stale: compiled again at start
+    initialise(data).close()
+    app = create_app({"DATA_DIR": str(data), "TESTING": True})
+    with app.test_request_context(headers={"Accept-Language": "sw"}):
+        from flask_babel import gettext
+
+        assert gettext("My sites") == "Vituo vyetu"
 
 
 def test_cli_forms_check_and_i18n_status_of_an_installed_copy(installed, tmp_path):
