@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from . import ConfigError, create_app
+from . import ConfigError, __version__, create_app
 from . import db as dbmod
 from .schema import current_version, migrate, pending
 from .settings import DEV_SECRET_KEY, default_data_dir
@@ -65,7 +65,7 @@ pass_ctx = click.make_pass_decorator(Context)
     default=None,
     help="Folder for the database, secret key and config.toml (default: $GROUP_IPT_DATA or the per-user data folder).",
 )
-@click.version_option(package_name="group-ipt")
+@click.version_option(version=__version__, prog_name="group-ipt")
 @click.pass_context
 def cli(ctx, data_dir):
     """Run a group IPT programme: screening, group cycles, sessions, reports and sync.
