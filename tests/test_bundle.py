@@ -80,7 +80,8 @@ def test_a_new_version_updates_the_copy_and_keeps_what_was_added_or_changed_here
     beside = data / "replaced" / "forms-0.3.0-from-package" / "instruments" / "gad7.yaml"
     assert beside.read_bytes() == packaged_gad7.read_bytes()  # the package's new version, for a look
     assert not (first / "instruments" / "local-depression-example.yaml").exists()
-    assert (data / "replaced" / "forms-0.2.0" / "instruments" / "local-depression-example.yaml").is_file()  # the old copy, whole
+    old_copy = data / "replaced" / "forms-0.2.0"  # the whole old copy
+    assert (old_copy / "instruments" / "local-depression-example.yaml").is_file()
     assert not [p for p in data.iterdir() if p.name.startswith(".forms-")]  # no staging folder left
     from group_ipt.forms import check_all
 
