@@ -14,12 +14,12 @@ from flask_babel import Babel, lazy_gettext
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
+from . import bundle, i18n
 from . import db as dbmod
-from . import i18n
 from .schema import migrate
 from .settings import DEV_SECRET_KEY, default_data_dir, defaults
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 csrf = CSRFProtect()
 SECRET_KEY_FILE = "secret_key"  # noqa: S105 (a file name)
@@ -62,6 +62,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     if test_config:
         app.config.update(test_config)
     app.config["DATA_DIR"] = str(data_dir)
+    for name, key in (("forms", "FORMS_DIR"), ("translations", "TRANSLATIONS_DIR")):
+        if not app.config.get(key):
+            try:
+                app.config[key] = str(bundle.data_folder(data_dir, name, __version__))
+            except OSError as exc:
+                raise ConfigError(f"Cannot prepare the {name} folder in {data_dir}: {exc}") from exc
     app.config.setdefault("DATABASE", str(dbmod.database_path(data_dir)))
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = read_secret_key(data_dir) or DEV_SECRET_KEY
@@ -80,7 +86,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     translations = Path(app.config["TRANSLATIONS_DIR"])
     if not translations.is_dir():
         raise ConfigError(f"The translations folder {translations} does not exist (setting TRANSLATIONS_DIR).")
-    i18n.compile_catalogs(translations)
+    if not bundle.is_packaged(translations):  # an installed package's catalogs were compiled by its build
+        i18n.compile_catalogs(translations)
     app.extensions["group_ipt_languages"] = i18n.load_languages(translations)
 
     from . import forms as formsmod
@@ -133,12 +140,19 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.teardown_appcontext(dbmod.close_db)
 
     if Path(app.config["DATABASE"]).exists():
+        from . import upgrade
+
         conn = dbmod.connect(app.config["DATABASE"])
         try:
+            try:
+                upgrade.check_not_newer(conn)
+            except upgrade.NewerDatabase as exc:
+                raise ConfigError(str(exc)) from exc
             migrate(conn)
             from .sync.tracking import ensure_triggers
 
             ensure_triggers(conn)
+            upgrade.record_version(conn)
         finally:
             conn.close()
 

@@ -32,8 +32,11 @@ SETTINGS = [
             "Default: the per-user data folder, or $GROUP_IPT_DATA, or --data-dir."),
     Setting("PROGRAMME_NAME", "group-ipt programme", "Name of the programme, shown in headers and on printouts."),
     Setting("DEFAULT_LANGUAGE", "en", "Language used when neither the user nor the browser chose one."),
-    Setting("TRANSLATIONS_DIR", str(REPO_DIR / "translations"), "Folder with the gettext catalogs and languages.yaml."),
-    Setting("FORMS_DIR", str(REPO_DIR / "forms"), "Folder with the instrument, protocol and script files."),
+    Setting("TRANSLATIONS_DIR", None, "Folder with the gettext catalogs and languages.yaml. Default: the "
+            "checkout's translations/; an installed copy uses translations/ in the data folder, copied from the "
+            "package (see bundle.py)."),
+    Setting("FORMS_DIR", None, "Folder with the instrument, protocol and script files. Default: the checkout's "
+            "forms/; an installed copy uses forms/ in the data folder, copied from the package."),
     Setting("SESSION_IDLE_MINUTES", 120, "Log a user out after this many minutes without a request (shared laptops)."),
     Setting("SESSION_LIFETIME_HOURS", 12, "A login lasts at most this many hours."),
     Setting("SESSION_COOKIE_SECURE", False, "Send the session cookie over HTTPS only; turn on when served over HTTPS."),
@@ -46,6 +49,11 @@ SETTINGS = [
             "before it shows as overdue."),
     Setting("REPORT_REFRESH_SECONDS", 120, "While `serve` runs: seconds between background refreshes of the "
             "indicators' stored figures for the cycles that changed (0: only when a report is opened)."),
+    Setting("BACKUP_DAILY", True, "While `serve` runs, keep a daily backup of the database in the data folder's "
+            "backups/ (checked every hour)."),
+    Setting("BACKUP_KEEP_DAYS", 7, "Daily backups kept: every one of the last this many days."),
+    Setting("BACKUP_KEEP_WEEKS", 4, "Also kept: the newest backup of each of this many most recent weeks."),
+    Setting("BACKUP_WARN_DAYS", 7, "The home page warns coordinators when no backup is newer than this many days."),
     Setting("ELIGIBILITY_CUTOFFS", {"phq9": 10}, "Eligibility cut-off per instrument id, overriding the file's "
             "(e.g. {phq9 = 9}); an instrument not listed uses its file's cut-off."),
     Setting("REFERRAL_WEEKLY_FOLLOWUPS", 8, "Weekly safety follow-ups planned when a referral is made."),

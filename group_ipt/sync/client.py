@@ -11,6 +11,7 @@ from pathlib import Path
 
 import sqlite_utils
 
+from .. import __version__
 from ..db import new_id, row, utcnow, write
 from . import devices, engine, files, tracking
 from .engine import SyncRejected, get_state, set_state
@@ -34,7 +35,8 @@ class HttpTransport:
         self.timeout = timeout
 
     def _call(self, method: str, path: str, body: bytes | None = None) -> dict:
-        headers = {"Authorization": f"Bearer {self.token}", "Accept": "application/json", "Accept-Encoding": "gzip"}
+        headers = {"Authorization": f"Bearer {self.token}", "Accept": "application/json", "Accept-Encoding": "gzip",
+                   devices.VERSION_HEADER: __version__}
         if body is not None:
             headers.update({"Content-Type": "application/json", "Content-Encoding": "gzip"})
         # The address was checked to start with http:// or https:// by setup.
@@ -207,6 +209,7 @@ def export_file(db: sqlite_utils.Database, path: Path, *, folders: dict[str, Pat
         "cursor": get_state(db, "pull_cursor", 0),
         "files": files.manifest(folders or {}),
         "made_at": utcnow(),
+        "app_version": __version__,
     }
     key = devices.signing_key(get_state(db, "token"))
     files.write_signed(path, kind="push", device_id=get_state(db, "device_id"), file_id=new_id(), body=body, key=key)

@@ -13,6 +13,9 @@ from .. import audit
 from ..db import new_id, row, rows, utcnow, write
 
 NAME_RE = re.compile(r"^[A-Za-z0-9._-]{2,60}$")
+# Each push and pull names the laptop's group-ipt version in this header (a USB file: "app_version").
+VERSION_HEADER = "X-Group-IPT-Version"
+VERSION_RE = re.compile(r"^[0-9]{1,4}(\.[0-9]{1,4}){0,3}([.+-]?[A-Za-z0-9.]{1,20})?\Z")
 TOKEN_PREFIX = "gipt_"  # noqa: S105 (a prefix that makes tokens recognisable)
 FILE_SIGNING_CONTEXT = b"group-ipt file signing"
 
@@ -89,3 +92,40 @@ def authenticate(db: sqlite_utils.Database, token: str | None) -> dict | None:
 
 def get_device(db: sqlite_utils.Database, device_id: str) -> dict | None:
     return row(db, "select * from sync_devices where id = ?", (device_id,))
+
+
+def note_version(db: sqlite_utils.Database, device: dict, version: str | None) -> None:
+    """Remember the group-ipt version a laptop said it runs (nothing when it did not say: before 0.2.0).
+
+    Raises DeviceError for text that is not a version.
+    """
+    if version is None:
+        return
+    if not isinstance(version, str) or not VERSION_RE.match(version):
+        raise DeviceError("The group-ipt version sent is not a version number such as 0.2.0.")
+    if device.get("app_version") == version:
+        return  # no write on every batch: app_version_at says since when it runs this version
+    with write(db):
+        db.execute("update sync_devices set app_version = ?, app_version_at = ? where id = ?",
+                   (version, utcnow(), device["id"]))
+        audit.log(db, user=None, action="version", table="sync_devices", record_id=device["id"],
+                  site_id=device["site_id"], before={"app_version": device.get("app_version")},
+                  after={"app_version": version})
+
+
+def newest_version(db: sqlite_utils.Database, own: str) -> str:
+    """Return the newest version among this server's own and the laptops' (the one to be on)."""
+    from ..upgrade import version_key
+
+    seen = [r["app_version"] for r in rows(db, "select distinct app_version from sync_devices"
+                                                " where app_version is not null and revoked_at is null")]
+    return max([own, *seen], key=version_key)
+
+
+def behind(db: sqlite_utils.Database, own: str) -> list[dict]:
+    """Return the active laptops running a version older than the newest (or one too old to say)."""
+    from ..upgrade import is_older
+
+    newest = newest_version(db, own)
+    return [d for d in list_devices(db)
+            if not d["revoked_at"] and (d["app_version"] is None or is_older(d["app_version"], newest))]

@@ -11,6 +11,7 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
+from .. import oscompat
 from .engine import SyncRejected, compress, decompress
 
 FILE_FORMAT = "group-ipt-sync"
@@ -100,12 +101,12 @@ def files_to_send(folders: dict[str, Path], theirs: dict) -> dict[str, str]:
 
 def _safe_target(folders: dict[str, Path], key: str) -> Path | None:
     prefix, _, rel = key.partition("/")
-    if prefix not in folders or not rel or Path(rel).suffix not in SHARED_SUFFIXES:
+    if prefix not in folders or not rel:
         return None
-    parts = Path(rel).parts
-    if Path(rel).is_absolute() or ".." in parts:
+    safe = oscompat.safe_relative(rel)  # inside the folder on Windows too (no C:, no backslash)
+    if safe is None or safe.suffix not in SHARED_SUFFIXES:
         return None
-    return Path(folders[prefix]) / rel
+    return Path(folders[prefix]).joinpath(*safe.parts)
 
 
 def install_files(folders: dict[str, Path], files: dict, backup_dir: Path) -> tuple[list[str], list[str]]:
@@ -152,6 +153,6 @@ def install_files(folders: dict[str, Path], files: dict, backup_dir: Path) -> tu
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(target.name + ".part")
         tmp.write_bytes(content)
-        tmp.replace(target)
+        oscompat.replace(tmp, target)
         written.append(key)
     return written, problems

@@ -81,6 +81,10 @@ def import_file(db, path: Path, reply_path: Path, config: CentralConfig) -> dict
     if device["revoked_at"]:
         raise SyncRejected(f"{path} comes from the device {device['name']!r}, revoked on {device['revoked_at']}.", 403)
     body = files.verify(doc, device["signing_key"])
+    try:
+        devices.note_version(db, device, body.get("app_version"))
+    except devices.DeviceError as exc:
+        raise SyncRejected(f"{path}: {exc}") from exc
     seen = row(db, "select imported_at from sync_files where file_id = ?", (doc["file_id"],))
     if seen:
         raise SyncRejected(f"{path} was already imported on {seen['imported_at']}; nothing was done. "

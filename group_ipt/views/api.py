@@ -210,14 +210,25 @@ def central_config() -> server.CentralConfig:
                                                 current_app.extensions["group_ipt_forms"].instruments)
 
 
+def note_version() -> None:
+    """Remember the laptop's version from the header every sync call carries."""
+    try:
+        devices.note_version(get_db(), g.device, request.headers.get(devices.VERSION_HEADER))
+    except devices.DeviceError as exc:
+        raise ApiError(str(exc), 400) from exc
+
+
 @bp.route("/sync/hello")
 def sync_hello():
-    return reply(server.hello(get_db(), g.device, central_config()))
+    config = central_config()
+    note_version()
+    return reply(server.hello(get_db(), g.device, config))
 
 
 @bp.route("/sync/push", methods=["POST"])
 def sync_push():
     config = central_config()
+    note_version()
     body = body_json(whole_numbers=False)
     # The document's one rule engine.validate_batch leaves alone (the centre does not read it).
     if isinstance(body, dict) and not isinstance(body.get("node", ""), str):
@@ -228,6 +239,7 @@ def sync_push():
 @bp.route("/sync/pull", methods=["POST"])
 def sync_pull():
     config = central_config()
+    note_version()
     body = body_json()
     if isinstance(body, dict):  # server.pull checks cursor and limit
         if not isinstance(body.get("first", True), bool):

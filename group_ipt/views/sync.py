@@ -6,6 +6,7 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 from flask_babel import gettext as _
 from flask_login import current_user
 
+from .. import __version__
 from ..auth import role_required
 from ..db import get_db
 from ..sync import devices, review
@@ -35,6 +36,8 @@ def index():
         conflicts=review.list_conflicts(db, scope),
         quarantine=review.list_quarantine(db, scope),
         devices=all_devices,
+        newest_version=devices.newest_version(db, __version__),
+        behind={d["id"] for d in devices.behind(db, __version__)},
     )
 
 
