@@ -129,6 +129,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     csrf.exempt(api_views.bp)  # token-authenticated, no cookies
     app.register_blueprint(api_views.bp)
     app.register_blueprint(sync_views.bp)
+    from .views import users as users_views
+
+    app.register_blueprint(users_views.bp)
     app.before_request(auth.require_login)
     app.teardown_appcontext(dbmod.close_db)
 

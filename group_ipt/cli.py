@@ -200,9 +200,15 @@ def users_list(ctx: Context):
     from . import users as usersmod
 
     db = ctx.require_db()
+    config = ctx.app().config
     for u in usersmod.list_users(db):
         state = "active" if u["active"] else "disabled"
         click.echo(f"{u['username']:<20} {u['role']:<12} {state:<9} {u['site_codes'] or '-':<12} {u['display_name']}")
+        for lock in usersmod.login_locks(db, u["username"], max_failures=config["LOGIN_MAX_FAILURES"],
+                                         lock_minutes=config["LOGIN_LOCK_MINUTES"]):
+            where = "several addresses" if lock.scope == "user" else lock.remote_addr
+            click.echo(f"{'':<20} slowed down: {lock.failures} failed logins from {where}, next try after "
+                       f"{lock.retry_at.isoformat()} ('group-ipt users unlock {u['username']}' lifts it)")
 
 
 def _set_active(ctx: Context, username: str, active: bool) -> None:
@@ -257,6 +263,24 @@ def users_set_password(ctx: Context, username):
     except usersmod.UserError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"Changed the password of {username!r}.")
+
+
+@users.command("unlock")
+@click.argument("username")
+@pass_ctx
+def users_unlock(ctx: Context, username):
+    """Let a user slowed down by failed logins try again at once (recorded in the audit log).
+
+    Example: group-ipt users unlock coord
+    """
+    from . import users as usersmod
+
+    db = ctx.require_db()
+    try:
+        usersmod.unlock_login(db, username)
+    except usersmod.UserError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"{username!r} can try to log in again now.")
 
 
 @cli.group()

@@ -34,11 +34,13 @@ SETTINGS = [
     Setting("DEFAULT_LANGUAGE", "en", "Language used when neither the user nor the browser chose one."),
     Setting("TRANSLATIONS_DIR", str(REPO_DIR / "translations"), "Folder with the gettext catalogs and languages.yaml."),
     Setting("FORMS_DIR", str(REPO_DIR / "forms"), "Folder with the instrument, protocol and script files."),
-    Setting("SESSION_IDLE_MINUTES", 120, "Log a user out after this many minutes without a request (shared laptops)."),
+    Setting("SESSION_IDLE_MINUTES", 480, "Log a user out after this many minutes without a request (shared laptops); "
+            "kept on the server, so a copied cookie ends too."),
     Setting("SESSION_LIFETIME_HOURS", 12, "A login lasts at most this many hours."),
     Setting("SESSION_COOKIE_SECURE", False, "Send the session cookie over HTTPS only; turn on when served over HTTPS."),
-    Setting("LOGIN_MAX_FAILURES", 5, "Failed logins for one username before it is locked for LOGIN_LOCK_MINUTES."),
-    Setting("LOGIN_LOCK_MINUTES", 15, "How long repeated failed logins lock a username."),
+    Setting("LOGIN_MAX_FAILURES", 5, "Failed logins for one username from one address before each further try "
+            "waits (30 s, then twice as long after each failure)."),
+    Setting("LOGIN_LOCK_MINUTES", 15, "Longest wait after failed logins, and how long a failure counts."),
     Setting("PASSWORD_HASH_METHOD", "scrypt", "werkzeug password hash method; tests use a faster one."),
     Setting("FOLLOWUP_DUE_DAYS", 7, "Days after a member's repeated absences before the call or home visit "
             "counts as overdue."),

@@ -11,6 +11,7 @@ from flask_login import current_user
 
 from .. import clock, referrals
 from ..db import get_db
+from ..redirects import safe_target
 from ..referrals import ReferralError
 
 bp = Blueprint("referrals", __name__, url_prefix="/referrals")
@@ -95,8 +96,7 @@ def get_referral_or_404(referral_id: str) -> dict:
 
 
 def _back(default: str) -> str:
-    target = request.form.get("next", "")
-    return target if target.startswith("/") and not target.startswith("//") else default
+    return safe_target(request.form.get("next"), default)
 
 
 @bp.route("/")

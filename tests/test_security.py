@@ -1,0 +1,216 @@
+"""Security hardening: sessions that end, login throttling, headers, bounds, redirects (issue 17)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from group_ipt import db as dbmod
+from group_ipt import users
+
+from .conftest import FAST_HASH, PASSWORD, csrf_token, login, post_form
+
+# ---- 1. sessions end when they should ------------------------------------------------------
+
+
+def _cookie(client) -> str:
+    return client.get_cookie("group_ipt_session").value
+
+
+def _with_cookie(app, value: str):
+    other = app.test_client()
+    other.set_cookie("group_ipt_session", value)
+    return other
+
+
+def test_session_cookie_copied_before_logout_is_refused_after(app, logged_in):
+    copied = _cookie(logged_in)
+    assert _with_cookie(app, copied).get("/").status_code == 200
+    post_form(logged_in, "/logout", {})
+    response = _with_cookie(app, copied).get("/")
+    assert response.status_code == 302
+    assert response.headers["Location"].startswith("/login")
+
+
+def test_password_change_ends_the_users_other_sessions_only(app, client, db):
+    login(client)
+    elsewhere = app.test_client()
+    login(elsewhere)
+    grace = app.test_client()
+    login(grace, "grace")
+    r = post_form(client, "/account/password", {"current_password": PASSWORD, "new_password": "new-password-1",
+                                                "repeat_password": "new-password-1"}, form_page="/account/")
+    assert r.status_code == 303
+    assert client.get("/").status_code == 200  # the session that changed it goes on
+    assert elsewhere.get("/").status_code == 302
+    assert grace.get("/").status_code == 200
+    ended = [r["ended_reason"] for r in db.query("select ended_reason from login_sessions where ended_at is not null")]
+    assert ended == ["password_changed"]
+
+
+def test_password_reset_by_admin_and_disabling_end_every_session(app, db):
+    first, second = app.test_client(), app.test_client()
+    login(first)
+    login(second, "grace")
+    users.set_password(db, "amina", "reset-password-1", hash_method=FAST_HASH)
+    assert first.get("/").status_code == 302
+    users.set_active(db, "grace", False)
+    response = second.get("/")
+    assert response.status_code == 302
+    assert "Your session has expired" in second.get(response.headers["Location"]).get_data(as_text=True)
+
+
+def test_password_arriving_by_sync_ends_sessions_made_with_the_old_one(app, logged_in, db):
+    """The laptop's copy of a user is overwritten by the centre's (sync): no users function runs."""
+    with dbmod.write(db):
+        db.execute("update users set password_hash = 'pbkdf2:sha256:1000$x$y' where username = 'amina'")
+    assert logged_in.get("/").status_code == 302
+
+
+def test_idle_timeout_defaults_to_eight_hours(app):
+    from group_ipt.settings import defaults
+
+    assert defaults()["SESSION_IDLE_MINUTES"] == 480
+
+
+def test_session_older_than_its_lifetime_ends(app, logged_in, db):
+    old = datetime.now(UTC) - timedelta(hours=app.config["SESSION_LIFETIME_HOURS"], minutes=1)
+    with dbmod.write(db):
+        db.execute("update login_sessions set created_at = ?", (old.replace(microsecond=0).isoformat(),))
+    assert logged_in.get("/").status_code == 302
+
+
+def test_database_keeps_only_a_hash_of_the_session_token(logged_in, db):
+    from group_ipt import login_sessions
+
+    stored = db.execute("select id from login_sessions").fetchone()[0]
+    with logged_in.session_transaction() as s:
+        token = s["sid"]
+    assert stored != token
+    assert stored == login_sessions._digest(token)
+
+
+# ---- 2. no username discovery ----------------------------------------------------------------
+
+
+def test_unknown_username_is_checked_against_the_same_hash_method(app, client, db, monkeypatch):
+    import group_ipt.users as usersmod
+
+    method = "pbkdf2:sha256:2000"  # the programme's method; the old dummy was always pbkdf2 with 1000 rounds
+    monkeypatch.setitem(app.config, "PASSWORD_HASH_METHOD", method)
+    users.set_password(db, "amina", PASSWORD, hash_method=method)
+    checked = []
+    real = usersmod.check_password_hash
+
+    def spy(pwhash, password):
+        checked.append(pwhash.split("$", 1)[0])
+        return real(pwhash, password)
+
+    monkeypatch.setattr(usersmod, "check_password_hash", spy)
+    login(client, "amina", "wrong-password")
+    login(client, "nobody-here", "wrong-password")
+    assert checked == [method, method]
+
+
+def test_unknown_username_costs_a_scrypt_check_by_default(db):
+    import group_ipt.users as usersmod
+
+    assert usersmod.dummy_hash("scrypt").startswith("scrypt:32768:8:1$")
+
+
+# ---- 3. throttling that cannot be turned against staff ----------------------------------------
+
+
+def _fail(db, username, addr, now, times=1):
+    for _ in range(times):
+        result = users.authenticate(db, username, "wrong-password", addr, now=now, hash_method=FAST_HASH)
+        assert result.error == "bad_credentials"
+
+
+def test_failures_from_one_address_do_not_lock_the_user_elsewhere(db):
+    now = datetime.now(UTC)
+    _fail(db, "coord", "10.0.0.66", now, 5)
+    assert users.authenticate(db, "coord", PASSWORD, "10.0.0.66", now=now).error == "throttled"
+    assert users.authenticate(db, "coord", PASSWORD, "10.0.0.7", now=now).user is not None
+
+
+def test_delays_grow_with_each_failure(db):
+    now = datetime.now(UTC).replace(microsecond=0)
+    _fail(db, "amina", "10.0.0.66", now, 5)
+    first = users.authenticate(db, "amina", PASSWORD, "10.0.0.66", now=now)
+    assert first.error == "throttled" and 29 <= first.retry_after_seconds <= 31
+    later = now + timedelta(seconds=31)
+    _fail(db, "amina", "10.0.0.66", later)
+    second = users.authenticate(db, "amina", PASSWORD, "10.0.0.66", now=later)
+    assert second.error == "throttled" and 59 <= second.retry_after_seconds <= 61
+    assert users.authenticate(db, "amina", PASSWORD, "10.0.0.66", now=later + timedelta(seconds=62)).user
+
+
+def test_many_addresses_slow_the_username_but_never_lock_it_long(db):
+    now = datetime.now(UTC).replace(microsecond=0)
+    for i in range(20):
+        _fail(db, "coord", f"10.0.1.{i}", now)
+    result = users.authenticate(db, "coord", PASSWORD, "10.0.9.9", now=now)
+    assert result.error == "throttled" and result.retry_after_seconds <= 31
+    assert users.authenticate(db, "coord", PASSWORD, "10.0.9.9", now=now + timedelta(seconds=31)).user
+
+
+def test_password_reset_lifts_the_throttle_and_is_audited(client, db):
+    for _ in range(5):
+        login(client, "amina", "bad-password")
+    assert login(client).status_code == 429
+    users.set_password(db, "amina", "reset-password-1", hash_method=FAST_HASH)
+    assert login(client, "amina", "reset-password-1").status_code == 302
+    actions = [r["action"] for r in db.query("select action from audit_log order by id")]
+    assert "login_throttled" in actions
+    assert "login_unlock" in actions
+
+
+def test_throttled_login_says_when_to_retry(client):
+    for _ in range(5):
+        login(client, "amina", "bad-password")
+    response = login(client)
+    assert response.status_code == 429
+    assert 1 <= int(response.headers["Retry-After"]) <= 31
+
+
+def test_users_page_shows_the_lock_and_an_admin_lifts_it(app, client, db):
+    for _ in range(5):
+        login(client, "amina", "bad-password")
+    admin = app.test_client()
+    login(admin, "admin")
+    page = admin.get("/users/").get_data(as_text=True)
+    assert "5 failed logins from 127.0.0.1" in page
+    amina = users.get_user_by_username(db, "amina")
+    r = post_form(admin, f"/users/{amina['id']}/unlock", {}, form_page="/users/")
+    assert r.status_code == 303
+    assert "failed logins from" not in admin.get("/users/").get_data(as_text=True)
+    assert login(client).status_code == 302
+    entry = db.execute("select username, after_json from audit_log where action = 'login_unlock'").fetchone()
+    assert entry[0] == "admin" and '"reason": "admin"' in entry[1]
+
+
+@pytest.mark.parametrize("username", ["amina", "coord"])
+def test_users_page_is_for_admins_only(app, client, username):
+    login(client, username)
+    assert client.get("/users/").status_code == 403
+
+
+def test_cli_users_unlock_and_list(runner):
+    from group_ipt.cli import initialise
+
+    db = initialise(runner.data_dir)
+    site = users.create_site(db, "KMP", "Kampala")
+    users.create_user(db, "coord", PASSWORD, "coordinator", site_ids=[site["id"]], hash_method=FAST_HASH)
+    _fail(db, "coord", "10.0.0.66", datetime.now(UTC), 5)
+    listed = runner.invoke(["users", "list"])
+    assert "slowed down: 5 failed logins from 10.0.0.66" in listed.output
+    result = runner.invoke(["users", "unlock", "coord"])
+    assert result.exit_code == 0, result.output
+    assert users.authenticate(db, "coord", PASSWORD, "10.0.0.66").user is not None
+    assert runner.invoke(["users", "unlock", "nobody"]).exit_code == 1
+
+
+def test_csrf_token_helper_still_reads_login(client):
+    assert csrf_token(client)
