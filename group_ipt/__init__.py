@@ -147,6 +147,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     register_template_helpers(app)
     register_error_pages(app)
+    from . import headers
+
+    headers.init_app(app)
     return app
 
 

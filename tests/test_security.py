@@ -214,3 +214,50 @@ def test_cli_users_unlock_and_list(runner):
 
 def test_csrf_token_helper_still_reads_login(client):
     assert csrf_token(client)
+
+
+# ---- 6. security headers on every answer ------------------------------------------------------
+
+
+def _assert_security_headers(response, *, no_store: bool = True):
+    csp = response.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp and "frame-ancestors 'none'" in csp
+    assert response.headers["X-Frame-Options"] == "DENY"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["Referrer-Policy"] == "no-referrer"
+    if no_store:
+        assert response.headers["Cache-Control"] == "no-store"
+
+
+@pytest.mark.parametrize("path", ["/", "/participants/", "/account/", "/referrals/", "/cycles/", "/no-such-page"])
+def test_pages_carry_security_headers_and_are_not_cached(logged_in, path):
+    _assert_security_headers(logged_in.get(path))
+
+
+def test_login_page_api_and_static_files_carry_security_headers(client):
+    _assert_security_headers(client.get("/login"))
+    _assert_security_headers(client.get("/api/v1/sync/hello"))
+    static = client.get("/static/css/group-ipt-0.1.css")
+    _assert_security_headers(static, no_store=False)
+    assert static.headers.get("Cache-Control") != "no-store"  # versioned file names: no personal data
+
+
+def test_csv_and_pdf_answers_are_not_cached(app, client):
+    login(client, "coord")
+    _assert_security_headers(client.get("/forms/phq9/form.pdf"))
+    _assert_security_headers(client.get("/reports/export/indicators.csv"))
+
+
+def test_no_template_has_inline_script_or_event_handler():
+    import re
+
+    from group_ipt.settings import REPO_DIR
+
+    inline_script = re.compile(r"<script(?![^>]*\bsrc=)[^>]*>", re.I)
+    handler = re.compile(r"\son[a-z]+\s*=", re.I)
+    found = []
+    for path in sorted((REPO_DIR / "group_ipt" / "templates").rglob("*.html")):
+        text = path.read_text(encoding="utf-8")
+        if inline_script.search(text) or handler.search(text) or "javascript:" in text.lower():
+            found.append(path.name)
+    assert found == []
