@@ -261,3 +261,89 @@ def test_no_template_has_inline_script_or_event_handler():
         if inline_script.search(text) or handler.search(text) or "javascript:" in text.lower():
             found.append(path.name)
     assert found == []
+
+
+# ---- 7. bounded input everywhere, one safe redirect ---------------------------------------------
+
+
+@pytest.mark.parametrize("query", [
+    "period=9999W52", "period=9999", "period=0000", "period=0001Q1", "period=999912",
+    "from=2026-01-01&to=9999-12-31", "from=0001-01-01&to=0001-01-02", "from=2026-03-01&to=2026-01-01",
+    "from=2026-1-1&to=2026-02-01", "from=%EF%BC%92026-01-01&to=2026-02-01", "period=2026-01-01..9999-12-31",
+])
+def test_report_periods_out_of_bounds_answer_400(app, client, query):
+    login(client, "coord")
+    for path in ("/reports/", "/reports/export/indicators.csv"):
+        response = client.get(f"{path}?{query}")
+        assert response.status_code == 400, (path, query)
+
+
+def test_report_period_message_is_clear(app, client):
+    login(client, "coord")
+    page = client.get("/reports/?from=2026-01-01&to=9999-12-31").get_data(as_text=True)
+    assert "9999-12-31 is outside the years this software accepts (1900 to 2199)." in page
+
+
+@pytest.mark.parametrize("period", ["9999W52", "2026-01-01..9999-12-31", "0000"])
+def test_cli_export_refuses_out_of_bounds_period_without_traceback(runner, tmp_path, period):
+    from group_ipt.cli import initialise
+
+    initialise(runner.data_dir).close()
+    result = runner.invoke(["export", "csv", str(tmp_path / "out"), "--period", period])
+    assert result.exit_code == 1
+    assert isinstance(result.exception, SystemExit), result.exception  # a message, not a traceback
+    assert period.split("..")[-1] in result.output
+
+
+@pytest.mark.parametrize(("text", "ok"), [
+    ("2026-03-02", True), ("1900-01-01", True), ("2199-12-31", True), ("9999-12-31", False), ("0000-01-01", False),
+    ("2026-02-30", False), ("20260302", False), ("2026-03-02T00:00", False), ("", False), (None, False),
+])
+def test_bounded_date_parser(text, ok):
+    from group_ipt import bounds
+
+    if ok:
+        assert bounds.parse_date(text).isoformat() == text
+    else:
+        with pytest.raises(bounds.BoundsError):
+            bounds.parse_date(text)
+
+
+@pytest.mark.parametrize("text", ["1_0", " 1 0", "+", "²", "١٢", "99999999999999999999", "-1", "1.0", ""])
+def test_bounded_int_parser_refuses(text):
+    from group_ipt import bounds
+
+    with pytest.raises(bounds.BoundsError):
+        bounds.parse_int(text, minimum=0, maximum=bounds.MAX_INTEGER)
+
+
+@pytest.mark.parametrize("target", ["/\\evil.example", "//evil.example", "/\\/evil.example", "https://evil.example",
+                                    "/\r\n//evil.example", "/\t/evil.example", "evil.example", "javascript:alert(1)"])
+def test_safe_redirect_refuses_other_sites(target):
+    from group_ipt.redirects import safe_target
+
+    assert safe_target(target, "/") == "/"
+    assert safe_target("/participants/?q=a", "/") == "/participants/?q=a"
+
+
+def test_login_next_backslash_is_not_followed(client):
+    token = csrf_token(client)
+    r = client.post("/login?next=/%5Cevil.example",
+                    data={"username": "amina", "password": PASSWORD, "csrf_token": token})
+    assert r.headers["Location"] == "/"
+
+
+def test_language_back_backslash_is_not_followed(logged_in):
+    r = post_form(logged_in, "/account/language", {"lang": "fr", "back": "/\\evil.example"}, form_page="/account/")
+    assert r.status_code == 303
+    assert r.headers["Location"] == "/account/"
+
+
+@pytest.mark.parametrize("day", ["0001-01-01", "9999-12-31", "2026-1-2"])
+def test_screening_date_out_of_bounds_is_refused_and_saves_nothing(logged_in, db, day):
+    from .screening_helpers import count, phq9, register, submit
+
+    sarah = register(db)
+    response = submit(logged_in, sarah["id"], phq9(0, 0, 0, 0, 0, 0, 0, 0, 0), administered_on=day)
+    assert response.status_code == 400
+    assert count(db, "screenings") == 0
