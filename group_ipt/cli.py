@@ -51,7 +51,22 @@ class Context:
 pass_ctx = click.make_pass_decorator(Context)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class Commands(click.Group):
+    """The command group: a damaged database ends any command with one clear message, not a traceback."""
+
+    def invoke(self, ctx):
+        import sqlite3
+
+        try:
+            return super().invoke(ctx)
+        except sqlite3.DatabaseError as exc:
+            if not dbmod.is_damaged(exc):
+                raise
+            path = ctx.obj.db_path if isinstance(ctx.obj, Context) else "group-ipt.db"
+            raise click.ClickException(dbmod.damaged_message(path, exc)) from exc
+
+
+@click.group(cls=Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--data-dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -393,20 +408,19 @@ def serve(ctx: Context, host, port, threads, dev, with_demo, central):
     """
     import waitress
 
-    if central:
-        ctx.app(SYNC_CENTRAL=True)
     if with_demo:
         from . import demo as demomod
 
+        # The data folder, its secret key and database come first: the app reads the key when it is built.
         db = initialise(ctx.data_dir)
-        app = ctx.app()
+        app = ctx.app(SYNC_CENTRAL=True) if central else ctx.app()
         with app.app_context():
             summary = demomod.load_demo(db, app)
         db.close()
         click.echo(demomod.describe(summary))
     else:
         ctx.require_db().close()
-    app = ctx.app()
+    app = ctx.app(SYNC_CENTRAL=True) if central else ctx.app()
     if app.config["SECRET_KEY"] == DEV_SECRET_KEY and not dev:
         raise click.ClickException(
             f"There is no secret key in {ctx.data_dir}: run 'group-ipt init' there first, "

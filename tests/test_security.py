@@ -347,3 +347,82 @@ def test_screening_date_out_of_bounds_is_refused_and_saves_nothing(logged_in, db
     response = submit(logged_in, sarah["id"], phq9(0, 0, 0, 0, 0, 0, 0, 0, 0), administered_on=day)
     assert response.status_code == 400
     assert count(db, "screenings") == 0
+
+
+# ---- 9. failure messages, not tracebacks ----------------------------------------------------------
+
+
+def _damage(path):
+    path.write_bytes(b"this is not an SQLite file at all" * 200)
+
+
+@pytest.mark.parametrize("args", [["users", "list"], ["migrate"], ["serve", "--port", "0"], ["sync", "status"]])
+def test_damaged_database_names_the_file_and_the_restore_command(runner, args):
+    from group_ipt.cli import initialise
+
+    initialise(runner.data_dir).close()
+    db_file = runner.data_dir / "group-ipt.db"
+    for side in ("-wal", "-shm"):
+        (runner.data_dir / f"group-ipt.db{side}").unlink(missing_ok=True)
+    _damage(db_file)
+    result = runner.invoke(args)
+    assert result.exit_code == 1
+    assert isinstance(result.exception, SystemExit), result.exception
+    assert str(db_file) in result.output and "group-ipt restore" in result.output
+    assert len(result.output.strip().splitlines()) <= 2
+
+
+def test_restore_replaces_a_damaged_database_and_keeps_it(runner, tmp_path):
+    from group_ipt.cli import initialise
+
+    db = initialise(runner.data_dir)
+    users.create_site(db, "KMP", "Kampala")
+    db.close()
+    backup_file = tmp_path / "copy.db"
+    assert runner.invoke(["backup", str(backup_file)]).exit_code == 0
+    for side in ("-wal", "-shm"):
+        (runner.data_dir / f"group-ipt.db{side}").unlink(missing_ok=True)
+    _damage(runner.data_dir / "group-ipt.db")
+    result = runner.invoke(["restore", str(backup_file)])
+    assert result.exit_code == 0, result.output
+    assert "KMP" in runner.invoke(["sites", "list"]).output
+    kept = list((runner.data_dir / "restore-backups").glob("group-ipt-damaged-*.db"))
+    assert len(kept) == 1 and kept[0].read_bytes().startswith(b"this is not an SQLite file")
+
+
+def test_damaged_database_answers_a_page_not_a_traceback(app, logged_in):
+    from pathlib import Path
+
+    path = Path(app.config["DATABASE"])
+    for side in ("-wal", "-shm"):
+        path.with_name(path.name + side).unlink(missing_ok=True)
+    _damage(path)
+    response = logged_in.get("/participants/")
+    assert response.status_code == 500
+    assert "The database file is damaged" in response.get_data(as_text=True)
+
+
+def test_serve_demo_central_on_a_fresh_folder_starts(runner, monkeypatch):
+    import waitress
+
+    started = {}
+
+    class FakeServer:
+        effective_port = 5999
+
+        def run(self):
+            started["ran"] = True
+
+    def create_server(app, **kwargs):
+        started["central"] = app.config["SYNC_CENTRAL"]
+        started["key"] = app.config["SECRET_KEY"]
+        return FakeServer()
+
+    monkeypatch.setattr(waitress, "create_server", create_server)
+    monkeypatch.setattr("group_ipt.report_store.start_background_refresh", lambda app, seconds: None)
+    result = runner.invoke(["serve", "--demo", "--central"])
+    assert result.exit_code == 0, result.output
+    from group_ipt.settings import DEV_SECRET_KEY
+
+    assert started == {"central": True, "key": started["key"], "ran": True}
+    assert started["key"] != DEV_SECRET_KEY
