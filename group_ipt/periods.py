@@ -69,7 +69,10 @@ def parse_period(text: str) -> Period:
             start = date.fromisocalendar(year, week, 1)
             return Period(start, start + timedelta(days=6), f"{year}W{week}")
     except bounds.BoundsError as exc:
-        raise PeriodError(exc.message, field="period", **exc.params) from exc
+        if "first" in exc.params:  # out of bounds: say which years are accepted
+            raise PeriodError(exc.message, field="period", **exc.params) from exc
+        raise PeriodError(N_("The period %(period)s does not exist (no such date or week)."), field="period",
+                          period=text) from exc
     except ValueError as exc:
         if isinstance(exc, PeriodError):
             raise
