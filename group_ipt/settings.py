@@ -60,6 +60,8 @@ SETTINGS = [
             "centre. Off: they stay on the laptops and the centre sees programme codes only."),
     Setting("SYNC_MAX_BODY_MB", 16, "Largest sync or API request body accepted, in MB (compressed)."),
     Setting("SYNC_MAX_BATCH_RECORDS", 5000, "Most records one sync batch may carry."),
+    Setting("SYNC_MAX_UNPACKED_MB", 32, "Largest sync or API request body once unpacked, in MB; checked while "
+            "unpacking, so a small gzip 'bomb' is refused without filling the memory."),
     Setting("EXPORT_NAMES", False, "CSV exports (tables and the records behind indicators) carry participants' "
             "names, phone numbers, guardians' names and free-text notes. Off: programme codes instead of names, "
             "no phone numbers, notes emptied."),

@@ -426,3 +426,55 @@ def test_serve_demo_central_on_a_fresh_folder_starts(runner, monkeypatch):
 
     assert started == {"central": True, "key": started["key"], "ran": True}
     assert started["key"] != DEV_SECRET_KEY
+
+
+# ---- 8. streams limited while reading ------------------------------------------------------------
+
+
+def _bomb(megabytes: int) -> bytes:
+    """A gzip body of a few hundred KB that unpacks to ``megabytes`` MB of spaces."""
+    import zlib
+
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)
+    chunk = b" " * 1_000_000
+    return b"".join(packer.compress(chunk) for _ in range(megabytes)) + packer.flush()
+
+
+def test_gzip_bomb_to_the_api_is_refused_while_inflating(tmp_path):
+    import tracemalloc
+
+    from .syncing import add_device, make_central
+
+    centre = make_central(tmp_path / "c")
+    token = add_device(centre, "lap-a", "KMP")[1]
+    client = centre.test_client()
+    bomb = _bomb(300)
+    assert len(bomb) < centre.config["SYNC_MAX_BODY_MB"] * 1024 * 1024
+    tracemalloc.start()
+    try:
+        response = client.post("/api/v1/sync/push", data=bomb, headers={
+            "Authorization": f"Bearer {token}", "Content-Encoding": "gzip", "Content-Type": "application/json"})
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert response.status_code == 413
+    assert "larger than" in response.json["error"]
+    limit = centre.config["SYNC_MAX_UNPACKED_MB"] * 1024 * 1024
+    assert peak < limit * 1.5, f"{peak / 1e6:.0f} MB held for a {limit / 1e6:.0f} MB limit"
+
+
+def test_a_servers_gzip_bomb_does_not_fill_the_laptop(monkeypatch):
+    from group_ipt.sync import client as clientmod
+    from group_ipt.sync.engine import SyncRejected
+
+    monkeypatch.setattr(clientmod, "MAX_REPLY_UNPACKED", 8 * 1024 * 1024)
+    with pytest.raises(SyncRejected, match="too large"):
+        clientmod._read_json(_bomb(40), "gzip")
+
+
+@pytest.mark.parametrize("blob", [b"", b"not gzip", b"\x1f\x8b\x08\x00" + b"\x00" * 6])
+def test_inflate_refuses_damaged_gzip(blob):
+    from group_ipt import inflate
+
+    with pytest.raises(inflate.Unreadable):
+        inflate.inflate(blob, 1000)

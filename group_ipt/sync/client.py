@@ -11,6 +11,7 @@ from pathlib import Path
 
 import sqlite_utils
 
+from .. import inflate
 from ..db import new_id, row, utcnow, write
 from . import devices, engine, files, tracking
 from .engine import SyncRejected, get_state, set_state
@@ -63,9 +64,18 @@ class HttpTransport:
         return self._call("POST", "/api/v1/sync/pull", engine.compress(request))
 
 
+# The most a server's answer may unpack to (a pull page, with form and translation files).
+MAX_REPLY_UNPACKED = 128 * 1024 * 1024
+
+
 def _read_json(raw: bytes, encoding: str | None) -> dict:
     if encoding == "gzip":
-        raw = gzip.decompress(raw)
+        try:
+            return inflate.inflate_json(raw, MAX_REPLY_UNPACKED)
+        except inflate.TooLarge as exc:
+            raise SyncRejected(f"The server's answer is too large: {exc}", 413) from exc
+        except inflate.Unreadable as exc:
+            raise ValueError(str(exc)) from exc
     return json.loads(raw)
 
 

@@ -11,7 +11,8 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .engine import SyncRejected, compress, decompress
+from .. import inflate
+from .engine import SyncRejected, compress
 
 FILE_FORMAT = "group-ipt-sync"
 FILE_VERSION = 1
@@ -65,7 +66,12 @@ def verify(doc: dict, key: str, *, limit: int = MAX_FILE_BYTES * 4) -> dict:
         blob = base64.b64decode(doc["payload"], validate=True)
     except ValueError as exc:
         raise SyncRejected(f"The file's payload is damaged: {exc}") from exc
-    body = decompress(blob, limit)
+    try:
+        body = inflate.inflate_json(blob, limit)
+    except inflate.TooLarge as exc:
+        raise SyncRejected(f"The file's payload is too large: {exc}", 413) from exc
+    except inflate.Unreadable as exc:
+        raise SyncRejected(f"The file's payload is damaged: {exc}") from exc
     if not isinstance(body, dict):
         raise SyncRejected("The file's payload is not a JSON object.")
     return body

@@ -18,11 +18,11 @@ from datetime import UTC, datetime
 from flask import Blueprint, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
-from .. import referrals
+from .. import inflate, referrals
 from ..db import get_db
 from ..errors import DomainError
 from ..sessions import StaleSession
-from ..sync import devices, engine, records, server
+from ..sync import devices, records, server
 from ..sync.engine import MAX_INTEGER, SyncRejected
 from ..sync.records import RecordError
 
@@ -167,10 +167,18 @@ def body_json(*, whole_numbers: bool = True):
         raise ApiError(f"The body is larger than {current_app.config['SYNC_MAX_BODY_MB']} MB.", 413)
     try:
         if request.headers.get("Content-Encoding", "").lower() == "gzip":
-            body = engine.decompress(raw, limit * 8)
+            # Unpacked within SYNC_MAX_UNPACKED_MB, checked while inflating (a gzip bomb stops there).
+            unpacked = int(current_app.config["SYNC_MAX_UNPACKED_MB"] * 1024 * 1024)
+            try:
+                body = inflate.inflate_json(raw, unpacked, parse_constant=_not_json)
+            except inflate.TooLarge as exc:
+                raise ApiError(str(exc), 413) from exc
+            except inflate.Unreadable as exc:
+                raise ApiError(str(exc), 400) from exc
         else:
             try:
-                body = json.loads(raw or b"null", parse_constant=_not_json)
+                with inflate.SLOTS:
+                    body = json.loads(raw or b"null", parse_constant=_not_json)
             except ValueError as exc:
                 raise ApiError(f"The body is not valid JSON: {exc}", 400) from exc
         return _whole_numbers(body) if whole_numbers else body
