@@ -478,3 +478,48 @@ def test_inflate_refuses_damaged_gzip(blob):
 
     with pytest.raises(inflate.Unreadable):
         inflate.inflate(blob, 1000)
+
+
+# ---- 5. laptops hold only the verifiers they need -------------------------------------------------
+
+
+def test_laptop_receives_only_its_sites_users_verifiers(tmp_path):
+    from group_ipt.sync import engine
+
+    from .syncing import make_central
+
+    centre = make_central(tmp_path / "c")
+    cdb = dbmod.connect(centre.config["DATABASE"])
+    kmp = users.get_site(cdb, "KMP")
+    users.create_user(cdb, "site-admin", PASSWORD, "admin", site_ids=[kmp["id"]], hash_method=FAST_HASH)
+    users.create_user(cdb, "gone", PASSWORD, "facilitator", site_ids=[kmp["id"]], hash_method=FAST_HASH)
+    users.set_active(cdb, "gone", False)
+    with dbmod.write(cdb):
+        cdb.execute("update users set last_login_at = '2026-01-01T00:00:00+00:00'")
+    sent = engine.reference_data(cdb, kmp["id"])["users"]
+    assert [u["username"] for u in sent] == ["amina", "coord", "gone"]  # not grace (MSK), not the admins
+    by_name = {u["username"]: u for u in sent}
+    assert by_name["amina"]["password_hash"] == users.get_user_by_username(cdb, "amina")["password_hash"]
+    assert by_name["gone"]["password_hash"] == engine.NO_PASSWORD and by_name["gone"]["active"] == 0
+    assert all("last_login_at" not in u for u in sent)
+    cdb.close()
+
+
+def test_disabled_user_cannot_log_in_on_the_laptop_after_a_pull(tmp_path):
+    from group_ipt.sync import engine
+
+    from .syncing import make_central
+
+    centre = make_central(tmp_path / "c")
+    cdb = dbmod.connect(centre.config["DATABASE"])
+    kmp = users.get_site(cdb, "KMP")
+    users.set_active(cdb, "amina", False)
+    from .syncing import new_laptop
+
+    laptop = new_laptop(tmp_path / "laptop")
+    engine.apply_reference(laptop, engine.reference_data(cdb, kmp["id"]))
+    assert users.authenticate(laptop, "coord", PASSWORD).user is not None
+    assert users.authenticate(laptop, "amina", PASSWORD).error == "bad_credentials"
+    assert users.get_user_by_username(laptop, "grace") is None
+    cdb.close()
+    laptop.close()
