@@ -168,7 +168,7 @@ def body_json(*, whole_numbers: bool = True):
     try:
         if request.headers.get("Content-Encoding", "").lower() == "gzip":
             # Unpacked within SYNC_MAX_UNPACKED_MB, checked while inflating (a gzip bomb stops there).
-            unpacked = int(current_app.config["SYNC_MAX_UNPACKED_MB"] * 1024 * 1024)
+            unpacked = min(int(current_app.config["SYNC_MAX_UNPACKED_MB"] * 1024 * 1024), limit * 8)
             try:
                 body = inflate.inflate_json(raw, unpacked, parse_constant=_not_json)
             except inflate.TooLarge as exc:
