@@ -633,7 +633,10 @@ def devices_list(ctx: Context):
     db = ctx.require_db()
     for d in devicesmod.list_devices(db):
         state = f"revoked {d['revoked_at']}" if d["revoked_at"] else "active"
-        click.echo(f"{d['name']:<24} {d['site_code']:<8} last seen {d['last_seen_at'] or 'never':<26} {state}")
+        key = {"ed25519": "own key", "legacy": "old key: sync once to move", "none": "no key yet"}[
+            devicesmod.key_state(d)]
+        click.echo(f"{d['name']:<24} {d['site_code']:<8} last seen {d['last_seen_at'] or 'never':<26} {state}"
+                   f" ({key})")
 
 
 @devices.command("revoke")

@@ -523,3 +523,178 @@ def test_disabled_user_cannot_log_in_on_the_laptop_after_a_pull(tmp_path):
     assert users.get_user_by_username(laptop, "grace") is None
     cdb.close()
     laptop.close()
+
+
+# ---- 4. per-device Ed25519 keys for USB files --------------------------------------------------------
+
+
+@pytest.fixture
+def centre(tmp_path):
+    from .syncing import make_central
+
+    return make_central(tmp_path / "central")
+
+
+@pytest.fixture
+def cdb(centre):
+    conn = dbmod.connect(centre.config["DATABASE"])
+    yield conn
+    conn.close()
+
+
+def _laptop(tmp_path, centre, name="lap-a"):
+    from group_ipt.sync import client
+
+    from .syncing import AppTransport, add_device, new_laptop
+
+    _device, token = add_device(centre, name, "KMP")
+    db = new_laptop(tmp_path / name)
+    transport = AppTransport(centre, token)
+    client.setup(db, "http://centre", token, transport)
+    client.sync(db, transport)  # the site and its users arrive
+    return db, transport, token
+
+
+def _participant(db, code="KMP-0001-A"):
+    from group_ipt.db import new_id, row, utcnow
+
+    site_id = row(db, "select id from sites where code = 'KMP'")["id"]
+    now = utcnow()
+    with dbmod.write(db):
+        db["participants"].insert({"id": new_id(), "site_id": site_id, "code": code, "name": "", "sex": "female",
+                                   "created_at": now, "updated_at": now})
+
+
+def _config(centre):
+    from group_ipt.sync import server
+
+    return server.CentralConfig.from_app_config(centre.config)
+
+
+def test_centre_keeps_only_the_laptops_public_key(tmp_path, centre, cdb):
+    import os
+    import stat
+
+    from group_ipt.sync import keys
+
+    laptop, _t, _token = _laptop(tmp_path, centre)
+    device = cdb.execute("select signing_key, public_key from sync_devices").fetchone()
+    assert device[0] == "" and len(device[1]) == 44
+    key_file = tmp_path / "lap-a" / keys.DEVICE_KEY_FILE
+    assert stat.S_IMODE(os.stat(key_file).st_mode) == 0o600
+    centre_key = tmp_path / "central" / keys.CENTRE_KEY_FILE
+    assert stat.S_IMODE(os.stat(centre_key).st_mode) == 0o600
+    dumped = "\n".join(cdb.conn.iterdump())
+    assert centre_key.read_text().split("\n")[1] not in dumped  # the centre's private key is not in the database
+    laptop.close()
+
+
+def test_usb_round_trip_is_signed_with_ed25519_both_ways(tmp_path, centre, cdb):
+    import json
+
+    from group_ipt.sync import client, files, server
+
+    laptop, _t, _token = _laptop(tmp_path, centre)
+    _participant(laptop)
+    export, reply = tmp_path / "push.gipt", tmp_path / "reply.gipt"
+    client.export_file(laptop, export)
+    assert json.loads(export.read_text())["version"] == files.FILE_VERSION == 2
+    assert server.import_file(cdb, export, reply, _config(centre))["applied"] == 1
+    assert json.loads(reply.read_text())["version"] == 2
+    assert client.import_reply(laptop, reply)["acknowledged"] == 1
+    laptop.close()
+
+
+def test_a_copy_of_the_central_database_cannot_forge_a_laptops_file(tmp_path, centre, cdb):
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from group_ipt.db import new_id
+    from group_ipt.sync import files, server
+    from group_ipt.sync.engine import SyncRejected
+
+    laptop, _t, _token = _laptop(tmp_path, centre)
+    device = next(cdb.query("select id, signing_key, token_hash from sync_devices"))
+    body = {"batches": [], "cursor": 0, "files": {}}
+    forged = tmp_path / "forged.gipt"
+    # Everything the database holds about the device, used as a key, and a key of one's own.
+    for secret in (device["signing_key"], device["token_hash"]):
+        files.write_signed(forged, kind="push", device_id=device["id"], file_id=new_id(), body=body,
+                           key=secret or "empty")
+        with pytest.raises(SyncRejected) as caught:
+            server.import_file(cdb, forged, tmp_path / "r.gipt", _config(centre))
+        assert caught.value.status == 403
+    files.write_signed(forged, kind="push", device_id=device["id"], file_id=new_id(), body=body,
+                       private_key=Ed25519PrivateKey.generate())
+    with pytest.raises(SyncRejected, match="signature does not match"):
+        server.import_file(cdb, forged, tmp_path / "r.gipt", _config(centre))
+    assert not (tmp_path / "r.gipt").exists()
+    laptop.close()
+
+
+def test_laptop_refuses_a_reply_not_signed_by_the_centres_key(tmp_path, centre, cdb):
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from group_ipt.db import new_id
+    from group_ipt.sync import client, devices, files
+    from group_ipt.sync.engine import SyncRejected, get_state
+
+    laptop, _t, token = _laptop(tmp_path, centre)
+    fake = tmp_path / "fake-reply.gipt"
+    body = {"acks": [], "pages": []}
+    files.write_signed(fake, kind="reply", device_id=get_state(laptop, "device_id"), file_id=new_id(), body=body,
+                       private_key=Ed25519PrivateKey.generate())
+    with pytest.raises(SyncRejected, match="signature does not match"):
+        client.import_reply(laptop, fake)
+    # Nor an old-style reply, which a copy of the centre's database from before the upgrade could sign.
+    files.write_signed(fake, kind="reply", device_id=get_state(laptop, "device_id"), file_id=new_id(), body=body,
+                       key=devices.signing_key(token))
+    with pytest.raises(SyncRejected, match="old way"):
+        client.import_reply(laptop, fake)
+    laptop.close()
+
+
+def test_device_set_up_before_keys_keeps_working_then_moves_to_its_own_key(tmp_path, centre, cdb):
+    """A laptop and its centre upgraded from the HMAC files: old files work until the laptop registers a key."""
+    import json
+
+    from group_ipt.sync import client, devices, server
+    from group_ipt.sync.engine import get_state, set_state
+
+    laptop, transport, token = _laptop(tmp_path, centre)
+    # As the data stood before migration 0017: the centre held the token's HMAC key, the laptop no key.
+    with dbmod.write(cdb):
+        cdb.execute("update sync_devices set signing_key = ?, public_key = null", (devices.signing_key(token),))
+    with dbmod.write(laptop):
+        set_state(laptop, "key_registered", False)
+        set_state(laptop, "centre_key", None)
+    _participant(laptop)
+    export, reply = tmp_path / "old.gipt", tmp_path / "old-reply.gipt"
+    client.export_file(laptop, export)
+    assert json.loads(export.read_text())["version"] == 1
+    assert server.import_file(cdb, export, reply, _config(centre))["applied"] == 1
+    assert json.loads(reply.read_text())["version"] == 1
+    assert client.import_reply(laptop, reply)["acknowledged"] == 1
+    # Its next network sync registers its key; the centre forgets the HMAC key.
+    client.sync(laptop, transport)
+    assert get_state(laptop, "key_registered") is True
+    assert cdb.execute("select signing_key from sync_devices").fetchone()[0] == ""
+    old_style = tmp_path / "old-again.gipt"
+    with dbmod.write(laptop):
+        set_state(laptop, "key_registered", False)  # a stale copy of the laptop's software
+    _participant(laptop, "KMP-0002-B")
+    client.export_file(laptop, old_style)
+    from group_ipt.sync.engine import SyncRejected
+
+    with pytest.raises(SyncRejected, match="old way"):
+        server.import_file(cdb, old_style, tmp_path / "r2.gipt", _config(centre))
+    laptop.close()
+
+
+def test_key_registration_refuses_what_is_not_a_key(centre):
+    from .syncing import add_device
+
+    _device, token = add_device(centre, "lap-z", "KMP")
+    response = centre.test_client().post("/api/v1/sync/key", json={"public_key": "not a key"},
+                                         headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 400
+    assert "Ed25519" in response.json["error"]

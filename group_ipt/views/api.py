@@ -37,6 +37,8 @@ ROUTES = [
      "is acknowledged again and changes nothing.", "Batch", "Ack"),
     ("POST", "/sync/pull", "sync_pull", "The site's changes after a cursor, not counting the device's own.",
      "PullRequest", "PullPage"),
+    ("POST", "/sync/key", "sync_key", "Register the laptop's Ed25519 public key for its signed USB files; the "
+     "answer holds the centre's public key for its reply files.", "KeyRegistration", "KeyReply"),
     ("GET", "/{resource}", "list_records", "List records of the device's site, by id; page with 'after'.", None,
      "Page"),
     ("GET", "/{resource}/{id}", "get_record", "One record.", None, "Record"),
@@ -222,6 +224,12 @@ def sync_hello():
     return reply(server.hello(get_db(), g.device, central_config()))
 
 
+@bp.route("/sync/key", methods=["POST"])
+def sync_key():
+    config = central_config()
+    return reply(server.register_key(get_db(), g.device, body_json(), config))
+
+
 @bp.route("/sync/push", methods=["POST"])
 def sync_push():
     config = central_config()
@@ -404,7 +412,13 @@ SYNC_SCHEMAS = {
     "Hello": {"type": "object", "properties": {
         "device_id": {"type": "string"}, "device_name": {"type": "string"}, "site": {"type": "object"},
         "settings": {"type": "object", "properties": {"send_names": {"type": "boolean"}}},
-        "server_time": {"type": "string"}}},
+        "server_time": {"type": "string"},
+        "centre_key": {"type": "string", "description": "the centre's Ed25519 public key (base64) for reply files"},
+        "key_state": {"type": "string", "enum": ["ed25519", "legacy", "none"]}}},
+    "KeyRegistration": {"type": "object", "required": ["public_key"], "properties": {
+        "public_key": {"type": "string", "description": "the laptop's Ed25519 public key, base64 of 32 bytes"}}},
+    "KeyReply": {"type": "object", "properties": {
+        "centre_key": {"type": "string"}, "key_state": {"type": "string", "enum": ["ed25519"]}}},
     "Change": {"type": "object", "required": ["t", "id", "site", "hlc", "del"], "properties": {
         "t": {"type": "string", "minLength": 1, "maxLength": 200, "description": "table"},
         "id": {"type": "string", "minLength": 1, "maxLength": 200},
