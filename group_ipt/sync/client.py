@@ -122,8 +122,11 @@ def device_key(db: sqlite_utils.Database):
 
 def register_key(db: sqlite_utils.Database, transport) -> None:
     """Send this laptop's public key to the centre (token-authenticated) and keep the centre's."""
-    answer = transport.register_key(keys.public_text(device_key(db)))
-    keys.parse_public(answer.get("centre_key"))
+    try:
+        answer = transport.register_key(keys.public_text(device_key(db)))
+        keys.parse_public(answer.get("centre_key"))
+    except keys.KeyError_ as exc:
+        raise SyncError(f"The signing keys could not be set up: {exc}") from exc
     with write(db):
         set_state(db, "centre_key", answer["centre_key"])
         set_state(db, "key_registered", True)
