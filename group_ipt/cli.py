@@ -426,7 +426,14 @@ def serve(ctx: Context, host, port, threads, dev, with_demo, central):
             f"There is no secret key in {ctx.data_dir}: run 'group-ipt init' there first, "
             "or pass --dev to use an insecure development key."
         )
-    server = waitress.create_server(app, host=host, port=port, threads=threads, clear_untrusted_proxy_headers=True)
+    proxy = {}
+    if app.config.get("TRUSTED_PROXY"):
+        # Behind HTTPS on a reverse proxy: the client's address (login throttling, the audit) and the
+        # scheme come from the proxy's headers, and only from that proxy.
+        proxy = {"trusted_proxy": app.config["TRUSTED_PROXY"], "trusted_proxy_count": 1,
+                 "trusted_proxy_headers": {"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"}}
+    server = waitress.create_server(app, host=host, port=port, threads=threads, clear_untrusted_proxy_headers=True,
+                                    **proxy)
     from .report_store import start_background_refresh
 
     start_background_refresh(app, app.config["REPORT_REFRESH_SECONDS"])

@@ -38,6 +38,8 @@ SETTINGS = [
             "kept on the server, so a copied cookie ends too."),
     Setting("SESSION_LIFETIME_HOURS", 12, "A login lasts at most this many hours."),
     Setting("SESSION_COOKIE_SECURE", False, "Send the session cookie over HTTPS only; turn on when served over HTTPS."),
+    Setting("TRUSTED_PROXY", None, "Address of the reverse proxy that serves HTTPS in front of 'group-ipt serve' "
+            "(e.g. '127.0.0.1'): the client's address and scheme are then read from its X-Forwarded-* headers."),
     Setting("LOGIN_MAX_FAILURES", 5, "Failed logins for one username from one address before each further try "
             "waits (30 s, then twice as long after each failure)."),
     Setting("LOGIN_LOCK_MINUTES", 15, "Longest wait after failed logins, and how long a failure counts."),

@@ -698,3 +698,29 @@ def test_key_registration_refuses_what_is_not_a_key(centre):
                                          headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 400
     assert "Ed25519" in response.json["error"]
+
+
+def test_serve_trusts_forwarded_headers_only_from_the_configured_proxy(runner, monkeypatch):
+    import waitress
+
+    from group_ipt.cli import initialise
+
+    initialise(runner.data_dir).close()
+    (runner.data_dir / "config.toml").write_text('TRUSTED_PROXY = "127.0.0.1"\n')
+    seen = {}
+
+    class FakeServer:
+        effective_port = 5999
+
+        def run(self):
+            pass
+
+    def create_server(app, **kwargs):
+        seen.update(kwargs)
+        return FakeServer()
+
+    monkeypatch.setattr(waitress, "create_server", create_server)
+    monkeypatch.setattr("group_ipt.report_store.start_background_refresh", lambda app, seconds: None)
+    assert runner.invoke(["serve"]).exit_code == 0
+    assert seen["trusted_proxy"] == "127.0.0.1" and "x-forwarded-for" in seen["trusted_proxy_headers"]
+    assert seen["clear_untrusted_proxy_headers"] is True
