@@ -724,3 +724,17 @@ def test_serve_trusts_forwarded_headers_only_from_the_configured_proxy(runner, m
     assert runner.invoke(["serve"]).exit_code == 0
     assert seen["trusted_proxy"] == "127.0.0.1" and "x-forwarded-for" in seen["trusted_proxy_headers"]
     assert seen["clear_untrusted_proxy_headers"] is True
+
+
+# ---- 10. docs/security.md ---------------------------------------------------------------------------
+
+
+def test_security_doc_covers_each_threat_and_the_deployers_duties():
+    from group_ipt.settings import REPO_DIR
+
+    text = (REPO_DIR / "docs" / "security.md").read_text(encoding="utf-8")
+    for heading in ("A lost or stolen laptop", "A curious facilitator of another site", "A rogue or revoked device",
+                    "Someone on the same network", "A copied central database", "What the deployer must do",
+                    "Out of scope"):
+        assert f"## {heading}" in text or f"### {heading}" in text, heading
+    assert "Full-disk encryption" in text and "reverse_proxy 127.0.0.1:5000" in text
