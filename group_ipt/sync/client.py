@@ -109,7 +109,8 @@ def setup(db: sqlite_utils.Database, server: str, token: str, transport=None) ->
         set_state(db, "device_name", info["device_name"])
         set_state(db, "site", site)
         set_state(db, "send_names", bool(info["settings"]["send_names"]))
-    register_key(db, transport)
+        set_state(db, "key_registered", False)  # (again) with this server
+    _ensure_key(db, transport)
     return info
 
 
@@ -117,7 +118,10 @@ def setup(db: sqlite_utils.Database, server: str, token: str, transport=None) ->
 
 def device_key(db: sqlite_utils.Database):
     """This laptop's private key (made on first use, mode 600, beside the database)."""
-    return keys.load_or_create(keys.data_dir_of(db) / keys.DEVICE_KEY_FILE)
+    try:
+        return keys.load_or_create(keys.data_dir_of(db) / keys.DEVICE_KEY_FILE)
+    except (keys.KeyError_, OSError) as exc:
+        raise SyncError(f"This laptop's signing key cannot be used: {exc}") from exc
 
 
 def register_key(db: sqlite_utils.Database, transport) -> None:

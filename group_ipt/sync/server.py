@@ -34,7 +34,10 @@ class CentralConfig:
     def reply_key(self):
         if self.reply_key_path is None:
             raise SyncRejected("The central server has no place for its signing key (DATA_DIR).")
-        return keys.load_or_create(self.reply_key_path)
+        try:
+            return keys.load_or_create(self.reply_key_path)
+        except (keys.KeyError_, OSError) as exc:
+            raise SyncRejected(f"The central server's signing key cannot be used: {exc}", 500) from exc
 
 
 def hello(db: sqlite_utils.Database, device: dict, config: CentralConfig) -> dict:
