@@ -416,7 +416,8 @@ SYNC_SCHEMAS = {
         "centre_key": {"type": "string", "description": "the centre's Ed25519 public key (base64) for reply files"},
         "key_state": {"type": "string", "enum": ["ed25519", "legacy", "none"]}}},
     "KeyRegistration": {"type": "object", "required": ["public_key"], "properties": {
-        "public_key": {"type": "string", "description": "the laptop's Ed25519 public key, base64 of 32 bytes"}}},
+        "public_key": {"type": "string", "pattern": "^[A-Za-z0-9+/]{43}=$",
+                       "description": "the laptop's Ed25519 public key, base64 of 32 bytes"}}},
     "KeyReply": {"type": "object", "properties": {
         "centre_key": {"type": "string"}, "key_state": {"type": "string", "enum": ["ed25519"]}}},
     "Change": {"type": "object", "required": ["t", "id", "site", "hlc", "del"], "properties": {
