@@ -22,6 +22,8 @@ from .db import row, utcnow, write
 # A request refreshes ``last_seen_at`` only when it is older than this, so that reading
 # pages does not write to the database on every click.
 TOUCH_SECONDS = 60
+# Sessions unused this long are deleted when someone logs in (they ended long ago anyway).
+KEEP_DAYS = 30
 
 
 @dataclass(frozen=True)
@@ -46,7 +48,9 @@ def start(db: sqlite_utils.Database, user: dict, remote_addr: str | None = None)
     """Open a session for ``user`` and return the token to keep in the cookie (shown nowhere else)."""
     token = secrets.token_urlsafe(32)
     now = utcnow()
+    forget = (datetime.now(UTC) - timedelta(days=KEEP_DAYS)).replace(microsecond=0).isoformat()
     with write(db):
+        db.execute("delete from login_sessions where last_seen_at < ?", (forget,))
         db["login_sessions"].insert({
             "id": _digest(token), "user_id": user["id"], "password_tag": password_tag(user["password_hash"]),
             "remote_addr": remote_addr, "created_at": now, "last_seen_at": now,
