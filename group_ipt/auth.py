@@ -42,7 +42,7 @@ class User(UserMixin):
 
 
 @login_manager.user_loader
-def load_user(user_id: str) -> User | None:
+def session_user(user_id: str) -> User | None:
     """Return the user of this request's server-side session, or None when it has ended."""
     db = get_db()
     config = current_app.config
@@ -54,7 +54,13 @@ def load_user(user_id: str) -> User | None:
     return user_object(db, result.user)
 
 
-def user_object(db, record: dict) -> User | None:
+def load_user(user_id: str) -> User | None:
+    """Return the User for an active user's id, with no session check (tests, the login itself)."""
+    db = get_db()
+    return user_object(db, users.get_user(db, user_id))
+
+
+def user_object(db, record: dict | None) -> User | None:
     if record is None or not record["active"]:
         return None
     site_ids = users.user_site_ids(db, record)
