@@ -136,6 +136,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     csrf.exempt(api_views.bp)  # token-authenticated, no cookies
     app.register_blueprint(api_views.bp)
     app.register_blueprint(sync_views.bp)
+    from .views import users as users_views
+
+    app.register_blueprint(users_views.bp)
     app.before_request(auth.require_login)
     app.teardown_appcontext(dbmod.close_db)
 
@@ -158,6 +161,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     register_template_helpers(app)
     register_error_pages(app)
+    from . import headers
+
+    headers.init_app(app)
     return app
 
 
@@ -272,6 +278,30 @@ def register_error_pages(app: Flask) -> None:
             if request.path.startswith("/api/"):
                 return {"error": text}, 507
             return f"<!doctype html><title>507</title><h1>507</h1><p>{escape(text)}</p>", 507
+
+    @app.errorhandler(sqlite3.DatabaseError)
+    def damaged_database(e):
+        """A damaged database file: say so (the log names the file and how to restore it), not a bare 500."""
+        if not dbmod.is_damaged(e):
+            return app.handle_exception(e)
+        app.logger.error("%s", dbmod.damaged_message(app.config["DATABASE"], e))
+
+        def text() -> str:
+            return _("The database file is damaged. Nothing was saved. Tell your administrator: it must be "
+                     "restored from a backup (group-ipt restore).")
+
+        try:
+            return render_error(500, text())
+        except sqlite3.Error:
+            # The page itself needs the database (the user, their language): a bare page then.
+            from flask_babel import force_locale
+            from markupsafe import escape
+
+            with force_locale(app.config["DEFAULT_LANGUAGE"]):
+                message = text()
+            if request.path.startswith("/api/"):
+                return {"error": message}, 500
+            return f"<!doctype html><title>500</title><h1>500</h1><p>{escape(message)}</p>", 500
 
     @app.errorhandler(CSRFError)
     def csrf_error(e):

@@ -93,6 +93,38 @@ def backup(db_path: Path, dest: Path) -> dict:
     return {"path": str(dest), "bytes": dest.stat().st_size}
 
 
+def _readable(db_path: Path) -> bool:
+    """Tell whether SQLite can read the file's tables (a damaged or foreign file cannot)."""
+    try:
+        conn = _open(db_path, readonly=True)
+        try:
+            conn.execute("select count(*) from sqlite_master").fetchone()
+            unsynced_changes(db_path)
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError:
+        return False
+    return True
+
+
+def _move_aside(db_path: Path, now: datetime | None) -> Path:
+    """Move a damaged database (and its -wal and -shm files) into ``restore-backups/``; return its new path."""
+    stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%S")
+    keep_dir = db_path.parent / RESTORE_KEEP_DIR
+    keep_dir.mkdir(exist_ok=True)
+    kept = keep_dir / f"{db_path.stem}-damaged-{stamp}.db"
+    n = 1
+    while kept.exists():
+        n += 1
+        kept = keep_dir / f"{db_path.stem}-damaged-{stamp}-{n}.db"
+    for suffix in ("-wal", "-shm"):
+        side = db_path.with_name(db_path.name + suffix)
+        if side.exists():
+            side.replace(kept.with_name(kept.name + suffix))
+    db_path.replace(kept)
+    return kept
+
+
 def unsynced_changes(db_path: Path) -> int:
     """Records changed on this laptop and not yet acknowledged by the central server (0 on a central server)."""
     if not Path(db_path).exists():
@@ -129,6 +161,10 @@ def restore(source: Path, db_path: Path, *, force: bool = False, now: datetime |
     if problems:
         raise BackupError(f"{source} cannot be restored: {'; '.join(problems[:3])}. Nothing was changed.")
     kept = None
+    if db_path.exists() and integrity_problems(db_path) and not _readable(db_path):
+        # The current file is damaged (the usual reason to restore): it cannot be read for
+        # unsynced changes nor copied page by page, so it is moved aside as it is.
+        kept = _move_aside(db_path, now)
     if db_path.exists():
         waiting = unsynced_changes(db_path)
         if waiting and not force:

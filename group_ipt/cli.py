@@ -58,7 +58,22 @@ class Context:
 pass_ctx = click.make_pass_decorator(Context)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class Commands(click.Group):
+    """The command group: a damaged database ends any command with one clear message, not a traceback."""
+
+    def invoke(self, ctx):
+        import sqlite3
+
+        try:
+            return super().invoke(ctx)
+        except sqlite3.DatabaseError as exc:
+            if not dbmod.is_damaged(exc):
+                raise
+            path = ctx.obj.db_path if isinstance(ctx.obj, Context) else "group-ipt.db"
+            raise click.ClickException(dbmod.damaged_message(path, exc)) from exc
+
+
+@click.group(cls=Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--data-dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -252,9 +267,15 @@ def users_list(ctx: Context):
     from . import users as usersmod
 
     db = ctx.require_db()
+    config = ctx.app().config
     for u in usersmod.list_users(db):
         state = "active" if u["active"] else "disabled"
         click.echo(f"{u['username']:<20} {u['role']:<12} {state:<9} {u['site_codes'] or '-':<12} {u['display_name']}")
+        for lock in usersmod.login_locks(db, u["username"], max_failures=config["LOGIN_MAX_FAILURES"],
+                                         lock_minutes=config["LOGIN_LOCK_MINUTES"]):
+            where = "several addresses" if lock.scope == "user" else lock.remote_addr
+            click.echo(f"{'':<20} slowed down: {lock.failures} failed logins from {where}, next try after "
+                       f"{lock.retry_at.isoformat()} ('group-ipt users unlock {u['username']}' lifts it)")
 
 
 def _set_active(ctx: Context, username: str, active: bool) -> None:
@@ -309,6 +330,24 @@ def users_set_password(ctx: Context, username):
     except usersmod.UserError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"Changed the password of {username!r}.")
+
+
+@users.command("unlock")
+@click.argument("username")
+@pass_ctx
+def users_unlock(ctx: Context, username):
+    """Let a user slowed down by failed logins try again at once (recorded in the audit log).
+
+    Example: group-ipt users unlock coord
+    """
+    from . import users as usersmod
+
+    db = ctx.require_db()
+    try:
+        usersmod.unlock_login(db, username)
+    except usersmod.UserError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"{username!r} can try to log in again now.")
 
 
 @cli.group()
@@ -429,27 +468,32 @@ def serve(ctx: Context, host, port, threads, dev, with_demo, central, open_brows
         click.echo(f"group-ipt is already running at {url}; opening it in the browser.")
         _open_in_browser(url)
         return
-
-    if central:
-        ctx.app(SYNC_CENTRAL=True)
     if with_demo:
         from . import demo as demomod
 
+        # The data folder, its secret key and database come first: the app reads the key when it is built.
         db = initialise(ctx.data_dir)
-        app = ctx.app()
+        app = ctx.app(SYNC_CENTRAL=True) if central else ctx.app()
         with app.app_context():
             summary = demomod.load_demo(db, app)
         db.close()
         click.echo(demomod.describe(summary))
     else:
         ctx.require_db().close()
-    app = ctx.app()
+    app = ctx.app(SYNC_CENTRAL=True) if central else ctx.app()
     if app.config["SECRET_KEY"] == DEV_SECRET_KEY and not dev:
         raise click.ClickException(
             f"There is no secret key in {ctx.data_dir}: run 'group-ipt init' there first, "
             "or pass --dev to use an insecure development key."
         )
-    server = waitress.create_server(app, host=host, port=port, threads=threads, clear_untrusted_proxy_headers=True)
+    proxy = {}
+    if app.config.get("TRUSTED_PROXY"):
+        # Behind HTTPS on a reverse proxy: the client's address (login throttling, the audit) and the
+        # scheme come from the proxy's headers, and only from that proxy.
+        proxy = {"trusted_proxy": app.config["TRUSTED_PROXY"], "trusted_proxy_count": 1,
+                 "trusted_proxy_headers": {"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"}}
+    server = waitress.create_server(app, host=host, port=port, threads=threads, clear_untrusted_proxy_headers=True,
+                                    **proxy)
     from .report_store import start_background_refresh
 
     start_background_refresh(app, app.config["REPORT_REFRESH_SECONDS"])
@@ -705,8 +749,10 @@ def devices_list(ctx: Context):
     db = ctx.require_db()
     for d in devicesmod.list_devices(db):
         state = f"revoked {d['revoked_at']}" if d["revoked_at"] else "active"
+        key = {"ed25519": "own key", "legacy": "old key: sync once to move", "none": "no key yet"}[
+            devicesmod.key_state(d)]
         click.echo(f"{d['name']:<24} {d['site_code']:<8} last seen {d['last_seen_at'] or 'never':<26} "
-                   f"version {d['app_version'] or 'unknown':<10} {state}")
+                   f"version {d['app_version'] or 'unknown':<10} {state} ({key})")
 
 
 @devices.command("revoke")

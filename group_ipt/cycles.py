@@ -256,12 +256,14 @@ def parse_time(text: str) -> str:
 
 
 def parse_date(text: str) -> date:
-    """Return ``text`` (YYYY-MM-DD) as a date; CycleError if the date does not exist."""
+    """Return ``text`` (YYYY-MM-DD) as a date; CycleError if the date does not exist or is out of bounds."""
+    from .bounds import BoundsError
+    from .bounds import parse_date as bounded_date
+
     try:
-        return date.fromisoformat((text or "").strip())
-    except ValueError:
-        raise CycleError(N_("%(date)s is not a date that exists; write it as 2026-03-02."),
-                         date=(text or "").strip() or "?") from None
+        return bounded_date(text)
+    except BoundsError as exc:
+        raise CycleError(exc.message, **exc.params) from None
 
 
 def _next_code(db: sqlite_utils.Database, site: dict) -> str:

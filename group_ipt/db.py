@@ -23,6 +23,23 @@ class DatabaseMissing(RuntimeError):
     """The data folder has no database yet: ``group-ipt init`` makes one."""
 
 
+def is_damaged(exc: BaseException) -> bool:
+    """Tell whether an SQLite error means the file is damaged or not a database (not a lock or a full disk)."""
+    if not isinstance(exc, sqlite3.DatabaseError) or isinstance(exc, sqlite3.OperationalError):
+        return False
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB) or any(
+        word in str(exc) for word in ("not a database", "malformed", "corrupt"))
+
+
+def damaged_message(path: Path | str, exc: BaseException) -> str:
+    """Say which file is damaged, what SQLite found, and how to bring the data back."""
+    return (f"The database {path} is damaged or is not a group-ipt database ({exc}). "
+            "Nothing more was changed. Restore the latest backup: 'group-ipt restore BACKUP_FILE' "
+            "(a backup is a file made by 'group-ipt backup'; the damaged file is kept in restore-backups/). "
+            "A laptop can also be set up again and fetch its site's data with 'group-ipt sync'.")
+
+
 def new_id() -> str:
     """Return a new random UUID as text: ids are made on the laptop, so they must never clash."""
     return str(uuid.uuid4())

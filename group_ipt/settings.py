@@ -37,11 +37,15 @@ SETTINGS = [
             "package (see bundle.py)."),
     Setting("FORMS_DIR", None, "Folder with the instrument, protocol and script files. Default: the checkout's "
             "forms/; an installed copy uses forms/ in the data folder, copied from the package."),
-    Setting("SESSION_IDLE_MINUTES", 120, "Log a user out after this many minutes without a request (shared laptops)."),
+    Setting("SESSION_IDLE_MINUTES", 480, "Log a user out after this many minutes without a request (shared laptops); "
+            "kept on the server, so a copied cookie ends too."),
     Setting("SESSION_LIFETIME_HOURS", 12, "A login lasts at most this many hours."),
     Setting("SESSION_COOKIE_SECURE", False, "Send the session cookie over HTTPS only; turn on when served over HTTPS."),
-    Setting("LOGIN_MAX_FAILURES", 5, "Failed logins for one username before it is locked for LOGIN_LOCK_MINUTES."),
-    Setting("LOGIN_LOCK_MINUTES", 15, "How long repeated failed logins lock a username."),
+    Setting("TRUSTED_PROXY", None, "Address of the reverse proxy that serves HTTPS in front of 'group-ipt serve' "
+            "(e.g. '127.0.0.1'): the client's address and scheme are then read from its X-Forwarded-* headers."),
+    Setting("LOGIN_MAX_FAILURES", 5, "Failed logins for one username from one address before each further try "
+            "waits (30 s, then twice as long after each failure)."),
+    Setting("LOGIN_LOCK_MINUTES", 15, "Longest wait after failed logins, and how long a failure counts."),
     Setting("PASSWORD_HASH_METHOD", "scrypt", "werkzeug password hash method; tests use a faster one."),
     Setting("FOLLOWUP_DUE_DAYS", 7, "Days after a member's repeated absences before the call or home visit "
             "counts as overdue."),
@@ -66,6 +70,8 @@ SETTINGS = [
             "centre. Off: they stay on the laptops and the centre sees programme codes only."),
     Setting("SYNC_MAX_BODY_MB", 16, "Largest sync or API request body accepted, in MB (compressed)."),
     Setting("SYNC_MAX_BATCH_RECORDS", 5000, "Most records one sync batch may carry."),
+    Setting("SYNC_MAX_UNPACKED_MB", 32, "Largest sync or API request body once unpacked, in MB; checked while "
+            "unpacking, so a small gzip 'bomb' is refused without filling the memory."),
     Setting("EXPORT_NAMES", False, "CSV exports (tables and the records behind indicators) carry participants' "
             "names, phone numbers, guardians' names and free-text notes. Off: programme codes instead of names, "
             "no phone numbers, notes emptied."),

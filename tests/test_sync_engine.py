@@ -377,7 +377,7 @@ def test_clock_values_are_ascii_digits_only(value, ok):
     ("cursor", -1, "'cursor' must be a whole number of at least 0"),
 ])
 def test_a_signed_file_with_a_number_sqlite_cannot_hold_is_refused(tmp_path, centre, cdb, field, value, message):
-    from group_ipt.sync import devices, server
+    from group_ipt.sync import client, server
     from group_ipt.sync.client import get_state
 
     a, _token = laptop(tmp_path, centre, "lap-a")
@@ -386,7 +386,7 @@ def test_a_signed_file_with_a_number_sqlite_cannot_hold_is_refused(tmp_path, cen
     (body["batches"][0] if field == "batch_no" else body)[field] = value
     huge = tmp_path / "huge.gipt"  # correctly signed by the laptop's own key
     files.write_signed(huge, kind="push", device_id=get_state(a, "device_id"), file_id=new_id(), body=body,
-                       key=devices.signing_key(get_state(a, "token")))
+                       private_key=client.device_key(a))
     config = server.CentralConfig.from_app_config(centre.config)
     with pytest.raises(SyncRejected, match=message):
         server.import_file(cdb, huge, tmp_path / "r.gipt", config)

@@ -1,4 +1,8 @@
-"""Laptops registered with the central server: each has a token, shown once and stored hashed."""
+"""Laptops registered with the central server: each has a token, shown once and stored hashed.
+
+Each laptop signs its sync files with its own Ed25519 key and registers the public half
+here (``register_key``); the centre keeps no secret that could sign in a laptop's name.
+"""
 
 from __future__ import annotations
 
@@ -29,7 +33,8 @@ def hash_token(token: str) -> str:
 
 
 def signing_key(token: str) -> str:
-    """The key that signs sync files: derived from the token, so the token itself is never stored."""
+    """The legacy (version 1) file key: derived from the token; the centre keeps it only for devices
+    that have not registered a public key yet."""
     return hmac.new(token.encode("utf-8"), FILE_SIGNING_CONTEXT, hashlib.sha256).hexdigest()
 
 
@@ -52,7 +57,7 @@ def add_device(db: sqlite_utils.Database, name: str, site_code: str, *, actor: d
         "name": name,
         "site_id": site["id"],
         "token_hash": hash_token(token),
-        "signing_key": signing_key(token),
+        "signing_key": "",  # none: the laptop registers its public key when it is set up
         "created_at": utcnow(),
     }
     with write(db):
@@ -129,3 +134,29 @@ def behind(db: sqlite_utils.Database, own: str) -> list[dict]:
     newest = newest_version(db, own)
     return [d for d in list_devices(db)
             if not d["revoked_at"] and (d["app_version"] is None or is_older(d["app_version"], newest))]
+
+
+def register_key(db: sqlite_utils.Database, device: dict, public_key: object, *, actor: dict | None = None) -> dict:
+    """Keep the laptop's public key for its signed files and forget its legacy HMAC key.
+
+    Only the token's holder gets here (the API checks it), as only they could push data.
+    """
+    from . import keys
+
+    keys.parse_public(public_key)  # KeyError_ if it is not a key
+    if device.get("public_key") == public_key and not device.get("signing_key"):
+        return device
+    with write(db):
+        db.execute("update sync_devices set public_key = ?, key_registered_at = ?, signing_key = '' where id = ?",
+                   (public_key, utcnow(), device["id"]))
+        audit.log(db, user=actor, action="register_key", table="sync_devices", record_id=device["id"],
+                  site_id=device["site_id"], before={"public_key": device.get("public_key")},
+                  after={"public_key": public_key})
+    return get_device(db, device["id"])
+
+
+def key_state(device: dict) -> str:
+    """How this device's files are checked: 'ed25519', 'legacy' (an old HMAC key) or 'none' yet."""
+    if device.get("public_key"):
+        return "ed25519"
+    return "legacy" if device.get("signing_key") else "none"

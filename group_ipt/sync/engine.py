@@ -804,11 +804,28 @@ def feed(db, device: dict, cursor: int, *, limit: int = 1000) -> dict:
     }
 
 
+# What a laptop keeps of a user for offline login: no last login, nothing else.
+LAPTOP_USER_FIELDS = ("id", "username", "display_name", "password_hash", "role", "language", "active",
+                      "created_at", "updated_at")
+# Stored instead of a disabled user's password hash: no password matches it.
+NO_PASSWORD = "!"  # noqa: S105 (not a password: a value no password matches)
+
+
 def reference_data(db, site_id: str) -> dict:
-    """What a laptop needs that it never edits: its site and that site's users (logins work offline)."""
+    """What a laptop needs that it never edits: its site and that site's users (logins work offline).
+
+    Only the people who may work on the site's laptops travel: the site's facilitators,
+    coordinators and supervisors, with the same (strong) hash as at the centre. Admins work
+    at the centre and their verifiers never leave it; a disabled user travels without one,
+    so the laptop refuses them too.
+    """
     site = row(db, "select * from sites where id = ?", (site_id,))
-    users = rows(db, "select u.* from users u join user_sites us on us.user_id = u.id where us.site_id = ?"
-                     " order by u.username", (site_id,))
+    fields = ", ".join(f"u.{f}" for f in LAPTOP_USER_FIELDS)
+    users = rows(db, f"select {fields} from users u join user_sites us on us.user_id = u.id"
+                     " where us.site_id = ? and u.role != 'admin' order by u.username", (site_id,))
+    for user in users:
+        if not user["active"]:
+            user["password_hash"] = NO_PASSWORD
     return {"site": site, "users": users}
 
 

@@ -18,11 +18,11 @@ from datetime import UTC, datetime
 from flask import Blueprint, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
-from .. import fields, referrals
+from .. import fields, inflate, referrals
 from ..db import get_db
 from ..errors import DomainError
 from ..sessions import StaleSession
-from ..sync import devices, engine, records, server
+from ..sync import devices, records, server
 from ..sync.engine import MAX_INTEGER, SyncRejected
 from ..sync.records import RecordError
 
@@ -37,6 +37,8 @@ ROUTES = [
      "is acknowledged again and changes nothing.", "Batch", "Ack"),
     ("POST", "/sync/pull", "sync_pull", "The site's changes after a cursor, not counting the device's own.",
      "PullRequest", "PullPage"),
+    ("POST", "/sync/key", "sync_key", "Register the laptop's Ed25519 public key for its signed USB files; the "
+     "answer holds the centre's public key for its reply files.", "KeyRegistration", "KeyReply"),
     ("GET", "/{resource}", "list_records", "List records of the device's site, by id; page with 'after'.", None,
      "Page"),
     ("GET", "/{resource}/{id}", "get_record", "One record.", None, "Record"),
@@ -167,10 +169,18 @@ def body_json(*, whole_numbers: bool = True):
         raise ApiError(f"The body is larger than {current_app.config['SYNC_MAX_BODY_MB']} MB.", 413)
     try:
         if request.headers.get("Content-Encoding", "").lower() == "gzip":
-            body = engine.decompress(raw, limit * 8)
+            # Unpacked within SYNC_MAX_UNPACKED_MB, checked while inflating (a gzip bomb stops there).
+            unpacked = min(int(current_app.config["SYNC_MAX_UNPACKED_MB"] * 1024 * 1024), limit * 8)
+            try:
+                body = inflate.inflate_json(raw, unpacked, parse_constant=_not_json)
+            except inflate.TooLarge as exc:
+                raise ApiError(str(exc), 413) from exc
+            except inflate.Unreadable as exc:
+                raise ApiError(str(exc), 400) from exc
         else:
             try:
-                body = json.loads(raw or b"null", parse_constant=_not_json)
+                with inflate.SLOTS:
+                    body = json.loads(raw or b"null", parse_constant=_not_json)
             except ValueError as exc:
                 raise ApiError(f"The body is not valid JSON: {exc}", 400) from exc
         return _whole_numbers(body) if whole_numbers else body
@@ -223,6 +233,12 @@ def sync_hello():
     config = central_config()
     note_version()
     return reply(server.hello(get_db(), g.device, config))
+
+
+@bp.route("/sync/key", methods=["POST"])
+def sync_key():
+    config = central_config()
+    return reply(server.register_key(get_db(), g.device, body_json(), config))
 
 
 @bp.route("/sync/push", methods=["POST"])
@@ -409,7 +425,14 @@ SYNC_SCHEMAS = {
     "Hello": {"type": "object", "properties": {
         "device_id": {"type": "string"}, "device_name": {"type": "string"}, "site": {"type": "object"},
         "settings": {"type": "object", "properties": {"send_names": {"type": "boolean"}}},
-        "server_time": {"type": "string"}}},
+        "server_time": {"type": "string"},
+        "centre_key": {"type": "string", "description": "the centre's Ed25519 public key (base64) for reply files"},
+        "key_state": {"type": "string", "enum": ["ed25519", "legacy", "none"]}}},
+    "KeyRegistration": {"type": "object", "required": ["public_key"], "properties": {
+        "public_key": {"type": "string", "pattern": "^[A-Za-z0-9+/]{43}=$",
+                       "description": "the laptop's Ed25519 public key, base64 of 32 bytes"}}},
+    "KeyReply": {"type": "object", "properties": {
+        "centre_key": {"type": "string"}, "key_state": {"type": "string", "enum": ["ed25519"]}}},
     "Change": {"type": "object", "required": ["t", "id", "site", "hlc", "del"], "properties": {
         "t": {"type": "string", "minLength": 1, "maxLength": 200, "description": "table"},
         "id": {"type": "string", "minLength": 1, "maxLength": 200},

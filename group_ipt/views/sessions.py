@@ -11,7 +11,7 @@ from flask import Blueprint, abort, current_app, flash, redirect, render_templat
 from flask_babel import gettext as _
 from flask_login import current_user
 
-from .. import clock, cycles, sessions
+from .. import bounds, clock, cycles, sessions
 from ..auth import role_required
 from ..db import get_db, rows
 from ..errors import N_, DomainError
@@ -42,7 +42,7 @@ def parse_entry(form, people: list[dict], session: dict, checklist_ids: list[str
         rating_text = (form.get(f"rating-{m['id']}") or "").strip()
         rating = None
         if rating_text:
-            if rating_text.isdigit():
+            if rating_text.isascii() and rating_text.isdigit() and len(rating_text) <= 3:
                 rating = int(rating_text)
             elif error is None:
                 error = cycles.CycleError(N_("The rating of %(name)s must be a whole number from 0 to 10."),
@@ -99,8 +99,8 @@ def take(session_id):
             flash(_("This session was cancelled; attendance cannot be recorded for it."), "warning")
         return render_sheet(session, cycle, entry, version=session["version"])
     try:
-        version = int(request.form.get("version", ""))
-    except ValueError:
+        version = bounds.parse_int(request.form.get("version"), field="version")
+    except bounds.BoundsError:
         abort(400)
     had_fidelity = sessions.saved_entry(db, session["id"], current_user.id).fidelity is not None
     people = sessions.expected_members(db, session)
