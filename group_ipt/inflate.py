@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import threading
 import zlib
+from collections.abc import Iterable, Iterator
 
 STEP = 64 * 1024
 SLOTS = threading.BoundedSemaphore(2)
@@ -63,3 +64,51 @@ def inflate_json(blob: bytes, limit: int, *, parse_constant=None) -> object:
             return json.loads(raw, parse_constant=parse_constant) if parse_constant else json.loads(raw)
         except ValueError as exc:
             raise Unreadable(f"The body is not valid JSON: {exc}") from exc
+
+
+def inflate_lines(blob: bytes, limit: int, *, line_limit: int) -> Iterator[bytes]:
+    """Yield the lines of the gzip ``blob`` one at a time, unpacking as they are read.
+
+    A file of any size is read holding one line (at most ``line_limit`` bytes) and one step of
+    input: TooLarge as soon as the whole passes ``limit`` or a line passes ``line_limit``.
+    """
+    decompressor = zlib.decompressobj(wbits=31)
+    pending = bytearray()
+    total = 0
+    view = memoryview(blob)
+    try:
+        for start in range(0, len(view), STEP):
+            data = bytes(view[start:start + STEP])
+            while data or not decompressor.eof:
+                piece = decompressor.decompress(data, STEP)
+                data = decompressor.unconsumed_tail
+                if not piece:
+                    break
+                total += len(piece)
+                if total > limit:
+                    raise TooLarge(f"The unpacked body is larger than {limit} bytes.")
+                pending += piece
+                *lines, rest = pending.split(b"\n")
+                yield from (bytes(line) for line in lines if line)
+                pending = bytearray(rest)
+                if len(pending) > line_limit:
+                    raise TooLarge(f"A part of the body is larger than {line_limit} bytes.")
+            if decompressor.eof:
+                break
+        if not decompressor.eof:
+            raise Unreadable("The body is not valid gzip data: it ends too early.")
+    except zlib.error as exc:
+        raise Unreadable(f"The body is not valid gzip data: {exc}") from exc
+    if pending:
+        yield bytes(pending)
+
+
+def deflate_lines(items: Iterable[object]) -> bytes:
+    """Return the JSON lines of ``items`` gzip-compressed, compressing as they come (one in memory)."""
+    compressor = zlib.compressobj(6, wbits=31)
+    out = bytearray()
+    for item in items:
+        out += compressor.compress(json.dumps(item, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+        out += compressor.compress(b"\n")
+    out += compressor.flush()
+    return bytes(out)

@@ -9,6 +9,7 @@ import json
 import pytest
 
 from group_ipt import db as dbmod
+from group_ipt import inflate
 from group_ipt.db import new_id, row, utcnow, write
 from group_ipt.sync import client, engine, files, review, tracking
 from group_ipt.sync.engine import SyncRejected
@@ -38,10 +39,18 @@ def laptop(tmp_path, centre, name: str, site: str = "KMP"):
 
 
 def export_body(db, path) -> tuple[dict, dict]:
-    """Export a laptop's waiting changes to ``path``; return the signed document and its decoded body."""
+    """Export a laptop's waiting changes to ``path``; return the signed document and its decoded body
+    (the summary line with the batches of the other lines as ``batches``)."""
     client.export_file(db, path)
     doc = json.loads(path.read_text())
-    return doc, json.loads(gzip.decompress(base64.b64decode(doc["payload"])))
+    meta, *parts = [json.loads(line) for line in gzip.decompress(base64.b64decode(doc["payload"])).splitlines()]
+    return doc, {**meta, "batches": [p["batch"] for p in parts]}
+
+
+def encode_body(body: dict) -> str:
+    """The payload of a version 2 file holding ``body`` (as export_body returns it)."""
+    meta = {k: v for k, v in body.items() if k != "batches"}
+    return base64.b64encode(inflate.deflate_lines([meta, *({"batch": b} for b in body["batches"])])).decode()
 
 
 def add_participant(db, code: str, **fields) -> str:
@@ -306,7 +315,7 @@ def test_tampered_or_foreign_file_is_refused_and_nothing_written(tmp_path, centr
     add_participant(a, "KMP-0015-Q")
     doc, body = export_body(a, tmp_path / "lap-a.gipt")
     body["batches"][0]["records"][0]["data"]["village"] = "forged"
-    doc["payload"] = base64.b64encode(engine.compress(body)).decode()
+    doc["payload"] = encode_body(body)
     tampered = tmp_path / "tampered.gipt"
     tampered.write_text(json.dumps(doc))
     from group_ipt.sync import server
@@ -385,8 +394,9 @@ def test_a_signed_file_with_a_number_sqlite_cannot_hold_is_refused(tmp_path, cen
     _doc, body = export_body(a, tmp_path / "lap-a.gipt")
     (body["batches"][0] if field == "batch_no" else body)[field] = value
     huge = tmp_path / "huge.gipt"  # correctly signed by the laptop's own key
-    files.write_signed(huge, kind="push", device_id=get_state(a, "device_id"), file_id=new_id(), body=body,
-                       private_key=client.device_key(a))
+    meta = {k: v for k, v in body.items() if k != "batches"}
+    files.write_signed(huge, kind="push", device_id=get_state(a, "device_id"), file_id=new_id(), body=meta,
+                       private_key=client.device_key(a), parts=({"batch": b} for b in body["batches"]))
     config = server.CentralConfig.from_app_config(centre.config)
     with pytest.raises(SyncRejected, match=message):
         server.import_file(cdb, huge, tmp_path / "r.gipt", config)

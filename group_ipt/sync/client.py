@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import itertools
 import json
 import urllib.error
 import urllib.request
@@ -12,7 +13,7 @@ from pathlib import Path
 import sqlite_utils
 
 from .. import __version__, inflate
-from ..db import new_id, row, utcnow, write
+from ..db import new_id, row, rows, utcnow, write
 from . import devices, engine, files, keys, tracking
 from .engine import SyncRejected, get_state, set_state
 
@@ -255,22 +256,32 @@ def export_file(db: sqlite_utils.Database, path: Path, *, folders: dict[str, Pat
     engine.restamp_future(db)
     while engine.cut_batch(db, max_records=BATCH_RECORDS, send_names=get_state(db, "send_names", False)):
         pass
-    batches = engine.unacked_batches(db)
+    waiting = row(db, "select count(*) as batches, coalesce(sum(records), 0) as records"
+                             " from sync_outbox_batches")
     body = {
-        "batches": [json.loads(gzip.decompress(b["payload"])) for b in batches],
         "cursor": get_state(db, "pull_cursor", 0),
         "files": files.manifest(folders or {}),
         "made_at": utcnow(),
         "app_version": __version__,
     }
     device_id, file_id = get_state(db, "device_id"), new_id()
-    if get_state(db, "key_registered"):
+    if get_state(db, "key_registered"):  # one batch at a time into the file (version 2)
         files.write_signed(path, kind="push", device_id=device_id, file_id=file_id, body=body,
-                           private_key=device_key(db))
+                           private_key=device_key(db), parts=({"batch": b} for b in _stored_batches(db)))
     else:  # set up before signing keys: the centre still checks this laptop's files the old way
+        body["batches"] = list(_stored_batches(db))
         files.write_signed(path, kind="push", device_id=device_id, file_id=file_id, body=body,
                            key=devices.signing_key(get_state(db, "token")))
-    return {"batches": len(batches), "records": sum(b["records"] for b in batches), "file": str(path)}
+    return {"batches": waiting["batches"], "records": waiting["records"], "file": str(path)}
+
+
+def _stored_batches(db: sqlite_utils.Database):
+    """The unacknowledged batches in order, read from the database one at a time."""
+    numbers = [r["batch_no"] for r in rows(db, "select batch_no from sync_outbox_batches order by batch_no")]
+    for number in numbers:
+        found = row(db, "select payload from sync_outbox_batches where batch_no = ?", (number,))
+        if found:
+            yield json.loads(gzip.decompress(found["payload"]))
 
 
 def import_reply(db: sqlite_utils.Database, path: Path, *, folders: dict[str, Path] | None = None,
@@ -297,15 +308,22 @@ def import_reply(db: sqlite_utils.Database, path: Path, *, folders: dict[str, Pa
     done = get_state(db, "imported_replies", [])
     if doc["file_id"] in done:
         raise SyncRejected(f"{path} was already imported on this laptop; nothing was done.", 409)
-    acked = 0
-    for ack in body.get("acks") or []:
-        acked += int(engine.acknowledge(db, ack["batch_no"]))
-    summary = {"acknowledged": acked, "applied": 0, "skipped": 0, "quarantined": 0, "files": [], "problems": []}
-    pages = body.get("pages") or []
-    for n, page in enumerate(pages):
-        if n and page["cursor"] <= get_state(db, "pull_cursor", 0):
-            continue  # already pulled over the network since the file was made
-        _apply_page(db, page, summary, folders=folders, backup_dir=backup_dir, first=n == 0)
+    if isinstance(body, files.Parts):  # version 2: acknowledgements, then pages, one at a time
+        parts = body.parts()
+    else:
+        parts = itertools.chain(({"ack": a} for a in body.get("acks") or []),
+                                ({"page": p} for p in body.get("pages") or []))
+    summary = {"acknowledged": 0, "applied": 0, "skipped": 0, "quarantined": 0, "files": [], "problems": []}
+    n = 0
+    for part in parts:
+        if "ack" in part:
+            summary["acknowledged"] += int(engine.acknowledge(db, part["ack"]["batch_no"]))
+        elif "page" in part:
+            page = part["page"]
+            if not n or page["cursor"] > get_state(db, "pull_cursor", 0):  # else pulled over the network since
+                _apply_page(db, page, summary, folders=folders, backup_dir=backup_dir, first=n == 0)
+            n += 1
+    acked = summary["acknowledged"]
     with write(db):
         set_state(db, "imported_replies", [*done[-99:], doc["file_id"]])
         set_state(db, "last_pull_ok", utcnow())

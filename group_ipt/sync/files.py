@@ -5,9 +5,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import itertools
 import json
 import shutil
 import tempfile
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,11 +19,14 @@ from .engine import SyncRejected, compress
 
 FILE_FORMAT = "group-ipt-sync"
 # Version 2: signed with Ed25519 (the laptop's own key for its exports, the centre's key for
-# replies). Version 1: an HMAC with a key derived from the device token, which the centre
-# had to keep; still read and written for devices that have not registered a key yet.
+# replies); its payload is JSON lines (a summary, then one batch, acknowledgement or page a
+# line), so a file of any size is written and read one part at a time. Version 1: an HMAC
+# with a key derived from the device token, which the centre had to keep, and one JSON body;
+# still read and written for devices that have not registered a key yet.
 FILE_VERSION = 2
 LEGACY_VERSION = 1
 MAX_FILE_BYTES = 200 * 1024 * 1024
+MAX_PART_BYTES = 64 * 1024 * 1024  # one batch or page of a version 2 file, unpacked
 # Which files the centre keeps up to date on laptops, by folder: forms (instruments,
 # protocols, scripts) and translations. Compiled catalogs are rebuilt on the laptop.
 SHARED_SUFFIXES = (".yaml", ".yml", ".po", ".md", ".txt")
@@ -40,10 +45,50 @@ def _mac(key: str, kind: str, device_id: str, file_id: str, payload: str) -> str
     return hmac.new(key.encode("utf-8"), message, hashlib.sha256).hexdigest()
 
 
+class Parts:
+    """The body of a version 2 file: JSON lines, unpacked and parsed one at a time.
+
+    The first line is the file's summary (``meta``); each other line is one part (a batch,
+    an acknowledgement, a page of changes). However large the file, one part is in memory
+    at a time, and ``parts()`` can be read more than once (check everything, then apply).
+    """
+
+    def __init__(self, blob: bytes, limit: int):
+        self.blob, self.limit = blob, limit
+        self.meta = next(self._lines(), None)
+        if not isinstance(self.meta, dict):
+            raise SyncRejected("The file's payload has no summary line.")
+
+    def _lines(self) -> Iterator[object]:
+        try:
+            for line in inflate.inflate_lines(self.blob, self.limit, line_limit=MAX_PART_BYTES):
+                yield json.loads(line)
+        except inflate.TooLarge as exc:
+            raise SyncRejected(f"The file's payload is too large: {exc}", 413) from exc
+        except (inflate.Unreadable, ValueError) as exc:
+            raise SyncRejected(f"The file's payload is damaged: {exc}") from exc
+
+    def parts(self) -> Iterator[dict]:
+        lines = self._lines()
+        next(lines)  # the summary
+        for part in lines:
+            if not isinstance(part, dict) or len(part) != 1:
+                raise SyncRejected("The file's payload has a part that is not one named object.")
+            yield part
+
+
 def write_signed(path: Path, *, kind: str, device_id: str, file_id: str, body: dict, key: str | None = None,
-                 private_key: keys.Ed25519PrivateKey | None = None) -> None:
-    """Write a signed file: with ``private_key`` (version 2), else with the legacy HMAC ``key`` (version 1)."""
-    payload = base64.b64encode(compress(body)).decode("ascii")
+                 private_key: keys.Ed25519PrivateKey | None = None, parts: Iterable[dict] = ()) -> None:
+    """Write a signed file: with ``private_key`` (version 2), else with the legacy HMAC ``key`` (version 1).
+
+    Version 2 writes ``body`` as the summary line and then each of ``parts`` as a line,
+    compressed as they come (a generator of parts is never held whole). Version 1 writes
+    ``body`` alone, as the old software reads it.
+    """
+    if private_key is not None:
+        payload = base64.b64encode(inflate.deflate_lines(itertools.chain([body], parts))).decode("ascii")
+    else:
+        payload = base64.b64encode(compress(body)).decode("ascii")
     if private_key is not None:
         version = FILE_VERSION
         signature = keys.sign(private_key, _message(version, kind, device_id, file_id, payload))
@@ -78,15 +123,20 @@ def read_header(path: Path) -> dict:
 
 
 def verify(doc: dict, key: str | None = None, *, public_key: str | None = None,
-           limit: int = MAX_FILE_BYTES * 4) -> dict:
-    """Check the signature (tampering or the wrong device) and return the decoded body.
+           limit: int = MAX_FILE_BYTES * 4) -> dict | Parts:
+    """Check the signature (tampering or the wrong device) and return the body.
 
-    A version 2 file needs the signer's ``public_key``; a version 1 file the legacy HMAC ``key``.
+    A version 2 file needs the signer's ``public_key`` and gives ``Parts`` (read one at a
+    time); a version 1 file needs the legacy HMAC ``key`` and gives the decoded body whole.
     """
     if doc["version"] == FILE_VERSION:
         message = _message(FILE_VERSION, doc["kind"], doc["device_id"], doc["file_id"], doc["payload"])
         if not public_key or not keys.verify(public_key, doc["signature"], message):
             raise SyncRejected(BAD_SIGNATURE, 403)
+        try:
+            return Parts(base64.b64decode(doc["payload"], validate=True), limit)
+        except ValueError as exc:
+            raise SyncRejected(f"The file's payload is damaged: {exc}") from exc
     else:
         expected = _mac(key or "", doc["kind"], doc["device_id"], doc["file_id"], doc["payload"])
         if not key or not hmac.compare_digest(expected, doc["signature"]):

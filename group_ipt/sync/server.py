@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -106,6 +107,20 @@ def _verify_push(path: Path, doc: dict, device: dict) -> dict:
     return files.verify(doc, device["signing_key"])
 
 
+def _file_batches(body: dict | files.Parts):
+    """The batches of a laptop's file, in order (a version 2 file's one at a time)."""
+    if not isinstance(body, files.Parts):
+        batches = body.get("batches")
+        if not isinstance(batches, list):
+            raise SyncRejected("The file has no list of batches.")
+        yield from batches
+        return
+    for part in body.parts():
+        if "batch" not in part:
+            raise SyncRejected(f"The file holds a part that is not a batch: {', '.join(part)}.")
+        yield part["batch"]
+
+
 def import_file(db, path: Path, reply_path: Path, config: CentralConfig) -> dict:
     """Apply a laptop's export file and write the signed reply; refuse replays and tampering."""
     doc = files.read_header(path)
@@ -117,41 +132,50 @@ def import_file(db, path: Path, reply_path: Path, config: CentralConfig) -> dict
     if device["revoked_at"]:
         raise SyncRejected(f"{path} comes from the device {device['name']!r}, revoked on {device['revoked_at']}.", 403)
     body = _verify_push(path, doc, device)
+    meta = body.meta if isinstance(body, files.Parts) else body
     try:
-        devices.note_version(db, device, body.get("app_version"))
+        devices.note_version(db, device, meta.get("app_version"))
     except devices.DeviceError as exc:
         raise SyncRejected(f"{path}: {exc}") from exc
     seen = row(db, "select imported_at from sync_files where file_id = ?", (doc["file_id"],))
     if seen:
         raise SyncRejected(f"{path} was already imported on {seen['imported_at']}; nothing was done. "
                            "Export a new file on the laptop to sync again.", 409)
-    batches, cursor = body.get("batches"), _cursor(body.get("cursor", 0))  # all checked before anything is applied
-    if not isinstance(batches, list):
-        raise SyncRejected("The file has no list of batches.")
-    for batch in batches:  # validate all before applying any
+    cursor = _cursor(meta.get("cursor", 0))  # all checked before anything is applied
+    for batch in _file_batches(body):  # validate all before applying any, one batch in memory at a time
         engine.validate_batch(db, batch, device, max_records=config.max_batch_records)
-    acks = [push(db, device, batch, config, via="file") for batch in batches]
-    pages = []
-    while True:
-        page = pull(db, device, {"cursor": cursor, "limit": PULL_LIMIT, "files": body.get("files") or {},
-                                 "first": not pages}, config)
-        pages.append(page)
-        cursor = page["cursor"]
-        if not page["more"] or sum(len(p["changes"]) for p in pages) >= FILE_REPLY_MAX_CHANGES:
-            break
+    acks = [push(db, device, batch, config, via="file") for batch in _file_batches(body)]
+    sent = {"changes": 0}
+
+    def pages():
+        """The centre's changes for the laptop, a page at a time (written to the reply as they come)."""
+        nonlocal cursor
+        first = True
+        while True:
+            page = pull(db, device, {"cursor": cursor, "limit": PULL_LIMIT, "files": meta.get("files") or {},
+                                     "first": first}, config)
+            first = False
+            sent["changes"] += len(page["changes"])
+            cursor = page["cursor"]
+            yield page
+            if not page["more"] or sent["changes"] >= FILE_REPLY_MAX_CHANGES:
+                return
+
+    from ..db import new_id
+
+    reply = {"in_reply_to": doc["file_id"], "made_at": utcnow()}
+    if device.get("public_key"):
+        parts = itertools.chain(({"ack": a} for a in acks), ({"page": p} for p in pages()))
+        files.write_signed(reply_path, kind="reply", device_id=device["id"], file_id=new_id(), body=reply,
+                           private_key=config.reply_key(), parts=parts)
+    else:  # a laptop with the old software reads version 1 only: one body
+        reply.update(acks=acks, pages=list(pages()))
+        files.write_signed(reply_path, kind="reply", device_id=device["id"], file_id=new_id(), body=reply,
+                           key=device["signing_key"])
     with write(db):
         db.execute("insert into sync_files (file_id, device_id, imported_at) values (?, ?, ?)",
                    (doc["file_id"], device["id"], utcnow()))
-    reply = {"in_reply_to": doc["file_id"], "acks": acks, "pages": pages, "made_at": utcnow()}
-    from ..db import new_id
-
-    if device.get("public_key"):
-        files.write_signed(reply_path, kind="reply", device_id=device["id"], file_id=new_id(), body=reply,
-                           private_key=config.reply_key())
-    else:  # a laptop with the old software reads version 1 only
-        files.write_signed(reply_path, kind="reply", device_id=device["id"], file_id=new_id(), body=reply,
-                           key=device["signing_key"])
     return {"device": device["name"], "batches": len(acks),
             "applied": sum(a["applied"] for a in acks), "quarantined": sum(a["quarantined"] for a in acks),
             "conflicts": sum(a["conflicts"] for a in acks),
-            "changes_back": sum(len(p["changes"]) for p in pages), "reply": str(reply_path)}
+            "changes_back": sent["changes"], "reply": str(reply_path)}
