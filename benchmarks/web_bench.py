@@ -16,7 +16,8 @@ Run: benchmarks/run [--people 100000] [--data-dir DIR] [--skip-others]
    starting the process to the first answered request (target <= 10 s). Then 20 clients
    on 127.0.0.1 fetch the facilitator pages for a while: no errors (target), requests/s.
    Peak memory: the child's maximum resident size (getrusage), target <= 600 MB.
-3. benchmarks/sync_bench.py (ingest ratio >= 0.4, 50 laptops with no error), sync_file_bench.py (a 100,000-record USB file imported under 200 MB) and
+3. benchmarks/sync_bench.py (ingest ratio >= 0.4, 50 laptops with no error),
+   benchmarks/sync_file_bench.py (a 100,000-record USB file imported under 200 MB) and
    benchmarks/pdf_bench.py (ratios <= 3), run as they are, their ratios checked here.
 
 The database is generated once by `group-ipt demo --scale N` into DIR (default
