@@ -792,16 +792,34 @@ def _run_sync(ctx: Context, step):
     db = ctx.require_db()
     try:
         return step(db)
-    except (SyncError, SyncRejected) as exc:
-        raise click.ClickException(f"{exc} What was sent and acknowledged so far is kept; run the sync again.") \
-            from exc
+    except SyncError as exc:  # the network or the server: the same sync later resumes where this one stopped
+        raise click.ClickException(f"{exc} What was sent and acknowledged so far is kept; run the sync again "
+                                   "when the network (or the central server) is back.") from exc
+    except SyncRejected as exc:
+        raise click.ClickException(f"{exc}{_next_step(exc.status)}") from exc
     finally:
         click.echo("", err=True)
+        db.close()
+
+
+def _next_step(status: int) -> str:
+    """What to do after the centre refused: running the same sync again helps only for a server fault."""
+    if status >= 500 or status in (429, 503):
+        return " Nothing was lost; run the sync again later."
+    if status == 401:
+        return (" Nothing was sent. Ask the central office for this laptop's token, then run "
+                "'group-ipt sync setup --server URL --token TOKEN'.")
+    if status == 413:
+        return " Nothing was sent. Ask the central office to raise SYNC_MAX_BODY_MB, or export to a file."
+    return " Nothing of it was stored; running the same sync again will not help until that is fixed."
 
 
 def _echo_push(summary: dict) -> None:
     click.echo(f"Sent {summary['records']} record(s) in {summary['batches']} batch(es); "
                f"{summary['conflicts']} conflict(s), {summary['quarantined']} quarantined at the centre.")
+    if summary["quarantined"]:
+        click.echo("The central office sees why each quarantined record was not stored on its Sync page, with "
+                   "what to do; most go in by themselves once the record they wait for arrives.")
 
 
 def _echo_pull(summary: dict) -> None:

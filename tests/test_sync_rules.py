@@ -330,3 +330,25 @@ def test_the_sync_page_says_truthfully_which_version_is_in_use_and_why(tmp_path,
     html = web.get("/sync/").get_data(as_text=True)
     assert "is longer than 120 characters" not in html
     assert "Le champ village de cette fiche" in html and "dépasse 120 caractères" in html
+
+
+def test_the_cli_says_run_the_sync_again_only_when_that_can_help(tmp_path, centre, cdb):
+    from click.testing import CliRunner
+
+    from group_ipt.cli import cli
+    from group_ipt.sync.engine import set_state
+
+    a, ta = laptop(tmp_path, centre, "lap-a")
+    insert(a, "participants", code="KMP-0002-B", name="N", sex="female", village="V")
+    client.export_file(a, tmp_path / "a.gipt")
+    with write(a):  # nothing listens there: the network is down
+        set_state(a, "server", "http://127.0.0.1:9")
+    a.close()
+    runner = CliRunner()
+    down = runner.invoke(cli, ["--data-dir", str(tmp_path / "lap-a"), "sync"])
+    assert down.exit_code == 1 and "run the sync again when the network" in down.output
+    central = ["--data-dir", centre.config["DATA_DIR"], "sync", "import", str(tmp_path / "a.gipt")]
+    assert runner.invoke(cli, central).exit_code == 0
+    again = runner.invoke(cli, central)
+    assert again.exit_code == 1 and "already imported" in again.output
+    assert "run the sync again" not in again.output and "will not help until that is fixed" in again.output
