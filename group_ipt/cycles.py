@@ -20,7 +20,7 @@ from typing import Any
 import sqlite_utils
 
 from . import audit, scheduling
-from .db import in_clock_order, new_id, row, rows, utcnow, write
+from .db import code_block, in_clock_order, new_id, row, rows, utcnow, write
 from .errors import N_, DomainError
 from .protocols import Protocol
 
@@ -266,11 +266,21 @@ def parse_date(text: str) -> date:
         raise CycleError(exc.message, **exc.params) from None
 
 
-def _next_code(db: sqlite_utils.Database, site: dict) -> str:
+def next_code(db: sqlite_utils.Database, site: dict, *, block: int | None = -1, taken: frozenset = frozenset()) -> str:
+    """The next free cycle code of the site, e.g. KMP-C004.
+
+    A laptop that syncs numbers its cycles within its own block (numbers ending in its block
+    digit: block 3 makes C003, C013, C023...), so two laptops never make the same code
+    offline. ``block`` -1: this database's own (none: any number); ``taken``: codes to avoid too.
+    """
+    block = code_block(db) if block == -1 else block
     n = row(db, "select count(*) as n from cycles where site_id = ?", (site["id"],))["n"] + 1
-    while row(db, "select 1 as x from cycles where site_id = ? and code = ?", (site["id"], f"{site['code']}-C{n:03d}")):
+    while True:
+        code = f"{site['code']}-C{n:03d}"
+        if (block is None or n % 10 == block) and code not in taken and not row(
+                db, "select 1 as x from cycles where site_id = ? and code = ?", (site["id"], code)):
+            return code
         n += 1
-    return f"{site['code']}-C{n:03d}"
 
 
 def _check_facilitators(db: sqlite_utils.Database, site_id: str, facilitator_ids: list[str]) -> list[dict]:
@@ -355,7 +365,7 @@ def create_cycle(
     cycle = {
         "id": new_id(),
         "site_id": site_id,
-        "code": _next_code(db, site),
+        "code": next_code(db, site),
         "name": (name or "").strip(),
         "protocol_id": protocol.id,
         "protocol_version": protocol.version,

@@ -122,3 +122,17 @@ def in_clock_order(table: str, alias: str) -> tuple[str, str]:
     """
     join = (f" left join sync_rows clock_v on clock_v.table_name = '{table}' and clock_v.record_id = {alias}.id")
     return join, f"clock_v.hlc is null, clock_v.hlc, {alias}.created_at, {alias}.rowid"
+
+
+def code_block(db: sqlite_utils.Database) -> int | None:
+    """The block of codes this laptop makes codes from (given by the central server), or None.
+
+    Participant codes start with it and cycle numbers end with it, so two laptops of one site
+    never make the same code offline (schema/m0017_code_blocks.py).
+    """
+    try:
+        found = row(db, "select value from sync_state where key = 'code_block'")
+    except sqlite3.OperationalError:  # a database from before sync
+        return None
+    value = found and found["value"]
+    return int(value) if value and value.isdigit() and 0 <= int(value) <= 9 else None

@@ -21,7 +21,7 @@ from datetime import date
 import sqlite_utils
 
 from . import audit, clock, fields
-from .db import in_clock_order, new_id, row, rows, utcnow, write
+from .db import code_block, in_clock_order, new_id, row, rows, utcnow, write
 from .errors import N_, DomainError
 
 SEXES = ("female", "male", "other")
@@ -80,10 +80,19 @@ def code_is_valid(code: str) -> bool:
     return parts is not None and check_letter(parts[1]) == parts[2]
 
 
-def generate_code(db: sqlite_utils.Database, site_id: str, site_code: str, randbelow=secrets.randbelow) -> str:
-    """Return a code not yet used at this site, trying random digits until one is free."""
-    for _ in range(CODE_ATTEMPTS):
-        code = make_code(site_code, f"{randbelow(10000):04d}")
+def generate_code(db: sqlite_utils.Database, site_id: str, site_code: str, randbelow=secrets.randbelow,
+                  *, block: int | None = -1) -> str:
+    """Return a code not yet used at this site, trying random digits until one is free.
+
+    A laptop that syncs makes codes from its own block (``code_block``: the first digit), so
+    two laptops of a site never make the same code offline; a full block falls back to any
+    free code (a clash is then renamed at the centre). ``block`` -1: this database's own.
+    """
+    block = code_block(db) if block == -1 else block
+    for attempt in range(CODE_ATTEMPTS * 2):
+        digits = f"{block}{randbelow(1000):03d}" if block is not None and attempt < CODE_ATTEMPTS else \
+            f"{randbelow(10000):04d}"
+        code = make_code(site_code, digits)
         if not row(db, "select 1 as x from participants where site_id = ? and code = ?", (site_id, code)):
             return code
     raise ParticipantError(N_("No free programme code is left for this site. Ask an administrator."))

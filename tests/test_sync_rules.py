@@ -121,8 +121,8 @@ def test_a_cycle_code_made_on_two_laptops_is_renamed_and_its_sessions_follow(tmp
     assert client.sync(b, tb)["push"]["quarantined"] == 0
     client.sync(a, ta)
     codes = sorted(r["code"] for r in rows(cdb, "select code from cycles"))
-    assert codes == [ga, "KMP-C002"]
-    assert row(b, "select code from cycles where id = ?", (g["cycle"],))["code"] == "KMP-C002"
+    assert codes == [ga, "KMP-C010"]  # renamed within the centre's own block (0)
+    assert row(b, "select code from cycles where id = ?", (g["cycle"],))["code"] == "KMP-C010"
     assert row(cdb, "select count(*) as n from sessions")["n"] == 2
     assert len({r["code"] for r in rows(cdb, "select code from participants")}) == 2
     assert fk_clean(cdb, a, b)
@@ -352,3 +352,33 @@ def test_the_cli_says_run_the_sync_again_only_when_that_can_help(tmp_path, centr
     again = runner.invoke(cli, central)
     assert again.exit_code == 1 and "already imported" in again.output
     assert "run the sync again" not in again.output and "will not help until that is fixed" in again.output
+
+
+def test_each_laptop_makes_codes_from_its_own_block(tmp_path, centre, cdb):
+    from group_ipt import cycles, participants
+
+    a, _ta = laptop(tmp_path, centre, "lap-a")
+    b, _tb = laptop(tmp_path, centre, "lap-b")
+    m, _tm = laptop(tmp_path, centre, "lap-m", site="MSK")
+    blocks = {r["name"]: r["code_block"] for r in rows(cdb, "select name, code_block from sync_devices")}
+    assert blocks == {"lap-a": 1, "lap-b": 2, "lap-m": 1}
+    site = row(a, "select * from sites")
+    made = {}
+    for name, db in (("a", a), ("b", b)):
+        codes = set()
+        for _ in range(40):  # each code is written, as the app does, before the next is made
+            code = participants.generate_code(db, site["id"], site["code"])
+            insert(db, "participants", code=code, name="N", sex="female", village="V")
+            codes.add(code)
+        made[name] = codes
+    assert not made["a"] & made["b"]
+    assert {c.split("-")[1][0] for c in made["a"]} == {"1"} and {c.split("-")[1][0] for c in made["b"]} == {"2"}
+    assert [cycles.next_code(a, site), cycles.next_code(b, site)] == ["KMP-C001", "KMP-C002"]
+    insert(a, "cycles", code="KMP-C001", protocol_id="who-8", protocol_version=1, group_type="women",
+           venue="Hall", weekday=1, start_time="10:00", first_date="2026-09-22", status="active")
+    assert cycles.next_code(a, site) == "KMP-C011"
+    # A laptop registered before blocks existed gets one at its next sync.
+    with write(a):
+        engine.set_state(a, "code_block", None)
+    client.sync(a, _ta)
+    assert engine.get_state(a, "code_block") == 1

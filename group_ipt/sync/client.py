@@ -111,6 +111,7 @@ def setup(db: sqlite_utils.Database, server: str, token: str, transport=None) ->
         set_state(db, "device_name", info["device_name"])
         set_state(db, "site", site)
         set_state(db, "send_names", bool(info["settings"]["send_names"]))
+        _keep_code_block(db, info["settings"].get("code_block"))
         set_state(db, "key_registered", False)  # (again) with this server
     _ensure_key(db, transport)
     return info
@@ -225,6 +226,14 @@ def pull(db: sqlite_utils.Database, transport, *, folders: dict[str, Path] | Non
     return summary
 
 
+def _keep_code_block(db, block: object) -> None:
+    """Remember the block of codes the centre gave this laptop (participants.py, cycles.py use it)."""
+    value = block if isinstance(block, int) and not isinstance(block, bool) and 0 < block < 10 else None
+    if get_state(db, "code_block") != value:
+        with write(db):
+            set_state(db, "code_block", value)
+
+
 def _apply_page(db, page: dict, summary: dict, *, folders, backup_dir, first: bool) -> None:
     if not isinstance(page, dict) or not isinstance(page.get("cursor"), int):
         raise SyncRejected("The server's reply is not a sync page.")
@@ -232,6 +241,8 @@ def _apply_page(db, page: dict, summary: dict, *, folders, backup_dir, first: bo
     if "send_names" in settings:
         with write(db):
             set_state(db, "send_names", bool(settings["send_names"]))
+    if "code_block" in settings:
+        _keep_code_block(db, settings["code_block"])
     if first and page.get("reference"):
         summary["problems"] += engine.apply_reference(db, page["reference"])
     counts = engine.apply_feed(db, page, send_names=get_state(db, "send_names", False))

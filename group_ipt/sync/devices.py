@@ -38,6 +38,17 @@ def signing_key(token: str) -> str:
     return hmac.new(token.encode("utf-8"), FILE_SIGNING_CONTEXT, hashlib.sha256).hexdigest()
 
 
+def free_code_block(db: sqlite_utils.Database, site_id: str) -> int | None:
+    """The smallest code block (1 to 9) no active device of the site holds; None when all are taken.
+
+    A laptop makes its codes from its block, so two laptops never make the same code offline
+    (schema/m0017_code_blocks.py); block 0 is the central server's own.
+    """
+    taken = {r["code_block"] for r in rows(db, "select code_block from sync_devices where site_id = ?"
+                                               " and revoked_at is null and code_block is not null", (site_id,))}
+    return next((b for b in range(1, 10) if b not in taken), None)
+
+
 def add_device(db: sqlite_utils.Database, name: str, site_code: str, *, actor: dict | None = None
                ) -> tuple[dict, str]:
     """Register a laptop for one site; return the device and its token (the only time it is shown)."""
@@ -61,6 +72,7 @@ def add_device(db: sqlite_utils.Database, name: str, site_code: str, *, actor: d
         "created_at": utcnow(),
     }
     with write(db):
+        device["code_block"] = free_code_block(db, site["id"])
         db["sync_devices"].insert(device)
         audit.log(db, user=actor, action="create", table="sync_devices", record_id=device["id"],
                   site_id=site["id"], after={"name": name, "site_id": site["id"]})

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 
 import sqlite_utils
 
-from .. import audit, participants
+from .. import audit, cycles, participants
 from ..db import row, rows, utcnow, write
 from . import rules, tracking
 from .tracking import PRIVATE_FIELDS, observe, row_json
@@ -644,21 +644,18 @@ def _parked_parents(db, known: dict, described: dict) -> dict[tuple[str, str], t
 
 
 def _rename_code(db, table: str, data: dict, taken: set) -> str:
-    """A new code for a record whose code another record of its site already has (made offline twice)."""
+    """A new code for a record whose code another record of its site already has (made offline twice).
+
+    The centre's own block (0) keeps the new code apart from every laptop's.
+    """
     site = row(db, "select id, code from sites where id = ?", (data["site_id"],))
     if table == "participants":
         for _ in range(200):
-            code = participants.generate_code(db, site["id"], site["code"])
+            code = participants.generate_code(db, site["id"], site["code"], block=0)
             if code not in taken:
                 return code
         raise SyncRejected("No free programme code is left for this site.", 409)
-    n = row(db, "select count(*) as n from cycles where site_id = ?", (site["id"],))["n"] + 1
-    while True:
-        code = f"{site['code']}-C{n:03d}"
-        if code not in taken and not row(db, "select 1 as x from cycles where site_id = ? and code = ?",
-                                         (site["id"], code)):
-            return code
-        n += 1
+    return cycles.next_code(db, site, block=0, taken=frozenset(taken))
 
 
 _MERGE_SKIP = ("id", "created_at", "updated_at")

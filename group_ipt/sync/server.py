@@ -47,7 +47,8 @@ class CentralConfig:
 def hello(db: sqlite_utils.Database, device: dict, config: CentralConfig) -> dict:
     site = row(db, "select id, code, name from sites where id = ?", (device["site_id"],))
     return {"device_id": device["id"], "device_name": device["name"], "site": site,
-            "settings": {"send_names": config.send_names}, "server_time": utcnow(),
+            "settings": {"send_names": config.send_names, "code_block": device.get("code_block")},
+            "server_time": utcnow(),
             "centre_key": keys.public_text(config.reply_key()), "key_state": devices.key_state(device)}
 
 
@@ -74,7 +75,7 @@ def pull(db, device: dict, request: object, config: CentralConfig) -> dict:
     if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 10_000:
         raise SyncRejected("'limit' must be between 1 and 10000.")
     page = engine.feed(db, device, cursor, limit=limit)
-    page["settings"] = {"send_names": config.send_names}
+    page["settings"] = {"send_names": config.send_names, "code_block": device.get("code_block")}
     page["open_conflicts"] = engine.open_conflicts(db, device["site_id"])
     if request.get("first", True):
         page["reference"] = engine.reference_data(db, device["site_id"])
