@@ -14,6 +14,7 @@ Python, no Flask.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -62,6 +63,29 @@ class FollowupPlan:
         last = weekly[-1] if weekly else start
         later = [last + timedelta(weeks=self.later_interval_weeks * n) for n in range(1, self.later_count + 1)]
         return weekly + later
+
+
+_PHONE = re.compile(r"^\+?[0-9][0-9 ()-]{1,30}$")
+
+
+def safety_contacts(value: object) -> list[dict]:
+    """Check the SAFETY_CONTACTS setting (a list of {name, phone}); return it, or raise ValueError."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ValueError("SAFETY_CONTACTS must be a list of {name, phone}")
+    contacts = []
+    for position, entry in enumerate(value, start=1):
+        if not isinstance(entry, dict) or set(entry) - {"name", "phone"}:
+            raise ValueError(f"SAFETY_CONTACTS entry {position} must have only a name and a phone")
+        name, phone = entry.get("name"), entry.get("phone")
+        if not isinstance(name, str) or not name.strip() or len(name) > 100:
+            raise ValueError(f"SAFETY_CONTACTS entry {position}: the name must be text of 1 to 100 characters")
+        if not isinstance(phone, str) or not _PHONE.match(phone.strip()):
+            raise ValueError(f"SAFETY_CONTACTS entry {position} ({name}): {phone!r} is not a phone number "
+                             "(digits, spaces, +, -, parentheses)")
+        contacts.append({"name": name.strip(), "phone": phone.strip()})
+    return contacts
 
 
 def _in(site_ids: list[str]) -> str:

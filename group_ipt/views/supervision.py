@@ -11,7 +11,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
-from .. import charts, clock, cycles, supervision
+from .. import charts, clock, cycles, referrals, screening, supervision
 from ..auth import role_required
 from ..db import get_db, row
 from ..errors import N_, DomainError
@@ -84,7 +84,9 @@ def index():
     summaries = supervision.overview(db, current_user.record, current_user.site_ids, protocols(), **options())
     chart_list = {s.facilitator["id"]: adherence_chart(s, f"chart-{i}") for i, s in enumerate(summaries)}
     return render_template("supervision/index.html", summaries=summaries, chart_list=chart_list,
-                           threshold=threshold(), can_rate=current_user.has_role("supervisor"))
+                           threshold=threshold(), can_rate=current_user.has_role("supervisor"),
+                           urgent=referrals.concerns(db, current_user.site_ids, clock.today()),
+                           risk_checks=screening.open_risk_checks(db, current_user.site_ids))
 
 
 def facilitator_or_404(user_id: str) -> dict:
