@@ -357,7 +357,9 @@ def concerns(db: sqlite_utils.Database, site_ids: list[str], today: date | None 
     found = rows(
         db,
         f"{_SELECT} where r.site_id in ({_in(site_ids)}) and r.status != 'closed' and r.urgency = 'urgent'"
-        " and ((r.acknowledged_at is null and substr(r.created_at, 1, 10) < ?)"
+        # Its day: the screening's date, else the day it was made (as indicators.RAISED_ON).
+        " and ((r.acknowledged_at is null and coalesce((select s.administered_on from screenings s"
+        "       where s.id = r.screening_id), substr(r.created_at, 1, 10)) < ?)"
         "      or exists (select 1 from referral_followups f where f.referral_id = r.id and f.done_on is null"
         "                 and f.due_on < ?))"
         " order by r.created_at",

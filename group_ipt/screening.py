@@ -205,9 +205,9 @@ def save_screening(
     referral = risk_check = None
     try:
         with write(db):
+            db["screenings"].insert(screening)
             if risk_check_id is not None:
                 _close_check_answered(db, risk_check_id, participant, instrument, screening["id"], actor, now)
-            db["screenings"].insert(screening)
             audit.log(db, user=actor, action="create", table="screenings", record_id=screening["id"],
                       site_id=screening["site_id"], after=screening)
             if risk or exclusions:
