@@ -10,13 +10,13 @@ from datetime import date
 
 import pytest
 
-from group_ipt import create_app, referrals, screening, sessions, users
 from group_ipt import db as dbmod
+from group_ipt import referrals, screening, sessions, users
 from group_ipt.db import row
 from group_ipt.referrals import FollowupPlan, ReferralError
 from group_ipt.sessions import SessionEntry
 
-from .conftest import FAST_HASH, login, post_form
+from .conftest import login, post_form
 from .screening_helpers import count, phq9, register, submit
 from .syncing import add_device, make_central
 from .test_cycles import make_cycle, session_no
