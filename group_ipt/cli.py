@@ -963,6 +963,7 @@ def pdf_cycle_report(ctx: Context, cycle, lang, privacy, output):
         data = pdfdata.cycle_report_data(
             db, cycle, site_ids=None, programme=app.config["PROGRAMME_NAME"], protocols=forms.protocols,
             instruments=forms.instruments, lang=language, privacy=privacy,
+            grace_days=app.config["MEASURE_GRACE_DAYS"],
         )
     except pdfdata.NotFound as exc:
         raise click.ClickException(f"{exc}. 'group-ipt cycles list' shows the cycles.") from exc

@@ -35,7 +35,7 @@ MAX_TEXT = 4000
 # The instrument whose rise from baseline puts a member on the list.
 WORSENING_INSTRUMENT = "phq9"
 # Referral triggers that mean a safety risk (a medication or end-of-cycle referral does not).
-RISK_TRIGGERS = ("risk_item", "risk_observed", "exclusion")
+RISK_TRIGGERS = ("risk_item", "risk_observed", "exclusion", "session_risk")
 
 
 class SupervisionError(DomainError):

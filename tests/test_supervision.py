@@ -212,7 +212,10 @@ def test_a_closed_risk_referral_takes_the_member_off_the_list(db, protocols, pro
     dora = clinical.get_member(db, programme["members"]["Dora"])
     referral = referrals.for_participant(db, dora["participant_id"])[0]
     referrals.acknowledge(db, referral, coord)
-    referrals.set_status(db, referral, "closed", coord, note="seen by the nurse, safe")
+    first = referrals.followups(db, referral["id"])[0]
+    referrals.record_followup(db, referral, first["id"], coord, note="called", done_on=date(2026, 3, 3),
+                              plan=referrals.FollowupPlan())
+    referrals.set_status(db, referral, "closed", coord, note="seen by the nurse, safe", outcome="seen")
     names = {c["member"]["name"] for c in overview_of(db, programme["sam"], protocols)[0].concerns}
     assert "Dora Dembe" not in names
 
@@ -238,7 +241,10 @@ def test_supervision_page_shows_chart_flags_and_members(app, programme):
     assert html.count('<svg class="chart"') == 2
     assert "Low adherence: below 67%" in html and "1 incomplete ratings" in html
     assert "PHQ-9 up from 10 to 15 (+5)" in html and "2 absences in a row" in html and "open safety referral" in html
-    assert "Betty Birungi" not in html and "Eve Esiru" not in html
+    # Betty's last form left question 9 blank: on the urgent list (risk not asked), not a member of concern.
+    urgent, members = html.split('id="urgent-concerns-list"')[1].split("</section>", 1)
+    assert "Betty Birungi" in urgent and "safety question not asked" in urgent
+    assert "Betty Birungi" not in members and "Eve Esiru" not in html
     assert html.index("Amina Nakato") < html.index("Bob Okello")
     # sam supervises amina, so each member of concern links to the record.
     assert f"/members/{programme['members']['Agnes']}/record" in html

@@ -75,6 +75,7 @@ def cycle_report_pdf(cycle_id: str):
             instruments=forms.instruments,
             lang=lang,
             privacy=_privacy(),
+            grace_days=current_app.config["MEASURE_GRACE_DAYS"],
         )
     except pdfdata.NotFound:
         abort(404)
