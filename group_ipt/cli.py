@@ -1014,6 +1014,7 @@ def pdf_script(ctx: Context, protocol, number, lang, output):
 
     Example: group-ipt pdf script who-8 --lang sw -o who-8-scripts.pdf
     """
+    from . import referrals
     from .pdf import data as pdfdata
     from .pdf import script_booklet
 
@@ -1022,7 +1023,8 @@ def pdf_script(ctx: Context, protocol, number, lang, output):
     forms = app.extensions["group_ipt_forms"]
     try:
         data = pdfdata.booklet_data(forms, protocol, programme=app.config["PROGRAMME_NAME"], lang=language,
-                                    session=number)
+                                    session=number, safety_contacts=referrals.safety_contacts(
+                                        app.config["SAFETY_CONTACTS"]))
     except pdfdata.NotFound as exc:
         raise click.ClickException(f"{exc} (protocols: {', '.join(sorted(forms.protocols))}).") from exc
     _write_pdf(script_booklet.render(data, language), output)

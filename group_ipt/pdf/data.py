@@ -243,6 +243,7 @@ def booklet_data(
     lang: PdfLanguage,
     session: int | None = None,
     site: str = "",
+    safety_contacts: Sequence[dict] = (),
 ) -> Booklet:
     """Return the script booklet of a protocol (every session) or of one session, translated and filled in.
 
@@ -262,4 +263,5 @@ def booklet_data(
         except (scripts.ScriptNotFound, KeyError) as exc:
             raise NotFound(f"no script for session {number} of {protocol_id!r}") from exc
         texts.append(scripts.placeholders_filled(script, context, lang.gettext))
-    return Booklet(programme, lang.translate(protocol.name), texts, site=site)
+    return Booklet(programme, lang.translate(protocol.name), texts, site=site,
+                   safety_contacts=[(c["name"], c["phone"]) for c in safety_contacts])

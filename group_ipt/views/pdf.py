@@ -13,7 +13,7 @@ from flask_babel import get_locale
 from flask_login import current_user
 from werkzeug.utils import secure_filename
 
-from .. import users
+from .. import referrals, users
 from ..db import get_db
 from ..pdf import PdfLanguage, cycle_report, roster, screening_form, script_booklet
 from ..pdf import data as pdfdata
@@ -114,7 +114,8 @@ def session_script_pdf(protocol_id: str, number: int):
 def _booklet(protocol_id: str, number: int | None) -> Response:
     lang = _language()
     try:
-        data = pdfdata.booklet_data(_forms(), protocol_id, programme=_programme(), lang=lang, session=number)
+        data = pdfdata.booklet_data(_forms(), protocol_id, programme=_programme(), lang=lang, session=number,
+                                    safety_contacts=referrals.safety_contacts(current_app.config["SAFETY_CONTACTS"]))
     except pdfdata.NotFound:
         abort(404)
     name = f"scripts-{protocol_id}" + (f"-session-{number}" if number is not None else "") + f"-{lang.code}.pdf"
