@@ -47,7 +47,9 @@ def test_browser_register_screen_alert_acknowledge(app, db):
 
         alert = page.locator(".safety-alert").first
         assert alert.is_visible()
-        assert "Talk with the person in private." in alert.inner_text()
+        # Question 9 answered 2 ("more than half of the days") is urgent: the urgent steps and the numbers.
+        assert "Do not leave the person alone." in alert.inner_text()
+        assert "Emergency and referral numbers" in alert.inner_text()
         assert page.locator("span.total").inner_text() == "12"
         screenshot(page, "screening-result-alert")
         page.get_by_role("button", name="I have read the steps: acknowledge").click()

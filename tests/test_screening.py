@@ -160,7 +160,8 @@ def test_all_missing_is_saved_and_flagged(logged_in, sarah, db):
 def test_unanswered_safety_question_is_called_out(logged_in, sarah):
     response = submit(logged_in, sarah["id"], phq9(0, 0, 0, 0, 0, 0, 0, 0, None))
     page = logged_in.get(response.headers["Location"]).get_data(as_text=True)
-    assert "The safety question was not answered." in page
+    assert "The safety question was not asked: this person's risk of self-harm is unknown." in page
+    assert "Ask it now" in page and "Eligibility unknown." in page
 
 
 def test_scaled_instrument_who5(logged_in, sarah, db):
