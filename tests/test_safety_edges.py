@@ -133,6 +133,30 @@ def test_prorated_phq9_with_item9_answered_opens_no_risk_check(db, forms, sarah)
     assert count(db, "risk_checks") == 0
 
 
+# 2. Prorating and WHO-5 through the web -------------------------------------------------------
+
+
+@pytest.mark.parametrize(("answers", "total", "prorated"), [
+    (phq9(None, None, 3, 3, 3, 2, 2, 2, 0), 19, 1),  # two missing: 15 * 9 / 7 = 19.3 -> 19
+    (phq9(None, 2, 2, 2, 2, 2, 2, 2, 0), 18, 1),
+    (phq9(None, None, None, 3, 3, 3, 3, 3, 0), None, 0),  # three missing: no total
+])
+def test_web_prorates_up_to_two_missing(logged_in, sarah, db, answers, total, prorated):
+    response = submit(logged_in, sarah["id"], answers)
+    saved = row(db, "select total, prorated from screenings")
+    assert (saved["total"], saved["prorated"]) == (total, prorated)
+    page = logged_in.get(response.headers["Location"]).get_data(as_text=True)
+    assert ("estimated from the mean of the other answers" in page) == bool(prorated)
+
+
+def test_web_who5_28_or_below_says_likely_depression(logged_in, sarah, db):
+    response = submit(logged_in, sarah["id"], {f"answer_q{i}": v for i, v in enumerate("11122", start=1)},
+                      instrument_id="who5")
+    assert row(db, "select total, band from screenings")["band"] == "Likely depression"
+    page = logged_in.get(response.headers["Location"]).get_data(as_text=True)
+    assert "Likely depression" in page and "assess the person with the PHQ-9 now" in page
+
+
 # 3. PHQ-2 ----------------------------------------------------------------------------------
 
 
