@@ -418,3 +418,23 @@ def test_cli_concerns_lists_unasked_risk_and_exits_1(app, db, forms, sarah):
     assert listed.exit_code == 1 and "risk not asked" in listed.output and sarah["code"] in listed.output
     unknown = cli_on(app, ["referrals", "concerns", "--site", "XXX"])
     assert unknown.exit_code == 1 and "Unknown site" in unknown.output
+
+
+@pytest.mark.parametrize("lang", ["en", "sw"])
+def test_referral_slip_pdf_prints_the_numbers_in_the_language(app, logged_in, db, forms, sarah, lang):
+    import io
+
+    from pypdf import PdfReader
+
+    app.config["SAFETY_CONTACTS"] = [{"name": "Ambulance", "phone": "112"}]
+    referral = _acknowledged_referral(db, forms, sarah, item9=2)
+    response = logged_in.get(f"/referrals/{referral['id']}/slip.pdf?lang={lang}")
+    assert response.status_code == 200 and response.mimetype == "application/pdf"
+    assert response.headers["Cache-Control"] == "no-store"
+    text = " ".join(p.extract_text() for p in PdfReader(io.BytesIO(response.data)).pages)
+    assert "Ambulance: 112" in text and sarah["code"] in text
+    assert ("Referral slip" if lang == "en" else "Karatasi ya rufaa") in text
+    assert ("urgent" if lang == "en" else "ya dharura") in text
+    other = register(db, "Mary Nansubuga", site_code="MSK", actor="grace")
+    theirs = save(db, forms, other, q(0, 0, 0, 0, 0, 0, 0, 0, 1)).referral
+    assert logged_in.get(f"/referrals/{theirs['id']}/slip.pdf").status_code == 404
