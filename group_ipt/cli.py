@@ -676,6 +676,86 @@ def cycles_list(ctx: Context, site_code):
                    f"  {c['venue']}  ({c['facilitator_names'] or '-'})")
 
 
+@cli.group()
+def referrals():
+    """Safety referrals: the supervisor's urgent list, and closing one with its outcome.
+
+    Example: group-ipt referrals concerns --site KMP
+    """
+
+
+def _sites_named(db, site_code):
+    from . import users as usersmod
+
+    sites = usersmod.list_sites(db)
+    if site_code:
+        sites = [s for s in sites if s["code"] == site_code.upper()]
+        if not sites:
+            raise click.ClickException(f"Unknown site {site_code!r}. 'group-ipt sites list' shows the sites.")
+    return [s["id"] for s in sites]
+
+
+@referrals.command("concerns")
+@click.option("--site", "site_code", default=None, help="Only this site (its code, e.g. KMP).")
+@pass_ctx
+def referrals_concerns(ctx: Context, site_code):
+    """List urgent referrals not acknowledged since their day or with a follow-up overdue, and risk questions
+    not asked. Exits with status 1 when there is any, so a daily job can send it on.
+
+    Example: group-ipt referrals concerns --site KMP
+    """
+    from . import clock, screening
+    from . import referrals as referralsmod
+
+    db = ctx.require_db()
+    site_ids = _sites_named(db, site_code)
+    urgent = referralsmod.concerns(db, site_ids, clock.today())
+    unasked = screening.open_risk_checks(db, site_ids)
+    for r in urgent:
+        why = [*(["not acknowledged"] if r["unacknowledged"] else []),
+               *([f"follow-up overdue since {r['next_due_on']}"] if r["overdue"] else [])]
+        click.echo(f"urgent referral  {r['participant_code']:<12} raised {r['created_at'][:10]}  {'; '.join(why)}"
+                   f"  ({r['id']})")
+    for k in unasked:
+        click.echo(f"risk not asked   {k['participant_code']:<12} screening of {k['administered_on']}  ({k['id']})")
+    if not urgent and not unasked:
+        click.echo("No urgent safety concerns.")
+        return
+    click.get_current_context().exit(1)
+
+
+@referrals.command("close")
+@click.argument("referral_id")
+@click.option("--outcome", required=True, type=click.Choice(["seen", "admitted", "declined", "unreachable", "moved",
+                                                             "died", "other"]),
+              help="How the referral ended.")
+@click.option("--by", "username", required=True, help="Username of the coordinator or supervisor closing it.")
+@click.option("--note", default=None, help="What happened (needed with --outcome other).")
+@pass_ctx
+def referrals_close(ctx: Context, referral_id, outcome, username, note):
+    """Close a referral with its outcome, under the same rules as the referral page.
+
+    Example: group-ipt referrals close 3f2c... --outcome seen --by mary --note "Seen at Kawempe HC"
+    """
+    from . import referrals as referralsmod
+    from . import users as usersmod
+
+    app = ctx.app()
+    db = ctx.require_db()
+    user = usersmod.get_user_by_username(db, username)
+    if user is None or not user["active"]:
+        raise click.ClickException(f"No active user {username!r}.")
+    referral = referralsmod.get(db, referral_id, usersmod.user_site_ids(db, user))
+    if referral is None:
+        raise click.ClickException(f"No referral {referral_id!r} at {username}'s sites.")
+    try:
+        referralsmod.set_status(db, referral, "closed", user, note=note, outcome=outcome,
+                                unreachable_tries=app.config["REFERRAL_UNREACHABLE_TRIES"])
+    except referralsmod.ReferralError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"Referral of {referral['participant_code']} closed: {outcome}.")
+
+
 @cycles.command("calendar")
 @click.argument("cycle")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, allow_dash=True), required=True,
@@ -1068,6 +1148,7 @@ def pdf_cycle_report(ctx: Context, cycle, lang, privacy, output):
         data = pdfdata.cycle_report_data(
             db, cycle, site_ids=None, programme=app.config["PROGRAMME_NAME"], protocols=forms.protocols,
             instruments=forms.instruments, lang=language, privacy=privacy,
+            grace_days=app.config["MEASURE_GRACE_DAYS"],
         )
     except pdfdata.NotFound as exc:
         raise click.ClickException(f"{exc}. 'group-ipt cycles list' shows the cycles.") from exc
@@ -1118,6 +1199,7 @@ def pdf_script(ctx: Context, protocol, number, lang, output):
 
     Example: group-ipt pdf script who-8 --lang sw -o who-8-scripts.pdf
     """
+    from . import referrals
     from .pdf import data as pdfdata
     from .pdf import script_booklet
 
@@ -1126,7 +1208,8 @@ def pdf_script(ctx: Context, protocol, number, lang, output):
     forms = app.extensions["group_ipt_forms"]
     try:
         data = pdfdata.booklet_data(forms, protocol, programme=app.config["PROGRAMME_NAME"], lang=language,
-                                    session=number)
+                                    session=number, safety_contacts=referrals.safety_contacts(
+                                        app.config["SAFETY_CONTACTS"]))
     except pdfdata.NotFound as exc:
         raise click.ClickException(f"{exc} (protocols: {', '.join(sorted(forms.protocols))}).") from exc
     _write_pdf(script_booklet.render(data, language), output)

@@ -14,11 +14,9 @@ The rules, written once here and in docs/reports.md:
   the cycle closed by ``Protocol.is_completed`` (``followup.member_summaries``).
   The cohort is the members of the cycles closed in the period; a member who
   was transferred out is counted once, in the cycle they moved to.
-- Symptom scores (PHQ-9): the baseline is the measure of the pre-group session
-  (``followup.screening_matches``, as the measures-due list matches it), else the
-  latest score on or before enrolment; the end score is the measure of the last
-  group session (occasion ``end``). A transferred member keeps the baseline of
-  their first cycle. Means and shares are over members with both scores.
+- Symptom scores (PHQ-9): baseline, end (last) score, response and remission are
+  the one rule of :mod:`group_ipt.outcomes`, which the printed cycle report uses
+  too. Means and shares are over members with both scores.
 """
 
 from __future__ import annotations
@@ -34,14 +32,12 @@ from typing import Any
 import sqlite_utils
 
 from . import cycles as cycles_module
-from . import followup, report_store
+from . import followup, outcomes, report_store
 from .errors import N_
 from .periods import Period
 from .protocols import Protocol
 
-OUTCOME_INSTRUMENT = "phq9"  # also named in the triggers of schema/m0007_report_store.py
-REMISSION_BELOW = 5  # PHQ-9 total under 5: minimal symptoms
-RESPONSE_SHARE = 0.5  # at least a 50% drop from baseline
+OUTCOME_INSTRUMENT = outcomes.OUTCOME_INSTRUMENT  # also named in the triggers of schema/m0007_report_store.py
 SITE, FACILITATOR, PROTOCOL, GROUP_TYPE = "site", "facilitator", "protocol", "group_type"
 ALL_FILTERS = (SITE, FACILITATOR, PROTOCOL, GROUP_TYPE)
 PERSON_FILTERS = (SITE, FACILITATOR)  # screening and referrals happen before any cycle
@@ -512,10 +508,7 @@ class Report:
         records = data.records.get(cycle["id"], {})
         members = data.members.get(cycle["id"], [])
         summaries = followup.summarise_members(sessions, records, members, protocol) if protocol else {}
-        regular = [s for s in sessions if s["kind"] == "group"]
-        last_number = (max(p.number for p in protocol.group_sessions) if protocol and protocol.group_sessions
-                       else max((s["number"] for s in regular), default=None))
-        last = next((s for s in regular if s["number"] == last_number), None)
+        last = outcomes.last_group_session(sessions, protocol)
         rows = []
         for member in members:
             if member["status"] == "transferred":
@@ -535,11 +528,11 @@ class Report:
                 "change": None, "improved_50": None, "below_5": None,
                 "cycle_id": cycle["id"], "member_id": member["id"],
             }
-            if baseline and end:
-                row["change"] = end["total"] - baseline["total"]
-                row["improved_50"] = int(baseline["total"] > 0
-                                         and end["total"] <= baseline["total"] * (1 - RESPONSE_SHARE))
-                row["below_5"] = int(end["total"] < REMISSION_BELOW)
+            scores = outcomes.MemberScores(baseline, end)
+            if scores.paired:
+                row["change"] = scores.change
+                row["improved_50"] = int(scores.responded)
+                row["below_5"] = int(scores.remitted)
             rows.append(row)
         return rows
 
@@ -566,42 +559,16 @@ class Report:
                 (cycle_id,))), None)
         return cache[cycle_id]
 
-    def _first_membership(self, member: dict) -> dict:
-        """Follow transfers back to the membership the person was first enrolled with."""
-        seen = {member["id"]}
-        current = member
-        while current["transferred_from"]:
-            earlier = next(iter(self.db.query("select * from members where id = ?", (current["transferred_from"],))),
-                           None)
-            if earlier is None or earlier["id"] in seen:
-                break
-            seen.add(earlier["id"])
-            current = earlier
-        return current
-
     def _baseline(self, member: dict, data: _CycleRows) -> dict | None:
-        first = self._first_membership(member)
-        pre_group = self._pre_group(first["cycle_id"], data)
-        scores = self._scores(member["participant_id"])
-        due_on = date.fromisoformat((pre_group or first)["scheduled_date" if pre_group else "enrolled_on"])
-        matched = [s for s in scores if followup.screening_matches(
-            s, instrument=OUTCOME_INSTRUMENT, occasion="baseline", cycle_id=first["cycle_id"],
-            session_id=pre_group["id"] if pre_group else None, due_on=due_on, grace_days=self.grace_days)]
-        if matched:
-            return matched[-1]
-        before = [s for s in scores if s["administered_on"][:10] <= first["enrolled_on"]]
-        return before[-1] if before else None
+        first = outcomes.first_membership(self.db, member)
+        return outcomes.pick_baseline(
+            self._scores(member["participant_id"]), instrument=OUTCOME_INSTRUMENT, first_cycle_id=first["cycle_id"],
+            pre_group=self._pre_group(first["cycle_id"], data), enrolled_on=first["enrolled_on"],
+            grace_days=self.grace_days)
 
     def _end(self, member: dict, cycle: dict, last: dict | None) -> dict | None:
-        if last is not None and last["status"] != "cancelled":
-            due = last["scheduled_date"]
-        else:  # closed early: the end measure is taken when the group stops
-            due = cycle["closed_on"] or (last or {}).get("scheduled_date") or self.today.isoformat()
-        matched = [s for s in self._scores(member["participant_id"]) if followup.screening_matches(
-            s, instrument=OUTCOME_INSTRUMENT, occasion="end", cycle_id=cycle["id"],
-            session_id=last["id"] if last else None, due_on=date.fromisoformat(due[:10]),
-            grace_days=self.grace_days)]
-        return matched[-1] if matched else None
+        return outcomes.pick_last(self._scores(member["participant_id"]), instrument=OUTCOME_INSTRUMENT, cycle=cycle,
+                                  last_session=last, grace_days=self.grace_days, today=self.today)
 
     @cached_property
     def fidelity(self) -> list[dict]:
@@ -1003,7 +970,7 @@ def _reason_keys(triggers: list[dict]) -> list[str]:
     keys = []
     for t in triggers:
         kind = t.get("kind")
-        key = {"risk_item": "risk_answer", "risk_observed": "risk_observed"}.get(kind)
+        key = {"risk_item": "risk_answer", "risk_observed": "risk_observed", "session_risk": "risk_observed"}.get(kind)
         if kind == "exclusion":
             key = f"exclusion_{re.sub(r'[^a-z0-9_]', '_', str(t.get('code', '')).lower())}"
         keys.append(key or "other")

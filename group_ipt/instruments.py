@@ -9,6 +9,8 @@ Two rules shape the scoring code:
 - A missing answer is never counted as 0. Either the instrument's missing rule
   allows prorating, and the result says it was prorated, or there is no total.
 - Risk answers (PHQ-9 question 9 above 0) are reported whatever else is missing.
+- A risk question is never prorated: when it was not asked the person's risk is
+  unknown, so there is no total and no eligibility, only ``risk_unanswered``.
 """
 
 from __future__ import annotations
@@ -60,10 +62,11 @@ _INSTRUMENT_ID = re.compile(r"^[a-z][a-z0-9_-]*$")
 _ITEM_ID = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 
 # Allowed keys per mapping; anything else in a file is an error, never ignored.
-_TOP_KEYS = ("id", "name", "version", "description", "recall", "options", "items", "scoring", "bands", "eligibility")
+_TOP_KEYS = ("id", "name", "version", "description", "recall", "options", "items", "scoring", "bands", "eligibility",
+             "leads_to")
 _ITEM_KEYS = ("id", "text", "options", "scored", "risk")
 _OPTION_KEYS = ("value", "label")
-_RISK_KEYS = ("when",)
+_RISK_KEYS = ("when", "urgent")
 _SCORING_KEYS = ("method", "multiplier", "missing")
 _MISSING_KEYS = ("prorate_max_missing",)
 _BAND_KEYS = ("min", "max", "label", "explanation")
@@ -112,10 +115,15 @@ class Option:
 
 @dataclass(frozen=True)
 class RiskRule:
-    """When an answer to an item must raise a safety alert, e.g. ``>= 1``."""
+    """When an answer to an item must raise a safety alert, e.g. ``>= 1``.
+
+    ``urgent`` (optional, e.g. ``>= 2``) says which of those answers make the
+    referral urgent; without it only the item's highest answer does.
+    """
 
     op: str
     value: int
+    urgent: RiskRule | None = None
 
     def matches(self, answer: int) -> bool:
         return _RISK_OPERATORS[self.op](answer, self.value)
@@ -135,6 +143,14 @@ class Item:
     @property
     def values(self) -> tuple[int, ...]:
         return tuple(option.value for option in self.options)
+
+    def is_urgent(self, answer: int | None) -> bool:
+        """Tell whether this risk answer makes the referral urgent."""
+        if self.risk is None or answer is None or not self.risk.matches(answer):
+            return False
+        if self.risk.urgent is not None:
+            return self.risk.urgent.matches(answer)
+        return answer == max(self.values)
 
     def option(self, value: int) -> Option | None:
         """Return the option with this value, or None."""
@@ -198,6 +214,10 @@ class ScoreResult:
     prorated: bool
     risk_items: list[str]
     risk_unanswered: list[str]
+    # Risk answers that make the referral urgent (a subset of risk_items).
+    urgent_items: list[str] = field(default_factory=list)
+    # A positive pre-screen (PHQ-2 of 3 or more): the instrument to give next.
+    next_instrument: str | None = None
 
 
 @dataclass(frozen=True)
@@ -212,6 +232,8 @@ class Instrument:
     eligibility: Eligibility | None = None
     description: str | None = None
     source: str | None = field(default=None, compare=False)
+    # A pre-screen: reaching the cut-off means "give this instrument next", never "eligible".
+    leads_to: str | None = None
 
     @cached_property
     def _items_by_id(self) -> dict[str, Item]:
@@ -293,6 +315,7 @@ class Instrument:
             if item.risk is not None and (answer := checked[item.id]) is not None and item.risk.matches(answer)
         ]
         risk_unanswered = [item.id for item in self.risk_items if checked[item.id] is None]
+        urgent_items = [item_id for item_id in risk_items if self.item(item_id).is_urgent(checked[item_id])]
 
         raw_total, prorated = self._raw_total(checked)
         scaled_total = None
@@ -301,8 +324,14 @@ class Instrument:
             scaled_total = _scale(raw_total, self.scoring)
             total = scaled_total
         eligible = None
+        next_instrument = None
         if total is not None and threshold is not None and self.eligibility is not None:
             eligible = self.eligibility.is_met(total, threshold)
+        if self.leads_to is not None:
+            next_instrument = self.leads_to if eligible else None
+            eligible = None  # a pre-screen decides what to ask next, not who joins a group
+        if risk_unanswered:
+            eligible = None  # nobody is placed in a group while their risk is unknown
         return ScoreResult(
             instrument_id=self.id,
             total=total,
@@ -316,6 +345,8 @@ class Instrument:
             prorated=prorated,
             risk_items=risk_items,
             risk_unanswered=risk_unanswered,
+            urgent_items=urgent_items,
+            next_instrument=next_instrument,
         )
 
     def _check_answers(self, answers: Mapping[str, int | None]) -> dict[str, int | None]:
@@ -358,6 +389,8 @@ class Instrument:
             return sum(given), False
         if missing_count > self.scoring.prorate_max_missing:
             return None, False
+        if any(item.risk is not None and checked[item.id] is None for item in scored):
+            return None, False  # a risk question is never filled in from the others
         # Fill the gaps with the mean of the answers given (the usual proration).
         mean = Fraction(sum(given), len(given))
         return _round_half_up(mean * len(scored)), True
@@ -418,7 +451,12 @@ def check_instruments(directory: str | Path) -> list[FormFileError]:
 
 
 def _read_directory(directory: Path) -> tuple[dict[str, Instrument], list[FormFileError]]:
-    return read_form_directory(directory, _read_instrument, required=True)
+    found, errors = read_form_directory(directory, _read_instrument, required=True)
+    for instrument in found.values():
+        if instrument.leads_to is not None and instrument.leads_to not in found:
+            errors.append(FormFileError(str(instrument.source), None, "leads_to",
+                                        f"no instrument '{instrument.leads_to}' in {directory}"))
+    return found, errors
 
 
 def _read_instrument(path: Path) -> tuple[Instrument | None, list[FormFileError]]:
@@ -569,6 +607,9 @@ class _Checker(FormChecker):
         # Bands and cut-off can only be checked against a known range of totals.
         if items_ok and scoring is not None:
             self.check_totals(data, _total_range(items, scoring), bands, eligibility)
+        leads_to = self.leads_to(data, eligibility)
+        if instrument_id == "phq9" and items_ok:
+            self.check_phq9_safety(data, items)
         if self.errors:
             return None
         assert instrument_id and name and recall and version and scoring and items
@@ -583,7 +624,32 @@ class _Checker(FormChecker):
             eligibility=eligibility,
             description=description,
             source=self.file,
+            leads_to=leads_to,
         )
+
+    def leads_to(self, data: LineMap, eligibility: Eligibility | None) -> str | None:
+        if "leads_to" not in data:
+            return None
+        value = data["leads_to"]
+        if not isinstance(value, str) or not _INSTRUMENT_ID.match(value):
+            self.error(data, "leads_to", f"must be the id of another instrument, not {value!r}")
+            return None
+        if eligibility is None:
+            self.error(data, "leads_to", "a pre-screen needs an eligibility cut-off (reaching it means: give "
+                                         f"'{value}' next)")
+            return None
+        return value
+
+    def check_phq9_safety(self, data: LineMap, items: tuple[Item, ...]) -> None:
+        """Refuse a PHQ-9 whose question 9 does not alert on every answer above 0."""
+        if len(items) < 9:
+            self.error(data, "items", "the PHQ-9 needs its nine questions (question 9 asks about self-harm)")
+            return
+        ninth = items[8]
+        values = ninth.values
+        if ninth.risk is None or any(ninth.risk.matches(v) != (v > min(values)) for v in values):
+            self.error(data, "items", "question 9 of the PHQ-9 must alert on every answer above the lowest: "
+                                      "add risk: {when: \">= 1\"}", ninth.id)
 
     def version(self, data: LineMap) -> str | None:
         if "version" not in data:
@@ -663,14 +729,29 @@ class _Checker(FormChecker):
     def risk(self, data: LineMap, options: tuple[Option, ...] | None, item: str) -> RiskRule | None:
         if "risk" not in data:
             return None
-        risk = self.mapping(data["risk"], "risk", data, item)
-        if risk is None:
+        if not isinstance(data["risk"], LineMap) or "when" not in data["risk"]:
+            # A risk question nobody is alerted about is worse than none: refuse it.
+            self.error(data, "risk", "declares a risk item but no alert rule: add 'when', e.g. {when: \">= 1\"}",
+                       item)
             return None
+        risk = data["risk"]
         self.keys(risk, _RISK_KEYS, item)
-        when = risk.get("when")
+        rule = self.risk_rule(risk, "when", options, item)
+        if rule is None or "urgent" not in risk:
+            return rule
+        urgent = self.risk_rule(risk, "urgent", options, item)
+        if urgent is None:
+            return None
+        if options is not None and any(urgent.matches(o.value) and not rule.matches(o.value) for o in options):
+            self.error(risk, "urgent", f"rule '{urgent}' matches answers that raise no alert ('{rule}')", item)
+            return None
+        return RiskRule(rule.op, rule.value, urgent)
+
+    def risk_rule(self, risk: LineMap, key: str, options: tuple[Option, ...] | None, item: str) -> RiskRule | None:
+        when = risk.get(key)
         match = _RISK_RULE.match(when) if isinstance(when, str) else None
         if match is None:
-            self.error(risk, "risk", f"'when' must look like \">= 1\", not {when!r}", item)
+            self.error(risk, "risk", f"'{key}' must look like \">= 1\", not {when!r}", item)
             return None
         rule = RiskRule(match.group(1), int(match.group(2)))
         if options is None:

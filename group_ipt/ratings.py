@@ -5,7 +5,10 @@ a scoring rule and a threshold (see docs/forms.md, "Rating forms"). The loader
 fails loudly: every error names the file, line, item and field.
 
 Scoring never counts a blank as 0: a rating with any item left blank is
-*incomplete*, flagged, and has no score. A complete rating scores the mean (or
+*incomplete*, flagged, and has no score. "Not applicable" (``NOT_APPLICABLE``,
+offered when the form says ``not_applicable: true``) is an answer, not a blank: the
+item is left out of the score. An item with ``phases`` is asked only for a session
+of those phases; for any other session it is not applicable by itself. A complete rating scores the mean (or
 sum) of its items, also shown as a percentage of the scale so that forms with
 different scales compare, and the threshold is a percentage too.
 
@@ -20,15 +23,17 @@ from pathlib import Path
 from typing import Any
 
 from .instruments import FormChecker, FormFileError, Option, read_form_directory, read_form_yaml
+from .protocols import PHASES
 from .yamlfile import LineMap
 
 SCORING_METHODS = ("mean", "sum")
 MISSING_RULES = ("incomplete",)
 SECTIONS = ("adherence", "competence")
-_TOP_KEYS = ("id", "name", "version", "description", "scale", "scoring", "items")
+_TOP_KEYS = ("id", "name", "version", "description", "scale", "scoring", "items", "not_applicable")
+NOT_APPLICABLE = "na"  # the stored answer "not applicable"
 _SCALE_KEYS = ("value", "label")
 _SCORING_KEYS = ("method", "missing", "threshold")
-_ITEM_KEYS = ("id", "text", "section", "description")
+_ITEM_KEYS = ("id", "text", "section", "description", "phases")
 _ID_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789_-")
 
 
@@ -38,6 +43,10 @@ class RatingItem:
     text: str
     section: str  # one of SECTIONS
     description: str | None = None
+    phases: tuple[str, ...] | None = None  # None: every phase
+
+    def applies_to(self, phase: str | None) -> bool:
+        return self.phases is None or phase is None or phase in self.phases
 
 
 @dataclass(frozen=True)
@@ -62,6 +71,11 @@ class RatingForm:
     items: tuple[RatingItem, ...]
     description: str | None = None
     source: str | None = None
+    not_applicable: bool = False
+
+    def items_for(self, phase: str | None) -> tuple[RatingItem, ...]:
+        """Return the items asked for a session of ``phase`` (every item when None)."""
+        return tuple(i for i in self.items if i.applies_to(phase))
 
     @property
     def low(self) -> int:
@@ -71,22 +85,32 @@ class RatingForm:
     def high(self) -> int:
         return max(o.value for o in self.scale)
 
-    def parse(self, raw: Mapping[str, Any]) -> dict[str, int | None]:
+    def parse(self, raw: Mapping[str, Any], phase: str | None = None) -> dict[str, int | str | None]:
         """Read submitted answers (item id -> text or int; blank or absent = missing).
 
-        Raise ValueError naming the item for an unknown item or a value off the scale.
+        ``phase`` is the observed session's: an item of other phases is recorded as not
+        applicable. Raise ValueError naming the item for an unknown item, a value off the
+        scale, or "not applicable" on a form that does not offer it.
         """
         values = {o.value for o in self.scale}
         known = {i.id for i in self.items}
         for key in raw:
             if key not in known:
                 raise ValueError(f"item {key}: no such item in {self.id}")
-        answers: dict[str, int | None] = {}
+        answers: dict[str, int | str | None] = {}
         for item in self.items:
+            if not item.applies_to(phase):
+                answers[item.id] = NOT_APPLICABLE
+                continue
             value = raw.get(item.id)
             text = "" if value is None else str(value).strip()
             if not text:
                 answers[item.id] = None
+                continue
+            if text == NOT_APPLICABLE:
+                if not self.not_applicable:
+                    raise ValueError(f"item {item.id}: this form has no 'not applicable' answer")
+                answers[item.id] = NOT_APPLICABLE
                 continue
             if not text.lstrip("-").isdigit() or int(text) not in values:
                 raise ValueError(f"item {item.id}: {text!r} is not on the scale")
@@ -99,14 +123,23 @@ class RatingForm:
         mean = sum(values) / len(values)
         return round(100 * (mean - self.low) / (self.high - self.low), 1)
 
-    def score(self, answers: Mapping[str, int | None]) -> RatingScore:
-        """Score answers; any missing item gives an incomplete rating without a score."""
-        missing = [i.id for i in self.items if answers.get(i.id) is None]
+    def score(self, answers: Mapping[str, int | str | None], phase: str | None = None) -> RatingScore:
+        """Score answers; any missing item gives an incomplete rating without a score.
+
+        Items answered "not applicable", and items not asked in ``phase``, are left out;
+        a rating with nothing left to score is complete but has no score.
+        """
+        asked = self.items_for(phase)
+        missing = [i.id for i in asked if answers.get(i.id) is None]
         if missing:
             return RatingScore(False, missing, None, None, dict.fromkeys(self.sections))
-        values = [answers[i.id] for i in self.items]
+        scored = [i for i in asked if answers.get(i.id) != NOT_APPLICABLE]
+        values = [int(answers[i.id]) for i in scored]  # type: ignore[arg-type]
+        if not values:
+            return RatingScore(True, [], None, None, dict.fromkeys(self.sections))
         score = sum(values) / len(values) if self.method == "mean" else float(sum(values))
-        sections = {s: self._percent([answers[i.id] for i in self.items if i.section == s]) for s in self.sections}
+        sections = {s: self._percent([int(answers[i.id]) for i in scored if i.section == s])  # type: ignore[arg-type]
+                    for s in self.sections}
         return RatingScore(True, [], round(score, 2), self._percent(values), sections)
 
     @property
@@ -182,7 +215,12 @@ class _Checker(FormChecker):
         items = self.items(data)
         if self.errors:
             return None
-        return RatingForm(form_id, name, version, scale, method, threshold, items, description, self.file)
+        not_applicable = data.get("not_applicable", False)
+        if not isinstance(not_applicable, bool):
+            self.error(data, "not_applicable", f"must be true or false, not {not_applicable!r}")
+            not_applicable = False
+        return RatingForm(form_id, name, version, scale, method, threshold, items, description, self.file,
+                          not_applicable)
 
     def scale(self, data: LineMap) -> tuple[Option, ...]:
         value = data.get("scale")
@@ -249,6 +287,12 @@ class _Checker(FormChecker):
             section = entry.get("section")
             if section not in SECTIONS:
                 self.error(entry, "section", f"must be one of {', '.join(SECTIONS)}, not {section!r}", label)
+            phases = entry.get("phases")
+            if phases is not None and (not isinstance(phases, list) or not phases
+                                       or any(p not in PHASES for p in phases)):
+                self.error(entry, "phases", f"must be a list of phases ({', '.join(PHASES)}), not {phases!r}", label)
+                phases = None
             if item_id and text and section in SECTIONS:
-                items.append(RatingItem(item_id, text, section, description))
+                items.append(RatingItem(item_id, text, section, description,
+                                        tuple(phases) if phases is not None else None))
         return tuple(items)

@@ -1,7 +1,11 @@
 """Safety referrals: created on a risk answer or an exclusion, acknowledged, followed up, closed.
 
 A referral moves forward only: open -> referred -> followed_up -> closed (a step
-may be skipped, never undone). Follow-up contacts are planned when it is made:
+may be skipped, never undone). It closes only with an outcome (``OUTCOMES``) and
+after at least one follow-up contact was recorded, and it is never deleted. An
+urgent one (a risk answer at its worst, a plan, the facilitator's judgement, or
+raised by hand) left unacknowledged past its day, or with a follow-up overdue, is
+on the supervisor's concern list (``concerns``). Follow-up contacts are planned when it is made:
 weekly for ``FollowupPlan.weekly`` weeks, then every ``later_interval_weeks``
 (after WHO mhGAP: about weekly for two months, then every 2-4 weeks). Plain
 Python, no Flask.
@@ -10,6 +14,7 @@ Python, no Flask.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -21,6 +26,9 @@ from .errors import N_, DomainError
 
 STATUSES = ("open", "referred", "followed_up", "closed")
 URGENCIES = ("urgent", "routine")
+# How a referral ended, as programmes count it; "other" needs a note saying what.
+OUTCOMES = ("seen", "admitted", "declined", "unreachable", "moved", "died", "other")
+UNREACHABLE_TRIES = 3  # contacts tried before "could not be reached" (REFERRAL_UNREACHABLE_TRIES)
 # Closing takes a referral off every list: a supervisor's decision, not a facilitator's.
 CLOSING_ROLES = ("coordinator", "supervisor", "admin")
 MAX_NOTE = fields.limit("referrals", "note")
@@ -58,6 +66,29 @@ class FollowupPlan:
         return weekly + later
 
 
+_PHONE = re.compile(r"^\+?[0-9][0-9 ()-]{1,30}$")
+
+
+def safety_contacts(value: object) -> list[dict]:
+    """Check the SAFETY_CONTACTS setting (a list of {name, phone}); return it, or raise ValueError."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ValueError("SAFETY_CONTACTS must be a list of {name, phone}")
+    contacts = []
+    for position, entry in enumerate(value, start=1):
+        if not isinstance(entry, dict) or set(entry) - {"name", "phone"}:
+            raise ValueError(f"SAFETY_CONTACTS entry {position} must have only a name and a phone")
+        name, phone = entry.get("name"), entry.get("phone")
+        if not isinstance(name, str) or not name.strip() or len(name) > 100:
+            raise ValueError(f"SAFETY_CONTACTS entry {position}: the name must be text of 1 to 100 characters")
+        if not isinstance(phone, str) or not _PHONE.match(phone.strip()):
+            raise ValueError(f"SAFETY_CONTACTS entry {position} ({name}): {phone!r} is not a phone number "
+                             "(digits, spaces, +, -, parentheses)")
+        contacts.append({"name": name.strip(), "phone": phone.strip()})
+    return contacts
+
+
 def _in(site_ids: list[str]) -> str:
     return ",".join("?" for _ in site_ids) or "''"
 
@@ -74,6 +105,7 @@ def create(
     start: date | None = None,
     screening_id: str | None = None,
     note: str | None = None,
+    session_id: str | None = None,
 ) -> dict:
     """Create an open referral with its planned follow-ups; return it.
 
@@ -98,6 +130,7 @@ def create(
         "site_id": participant["site_id"],
         "participant_id": participant["id"],
         "screening_id": screening_id,
+        **({"session_id": session_id} if session_id else {}),
         "reason": reason,
         "triggers_json": json.dumps(triggers, ensure_ascii=False),
         "urgency": urgency,
@@ -217,8 +250,15 @@ def set_status(
     *,
     note: str | None = None,
     referred_to: str | None = None,
+    outcome: str | None = None,
+    unreachable_tries: int = UNREACHABLE_TRIES,
 ) -> dict:
-    """Move a referral forward (open -> referred -> followed_up -> closed) and record the event."""
+    """Move a referral forward (open -> referred -> followed_up -> closed) and record the event.
+
+    Closing needs a coordinator, supervisor or admin, at least one recorded follow-up
+    contact and an ``outcome`` (one of OUTCOMES; "other" with a note, "unreachable"
+    after ``unreachable_tries`` recorded contacts).
+    """
     if status not in STATUSES:
         raise ReferralError(N_("Unknown referral status %(status)s."), field="status", status=status)
     note = (note or "").strip() or None
@@ -235,8 +275,9 @@ def set_status(
         if status == "closed":
             if actor["role"] not in CLOSING_ROLES:
                 raise ReferralError(N_("Only a coordinator or supervisor can close a referral."), field="status")
-            if not note:
-                raise ReferralError(N_("Write a note saying why the referral can be closed."), field="note")
+            _check_outcome(db, current, outcome, note, unreachable_tries)
+        elif outcome:
+            raise ReferralError(N_("An outcome is recorded only when the referral is closed."), field="outcome")
         if status == "referred" and not (referred_to or current["referred_to"]):
             raise ReferralError(N_("Say where or to whom the person was referred."), field="referred_to")
         now = utcnow()
@@ -247,11 +288,89 @@ def set_status(
             changes["note"] = note
         if status == "closed":
             changes["closed_at"] = now
+            changes["outcome"] = outcome
         db["referrals"].update(referral["id"], changes)
         _event(db, current, status, note, actor, now)
         audit.log(db, user=actor, action="set_status", table="referrals", record_id=referral["id"],
                   site_id=current["site_id"], before={"status": current["status"]}, after=changes)
     return {**current, **changes}
+
+
+def _check_outcome(db, referral: dict, outcome: str | None, note: str | None, unreachable_tries: int) -> None:
+    if outcome not in OUTCOMES:
+        raise ReferralError(N_("Choose the outcome of the referral before closing it."), field="outcome")
+    contacts = row(db, "select count(*) as n from referral_followups where referral_id = ? and done_on is not null",
+                   (referral["id"],))["n"]
+    if contacts == 0:
+        raise ReferralError(N_("Record at least one follow-up contact before closing the referral."),
+                            field="outcome")
+    if outcome == "other" and not note:
+        raise ReferralError(N_("Write a note saying what the outcome was."), field="note")
+    if outcome == "unreachable" and contacts < unreachable_tries:
+        raise ReferralError(N_("Try to reach the person at least %(n)d times (recorded as follow-ups) before "
+                               "closing as not reachable; %(done)d recorded so far."),
+                            field="outcome", n=unreachable_tries, done=contacts)
+
+
+def raise_urgency(db: sqlite_utils.Database, referral: dict, actor: dict, *, note: str | None = None) -> dict:
+    """Make a routine referral urgent (the facilitator's or supervisor's judgement); record who and why."""
+    note = (note or "").strip() or None
+    if note and len(note) > MAX_NOTE:
+        raise ReferralError(N_("The note is too long."), field="note")
+    with write(db):
+        current = row(db, "select * from referrals where id = ?", (referral["id"],))
+        if current["status"] == "closed":
+            raise ReferralError(N_("This referral is closed."))
+        if current["urgency"] == "urgent":
+            raise ReferralError(N_("This referral is already urgent."), field="urgency")
+        now = utcnow()
+        changes = {"urgency": "urgent", "escalated": 1, "updated_at": now}
+        db["referrals"].update(referral["id"], changes)
+        _event(db, current, "urgency_raised", note, actor, now)
+        audit.log(db, user=actor, action="raise_urgency", table="referrals", record_id=referral["id"],
+                  site_id=current["site_id"], before={"urgency": current["urgency"]}, after=changes)
+    return {**current, **changes}
+
+
+def history(db: sqlite_utils.Database, referral: dict) -> list[dict]:
+    """Return the referral's whole story, oldest first: the alert, acknowledgement, urgency raised,
+    status changes, every follow-up contact and the outcome, each with who and when."""
+    found = [{"at": e["created_at"], "kind": "event", "status": e["status"], "by": e["by_name"], "note": e["note"]}
+             for e in events(db, referral["id"])]
+    if referral.get("acknowledged_at"):
+        found.append({"at": referral["acknowledged_at"], "kind": "acknowledged", "status": None,
+                      "by": referral.get("acknowledged_by_name"), "note": None})
+    for f in followups(db, referral["id"]):
+        if f["done_on"]:
+            found.append({"at": f["updated_at"], "kind": "followup", "status": None, "by": f["done_by_name"],
+                          "note": f["note"], "done_on": f["done_on"]})
+    for entry in found:
+        if entry["kind"] == "event" and entry["status"] == "closed":
+            entry["outcome"] = referral.get("outcome")
+    found.sort(key=lambda entry: entry["at"])
+    return found
+
+
+def concerns(db: sqlite_utils.Database, site_ids: list[str], today: date | None = None) -> list[dict]:
+    """Return the urgent referrals a supervisor must see now: not acknowledged by the end of the day
+    they were raised, or with a follow-up overdue (urgent by answer, by observation or by hand)."""
+    today_text = (today or clock.today()).isoformat()
+    found = rows(
+        db,
+        f"{_SELECT} where r.site_id in ({_in(site_ids)}) and r.status != 'closed' and r.urgency = 'urgent'"
+        # Its day: the screening's date, else the day it was made (as indicators.RAISED_ON).
+        " and ((r.acknowledged_at is null and coalesce((select s.administered_on from screenings s"
+        "       where s.id = r.screening_id), substr(r.created_at, 1, 10)) < ?)"
+        "      or exists (select 1 from referral_followups f where f.referral_id = r.id and f.done_on is null"
+        "                 and f.due_on < ?))"
+        " order by r.created_at",
+        (*site_ids, today_text, today_text),
+    )
+    for referral in found:
+        _decode(referral)
+        referral["unacknowledged"] = referral["acknowledged_at"] is None
+        referral["overdue"] = referral["next_due_on"] is not None and referral["next_due_on"] < today_text
+    return found
 
 
 def followups(db: sqlite_utils.Database, referral_id: str) -> list[dict]:

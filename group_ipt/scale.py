@@ -115,6 +115,8 @@ REFERRED_TO = ("Health centre IV mental health clinic", "District hospital psych
                "Psychiatric clinical officer at the health centre", "Village health team and health centre III")
 CLOSING_NOTES = ("Safe; no more thoughts of self-harm; attending group.", "Seen at the clinic, on treatment, safe.",
                  "Risk resolved at review with the supervisor.")
+# A referral closes with an outcome (referrals.OUTCOMES); read from its note, so the random draws stay as they were.
+CLOSING_OUTCOMES = dict(zip(CLOSING_NOTES, ("seen", "seen", "other"), strict=True))
 FOLLOWUP_NOTES = ("Called: feeling safer, attending group.", "Home visit: safe, family aware.",
                   "Called: still some thoughts, no plan; safety steps repeated.")
 ABSENCE_NOTES = ("Phone call: was sick, will come next week.", "Home visit: caring for a sick child.",
@@ -171,7 +173,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
                    "created_at", "updated_at"),
     "referrals": ("id", "site_id", "participant_id", "screening_id", "reason", "triggers_json", "urgency", "status",
                   "referred_to", "note", "acknowledged_by", "acknowledged_at", "created_by", "closed_at",
-                  "created_at", "updated_at"),
+                  "outcome", "created_at", "updated_at"),
     "referral_events": ("id", "site_id", "referral_id", "status", "note", "by_user", "created_at", "updated_at"),
     "referral_followups": ("id", "site_id", "referral_id", "due_on", "done_on", "done_by", "note", "created_at",
                            "updated_at"),
@@ -507,7 +509,8 @@ class _Site:
                                                  stamp))
         self.rows["referrals"].append((rid, sid, self.people[i][0], screening_id, reason,
                                        json.dumps(triggers, ensure_ascii=False), urgency, status, referred_to, note,
-                                       acknowledged_by, acknowledged_at, by, closed_at, created, updated))
+                                       acknowledged_by, acknowledged_at, by, closed_at,
+                                       CLOSING_OUTCOMES[note] if status == "closed" else None, created, updated))
         return rid
 
     # --- cycles ---------------------------------------------------------------------------

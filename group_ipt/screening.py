@@ -10,6 +10,11 @@ The rules that must never bend:
   not at all (one transaction).
 - A missing answer stays missing: the instrument either prorates and says so, or
   gives no total.
+- A risk question left blank is itself a safety matter: the screening gets no total
+  and no eligibility, and an open risk check (``risk_checks``) stays with the safety
+  alerts until the question is asked (``answer_risk_check``: a new screening with the
+  earlier answers and the risk answer) or someone records why it cannot be
+  (``acknowledge_risk_check``).
 - Each form shown carries a submission key; sending it twice saves once.
 
 Plain Python, no Flask.
@@ -41,6 +46,10 @@ class ScreeningError(DomainError):
     """The answers cannot be saved; the message says which and why."""
 
 
+class RiskCheckError(ScreeningError):
+    """A risk check cannot be answered or acknowledged; the message says why."""
+
+
 class TamperedForm(ScreeningError):
     """A hidden field does not match what the server sent (an edited or mixed-up form)."""
 
@@ -51,6 +60,7 @@ class Outcome:
     result: ScoreResult | None  # None when ``created`` is False (an earlier save was found)
     referral: dict | None
     created: bool
+    risk_check: dict | None = None  # the open check when a risk question was left blank
 
 
 def new_submission_key() -> str:
@@ -59,14 +69,14 @@ def new_submission_key() -> str:
 
 def urgency_for(instrument: Instrument, answers: dict[str, int | None], result: ScoreResult,
                 risk_observed: bool, exclusions: list[str], intake: Intake) -> str:
-    """Return 'urgent' for imminent risk, risk seen by the facilitator or a risk answer at its worst."""
+    """Return 'urgent' for imminent risk, risk seen by the facilitator or an urgent risk answer.
+
+    Which answers are urgent is the instrument's rule (PHQ-9 question 9 of 2 or 3;
+    an item without one: its highest answer), so ``result.urgent_items`` says it.
+    """
     if risk_observed or any(intake.exclusion(code).urgency == "urgent" for code in exclusions):
         return "urgent"
-    for item_id in result.risk_items:
-        item = instrument.item(item_id)
-        if answers[item_id] == max(item.values):
-            return "urgent"
-    return "routine"
+    return "urgent" if result.urgent_items else "routine"
 
 
 def risk_triggers(instrument: Instrument, answers: dict[str, int | None], result: ScoreResult,
@@ -115,8 +125,13 @@ def save_screening(
     note: str | None = None,
     cycle_id: str | None = None,
     session_id: str | None = None,
+    risk_check_id: str | None = None,
 ) -> Outcome:
     """Score and save one screening; with any risk or exclusion, its referral too.
+
+    A risk question left blank opens a risk check in the same transaction.
+    ``risk_check_id`` names the open check this screening answers ("ask it now"):
+    its risk questions must be answered, and the check is closed with it.
 
     A ``submission_key`` already saved for this participant and instrument returns
     that screening (``created`` False) and saves nothing. Raise TamperedForm for a
@@ -184,10 +199,15 @@ def save_screening(
         "created_at": now,
         "updated_at": now,
     }
-    referral = None
+    if risk_check_id is not None and result.risk_unanswered:
+        raise ScreeningError(N_("Answer the safety question: that is what this form is for."),
+                             field=result.risk_unanswered[0])
+    referral = risk_check = None
     try:
         with write(db):
             db["screenings"].insert(screening)
+            if risk_check_id is not None:
+                _close_check_answered(db, risk_check_id, participant, instrument, screening["id"], actor, now)
             audit.log(db, user=actor, action="create", table="screenings", record_id=screening["id"],
                       site_id=screening["site_id"], after=screening)
             if risk or exclusions:
@@ -197,6 +217,8 @@ def save_screening(
                     urgency=urgency_for(instrument, answers, result, risk_observed, exclusions, intake),
                     actor=actor, plan=plan, start=administered_on, screening_id=screening["id"],
                 )
+            if result.risk_unanswered:
+                risk_check = _open_check(db, screening, result.risk_unanswered, actor, now)
             status = _status_after(screening, exclusions)
             current = row(db, "select status from participants where id = ?", (participant["id"],))["status"]
             if current in participants.PRE_ENROLMENT and status != current:
@@ -207,7 +229,115 @@ def save_screening(
         if earlier is None:
             raise
         return _resubmitted(db, earlier, participant, instrument)
-    return Outcome(screening, result, referral, True)
+    return Outcome(screening, result, referral, True, risk_check)
+
+
+def _open_check(db, screening: dict, items: list[str], actor: dict, now: str) -> dict:
+    check = {
+        "id": new_id(), "site_id": screening["site_id"], "participant_id": screening["participant_id"],
+        "screening_id": screening["id"], "instrument_id": screening["instrument_id"],
+        "items_json": json.dumps(items), "status": "open", "created_at": now, "updated_at": now,
+    }
+    db["risk_checks"].insert(check)
+    audit.log(db, user=actor, action="create", table="risk_checks", record_id=check["id"],
+              site_id=check["site_id"], after=check)
+    return check
+
+
+def _close_check_answered(db, check_id: str, participant: dict, instrument: Instrument, screening_id: str,
+                          actor: dict, now: str) -> None:
+    check = row(db, "select * from risk_checks where id = ?", (check_id,))
+    if check is None or check["participant_id"] != participant["id"] or check["instrument_id"] != instrument.id:
+        raise TamperedForm(N_("This form answers a safety question of another person or questionnaire."))
+    if check["status"] != "open":
+        raise RiskCheckError(N_("This safety question was already dealt with."))
+    changes = {"status": "answered", "answer_screening_id": screening_id, "resolved_by": actor["id"],
+               "resolved_at": now, "updated_at": now}
+    db["risk_checks"].update(check_id, changes)
+    audit.log(db, user=actor, action="answer", table="risk_checks", record_id=check_id, site_id=check["site_id"],
+              before={"status": "open"}, after=changes)
+
+
+def _marks(site_ids: list[str]) -> str:
+    return ",".join("?" for _ in site_ids) or "''"
+
+
+def get_risk_check(db: sqlite_utils.Database, check_id: str, site_ids: list[str]) -> dict | None:
+    """Return a risk check of one of ``site_ids`` with its screening's answers, else None."""
+    found = row(db, "select k.*, s.answers_json, s.occasion, s.administered_on, s.cycle_id, s.session_id,"
+                    " p.code as participant_code, p.name as participant_name, u.display_name as resolved_by_name"
+                    " from risk_checks k join screenings s on s.id = k.screening_id"
+                    " join participants p on p.id = k.participant_id left join users u on u.id = k.resolved_by"
+                    f" where k.id = ? and k.site_id in ({_marks(site_ids)})",
+                (check_id, *site_ids))
+    if found is not None:
+        found["items"] = json.loads(found["items_json"])
+        found["answers"] = json.loads(found["answers_json"])
+    return found
+
+
+def risk_check_for(db: sqlite_utils.Database, screening_id: str) -> dict | None:
+    found = row(db, "select k.*, u.display_name as resolved_by_name from risk_checks k"
+                    " left join users u on u.id = k.resolved_by where k.screening_id = ?", (screening_id,))
+    if found is not None:
+        found["items"] = json.loads(found["items_json"])
+    return found
+
+
+def open_risk_checks(db: sqlite_utils.Database, site_ids: list[str]) -> list[dict]:
+    """Return the screenings whose risk question is still unanswered, oldest first."""
+    return rows(db, "select k.*, p.code as participant_code, p.name as participant_name, s.administered_on"
+                    " from risk_checks k join participants p on p.id = k.participant_id"
+                    " join screenings s on s.id = k.screening_id"
+                    f" where k.site_id in ({_marks(site_ids)}) and k.status = 'open'"
+                    " order by k.created_at", site_ids)
+
+
+def answer_risk_check(db: sqlite_utils.Database, check: dict, risk_answers: dict[str, str | int | None], *,
+                      instrument: Instrument, participant: dict, submission_key: str, actor: dict,
+                      intake: Intake, plan: referrals.FollowupPlan, cutoff: int | None = None,
+                      language: str | None = None, administered_on: date | None = None) -> Outcome:
+    """Ask the risk question now: save a new screening with the earlier answers and the risk answer.
+
+    The earlier screening is a fact and stays as it was; the new one is scored in
+    full (total, eligibility, a referral on a risk answer) and closes the check.
+    """
+    unknown = [item_id for item_id in risk_answers if item_id not in check["items"]]
+    if unknown:
+        raise TamperedForm(N_("Only the safety question can be answered here."))
+    earlier = check.get("answers")
+    if earlier is None:
+        earlier = json.loads(row(db, "select answers_json from screenings where id = ?",
+                                 (check["screening_id"],))["answers_json"])
+    raw = {**{k: v for k, v in earlier.items() if v is not None}, **risk_answers}
+    occasion = check.get("occasion") or "screening"
+    return save_screening(
+        db, participant=participant, instrument=instrument, raw_answers=raw, submission_key=submission_key,
+        actor=actor, intake=intake, plan=plan, occasion=occasion, administered_on=administered_on,
+        cutoff=cutoff, language=language, note="Safety question asked after the screening of "
+        + str(check.get("administered_on") or ""), cycle_id=check.get("cycle_id"),
+        session_id=check.get("session_id"), risk_check_id=check["id"],
+    )
+
+
+def acknowledge_risk_check(db: sqlite_utils.Database, check: dict, actor: dict, *, reason: str | None) -> dict:
+    """Record why the risk question cannot be asked now; the check leaves the alerts with who, when and why."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise RiskCheckError(N_("Write why the safety question could not be asked."), field="reason")
+    if len(reason) > referrals.MAX_NOTE:
+        raise RiskCheckError(N_("The reason is too long."), field="reason")
+    with write(db):
+        current = row(db, "select * from risk_checks where id = ?", (check["id"],))
+        if current is None or current["status"] != "open":
+            raise RiskCheckError(N_("This safety question was already dealt with."))
+        now = utcnow()
+        changes = {"status": "acknowledged", "reason": reason, "resolved_by": actor["id"], "resolved_at": now,
+                   "updated_at": now}
+        db["risk_checks"].update(check["id"], changes)
+        audit.log(db, user=actor, action="acknowledge", table="risk_checks", record_id=check["id"],
+                  site_id=current["site_id"], before={"status": "open"}, after=changes)
+    return {**current, **changes}
 
 
 def _check_cycle(db, participant: dict, cycle_id: str | None, session_id: str | None) -> None:

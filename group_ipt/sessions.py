@@ -14,7 +14,7 @@ from datetime import date
 
 import sqlite_utils
 
-from . import audit
+from . import audit, referrals
 from .cycles import (
     N_,
     PROBLEM_AREAS,
@@ -53,6 +53,8 @@ class SessionEntry:
     note: str = ""
     fidelity: dict[str, bool] | None = None  # checklist id -> done; None = not filled
     plans: dict[str, tuple[str | None, str | None, str]] = field(default_factory=dict)  # pre-group: areas, goals
+    # Members the facilitator marked "risk noticed": each gets the urgent alert and referral a risk answer gets.
+    risk_noticed: set[str] = field(default_factory=set)
 
 
 def expected_members(db: sqlite_utils.Database, session: dict) -> list[dict]:
@@ -103,7 +105,7 @@ def _check(db, session: dict, entry: SessionEntry, protocol: Protocol) -> dict[s
         raise CycleError(N_("Cycle %(cycle)s is closed."), cycle=cycle["code"])
     everyone = {m["id"]: m for m in members(db, session["cycle_id"])}
     expected = {m["id"] for m in expected_members(db, session)}
-    for member_id in [*entry.attendance, *entry.checks, *entry.plans]:
+    for member_id in [*entry.attendance, *entry.checks, *entry.plans, *entry.risk_noticed]:
         if member_id not in everyone:
             raise CycleError(N_("Someone on this form is not a member of this cycle; reload the page."))
     for member_id, status in entry.attendance.items():
@@ -166,9 +168,13 @@ def record_session(
     protocols: dict[str, Protocol],
     actor: dict | None,
     today: date,
+    plan: referrals.FollowupPlan | None = None,
 ) -> dict:
     """Save a session's whole sheet as one transaction; return the saved session.
 
+    A member marked "risk noticed" gets an urgent safety referral (the alert, its
+    steps and follow-ups planned by ``plan``) in the same transaction, once per
+    session; the returned session lists them in ``risk_referrals``.
     Raises CycleError for bad input and StaleSession if ``expected_version`` is
     not the session's version any more.
     """
@@ -232,12 +238,38 @@ def record_session(
             (entry.note.strip(), actor_id, stamp, stamp, session_id))
         if cycle["status"] == "planned":
             db.execute("update cycles set status = 'active', updated_at = ? where id = ?", (stamp, cycle["id"]))
+        raised = _refer_risks(db, session, everyone, entry.risk_noticed, actor, plan or referrals.FollowupPlan(),
+                              today)
         after = _snapshot(db, session_id)
         after["fidelity"] = entry.fidelity
         after["plans"] = {k: list(v) for k, v in entry.plans.items()}
         audit.log(db, user=actor, action="record_session" if before["status"] != "held" else "edit_session",
                   table="sessions", record_id=session_id, site_id=session["site_id"], before=before, after=after)
-        return row(db, "select * from sessions where id = ?", (session_id,))
+        return {**row(db, "select * from sessions where id = ?", (session_id,)), "risk_referrals": raised}
+
+
+def _refer_risks(db, session: dict, everyone: dict[str, dict], marked: set[str], actor: dict | None,
+                 plan: referrals.FollowupPlan, today: date) -> list[dict]:
+    """Raise the urgent referral of each member marked "risk noticed" who has none from this session yet."""
+    raised = []
+    for member_id in sorted(marked):
+        member = everyone[member_id]
+        if row(db, "select 1 as x from referrals where session_id = ? and participant_id = ?",
+               (session["id"], member["participant_id"])) is not None:
+            continue  # the sheet saved again: one referral per member and session
+        participant = row(db, "select * from participants where id = ?", (member["participant_id"],))
+        trigger = {"kind": "session_risk", "session_id": session["id"], "number": session["number"]}
+        raised.append(referrals.create(
+            db, participant=participant, reason=f"risk noticed by the facilitator in session {session['number']}",
+            triggers=[trigger], urgency="urgent", actor=actor, plan=plan, start=today, session_id=session["id"],
+        ))
+    return raised
+
+
+def risk_marked(db: sqlite_utils.Database, session_id: str) -> dict[str, str]:
+    """Return participant id -> referral id of the members already marked "risk noticed" in a session."""
+    return {r["participant_id"]: r["id"] for r in db.query(
+        "select participant_id, id from referrals where session_id = ?", (session_id,))}
 
 
 def fidelity_items(protocol: Protocol) -> list:

@@ -64,6 +64,10 @@ SETTINGS = [
     Setting("REFERRAL_LATER_INTERVAL_WEEKS", 3, "Weeks between safety follow-ups after the weekly ones (2 to 4)."),
     Setting("REFERRAL_LATER_FOLLOWUPS", 4, "Follow-ups planned at that interval; more are added while the referral "
             "stays open."),
+    Setting("REFERRAL_UNREACHABLE_TRIES", 3, "Recorded follow-up contacts needed before a referral may close as "
+            "'could not be reached'."),
+    Setting("SAFETY_CONTACTS", [], "Local emergency and referral numbers printed on scripts, safety alerts and the "
+            "referral slip: a list of {name, phone} (e.g. [{name = \"Ambulance\", phone = \"112\"}])."),
     Setting("SYNC_CENTRAL", False, "This instance is the central server that laptops sync with "
             "(also turned on by 'group-ipt serve --central')."),
     Setting("SYNC_SEND_NAMES", False, "Central server: let participants' names and phone numbers travel to the "

@@ -35,7 +35,7 @@ MAX_TEXT = 4000
 # The instrument whose rise from baseline puts a member on the list.
 WORSENING_INSTRUMENT = "phq9"
 # Referral triggers that mean a safety risk (a medication or end-of-cycle referral does not).
-RISK_TRIGGERS = ("risk_item", "risk_observed", "exclusion")
+RISK_TRIGGERS = ("risk_item", "risk_observed", "exclusion", "session_risk")
 
 
 class SupervisionError(DomainError):
@@ -163,23 +163,25 @@ def _decode(rating: dict) -> dict:
 
 
 def save_rating(db: sqlite_utils.Database, session: dict, form: RatingForm, raw_answers: dict, *, actor: dict,
-                observed_on: date, note: str, today: date) -> dict:
+                observed_on: date, note: str, today: date, phase: str | None = None) -> dict:
     """Save a supervisor's rating of an observed session (one per supervisor and session; a new save replaces).
 
-    Blank items are kept as missing: the rating is then incomplete, with no score.
+    Blank items are kept as missing: the rating is then incomplete, with no score. ``phase``
+    (the session's) leaves out the items of other phases; "not applicable" answers are
+    left out of the score.
     """
     if session["status"] == "cancelled":
         raise SupervisionError(N_("This session was cancelled; it cannot be rated."))
     if observed_on > today:
         raise SupervisionError(N_("The date of the observation cannot be in the future."), field="observed_on")
     try:
-        answers = form.parse(raw_answers)
+        answers = form.parse(raw_answers, phase)
     except ValueError as exc:
         raise SupervisionError(N_("An answer is not on the rating scale: %(detail)s."), detail=str(exc)) from exc
     note = (note or "").strip()
     if len(note) > MAX_TEXT:
         raise SupervisionError(N_("The note is too long."), field="note")
-    result = form.score(answers)
+    result = form.score(answers, phase)
     now = utcnow()
     with write(db):
         before = row(db, "select * from session_ratings where session_id = ? and supervisor_id = ?",

@@ -47,7 +47,9 @@ def test_browser_register_screen_alert_acknowledge(app, db):
 
         alert = page.locator(".safety-alert").first
         assert alert.is_visible()
-        assert "Talk with the person in private." in alert.inner_text()
+        # Question 9 answered 2 ("more than half of the days") is urgent: the urgent steps and the numbers.
+        assert "Do not leave the person alone." in alert.inner_text()
+        assert "Emergency and referral numbers" in alert.inner_text()
         assert page.locator("span.total").inner_text() == "12"
         screenshot(page, "screening-result-alert")
         page.get_by_role("button", name="I have read the steps: acknowledge").click()
@@ -82,3 +84,36 @@ def test_browser_screening_without_javascript_still_alerts(app, db):
         page.wait_for_load_state()
         assert page.locator(".safety-alert").first.is_visible()
         assert "Safety alert" in page.locator(".safety-alert").first.inner_text()
+
+
+def test_browser_blank_question_9_is_asked_later_in_one_click(app, db):
+    """PHQ-9 with question 9 left blank: no total, a red alert and "Ask it now"; answering scores it in full."""
+    from .screening_helpers import register
+
+    person = register(db, "Joan Akello")
+    with browser_page(app, viewport=(360, 740)) as (page, base_url):
+        log_in(page, base_url, "amina", PASSWORD)
+        page.goto(f"{base_url}/screening/{person['id']}/phq9")
+        for n in range(1, 9):
+            page.locator(f"#a-q{n}-3").check()
+        page.get_by_role("button", name="Save the answers").click()
+        page.wait_for_load_state()
+        alert = page.locator("#risk-not-asked")
+        assert alert.is_visible() and "risk of self-harm is unknown" in alert.inner_text()
+        assert "Eligible for a group" not in page.content()
+        screenshot(page, "screening-question-9-not-asked")
+        page.get_by_role("link", name="Home").click()
+        page.wait_for_load_state()
+        assert "safety question not asked" in page.locator(".safety-alert").inner_text()
+        page.locator(".safety-alert a").first.click()
+        page.wait_for_load_state()
+        page.locator("#a-q9-0").check()
+        screenshot(page, "screening-ask-question-9-now")
+        page.get_by_role("button", name="Save the answer").click()
+        page.wait_for_load_state()
+        assert "Eligible for a group." in page.content()
+        assert page.locator("span.total").inner_text() == "24"
+        page.get_by_role("link", name="Home").click()
+        page.wait_for_load_state()
+        assert page.locator(".safety-alert").count() == 0
+    assert db.execute("select status from risk_checks").fetchone()[0] == "answered"

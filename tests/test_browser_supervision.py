@@ -38,10 +38,13 @@ def test_browser_supervisor_rates_an_observed_session(app, db, protocols, superv
         page.wait_for_load_state()
         assert page.get_by_role("heading", name="Rate an observed session").is_visible()
         items = page.locator("li.rating-item")
-        assert items.count() == 8
-        # Seven items observed, one left "not observed": saved as incomplete, no score.
+        assert items.count() == 10  # the 8 general items and the 2 of the initial phase
+        # Seven items observed, one left "not observed", the two initial-phase items not applicable:
+        # saved as incomplete, no score.
         for i in range(7):
             items.nth(i).locator("label", has_text="Done well").click()
+        for i in (8, 9):
+            items.nth(i).locator("label", has_text="Not applicable in this session").click()
         page.fill("#observed_on", "2026-03-09")
         page.fill("#note", "Warm and on time.")
         page.get_by_role("button", name="Save the rating").click()

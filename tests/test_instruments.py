@@ -166,7 +166,9 @@ def test_score_phq9_cutoff_override(total, cutoff, eligible):
 
 @pytest.mark.parametrize(("answers", "raw", "scaled", "band"), [
     ([5, 5, 5, 5, 5], 25, 100, "Fair or good well-being"),
-    ([0, 0, 0, 0, 0], 0, 0, "Poor well-being"),
+    ([0, 0, 0, 0, 0], 0, 0, "Likely depression"),
+    ([1, 1, 1, 2, 2], 7, 28, "Likely depression"),  # 28 or below: likely depression, assess
+    ([2, 1, 1, 2, 2], 8, 32, "Poor well-being"),
     ([3, 3, 3, 3, 0], 12, 48, "Poor well-being"),
     ([3, 3, 3, 3, 1], 13, 52, "Fair or good well-being"),
 ])  # fmt: skip
@@ -190,13 +192,13 @@ def test_score_whodas12_simple_sum(answers, total):
 
 
 def test_score_missing_beyond_rule_gives_no_total():
-    answers = phq9_answers(20) | {"q1": None, "q2": None}
+    answers = phq9_answers(20) | {"q1": None, "q2": None, "q3": None}
     result = PHQ9.score(answers)
     assert result.total is None
     assert result.raw_total is None
     assert result.band is None
     assert result.eligible is None
-    assert result.missing == ["q1", "q2"]
+    assert result.missing == ["q1", "q2", "q3"]
     assert result.complete is False
     assert result.prorated is False
 
@@ -205,21 +207,49 @@ def test_score_missing_beyond_rule_gives_no_total():
     ("given", "total"),
     [
         # 8 answers summing to 16: mean 2, times 9 items.
-        ([2] * 8, 18),
+        ([None, 2, 2, 2, 2, 2, 2, 2, 2], 18),
         # 13 * 9 / 8 = 14.625, rounded to 15.
-        ([3, 3, 3, 2, 1, 1, 0, 0], 15),
+        ([3, 3, 3, None, 2, 1, 1, 0, 0], 15),
         # 4 * 9 / 8 = 4.5 rounds half up to 5 (band Mild, not Minimal).
-        ([1, 1, 1, 1, 0, 0, 0, 0], 5),
+        ([1, 1, 1, 1, 0, 0, 0, None, 0], 5),
+        # Two missing: 15 * 9 / 7 = 19.29, rounded to 19.
+        ([None, None, 3, 3, 3, 2, 2, 2, 0], 19),
+        # 7 * 9 / 7 = 9; with two missing, still a total.
+        ([1, 1, 1, 1, 1, None, None, 1, 1], 9),
     ],
 )
-def test_score_prorates_one_missing_phq9_item(given, total):
-    answers = {f"q{n}": value for n, value in enumerate(given, start=1)} | {"q9": None, "q10": 0}
+def test_score_prorates_one_or_two_missing_phq9_items(given, total):
+    answers = {f"q{n}": value for n, value in enumerate(given, start=1)} | {"q10": 0}
     result = PHQ9.score(answers)
     assert result.total == total
     assert result.prorated is True
     assert result.complete is False
-    assert result.missing == ["q9"]
+    assert result.risk_unanswered == []
+
+
+@pytest.mark.parametrize("others", [[3] * 8, [3, 3, 3, 3, 3, 3, None, 3], [0] * 8])
+def test_score_phq9_without_question_9_has_no_total_and_no_eligibility(others):
+    answers = {f"q{n}": value for n, value in enumerate(others, start=1)} | {"q9": None, "q10": 0}
+    result = PHQ9.score(answers)
+    assert (result.total, result.raw_total, result.band, result.eligible) == (None, None, None, None)
+    assert result.prorated is False
     assert result.risk_unanswered == ["q9"]
+    assert result.risk_items == []
+
+
+@pytest.mark.parametrize(("q9", "urgent"), [(0, []), (1, []), (2, ["q9"]), (3, ["q9"])])
+def test_score_phq9_question_9_of_2_or_3_is_urgent(q9, urgent):
+    result = PHQ9.score(phq9_answers(5) | {"q9": q9})
+    assert result.urgent_items == urgent
+    assert result.risk_items == ([] if q9 == 0 else ["q9"])
+
+
+@pytest.mark.parametrize(("q1", "q2", "next_instrument"), [(1, 1, None), (2, 1, "phq9"), (3, 3, "phq9")])
+def test_score_phq2_positive_asks_for_phq9_never_eligible(q1, q2, next_instrument):
+    phq2 = load_instrument(FORMS_DIR / "phq2.yaml")
+    result = phq2.score({"q1": q1, "q2": q2})
+    assert result.next_instrument == next_instrument
+    assert result.eligible is None
 
 
 def test_score_missing_is_never_zero_when_rule_is_none():
@@ -391,7 +421,11 @@ def test_form_file_error_str_names_file_item_and_field():
         ('risk: {when: ">= 1"}', 'risk: {when: ">= 7"}', "q2", "risk", "not an answer value"),
         ('risk: {when: ">= 1"}', 'risk: {when: "> 2"}', "q2", "risk", "can never match"),
         ('risk: {when: ">= 1"}', "risk: {when: sometimes}", "q2", "risk", "must look like"),
-        ('risk: {when: ">= 1"}', 'risk: {if: ">= 1"}', "q2", "if", "unknown field"),
+        ('risk: {when: ">= 1"}', 'risk: {if: ">= 1"}', "q2", "risk", "declares a risk item but no alert rule"),
+        ('risk: {when: ">= 1"}', "risk: {}", "q2", "risk", "declares a risk item but no alert rule"),
+        ('risk: {when: ">= 1"}', "risk: yes", "q2", "risk", "declares a risk item but no alert rule"),
+        ('risk: {when: ">= 1"}', 'risk: {when: ">= 1", colour: red}', "q2", "colour", "unknown field"),
+        ('risk: {when: ">= 1"}', 'risk: {when: ">= 2", urgent: ">= 1"}', "q2", "urgent", "raise no alert"),
         ("method: sum", "method: average", None, "method", "must be one of sum, scaled, none"),
         ("method: sum", "method: scaled", None, "multiplier", "positive multiplier"),
         ("method: sum", "method: sum\n  multiplier: 4", None, "multiplier", "only used with method: scaled"),

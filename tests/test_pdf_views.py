@@ -11,11 +11,10 @@ from datetime import date, datetime
 import pytest
 from pypdf import PdfReader
 
-from group_ipt import cycles, users
+from group_ipt import cycles, outcomes, users
 from group_ipt import db as dbmod
-from group_ipt.pdf import PdfLanguage
+from group_ipt.pdf import PdfLanguage, cycle_report
 from group_ipt.pdf import data as pdfdata
-from group_ipt.pdf.data import baseline_and_last
 from group_ipt.sessions import SessionEntry, record_session
 
 from .conftest import FAST_HASH, PASSWORD, add_participant, login, post_form
@@ -35,7 +34,8 @@ def words(pdf: bytes) -> str:
     return " ".join(text_of(pdf).split())
 
 
-def add_screening(db, participant: dict, total: float, on: str, instrument: str = "phq9") -> None:
+def add_screening(db, participant: dict, total: float, on: str, instrument: str = "phq9",
+                  occasion: str = "screening") -> None:
     stamp = "2026-01-01T00:00:00+00:00"
     with dbmod.write(db):
         db["screenings"].insert(
@@ -45,6 +45,7 @@ def add_screening(db, participant: dict, total: float, on: str, instrument: str 
                 "participant_id": participant["id"],
                 "instrument_id": instrument,
                 "instrument_version": "1",
+                "occasion": occasion,
                 "answers_json": json.dumps({}),
                 "total": total,
                 "raw_total": total,
@@ -111,7 +112,9 @@ def make_cycle(db, protocols, site: str = "KMP", facilitator: str = "amina", nam
                 today=AFTER,
             )
     add_screening(db, people[0], 16, "2026-02-10")  # baseline, before the first group session
-    add_screening(db, people[0], 6, "2026-04-27")  # last
+    add_screening(db, people[0], 9, "2026-03-30", occasion="mid")  # mid-cycle: not the end score
+    add_screening(db, people[0], 6, "2026-04-27", occasion="end")  # the end measure: the last score
+    add_screening(db, people[1], 12, "2026-04-20", occasion="mid")  # no baseline, no end measure
     add_screening(db, people[0], 2, "2026-09-01")  # a follow-up months later: not the cycle's result
     add_referral(db, people[1])
     add_referral(db, people[2], status="closed")
@@ -174,19 +177,39 @@ def test_cycle_report_data_of_a_cycle(db, cycle, app):
     assert data.status == "session 3 of 8 held"
 
 
-@pytest.mark.parametrize(
-    ("scores", "expected"),
-    [
-        ([], (None, None)),
-        ([(date(2026, 3, 1), 15)], (15, None)),
-        ([(date(2026, 1, 1), 20), (date(2026, 3, 1), 15), (date(2026, 4, 1), 7)], (15, 7)),
-        ([(date(2026, 3, 20), 12), (date(2026, 4, 20), 4)], (12, 4)),  # no score before: the first one
-        ([(date(2026, 3, 1), 15), (date(2026, 5, 20), 3)], (15, None)),  # a follow-up, not the cycle's result
-        ([(date(2026, 3, 1), 15), (date(2026, 5, 10), 5)], (15, 5)),  # within 14 days of the last session
-    ],
-)
-def test_baseline_and_last(scores, expected):
-    assert baseline_and_last(scores, date(2026, 3, 9), date(2026, 4, 27)) == expected
+def test_cycle_report_and_indicators_use_one_outcome_rule(db, cycle, app):
+    """The same closed cycle gives the same baseline, end score, response and remission in both."""
+    from group_ipt import indicators
+    from group_ipt.periods import parse_period
+
+    forms = app.extensions["group_ipt_forms"]
+    for session in cycles.sessions(db, cycle["id"]):
+        if session["status"] == "scheduled":
+            with dbmod.write(db):
+                db["sessions"].update(session["id"], {"status": "held"})
+    cycles.close_cycle(db, cycle["id"], forms.protocols["who-8"], early=False, actor=None, today=date(2026, 5, 1))
+    data = pdfdata.cycle_report_data(db, cycle["id"], site_ids=None, programme="Pilot", protocols=forms.protocols,
+                                     instruments=forms.instruments, lang=PdfLanguage(), grace_days=14)
+    report = indicators.Report(db, indicators.Filters(site_ids=(users.get_site(db, "KMP")["id"],),
+                                                      period=parse_period("2026")),
+                               forms.protocols, today=date(2026, 6, 1), grace_days=14)
+    by_code = {r["participant_code"]: r for r in report.outcome}
+    for member in data.members:
+        found = by_code[member.code]
+        assert (member.baseline, member.last) == (found["baseline"], found["end"])
+    assert [(m.baseline, m.last) for m in data.members if m.name == NAMES[0]] == [(16, 6)]
+    assert [(m.baseline, m.last) for m in data.members if m.name == NAMES[1]] == [(None, None)]
+    outcome = cycle_report.group_outcome(data.members, data.remission_below)
+    first = by_code[next(m.code for m in data.members if m.name == NAMES[0])]
+    assert (outcome.responders, outcome.remitted) == (first["improved_50"], first["below_5"]) == (1, 0)
+
+
+@pytest.mark.parametrize(("baseline", "last", "responded", "remitted"), [
+    (16, 8, True, False), (16, 9, False, False), (10, 4, True, True), (0, 0, False, True), (3, 4, False, True),
+    (None, 4, None, True), (12, None, None, None)])
+def test_outcome_rule(baseline, last, responded, remitted):
+    assert outcomes.responded(baseline, last) is responded
+    assert outcomes.remitted(last) is remitted
 
 
 # --- Print pages ------------------------------------------------------------

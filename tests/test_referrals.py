@@ -85,7 +85,7 @@ def test_item9_answer_creates_referral_with_followups_in_the_same_save(logged_in
 
 @pytest.mark.parametrize(("answers", "extra", "urgency"), [
     (q(0, 0, 0, 0, 0, 0, 0, 0, 1), {}, "routine"),
-    (q(0, 0, 0, 0, 0, 0, 0, 0, 2), {}, "routine"),
+    (q(0, 0, 0, 0, 0, 0, 0, 0, 2), {}, "urgent"),  # question 9 of 2 or 3 is urgent
     (q(0, 0, 0, 0, 0, 0, 0, 0, 3), {}, "urgent"),
     (q(0, 0, 0, 0, 0, 0, 0, 0, 0), {"risk_observed": True}, "urgent"),
     (q(0, 0, 0, 0, 0, 0, 0, 0, 0), {"exclusions": ["imminent_risk"]}, "urgent"),
@@ -274,12 +274,24 @@ def test_status_moves_forward_after_acknowledgement(app, logged_in, sarah, db):
     assert facilitator_close.status_code == 400
     coord = app.test_client()
     login(coord, "coord")
-    assert post_form(coord, f"{url}/status", {"status": "closed"}).status_code == 400  # needs a note
-    assert post_form(coord, f"{url}/status", {"status": "closed", "note": "Stable after 3 months"}).status_code == 303
+    no_outcome = post_form(coord, f"{url}/status", {"status": "closed", "note": "Stable after 3 months"})
+    assert no_outcome.status_code == 400 and "Choose the outcome" in no_outcome.get_data(as_text=True)
+    no_contact = post_form(coord, f"{url}/status", {"status": "closed", "outcome": "seen"})
+    assert no_contact.status_code == 400 and "at least one follow-up contact" in no_contact.get_data(as_text=True)
+    first = referrals.followups(db, referral["id"])[0]
+    assert post_form(logged_in, f"{url}/followups/{first['id']}",
+                     {"done_on": date.today().isoformat(), "note": "called"}).status_code == 303
+    assert db["referrals"].get(referral["id"])["status"] == "followed_up"
+    assert post_form(coord, f"{url}/status", {"status": "closed", "outcome": "seen",
+                                              "note": "Stable after 3 months"}).status_code == 303
     closed = db["referrals"].get(referral["id"])
-    assert (closed["status"], closed["referred_to"]) == ("closed", "Kawempe HC") and closed["closed_at"]
+    assert (closed["status"], closed["referred_to"], closed["outcome"]) == ("closed", "Kawempe HC", "seen")
+    assert closed["closed_at"]
     events = [e["status"] for e in referrals.events(db, referral["id"])]
     assert events == ["open", "referred", "followed_up", "closed"]
+    page = coord.get(url, headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert "Outcome: seen by a health worker" in page and "alert acknowledged" in page
+    assert "follow-up contact of" in page
     assert sarah["code"] not in logged_in.get("/").get_data(as_text=True)
     assert post_form(logged_in, f"{url}/status", {"status": "bogus"}).status_code == 400
 

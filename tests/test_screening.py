@@ -142,7 +142,7 @@ def test_one_missing_answer_is_prorated_and_flagged(logged_in, sarah, db):
 
 
 def test_too_many_missing_answers_give_no_total_never_zero(logged_in, sarah, db):
-    response = submit(logged_in, sarah["id"], phq9(3, 3, None, None, 3, 3, 3, 3, 0))
+    response = submit(logged_in, sarah["id"], phq9(3, 3, None, None, None, 3, 3, 3, 0))
     saved = only_screening(db)
     assert saved["total"] is None and saved["band"] is None and saved["eligible"] is None
     assert db["participants"].get(sarah["id"])["status"] == "screened"
@@ -160,7 +160,8 @@ def test_all_missing_is_saved_and_flagged(logged_in, sarah, db):
 def test_unanswered_safety_question_is_called_out(logged_in, sarah):
     response = submit(logged_in, sarah["id"], phq9(0, 0, 0, 0, 0, 0, 0, 0, None))
     page = logged_in.get(response.headers["Location"]).get_data(as_text=True)
-    assert "The safety question was not answered." in page
+    assert "The safety question was not asked: this person's risk of self-harm is unknown." in page
+    assert "Ask it now" in page and "Eligibility unknown." in page
 
 
 def test_scaled_instrument_who5(logged_in, sarah, db):
@@ -277,13 +278,13 @@ def test_a_used_key_cannot_be_reused_for_another_person(logged_in, sarah, db):
 def test_history_and_svg_chart_of_totals(logged_in, sarah, db):
     submit(logged_in, sarah["id"], phq9(2, 2, 2, 2, 2, 2, 2, 2, 0), administered_on="2026-01-05")
     submit(logged_in, sarah["id"], phq9(1, 1, 1, 1, 1, 1, 1, 1, 0), administered_on="2026-02-02")
-    submit(logged_in, sarah["id"], phq9(None, None, 1, 1, 1, 1, 1, 1, 0), administered_on="2026-02-20")
+    submit(logged_in, sarah["id"], phq9(None, None, None, 1, 1, 1, 1, 1, 0), administered_on="2026-02-20")
     page = logged_in.get(f"/participants/{sarah['id']}").get_data(as_text=True)
     assert page.count('role="img"') == 1
     assert "<title id=\"chart-0-title\">PHQ-9 (depression symptoms): total at each screening</title>" in page
     assert "Jan 5, 2026: 16; Feb 2, 2026: 8; Feb 20, 2026: no total (answers missing)" in page
     assert "<polyline" in page and page.count("<circle") == 2
-    assert "3 not answered" in page  # q1, q2 and the unscored q10
+    assert "4 not answered" in page  # q1, q2, q3 and the unscored q10
     assert "<script src=\"http" not in page
 
 

@@ -87,7 +87,7 @@ def test_a_broken_rating_file_names_file_item_and_field(tmp_path, runner):
         f"{path}:8: field 'method': must be one of mean, sum, not 'median'",
         f"{path}:9: field 'missing': must be 'incomplete' (a rating with a blank item gets no score), not 'zero'",
         f"{path}:10: field 'threshold': must be a percentage from 0 to 100, not 140",
-        f"{path}:15: item structure: field 'colour': unknown field; allowed: id, text, section, description",
+        f"{path}:15: item structure: field 'colour': unknown field; allowed: id, text, section, description, phases",
         f"{path}:16: item warmth: field 'text': is missing",
         f"{path}:17: item warmth: field 'section': must be one of adherence, competence, not 'kindness'",
     ]
@@ -163,9 +163,10 @@ def programme(app, db, protocols, supervisor, set_today):
                                 observed_on=date.fromisoformat(on), note="", today=TODAY)
     bob_cycle = make_cycle(db, protocols, first="2026-03-03", facilitators=("bob",), venue="School")
     hold(db, protocols, bob_cycle["id"], 1, {}, actor="bob")
-    bob_answers = {**all_items(3), "safety": "2"}  # (7 * 3 + 2) / 8 = 2.875 -> 95.8%
+    # Session 1 is the initial phase: its 8 general and 2 initial items count, the 4 others are not asked.
+    bob_answers = {**all_items(3), "safety": "2"}  # (9 * 3 + 2) / 10 = 2.9 -> 96.7%
     supervision.save_rating(db, session_no(db, bob_cycle["id"], 1), ADHERENCE, bob_answers, actor=supervisor,
-                            observed_on=date(2026, 3, 10), note="", today=TODAY)
+                            observed_on=date(2026, 3, 10), note="", today=TODAY, phase="initial")
     return {"cycle": cycle, "bob_cycle": bob_cycle, "members": members, "bob": bob, "sam": supervisor}
 
 
@@ -192,7 +193,7 @@ def test_supervisor_flags_on_the_hand_built_data_set(db, protocols, programme):
     assert (agnes["baseline"], agnes["latest"], agnes["rise"]) == (10, 15, 5)
     carol = next(c for c in amina_s.concerns if c["member"]["name"] == "Carol Cherop")["reasons"][0]
     assert (carol["streak"], carol["since"], carol["overdue"]) == (2, "2026-03-30", False)
-    assert (bob_s.latest_percent, bob_s.low_adherence, bob_s.unrated, bob_s.concerns) == (95.8, False, [], [])
+    assert (bob_s.latest_percent, bob_s.low_adherence, bob_s.unrated, bob_s.concerns) == (96.7, False, [], [])
 
 
 def test_threshold_and_worsening_points_are_settings(db, protocols, programme):
@@ -212,7 +213,10 @@ def test_a_closed_risk_referral_takes_the_member_off_the_list(db, protocols, pro
     dora = clinical.get_member(db, programme["members"]["Dora"])
     referral = referrals.for_participant(db, dora["participant_id"])[0]
     referrals.acknowledge(db, referral, coord)
-    referrals.set_status(db, referral, "closed", coord, note="seen by the nurse, safe")
+    first = referrals.followups(db, referral["id"])[0]
+    referrals.record_followup(db, referral, first["id"], coord, note="called", done_on=date(2026, 3, 3),
+                              plan=referrals.FollowupPlan())
+    referrals.set_status(db, referral, "closed", coord, note="seen by the nurse, safe", outcome="seen")
     names = {c["member"]["name"] for c in overview_of(db, programme["sam"], protocols)[0].concerns}
     assert "Dora Dembe" not in names
 
@@ -238,7 +242,10 @@ def test_supervision_page_shows_chart_flags_and_members(app, programme):
     assert html.count('<svg class="chart"') == 2
     assert "Low adherence: below 67%" in html and "1 incomplete ratings" in html
     assert "PHQ-9 up from 10 to 15 (+5)" in html and "2 absences in a row" in html and "open safety referral" in html
-    assert "Betty Birungi" not in html and "Eve Esiru" not in html
+    # Betty's last form left question 9 blank: on the urgent list (risk not asked), not a member of concern.
+    urgent, members = html.split('id="urgent-concerns-list"')[1].split("</section>", 1)
+    assert "Betty Birungi" in urgent and "safety question not asked" in urgent
+    assert "Betty Birungi" not in members and "Eve Esiru" not in html
     assert html.index("Amina Nakato") < html.index("Bob Okello")
     # sam supervises amina, so each member of concern links to the record.
     assert f"/members/{programme['members']['Agnes']}/record" in html
@@ -255,7 +262,18 @@ def test_rating_through_the_page_saves_blanks_as_incomplete(app, db, programme):
     assert response.status_code == 303
     saved = supervision.get_rating(db, session["id"], programme["sam"]["id"])
     assert (saved["complete"], saved["score"], saved["percent"]) == (0, None, None)
-    assert saved["missing"] == ITEMS[5:]
+    # Session 4 is in the middle phase: its two middle items are asked, the other phases' are not.
+    assert saved["missing"] == ["warmth", "group_process", "safety", "middle_work", "middle_safety_home"]
+    assert saved["answers"]["initial_rules"] == saved["answers"]["termination_review"] == "na"
+    page = client.get(path).get_data(as_text=True)
+    assert 'name="item-middle_work"' in page and 'name="item-initial_rules"' not in page
+    assert 'value="na"' in page and "Not applicable in this session" in page
+    everything = {f"item-{i}": "3" for i in ITEMS[:8]} | {"item-middle_work": "na", "item-middle_safety_home": "1",
+                                                         "observed_on": "2026-03-30"}
+    assert post_form(client, path, everything, form_page=path).status_code == 303
+    saved = supervision.get_rating(db, session["id"], programme["sam"]["id"])
+    # "Not applicable" is left out of the score: (8 * 3 + 1) / 9 = 2.78 -> 92.6%.
+    assert (saved["complete"], saved["score"], saved["percent"], saved["missing"]) == (1, 2.78, 92.6, [])
     future = post_form(client, path, {**data, "observed_on": "2026-04-30"}, form_page=path)
     assert future.status_code == 400
     off_scale = post_form(client, path, {**data, "item-structure": "7"}, form_page=path)

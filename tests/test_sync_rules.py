@@ -206,7 +206,7 @@ def test_a_referral_is_never_deleted_nor_closed_without_a_note_by_a_laptop(tmp_p
     assert row(cdb, "select status from referrals where id = ?", (ref,))["status"] == "open"
     errors = [q["error"] for q in review.list_quarantine(cdb, None)]
     assert any("Referrals are never deleted" in e for e in errors)
-    assert any("closed without a note" in e for e in errors)
+    assert any("closed without what closing needs" in e for e in errors)
 
 
 def test_a_batch_stamped_days_ahead_is_refused_and_nothing_stored(tmp_path, centre, cdb):
@@ -382,3 +382,17 @@ def test_each_laptop_makes_codes_from_its_own_block(tmp_path, centre, cdb):
         engine.set_state(a, "code_block", None)
     client.sync(a, _ta)
     assert engine.get_state(a, "code_block") == 1
+
+
+def test_a_referral_closed_as_the_app_closes_it_goes_in(tmp_path, centre, cdb):
+    a, ta = laptop(tmp_path, centre, "lap-a")
+    g = a_group(a)
+    ref = insert(a, "referrals", participant_id=g["participant"], reason="seen at home", triggers_json="[]",
+                 urgency="urgent", status="open")
+    client.sync(a, ta)
+    insert(a, "referral_followups", referral_id=ref, due_on="2026-10-02", done_on="2026-10-02", note="called")
+    with write(a):
+        a.execute("update referrals set status = 'closed', outcome = 'seen', note = null where id = ?", (ref,))
+    assert client.sync(a, ta)["push"]["quarantined"] == 0
+    assert row(cdb, "select status, outcome from referrals where id = ?", (ref,)) == {"status": "closed",
+                                                                                      "outcome": "seen"}

@@ -1,13 +1,15 @@
 """The report of one cycle: attendance, completion and dropout, symptom change, open referrals.
 
 A4 portrait: key figures, two small charts (members present at each session;
-each member's first and last score), attendance per session, one row per
+each member's baseline and end score), attendance per session, one row per
 member, and the group's symptom change: mean change from baseline to the last
 score, share with at least 50% improvement (response) and share below the
 remission threshold at the end (5 on the PHQ-9).
 
 The figures are computed here from plain data by :func:`group_outcome`, which
-has no ReportLab in it and is tested on its own.
+has no ReportLab in it and is tested on its own. Baseline, last (end) score,
+response and remission are the one rule of :mod:`group_ipt.outcomes`, the same
+the indicators page uses.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle
 from reportlab.platypus import Flowable, KeepTogether, Paragraph, Spacer, Table, TableStyle
 
+from .. import outcomes
 from . import (
     FONT,
     FONT_BOLD,
@@ -128,11 +131,7 @@ class GroupOutcome:
         return self.remitted / self.paired if self.paired else None
 
 
-def improvement(baseline: float | None, last: float | None) -> float | None:
-    """Return the share by which a score fell (0.5 = half as high); None without both or from 0."""
-    if baseline is None or last is None or baseline <= 0:
-        return None
-    return float((Fraction(str(baseline)) - Fraction(str(last))) / Fraction(str(baseline)))
+improvement = outcomes.improvement  # the share by which a score fell (the one rule: group_ipt.outcomes)
 
 
 def group_outcome(members: Sequence[MemberSummary], remission_below: float = 5) -> GroupOutcome:
@@ -145,7 +144,7 @@ def group_outcome(members: Sequence[MemberSummary], remission_below: float = 5) 
     baselines = [m.baseline for m in paired if m.baseline is not None]
     lasts = [m.last for m in paired if m.last is not None]
     changes = [last - base for base, last in zip(baselines, lasts, strict=True)]
-    responders = sum(1 for m in paired if (share := improvement(m.baseline, m.last)) is not None and share >= 0.5)
+    responders = sum(1 for m in paired if outcomes.responded(m.baseline, m.last))
     return GroupOutcome(
         members=len(members),
         completed=sum(1 for m in members if m.completed),
@@ -155,7 +154,7 @@ def group_outcome(members: Sequence[MemberSummary], remission_below: float = 5) 
         mean_last=mean(lasts),
         mean_change=mean(changes),
         responders=responders,
-        remitted=sum(1 for last in lasts if last < remission_below),
+        remitted=sum(1 for last in lasts if outcomes.remitted(last, remission_below)),
     )
 
 
@@ -235,7 +234,7 @@ def _charts(data: CycleReport, lang: PdfLanguage, st: Styles, width: float) -> l
     paired = [m for m in data.members if m.baseline is not None and m.last is not None]
     top_score = max([m.baseline or 0 for m in paired] + [m.last or 0 for m in paired] + [1])
     scores = _bar_chart(
-        _("%(instrument)s: first and last score", instrument=data.instrument),
+        _("%(instrument)s: baseline and end score", instrument=data.instrument),
         [str(data.members.index(m) + 1) for m in paired],
         [[m.baseline or 0 for m in paired], [m.last or 0 for m in paired]],
         [BAR_LIGHT, BAR],
@@ -308,8 +307,8 @@ def _members_table(data: CycleReport, lang: PdfLanguage, st: Styles, width: floa
             _("Attended"),
             _("Completed"),
             _("Dropped out"),
-            _("First score"),
-            _("Last score"),
+            _("Baseline"),
+            _("End score"),
             _("Score change"),
             _("50% better"),
             _("Below %(score)s", score=lang.number(data.remission_below)),
@@ -318,7 +317,7 @@ def _members_table(data: CycleReport, lang: PdfLanguage, st: Styles, width: floa
     rows: list[list] = [[para(h, st.cell_head) for h in heads]]
     for index, m in enumerate(data.members, start=1):
         change = m.last - m.baseline if m.baseline is not None and m.last is not None else None
-        share = improvement(m.baseline, m.last)
+        better = outcomes.responded(m.baseline, m.last)
         row = [para(str(index), st.cell_small), para(m.code, st.cell)]
         row += [] if data.privacy else [para(m.name, st.cell)]
         row += [
@@ -328,8 +327,8 @@ def _members_table(data: CycleReport, lang: PdfLanguage, st: Styles, width: floa
             para(lang.number(m.baseline), st.cell),
             para(lang.number(m.last), st.cell),
             para(_signed(lang, change), st.cell),
-            para(yes if share is not None and share >= 0.5 else no, st.cell_center),
-            para(yes if m.last is not None and m.last < data.remission_below else no, st.cell_center),
+            para(yes if better else no, st.cell_center),
+            para(yes if outcomes.remitted(m.last, data.remission_below) else no, st.cell_center),
         ]
         rows.append(row)
     widths = [20, 72] + ([0] if not data.privacy else []) + [48, 56, 52, 38, 38, 40, 40, 38]

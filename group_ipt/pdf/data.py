@@ -9,12 +9,12 @@ another site raises :class:`NotFound`, exactly as a cycle that does not exist.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, time, timedelta
+from datetime import date, time
 from typing import Any
 
 import sqlite_utils
 
-from .. import cycles
+from .. import clock, cycles, outcomes
 from ..instruments import Instrument
 from ..protocols import Protocol
 from . import PdfLanguage
@@ -37,8 +37,6 @@ GROUP_KINDS = ("group", "makeup", "maintenance")
 ON_ROSTER = ("active", "completed")  # members who left are not asked to sign in
 LEFT = ("dropped_out", "withdrawn")
 PRESENT = ("present", "late")
-# A score taken this long after the last session still counts as the cycle's last score.
-LAST_SCORE_GRACE_DAYS = 14
 
 
 class NotFound(LookupError):
@@ -138,54 +136,6 @@ def outcome_instrument(protocol: Protocol, instruments: dict[str, Instrument]) -
     return None
 
 
-def _remission_below(instrument: Instrument) -> float:
-    """Return the score under which a member counts as well: the top of the lowest band plus one (5 on PHQ-9)."""
-    if instrument.bands:
-        return min(instrument.bands, key=lambda band: band.min).max + 1
-    return 5
-
-
-def _scores(
-    db: sqlite_utils.Database, participant_ids: list[str], instrument_id: str
-) -> dict[str, list[tuple[date, float]]]:
-    """Return each participant's totals of an instrument, oldest first (missing totals left out)."""
-    if not participant_ids:
-        return {}
-    marks = ",".join("?" for _ in participant_ids)
-    found = db.query(
-        "select participant_id, administered_on, total from screenings"
-        f" where instrument_id = ? and total is not null and participant_id in ({marks})"
-        " order by administered_on, created_at",
-        [instrument_id, *participant_ids],
-    )
-    scores: dict[str, list[tuple[date, float]]] = {}
-    for r in found:
-        scores.setdefault(r["participant_id"], []).append((date.fromisoformat(r["administered_on"][:10]), r["total"]))
-    return scores
-
-
-def baseline_and_last(scores: list[tuple[date, float]], start: date, end: date) -> tuple[float | None, float | None]:
-    """Pick a member's baseline and last score for a cycle running from ``start`` to ``end``.
-
-    The baseline is the latest score on or before the first group session
-    (the screening or pre-group measure), else the first score during the
-    cycle. The last score is the latest one after the baseline, up to
-    LAST_SCORE_GRACE_DAYS after the last session (later follow-ups are not
-    the cycle's result).
-    """
-    limit = end + timedelta(days=LAST_SCORE_GRACE_DAYS)
-    before = [i for i, (day, _) in enumerate(scores) if day <= start]
-    if before:
-        base_index = before[-1]
-    else:
-        during = [i for i, (day, _) in enumerate(scores) if day <= limit]
-        if not during:
-            return None, None
-        base_index = during[0]
-    later = [total for day, total in scores[base_index + 1 :] if day <= limit]
-    return scores[base_index][1], (later[-1] if later else None)
-
-
 def cycle_report_data(
     db: sqlite_utils.Database,
     cycle_id: str,
@@ -196,8 +146,14 @@ def cycle_report_data(
     instruments: dict[str, Instrument],
     lang: PdfLanguage,
     privacy: bool = False,
+    grace_days: int = 14,
+    today: date | None = None,
 ) -> CycleReport:
-    """Return the report of a cycle: attendance per session and member, completion, scores, open referrals."""
+    """Return the report of a cycle: attendance per session and member, completion, scores, open referrals.
+
+    Baseline and last score are :mod:`group_ipt.outcomes`' rule, the indicators' own
+    (``grace_days`` is MEASURE_GRACE_DAYS).
+    """
     _ = lang.translate
     cycle = _cycle(db, cycle_id, site_ids)
     protocol = protocols.get(cycle["protocol_id"])
@@ -223,14 +179,13 @@ def cycle_report_data(
         )
 
     instrument = outcome_instrument(protocol, instruments)
-    scheduled = [d for s in sessions if s["status"] != "cancelled" and (d := _date(s["scheduled_date"]))]
-    start, end = (min(scheduled), max(scheduled)) if scheduled else (date.min, date.min)
-    scores = _scores(db, [m["participant_id"] for m in members], instrument.id) if instrument else {}
+    scores = outcomes.cycle_scores(db, cycle, members, protocol, instrument=instrument, grace_days=grace_days,
+                                   today=today or clock.today())
     member_rows = []
     for m in members:
         # A session number attended twice (a session and its make-up) counts once.
         attended = len({s["number"] for s in sessions if attendance.get((m["id"], s["id"])) in PRESENT})
-        baseline, last = baseline_and_last(scores.get(m["participant_id"], []), start, end)
+        member_scores = scores[m["id"]]
         member_rows.append(
             MemberSummary(
                 code=m["participant_code"],
@@ -238,8 +193,8 @@ def cycle_report_data(
                 attended=attended,
                 completed=m["status"] == "completed" or protocol.is_completed(attended),
                 dropped_out=m["status"] in LEFT,
-                baseline=baseline,
-                last=last,
+                baseline=member_scores.baseline_total,
+                last=member_scores.last_total,
             )
         )
 
@@ -260,7 +215,7 @@ def cycle_report_data(
         facilitators=_facilitator_names(db, cycle["id"]),
         status=_stage(cycle, db, lang),
         open_referrals=open_referrals,
-        remission_below=_remission_below(instrument) if instrument else 5,
+        remission_below=outcomes.remission_below(instrument),
         privacy=privacy,
     )
 
@@ -288,6 +243,7 @@ def booklet_data(
     lang: PdfLanguage,
     session: int | None = None,
     site: str = "",
+    safety_contacts: Sequence[dict] = (),
 ) -> Booklet:
     """Return the script booklet of a protocol (every session) or of one session, translated and filled in.
 
@@ -307,4 +263,5 @@ def booklet_data(
         except (scripts.ScriptNotFound, KeyError) as exc:
             raise NotFound(f"no script for session {number} of {protocol_id!r}") from exc
         texts.append(scripts.placeholders_filled(script, context, lang.gettext))
-    return Booklet(programme, lang.translate(protocol.name), texts, site=site)
+    return Booklet(programme, lang.translate(protocol.name), texts, site=site,
+                   safety_contacts=[(c["name"], c["phone"]) for c in safety_contacts])

@@ -122,6 +122,8 @@ class Booklet:
     sessions: Sequence[_SessionLike]
     site: str = ""
     contents: bool | None = None
+    # The programme's emergency and referral numbers (SAFETY_CONTACTS): (name, phone) pairs.
+    safety_contacts: Sequence[tuple[str, str]] = ()
 
     @property
     def has_contents(self) -> bool:
@@ -301,6 +303,7 @@ def _session(
     extra: dict[str, ParagraphStyle],
     width: float,
     contents: list[tuple[str, int, str]],
+    safety_contacts: Sequence[tuple[str, str]] = (),
 ) -> list[Flowable]:
     _ = lang.translate
     key = f"session-{script.session_number}-{len(contents)}"
@@ -324,6 +327,11 @@ def _session(
             [
                 [para(_("If someone talks about harming themselves"), st.cell_bold)],
                 *[[para(r, st.body)] for r in script.reminder],
+                [para(_("Emergency and referral numbers"), st.cell_bold)],
+                *([[para(f"{name}: {phone}", st.body)] for name, phone in safety_contacts] or [[para(
+                    _("No local emergency number is set for this programme. Ask your coordinator to add them "
+                      "(setting SAFETY_CONTACTS), and write your supervisor's number here:") + " ____________",
+                    st.body)]]),
             ],
             colWidths=[width],
         )
@@ -421,7 +429,7 @@ def build_story(data: Booklet, lang: PdfLanguage) -> list[Flowable]:
     for script in data.sessions:
         if story:
             story.append(PageBreak())
-        story += _session(lang, script, st, extra, width, contents)
+        story += _session(lang, script, st, extra, width, contents, data.safety_contacts)
     return story
 
 

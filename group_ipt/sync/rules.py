@@ -13,7 +13,7 @@ hostile software cannot write past the rules the pages enforce:
 - **references**: every row it refers to exists at the centre or arrives in the same batch;
   if not, the row waits in quarantine and goes in when that row arrives (``waiting_for``);
 - **invariants**: a screening with a risk answer arrives with its safety referral; a
-  referral is never deleted, and is closed only with a note; a row still referred to is
+  referral is never deleted, and is closed only as the app closes it; a row still referred to is
   not deleted.
 
 Each refusal is a ``Problem``: a plain-words message (an English msgid marked ``N_``, so
@@ -29,7 +29,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from .. import fields
+from .. import fields, referrals
 from ..db import row
 from ..errors import N_
 
@@ -99,8 +99,8 @@ RISK_WITHOUT_REFERRAL = N_("This screening shows a risk but arrived without its 
                            "itself when the referral arrives: sync the laptop that made it now, and make sure "
                            "the person is followed up in person meanwhile.")
 REFERRAL_DELETED = N_("A laptop tried to delete a referral. Referrals are never deleted: the referral is kept.")
-REFERRAL_CLOSED_NO_NOTE = N_("This referral was closed without a note saying why. A referral is closed only with "
-                             "a note: close it again in the app with a note.")
+REFERRAL_CLOSED_INCOMPLETE = N_("This referral was closed without what closing needs: an outcome (with a note for "
+                                "'other') and at least one follow-up contact recorded. Close it again in the app.")
 STILL_REFERRED_TO = N_("This %(table)s record cannot be deleted: %(child)s records still refer to it. Delete "
                        "those first on the laptop, then sync again.")
 ACTIVE_ELSEWHERE = N_("This participant is already an active member of another cycle. Withdraw or transfer them "
@@ -269,16 +269,36 @@ def check_invariants(db, table: Table, rec: dict, batch: dict[tuple[str, str], d
     if table.name == "referrals":
         if rec["del"]:
             return Problem(REFERRAL_DELETED)
-        if data.get("status") == REFERRAL_CLOSED and not (data.get("note") or "").strip():
+        if data.get("status") == REFERRAL_CLOSED and not _closed_as_the_app_closes(db, rec, batch):
             before = row(db, "select status from referrals where id = ?", (rec["id"],))
             if before is None or before["status"] != REFERRAL_CLOSED:
-                return Problem(REFERRAL_CLOSED_NO_NOTE)
+                return Problem(REFERRAL_CLOSED_INCOMPLETE)
     if table.name == "screenings" and not rec["del"] and risk_of(data):
         in_batch = any(k[0] == "referrals" and not r["del"] and r["data"].get("screening_id") == rec["id"]
                        for k, r in batch.items())
         if not in_batch and row(db, "select 1 as x from referrals where screening_id = ?", (rec["id"],)) is None:
             return Problem(RISK_WITHOUT_REFERRAL, waiting_for=("referrals:screening", rec["id"]))
     return None
+
+
+def _closed_as_the_app_closes(db, rec: dict, batch: dict[tuple[str, str], dict]) -> bool:
+    """A closed referral has an outcome ("other" with a note) and a follow-up contact done
+    (stored, or arriving with it): what referrals.set_status asks before closing."""
+    data = rec["data"]
+    if "outcome" in data:
+        if data["outcome"] not in referrals.OUTCOMES:
+            return False
+        if data["outcome"] == "other" and not (data.get("note") or "").strip():
+            return False
+    elif not (data.get("note") or "").strip():
+        return False  # a laptop with software from before outcomes: its note says why
+    if any(k[0] == "referral_followups" and not r["del"] and r["data"].get("referral_id") == rec["id"]
+           and r["data"].get("done_on") for k, r in batch.items()):
+        return True
+    if "outcome" not in data:
+        return True
+    return row(db, "select 1 as x from referral_followups where referral_id = ? and done_on is not null",
+               (rec["id"],)) is not None
 
 
 def screening_risk(instruments: dict | None):

@@ -8,14 +8,16 @@ user's. ``?privacy=1`` prints codes instead of names on rosters and reports.
 
 from __future__ import annotations
 
+from datetime import date
+
 from flask import Blueprint, Response, abort, current_app, request
-from flask_babel import get_locale
+from flask_babel import force_locale, get_locale
 from flask_login import current_user
 from werkzeug.utils import secure_filename
 
-from .. import users
+from .. import referrals, users
 from ..db import get_db
-from ..pdf import PdfLanguage, cycle_report, roster, screening_form, script_booklet
+from ..pdf import PdfLanguage, cycle_report, referral_slip, roster, screening_form, script_booklet
 from ..pdf import data as pdfdata
 
 bp = Blueprint("pdf", __name__)
@@ -75,6 +77,7 @@ def cycle_report_pdf(cycle_id: str):
             instruments=forms.instruments,
             lang=lang,
             privacy=_privacy(),
+            grace_days=current_app.config["MEASURE_GRACE_DAYS"],
         )
     except pdfdata.NotFound:
         abort(404)
@@ -113,8 +116,31 @@ def session_script_pdf(protocol_id: str, number: int):
 def _booklet(protocol_id: str, number: int | None) -> Response:
     lang = _language()
     try:
-        data = pdfdata.booklet_data(_forms(), protocol_id, programme=_programme(), lang=lang, session=number)
+        data = pdfdata.booklet_data(_forms(), protocol_id, programme=_programme(), lang=lang, session=number,
+                                    safety_contacts=referrals.safety_contacts(current_app.config["SAFETY_CONTACTS"]))
     except pdfdata.NotFound:
         abort(404)
     name = f"scripts-{protocol_id}" + (f"-session-{number}" if number is not None else "") + f"-{lang.code}.pdf"
     return _pdf(script_booklet.render(data, lang), name)
+
+
+@bp.route("/referrals/<referral_id>/slip.pdf")
+def referral_slip_pdf(referral_id: str):
+    """Print a referral's slip for the person to take to the health worker, with the safety numbers."""
+    from .referrals import describe_trigger, urgency_label
+
+    referral = referrals.get(get_db(), referral_id, current_user.site_ids)
+    if referral is None:
+        abort(404)
+    lang = _language()
+    with force_locale(lang.code):
+        reasons = [describe_trigger(t) for t in referral["triggers"]]
+        urgency = urgency_label(referral["urgency"])
+    data = referral_slip.ReferralSlip(
+        programme=_programme(), code=referral["participant_code"], name=referral["participant_name"] or "",
+        urgency=urgency, reasons=reasons, referred_to=referral["referred_to"] or "",
+        raised_on=lang.date(date.fromisoformat(referral["created_at"][:10])),
+        raised_by=referral["created_by_name"] or "—",
+        contacts=[(c["name"], c["phone"]) for c in referrals.safety_contacts(current_app.config["SAFETY_CONTACTS"])],
+    )
+    return _pdf(referral_slip.render(data, lang), f"referral-{referral['participant_code']}.pdf")

@@ -7,7 +7,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
-from .. import bounds, clock, referrals
+from .. import bounds, clock, referrals, screening
 from ..db import get_db
 from ..redirects import safe_target
 from ..referrals import ReferralError
@@ -22,6 +22,41 @@ STATUS_LABELS = {
     "closed": _l("closed"),
 }
 URGENCY_LABELS = {"urgent": _l("urgent"), "routine": _l("routine")}
+# I18N: how a safety referral ended (chosen when it is closed)
+OUTCOME_LABELS = {
+    "seen": _l("seen by a health worker"),
+    "admitted": _l("admitted to hospital"),
+    "declined": _l("declined help"),
+    "unreachable": _l("could not be reached after repeated tries"),
+    "moved": _l("moved away"),
+    "died": _l("died"),
+    "other": _l("other (say what in the note)"),
+}
+
+
+@bp.record_once
+def check_settings(state):
+    """Refuse to start on safety contact numbers that could not be dialled."""
+    from .. import ConfigError
+
+    try:
+        referrals.safety_contacts(state.app.config["SAFETY_CONTACTS"])
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+    tries = state.app.config["REFERRAL_UNREACHABLE_TRIES"]
+    if isinstance(tries, bool) or not isinstance(tries, int) or not 1 <= tries <= 20:
+        raise ConfigError("REFERRAL_UNREACHABLE_TRIES must be a whole number from 1 to 20")
+
+
+@bp.app_template_global()
+def safety_contacts() -> list[dict]:
+    """Return the programme's local emergency and referral numbers (SAFETY_CONTACTS)."""
+    return referrals.safety_contacts(current_app.config["SAFETY_CONTACTS"])
+
+
+@bp.app_template_global()
+def outcome_label(outcome: str | None) -> str:
+    return str(OUTCOME_LABELS.get(outcome, outcome or ""))
 
 
 HOME_OPEN_SHOWN = 20  # open referrals listed on the home page beyond the overdue ones (all on /referrals/)
@@ -35,6 +70,7 @@ def home_referrals() -> dict:
     other open referrals (a busy site has dozens) the first few, with a link to all of them.
     """
     found = referrals.home_summary(get_db(), current_user.site_ids, clock.today())
+    found["risk_checks"] = screening.open_risk_checks(get_db(), current_user.site_ids)
     overdue = [r for r in found["open"] if r["overdue"]]
     others = [r for r in found["open"] if not r["overdue"]]
     found["shown"] = overdue + others[:max(0, HOME_OPEN_SHOWN - len(overdue))]
@@ -44,6 +80,8 @@ def home_referrals() -> dict:
 
 @bp.app_template_global()
 def referral_status_label(status: str) -> str:
+    if status == "urgency_raised":
+        return _("made urgent")
     return str(STATUS_LABELS.get(status, status))
 
 
@@ -73,6 +111,8 @@ def describe_trigger(trigger: dict) -> str:
                  answer=_(option.label) if option else trigger["value"])
     if trigger["kind"] == "risk_observed":
         return _("The facilitator observed a risk")
+    if trigger["kind"] == "session_risk":
+        return _("Risk noticed by the facilitator in group session %(number)s", number=trigger.get("number", "?"))
     if trigger["kind"] == "exclusion":
         exclusion = forms.intake.exclusion(trigger["code"]) if forms.intake else None
         label = _(exclusion.label) if exclusion else trigger["code"]
@@ -109,10 +149,11 @@ def render_detail(referral: dict, status: int = 200, form=None):
     db = get_db()
     allowed = [s for s in referrals.STATUSES if referrals.STATUSES.index(s) > referrals.STATUSES.index(
         referral["status"]) and (s != "closed" or current_user.has_role(*referrals.CLOSING_ROLES))]
+    followups = referrals.followups(db, referral["id"])
     return render_template(
-        "referrals/detail.html", referral=referral, events=referrals.events(db, referral["id"]),
-        followups=referrals.followups(db, referral["id"]), allowed_statuses=allowed,
-        today=clock.today().isoformat(), form=form or {},
+        "referrals/detail.html", referral=referral, history=referrals.history(db, referral),
+        followups=followups, contacts_done=sum(1 for f in followups if f["done_on"]), allowed_statuses=allowed,
+        outcomes=OUTCOME_LABELS, today=clock.today().isoformat(), form=form or {},
     ), status
 
 
@@ -134,12 +175,34 @@ def status(referral_id):
     referral = get_referral_or_404(referral_id)
     try:
         referrals.set_status(get_db(), referral, request.form.get("status", ""), current_user.record,
-                             note=request.form.get("note"), referred_to=request.form.get("referred_to"))
+                             note=request.form.get("note"), referred_to=request.form.get("referred_to"),
+                             outcome=request.form.get("outcome") or None,
+                             unreachable_tries=current_app.config["REFERRAL_UNREACHABLE_TRIES"])
     except ReferralError as exc:
         flash(exc.translated(_), "error")
         return render_detail(referral, 400, request.form)
     flash(_("The referral is now: %(status)s.", status=STATUS_LABELS[request.form["status"]]), "success")
     return redirect(url_for("referrals.detail", referral_id=referral_id), 303)
+
+
+@bp.route("/<referral_id>/urgency", methods=["POST"])
+def urgency(referral_id):
+    """Make a routine referral urgent (the facilitator's or supervisor's judgement)."""
+    referral = get_referral_or_404(referral_id)
+    try:
+        referrals.raise_urgency(get_db(), referral, current_user.record, note=request.form.get("note"))
+    except ReferralError as exc:
+        flash(exc.translated(_), "error")
+        return render_detail(referral, 400, request.form)
+    flash(_("The referral is now urgent: your supervisor sees it on the list of concerns."), "success")
+    return redirect(url_for("referrals.detail", referral_id=referral_id), 303)
+
+
+@bp.route("/<referral_id>/slip")
+def slip(referral_id):
+    """The referral slip to print and give to the person or the health worker."""
+    referral = get_referral_or_404(referral_id)
+    return render_template("referrals/slip.html", referral=referral, today=clock.today())
 
 
 @bp.route("/<referral_id>/followups/<followup_id>", methods=["POST"])

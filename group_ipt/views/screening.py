@@ -11,7 +11,7 @@ from .. import bounds, clock, referrals, screening
 from ..db import get_db
 from ..i18n import current_language
 from ..instruments import InvalidCutoff
-from ..screening import ScreeningError, TamperedForm
+from ..screening import RiskCheckError, ScreeningError, TamperedForm
 from .participants import fail, get_participant_or_404
 
 bp = Blueprint("screening", __name__, url_prefix="/screening")
@@ -158,8 +158,81 @@ def result(screening_id):
     risk_unanswered = [] if instrument is None else [
         item for item in instrument.risk_items if found["answers"].get(item.id) is None
     ]
+    next_instrument = None
+    if (instrument is not None and instrument.leads_to and instrument.eligibility and found["total"] is not None
+            and instrument.eligibility.is_met(found["total"], found["cutoff"])):
+        next_instrument = forms().instruments.get(instrument.leads_to)
     return render_template(
         "screening/result.html", screening=found, participant=participant, instrument=instrument, band=band,
         referral=referrals.for_screening(db, screening_id), risk_unanswered=risk_unanswered,
+        risk_check=screening.risk_check_for(db, screening_id), next_instrument=next_instrument,
         occasions=OCCASION_LABELS, intake=forms().intake,
     )
+
+
+def get_risk_check_or_404(check_id: str) -> dict:
+    found = screening.get_risk_check(get_db(), check_id, current_user.site_ids)
+    if found is None:
+        fail(404, _("This safety question does not exist."))
+    return found
+
+
+def render_risk_check(check: dict, *, status: int = 200, key: str | None = None, form=None,
+                      error_field: str | None = None):
+    instrument = forms().instruments.get(check["instrument_id"])
+    if instrument is None:
+        fail(404, _("There is no instrument called %(id)s. Choose one from the participant's page.",
+                    id=check["instrument_id"]))
+    items = [instrument.item(item_id) for item_id in check["items"] if item_id in {i.id for i in instrument.items}]
+    return render_template(
+        "screening/risk_check.html", check=check, instrument=instrument, items=items, form=form or {},
+        submission_key=key or screening.new_submission_key(), today=clock.today().isoformat(),
+        error_field=error_field, risk_values=risk_values(instrument),
+    ), status
+
+
+@bp.route("/risk-check/<check_id>")
+def risk_check(check_id):
+    """Ask the risk question that was left blank, or record why it cannot be asked."""
+    return render_risk_check(get_risk_check_or_404(check_id))
+
+
+@bp.route("/risk-check/<check_id>/answer", methods=["POST"])
+def answer_risk_check(check_id):
+    check = get_risk_check_or_404(check_id)
+    participant = get_participant_or_404(check["participant_id"])
+    instrument = forms().instruments.get(check["instrument_id"])
+    form = request.form
+    key = form.get("submission_key", "")
+    if instrument is None:
+        fail(404, _("There is no instrument called %(id)s. Choose one from the participant's page.",
+                    id=check["instrument_id"]))
+    raw = {k[len(ANSWER_PREFIX):]: v for k, v in form.items() if k.startswith(ANSWER_PREFIX)}
+    try:
+        outcome = screening.answer_risk_check(
+            get_db(), check, raw, instrument=instrument, participant=participant, submission_key=key,
+            actor=current_user.record, intake=forms().intake,
+            plan=referrals.FollowupPlan.from_config(current_app.config),
+            cutoff=(current_app.config["ELIGIBILITY_CUTOFFS"] or {}).get(instrument.id),
+            language=current_language().code,
+        )
+    except TamperedForm as exc:
+        flash(_("This form was changed or already used: %(reason)s Nothing was saved.", reason=exc.translated(_)),
+              "error")
+        return render_risk_check(check, status=400, form=form)
+    except ScreeningError as exc:
+        flash(_("Nothing was saved. %(reason)s", reason=exc.translated(_)), "error")
+        return render_risk_check(check, status=400, key=key, form=form, error_field=exc.field)
+    return redirect(url_for("screening.result", screening_id=outcome.screening["id"]), 303)
+
+
+@bp.route("/risk-check/<check_id>/acknowledge", methods=["POST"])
+def acknowledge_risk_check(check_id):
+    check = get_risk_check_or_404(check_id)
+    try:
+        screening.acknowledge_risk_check(get_db(), check, current_user.record, reason=request.form.get("reason"))
+    except RiskCheckError as exc:
+        flash(_("Nothing was saved. %(reason)s", reason=exc.translated(_)), "error")
+        return render_risk_check(check, status=400, form=request.form, error_field=exc.field)
+    flash(_("Recorded why the safety question could not be asked. Ask it at the next contact."), "success")
+    return redirect(url_for("screening.result", screening_id=check["screening_id"]), 303)

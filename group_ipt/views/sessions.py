@@ -11,7 +11,7 @@ from flask import Blueprint, abort, current_app, flash, redirect, render_templat
 from flask_babel import gettext as _
 from flask_login import current_user
 
-from .. import bounds, clock, cycles, sessions
+from .. import bounds, clock, cycles, referrals, sessions
 from ..auth import role_required
 from ..db import get_db, rows
 from ..errors import N_, DomainError
@@ -32,7 +32,7 @@ def session_or_404(session_id: str) -> tuple[dict, dict]:
 def parse_entry(form, people: list[dict], session: dict, checklist_ids: list[str],
                 had_fidelity: bool) -> tuple[SessionEntry, cycles.CycleError | None]:
     """Read the sheet; return it and the error of a rating that is not a whole number (kept out of the entry)."""
-    attendance, checks, plans = {}, {}, {}
+    attendance, checks, plans, risks = {}, {}, {}, set()
     error = None
     for m in people:
         status = form.get(f"att-{m['id']}", "")
@@ -49,12 +49,14 @@ def parse_entry(form, people: list[dict], session: dict, checklist_ids: list[str
                                           name=m["name"])
         if trend or rating is not None:
             checks[m["id"]] = (trend, rating)
+        if form.get(f"risk-{m['id']}") == "1":
+            risks.add(m["id"])
         if session["kind"] == "pre-group" or (session["number"] == 0 and session["kind"] == "makeup"):
             plans[m["id"]] = (form.get(f"area-{m['id']}") or None, form.get(f"area2-{m['id']}") or None,
                               form.get(f"goals-{m['id']}", ""))
     ticked = {i: form.get(f"fid-{i}") == "1" for i in checklist_ids}
     fidelity = ticked if any(ticked.values()) or had_fidelity else None
-    return SessionEntry(attendance, checks, form.get("note", ""), fidelity, plans), error
+    return SessionEntry(attendance, checks, form.get("note", ""), fidelity, plans, risks), error
 
 
 def render_sheet(session, cycle, entry: SessionEntry, *, version: int, status: int = 200, differences=()):
@@ -64,7 +66,7 @@ def render_sheet(session, cycle, entry: SessionEntry, *, version: int, status: i
     plan = next((p for p in protocol.sessions if p.number == session["number"]), None)
     return render_template(
         "sessions/take.html", session=session, cycle=cycle, protocol=protocol, plan=plan, people=people,
-        entry=entry, version=version, differences=differences,
+        entry=entry, version=version, differences=differences, risk_marked=sessions.risk_marked(db, session["id"]),
         due=sessions.instruments_today(db, session, protocol, grace_days=current_app.config["MEASURE_GRACE_DAYS"]),
         instruments=current_app.extensions["group_ipt_forms"].instruments,
         future=session["scheduled_date"] > clock.today().isoformat(),
@@ -113,8 +115,9 @@ def take(session_id):
         unknown = [k for k in request.form if k.startswith("att-") and k[4:] not in {m["id"] for m in people}]
         if unknown:
             raise cycles.CycleError(N_("Someone on this form is not a member of this cycle; reload the page."))
-        sessions.record_session(db, session["id"], entry, expected_version=version, protocols=protocols(),
-                                actor=current_user.record, today=clock.today())
+        saved = sessions.record_session(db, session["id"], entry, expected_version=version, protocols=protocols(),
+                                        actor=current_user.record, today=clock.today(),
+                                        plan=referrals.FollowupPlan.from_config(current_app.config))
     except StaleSession as exc:
         flash(tr(exc), "error")
         return render_sheet(session, cycle, entry, version=exc.current_version, status=409,
@@ -123,4 +126,7 @@ def take(session_id):
         flash(tr(exc), "error")
         return render_sheet(session, cycle, entry, version=version, status=400)
     flash(_("Session saved: %(title)s.", title=cycles.session_title(cycle, session, _)), "success")
+    if saved["risk_referrals"]:
+        # Straight to the alert and its steps, as after a risk answer.
+        return redirect(url_for("referrals.detail", referral_id=saved["risk_referrals"][0]["id"]), 303)
     return redirect(url_for("cycles.show", cycle_id=cycle["id"]) + "#sessions", 303)

@@ -11,7 +11,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
-from .. import charts, clock, cycles, supervision
+from .. import charts, clock, cycles, referrals, screening, supervision
 from ..auth import role_required
 from ..db import get_db, row
 from ..errors import N_, DomainError
@@ -84,7 +84,9 @@ def index():
     summaries = supervision.overview(db, current_user.record, current_user.site_ids, protocols(), **options())
     chart_list = {s.facilitator["id"]: adherence_chart(s, f"chart-{i}") for i, s in enumerate(summaries)}
     return render_template("supervision/index.html", summaries=summaries, chart_list=chart_list,
-                           threshold=threshold(), can_rate=current_user.has_role("supervisor"))
+                           threshold=threshold(), can_rate=current_user.has_role("supervisor"),
+                           urgent=referrals.concerns(db, current_user.site_ids, clock.today()),
+                           risk_checks=screening.open_risk_checks(db, current_user.site_ids))
 
 
 def facilitator_or_404(user_id: str) -> dict:
@@ -116,8 +118,18 @@ def session_or_404(session_id: str) -> tuple[dict, dict]:
     return session, cycles.get_cycle(db, session["cycle_id"])
 
 
+def session_phase(session: dict, cycle: dict) -> str | None:
+    """Return the protocol phase of a session (a make-up has its session's), or None when unknown."""
+    try:
+        return cycles.protocol_of(cycle, protocols()).phase_of(session["number"])
+    except (KeyError, LookupError, ValueError):
+        return None
+
+
 def render_rating(session, cycle, form, values: dict, status: int = 200):
+    phase = session_phase(session, cycle)
     return render_template("supervision/rate.html", session=session, cycle=cycle, form=form, values=values,
+                           items=form.items_for(phase), phase=phase,
                            facilitators=cycles.facilitators(get_db(), cycle["id"]),
                            saved=supervision.get_rating(get_db(), session["id"], current_user.id),
                            today=clock.today().isoformat()), status
@@ -135,12 +147,13 @@ def rate(session_id):
         values = {**(saved["answers"] if saved else {}), "observed_on": saved["observed_on"] if saved else
                   min(session["scheduled_date"], clock.today().isoformat()), "note": saved["note"] if saved else ""}
         return render_rating(session, cycle, form, values)
-    answers = {item.id: request.form.get(f"item-{item.id}", "") for item in form.items}
+    phase = session_phase(session, cycle)
+    answers = {item.id: request.form.get(f"item-{item.id}", "") for item in form.items_for(phase)}
     try:
         observed_on = cycles.parse_date(request.form.get("observed_on", ""))
         rating = supervision.save_rating(get_db(), session, form, answers, actor=current_user.record,
                                          observed_on=observed_on, note=request.form.get("note", ""),
-                                         today=clock.today())
+                                         today=clock.today(), phase=phase)
     except DomainError as exc:
         flash(tr(exc), "error")
         return render_rating(session, cycle, form, request.form, 400)
