@@ -44,7 +44,7 @@ def broken(tmp_path: Path, old: str, new: str) -> Path:
 
 
 @pytest.mark.parametrize(("old", "new", "expected"), [
-    ("version: 1\n", "version: one\n", "version: must be a whole number"),
+    ("version: 1\n", "version: one\n", "'version': must be a whole number"),
     ("  en:\n    heading: Agreeing", "  xx:\n    heading: Agreeing", "needs the 'en' wording"),
     ("      group: Ninakubali kujiunga", "      grup: Ninakubali kujiunga", "sw.purposes"),
     ("    read_aloud:\n      - Ce programme", "    read_it:\n      - Ce programme", "unknown field"),

@@ -77,6 +77,9 @@ __all__ = [
     "cell",
     "content_width",
     "esc",
+    "fit_heads",
+    "fit_widths",
+    "longest_word",
     "has_rtl",
     "labelled",
     "para",
@@ -355,6 +358,45 @@ def styles(lang: PdfLanguage | None = None, base_size: float = 10) -> Styles:
         cell_head=style("cell_head", fontName=FONT_BOLD, fontSize=s * 0.75, leading=s * 0.9),
         mark=style("mark", fontName=FONT_BOLD, fontSize=s * 1.2, alignment=TA_CENTER),
     )
+
+
+def fit_widths(heads: Sequence[str], widths: Sequence[float], style: ParagraphStyle, flexible: int,
+               padding: float = 7) -> list[float]:
+    """Widen each column to hold the longest word of its heading, taking the room from the ``flexible`` one.
+
+    ReportLab splits a word that does not fit its cell in the middle ("Alihudhur|ia"); a
+    heading is short, so its column grows to fit its longest word instead. ``padding`` is
+    the cell's left and right padding together.
+    """
+    fitted = list(widths)
+    for index, head in enumerate(heads):
+        if index == flexible:
+            continue
+        longest = max((pdfmetrics.stringWidth(word, style.fontName, style.fontSize) for word in head.split()),
+                      default=0)
+        fitted[index] = max(fitted[index], longest + padding)
+    fitted[flexible] = max(sum(widths) - (sum(fitted) - fitted[flexible]), 0)
+    return fitted
+
+
+def longest_word(texts: Sequence[str], style: ParagraphStyle) -> float:
+    """Return the width of the longest word in ``texts`` (a column must be at least that wide)."""
+    return max((pdfmetrics.stringWidth(word, style.fontName, style.fontSize)
+                for text in texts for word in str(text).split()), default=0)
+
+
+def fit_heads(heads: Sequence[str], widths: Sequence[float], style: ParagraphStyle, flexible: int,
+              min_flexible: float = 0, smallest: float = 5.5) -> tuple[list[float], ParagraphStyle]:
+    """Fit the headings as :func:`fit_widths` does, in a smaller font when the flexible column would get
+    narrower than ``min_flexible`` (e.g. its longest name); return the widths and the headings' style."""
+    size = style.fontSize
+    while True:
+        head_style = style if size == style.fontSize else ParagraphStyle(
+            f"{style.name}-{size}", parent=style, fontSize=size, leading=size * 1.2)
+        fitted = fit_widths(heads, widths, head_style, flexible)
+        if fitted[flexible] >= min_flexible or size - 0.5 < smallest:
+            return fitted, head_style
+        size -= 0.5
 
 
 def content_width(pagesize: tuple[float, float], margins: Sequence[float] = (MARGIN, MARGIN)) -> float:

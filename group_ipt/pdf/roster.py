@@ -274,12 +274,14 @@ def _table(data: Roster, sessions: Sequence[RosterSession], lang: PdfLanguage, s
 
 def _legend(lang: PdfLanguage, st: Styles) -> Flowable:
     _ = lang.translate
+    # Translated outside the f-strings: pybabel cannot see a call inside one (Python 3.11).
+    makeup = _("make-up session")
     parts = [
         f"<b>{esc(PRESENT_MARK)}</b> {esc(_('present'))}",
         f"<b>{esc(ABSENT_MARK)}</b> {esc(_('absent'))}",
         f"<b>{esc(attendance_mark(lang, 'excused'))}</b> {esc(_('excused'))}",
         f"<b>{esc(attendance_mark(lang, 'late'))}</b> {esc(_('late'))}",
-        f"<b>*</b> {esc(_('make-up session'))}",
+        f"<b>*</b> {esc(makeup)}",
         esc(_("Empty box: tick when the member comes, write ✗ when they do not.")),
     ]
     if lang.rtl:
@@ -288,7 +290,7 @@ def _legend(lang: PdfLanguage, st: Styles) -> Flowable:
             f"{ABSENT_MARK} {_('absent')}",
             f"{attendance_mark(lang, 'excused')} {_('excused')}",
             f"{attendance_mark(lang, 'late')} {_('late')}",
-            f"* {_('make-up session')}",
+            f"* {makeup}",
             _("Empty box: tick when the member comes, write ✗ when they do not."),
         ]
         return para("   ".join(plain), st.small)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 
 from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, url_for
-from flask_babel import format_date, get_locale
+from flask_babel import format_date, get_locale, ngettext
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -39,6 +39,8 @@ def tr(message: Message | DomainError) -> str:
     msgid = message.msgid if isinstance(message, Message) else message.message
     params = {k: format_date(v) if isinstance(v, date) else ("" if v is None else v)
               for k, v in message.params.items()}
+    if isinstance(msgid, tuple):
+        return ngettext(*msgid, message.params["count"], **params)
     return _(msgid, **params)
 
 
@@ -122,11 +124,13 @@ def index():
 
 
 def _new_form_context(form):
+    """The new-cycle form: with its site chosen, the facilitator pickers list that site's staff, each once."""
     db = get_db()
     sites = user_sites()
+    site = next((s for s in sites if s["id"] == form.get("site_id")), None)
     return {
-        "form": form, "sites": sites, "protocols": sorted(protocols().values(), key=lambda p: p.name),
-        "facilitators": {s["id"]: cycles.site_facilitators(db, s["id"]) for s in sites},
+        "form": form, "sites": sites, "site": site, "protocols": sorted(protocols().values(), key=lambda p: p.name),
+        "facilitators": cycles.site_facilitators(db, site["id"]) if site else [],
         "group_types": cycles.GROUP_TYPES,
     }
 
@@ -135,7 +139,8 @@ def _new_form_context(form):
 @role_required("coordinator")
 def new():
     if request.method == "GET":
-        site_id = current_user.site_ids[0] if len(current_user.site_ids) == 1 else ""
+        # With several sites, the site is chosen first (no script needed to narrow the pickers to it).
+        site_id = current_user.site_ids[0] if len(current_user.site_ids) == 1 else request.args.get("site_id", "")
         return render_template("cycles/new.html", **_new_form_context({"site_id": site_id, "start_time": "14:00"}))
     form = request.form
     db = get_db()
@@ -244,7 +249,7 @@ def reschedule(cycle_id, session_id):
             raise CycleError(N_("Choose whether to move only this session or all later sessions too."))
         moved = cycles.reschedule_session(get_db(), session["id"], cycles.parse_date(form.get("new_date", "")), mode,
                                           reason=form.get("reason", ""), actor=current_user.record)
-        return _("%(count)s sessions moved.", count=len(moved))
+        return ngettext("%(count)s session moved.", "%(count)s sessions moved.", len(moved), count=len(moved))
 
     return _session_action(cycle_id, session_id, act)
 
@@ -312,7 +317,8 @@ def enrol(cycle_id):
             for warning in warnings:
                 flash(tr(warning), "warning")
         if enrolled:
-            flash(_("%(count)s people enrolled in %(cycle)s.", count=enrolled, cycle=cycle["code"]), "success")
+            flash(ngettext("%(count)s person enrolled in %(cycle)s.", "%(count)s people enrolled in %(cycle)s.",
+                           enrolled, count=enrolled, cycle=cycle["code"]), "success")
             protocol = protocols().get(cycle["protocol_id"])
             count = len(cycles.members(db, cycle["id"], active_only=True))
             if protocol and count > protocol.group_size_max:
