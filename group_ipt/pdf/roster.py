@@ -275,25 +275,17 @@ def _table(data: Roster, sessions: Sequence[RosterSession], lang: PdfLanguage, s
 def _legend(lang: PdfLanguage, st: Styles) -> Flowable:
     _ = lang.translate
     # Translated outside the f-strings: pybabel cannot see a call inside one (Python 3.11).
-    makeup = _("make-up session")
-    parts = [
-        f"<b>{esc(PRESENT_MARK)}</b> {esc(_('present'))}",
-        f"<b>{esc(ABSENT_MARK)}</b> {esc(_('absent'))}",
-        f"<b>{esc(attendance_mark(lang, 'excused'))}</b> {esc(_('excused'))}",
-        f"<b>{esc(attendance_mark(lang, 'late'))}</b> {esc(_('late'))}",
-        f"<b>*</b> {esc(makeup)}",
-        esc(_("Empty box: tick when the member comes, write ✗ when they do not.")),
+    marks = [
+        (PRESENT_MARK, _("present")),
+        (ABSENT_MARK, _("absent")),
+        (attendance_mark(lang, "excused"), _("excused")),
+        (attendance_mark(lang, "late"), _("late")),
+        ("*", _("make-up session")),
     ]
+    empty_box = _("Empty box: tick when the member comes, write ✗ when they do not.")
     if lang.rtl:
-        plain = [
-            f"{PRESENT_MARK} {_('present')}",
-            f"{ABSENT_MARK} {_('absent')}",
-            f"{attendance_mark(lang, 'excused')} {_('excused')}",
-            f"{attendance_mark(lang, 'late')} {_('late')}",
-            f"* {makeup}",
-            _("Empty box: tick when the member comes, write ✗ when they do not."),
-        ]
-        return para("   ".join(plain), st.small)
+        return para("   ".join([*(f"{mark} {word}" for mark, word in marks), empty_box]), st.small)
+    parts = [*(f"<b>{esc(mark)}</b> {esc(word)}" for mark, word in marks), esc(empty_box)]
     return Paragraph("&nbsp;&nbsp;&nbsp;".join(parts), st.small)
 
 
@@ -320,7 +312,8 @@ def build_story(data: Roster, lang: PdfLanguage) -> list[Flowable]:
 def render(data: Roster, lang: PdfLanguage, *, created: datetime | None = None) -> bytes:
     """Return the roster as PDF bytes (deterministic for the same ``created``)."""
     _ = lang.translate
-    running = visual(f"{data.cycle} · {data.site} — {_('Attendance roster and sign-in sheet')}")
+    heading = _("Attendance roster and sign-in sheet")
+    running = visual(f"{data.cycle} · {data.site} — {heading}")
 
     def on_page(canvas, doc) -> None:
         if canvas.getPageNumber() == 1:
@@ -337,7 +330,7 @@ def render(data: Roster, lang: PdfLanguage, *, created: datetime | None = None) 
     return build_pdf(
         build_story(data, lang),
         lang,
-        title=f"{_('Attendance roster and sign-in sheet')}: {data.cycle}",
+        title=f"{heading}: {data.cycle}",
         footer_left=f"{data.programme} · {data.site} · {data.cycle}",
         created=created,
         pagesize=PAGESIZE,

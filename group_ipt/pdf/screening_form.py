@@ -152,11 +152,12 @@ def _items_table(group: list[Item], numbers: dict[str, int], lang: PdfLanguage, 
         number = numbers[item.id]
         marker = f"{number}." + (f" {RISK_MARK}" if item.risk is not None else "")
         question = _(item.text)
+        not_added = _("not added to the total")
         if has_rtl(question):
             # Right-to-left text is wrapped and reordered by para(), which takes no markup.
-            text: Flowable = para(question + (f" ({_('not added to the total')})" if not item.scored else ""), st.cell)
+            text: Flowable = para(question + (f" ({not_added})" if not item.scored else ""), st.cell)
         else:
-            suffix = f" <font size='7'>({esc(_('not added to the total'))})</font>" if not item.scored else ""
+            suffix = f" <font size='7'>({esc(not_added)})</font>" if not item.scored else ""
             text = Paragraph(esc(question) + suffix, st.cell)
         rows.append(
             [
