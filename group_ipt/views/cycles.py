@@ -123,14 +123,20 @@ def index():
     return render_template("cycles/index.html", found=found, mine=mine, mine_only=mine_only, stages=stages)
 
 
-def _new_form_context(form):
-    """The new-cycle form: with its site chosen, the facilitator pickers list that site's staff, each once."""
+def _new_form_context(form, *, site_first: bool = False):
+    """The new-cycle form: with its site chosen, the facilitator pickers list that site's staff, each once.
+
+    ``site_first``: ask only for the site when none is chosen yet (a form sent back with an error
+    keeps every field, and lists the staff of all the user's sites, each once).
+    """
     db = get_db()
     sites = user_sites()
     site = next((s for s in sites if s["id"] == form.get("site_id")), None)
+    staff = cycles.site_facilitators(db, site["id"]) if site else cycles.facilitators_of_sites(
+        db, [s["id"] for s in sites])
     return {
-        "form": form, "sites": sites, "site": site, "protocols": sorted(protocols().values(), key=lambda p: p.name),
-        "facilitators": cycles.site_facilitators(db, site["id"]) if site else [],
+        "form": form, "sites": sites, "site": site, "site_first": site_first and site is None,
+        "protocols": sorted(protocols().values(), key=lambda p: p.name), "facilitators": staff,
         "group_types": cycles.GROUP_TYPES,
     }
 
@@ -141,7 +147,8 @@ def new():
     if request.method == "GET":
         # With several sites, the site is chosen first (no script needed to narrow the pickers to it).
         site_id = current_user.site_ids[0] if len(current_user.site_ids) == 1 else request.args.get("site_id", "")
-        return render_template("cycles/new.html", **_new_form_context({"site_id": site_id, "start_time": "14:00"}))
+        return render_template("cycles/new.html", **_new_form_context({"site_id": site_id, "start_time": "14:00"},
+                                                                      site_first=True))
     form = request.form
     db = get_db()
     try:
