@@ -160,3 +160,40 @@ def test_browser_keyboard_enter_never_saves_and_phq9_comes_back_at_1366(app, db,
         assert db["session_drafts"].count == 0
         assert users.get_user_by_username(db, "amina") is not None
         assert problems == []
+
+
+@pytest.mark.parametrize(("username", "lang"), [("coord", "en"), ("amina", "sw")])
+def test_browser_every_page_fits_a_360px_phone(tmp_path, username, lang):
+    """Every page of the URL map, on the demo programme: no sideways scrolling, a small header."""
+    from group_ipt import db as dbmod
+    from group_ipt import demo
+
+    from .conftest import make_app
+    from .test_i18n_pages import ARGUMENTS, html_pages
+
+    app = make_app(tmp_path / "data")
+    db = dbmod.connect(app.config["DATABASE"])
+    with app.app_context():
+        demo.load_demo(db, app)
+    app.config["DEMO_URL_VALUES"] = {
+        name: (db.execute(value).fetchone() or [None])[0] if isinstance(value, str) and value.startswith("select")
+        else value for name, value in ARGUMENTS.items()}
+    db.close()
+    pages = html_pages(app)
+    assert len(pages) >= 20
+    wide = {}
+    with browser_page(app, viewport=(360, 740), touch=True) as (page, base_url):
+        log_in(page, base_url, username, demo.DEMO_PASSWORD)
+        page.goto(f"{base_url}/account/")
+        page.select_option("#account-lang", lang)
+        with page.expect_navigation():
+            page.locator("main form[action='/account/language'] button[type=submit]").tap()
+        assert page.locator("html").get_attribute("lang") == lang
+        for url in pages:
+            page.goto(base_url + url)
+            width = page.evaluate("document.documentElement.scrollWidth")
+            header = page.locator(".topbar").bounding_box()["height"]
+            if width > 360 or header > 100:
+                wide[url] = (width, header)
+        screenshot(page, f"field-day-last-page-360-{lang}")
+    assert wide == {}, wide
