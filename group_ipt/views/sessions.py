@@ -154,6 +154,8 @@ DRAFT_PREFIXES = ("att-", "trend-", "rating-", "area-", "area2-", "goals-", "fid
 def give_questionnaire(session: dict, people: list[dict], protocol, version: int):
     """Keep the sheet as a draft and go to a questionnaire due today; its result page leads back."""
     db = get_db()
+    if session["status"] == "cancelled" or session["scheduled_date"] > clock.today().isoformat():
+        abort(400)
     try:
         participant_id, instrument_id = request.form["give"].split("|", 1)
     except ValueError:
