@@ -111,6 +111,18 @@ def test_report_headings_keep_their_words_whole(demo_client, lang):
     assert " ".join(title.split()) in text
 
 
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_screening_form_labels_keep_their_words_whole(demo_client, lang):
+    """The date boxes' and the office line's labels used to be split mid-word in Luganda ("Omugat te")."""
+    client, _ids, instruments = demo_client
+    translated = translations(lang)
+    for instrument in instruments:
+        text = pdf_words(client.get(f"/forms/{instrument}/form.pdf?lang={lang}").data)
+        for label in ("day", "month", "year", "Total", "by", "Date", "Participant code"):
+            for word in translated[label].split():
+                assert re.search(rf"(^|\s){re.escape(word)}(\s|$)", text), (lang, instrument, label, word)
+
+
 def test_no_translated_call_hides_inside_an_f_string():
     """pybabel cannot see _("...") inside an f-string (Python 3.11): such a text is never translated."""
     found = []

@@ -513,13 +513,21 @@ def build_pdf(
 
     def footer(canvas: Canvas, page: int, pages: int) -> None:
         canvas.saveState()
-        canvas.setFont(FONT, 7.5)
         canvas.setFillColor(GREY)
         y = MARGIN / 2 + 2
-        canvas.drawString(margins[0] + FRAME_PADDING, y, visual(f"{footer_left} · {printed}"))
-        canvas.drawRightString(
-            width - margins[1] - FRAME_PADDING, y, visual(_("Page %(page)s of %(pages)s", page=page, pages=pages))
-        )
+        right = visual(_("Page %(page)s of %(pages)s", page=page, pages=pages))
+        left = visual(f"{footer_left} · {printed}")
+        # The left part never runs into "page X of Y": a smaller font, then cut short with "…".
+        room = width - margins[0] - margins[1] - 2 * FRAME_PADDING - pdfmetrics.stringWidth(right, FONT, 7.5) - 12
+        size = 7.5
+        while size > 6 and pdfmetrics.stringWidth(left, FONT, size) > room:
+            size -= 0.5
+        while len(left) > 1 and pdfmetrics.stringWidth(left, FONT, size) > room:
+            left = left[:-2] + "…"
+        canvas.setFont(FONT, size)
+        canvas.drawString(margins[0] + FRAME_PADDING, y, left)
+        canvas.setFont(FONT, 7.5)
+        canvas.drawRightString(width - margins[1] - FRAME_PADDING, y, right)
         canvas.restoreState()
 
     buffer = io.BytesIO()

@@ -16,7 +16,7 @@ from reportlab.lib.pagesizes import A4
 from reportlab.platypus import Flowable, KeepTogether, Spacer, Table, TableStyle
 
 from ..consent import PURPOSES, ConsentWording
-from . import LINE, CheckBox, PdfLanguage, build_pdf, content_width, para, styles
+from . import LINE, CheckBox, PdfLanguage, build_pdf, content_width, fit_widths, para, styles
 
 __all__ = ["ConsentForm", "build_story", "render"]
 
@@ -47,12 +47,16 @@ def build_story(data: ConsentForm, lang: PdfLanguage) -> list[Flowable]:
                                              _("Consent text, version %(version)s", version=data.version)) if t),
                       st.small))
     story.append(Spacer(1, 6))
+    labels = (_("Programme code"), _("Name"), _("Date"))
     who = [
-        [para(_("Programme code"), st.cell_bold), para(data.participant_code, st.cell),
-         para(_("Date"), st.cell_bold), para("", st.cell)],
-        [para(_("Name"), st.cell_bold), para(data.participant_name, st.cell), "", ""],
+        [para(labels[0], st.cell_bold), para(data.participant_code, st.cell),
+         para(labels[2], st.cell_bold), para("", st.cell)],
+        [para(labels[1], st.cell_bold), para(data.participant_name, st.cell), "", ""],
     ]
-    table = Table(who, colWidths=[width * 0.22, width * 0.43, width * 0.1, width * 0.25], rowHeights=[22, 22])
+    # Each label column as wide as its longest word (no word split at a line end).
+    widths = fit_widths((f"{labels[0]} {labels[1]}", "", labels[2], ""),
+                        [width * 0.22, width * 0.43, width * 0.1, width * 0.25], st.cell_bold, flexible=1, padding=12)
+    table = Table(who, colWidths=widths, rowHeights=[22, 22])
     table.setStyle(TableStyle([("LINEBELOW", (1, 0), (1, -1), 0.5, LINE), ("LINEBELOW", (3, 0), (3, 0), 0.5, LINE),
                                ("VALIGN", (0, 0), (-1, -1), "BOTTOM")]))
     story += [table, Spacer(1, 8)]
