@@ -106,6 +106,10 @@ def test_report_headings_keep_their_words_whole(demo_client, lang):
                     "50% better", "Present", "Absent", "Excused", "Attendance"):
         for word in translated[heading].split():
             assert re.search(rf"(^|\s){re.escape(word)}(\s|$)", text), (lang, heading, word)
+    roster = pdf_words(client.get(f"/cycles/{ids['active']}/roster.pdf?lang={lang}").data)
+    for heading in ("Code", "Name", "Sex", "Problem area", "Signature or thumbprint"):
+        for word in translated[heading].split():
+            assert re.search(rf"(^|\s){re.escape(word)}(\s|$)", roster), (lang, "roster", heading, word)
     # The charts' titles are whole (a title wider than its chart used to be cut at the edge).
     title = translated["%(instrument)s: first and last score"].replace("%(instrument)s", "")
     assert " ".join(title.split()) in text

@@ -35,6 +35,7 @@ from . import (
     content_width,
     esc,
     labelled,
+    longest_word,
     para,
     styles,
     visual,
@@ -187,8 +188,12 @@ def _header(data: Roster, lang: PdfLanguage, st: Styles, width: float) -> list[F
     ]
 
 
-def _column_widths(width: float, sessions: int, privacy: bool) -> dict[str, float]:
+def _column_widths(width: float, sessions: int, privacy: bool,
+                   needs: dict[str, float] | None = None) -> dict[str, float]:
+    """Return each column's width; ``needs`` gives a column's least width (its longest word and padding)."""
     fixed = {"no": 16.0, "code": 68.0, "sex": 46.0, "area": 74.0, "sign": 76.0}
+    for name, need in (needs or {}).items():
+        fixed[name] = max(fixed[name], need)
     name_min = 0.0 if privacy else 116.0
     session = min(max((width - sum(fixed.values()) - name_min) / max(sessions, 1), 20.0), 46.0)
     rest = width - sum(fixed.values()) - session * sessions
@@ -202,7 +207,16 @@ def _column_widths(width: float, sessions: int, privacy: bool) -> dict[str, floa
 
 def _table(data: Roster, sessions: Sequence[RosterSession], lang: PdfLanguage, st: Styles, width: float) -> Table:
     _ = lang.translate
-    w = _column_widths(width, len(sessions), data.privacy)
+    # A column is never narrower than its longest word: ReportLab would split the word in the middle.
+    sexes = [sex_label(lang, m.sex) for m in data.members]
+    areas_text = [problem_area_label(lang, a) for m in data.members for a in m.problem_areas]
+    needs = {
+        "code": longest_word([m.code for m in data.members], st.cell) + 7,
+        "sex": max(longest_word([_("Sex")], st.cell_bold), longest_word(sexes, st.cell)) + 7,
+        "area": max(longest_word([_("Problem area")], st.cell_bold), longest_word(areas_text, st.cell)) + 7,
+        "sign": longest_word([_("Signature or thumbprint")], st.cell_bold) + 7,
+    }
+    w = _column_widths(width, len(sessions), data.privacy, needs)
     head = [para("#", st.cell_small), para(_("Code"), st.cell_bold)]
     widths = [w["no"], w["code"]]
     if not data.privacy:
