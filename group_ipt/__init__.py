@@ -14,12 +14,12 @@ from flask_babel import Babel, lazy_gettext
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
+from . import bundle, i18n
 from . import db as dbmod
-from . import i18n
 from .schema import migrate
 from .settings import DEV_SECRET_KEY, default_data_dir, defaults
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 csrf = CSRFProtect()
 SECRET_KEY_FILE = "secret_key"  # noqa: S105 (a file name)
@@ -62,6 +62,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     if test_config:
         app.config.update(test_config)
     app.config["DATA_DIR"] = str(data_dir)
+    for name, key in (("forms", "FORMS_DIR"), ("translations", "TRANSLATIONS_DIR")):
+        if not app.config.get(key):
+            try:
+                app.config[key] = str(bundle.data_folder(data_dir, name, __version__))
+            except OSError as exc:
+                raise ConfigError(f"Cannot prepare the {name} folder in {data_dir}: {exc}") from exc
     app.config.setdefault("DATABASE", str(dbmod.database_path(data_dir)))
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = read_secret_key(data_dir) or DEV_SECRET_KEY
@@ -80,7 +86,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     translations = Path(app.config["TRANSLATIONS_DIR"])
     if not translations.is_dir():
         raise ConfigError(f"The translations folder {translations} does not exist (setting TRANSLATIONS_DIR).")
-    i18n.compile_catalogs(translations)
+    if not bundle.is_packaged(translations):  # an installed package's catalogs were compiled by its build
+        i18n.compile_catalogs(translations)
     app.extensions["group_ipt_languages"] = i18n.load_languages(translations)
 
     from . import forms as formsmod
@@ -129,21 +136,34 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     csrf.exempt(api_views.bp)  # token-authenticated, no cookies
     app.register_blueprint(api_views.bp)
     app.register_blueprint(sync_views.bp)
+    from .views import users as users_views
+
+    app.register_blueprint(users_views.bp)
     app.before_request(auth.require_login)
     app.teardown_appcontext(dbmod.close_db)
 
     if Path(app.config["DATABASE"]).exists():
+        from . import upgrade
+
         conn = dbmod.connect(app.config["DATABASE"])
         try:
+            try:
+                upgrade.check_not_newer(conn)
+            except upgrade.NewerDatabase as exc:
+                raise ConfigError(str(exc)) from exc
             migrate(conn)
             from .sync.tracking import ensure_triggers
 
             ensure_triggers(conn)
+            upgrade.record_version(conn)
         finally:
             conn.close()
 
     register_template_helpers(app)
     register_error_pages(app)
+    from . import headers
+
+    headers.init_app(app)
     return app
 
 
@@ -282,6 +302,30 @@ def register_error_pages(app: Flask) -> None:
             if request.path.startswith("/api/"):
                 return {"error": text}, 507
             return f"<!doctype html><title>507</title><h1>507</h1><p>{escape(text)}</p>", 507
+
+    @app.errorhandler(sqlite3.DatabaseError)
+    def damaged_database(e):
+        """A damaged database file: say so (the log names the file and how to restore it), not a bare 500."""
+        if not dbmod.is_damaged(e):
+            return app.handle_exception(e)
+        app.logger.error("%s", dbmod.damaged_message(app.config["DATABASE"], e))
+
+        def text() -> str:
+            return _("The database file is damaged. Nothing was saved. Tell your administrator: it must be "
+                     "restored from a backup (group-ipt restore).")
+
+        try:
+            return render_error(500, text())
+        except sqlite3.Error:
+            # The page itself needs the database (the user, their language): a bare page then.
+            from flask_babel import force_locale
+            from markupsafe import escape
+
+            with force_locale(app.config["DEFAULT_LANGUAGE"]):
+                message = text()
+            if request.path.startswith("/api/"):
+                return {"error": message}, 500
+            return f"<!doctype html><title>500</title><h1>500</h1><p>{escape(message)}</p>", 500
 
     @app.errorhandler(CSRFError)
     def csrf_error(e):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_babel import refresh
 from flask_login import current_user
@@ -10,6 +10,7 @@ from flask_login import current_user
 from . import users
 from .db import get_db
 from .i18n import languages
+from .redirects import safe_target
 
 bp = Blueprint("account", __name__, url_prefix="/account")
 
@@ -34,8 +35,7 @@ def language():
     current_user.language = new
     refresh()
     flash(_("Your language has been saved."), "success")
-    return redirect(request.form.get("back") if request.form.get("back", "").startswith("/")
-                    and not request.form.get("back", "").startswith("//") else url_for("account.settings"), 303)
+    return redirect(safe_target(request.form.get("back"), url_for("account.settings")), 303)
 
 
 @bp.route("/password", methods=["POST"])
@@ -56,7 +56,8 @@ def password():
     if error:
         flash(error, "error")
         return render_template("account/settings.html"), 400
+    # Every other session of this user ends (a cookie copied elsewhere, another laptop); this one goes on.
     users.set_password(db, current_user.username, new, actor=current_user.record,
-                       hash_method=current_app.config["PASSWORD_HASH_METHOD"])
+                       hash_method=current_app.config["PASSWORD_HASH_METHOD"], keep_session=session.get("sid"))
     flash(_("Your password has been changed."), "success")
     return redirect(url_for("account.settings"), 303)

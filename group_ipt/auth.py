@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import time
 from functools import wraps
-from urllib.parse import urlsplit
 
 from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
 
-from . import users
+from . import login_sessions, users
 from .db import get_db, row
+from .redirects import safe_target
 
 bp = Blueprint("auth", __name__)
 login_manager = LoginManager()
@@ -43,9 +42,25 @@ class User(UserMixin):
 
 
 @login_manager.user_loader
-def load_user(user_id: str) -> User | None:
+def session_user(user_id: str) -> User | None:
+    """Return the user of this request's server-side session, or None when it has ended."""
     db = get_db()
-    record = users.get_user(db, user_id)
+    config = current_app.config
+    result = login_sessions.check(db, session.get("sid"), idle_minutes=config["SESSION_IDLE_MINUTES"],
+                                  lifetime_hours=config["SESSION_LIFETIME_HOURS"])
+    if result.user is None or result.user["id"] != user_id:
+        g.session_ended = result.reason
+        return None
+    return user_object(db, result.user)
+
+
+def load_user(user_id: str) -> User | None:
+    """Return the User for an active user's id, with no session check (tests, the login itself)."""
+    db = get_db()
+    return user_object(db, users.get_user(db, user_id))
+
+
+def user_object(db, record: dict | None) -> User | None:
     if record is None or not record["active"]:
         return None
     site_ids = users.user_site_ids(db, record)
@@ -78,32 +93,29 @@ def require_login():
     if request.path.startswith("/api/"):
         return None  # the API checks its own device token and answers 401 in JSON (views/api.py)
     if not current_user.is_authenticated:
-        if session.pop("_expired", False):
+        ended = g.pop("session_ended", None)
+        if "sid" in session:  # the server ended this session: forget the cookie's copy of it
+            _clear_session()
+        if ended in EXPIRED_REASONS:
             flash(_("Your session has expired. Please log in again."), "warning")
-        elif request.endpoint is not None:
+            return redirect(url_for("auth.login"))
+        if request.endpoint is not None:
             flash(_("Please log in to see this page."), "info")
         return redirect(url_for("auth.login", next=request.full_path if request.method == "GET" else None))
-    idle_limit = current_app.config["SESSION_IDLE_MINUTES"] * 60
-    now = int(time.time())
-    last_seen = session.get("seen", now)
-    if now - last_seen > idle_limit:
-        logout_user()
-        session.clear()
-        flash(_("Your session has expired. Please log in again."), "warning")
-        return redirect(url_for("auth.login"))
-    session["seen"] = now
     g.user = current_user
     return None
 
 
-def _safe_next(target: str | None) -> str:
-    """Only follow a ``next`` that stays on this site."""
-    if not target:
-        return url_for("home.index")
-    parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
-        return url_for("home.index")
-    return target
+# Why a session may end without the user logging out (the login page then says it expired).
+EXPIRED_REASONS = {"idle", "expired", "password_changed", "disabled"}
+
+
+def _clear_session() -> None:
+    """Empty the cookie's session, keeping only the language chosen on the login page."""
+    lang = session.get("lang")
+    session.clear()
+    if lang:
+        session["lang"] = lang
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -112,6 +124,7 @@ def login():
         return redirect(url_for("home.index"))
     status = 200
     username = ""
+    headers = {}
     if request.method == "POST":
         username = request.form.get("username", "").strip()
         password = request.form.get("password", "")
@@ -124,24 +137,26 @@ def login():
                 db, username, password, request.remote_addr,
                 max_failures=current_app.config["LOGIN_MAX_FAILURES"],
                 lock_minutes=current_app.config["LOGIN_LOCK_MINUTES"],
+                hash_method=current_app.config["PASSWORD_HASH_METHOD"],
             )
             if result.user:
-                session.clear()
+                _clear_session()
                 session.permanent = True
-                login_user(load_user(result.user["id"]))
-                session["seen"] = int(time.time())
-                return redirect(_safe_next(request.args.get("next")))
+                session["sid"] = login_sessions.start(db, result.user, request.remote_addr)
+                login_user(user_object(db, result.user))
+                return redirect(safe_target(request.args.get("next"), url_for("home.index")))
             if result.error == "throttled":
                 flash(_("Too many failed attempts. Wait %(minutes)d minutes and try again, or ask your "
                         "coordinator to reset your password.", minutes=result.retry_after_minutes), "error")
                 status = 429
+                headers["Retry-After"] = str(result.retry_after_seconds)
             elif result.error == "disabled":
                 flash(_("This account has been disabled. Ask your coordinator."), "error")
                 status = 403
             else:
                 flash(_("Wrong username or password."), "error")
                 status = 401
-    return render_template("auth/login.html", username=username), status
+    return render_template("auth/login.html", username=username), status, headers
 
 
 @bp.route("/login/language", methods=["POST"])
@@ -158,10 +173,8 @@ def choose_login_language():
 
 @bp.route("/logout", methods=["POST"])
 def logout():
+    login_sessions.end(get_db(), session.get("sid"), "logout")
     logout_user()
-    lang = session.get("lang")
-    session.clear()
-    if lang:
-        session["lang"] = lang
+    _clear_session()
     flash(_("You have logged out."), "info")
     return redirect(url_for("auth.login"), 303)

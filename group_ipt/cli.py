@@ -5,14 +5,13 @@ Every command only parses its options and calls one function of the package.
 
 from __future__ import annotations
 
-import os
 import secrets
 import sys
 from pathlib import Path
 
 import click
 
-from . import ConfigError, create_app
+from . import ConfigError, __version__, create_app
 from . import db as dbmod
 from .schema import current_version, migrate, pending
 from .settings import DEV_SECRET_KEY, default_data_dir
@@ -45,20 +44,43 @@ class Context:
                 f"No database in {self.data_dir}. Run 'group-ipt init --admin NAME' first "
                 "(or 'group-ipt serve --demo' to try the app with demo data)."
             )
-        return dbmod.connect(self.db_path)
+        from .upgrade import NewerDatabase, check_not_newer
+
+        db = dbmod.connect(self.db_path)
+        try:
+            check_not_newer(db)
+        except NewerDatabase as exc:
+            db.close()
+            raise click.ClickException(str(exc)) from exc
+        return db
 
 
 pass_ctx = click.make_pass_decorator(Context)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class Commands(click.Group):
+    """The command group: a damaged database ends any command with one clear message, not a traceback."""
+
+    def invoke(self, ctx):
+        import sqlite3
+
+        try:
+            return super().invoke(ctx)
+        except sqlite3.DatabaseError as exc:
+            if not dbmod.is_damaged(exc):
+                raise
+            path = ctx.obj.db_path if isinstance(ctx.obj, Context) else "group-ipt.db"
+            raise click.ClickException(dbmod.damaged_message(path, exc)) from exc
+
+
+@click.group(cls=Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--data-dir",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
     help="Folder for the database, secret key and config.toml (default: $GROUP_IPT_DATA or the per-user data folder).",
 )
-@click.version_option(package_name="group-ipt")
+@click.version_option(version=__version__, prog_name="group-ipt")
 @click.pass_context
 def cli(ctx, data_dir):
     """Run a group IPT programme: screening, group cycles, sessions, reports and sync.
@@ -87,18 +109,26 @@ def ensure_secret_key(data_dir: Path) -> None:
     path = data_dir / SECRET_KEY_FILE
     if path.exists():
         return
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(secrets.token_urlsafe(48))
+    from .oscompat import write_private
+
+    write_private(path, secrets.token_urlsafe(48))
 
 
 def initialise(data_dir: Path) -> dbmod.sqlite_utils.Database:
     """Create the data folder, the secret key and an up-to-date empty database."""
     data_dir.mkdir(parents=True, exist_ok=True)
     ensure_secret_key(data_dir)
+    from .upgrade import NewerDatabase, check_not_newer, record_version
+
     db = dbmod.connect(dbmod.database_path(data_dir))
+    try:
+        check_not_newer(db)
+    except NewerDatabase as exc:
+        db.close()
+        raise click.ClickException(str(exc)) from exc
     migrate(db)
     ensure_triggers(db)
+    record_version(db)
     return db
 
 
@@ -151,6 +181,43 @@ def migrate_cmd(ctx: Context):
         click.echo(f"The database is up to date (version {current_version(db)}).")
 
 
+@cli.command("upgrade")
+@pass_ctx
+def upgrade_cmd(ctx: Context):
+    """After installing a newer version: back up the database, migrate it, and say what changed.
+
+    The installers of the offline kit run it. Nothing is written when the data is already at this version.
+
+    Example: group-ipt upgrade
+    """
+    from . import __version__
+    from . import upgrade as upgrademod
+
+    if not ctx.db_path.exists():
+        click.echo(f"No database in {ctx.data_dir} yet: nothing to upgrade (group-ipt {__version__}).")
+        return
+    try:
+        done = upgrademod.upgrade(ctx.db_path, ctx.data_dir)
+    except upgrademod.NewerDatabase as exc:
+        raise click.ClickException(str(exc)) from exc
+    except Exception as exc:  # a failed migration rolled back; the backup is there either way
+        raise click.ClickException(f"The upgrade failed: {exc}. The data is as it was before; a backup is in "
+                                   f"{ctx.data_dir / 'backups'}.") from exc
+    if not done["migrations"] and done["from"] == done["to"]:
+        click.echo(f"The data in {ctx.data_dir} is already at group-ipt {__version__}; nothing to do.")
+        return
+    click.echo(f"Upgraded the data in {ctx.data_dir} from group-ipt {done['from'] or 'before 0.2.0'} "
+               f"to {done['to']}.")
+    if done["backup"]:
+        click.echo(f"Backup taken first: {done['backup']}")
+    for number, name in done["migrations"]:
+        click.echo(f"database change {number:04d} {name}")
+    for version, notes in done["changes"]:
+        click.echo(f"What is new in {version}:")
+        for note in notes:
+            click.echo(f"  - {note}")
+
+
 @cli.group()
 def users():
     """Add, list, disable and enable users.
@@ -200,9 +267,15 @@ def users_list(ctx: Context):
     from . import users as usersmod
 
     db = ctx.require_db()
+    config = ctx.app().config
     for u in usersmod.list_users(db):
         state = "active" if u["active"] else "disabled"
         click.echo(f"{u['username']:<20} {u['role']:<12} {state:<9} {u['site_codes'] or '-':<12} {u['display_name']}")
+        for lock in usersmod.login_locks(db, u["username"], max_failures=config["LOGIN_MAX_FAILURES"],
+                                         lock_minutes=config["LOGIN_LOCK_MINUTES"]):
+            where = "several addresses" if lock.scope == "user" else lock.remote_addr
+            click.echo(f"{'':<20} slowed down: {lock.failures} failed logins from {where}, next try after "
+                       f"{lock.retry_at.isoformat()} ('group-ipt users unlock {u['username']}' lifts it)")
 
 
 def _set_active(ctx: Context, username: str, active: bool) -> None:
@@ -257,6 +330,24 @@ def users_set_password(ctx: Context, username):
     except usersmod.UserError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"Changed the password of {username!r}.")
+
+
+@users.command("unlock")
+@click.argument("username")
+@pass_ctx
+def users_unlock(ctx: Context, username):
+    """Let a user slowed down by failed logins try again at once (recorded in the audit log).
+
+    Example: group-ipt users unlock coord
+    """
+    from . import users as usersmod
+
+    db = ctx.require_db()
+    try:
+        usersmod.unlock_login(db, username)
+    except usersmod.UserError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"{username!r} can try to log in again now.")
 
 
 @cli.group()
@@ -361,43 +452,87 @@ def demo(ctx: Context, scale, seed):
 @click.option("--dev", is_flag=True, help="Allow the development secret key (never for real data).")
 @click.option("--demo", "with_demo", is_flag=True, help="Create the database and the demo programme first if needed.")
 @click.option("--central", is_flag=True, help="Serve as the central server that laptops sync with (SYNC_CENTRAL).")
+@click.option("--open", "open_browser", is_flag=True,
+              help="Open the app in the web browser once it runs; if it already runs on that port, only open it "
+                   "(what the desktop launcher does).")
 @pass_ctx
-def serve(ctx: Context, host, port, threads, dev, with_demo, central):
+def serve(ctx: Context, host, port, threads, dev, with_demo, central, open_browser):
     """Serve the app with the waitress WSGI server and print its address.
 
-    Example: group-ipt serve --demo
+    Example: group-ipt serve --demo   (the desktop launcher: group-ipt serve --open)
     """
     import waitress
 
-    if central:
-        ctx.app(SYNC_CENTRAL=True)
+    if open_browser and port and _answers(host, port):
+        url = f"http://{_browser_host(host)}:{port}/"
+        click.echo(f"group-ipt is already running at {url}; opening it in the browser.")
+        _open_in_browser(url)
+        return
     if with_demo:
         from . import demo as demomod
 
+        # The data folder, its secret key and database come first: the app reads the key when it is built.
         db = initialise(ctx.data_dir)
-        app = ctx.app()
+        app = ctx.app(SYNC_CENTRAL=True) if central else ctx.app()
         with app.app_context():
             summary = demomod.load_demo(db, app)
         db.close()
         click.echo(demomod.describe(summary))
     else:
         ctx.require_db().close()
-    app = ctx.app()
+    app = ctx.app(SYNC_CENTRAL=True) if central else ctx.app()
     if app.config["SECRET_KEY"] == DEV_SECRET_KEY and not dev:
         raise click.ClickException(
             f"There is no secret key in {ctx.data_dir}: run 'group-ipt init' there first, "
             "or pass --dev to use an insecure development key."
         )
-    server = waitress.create_server(app, host=host, port=port, threads=threads, clear_untrusted_proxy_headers=True)
+    proxy = {}
+    if app.config.get("TRUSTED_PROXY"):
+        # Behind HTTPS on a reverse proxy: the client's address (login throttling, the audit) and the
+        # scheme come from the proxy's headers, and only from that proxy.
+        proxy = {"trusted_proxy": app.config["TRUSTED_PROXY"], "trusted_proxy_count": 1,
+                 "trusted_proxy_headers": {"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"}}
+    server = waitress.create_server(app, host=host, port=port, threads=threads, clear_untrusted_proxy_headers=True,
+                                    **proxy)
     from .report_store import start_background_refresh
 
     start_background_refresh(app, app.config["REPORT_REFRESH_SECONDS"])
+    from .backup import start_daily_backups
+
+    start_daily_backups(app)
     click.echo(f"group-ipt is running at http://{host}:{server.effective_port}/  (press Ctrl+C to stop)", err=False)
     sys.stdout.flush()
+    if open_browser:
+        import threading
+
+        url = f"http://{_browser_host(host)}:{server.effective_port}/"
+        threading.Timer(1.0, _open_in_browser, (url,)).start()
     try:
         server.run()
     except KeyboardInterrupt:
         click.echo("Stopped.")
+
+
+def _browser_host(host: str) -> str:
+    return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104 (compared, not bound)
+
+
+def _answers(host: str, port: int) -> bool:
+    """Tell whether something already listens on ``host:port`` (a group-ipt started earlier by the launcher)."""
+    import socket
+
+    try:
+        with socket.create_connection((_browser_host(host), port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def _open_in_browser(url: str) -> None:
+    import webbrowser
+
+    if not webbrowser.open(url):
+        click.echo(f"Open {url} in your web browser.")
 
 
 @cli.group()
@@ -408,18 +543,37 @@ def forms():
     """
 
 
+def _data_files(ctx: Context, name: str, *, prepare: bool = False) -> Path:
+    """Return the forms or translations folder the app uses: config.toml's setting, else the checkout's or the
+    data folder's copy (``prepare``: make that copy if missing; otherwise fall back to the package's, writing
+    nothing)."""
+    from . import __version__, bundle, load_config
+    from .settings import defaults
+
+    key = f"{name.upper()}_DIR"
+    try:
+        configured = load_config(ctx.data_dir).get(key) or defaults()[key]
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if configured:
+        return Path(configured)
+    if prepare:
+        return bundle.data_folder(ctx.data_dir, name, __version__)
+    return bundle.folder_to_read(ctx.data_dir, name, __version__)
+
+
 @forms.command("check")
 @click.option("--forms-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder to check (default: the app's FORMS_DIR).")
-def forms_check(forms_dir):
+@pass_ctx
+def forms_check(ctx: Context, forms_dir):
     """Validate every form file and name the file, item and field of each error.
 
     Example: group-ipt forms check
     """
     from . import forms as formsmod
-    from .settings import defaults
 
-    folder = forms_dir or Path(defaults()["FORMS_DIR"])
+    folder = forms_dir or _data_files(ctx, "forms")
     errors = formsmod.check_all(folder)
     for e in errors:
         click.echo(str(e), err=True)
@@ -440,15 +594,15 @@ def i18n():
 
 @i18n.command("compile")
 @click.option("--force", is_flag=True, help="Recompile even when the .mo files look up to date.")
-def i18n_compile(force):
+@pass_ctx
+def i18n_compile(ctx: Context, force):
     """Compile the .po catalogs in translations/ to .mo files.
 
     Example: group-ipt i18n compile
     """
     from .i18n import compile_catalogs
-    from .settings import defaults
 
-    written = compile_catalogs(defaults()["TRANSLATIONS_DIR"], force=force)
+    written = compile_catalogs(_data_files(ctx, "translations", prepare=True), force=force)
     click.echo(f"Compiled {len(written)} catalog(s).")
 
 
@@ -457,15 +611,15 @@ def i18n_compile(force):
               help="Exit non-zero when a language's coverage (of all areas together) is below this percent.")
 @click.option("--per-area", is_flag=True, help="Apply --min to each area (ui, instruments, protocols, scripts).")
 @click.option("--show-missing", is_flag=True, help="List the strings that fall back to English.")
-def i18n_status(minimum, per_area, show_missing):
+@pass_ctx
+def i18n_status(ctx: Context, minimum, per_area, show_missing):
     """Print translation coverage per language and area; missing strings fall back to English.
 
     Example: group-ipt i18n status --min 95
     """
     from .i18n import coverage, load_languages
-    from .settings import defaults
 
-    folder = defaults()["TRANSLATIONS_DIR"]
+    folder = _data_files(ctx, "translations")
     languages = load_languages(folder)
     report = coverage(folder)
     failing = []
@@ -596,7 +750,10 @@ def devices_list(ctx: Context):
     db = ctx.require_db()
     for d in devicesmod.list_devices(db):
         state = f"revoked {d['revoked_at']}" if d["revoked_at"] else "active"
-        click.echo(f"{d['name']:<24} {d['site_code']:<8} last seen {d['last_seen_at'] or 'never':<26} {state}")
+        key = {"ed25519": "own key", "legacy": "old key: sync once to move", "none": "no key yet"}[
+            devicesmod.key_state(d)]
+        click.echo(f"{d['name']:<24} {d['site_code']:<8} last seen {d['last_seen_at'] or 'never':<26} "
+                   f"version {d['app_version'] or 'unknown':<10} {state} ({key})")
 
 
 @devices.command("revoke")
@@ -727,10 +884,19 @@ def sync_status(ctx: Context):
 
     Example: group-ipt sync status
     """
+    from . import __version__
     from .sync import client
+    from .sync import devices as devicesmod
 
     db = ctx.require_db()
     st = client.status(db)
+    click.echo(f"this version:      group-ipt {__version__}")
+    if devicesmod.list_devices(db):  # a central server: which laptops to update
+        old = devicesmod.behind(db, __version__)
+        click.echo(f"laptops behind:    {len(old)} not on group-ipt {devicesmod.newest_version(db, __version__)}")
+        for d in old:
+            click.echo(f"  {d['name']:<24} {d['site_code']:<8} {d['app_version'] or 'before 0.2.0':<12} "
+                       f"last seen {d['last_seen_at'] or 'never'}")
     click.echo(f"server:            {st['server'] or 'not set up (group-ipt sync setup)'}")
     if st["device"]:
         click.echo(f"device:            {st['device']} (site {st['site']})")
@@ -782,7 +948,8 @@ def sync_import(ctx: Context, file, reply):
 
     header = _run_sync(ctx, lambda db: files.read_header(file))
     if header["kind"] == "push":
-        config = server.CentralConfig.from_app_config(ctx.app().config)
+        app = ctx.app()
+        config = server.CentralConfig.from_app_config(app.config, app.extensions["group_ipt_forms"].instruments)
         out = reply or file.with_name(file.name + ".reply")
         s = _run_sync(ctx, lambda db: server.import_file(db, file, out, config))
         click.echo(f"Imported {s['batches']} batch(es) from {s['device']!r}: {s['applied']} applied, "
@@ -1090,18 +1257,26 @@ def export_dhis2(ctx: Context, period, mapping_file, output, site_codes, complet
 
 
 @cli.command("backup")
-@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path), required=False)
+@click.option("--to", "folder", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder to write a dated backup into, e.g. a USB stick (instead of FILE).")
 @pass_ctx
-def backup_cmd(ctx: Context, file):
-    """Write a consistent copy of the database to FILE, safe while the app is running.
+def backup_cmd(ctx: Context, file, folder):
+    """Write a consistent copy of the database to FILE, or a dated one into a folder; safe while the app runs.
 
-    Example: group-ipt backup /media/usb/group-ipt-2026-11-25.db
+    Example: group-ipt backup --to /media/usb   (or: group-ipt backup /media/usb/group-ipt-2026-11-25.db)
     """
     from . import backup as backupmod
 
+    if (file is None) == (folder is None):
+        raise click.UsageError("Give either FILE or --to FOLDER.")
     ctx.require_db().close()
     try:
-        info = backupmod.backup(ctx.db_path, file)
+        if folder is not None:
+            info = backupmod.backup_to_folder(ctx.db_path, ctx.data_dir, folder)
+        else:
+            info = backupmod.backup(ctx.db_path, file)
+            backupmod.note_copy(ctx.data_dir, file)
     except backupmod.BackupError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"Wrote {info['path']} ({info['bytes']} bytes); its integrity check passed.")

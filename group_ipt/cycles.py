@@ -20,7 +20,7 @@ from typing import Any
 import sqlite_utils
 
 from . import audit, scheduling
-from .db import new_id, row, rows, utcnow, write
+from .db import in_clock_order, new_id, row, rows, utcnow, write
 from .errors import N_, NP_, DomainError, english
 from .protocols import Protocol
 
@@ -115,12 +115,15 @@ def get_session(db: sqlite_utils.Database, session_id: str, site_ids: list[str] 
     return row(db, sql, params)
 
 
+_CHANGES_JOIN, _CHANGES_ORDER = in_clock_order("session_changes", "c")
+
+
 def session_history(db: sqlite_utils.Database, cycle_id: str) -> list[dict]:
     return rows(
         db,
         "select c.*, x.number, x.kind, u.display_name as changed_by_name from session_changes c"
-        " join sessions x on x.id = c.session_id left join users u on u.id = c.changed_by"
-        " where c.cycle_id = ? order by c.created_at, x.scheduled_date",
+        f" join sessions x on x.id = c.session_id left join users u on u.id = c.changed_by{_CHANGES_JOIN}"
+        f" where c.cycle_id = ? order by {_CHANGES_ORDER}, x.scheduled_date",
         (cycle_id,),
     )
 
@@ -253,12 +256,14 @@ def parse_time(text: str) -> str:
 
 
 def parse_date(text: str) -> date:
-    """Return ``text`` (YYYY-MM-DD) as a date; CycleError if the date does not exist."""
+    """Return ``text`` (YYYY-MM-DD) as a date; CycleError if the date does not exist or is out of bounds."""
+    from .bounds import BoundsError
+    from .bounds import parse_date as bounded_date
+
     try:
-        return date.fromisoformat((text or "").strip())
-    except ValueError:
-        raise CycleError(N_("%(date)s is not a date that exists; write it as 2026-03-02."),
-                         date=(text or "").strip() or "?") from None
+        return bounded_date(text)
+    except BoundsError as exc:
+        raise CycleError(exc.message, **exc.params) from None
 
 
 def _next_code(db: sqlite_utils.Database, site: dict) -> str:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template
+from pathlib import Path
+
+from flask import Blueprint, current_app, render_template
 from flask_login import current_user
 
 from .db import get_db, rows
@@ -15,4 +17,11 @@ def index():
     db = get_db()
     placeholders = ",".join("?" for _ in current_user.site_ids) or "''"
     sites = rows(db, f"select * from sites where id in ({placeholders}) order by name", current_user.site_ids)
-    return render_template("home/index.html", sites=sites)
+    backups = None
+    if current_user.role in ("coordinator", "admin"):
+        from .backup import backup_state
+        from .clock import today
+
+        backups = backup_state(Path(current_app.config["DATA_DIR"]), today=today(),
+                               warn_days=current_app.config["BACKUP_WARN_DAYS"])
+    return render_template("home/index.html", sites=sites, backups=backups)

@@ -14,6 +14,8 @@ from flask import current_app, request, session
 from flask_babel import get_locale
 from flask_login import current_user
 
+from . import oscompat
+
 
 @dataclass(frozen=True)
 class Language:
@@ -63,7 +65,7 @@ def compile_catalogs(translations_dir: str | Path, *, force: bool = False) -> li
         tmp = mo_path.with_suffix(".mo.tmp")
         with tmp.open("wb") as f:
             write_mo(f, catalog, use_fuzzy=False)
-        tmp.replace(mo_path)
+        oscompat.replace(tmp, mo_path)
         written.append(mo_path)
     return written
 

@@ -20,8 +20,8 @@ from datetime import date
 
 import sqlite_utils
 
-from . import audit, clock
-from .db import new_id, row, rows, utcnow, write
+from . import audit, clock, fields
+from .db import in_clock_order, new_id, row, rows, utcnow, write
 from .errors import N_, DomainError
 
 SEXES = ("female", "male", "other")
@@ -29,7 +29,10 @@ STATUSES = ("registered", "screened", "eligible", "not_eligible", "referred", "e
 # Statuses a screening may change; once in a cycle, the cycle decides.
 PRE_ENROLMENT = frozenset({"registered", "screened", "eligible", "not_eligible", "referred"})
 CONSENT_PURPOSES = ("screening", "group", "data_sharing")
-MAX_NAME = 120
+MAX_NAME = fields.limit("participants", "name")
+MAX_VILLAGE = fields.limit("participants", "village")
+MAX_LANGUAGE = fields.limit("participants", "language")
+MAX_GIVEN_BY = fields.limit("consents", "given_by")
 MIN_AGE, MAX_AGE = 10, 110
 # Two records are possible duplicates when name and village match and the birth
 # years are this close (ages are often estimates).
@@ -155,7 +158,7 @@ def _clean_village(village: str | None) -> str:
     village = (village or "").strip()
     if not village:
         raise ParticipantError(N_("Enter the village or area where the person lives."), field="village")
-    if len(village) > MAX_NAME or _CONTROL.search(village):
+    if len(village) > MAX_VILLAGE or _CONTROL.search(village):
         raise ParticipantError(N_("The village or area is too long or contains characters that cannot be shown."),
                                field="village")
     return village
@@ -170,7 +173,7 @@ def _clean_phone(phone: str | None) -> str | None:
 
 def _clean_language(language: str | None) -> str | None:
     language = (language or "").strip() or None
-    if language is not None and (len(language) > 40 or _CONTROL.search(language)):
+    if language is not None and (len(language) > MAX_LANGUAGE or _CONTROL.search(language)):
         raise ParticipantError(N_("The language name is too long."), field="language")
     return language
 
@@ -289,7 +292,7 @@ def update_details(db: sqlite_utils.Database, participant_id: str, changes: dict
 
 def _given_by(text: str | None) -> str:
     text = (text or "").strip()
-    if len(text) > MAX_NAME or _CONTROL.search(text):
+    if len(text) > MAX_GIVEN_BY or _CONTROL.search(text):
         raise ParticipantError(N_("The name of the person who gave consent is too long."), field="consent_given_by")
     return text or "participant"
 
@@ -428,10 +431,11 @@ def enrolment_blockers(db: sqlite_utils.Database, participant_id: str) -> list[s
 
 
 def status_history(db: sqlite_utils.Database, participant_id: str) -> list[dict]:
+    join, order = in_clock_order("participant_status_history", "h")
     return rows(
         db,
         "select h.*, u.display_name as changed_by_name from participant_status_history h"
-        " left join users u on u.id = h.changed_by where h.participant_id = ? order by h.created_at, h.rowid",
+        f" left join users u on u.id = h.changed_by{join} where h.participant_id = ? order by {order}",
         (participant_id,),
     )
 

@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+from . import bounds
 from .errors import N_, DomainError
 
 
@@ -32,11 +33,11 @@ class Period:
         return self.start.isoformat(), self.end.isoformat()
 
 
-_YEAR = re.compile(r"^(\d{4})$")
-_QUARTER = re.compile(r"^(\d{4})Q([1-4])$")
-_MONTH = re.compile(r"^(\d{4})(0[1-9]|1[0-2])$")
-_WEEK = re.compile(r"^(\d{4})W(\d{1,2})$")
-_RANGE = re.compile(r"^(\d{4}-\d{2}-\d{2})\s*(?:\.\.|/)\s*(\d{4}-\d{2}-\d{2})$")
+_YEAR = re.compile(r"^(\d{4})$", re.ASCII)
+_QUARTER = re.compile(r"^(\d{4})Q([1-4])$", re.ASCII)
+_MONTH = re.compile(r"^(\d{4})(0[1-9]|1[0-2])$", re.ASCII)
+_WEEK = re.compile(r"^(\d{4})W(\d{1,2})$", re.ASCII)
+_RANGE = re.compile(r"^(\d{4}-\d{2}-\d{2})\s*(?:\.\.|/)\s*(\d{4}-\d{2}-\d{2})$", re.ASCII)
 
 
 def _month_end(year: int, month: int) -> date:
@@ -45,8 +46,15 @@ def _month_end(year: int, month: int) -> date:
 
 def parse_period(text: str) -> Period:
     """Read a DHIS2 period id or a date range; PeriodError names the text and the formats."""
-    text = (text or "").strip().upper()
+    text = (text if isinstance(text, str) else "").strip().upper()[:40]
     try:
+        if m := _RANGE.match(text):
+            return period_between(bounds.parse_date(m[1], field="period"), bounds.parse_date(m[2], field="period"))
+        if (m := _YEAR.match(text) or _QUARTER.match(text) or _MONTH.match(text) or _WEEK.match(text)) \
+                and not bounds.MIN_YEAR <= int(m[1]) <= bounds.MAX_YEAR:
+            raise PeriodError(N_("The period %(period)s is outside the years this software accepts "
+                                 "(%(first)s to %(last)s)."), field="period", period=text,
+                              first=str(bounds.MIN_YEAR), last=str(bounds.MAX_YEAR))
         if m := _YEAR.match(text):
             year = int(m[1])
             return Period(date(year, 1, 1), date(year, 12, 31), text)
@@ -60,8 +68,11 @@ def parse_period(text: str) -> Period:
             year, week = int(m[1]), int(m[2])
             start = date.fromisocalendar(year, week, 1)
             return Period(start, start + timedelta(days=6), f"{year}W{week}")
-        if m := _RANGE.match(text):
-            return period_between(date.fromisoformat(m[1]), date.fromisoformat(m[2]))
+    except bounds.BoundsError as exc:
+        if "first" in exc.params:  # out of bounds: say which years are accepted
+            raise PeriodError(exc.message, field="period", **exc.params) from exc
+        raise PeriodError(N_("The period %(period)s does not exist (no such date or week)."), field="period",
+                          period=text) from exc
     except ValueError as exc:
         if isinstance(exc, PeriodError):
             raise
@@ -73,7 +84,12 @@ def parse_period(text: str) -> Period:
 
 
 def period_between(start: date, end: date) -> Period:
-    """Return the period from ``start`` to ``end``; PeriodError if it ends before it starts."""
+    """Return the period from ``start`` to ``end``; PeriodError if it ends before it starts or is out of bounds."""
+    for day in (start, end):
+        try:
+            bounds.check_year(day, field="period")
+        except bounds.BoundsError as exc:
+            raise PeriodError(exc.message, field="period", **exc.params) from exc
     if end < start:
         raise PeriodError(N_("The period ends (%(end)s) before it starts (%(start)s)."), field="period",
                           start=start.isoformat(), end=end.isoformat())

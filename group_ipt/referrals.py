@@ -15,15 +15,16 @@ from datetime import date, timedelta
 
 import sqlite_utils
 
-from . import audit, clock
-from .db import new_id, row, rows, utcnow, write
+from . import audit, clock, fields
+from .db import in_clock_order, new_id, row, rows, utcnow, write
 from .errors import N_, DomainError
 
 STATUSES = ("open", "referred", "followed_up", "closed")
 URGENCIES = ("urgent", "routine")
 # Closing takes a referral off every list: a supervisor's decision, not a facilitator's.
 CLOSING_ROLES = ("coordinator", "supervisor", "admin")
-MAX_NOTE = 2000
+MAX_NOTE = fields.limit("referrals", "note")
+MAX_REFERRED_TO = fields.limit("referrals", "referred_to")
 
 
 class ReferralError(DomainError):
@@ -222,7 +223,7 @@ def set_status(
         raise ReferralError(N_("Unknown referral status %(status)s."), field="status", status=status)
     note = (note or "").strip() or None
     referred_to = (referred_to or "").strip() or None
-    if (note and len(note) > MAX_NOTE) or (referred_to and len(referred_to) > 200):
+    if (note and len(note) > MAX_NOTE) or (referred_to and len(referred_to) > MAX_REFERRED_TO):
         raise ReferralError(N_("The note is too long."), field="note")
     with write(db):
         current = row(db, "select * from referrals where id = ?", (referral["id"],))
@@ -260,8 +261,9 @@ def followups(db: sqlite_utils.Database, referral_id: str) -> list[dict]:
 
 
 def events(db: sqlite_utils.Database, referral_id: str) -> list[dict]:
+    join, order = in_clock_order("referral_events", "e")
     return rows(db, "select e.*, u.display_name as by_name from referral_events e"
-                    " left join users u on u.id = e.by_user where e.referral_id = ? order by e.created_at, e.rowid",
+                    f" left join users u on u.id = e.by_user{join} where e.referral_id = ? order by {order}",
                 (referral_id,))
 
 

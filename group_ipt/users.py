@@ -9,15 +9,30 @@ from datetime import UTC, datetime, timedelta
 import sqlite_utils
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from . import audit
+from . import audit, login_sessions
 from .db import new_id, row, rows, utcnow, write
 
 ROLES = ("facilitator", "coordinator", "supervisor", "admin")
 MIN_PASSWORD_LENGTH = 8
 USERNAME_RE = re.compile(r"^[A-Za-z0-9._-]{2,40}$")
 SITE_CODE_RE = re.compile(r"^[A-Z0-9]{2,8}$")
-# A hash computed once so that an unknown username costs as much time as a wrong password.
-_DUMMY_HASH = generate_password_hash("not-a-real-password", method="pbkdf2:sha256:1000")
+# Hashes of a throw-away password, one per hash method, so that checking an unknown username
+# costs exactly what checking a known one does (same algorithm, same cost parameters).
+_DUMMY_HASHES: dict[str, str] = {}
+# The first delay once a username has failed LOGIN_MAX_FAILURES times from one address; it
+# doubles with each further failure, up to LOGIN_LOCK_MINUTES.
+FIRST_DELAY_SECONDS = 30
+# Failures for one username from every address, or from one address for every username,
+# before that username (or that address) is slowed down too: room for a shared laptop
+# where several people mistype, and for a username tried from many places.
+WIDE_FACTOR = 4
+
+
+def dummy_hash(method: str) -> str:
+    """Return a hash made with ``method`` to check when the username does not exist."""
+    if method not in _DUMMY_HASHES:
+        _DUMMY_HASHES[method] = generate_password_hash(new_id(), method=method)
+    return _DUMMY_HASHES[method]
 
 
 class UserError(ValueError):
@@ -28,7 +43,11 @@ class UserError(ValueError):
 class LoginResult:
     user: dict | None
     error: str | None  # one of: bad_credentials, disabled, throttled
-    retry_after_minutes: int = 0
+    retry_after_seconds: int = 0
+
+    @property
+    def retry_after_minutes(self) -> int:
+        return max(1, -(-self.retry_after_seconds // 60))
 
 
 def validate_password(password: str) -> None:
@@ -153,6 +172,8 @@ def set_active(db: sqlite_utils.Database, username: str, active: bool, *, actor:
             raise UserError("This is the last active admin; add another admin before disabling it.")
     with write(db):
         db.execute("update users set active = ?, updated_at = ? where id = ?", (int(active), utcnow(), user["id"]))
+        if not active:
+            login_sessions.end_all(db, user["id"], "disabled")
         after = get_user(db, user["id"])
         audit.log(
             db, user=actor, action="enable" if active else "disable", table="users",
@@ -162,7 +183,8 @@ def set_active(db: sqlite_utils.Database, username: str, active: bool, *, actor:
 
 
 def set_password(db: sqlite_utils.Database, username: str, password: str, *, actor: dict | None = None,
-                 hash_method: str = "scrypt") -> None:
+                 hash_method: str = "scrypt", keep_session: str | None = None) -> None:
+    """Set a new password; end the user's sessions (but ``keep_session``'s) and lift any login throttle."""
     user = get_user_by_username(db, username)
     if user is None:
         raise UserError(f"No user called {username!r}.")
@@ -172,7 +194,16 @@ def set_password(db: sqlite_utils.Database, username: str, password: str, *, act
             "update users set password_hash = ?, updated_at = ? where id = ?",
             (generate_password_hash(password, method=hash_method), utcnow(), user["id"]),
         )
-        audit.log(db, user=actor, action="set_password", table="users", record_id=user["id"])
+        ended = login_sessions.end_all(db, user["id"], "password_changed", keep_token=keep_session)
+        audit.log(db, user=actor, action="set_password", table="users", record_id=user["id"],
+                  after={"sessions_ended": ended})
+        _unlock(db, user, "password_reset", actor)
+    if keep_session:
+        # The session that changed the password goes on, under the new password.
+        with write(db):
+            db.execute("update login_sessions set password_tag = ? where id = ?",
+                       (login_sessions.password_tag(get_user(db, user["id"])["password_hash"]),
+                        login_sessions._digest(keep_session)))
 
 
 def set_language(db: sqlite_utils.Database, user: dict, language: str | None) -> None:
@@ -184,28 +215,105 @@ def set_language(db: sqlite_utils.Database, user: dict, language: str | None) ->
         )
 
 
-def _since(minutes: int) -> str:
-    return (datetime.now(UTC) - timedelta(minutes=minutes)).replace(microsecond=0).isoformat()
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).replace(microsecond=0).isoformat()
 
 
-def recent_failures(db: sqlite_utils.Database, username: str, remote_addr: str | None, minutes: int) -> tuple[int, int]:
-    """Count failed logins in the last ``minutes`` for this username and for this address."""
-    since = _since(minutes)
-    # Failures count only since the last success, so one good login clears the slate.
-    by_user = row(
-        db,
-        "select count(*) as n from login_attempts where username = ? and at >= ? and success = 0"
-        " and at >= coalesce((select max(at) from login_attempts where username = ? and success = 1), '')",
-        (username, since, username),
-    )["n"]
-    by_addr = 0
+@dataclass(frozen=True)
+class Throttle:
+    """Failed logins counted against one key and when the next try is allowed."""
+
+    scope: str  # user_address (this username from this address), user (from anywhere), address (any username)
+    failures: int
+    retry_at: datetime | None  # None: not slowed down
+    remote_addr: str | None = None
+
+
+def _delay(failures: int, threshold: int, cap_seconds: int) -> int:
+    """Seconds to wait after ``failures`` (0 below the threshold; doubling from FIRST_DELAY_SECONDS)."""
+    if failures < threshold:
+        return 0
+    return min(cap_seconds, FIRST_DELAY_SECONDS * 2 ** min(failures - threshold, 20))
+
+
+def _count(db, where: str, params: tuple) -> tuple[int, str | None]:
+    found = row(db, f"select count(*) as n, max(at) as last from login_attempts where success = 0 and {where}",
+                params)
+    return found["n"], found["last"]
+
+
+def throttles(db: sqlite_utils.Database, username: str, remote_addr: str | None, *, max_failures: int = 5,
+              lock_minutes: int = 15, now: datetime | None = None) -> list[Throttle]:
+    """Return what slows down a login of ``username`` from ``remote_addr`` now (growing delays).
+
+    One username from one address waits after ``max_failures`` failures, twice as long after
+    each further one, up to ``lock_minutes``; a login from another address is not affected
+    until the username failed ``WIDE_FACTOR`` times as often from everywhere (then one try
+    each FIRST_DELAY_SECONDS for it: slow for a guesser, a short wait for its owner). An
+    address failing that often for any usernames waits too. A success clears its pair; a
+    password reset or an admin's unlock clears the username.
+    """
+    now = now or datetime.now(UTC)
+    since = _iso(now - timedelta(minutes=lock_minutes))
+    unlocked = row(db, "select max(at) as at from login_unlocks where username = ?", (username,))["at"] or ""
+    cap = lock_minutes * 60
+    found = []
+    pair_success = row(db, "select max(at) as at from login_attempts where username = ? and remote_addr is ?"
+                           " and success = 1", (username, remote_addr))["at"] or ""
+    # Failures after (not at) the moment that cleared them: a reset in the same second clears them too.
+    n, last = _count(db, "username = ? and remote_addr is ? and at >= ? and at > ?",
+                     (username, remote_addr, since, max(unlocked, pair_success)))
+    found.append(Throttle("user_address", n, _retry(last, _delay(n, max_failures, cap)), remote_addr))
+    n, last = _count(db, "username = ? and at >= ? and at > ?", (username, since, unlocked))
+    wide = max_failures * WIDE_FACTOR
+    found.append(Throttle("user", n, _retry(last, FIRST_DELAY_SECONDS if n >= wide else 0)))
     if remote_addr:
-        by_addr = row(
-            db,
-            "select count(*) as n from login_attempts where remote_addr = ? and at >= ? and success = 0",
-            (remote_addr, since),
-        )["n"]
-    return by_user, by_addr
+        n, last = _count(db, "remote_addr = ? and at >= ?", (remote_addr, since))
+        found.append(Throttle("address", n, _retry(last, _delay(n, wide, cap)), remote_addr))
+    return found
+
+
+def _retry(last: str | None, delay: int) -> datetime | None:
+    return datetime.fromisoformat(last) + timedelta(seconds=delay) if last and delay else None
+
+
+def login_locks(db: sqlite_utils.Database, username: str, *, max_failures: int = 5, lock_minutes: int = 15,
+                now: datetime | None = None) -> list[Throttle]:
+    """Return the addresses (and the username as a whole) that must wait before trying ``username`` again."""
+    now = now or datetime.now(UTC)
+    since = _iso(now - timedelta(minutes=lock_minutes))
+    addresses = [r["remote_addr"] for r in db.query(
+        "select distinct remote_addr from login_attempts where username = ? and success = 0 and at >= ?",
+        (username, since))]
+    found = []
+    for addr in addresses:
+        for t in throttles(db, username, addr, max_failures=max_failures, lock_minutes=lock_minutes, now=now):
+            if t.scope != "address" and t.retry_at and t.retry_at > now and t not in found:
+                found.append(t)
+    return found
+
+
+def _unlock(db, user: dict, reason: str, actor: dict | None) -> bool:
+    """Record that the user's failed logins no longer count; audit it if any did."""
+    since = row(db, "select max(at) as at from login_unlocks where username = ?", (user["username"],))["at"] or ""
+    failures = row(db, "select count(*) as n from login_attempts where username = ? and success = 0 and at > ?",
+                   (user["username"], since))["n"]
+    db.execute("insert into login_unlocks (username, at, reason, actor_id) values (?, ?, ?, ?)",
+               (user["username"], utcnow(), reason, actor["id"] if actor else None))
+    if failures:
+        audit.log(db, user=actor, action="login_unlock", table="users", record_id=user["id"],
+                  after={"reason": reason, "failures_cleared": failures})
+    return bool(failures)
+
+
+def unlock_login(db: sqlite_utils.Database, username: str, *, actor: dict | None = None) -> dict:
+    """Let a throttled user try again at once (an admin's decision); audited."""
+    user = get_user_by_username(db, username)
+    if user is None:
+        raise UserError(f"No user called {username!r}.")
+    with write(db):
+        _unlock(db, user, "admin", actor)
+    return user
 
 
 def authenticate(
@@ -216,37 +324,52 @@ def authenticate(
     *,
     max_failures: int = 5,
     lock_minutes: int = 15,
+    hash_method: str = "scrypt",
+    now: datetime | None = None,
 ) -> LoginResult:
-    """Check a login; record the attempt; refuse for a while after repeated failures."""
-    username = username.strip()
-    by_user, by_addr = recent_failures(db, username, remote_addr, lock_minutes)
-    # An address may mistype for several people on a shared laptop, so it gets more room.
-    if by_user >= max_failures or by_addr >= max_failures * 4:
-        with write(db):
-            db.execute(
-                "insert into login_attempts (username, remote_addr, at, success) values (?, ?, ?, 0)",
-                (username, remote_addr, utcnow()),
-            )
-        return LoginResult(None, "throttled", lock_minutes)
+    """Check a login; record the attempt; slow down repeated failures (see ``throttles``).
+
+    An unknown username is checked against a hash of the same method as real ones
+    (``hash_method``), so its answer takes as long as a wrong password's.
+    """
+    username = username.strip()[:200]
+    now = now or datetime.now(UTC)
+    waits = [t.retry_at for t in throttles(db, username, remote_addr, max_failures=max_failures,
+                                           lock_minutes=lock_minutes, now=now) if t.retry_at and t.retry_at > now]
+    if waits:
+        # Refused without checking the password, and not counted: waiting is what lifts it.
+        return LoginResult(None, "throttled", int((max(waits) - now).total_seconds()) + 1)
     user = get_user_by_username(db, username)
     if user is None:
-        check_password_hash(_DUMMY_HASH, password)
+        check_password_hash(dummy_hash(hash_method), password)
         ok = False
     else:
         ok = check_password_hash(user["password_hash"], password)
+    at = _iso(now)
     with write(db):
         db.execute(
             "insert into login_attempts (username, remote_addr, at, success) values (?, ?, ?, ?)",
-            (username, remote_addr, utcnow(), int(ok and bool(user["active"]))),
+            (username, remote_addr, at, int(ok and bool(user["active"]))),
         )
         if ok and user["active"]:
-            db.execute("update users set last_login_at = ? where id = ?", (utcnow(), user["id"]))
+            db.execute("update users set last_login_at = ? where id = ?", (at, user["id"]))
             audit.log(db, user=user, action="login", table="users", record_id=user["id"])
         else:
             audit.log(db, user=None, action="login_failed", table="users",
                       record_id=user["id"] if user else None, after={"username": username})
+            if not ok:
+                _audit_new_lock(db, user, username, remote_addr, max_failures, lock_minutes, now)
     if not ok:
         return LoginResult(None, "bad_credentials")
     if not user["active"]:
         return LoginResult(None, "disabled")
     return LoginResult(user, None)
+
+
+def _audit_new_lock(db, user, username, remote_addr, max_failures, lock_minutes, now) -> None:
+    """Audit the failure that starts (or lengthens) a wait, naming the username and the address."""
+    for t in throttles(db, username, remote_addr, max_failures=max_failures, lock_minutes=lock_minutes, now=now):
+        if t.retry_at and t.retry_at > now:
+            audit.log(db, user=None, action="login_throttled", table="users", record_id=user["id"] if user else None,
+                      after={"username": username, "remote_addr": remote_addr, "scope": t.scope,
+                             "failures": t.failures, "retry_at": _iso(t.retry_at)})

@@ -78,6 +78,9 @@ class AppTransport:
         self.fail("pull-before")
         return self._call("POST", "/api/v1/sync/pull", gzip.compress(json.dumps(request).encode()))
 
+    def register_key(self, public_key: str) -> dict:
+        return self._call("POST", "/api/v1/sync/key", gzip.compress(json.dumps({"public_key": public_key}).encode()))
+
 
 class Dropped(SyncError):
     pass

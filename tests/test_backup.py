@@ -136,3 +136,101 @@ def test_backup_of_a_live_database_while_writes_go_on(app, db, tmp_path, monkeyp
 def test_backup_without_a_database(tmp_path):
     result = CliRunner().invoke(cli, ["--data-dir", str(tmp_path / "none"), "backup", str(tmp_path / "x.db")])
     assert result.exit_code != 0 and "No database" in result.output
+
+
+# ---- backups without thinking ----------------------------------------------------------------------
+
+
+def test_rotation_keeps_the_last_seven_days_and_the_newest_of_four_weeks():
+    from datetime import date, timedelta
+
+    today = date(2026, 12, 4)  # a Friday
+    days = [today - timedelta(days=n) for n in range(60)]
+    kept = backupmod.to_keep(days, today)
+    last_seven = {today - timedelta(days=n) for n in range(7)}
+    assert last_seven <= kept
+    older = sorted(kept - last_seven)
+    # this week's and the three weeks before: their newest day (Sundays for full past weeks)
+    assert older == [date(2026, 11, 15), date(2026, 11, 22)]
+    assert len(kept) == 9
+    # with gaps (the laptop stayed off for weeks) the four most recent weeks that have a backup are kept
+    sparse = [date(2026, 9, 1), date(2026, 9, 20), date(2026, 10, 10), date(2026, 10, 30), date(2026, 11, 2)]
+    assert backupmod.to_keep(sparse, today) == {date(2026, 9, 20), date(2026, 10, 10), date(2026, 10, 30),
+                                                date(2026, 11, 2)}
+
+
+def test_daily_backup_once_a_day_checked_and_pruned(app, db, tmp_path):
+    from datetime import date
+
+    add_participant(db, name="Daily")
+    data_dir = Path(app.config["DATA_DIR"])
+    folder = data_dir / "backups"
+    folder.mkdir()
+    for old in ("2026-01-01", "2026-01-02"):  # long gone: the two fall in one ISO week beyond the four kept
+        (folder / f"group-ipt-{old}.db").write_bytes(b"old")
+    (folder / "group-ipt-2026-12-03.db.part").write_bytes(b"cut short")
+    (folder / "notes.txt").write_text("not a backup")
+    db.close()
+    first = backupmod.daily_backup(Path(app.config["DATABASE"]), data_dir, today=date(2026, 12, 4))
+    assert first["made"] and Path(first["made"]).name == "group-ipt-2026-12-04.db"
+    assert backupmod.integrity_problems(Path(first["made"])) == []
+    assert "Daily" in {r[0] for r in sqlite3.connect(first["made"]).execute("select name from participants")}
+    assert not (folder / "group-ipt-2026-12-03.db.part").exists() and (folder / "notes.txt").exists()
+    # 2026-01-02 is the newest of its week and one of the four most recent weeks with a backup: kept
+    assert sorted(p.name for p in folder.glob("group-ipt-*.db")) == ["group-ipt-2026-01-02.db",
+                                                                     "group-ipt-2026-12-04.db"]
+    again = backupmod.daily_backup(Path(app.config["DATABASE"]), data_dir, today=date(2026, 12, 4))
+    assert again["made"] is None
+
+
+def test_daily_backups_run_while_serving_and_can_be_turned_off(app, tmp_path):
+    import time
+
+    app.config["BACKUP_DAILY"] = False
+    assert backupmod.start_daily_backups(app) is None
+    app.config["BACKUP_DAILY"] = True
+    stop = backupmod.start_daily_backups(app, every_seconds=60)
+    try:
+        deadline = time.monotonic() + 10
+        while not backupmod.daily_backups(Path(app.config["DATA_DIR"])) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(backupmod.daily_backups(Path(app.config["DATA_DIR"]))) == 1
+    finally:
+        stop.set()
+
+
+def test_backup_to_a_folder_names_it_by_date_and_remembers_the_copy(app, tmp_path):
+    usb = tmp_path / "usb"
+    usb.mkdir()
+    result = invoke(app, "backup", "--to", str(usb))
+    assert result.exit_code == 0, result.output
+    (copy,) = usb.glob("group-ipt-backup-*.db")
+    assert backupmod.integrity_problems(copy) == []
+    assert backupmod.last_copy(Path(app.config["DATA_DIR"])) is not None
+    missing = invoke(app, "backup", "--to", str(tmp_path / "no-stick"))
+    assert missing.exit_code == 1 and "USB stick plugged in" in missing.output
+    for args in (["backup"], ["backup", str(tmp_path / "x.db"), "--to", str(usb)]):
+        wrong = invoke(app, *args)
+        assert wrong.exit_code == 2 and "Give either FILE or --to FOLDER" in wrong.output
+
+
+def test_home_page_warns_a_coordinator_when_no_backup_is_recent(app, client, set_today):
+    from datetime import date
+
+    from .conftest import login
+
+    set_today("2026-12-04")
+    login(client, "coord")
+    page = client.get("/").get_data(as_text=True)
+    assert 'id="backup-warning"' in page and "never been backed up" in page
+    data_dir = Path(app.config["DATA_DIR"])
+    backupmod.daily_backup(Path(app.config["DATABASE"]), data_dir, today=date(2026, 11, 20))
+    page = client.get("/").get_data(as_text=True)
+    assert 'id="backup-warning"' in page and "more than 7 days ago" in page
+    backupmod.daily_backup(Path(app.config["DATABASE"]), data_dir, today=date(2026, 11, 28))
+    assert 'id="backup-warning"' not in client.get("/").get_data(as_text=True)
+    facilitator = app.test_client()
+    set_today("2026-12-30")
+    login(facilitator, "amina")
+    assert 'id="backup-warning"' not in facilitator.get("/").get_data(as_text=True)
+    assert 'id="backup-warning"' in client.get("/").get_data(as_text=True)

@@ -71,7 +71,7 @@ def test_push_applies_a_batch(centre, cdb, token):
     response = push(centre.test_client(), token, batch(cdb, n=3))
     assert response.status_code == 200
     assert response.json == {"batch_no": 1, "duplicate": False, "applied": 3, "duplicates": 0, "conflicts": 0,
-                             "quarantined": 0}
+                             "quarantined": 0, "merged": 0, "renamed": 0, "released": 0}
     assert count(cdb) == 3
 
 

@@ -137,8 +137,8 @@ def test_concurrent_edits_keep_the_loser_as_a_conflict_and_resolve(tmp_path, cen
     client.sync(b, tb)
     with write(a):
         a.execute("update participants set village = 'from-a' where id = ?", (pid,))
-    with write(b):  # b's clock is 3 days ahead: its edit wins, whatever the real order
-        b.execute("update sync_clock set wall = wall + 3 * 86400000")
+    with write(b):  # b's clock is 20 hours ahead: its edit wins, whatever the real order
+        b.execute("update sync_clock set wall = wall + 20 * 3600000")
         b.execute("update participants set village = 'from-b' where id = ?", (pid,))
     client.sync(b, tb)
     assert client.sync(a, ta)["push"]["conflicts"] == 1
@@ -161,7 +161,7 @@ def test_a_local_change_waiting_is_not_overwritten_by_a_pull(tmp_path, centre, c
     client.sync(a, ta)
     client.sync(b, tb)
     with write(b):
-        b.execute("update sync_clock set wall = wall + 5 * 86400000")
+        b.execute("update sync_clock set wall = wall + 22 * 3600000")
         b.execute("update participants set village = 'later' where id = ?", (pid,))
     client.push(b, tb)
     with write(a):
@@ -194,25 +194,43 @@ def test_deletion_travels_as_a_tombstone_and_a_concurrent_edit_is_kept(tmp_path,
     assert conflict["winner"] is None and conflict["loser"]["village"] == "edited"
 
 
-def test_one_bad_record_is_quarantined_and_the_rest_go_through(tmp_path, centre, cdb):
+def test_a_code_made_twice_offline_is_renamed_and_the_new_code_goes_back(tmp_path, centre, cdb):
     a, ta = laptop(tmp_path, centre, "lap-a")
     b, tb = laptop(tmp_path, centre, "lap-b")
-    add_participant(a, "KMP-0007-G")
+    first = add_participant(a, "KMP-0007-G")
     client.push(a, ta)
     dup = add_participant(b, "KMP-0007-G")  # the same code made on another laptop
+    summary = client.push(b, tb)
+    assert summary["quarantined"] == 0 and summary["records"] == 1
+    code = row(cdb, "select code from participants where id = ?", (dup,))["code"]
+    assert code != "KMP-0007-G" and code.startswith("KMP-")
+    assert row(cdb, "select code from participants where id = ?", (first,))["code"] == "KMP-0007-G"
+    audit = row(cdb, "select * from audit_log where action = 'rename_code'")
+    assert audit["record_id"] == dup and "KMP-0007-G" in audit["before_json"] and code in audit["after_json"]
+    client.sync(b, tb)  # the laptop that made it learns the new code
+    assert row(b, "select code from participants where id = ?", (dup,))["code"] == code
+    client.sync(a, ta)
+    assert {r["code"] for r in a.query("select code from participants")} == {"KMP-0007-G", code}
+
+
+def test_one_bad_record_is_quarantined_with_a_plain_reason_and_the_rest_go_through(tmp_path, centre, cdb):
+    b, tb = laptop(tmp_path, centre, "lap-b")
+    bad = add_participant(b, "KMP-0007-G", village="x" * 10_000)  # the form allows 120 characters
     good = add_participant(b, "KMP-0008-H")
     summary = client.push(b, tb)
     assert summary["quarantined"] == 1 and summary["records"] == 2
-    assert village(cdb, good) == "" and village(cdb, dup) is None
+    assert village(cdb, good) == "" and village(cdb, bad) is None
     [item] = review.list_quarantine(cdb, None)
-    assert item["record_id"] == dup and "UNIQUE" in item["error"]
-    # Fixed at the source (a new code), the retry goes in.
+    assert item["record_id"] == bad
+    assert item["error"] == ("The village of this participant record is longer than 120 characters, more than "
+                             "the form allows. Shorten it on the laptop that made it and sync again.")
+    # Fixed (here by hand in the kept record), the retry goes in.
     record = json.loads(item["record_json"])
-    record["data"]["code"] = "KMP-0009-J"
+    record["data"]["village"] = "Kisenyi"
     with write(cdb):
         cdb.execute("update sync_quarantine set record_json = ? where id = ?", (json.dumps(record), item["id"]))
     assert review.retry_quarantined(cdb, item["id"], user={"id": None, "username": "coord"}, site_ids=None)
-    assert row(cdb, "select code from participants where id = ?", (dup,))["code"] == "KMP-0009-J"
+    assert village(cdb, bad) == "Kisenyi"
 
 
 def test_pull_brings_the_site_users_and_not_other_sites(tmp_path, centre, cdb):
@@ -359,7 +377,7 @@ def test_clock_values_are_ascii_digits_only(value, ok):
     ("cursor", -1, "'cursor' must be a whole number of at least 0"),
 ])
 def test_a_signed_file_with_a_number_sqlite_cannot_hold_is_refused(tmp_path, centre, cdb, field, value, message):
-    from group_ipt.sync import devices, server
+    from group_ipt.sync import client, server
     from group_ipt.sync.client import get_state
 
     a, _token = laptop(tmp_path, centre, "lap-a")
@@ -368,7 +386,7 @@ def test_a_signed_file_with_a_number_sqlite_cannot_hold_is_refused(tmp_path, cen
     (body["batches"][0] if field == "batch_no" else body)[field] = value
     huge = tmp_path / "huge.gipt"  # correctly signed by the laptop's own key
     files.write_signed(huge, kind="push", device_id=get_state(a, "device_id"), file_id=new_id(), body=body,
-                       key=devices.signing_key(get_state(a, "token")))
+                       private_key=client.device_key(a))
     config = server.CentralConfig.from_app_config(centre.config)
     with pytest.raises(SyncRejected, match=message):
         server.import_file(cdb, huge, tmp_path / "r.gipt", config)

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import sqlite_utils
 
+from .. import __version__, inflate
 from ..db import new_id, row, utcnow, write
-from . import devices, engine, files, tracking
+from . import devices, engine, files, keys, tracking
 from .engine import SyncRejected, get_state, set_state
 
 Progress = Callable[[str, int, int], None]
@@ -34,7 +35,8 @@ class HttpTransport:
         self.timeout = timeout
 
     def _call(self, method: str, path: str, body: bytes | None = None) -> dict:
-        headers = {"Authorization": f"Bearer {self.token}", "Accept": "application/json", "Accept-Encoding": "gzip"}
+        headers = {"Authorization": f"Bearer {self.token}", "Accept": "application/json", "Accept-Encoding": "gzip",
+                   devices.VERSION_HEADER: __version__}
         if body is not None:
             headers.update({"Content-Type": "application/json", "Content-Encoding": "gzip"})
         # The address was checked to start with http:// or https:// by setup.
@@ -62,10 +64,22 @@ class HttpTransport:
     def pull(self, request: dict) -> dict:
         return self._call("POST", "/api/v1/sync/pull", engine.compress(request))
 
+    def register_key(self, public_key: str) -> dict:
+        return self._call("POST", "/api/v1/sync/key", engine.compress({"public_key": public_key}))
+
+
+# The most a server's answer may unpack to (a pull page, with form and translation files).
+MAX_REPLY_UNPACKED = 128 * 1024 * 1024
+
 
 def _read_json(raw: bytes, encoding: str | None) -> dict:
     if encoding == "gzip":
-        raw = gzip.decompress(raw)
+        try:
+            return inflate.inflate_json(raw, MAX_REPLY_UNPACKED)
+        except inflate.TooLarge as exc:
+            raise SyncRejected(f"The server's answer is too large: {exc}", 413) from exc
+        except inflate.Unreadable as exc:
+            raise ValueError(str(exc)) from exc
     return json.loads(raw)
 
 
@@ -96,7 +110,45 @@ def setup(db: sqlite_utils.Database, server: str, token: str, transport=None) ->
         set_state(db, "device_name", info["device_name"])
         set_state(db, "site", site)
         set_state(db, "send_names", bool(info["settings"]["send_names"]))
+        set_state(db, "key_registered", False)  # (again) with this server
+    _ensure_key(db, transport)
     return info
+
+
+# ---- the laptop's signing key -----------------------------------------------------------------
+
+def device_key(db: sqlite_utils.Database):
+    """This laptop's private key (made on first use, mode 600, beside the database)."""
+    try:
+        return keys.load_or_create(keys.data_dir_of(db) / keys.DEVICE_KEY_FILE)
+    except (keys.KeyError_, OSError) as exc:
+        raise SyncError(f"This laptop's signing key cannot be used: {exc}") from exc
+
+
+def register_key(db: sqlite_utils.Database, transport) -> None:
+    """Send this laptop's public key to the centre (token-authenticated) and keep the centre's."""
+    try:
+        answer = transport.register_key(keys.public_text(device_key(db)))
+        keys.parse_public(answer.get("centre_key"))
+    except keys.KeyError_ as exc:
+        raise SyncError(f"The signing keys could not be set up: {exc}") from exc
+    with write(db):
+        set_state(db, "centre_key", answer["centre_key"])
+        set_state(db, "key_registered", True)
+
+
+def _ensure_key(db: sqlite_utils.Database, transport) -> None:
+    """A laptop set up before signing keys existed registers its key at its next network sync.
+
+    A central server older than this laptop has no key endpoint: the files stay signed the old way.
+    """
+    if get_state(db, "key_registered"):
+        return
+    try:
+        register_key(db, transport)
+    except SyncRejected as exc:
+        if exc.status not in (404, 405):
+            raise
 
 
 def _require_setup(db) -> None:
@@ -114,9 +166,11 @@ def _record_error(db, message: str) -> None:
 def push(db: sqlite_utils.Database, transport, progress: Progress | None = None) -> dict:
     """Send every waiting change in batches; each is forgotten here only once acknowledged."""
     _require_setup(db)
+    engine.restamp_future(db)
     total = engine.pending_records(db)
     sent = batches = quarantined = conflicts = 0
     try:
+        _ensure_key(db, transport)
         while True:
             waiting = engine.unacked_batches(db)
             if not waiting:
@@ -149,6 +203,7 @@ def pull(db: sqlite_utils.Database, transport, *, folders: dict[str, Path] | Non
     summary = {"applied": 0, "skipped": 0, "quarantined": 0, "files": [], "problems": []}
     first = True
     try:
+        _ensure_key(db, transport)
         while True:
             request = {"cursor": get_state(db, "pull_cursor", 0), "first": first}
             if first:
@@ -197,6 +252,7 @@ def sync(db, transport, **kwargs) -> dict:
 def export_file(db: sqlite_utils.Database, path: Path, *, folders: dict[str, Path] | None = None) -> dict:
     """Write every waiting change to one signed file for the USB stick."""
     _require_setup(db)
+    engine.restamp_future(db)
     while engine.cut_batch(db, max_records=BATCH_RECORDS, send_names=get_state(db, "send_names", False)):
         pass
     batches = engine.unacked_batches(db)
@@ -205,9 +261,15 @@ def export_file(db: sqlite_utils.Database, path: Path, *, folders: dict[str, Pat
         "cursor": get_state(db, "pull_cursor", 0),
         "files": files.manifest(folders or {}),
         "made_at": utcnow(),
+        "app_version": __version__,
     }
-    key = devices.signing_key(get_state(db, "token"))
-    files.write_signed(path, kind="push", device_id=get_state(db, "device_id"), file_id=new_id(), body=body, key=key)
+    device_id, file_id = get_state(db, "device_id"), new_id()
+    if get_state(db, "key_registered"):
+        files.write_signed(path, kind="push", device_id=device_id, file_id=file_id, body=body,
+                           private_key=device_key(db))
+    else:  # set up before signing keys: the centre still checks this laptop's files the old way
+        files.write_signed(path, kind="push", device_id=device_id, file_id=file_id, body=body,
+                           key=devices.signing_key(get_state(db, "token")))
     return {"batches": len(batches), "records": sum(b["records"] for b in batches), "file": str(path)}
 
 
@@ -220,7 +282,18 @@ def import_reply(db: sqlite_utils.Database, path: Path, *, folders: dict[str, Pa
         raise SyncRejected(f"{path} is a laptop's export; import it on the central server.")
     if doc["device_id"] != get_state(db, "device_id"):
         raise SyncRejected(f"{path} is a reply for another device.", 403)
-    body = files.verify(doc, devices.signing_key(get_state(db, "token")))
+    if doc["version"] == files.FILE_VERSION:
+        if not get_state(db, "centre_key"):
+            raise SyncRejected(f"{path} is signed with the centre's key, which this laptop does not know yet: "
+                               "run 'group-ipt sync setup --server URL --token TOKEN' again.", 403)
+        body = files.verify(doc, public_key=get_state(db, "centre_key"))
+    elif get_state(db, "key_registered"):
+        # Once the laptop has its own key, the centre signs every reply with its key: an old-style reply
+        # could have been made from a copy of the centre's database.
+        raise SyncRejected(f"{path} is signed the old way (version 1), which this laptop no longer accepts. "
+                           "Export a new file and import it on the central server again.", 403)
+    else:
+        body = files.verify(doc, devices.signing_key(get_state(db, "token")))
     done = get_state(db, "imported_replies", [])
     if doc["file_id"] in done:
         raise SyncRejected(f"{path} was already imported on this laptop; nothing was done.", 409)

@@ -1,4 +1,8 @@
-"""Laptops registered with the central server: each has a token, shown once and stored hashed."""
+"""Laptops registered with the central server: each has a token, shown once and stored hashed.
+
+Each laptop signs its sync files with its own Ed25519 key and registers the public half
+here (``register_key``); the centre keeps no secret that could sign in a laptop's name.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +17,9 @@ from .. import audit
 from ..db import new_id, row, rows, utcnow, write
 
 NAME_RE = re.compile(r"^[A-Za-z0-9._-]{2,60}$")
+# Each push and pull names the laptop's group-ipt version in this header (a USB file: "app_version").
+VERSION_HEADER = "X-Group-IPT-Version"
+VERSION_RE = re.compile(r"^[0-9]{1,4}(\.[0-9]{1,4}){0,3}([.+-]?[A-Za-z0-9.]{1,20})?\Z")
 TOKEN_PREFIX = "gipt_"  # noqa: S105 (a prefix that makes tokens recognisable)
 FILE_SIGNING_CONTEXT = b"group-ipt file signing"
 
@@ -26,7 +33,8 @@ def hash_token(token: str) -> str:
 
 
 def signing_key(token: str) -> str:
-    """The key that signs sync files: derived from the token, so the token itself is never stored."""
+    """The legacy (version 1) file key: derived from the token; the centre keeps it only for devices
+    that have not registered a public key yet."""
     return hmac.new(token.encode("utf-8"), FILE_SIGNING_CONTEXT, hashlib.sha256).hexdigest()
 
 
@@ -49,7 +57,7 @@ def add_device(db: sqlite_utils.Database, name: str, site_code: str, *, actor: d
         "name": name,
         "site_id": site["id"],
         "token_hash": hash_token(token),
-        "signing_key": signing_key(token),
+        "signing_key": "",  # none: the laptop registers its public key when it is set up
         "created_at": utcnow(),
     }
     with write(db):
@@ -89,3 +97,66 @@ def authenticate(db: sqlite_utils.Database, token: str | None) -> dict | None:
 
 def get_device(db: sqlite_utils.Database, device_id: str) -> dict | None:
     return row(db, "select * from sync_devices where id = ?", (device_id,))
+
+
+def note_version(db: sqlite_utils.Database, device: dict, version: str | None) -> None:
+    """Remember the group-ipt version a laptop said it runs (nothing when it did not say: before 0.2.0).
+
+    Raises DeviceError for text that is not a version.
+    """
+    if version is None:
+        return
+    if not isinstance(version, str) or not VERSION_RE.match(version):
+        raise DeviceError("The group-ipt version sent is not a version number such as 0.2.0.")
+    if device.get("app_version") == version:
+        return  # no write on every batch: app_version_at says since when it runs this version
+    with write(db):
+        db.execute("update sync_devices set app_version = ?, app_version_at = ? where id = ?",
+                   (version, utcnow(), device["id"]))
+        audit.log(db, user=None, action="version", table="sync_devices", record_id=device["id"],
+                  site_id=device["site_id"], before={"app_version": device.get("app_version")},
+                  after={"app_version": version})
+
+
+def newest_version(db: sqlite_utils.Database, own: str) -> str:
+    """Return the newest version among this server's own and the laptops' (the one to be on)."""
+    from ..upgrade import version_key
+
+    seen = [r["app_version"] for r in rows(db, "select distinct app_version from sync_devices"
+                                                " where app_version is not null and revoked_at is null")]
+    return max([own, *seen], key=version_key)
+
+
+def behind(db: sqlite_utils.Database, own: str) -> list[dict]:
+    """Return the active laptops running a version older than the newest (or one too old to say)."""
+    from ..upgrade import is_older
+
+    newest = newest_version(db, own)
+    return [d for d in list_devices(db)
+            if not d["revoked_at"] and (d["app_version"] is None or is_older(d["app_version"], newest))]
+
+
+def register_key(db: sqlite_utils.Database, device: dict, public_key: object, *, actor: dict | None = None) -> dict:
+    """Keep the laptop's public key for its signed files and forget its legacy HMAC key.
+
+    Only the token's holder gets here (the API checks it), as only they could push data.
+    """
+    from . import keys
+
+    keys.parse_public(public_key)  # KeyError_ if it is not a key
+    if device.get("public_key") == public_key and not device.get("signing_key"):
+        return device
+    with write(db):
+        db.execute("update sync_devices set public_key = ?, key_registered_at = ?, signing_key = '' where id = ?",
+                   (public_key, utcnow(), device["id"]))
+        audit.log(db, user=actor, action="register_key", table="sync_devices", record_id=device["id"],
+                  site_id=device["site_id"], before={"public_key": device.get("public_key")},
+                  after={"public_key": public_key})
+    return get_device(db, device["id"])
+
+
+def key_state(device: dict) -> str:
+    """How this device's files are checked: 'ed25519', 'legacy' (an old HMAC key) or 'none' yet."""
+    if device.get("public_key"):
+        return "ed25519"
+    return "legacy" if device.get("signing_key") else "none"

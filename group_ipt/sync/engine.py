@@ -19,11 +19,13 @@ import gzip
 import json
 import operator
 from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
 
 import sqlite_utils
 
+from .. import audit, participants
 from ..db import row, rows, utcnow, write
-from . import tracking
+from . import rules, tracking
 from .tracking import PRIVATE_FIELDS, observe, row_json
 
 CHUNK = 500
@@ -200,6 +202,45 @@ def cut_batch(db, *, max_records: int = 1000, send_names: bool = False) -> dict 
     return body
 
 
+def restamp_future(db) -> int:
+    """Give this laptop's unsent changes new stamps once its clock, days ahead, was set right.
+
+    The hybrid clock never goes back by itself, and the centre refuses changes stamped more
+    than a day ahead of its own clock. When the clock's stored time is more than a day ahead
+    of this computer's time (someone set the date right), the changes nobody has seen yet
+    (waiting in the log or in unacknowledged batches) are stamped again from the real time.
+    Versions the centre already holds keep their stamps. Return how many were stamped again.
+    """
+    with write(db):
+        now = tracking.now_ms()
+        if row(db, "select wall from sync_clock where id = 1")["wall"] <= now + MAX_AHEAD_MS:
+            return 0
+        db.execute("update sync_clock set wall = ?, counter = 0 where id = 1", (now,))
+        future = f"{now + MAX_AHEAD_MS:015d}"
+        new: dict[tuple[str, str], str] = {}
+        for batch in unacked_batches(db):
+            body = json.loads(gzip.decompress(batch["payload"]))
+            for r in body["records"]:
+                if r["hlc"] > future:
+                    observe(db, r["base"])  # still after the version it was made on top of
+                    r["hlc"] = new[(r["t"], r["id"])] = tracking.tick(db)
+            db.execute("update sync_outbox_batches set payload = ? where batch_no = ?",
+                       (compress(body), batch["batch_no"]))
+        for v in rows(db, "select table_name, record_id, hlc, synced_hlc, unacked_batch from sync_rows"
+                          " where hlc > ?", (future,)):
+            key = (v["table_name"], v["record_id"])
+            if key not in new and v["hlc"] == v["synced_hlc"] and v["unacked_batch"] is None:
+                continue  # the centre has this version: its stamp stays
+            if key not in new:
+                observe(db, v["synced_hlc"])
+            stamp = new.get(key) or tracking.tick(db)
+            synced = stamp if v["unacked_batch"] is not None else v["synced_hlc"]
+            db.execute("update sync_rows set hlc = ?, synced_hlc = ? where table_name = ? and record_id = ?",
+                       (stamp, synced, *key))
+            new[key] = stamp
+    return len(new)
+
+
 def unacked_batches(db) -> list[dict]:
     return rows(db, "select batch_no, last_seq, records, payload from sync_outbox_batches order by batch_no")
 
@@ -237,6 +278,7 @@ def validate_batch(db, body: object, device: dict, *, max_records: int = MAX_BAT
     for n, r in enumerate(records, 1):
         if not _plainly_valid(r, site_id, laptop_tables):
             _check_record(n, r, site_id)  # raises, naming the problem
+    _check_clocks(records, device)
     found = _versions(db, [(r["t"], r["id"]) for r in records])
     if versions is not None:
         versions.update(found)
@@ -244,6 +286,27 @@ def validate_batch(db, body: object, device: dict, *, max_records: int = MAX_BAT
         if v["site_id"] != device["site_id"]:
             raise SyncRejected(f"{key[0]} {key[1]} belongs to another site than this device's.", 403)
     return records
+
+
+MAX_AHEAD_MS = 24 * 3600 * 1000  # a stamp further ahead of the centre's clock is refused
+
+
+def _check_clocks(records: list[dict], device: dict) -> None:
+    """Refuse a batch stamped more than a day ahead of this server's clock.
+
+    Accepting it would drag the hybrid clock forward for everyone: every later change at any
+    laptop would carry that future time. The laptop's clock is wrong; it must be set right.
+    """
+    if not records:
+        return
+    newest = max(r["hlc"] for r in records)
+    wall = int(newest.split(".", 1)[0])
+    if wall > tracking.now_ms() + MAX_AHEAD_MS:
+        stamp = datetime.fromtimestamp(wall / 1000, UTC).strftime("%Y-%m-%d %H:%M UTC")
+        raise SyncRejected(
+            f"The laptop {device.get('name') or device.get('id')} stamped its changes {stamp}, more than a day "
+            "ahead of the central server's clock. Set the laptop's date and time right, then sync again: "
+            "nothing of this batch was stored.", 400)
 
 
 def _plainly_valid(r: object, site_id: str | None, laptop_tables: dict[str, bool]) -> bool:
@@ -298,10 +361,12 @@ def _check_record(n: int, r: object, site_id: str | None) -> None:
 class _Apply:
     """Collects the writes of one batch, then makes them in bulk (one statement per table and column set)."""
 
-    def __init__(self, db, origin: str, tables: dict[str, list[str]]):
+    def __init__(self, db, origin: str, tables: dict[str, list[str]],
+                 described: dict[str, rules.Table] | None = None):
         self.db = db
         self.origin = origin
         self.tables = tables
+        self.described = described or {}
         self.upserts: dict[tuple[str, tuple[str, ...]], list[dict]] = {}
         self.deletes: dict[str, list[dict]] = {}
         self.quarantine: list[tuple[dict, str]] = []
@@ -315,36 +380,78 @@ class _Apply:
     def run(self) -> list[dict]:
         """Write everything; return the records applied (the others are in self.quarantine)."""
         done = []
-        for (table, cols), recs in self.upserts.items():
-            unknown = [c for c in cols if c not in self.tables[table]]
-            if unknown:
-                self.quarantine += [(r, f"unknown column(s) in {table}: {', '.join(unknown)}") for r in recs]
-                continue
-            names = ", ".join(f'"{c}"' for c in cols)
-            updates = ", ".join(f'"{c}" = excluded."{c}"' for c in cols if c != "id") or '"id" = excluded."id"'
-            head, tail = f'insert into "{table}" ({names})', f"on conflict (id) do update set {updates}"
-            sql = f'{head} values ({", ".join("?" * len(cols))}) {tail}'
-            values = _values(recs, cols)
-            try:
-                with self.db.atomic():
-                    _upsert_staged(self.db.conn, head, tail, values)
-                done += recs
-            except Exception:  # noqa: BLE001 (find the bad records one by one below)
-                if not self.db.conn.in_transaction:
-                    # SQLite gave up the whole transaction (a full disk, an I/O error, a trigger's
-                    # RAISE(ROLLBACK)): nothing of the batch is kept, so nothing more may be written.
-                    raise
-                for r, v in zip(recs, values, strict=True):
-                    try:
-                        with self.db.atomic():
-                            self.db.execute(sql, v)
-                        done.append(r)
-                    except Exception as exc:  # noqa: BLE001 (quarantined with its message)
-                        self.quarantine.append((r, f"{type(exc).__name__}: {exc}"))
+        # Parents first; a record whose parent in this batch could not be written waits with it
+        # (a constraint the rules do not foresee, e.g. one active membership per person).
+        rank = {name: n for n, name in enumerate(rules.table_order(self.described))}
+        failed: set[tuple[str, str]] = set()
+        for (table, cols), recs in sorted(self.upserts.items(), key=lambda item: rank.get(item[0][0], -1)):
+            if failed:
+                recs = self._without_failed_parents(table, recs, failed)
+                if not recs:
+                    continue
+            before = len(self.quarantine)
+            done += self._write(table, cols, recs)
+            failed.update((r["t"], r["id"]) for r, _p in self.quarantine[before:])
         for table, recs in self.deletes.items():
             self.db.conn.executemany(f'delete from "{table}" where id = ?', [(r["id"],) for r in recs])
             done += recs
         return done
+
+    def _without_failed_parents(self, table: str, recs: list[dict], failed: set) -> list[dict]:
+        keep = []
+        for r in recs:
+            parent = next(((ref.parent, r["data"].get(ref.column)) for ref in self.described[table].references
+                           if (ref.parent, r["data"].get(ref.column)) in failed), None)
+            if parent is None:
+                keep.append(r)
+            else:
+                self.quarantine.append((r, rules.Problem(rules.WAITING_WITH_PARENT, {"table": table,
+                                                         "parent": parent[0]}, waiting_for=parent)))
+                failed.add((r["t"], r["id"]))
+        return keep
+
+    def _write(self, table: str, cols: tuple[str, ...], recs: list[dict]) -> list[dict]:
+        """Upsert one table's records of one column set; return those written."""
+        done: list[dict] = []
+        unknown = [c for c in cols if c not in self.tables[table]]
+        if unknown:
+            self.quarantine += [(r, f"unknown column(s) in {table}: {', '.join(unknown)}") for r in recs]
+            return done
+        names = ", ".join(f'"{c}"' for c in cols)
+        updates = ", ".join(f'"{c}" = excluded."{c}"' for c in cols if c != "id") or '"id" = excluded."id"'
+        head, tail = f'insert into "{table}" ({names})', f"on conflict (id) do update set {updates}"
+        sql = f'{head} values ({", ".join("?" * len(cols))}) {tail}'
+        values = _values(recs, cols)
+        try:
+            with self.db.atomic():
+                _upsert_staged(self.db.conn, head, tail, values)
+            done += recs
+        except Exception:  # noqa: BLE001 (find the bad records one by one below)
+            if not self.db.conn.in_transaction:
+                # SQLite gave up the whole transaction (a full disk, an I/O error, a trigger's
+                # RAISE(ROLLBACK)): nothing of the batch is kept, so nothing more may be written.
+                raise
+            for r, v in zip(recs, values, strict=True):
+                try:
+                    with self.db.atomic():
+                        self.db.execute(sql, v)
+                    done.append(r)
+                except Exception as exc:  # noqa: BLE001 (quarantined with its reason)
+                    self.quarantine.append((r, _store_problem(table, exc)))
+        return done
+
+
+def _store_problem(table: str, exc: Exception) -> rules.Problem:
+    """The reason a write the rules let through still failed, in words a coordinator can act on."""
+    text = str(exc)
+    if table == "members" and "UNIQUE" in text and "participant_id" in text:
+        return rules.Problem(rules.ACTIVE_ELSEWHERE)
+    if "CHECK constraint failed" in text:
+        return rules.Problem(rules.NOT_ALLOWED, {"table": table, "rule": text.split(":", 1)[-1].strip()[:200]})
+    if "UNIQUE" in text:
+        fields = text.split(":", 1)[-1].strip().replace(f"{table}.", "")
+        return rules.Problem(rules.KEY_TAKEN, {"table": table, "fields": fields})
+    return rules.Problem(rules.NOT_STORED, {"error": f"{type(exc).__name__}: {text}"[:300]})
 
 
 def _values(recs: list[dict], cols: tuple[str, ...]) -> list[tuple]:
@@ -396,8 +503,14 @@ def _same(a: dict | None, b: dict | None) -> bool:
 
 
 def apply_records(db, records: list[dict], *, origin: str, device_id: str | None = None,
-                  batch_no: int | None = None, send_names: bool = True, versions: dict | None = None) -> dict:
+                  batch_no: int | None = None, send_names: bool = True, versions: dict | None = None,
+                  instruments: dict | None = None) -> dict:
     """Merge received records into this (central) database. Call inside ``applying(db)``.
+
+    Every record is first checked against the record rules (``rules.screen_batch``): a refused
+    one is quarantined with its reason, one whose parent is missing waits for it, a new row of
+    a natural key the centre has joins that row, a code made twice is renamed. Records that
+    were waiting for one applied here are applied too.
 
     Returns counts: applied, duplicates, conflicts, quarantined.
     """
@@ -405,23 +518,42 @@ def apply_records(db, records: list[dict], *, origin: str, device_id: str | None
     latest: dict[tuple[str, str], dict] = {}
     for r in records:  # a record twice in one batch: the last one counts
         latest[(r["t"], r["id"])] = r
-    if versions is None:
-        versions = _versions(db, [k for k in latest if k[0] in tables])
-    work = _Apply(db, origin, tables)
-    conflicts, reemit, duplicates = [], [], 0
-    now = utcnow()
-    current_rows = _conflicting_rows(db, latest, versions, tables)
+    described = rules.schema(db, tables)
+    unknown = [(rec, rules.Problem(rules.UNKNOWN_TABLE, {"table": key[0]})) for key, rec in latest.items()
+               if key[0] not in tables]
     private = {} if send_names else PRIVATE_FIELDS  # tables whose data is stripped of names
+    known = {key: ({**rec, "data": strip_private(key[0], rec["data"])} if key[0] in private and not rec["del"]
+                   else rec) for key, rec in latest.items() if key[0] in tables}
+    if versions is None:
+        versions = _versions(db, list(known))
+    parked = _parked_parents(db, known, described)
+    for key, (_item_id, rec) in parked.items():
+        known.setdefault(key, rec)
+    duplicates = 0
+    for key in list(known):
+        ex = versions.get(key)
+        if ex is not None and ex["hlc"] == known[key]["hlc"]:
+            duplicates += 1
+            del known[key]
+    screened = rules.screen_batch(db, known, described, versions, rules.screening_risk(instruments),
+                                  renamer=_rename_code)
+    if screened.changed - versions.keys():  # a record sent under a merged-away id: its row's version
+        versions = {**versions, **_versions(db, [k for k in screened.changed if k not in versions])}
+    for key in screened.changed & screened.accepted.keys():
+        # A version the centre rewrote is a new version, made at the centre on top of the one received.
+        observe(db, screened.accepted[key]["hlc"])
+        screened.accepted[key] = {**screened.accepted[key], "hlc": tracking.tick(db)}
+    work = _Apply(db, origin, tables, described)
+    work.quarantine = unknown + screened.refused
+    conflicts, reemit = [], []
+    now = utcnow()
+    latest = screened.accepted
+    current_rows = _conflicting_rows(db, latest, versions, tables)
     for key, rec in latest.items():
-        if key[0] not in tables:
-            work.quarantine.append((rec, f"unknown table {key[0]!r} (is the central server's software older?)"))
-            continue
         ex = versions.get(key)
         if ex is not None and ex["hlc"] == rec["hlc"]:
             duplicates += 1
             continue
-        if key[0] in private and not rec["del"]:
-            rec = {**rec, "data": strip_private(key[0], rec["data"])}
         if ex is None or rec.get("base") == ex["hlc"]:
             work.add(rec)
             continue
@@ -443,6 +575,8 @@ def apply_records(db, records: list[dict], *, origin: str, device_id: str | None
         if not _same(winner, loser):
             conflicts.append((key[0], key[1], rec["site"], winner_hlc, row_json(winner), loser_hlc,
                               row_json(loser), loser_origin, now))
+    for rec, into in screened.merged:
+        conflicts += _merge(db, work, rec, into, latest, origin, now)
     done = work.run()
     db.conn.executemany(
         "insert into sync_rows (table_name, record_id, site_id, hlc, synced_hlc, deleted, tombstone_json)"
@@ -451,9 +585,13 @@ def apply_records(db, records: list[dict], *, origin: str, device_id: str | None
         " deleted = excluded.deleted",
         [(r["t"], r["id"], r["site"], r["hlc"], r["hlc"], int(r["del"])) for r in done],
     )
+    # What the centre rewrote (a merged row, a new code, a reference to a merged row) goes back to
+    # the sender too: its origin is left empty.
+    changed = screened.changed | {(r["t"], into) for r, into in screened.merged}
     db.conn.executemany(
         "insert into sync_log (table_name, record_id, site_id, origin) values (?, ?, ?, ?)",
-        [(r["t"], r["id"], r["site"], origin) for r in done] + [(t, i, s, "") for t, i, s in reemit],
+        [(r["t"], r["id"], r["site"], "" if (r["t"], r["id"]) in changed else origin) for r in done]
+        + [(t, i, s, "") for t, i, s in reemit],
     )
     if conflicts:
         applied_keys = {(r["t"], r["id"]) for r in done}
@@ -463,26 +601,162 @@ def apply_records(db, records: list[dict], *, origin: str, device_id: str | None
         " loser_json, loser_origin, created_at) values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         conflicts,
     )
+    for rec, old_code in screened.renamed:
+        audit.log(db, user={"id": None, "username": f"sync:{origin}"}, action="rename_code", table=rec["t"],
+                  record_id=rec["id"], site_id=rec["site"], before={"code": old_code},
+                  after={"code": rec["data"]["code"]})
+    applied_keys = {(r["t"], r["id"]) for r in done} | {(r["t"], r["id"]) for r, _into in screened.merged}
+    for key, (item_id, _rec) in parked.items():
+        if key in applied_keys:
+            db.execute("update sync_quarantine set status = 'applied' where id = ?", (item_id,))
+    # A parked parent refused again stays in its own quarantine entry.
+    work.quarantine = [(r, p) for r, p in work.quarantine if (r.get("t"), r.get("id")) not in parked]
     quarantine(db, work.quarantine, direction="in", device_id=device_id, batch_no=batch_no)
     if records:
         observe(db, max(r["hlc"] for r in records))
-    return {"applied": len(done), "duplicates": duplicates, "conflicts": len(conflicts),
-            "quarantined": len(work.quarantine)}
+    counts = {"applied": len(done), "duplicates": duplicates, "conflicts": len(conflicts),
+              "quarantined": len(work.quarantine), "merged": len(screened.merged), "renamed": len(screened.renamed)}
+    waited = _release_waiting(db, done, send_names=send_names, instruments=instruments)
+    counts["released"] = waited
+    return counts
 
 
-def quarantine(db, items: list[tuple[dict, str]], *, direction: str, device_id: str | None = None,
-               batch_no: int | None = None) -> None:
+def _parked_parents(db, known: dict, described: dict) -> dict[tuple[str, str], tuple[int, dict]]:
+    """Quarantined records that records of this batch refer to: they are tried again with it.
+
+    A risk screening waits for its referral, and the referral refers to the screening: the two
+    go in together. Likewise a parent refused for a reason fixed since.
+    """
+    if row(db, "select 1 as x from sync_quarantine where status = 'open' and direction = 'in' limit 1") is None:
+        return {}
+    parked = {(q["table_name"], q["record_id"]): q for q in
+              rows(db, "select id, table_name, record_id, record_json from sync_quarantine"
+                       " where status = 'open' and direction = 'in' order by id")}
+    found = {}
+    for (t, _i), rec in known.items():
+        if rec["del"] or t not in described:
+            continue
+        for ref in described[t].references:
+            key = (ref.parent, rec["data"].get(ref.column))
+            if key in parked and key not in known and key not in found:
+                found[key] = (parked[key]["id"], json.loads(parked[key]["record_json"]))
+    return found
+
+
+def _rename_code(db, table: str, data: dict, taken: set) -> str:
+    """A new code for a record whose code another record of its site already has (made offline twice)."""
+    site = row(db, "select id, code from sites where id = ?", (data["site_id"],))
+    if table == "participants":
+        for _ in range(200):
+            code = participants.generate_code(db, site["id"], site["code"])
+            if code not in taken:
+                return code
+        raise SyncRejected("No free programme code is left for this site.", 409)
+    n = row(db, "select count(*) as n from cycles where site_id = ?", (site["id"],))["n"] + 1
+    while True:
+        code = f"{site['code']}-C{n:03d}"
+        if code not in taken and not row(db, "select 1 as x from cycles where site_id = ? and code = ?",
+                                         (site["id"], code)):
+            return code
+        n += 1
+
+
+_MERGE_SKIP = ("id", "created_at", "updated_at")
+
+
+def _merge(db, work: _Apply, rec: dict, into: str, accepted: dict, origin: str, now: str) -> list[tuple]:
+    """Join a record received for a natural key the centre has onto the row that holds the key.
+
+    The version with the larger clock gives the row its values; when the two differ, the
+    other is kept as a conflict for the coordinator. The record's own id becomes an alias of
+    the row (later versions and children sent with it land there), and a deletion of that id
+    is sent back so the laptop that made it keeps one row too.
+    """
+    t = rec["t"]
+    target = accepted.get((t, into))
+    if target is not None:
+        stored, stored_hlc = target["data"], target["hlc"]
+    else:
+        stored = row(db, f'select * from "{t}" where id = ?', (into,))
+        version = row(db, "select hlc from sync_rows where table_name = ? and record_id = ?", (t, into))
+        stored_hlc = version["hlc"] if version else ""
+    incoming = {**rec["data"], "id": into, "created_at": stored["created_at"]}
+    differs = any(incoming.get(k) != stored.get(k) for k in incoming if k not in _MERGE_SKIP)
+    out = []
+    if rec["hlc"] > stored_hlc:
+        merged = {**rec, "id": into, "base": None, "data": incoming}
+        if target is not None:
+            work_recs = work.upserts.get((t, tuple(target["data"])), [])
+            if target in work_recs:
+                work_recs.remove(target)
+        work.add(merged)
+        accepted[(t, into)] = merged
+        if differs:
+            out.append((t, into, rec["site"], rec["hlc"], row_json(incoming), stored_hlc, row_json(stored), None, now))
+    elif differs:
+        out.append((t, into, rec["site"], stored_hlc, row_json(stored), rec["hlc"], row_json(incoming), origin, now))
+    db.execute("insert into sync_aliases (table_name, record_id, canonical_id, site_id, created_at)"
+               " values (?, ?, ?, ?, ?) on conflict do update set canonical_id = excluded.canonical_id",
+               (t, rec["id"], into, rec["site"], now))
+    observe(db, rec["hlc"])
+    db.execute("insert into sync_rows (table_name, record_id, site_id, hlc, synced_hlc, deleted) values"
+               " (?, ?, ?, ?, ?, 1) on conflict (table_name, record_id) do update set hlc = excluded.hlc,"
+               " synced_hlc = excluded.synced_hlc, deleted = 1",
+               (t, rec["id"], rec["site"], tracking.tick(db), None))
+    db.execute("insert into sync_log (table_name, record_id, site_id, origin) values (?, ?, ?, '')",
+               (t, rec["id"], rec["site"]))
+    if rec["hlc"] <= stored_hlc:  # the sender learns the row it joined
+        db.execute("insert into sync_log (table_name, record_id, site_id, origin) values (?, ?, ?, '')",
+                   (t, into, rec["site"]))
+    return out
+
+
+def _release_waiting(db, done: list[dict], *, send_names: bool, instruments: dict | None) -> int:
+    """Apply the quarantined records that were waiting for one of ``done`` (their parent, a referral)."""
+    keys = rules.keys_applied(done)
+    released = 0
+    while keys:
+        waiting = []
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            waiting += rows(db, "select * from sync_quarantine where status = 'open' and direction = 'in'"
+                                f" and waiting_for in ({marks}) order by id", chunk)
+        if not waiting:
+            return released
+        keys = []
+        for item in waiting:
+            record = json.loads(item["record_json"])
+            before = row(db, "select max(id) as n from sync_quarantine")["n"]
+            counts = apply_records(db, [record], origin=item["device_id"] or "", device_id=item["device_id"],
+                                   batch_no=item["batch_no"], send_names=send_names, instruments=instruments)
+            again = rows(db, "select * from sync_quarantine where id > ? order by id", (before,))
+            if counts["applied"] or counts["merged"]:
+                db.execute("update sync_quarantine set status = 'applied' where id = ?", (item["id"],))
+                released += 1
+            elif again:  # still waiting (for something else now): one entry per record
+                db.execute("delete from sync_quarantine where id > ?", (before,))
+                db.execute("update sync_quarantine set error = ?, reason_json = ?, waiting_for = ? where id = ?",
+                           (again[0]["error"], again[0]["reason_json"], again[0]["waiting_for"], item["id"]))
+    return released
+
+
+def quarantine(db, items: list[tuple[dict, str | rules.Problem]], *, direction: str,
+               device_id: str | None = None, batch_no: int | None = None) -> None:
+    """Keep records that could not be applied, each with its reason (a Problem, or a plain message)."""
     now = utcnow()
     db.conn.executemany(
         "insert into sync_quarantine (direction, device_id, batch_no, table_name, record_id, site_id,"
-        " record_json, error, created_at) values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [(direction, device_id, batch_no, r.get("t"), r.get("id"), r.get("site"), row_json(r), error[:2000], now)
+        " record_json, error, created_at, reason_json, waiting_for) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [(direction, device_id, batch_no, r.get("t"), r.get("id"), r.get("site"), row_json(r), str(error)[:2000],
+          now, error.as_json() if isinstance(error, rules.Problem) else None,
+          rules.waiting_key(error.waiting_for) if isinstance(error, rules.Problem) else None)
          for r, error in items],
     )
 
 
 def apply_batch(db, device: dict, body: object, *, send_names: bool, via: str = "http",
-                max_records: int = MAX_BATCH_RECORDS) -> dict:
+                max_records: int = MAX_BATCH_RECORDS, instruments: dict | None = None) -> dict:
     """Apply one batch from a device atomically; a batch applied before is only acknowledged again."""
     batch_no = body.get("batch_no") if isinstance(body, dict) else None
     with applying(db):
@@ -494,7 +768,7 @@ def apply_batch(db, device: dict, body: object, *, send_names: bool, via: str = 
             return {"batch_no": batch_no, "duplicate": True, "applied": seen["applied"],
                     "quarantined": seen["quarantined"], "conflicts": seen["conflicts"]}
         counts = apply_records(db, records, origin=device["id"], device_id=device["id"], batch_no=batch_no,
-                               send_names=send_names, versions=versions)
+                               send_names=send_names, versions=versions, instruments=instruments)
         db.execute(
             "insert into sync_batches (device_id, batch_no, received_at, records, applied, quarantined, conflicts, via)"
             " values (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -515,7 +789,10 @@ def feed(db, device: dict, cursor: int, *, limit: int = 1000) -> dict:
         "select seq, table_name, record_id, origin from sync_log where site_id = ? and seq > ? order by seq limit ?",
         (device["site_id"], cursor, limit),
     )
-    keys = list(dict.fromkeys((e["table_name"], e["record_id"]) for e in entries if e["origin"] != device["id"]))
+    # Each record once, at its last change: a deletion the centre made to merge two rows then
+    # always comes before the row they were merged into.
+    last = {(e["table_name"], e["record_id"]): e["seq"] for e in entries if e["origin"] != device["id"]}
+    keys = sorted(last, key=last.__getitem__)
     # A record sent by the device and changed since by someone else still travels.
     changes = read_changes(db, keys)
     for c in changes:
@@ -527,11 +804,28 @@ def feed(db, device: dict, cursor: int, *, limit: int = 1000) -> dict:
     }
 
 
+# What a laptop keeps of a user for offline login: no last login, nothing else.
+LAPTOP_USER_FIELDS = ("id", "username", "display_name", "password_hash", "role", "language", "active",
+                      "created_at", "updated_at")
+# Stored instead of a disabled user's password hash: no password matches it.
+NO_PASSWORD = "!"  # noqa: S105 (not a password: a value no password matches)
+
+
 def reference_data(db, site_id: str) -> dict:
-    """What a laptop needs that it never edits: its site and that site's users (logins work offline)."""
+    """What a laptop needs that it never edits: its site and that site's users (logins work offline).
+
+    Only the people who may work on the site's laptops travel: the site's facilitators,
+    coordinators and supervisors, with the same (strong) hash as at the centre. Admins work
+    at the centre and their verifiers never leave it; a disabled user travels without one,
+    so the laptop refuses them too.
+    """
     site = row(db, "select * from sites where id = ?", (site_id,))
-    users = rows(db, "select u.* from users u join user_sites us on us.user_id = u.id where us.site_id = ?"
-                     " order by u.username", (site_id,))
+    fields = ", ".join(f"u.{f}" for f in LAPTOP_USER_FIELDS)
+    users = rows(db, f"select {fields} from users u join user_sites us on us.user_id = u.id"
+                     " where us.site_id = ? and u.role != 'admin' order by u.username", (site_id,))
+    for user in users:
+        if not user["active"]:
+            user["password_hash"] = NO_PASSWORD
     return {"site": site, "users": users}
 
 
@@ -575,14 +869,19 @@ def apply_feed(db, page: dict, *, send_names: bool) -> dict:
                 db.conn.executemany(_PULLED_VERSION_SQL, [_pulled_version(c) for c, _keep in todo])
             applied = len(todo)
         except Exception:  # noqa: BLE001
+            described = rules.schema(db, tables)
             for c, keep in todo:
-                try:
-                    with db.atomic():
-                        _write_pulled(db, c["t"], tables[c["t"]], c, keep_private=keep, cache=sql_cache)
-                        db.execute(_PULLED_VERSION_SQL, _pulled_version(c))
-                    applied += 1
-                except Exception as exc:  # noqa: BLE001 (quarantined with its message, the rest goes on)
-                    bad.append((c, f"{type(exc).__name__}: {exc}"))
+                for attempt in (1, 2):
+                    try:
+                        with db.atomic():
+                            _write_pulled(db, c["t"], tables[c["t"]], c, keep_private=keep, cache=sql_cache)
+                            db.execute(_PULLED_VERSION_SQL, _pulled_version(c))
+                        applied += 1
+                        break
+                    except Exception as exc:  # noqa: BLE001 (quarantined with its message, the rest goes on)
+                        if attempt == 2 or not _drop_merged_twin(db, described[c["t"]], c):
+                            bad.append((c, f"{type(exc).__name__}: {exc}"))
+                            break
         quarantine(db, bad, direction="pull")
         if changes:
             observe(db, max(c["hlc"] for c in changes if isinstance(c.get("hlc"), str)))
@@ -590,6 +889,32 @@ def apply_feed(db, page: dict, *, send_names: bool) -> dict:
         if "open_conflicts" in page:
             set_state(db, "central_open_conflicts", page["open_conflicts"])
     return {"applied": applied, "skipped": skipped, "quarantined": len(bad)}
+
+
+def _drop_merged_twin(db, table: rules.Table, c: dict) -> bool:
+    """Drop this laptop's row of the same natural key as a pulled row, if the centre merged them.
+
+    The centre keeps one row per natural key (attendance of a member at a session...): the
+    laptop's own row, once acknowledged, was joined to the pulled one, and its deletion is on
+    its way. A row with a change not yet acknowledged is never dropped (its change still counts).
+    Return True if a row was dropped.
+    """
+    if c["del"] or not isinstance(c.get("data"), dict):
+        return False
+    dropped = False
+    for cols in rules.natural_keys(table):
+        values = [c["data"].get(col) for col in cols]
+        if None in values:
+            continue
+        where = " and ".join(f'"{col}" = ?' for col in cols)
+        for twin in rows(db, f'select id from "{table.name}" where {where} and id != ?', (*values, c["id"])):
+            version = row(db, "select hlc, synced_hlc, unacked_batch from sync_rows where table_name = ?"
+                              " and record_id = ?", (table.name, twin["id"]))
+            if version is not None and (version["hlc"] != version["synced_hlc"] or version["unacked_batch"]):
+                return False
+            db.execute(f'delete from "{table.name}" where id = ?', (twin["id"],))
+            dropped = True
+    return dropped
 
 
 _PULLED_VERSION_SQL = (

@@ -11,27 +11,48 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .engine import SyncRejected, compress, decompress
+from .. import inflate, oscompat
+from . import keys
+from .engine import SyncRejected, compress
 
 FILE_FORMAT = "group-ipt-sync"
-FILE_VERSION = 1
+# Version 2: signed with Ed25519 (the laptop's own key for its exports, the centre's key for
+# replies). Version 1: an HMAC with a key derived from the device token, which the centre
+# had to keep; still read and written for devices that have not registered a key yet.
+FILE_VERSION = 2
+LEGACY_VERSION = 1
 MAX_FILE_BYTES = 200 * 1024 * 1024
 # Which files the centre keeps up to date on laptops, by folder: forms (instruments,
 # protocols, scripts) and translations. Compiled catalogs are rebuilt on the laptop.
 SHARED_SUFFIXES = (".yaml", ".yml", ".po", ".md", ".txt")
+BAD_SIGNATURE = ("The file's signature does not match: it was changed after it was written, "
+                 "or it was not written by this device. Nothing was imported.")
 
 
 # ---- signed files ---------------------------------------------------------------------
 
+def _message(version: int, kind: str, device_id: str, file_id: str, payload: str) -> bytes:
+    return "\n".join([FILE_FORMAT, str(version), kind, device_id, file_id, payload]).encode("utf-8")
+
+
 def _mac(key: str, kind: str, device_id: str, file_id: str, payload: str) -> str:
-    message = "\n".join([FILE_FORMAT, str(FILE_VERSION), kind, device_id, file_id, payload]).encode("utf-8")
+    message = _message(LEGACY_VERSION, kind, device_id, file_id, payload)
     return hmac.new(key.encode("utf-8"), message, hashlib.sha256).hexdigest()
 
 
-def write_signed(path: Path, *, kind: str, device_id: str, file_id: str, body: dict, key: str) -> None:
+def write_signed(path: Path, *, kind: str, device_id: str, file_id: str, body: dict, key: str | None = None,
+                 private_key: keys.Ed25519PrivateKey | None = None) -> None:
+    """Write a signed file: with ``private_key`` (version 2), else with the legacy HMAC ``key`` (version 1)."""
     payload = base64.b64encode(compress(body)).decode("ascii")
-    doc = {"format": FILE_FORMAT, "version": FILE_VERSION, "kind": kind, "device_id": device_id,
-           "file_id": file_id, "payload": payload, "signature": _mac(key, kind, device_id, file_id, payload)}
+    if private_key is not None:
+        version = FILE_VERSION
+        signature = keys.sign(private_key, _message(version, kind, device_id, file_id, payload))
+    elif key:
+        version, signature = LEGACY_VERSION, _mac(key, kind, device_id, file_id, payload)
+    else:
+        raise SyncRejected("No key to sign the file with.")
+    doc = {"format": FILE_FORMAT, "version": version, "kind": kind, "device_id": device_id,
+           "file_id": file_id, "payload": payload, "signature": signature}
     tmp = path.with_name(path.name + ".part")
     tmp.write_text(json.dumps(doc), encoding="utf-8")
     tmp.replace(path)  # a half-written file never carries the final name
@@ -47,25 +68,39 @@ def read_header(path: Path) -> dict:
         raise SyncRejected(f"{path} is not a group-ipt sync file: {exc}") from exc
     if not isinstance(doc, dict) or doc.get("format") != FILE_FORMAT:
         raise SyncRejected(f"{path} is not a group-ipt sync file.")
-    if doc.get("version") != FILE_VERSION:
-        raise SyncRejected(f"{path} has sync file version {doc.get('version')}; this software reads {FILE_VERSION}.")
+    if doc.get("version") not in (LEGACY_VERSION, FILE_VERSION) or isinstance(doc.get("version"), bool):
+        raise SyncRejected(f"{path} has sync file version {doc.get('version')}; this software reads "
+                           f"{LEGACY_VERSION} and {FILE_VERSION}.")
     for key in ("kind", "device_id", "file_id", "payload", "signature"):
         if not isinstance(doc.get(key), str):
             raise SyncRejected(f"{path} lacks its {key}.")
     return doc
 
 
-def verify(doc: dict, key: str, *, limit: int = MAX_FILE_BYTES * 4) -> dict:
-    """Check the signature (tampering or the wrong device) and return the decoded body."""
-    expected = _mac(key, doc["kind"], doc["device_id"], doc["file_id"], doc["payload"])
-    if not hmac.compare_digest(expected, doc["signature"]):
-        raise SyncRejected("The file's signature does not match: it was changed after it was written, "
-                           "or it was not written by this device. Nothing was imported.", 403)
+def verify(doc: dict, key: str | None = None, *, public_key: str | None = None,
+           limit: int = MAX_FILE_BYTES * 4) -> dict:
+    """Check the signature (tampering or the wrong device) and return the decoded body.
+
+    A version 2 file needs the signer's ``public_key``; a version 1 file the legacy HMAC ``key``.
+    """
+    if doc["version"] == FILE_VERSION:
+        message = _message(FILE_VERSION, doc["kind"], doc["device_id"], doc["file_id"], doc["payload"])
+        if not public_key or not keys.verify(public_key, doc["signature"], message):
+            raise SyncRejected(BAD_SIGNATURE, 403)
+    else:
+        expected = _mac(key or "", doc["kind"], doc["device_id"], doc["file_id"], doc["payload"])
+        if not key or not hmac.compare_digest(expected, doc["signature"]):
+            raise SyncRejected(BAD_SIGNATURE, 403)
     try:
         blob = base64.b64decode(doc["payload"], validate=True)
     except ValueError as exc:
         raise SyncRejected(f"The file's payload is damaged: {exc}") from exc
-    body = decompress(blob, limit)
+    try:
+        body = inflate.inflate_json(blob, limit)
+    except inflate.TooLarge as exc:
+        raise SyncRejected(f"The file's payload is too large: {exc}", 413) from exc
+    except inflate.Unreadable as exc:
+        raise SyncRejected(f"The file's payload is damaged: {exc}") from exc
     if not isinstance(body, dict):
         raise SyncRejected("The file's payload is not a JSON object.")
     return body
@@ -100,12 +135,12 @@ def files_to_send(folders: dict[str, Path], theirs: dict) -> dict[str, str]:
 
 def _safe_target(folders: dict[str, Path], key: str) -> Path | None:
     prefix, _, rel = key.partition("/")
-    if prefix not in folders or not rel or Path(rel).suffix not in SHARED_SUFFIXES:
+    if prefix not in folders or not rel:
         return None
-    parts = Path(rel).parts
-    if Path(rel).is_absolute() or ".." in parts:
+    safe = oscompat.safe_relative(rel)  # inside the folder on Windows too (no C:, no backslash)
+    if safe is None or safe.suffix not in SHARED_SUFFIXES:
         return None
-    return Path(folders[prefix]) / rel
+    return Path(folders[prefix]).joinpath(*safe.parts)
 
 
 def install_files(folders: dict[str, Path], files: dict, backup_dir: Path) -> tuple[list[str], list[str]]:
@@ -152,6 +187,6 @@ def install_files(folders: dict[str, Path], files: dict, backup_dir: Path) -> tu
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(target.name + ".part")
         tmp.write_bytes(content)
-        tmp.replace(target)
+        oscompat.replace(tmp, target)
         written.append(key)
     return written, problems

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 
 import sqlite_utils
 
 from .. import audit
 from ..db import row, rows, utcnow, write
-from . import engine, tracking
+from . import engine, rules, tracking
 
 
 class ReviewError(ValueError):
@@ -25,12 +26,31 @@ def list_conflicts(db: sqlite_utils.Database, site_ids: list[str] | None, status
     where, params = _site_filter(site_ids)
     found = rows(db, f"select * from sync_conflicts where status = ?{where} order by id desc limit 500",
                  [status, *params])
+    names = {d["id"]: d["name"] for d in rows(db, "select id, name from sync_devices")}
     for c in found:
+        # Which version is in use and why, told truthfully: the larger hybrid clock wins, and a
+        # stamp is the sending laptop's clock (possibly wrong), not when the change really was made.
+        c["winner_stamp"], c["loser_stamp"] = _stamp(c["winner_hlc"]), _stamp(c["loser_hlc"])
+        c["loser_device"] = names.get(c["loser_origin"] or "")
+        c["winner_ahead"] = bool(c["winner_stamp"] and c["winner_stamp"] > _later(c["created_at"]))
         c["winner"] = json.loads(c["winner_json"]) if c["winner_json"] else None
         c["loser"] = json.loads(c["loser_json"]) if c["loser_json"] else None
         keys = sorted(set(c["winner"] or {}) | set(c["loser"] or {}))
         c["fields"] = [(k, (c["winner"] or {}).get(k), (c["loser"] or {}).get(k)) for k in keys]
     return found
+
+
+def _stamp(hlc: str | None) -> str | None:
+    """The time a version's clock says it was made, as UTC ISO text (the |datetime filter shows it)."""
+    if not hlc or not tracking.valid_hlc(hlc):
+        return None
+    wall = tracking.parse_hlc(hlc)[0]
+    return datetime.fromtimestamp(wall / 1000, UTC).replace(microsecond=0).isoformat()
+
+
+def _later(iso: str) -> str:
+    """``iso`` plus ten minutes: a stamp past it was ahead of the centre's clock when it arrived."""
+    return (datetime.fromisoformat(iso) + timedelta(minutes=10)).isoformat()
 
 
 def get_conflict(db, conflict_id: int, site_ids: list[str] | None) -> dict:
@@ -75,7 +95,16 @@ def list_quarantine(db, site_ids: list[str] | None, status: str = "open") -> lis
                 [status, *params])
 
 
-def retry_quarantined(db, item_id: int, *, user: dict, site_ids: list[str] | None) -> bool:
+def reason_text(item: dict, gettext) -> str:
+    """The reason a record is in quarantine, translated with ``gettext`` when it was kept as a message."""
+    if not item.get("reason_json"):
+        return item["error"]
+    reason = json.loads(item["reason_json"])
+    return rules.Problem(reason["message"], reason["params"]).translated(gettext)
+
+
+def retry_quarantined(db, item_id: int, *, user: dict, site_ids: list[str] | None,
+                      instruments: dict | None = None) -> bool:
     """Apply a quarantined record again (after the cause was fixed); return True if it went in."""
     where, params = _site_filter(site_ids)
     item = row(db, f"select * from sync_quarantine where id = ? and status = 'open'{where}", [item_id, *params])
@@ -85,13 +114,16 @@ def retry_quarantined(db, item_id: int, *, user: dict, site_ids: list[str] | Non
     if item["direction"] != "in" or not {"t", "id", "site", "hlc", "del"} <= set(record):
         raise ReviewError("Only records received from a laptop can be retried here; sync the laptop again.")
     with engine.applying(db):
+        before = row(db, "select max(id) as n from sync_quarantine")["n"]
         counts = engine.apply_records(db, [record], origin=item["device_id"] or "", device_id=item["device_id"],
-                                      batch_no=item["batch_no"])
-        if counts["quarantined"]:
-            # Keep one entry per record: drop the new one, refresh the old one's error.
-            newest = row(db, "select id, error from sync_quarantine order by id desc limit 1")
-            db.execute("delete from sync_quarantine where id = ?", (newest["id"],))
-            db.execute("update sync_quarantine set error = ? where id = ?", (newest["error"], item_id))
+                                      batch_no=item["batch_no"], instruments=instruments)
+        if not (counts["applied"] or counts["merged"] or counts["duplicates"]):
+            # Keep one entry per record: drop the new one, refresh the old one's reason.
+            newest = row(db, "select * from sync_quarantine where id > ? order by id limit 1", (before,))
+            db.execute("delete from sync_quarantine where id > ?", (before,))
+            if newest:
+                db.execute("update sync_quarantine set error = ?, reason_json = ?, waiting_for = ? where id = ?",
+                           (newest["error"], newest["reason_json"], newest["waiting_for"], item_id))
             return False
         db.execute("update sync_quarantine set status = 'applied' where id = ?", (item_id,))
         audit.log(db, user=user, action="retry_quarantined", table=item["table_name"], record_id=item["record_id"],

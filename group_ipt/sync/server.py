@@ -8,7 +8,7 @@ from pathlib import Path
 import sqlite_utils
 
 from ..db import row, utcnow, write
-from . import devices, engine, files
+from . import devices, engine, files, keys
 from .engine import SyncRejected
 
 PULL_LIMIT = 2000
@@ -20,25 +20,50 @@ class CentralConfig:
     send_names: bool = False
     folders: dict[str, Path] = field(default_factory=dict)
     max_batch_records: int = engine.MAX_BATCH_RECORDS
+    # The instrument files: a received screening is scored again to find a risk the laptop did not flag.
+    instruments: dict | None = None
+    reply_key_path: Path | None = None  # the centre's own signing key, a 0600 file beside the database
 
     @classmethod
-    def from_app_config(cls, config) -> CentralConfig:
+    def from_app_config(cls, config, instruments: dict | None = None) -> CentralConfig:
         return cls(
+            instruments=instruments,
             send_names=bool(config.get("SYNC_SEND_NAMES")),
             folders={"forms": Path(config["FORMS_DIR"]), "translations": Path(config["TRANSLATIONS_DIR"])},
             max_batch_records=int(config.get("SYNC_MAX_BATCH_RECORDS") or engine.MAX_BATCH_RECORDS),
+            reply_key_path=Path(config["DATA_DIR"]) / keys.CENTRE_KEY_FILE,
         )
+
+    def reply_key(self):
+        if self.reply_key_path is None:
+            raise SyncRejected("The central server has no place for its signing key (DATA_DIR).")
+        try:
+            return keys.load_or_create(self.reply_key_path)
+        except (keys.KeyError_, OSError) as exc:
+            raise SyncRejected(f"The central server's signing key cannot be used: {exc}", 500) from exc
 
 
 def hello(db: sqlite_utils.Database, device: dict, config: CentralConfig) -> dict:
     site = row(db, "select id, code, name from sites where id = ?", (device["site_id"],))
     return {"device_id": device["id"], "device_name": device["name"], "site": site,
-            "settings": {"send_names": config.send_names}, "server_time": utcnow()}
+            "settings": {"send_names": config.send_names}, "server_time": utcnow(),
+            "centre_key": keys.public_text(config.reply_key()), "key_state": devices.key_state(device)}
+
+
+def register_key(db, device: dict, body: object, config: CentralConfig) -> dict:
+    """Keep the laptop's public key (token-authenticated) and answer with the centre's own."""
+    if not isinstance(body, dict):
+        raise SyncRejected("A key registration is a JSON object with 'public_key'.")
+    try:
+        devices.register_key(db, device, body.get("public_key"))
+    except keys.KeyError_ as exc:
+        raise SyncRejected(str(exc)) from exc
+    return {"centre_key": keys.public_text(config.reply_key()), "key_state": "ed25519"}
 
 
 def push(db, device: dict, body: object, config: CentralConfig, *, via: str = "http") -> dict:
     return engine.apply_batch(db, device, body, send_names=config.send_names, via=via,
-                              max_records=config.max_batch_records)
+                              max_records=config.max_batch_records, instruments=config.instruments)
 
 
 def pull(db, device: dict, request: object, config: CentralConfig) -> dict:
@@ -67,6 +92,20 @@ def _cursor(cursor: object) -> int:
     return cursor
 
 
+def _verify_push(path: Path, doc: dict, device: dict) -> dict:
+    """Check a laptop's file with the device's public key (version 2) or its legacy key (version 1)."""
+    if doc["version"] == files.FILE_VERSION:
+        if not device.get("public_key"):
+            raise SyncRejected(f"{path} is signed with a key this server does not know yet. On the laptop, run "
+                               "'group-ipt sync setup --server URL --token TOKEN' once with the network (or "
+                               "'group-ipt sync') to register it, then export again.", 403)
+        return files.verify(doc, public_key=device["public_key"])
+    if not device.get("signing_key"):
+        raise SyncRejected(f"{path} is signed the old way (version 1), which this device no longer uses: "
+                           "update group-ipt on the laptop and export again.", 403)
+    return files.verify(doc, device["signing_key"])
+
+
 def import_file(db, path: Path, reply_path: Path, config: CentralConfig) -> dict:
     """Apply a laptop's export file and write the signed reply; refuse replays and tampering."""
     doc = files.read_header(path)
@@ -77,7 +116,11 @@ def import_file(db, path: Path, reply_path: Path, config: CentralConfig) -> dict
         raise SyncRejected(f"{path} comes from a device this server does not know.", 403)
     if device["revoked_at"]:
         raise SyncRejected(f"{path} comes from the device {device['name']!r}, revoked on {device['revoked_at']}.", 403)
-    body = files.verify(doc, device["signing_key"])
+    body = _verify_push(path, doc, device)
+    try:
+        devices.note_version(db, device, body.get("app_version"))
+    except devices.DeviceError as exc:
+        raise SyncRejected(f"{path}: {exc}") from exc
     seen = row(db, "select imported_at from sync_files where file_id = ?", (doc["file_id"],))
     if seen:
         raise SyncRejected(f"{path} was already imported on {seen['imported_at']}; nothing was done. "
@@ -102,8 +145,12 @@ def import_file(db, path: Path, reply_path: Path, config: CentralConfig) -> dict
     reply = {"in_reply_to": doc["file_id"], "acks": acks, "pages": pages, "made_at": utcnow()}
     from ..db import new_id
 
-    files.write_signed(reply_path, kind="reply", device_id=device["id"], file_id=new_id(), body=reply,
-                       key=device["signing_key"])
+    if device.get("public_key"):
+        files.write_signed(reply_path, kind="reply", device_id=device["id"], file_id=new_id(), body=reply,
+                           private_key=config.reply_key())
+    else:  # a laptop with the old software reads version 1 only
+        files.write_signed(reply_path, kind="reply", device_id=device["id"], file_id=new_id(), body=reply,
+                           key=device["signing_key"])
     return {"device": device["name"], "batches": len(acks),
             "applied": sum(a["applied"] for a in acks), "quarantined": sum(a["quarantined"] for a in acks),
             "conflicts": sum(a["conflicts"] for a in acks),

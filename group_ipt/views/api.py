@@ -18,11 +18,11 @@ from datetime import UTC, datetime
 from flask import Blueprint, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
-from .. import referrals
+from .. import fields, inflate, referrals
 from ..db import get_db
 from ..errors import DomainError
 from ..sessions import StaleSession
-from ..sync import devices, engine, records, server
+from ..sync import devices, records, server
 from ..sync.engine import MAX_INTEGER, SyncRejected
 from ..sync.records import RecordError
 
@@ -37,6 +37,8 @@ ROUTES = [
      "is acknowledged again and changes nothing.", "Batch", "Ack"),
     ("POST", "/sync/pull", "sync_pull", "The site's changes after a cursor, not counting the device's own.",
      "PullRequest", "PullPage"),
+    ("POST", "/sync/key", "sync_key", "Register the laptop's Ed25519 public key for its signed USB files; the "
+     "answer holds the centre's public key for its reply files.", "KeyRegistration", "KeyReply"),
     ("GET", "/{resource}", "list_records", "List records of the device's site, by id; page with 'after'.", None,
      "Page"),
     ("GET", "/{resource}/{id}", "get_record", "One record.", None, "Record"),
@@ -167,10 +169,18 @@ def body_json(*, whole_numbers: bool = True):
         raise ApiError(f"The body is larger than {current_app.config['SYNC_MAX_BODY_MB']} MB.", 413)
     try:
         if request.headers.get("Content-Encoding", "").lower() == "gzip":
-            body = engine.decompress(raw, limit * 8)
+            # Unpacked within SYNC_MAX_UNPACKED_MB, checked while inflating (a gzip bomb stops there).
+            unpacked = min(int(current_app.config["SYNC_MAX_UNPACKED_MB"] * 1024 * 1024), limit * 8)
+            try:
+                body = inflate.inflate_json(raw, unpacked, parse_constant=_not_json)
+            except inflate.TooLarge as exc:
+                raise ApiError(str(exc), 413) from exc
+            except inflate.Unreadable as exc:
+                raise ApiError(str(exc), 400) from exc
         else:
             try:
-                body = json.loads(raw or b"null", parse_constant=_not_json)
+                with inflate.SLOTS:
+                    body = json.loads(raw or b"null", parse_constant=_not_json)
             except ValueError as exc:
                 raise ApiError(f"The body is not valid JSON: {exc}", 400) from exc
         return _whole_numbers(body) if whole_numbers else body
@@ -206,17 +216,35 @@ def reply(obj, status: int = 200) -> Response:
 def central_config() -> server.CentralConfig:
     if not current_app.config.get("SYNC_CENTRAL"):
         raise ApiError("This server is not a central server (start it with 'group-ipt serve --central').", 404)
-    return server.CentralConfig.from_app_config(current_app.config)
+    return server.CentralConfig.from_app_config(current_app.config,
+                                                current_app.extensions["group_ipt_forms"].instruments)
+
+
+def note_version() -> None:
+    """Remember the laptop's version from the header every sync call carries."""
+    try:
+        devices.note_version(get_db(), g.device, request.headers.get(devices.VERSION_HEADER))
+    except devices.DeviceError as exc:
+        raise ApiError(str(exc), 400) from exc
 
 
 @bp.route("/sync/hello")
 def sync_hello():
-    return reply(server.hello(get_db(), g.device, central_config()))
+    config = central_config()
+    note_version()
+    return reply(server.hello(get_db(), g.device, config))
+
+
+@bp.route("/sync/key", methods=["POST"])
+def sync_key():
+    config = central_config()
+    return reply(server.register_key(get_db(), g.device, body_json(), config))
 
 
 @bp.route("/sync/push", methods=["POST"])
 def sync_push():
     config = central_config()
+    note_version()
     body = body_json(whole_numbers=False)
     # The document's one rule engine.validate_batch leaves alone (the centre does not read it).
     if isinstance(body, dict) and not isinstance(body.get("node", ""), str):
@@ -227,6 +255,7 @@ def sync_push():
 @bp.route("/sync/pull", methods=["POST"])
 def sync_pull():
     config = central_config()
+    note_version()
     body = body_json()
     if isinstance(body, dict):  # server.pull checks cursor and limit
         if not isinstance(body.get("first", True), bool):
@@ -396,7 +425,14 @@ SYNC_SCHEMAS = {
     "Hello": {"type": "object", "properties": {
         "device_id": {"type": "string"}, "device_name": {"type": "string"}, "site": {"type": "object"},
         "settings": {"type": "object", "properties": {"send_names": {"type": "boolean"}}},
-        "server_time": {"type": "string"}}},
+        "server_time": {"type": "string"},
+        "centre_key": {"type": "string", "description": "the centre's Ed25519 public key (base64) for reply files"},
+        "key_state": {"type": "string", "enum": ["ed25519", "legacy", "none"]}}},
+    "KeyRegistration": {"type": "object", "required": ["public_key"], "properties": {
+        "public_key": {"type": "string", "pattern": "^[A-Za-z0-9+/]{43}=$",
+                       "description": "the laptop's Ed25519 public key, base64 of 32 bytes"}}},
+    "KeyReply": {"type": "object", "properties": {
+        "centre_key": {"type": "string"}, "key_state": {"type": "string", "enum": ["ed25519"]}}},
     "Change": {"type": "object", "required": ["t", "id", "site", "hlc", "del"], "properties": {
         "t": {"type": "string", "minLength": 1, "maxLength": 200, "description": "table"},
         "id": {"type": "string", "minLength": 1, "maxLength": 200},
@@ -411,7 +447,8 @@ SYNC_SCHEMAS = {
         "records": {"type": "array", "items": {"$ref": "#/components/schemas/Change"}}}},
     "Ack": {"type": "object", "properties": {
         "batch_no": {"type": "integer"}, "duplicate": {"type": "boolean"}, "applied": {"type": "integer"},
-        "duplicates": {"type": "integer"}, "conflicts": {"type": "integer"}, "quarantined": {"type": "integer"}}},
+        "duplicates": {"type": "integer"}, "conflicts": {"type": "integer"}, "quarantined": {"type": "integer"},
+        "merged": {"type": "integer"}, "renamed": {"type": "integer"}, "released": {"type": "integer"}}},
     "PullRequest": {"type": "object", "properties": {
         "cursor": {"type": "integer", "minimum": 0, "maximum": MAX_INTEGER},
         "limit": {"type": "integer", "minimum": 1, "maximum": 10000},
@@ -459,8 +496,12 @@ def _write_schemas(instruments: list[str] | None) -> dict:
     # Bounds apply to numbers only: a number must be in range, text (e.g. "34") is checked by the server.
     year = clock.today().year
     text = {"minLength": 1, "description": "not blank"}
+    name = {**text, "maxLength": fields.limit("participants", "name")}
+    village = {**text, "maxLength": fields.limit("participants", "village")}
     participant_new = _body(
-        records.PARTICIPANT_NEW, records.PARTICIPANT_NEW_REQUIRED, name=text, village=text,
+        records.PARTICIPANT_NEW, records.PARTICIPANT_NEW_REQUIRED, name=name, village=village,
+        language={"maxLength": fields.limit("participants", "language")},
+        phone={"maxLength": fields.limit("participants", "phone")},
         sex={"enum": list(participants.SEXES)},
         age={"type": ["integer", "string", "null"], "minimum": participants.MIN_AGE, "maximum": participants.MAX_AGE,
              "description": "in years, an estimate is fine; give age or birth_year, not both"},
@@ -473,7 +514,7 @@ def _write_schemas(instruments: list[str] | None) -> dict:
     participant_new["anyOf"] = [{"required": ["age"]}, {"required": ["birth_year"]}]
     return {
         "ParticipantNew": participant_new,
-        "ParticipantChange": {**_body(records.PARTICIPANT_CHANGE, name=text, village=text),
+        "ParticipantChange": {**_body(records.PARTICIPANT_CHANGE, name=name, village=village),
                               "description": "Only these fields; sex, birth year, code and status are refused."},
         "ParticipantSaved": {"allOf": [ref("participants"), {"type": "object", "properties": {
             "possible_duplicates": {"type": "array", "items": {"type": "object", "properties": {
@@ -543,6 +584,8 @@ def _resource_schemas(db) -> dict:
         schemas[resource] = {
             "type": "object",
             "properties": {c["name"]: {"type": [SQL_TYPES.get(c["type"], "string"), "null"],
+                                       **({"maxLength": fields.limit(table, c["name"])}
+                                          if SQL_TYPES.get(c["type"], "string") == "string" else {}),
                                        **({"readOnly": True} if c["name"] in records.MANAGED else {})}
                            for c in cols},
             "required": [c["name"] for c in cols if c["required"] and c["name"] not in records.MANAGED],

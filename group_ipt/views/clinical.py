@@ -221,7 +221,8 @@ def outcome(member_id):
         result = clinical.decide_outcome(
             get_db(), member, actor=current_user.record, decision=form.get("decision", ""),
             note=form.get("note", ""), protocols=protocols(), plan=plan(),
-            extra_sessions=int(extra) if extra.isdigit() else 0, today=clock.today())
+            extra_sessions=int(extra) if extra.isascii() and extra.isdigit() and len(extra) <= 3 else 0,
+            today=clock.today())
     except DomainError as exc:
         return failed(member, exc)
     flash(_("The outcome decision is saved."), "success")

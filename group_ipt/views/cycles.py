@@ -160,7 +160,8 @@ def new():
             raise CycleError(N_("Choose a protocol."))
         first_date = cycles.parse_date(form.get("first_date", ""))
         weekday_text = form.get("weekday", "")
-        weekday = int(weekday_text) if weekday_text.isdigit() else first_date.weekday()
+        weekday = int(weekday_text) if weekday_text in ("0", "1", "2", "3", "4", "5", "6") \
+            else first_date.weekday()
         cycle = cycles.create_cycle(
             db, site_id=site_id, protocol=protocol,
             facilitator_ids=[form.get("facilitator_1", ""), form.get("facilitator_2", "")],

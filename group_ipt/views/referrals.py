@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import date
-
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
-from .. import clock, referrals
+from .. import bounds, clock, referrals
 from ..db import get_db
+from ..redirects import safe_target
 from ..referrals import ReferralError
 
 bp = Blueprint("referrals", __name__, url_prefix="/referrals")
@@ -95,8 +94,7 @@ def get_referral_or_404(referral_id: str) -> dict:
 
 
 def _back(default: str) -> str:
-    target = request.form.get("next", "")
-    return target if target.startswith("/") and not target.startswith("//") else default
+    return safe_target(request.form.get("next"), default)
 
 
 @bp.route("/")
@@ -147,10 +145,13 @@ def status(referral_id):
 @bp.route("/<referral_id>/followups/<followup_id>", methods=["POST"])
 def followup(referral_id, followup_id):
     referral = get_referral_or_404(referral_id)
-    try:
-        done_on = date.fromisoformat(request.form.get("done_on", ""))
-    except ValueError:
+    if not request.form.get("done_on", "").strip():
         flash(_("Enter the date of the contact."), "error")
+        return render_detail(referral, 400, request.form)
+    try:
+        done_on = bounds.parse_date(request.form.get("done_on"), field="done_on")
+    except bounds.BoundsError as exc:
+        flash(exc.translated(_), "error")
         return render_detail(referral, 400, request.form)
     try:
         referrals.record_followup(get_db(), referral, followup_id, current_user.record,

@@ -8,7 +8,6 @@ The filters travel in the query string, so every link and download repeats them.
 
 from __future__ import annotations
 
-from datetime import date
 from urllib.parse import quote, urlencode
 
 from flask import Blueprint, Response, abort, current_app, flash, render_template, request, url_for
@@ -17,7 +16,7 @@ from flask_babel import lazy_gettext as _l
 from flask_babel import ngettext
 from flask_login import current_user
 
-from .. import clock, exports, indicators, report_charts
+from .. import bounds, clock, exports, indicators, report_charts
 from ..cycles import GROUP_TYPES, facilitators_of_sites
 from ..db import get_db
 from ..errors import N_, DomainError
@@ -83,10 +82,12 @@ def read_filters() -> tuple[Filters, dict]:
     choices = {"sites": sites, "facilitators": _facilitators(sites), "protocols": _forms().protocols,
                "group_types": GROUP_TYPES}
     if args.get("from") or args.get("to"):
+        if not (args.get("from") and args.get("to")):
+            raise FilterError(N_("Give both dates of the period (from and to)."))
         try:
-            start, end = (date.fromisoformat(args.get(k, "")) for k in ("from", "to"))
-        except ValueError as exc:
-            raise FilterError(N_("Give both dates of the period (from and to).")) from exc
+            start, end = (bounds.parse_date(args.get(k), field="period") for k in ("from", "to"))
+        except bounds.BoundsError as exc:
+            raise PeriodError(exc.message, field="period", **exc.params) from exc
         period = period_between(start, end)
     else:
         period = parse_period(args["period"]) if args.get("period") else quarter_of(clock.today())

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import date
-
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
-from .. import clock, referrals, screening
+from .. import bounds, clock, referrals, screening
 from ..db import get_db
 from ..i18n import current_language
 from ..instruments import InvalidCutoff
@@ -111,10 +109,12 @@ def save(participant_id, instrument_id):
             or form.get("instrument_version") != str(instrument.version)):
         return refuse(_("This form does not match the participant or the questionnaire it was made for "
                         "(it may have been changed). Nothing was saved. Answer the questions again."))
-    try:
-        administered_on = date.fromisoformat(form.get("administered_on", ""))
-    except ValueError:
+    if not form.get("administered_on", "").strip():
         return refuse(_("Enter the date of the screening."), "administered_on")
+    try:
+        administered_on = bounds.parse_date(form.get("administered_on"), field="administered_on")
+    except bounds.BoundsError as exc:
+        return refuse(exc.translated(_), "administered_on")
     raw = {k[len(ANSWER_PREFIX):]: v for k, v in form.items() if k.startswith(ANSWER_PREFIX)}
     try:
         outcome = screening.save_screening(

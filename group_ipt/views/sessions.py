@@ -12,7 +12,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from werkzeug.datastructures import MultiDict
 
-from .. import clock, cycles, sessions
+from .. import bounds, clock, cycles, sessions
 from ..auth import role_required
 from ..db import get_db, rows
 from ..errors import N_, DomainError
@@ -49,7 +49,7 @@ def parse_entry(form, people: list[dict], session: dict, checklist_ids: list[str
         rating_text = (form.get(f"rating-{m['id']}") or "").strip()
         rating = None
         if rating_text:
-            if rating_text.isdigit():
+            if rating_text.isascii() and rating_text.isdigit() and len(rating_text) <= 3:
                 rating = int(rating_text)
             elif error is None:
                 error = cycles.CycleError(N_("The rating of %(name)s must be a whole number from 0 to 10."),
@@ -117,8 +117,8 @@ def take(session_id):
             entry.attendance = {m["id"]: "present" for m in people}
         return render_sheet(session, cycle, entry, version=session["version"])
     try:
-        version = int(request.form.get("version", ""))
-    except ValueError:
+        version = bounds.parse_int(request.form.get("version"), field="version")
+    except bounds.BoundsError:
         abort(400)
     if request.form.get("give"):
         return give_questionnaire(session, people, protocol, version)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
+from .. import __version__
 from ..auth import role_required
 from ..db import get_db
 from ..sync import devices, review
@@ -35,6 +36,8 @@ def index():
         conflicts=review.list_conflicts(db, scope),
         quarantine=review.list_quarantine(db, scope),
         devices=all_devices,
+        newest_version=devices.newest_version(db, __version__),
+        behind={d["id"] for d in devices.behind(db, __version__)},
     )
 
 
@@ -57,7 +60,8 @@ def quarantined(item_id):
     action = request.form.get("action", "")
     try:
         if action == "retry":
-            ok = review.retry_quarantined(get_db(), item_id, user=_actor(), site_ids=_scope())
+            ok = review.retry_quarantined(get_db(), item_id, user=_actor(), site_ids=_scope(),
+                                          instruments=current_app.extensions["group_ipt_forms"].instruments)
             flash(_("The record was applied.") if ok else _("The record still cannot be applied; see its error."),
                   "info" if ok else "error")
         elif action == "dismiss":
@@ -68,3 +72,9 @@ def quarantined(item_id):
     except ReviewError as exc:
         flash(str(exc), "error")
     return redirect(url_for("sync.index"), 303)
+
+
+@bp.app_template_filter("quarantine_reason")
+def quarantine_reason(item: dict) -> str:
+    """A quarantined record's reason in the reader's language (older entries kept only English text)."""
+    return review.reason_text(item, _)
