@@ -177,7 +177,7 @@ ROLE_LABELS = {
 
 
 def register_template_helpers(app: Flask) -> None:
-    from flask_babel import format_date, format_datetime
+    from flask_babel import format_date, format_datetime, format_time
 
     @app.context_processor
     def inject():
@@ -191,9 +191,12 @@ def register_template_helpers(app: Flask) -> None:
         }
 
     app.jinja_env.filters["date"] = lambda value, fmt="medium": format_date(_as_date(value), fmt) if value else ""
+    # A moment as a person reads it: the locale's date and its short time, never seconds.
     app.jinja_env.filters["datetime"] = (
-        lambda value, fmt="medium": format_datetime(_as_datetime(value), fmt) if value else ""
+        lambda value, fmt="medium": format_datetime(_as_datetime(value), f"{_date_pattern(fmt)} {_time_pattern()}")
+        if value else ""
     )
+    app.jinja_env.filters["time_of_day"] = lambda value: format_time(_as_time(value), "short") if value else ""
     app.jinja_env.filters["number"] = lambda value: i18n.format_decimal(value) if value is not None else ""
 
 
@@ -201,6 +204,27 @@ def _as_date(value):
     from datetime import date
 
     return date.fromisoformat(value[:10]) if isinstance(value, str) else value
+
+
+def _as_time(value):
+    """Read a session's "HH:MM" or a stored ISO timestamp."""
+    from datetime import datetime, time
+
+    if isinstance(value, str):
+        return time.fromisoformat(value) if len(value) <= 8 else datetime.fromisoformat(value)
+    return value
+
+
+def _date_pattern(fmt: str) -> str:
+    from flask_babel import get_locale
+
+    return get_locale().date_formats[fmt].pattern
+
+
+def _time_pattern() -> str:
+    from flask_babel import get_locale
+
+    return get_locale().time_formats["short"].pattern
 
 
 def _as_datetime(value):

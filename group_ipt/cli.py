@@ -580,7 +580,8 @@ def forms_check(ctx: Context, forms_dir):
     if errors:
         raise click.ClickException(f"{len(errors)} error(s) in the form files under {folder}.")
     loaded = formsmod.load_all(folder)
-    click.echo(f"All form files are valid: {len(loaded.instruments)} instruments, {len(loaded.protocols)} protocols.")
+    click.echo(f"All form files are valid: {len(loaded.instruments)} instruments, {len(loaded.protocols)} protocols,"
+               f" consent text version {loaded.consent.version} in {', '.join(loaded.consent.languages)}.")
 
 
 @cli.group()

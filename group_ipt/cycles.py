@@ -21,7 +21,7 @@ import sqlite_utils
 
 from . import audit, scheduling
 from .db import code_block, in_clock_order, new_id, row, rows, utcnow, write
-from .errors import N_, DomainError
+from .errors import N_, NP_, DomainError, english
 from .protocols import Protocol
 
 GROUP_TYPES = ("women", "men", "mixed", "adolescents")
@@ -40,11 +40,11 @@ def _plain(value: Any) -> Any:
 class Message:
     """A msgid with its parameters: ``str()`` gives English, the web edge translates it."""
 
-    msgid: str
+    msgid: str | tuple[str, str]  # a pair (NP_) when the text depends on params["count"]
     params: dict[str, Any] = field(default_factory=dict)
 
     def __str__(self) -> str:
-        return self.msgid % {k: _plain(v) for k, v in self.params.items()} if self.params else self.msgid
+        return english(self.msgid, {k: _plain(v) for k, v in self.params.items()})
 
 
 class CycleError(DomainError):
@@ -479,19 +479,24 @@ def cycle_warnings(db: sqlite_utils.Database, cycle: dict, protocol: Protocol, *
         params = {"other": first["cycle_code"], "count": len({o["id"] for o in found_sessions}),
                   "date": date.fromisoformat(first["scheduled_date"]), "time": first["start_time"]}
         if kind == "facilitator":
-            found.append(Message(N_("%(name)s also leads %(other)s at the same time: %(count)s sessions, "
-                                    "the first on %(date)s at %(time)s."),
+            found.append(Message(NP_("%(name)s also leads %(other)s at the same time: %(count)s session, "
+                                     "on %(date)s at %(time)s.",
+                                     "%(name)s also leads %(other)s at the same time: %(count)s sessions, "
+                                     "the first on %(date)s at %(time)s."),
                                  {"name": own_facilitators[user_id]["display_name"], **params}))
         else:
-            found.append(Message(N_("The venue %(venue)s is also booked for %(other)s at the same time: "
-                                    "%(count)s sessions, the first on %(date)s at %(time)s."),
+            found.append(Message(NP_("The venue %(venue)s is also booked for %(other)s at the same time: "
+                                     "%(count)s session, on %(date)s at %(time)s.",
+                                     "The venue %(venue)s is also booked for %(other)s at the same time: "
+                                     "%(count)s sessions, the first on %(date)s at %(time)s."),
                                  {"venue": cycle["venue"], **params}))
     active = members(db, cycle["id"], active_only=True)
     if cycle["status"] not in ("closed", "closed_early") and not (
         protocol.group_size_min <= len(active) <= protocol.group_size_max
     ):
         found.append(Message(
-            N_("The group has %(count)s members; the protocol recommends %(min)s to %(max)s."),
+            NP_("The group has %(count)s member; the protocol recommends %(min)s to %(max)s.",
+                "The group has %(count)s members; the protocol recommends %(min)s to %(max)s."),
             {"count": len(active), "min": protocol.group_size_min, "max": protocol.group_size_max}))
     for member in active:
         found.extend(member_warnings(cycle, member, today))
@@ -775,8 +780,10 @@ def close_cycle(
     if early and not reason:
         raise CycleError(N_("Say why the cycle closes early."))
     if not early and open_sessions:
-        raise CycleError(N_("%(count)s sessions have no attendance yet; record or cancel them, "
-                            "or close the cycle early with a reason."), count=len(open_sessions))
+        raise CycleError(NP_("%(count)s session has no attendance yet; record or cancel it, "
+                             "or close the cycle early with a reason.",
+                             "%(count)s sessions have no attendance yet; record or cancel them, "
+                             "or close the cycle early with a reason."), count=len(open_sessions))
     attended = followup.attended_group_sessions(db, cycle_id)
     stamp = utcnow()
     counts = {"completed": 0, "dropped_out": 0}

@@ -235,9 +235,23 @@ def load_programme(db: sqlite_utils.Database, app: Flask, summary: DemoSummary, 
     first = _first_on_weekday(today + timedelta(days=2), 2)
     start("MSK", "short-6", "men", "Nyendo primary school", first, ["grace", "peter"],
           [p[0] for p in DEMO_PEOPLE[24:32]])
+    _supervision(db, people, sites, running, today)
     with write(db):
         db.execute("insert into settings (key, value, updated_at) values (?, ?, ?)",
                    (DEMO_MARKER, json.dumps({"loaded_on": today.isoformat()}), utcnow()))
+
+
+def _supervision(db, people: dict, sites: dict, running: dict, today: date) -> None:
+    """Give the demo supervisor the four facilitators and one weekly meeting, so the supervision pages show them."""
+    from . import supervision
+
+    for username, site_code in (("amina", "KMP"), ("joseph", "KMP"), ("grace", "MSK"), ("peter", "MSK")):
+        supervision.assign(db, supervisor_id=people["super"]["id"], facilitator_id=people[username]["id"],
+                           site_id=sites[site_code]["id"], actor=people["coord"])
+    supervision.add_log(db, supervisor=people["super"], facilitator_id=people["amina"]["id"],
+                        site_id=sites["KMP"]["id"], held_on=today - timedelta(days=2), cycle_ids=[running["id"]],
+                        cases="One member missed two sessions in a row; a home visit is planned.",
+                        actions="Amina visits her this week and calls the supervisor after.", today=today)
 
 
 def describe(summary: DemoSummary) -> str:

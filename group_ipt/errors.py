@@ -15,6 +15,18 @@ def N_(message: str) -> str:  # noqa: N802 (Babel's marker name)
     return message
 
 
+def NP_(singular: str, plural: str) -> tuple[str, str]:  # noqa: N802 (Babel's marker name, keyword NP_:1,2)
+    """Mark a message with a count for extraction: its params hold ``count``, which picks the form."""
+    return singular, plural
+
+
+def english(message: str | tuple[str, str], params: dict) -> str:
+    """Return the English text of a message (a plural one picks its form by ``params["count"]``)."""
+    if isinstance(message, tuple):
+        message = message[0] if params.get("count") == 1 else message[1]
+    return message % params if params else message
+
+
 class DomainError(ValueError):
     """A request the core refuses; ``field`` names the form field at fault, if any."""
 
@@ -25,8 +37,12 @@ class DomainError(ValueError):
         self.params = params
 
     def __str__(self) -> str:
-        return self.message % self.params if self.params else self.message
+        return english(self.message, self.params)
 
-    def translated(self, gettext: Callable[..., str]) -> str:
-        """Return the message in the user's language (``gettext`` is flask_babel's)."""
+    def translated(self, gettext: Callable[..., str], ngettext: Callable[..., str] | None = None) -> str:
+        """Return the message in the user's language (``gettext`` and ``ngettext`` are flask_babel's)."""
+        if isinstance(self.message, tuple):
+            if ngettext is None:
+                return english(self.message, self.params)
+            return ngettext(*self.message, self.params["count"], **self.params)
         return gettext(self.message, **self.params)

@@ -1,4 +1,4 @@
-"""Load and check every data file in ``forms/``: instruments, protocols, scripts and intake.yaml.
+"""Load and check every data file in ``forms/``: instruments, protocols, scripts, intake.yaml, consent.yaml.
 
 The app refuses to start on a broken file (never half-loads), with the file,
 item and field of every error; ``group-ipt forms check`` prints the same list.
@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import consent as consentmod
 from . import instruments as instrumentsmod
 from . import intake as intakemod
 from . import protocols as protocolsmod
@@ -31,6 +32,7 @@ class Forms:
     intake: intakemod.Intake | None = None  # exclusions asked at intake and the safety steps
     scripts: scriptsmod.ScriptLibrary = field(default_factory=scriptsmod.ScriptLibrary)  # facilitator scripts
     ratings: dict = field(default_factory=dict)  # supervisors' rating forms (forms/ratings/), by id
+    consent: consentmod.ConsentText | None = None  # the consent text read at intake (forms/consent.yaml)
 
 
 def check_all(forms_dir: Path) -> list[Exception]:
@@ -46,6 +48,7 @@ def check_all(forms_dir: Path) -> list[Exception]:
     errors += scriptsmod.check_scripts(forms_dir / "scripts", protocols)
     errors += intakemod.check_intake(forms_dir)
     errors += ratingsmod.check_ratings(forms_dir / "ratings")
+    errors += consentmod.check_consent(forms_dir)
     return errors
 
 
@@ -82,4 +85,5 @@ def _load_all(forms_dir: Path) -> Forms:
         scripts=scriptsmod.load_scripts(forms_dir / "scripts", protocols),
         intake=intakemod.load_intake(forms_dir),
         ratings=ratingsmod.load_ratings(forms_dir / "ratings"),
+        consent=consentmod.load_consent(forms_dir),
     )

@@ -201,6 +201,9 @@ def register(
     consents: list[str],
     consent_given_by: str = "",
     today: date | None = None,
+    consent_text=None,
+    consent_version: int | str | None = None,
+    consent_language: str | None = None,
     randbelow=secrets.randbelow,
     **fields,
 ) -> Registration:
@@ -209,6 +212,9 @@ def register(
     ``fields`` are the form's name, sex, age or birth_year, village, phone and
     language. Consent to screening is required; ``consents`` lists every purpose
     the person agreed to, given by ``consent_given_by`` (blank: the person).
+    With ``consent_text`` (``consent.ConsentText``), the ``consent_version`` the page
+    showed must still be the text's version and ``consent_language`` one of its
+    languages; both are kept on each consent record.
     """
     today = today or clock.today()
     clean = validate(today=today, **{k: fields.get(k) for k in
@@ -219,6 +225,7 @@ def register(
     if "screening" not in consents:
         raise ParticipantError(N_("The person must agree to screening before you register them."), field="consent")
     given_by = _given_by(consent_given_by)
+    reading = consent_reading(consent_text, consent_version, consent_language)
     now = utcnow()
     with write(db):
         participant = {
@@ -237,7 +244,7 @@ def register(
                   site_id=site["id"], after=participant)
         _add_status(db, participant, "registered", None, actor, now)
         for purpose in CONSENT_PURPOSES:
-            _add_consent(db, participant, purpose, purpose in consents, given_by, actor, now)
+            _add_consent(db, participant, purpose, purpose in consents, given_by, actor, now, reading)
         duplicates = possible_duplicates(db, participant)
         for other in duplicates:
             flag = {"id": new_id(), "site_id": site["id"], "participant_id": participant["id"],
@@ -307,10 +314,26 @@ def _add_status(db, participant: dict, status: str, reason: str | None, actor: d
     return entry
 
 
-def _add_consent(db, participant: dict, purpose: str, given: bool, given_by: str, actor: dict, now: str) -> dict:
+def consent_reading(consent_text, version: int | str | None, language: str | None) -> tuple[int, str] | None:
+    """Check which consent text was read (the version the page showed, the language); None without a text."""
+    if consent_text is None:
+        return None
+    if str(version or "").strip() != str(consent_text.version):
+        raise ParticipantError(N_("The consent text has changed since this page was opened (it is now version "
+                                  "%(version)s). Read the new text to the person, then save again."),
+                               field="consent", version=consent_text.version)
+    if language not in consent_text.languages:
+        raise ParticipantError(N_("Choose the language the consent text was read in."), field="consent_language")
+    return consent_text.version, language
+
+
+def _add_consent(db, participant: dict, purpose: str, given: bool, given_by: str, actor: dict, now: str,
+                 reading: tuple[int, str] | None = None) -> dict:
     consent = {"id": new_id(), "site_id": participant["site_id"], "participant_id": participant["id"],
                "purpose": purpose, "given": int(given), "given_by": given_by, "recorded_by": actor["id"],
                "created_at": now, "updated_at": now}
+    if reading is not None:
+        consent["text_version"], consent["text_language"] = reading
     db["consents"].insert(consent)
     audit.log(db, user=actor, action="consent", table="consents", record_id=consent["id"],
               site_id=participant["site_id"], after=consent)
@@ -427,14 +450,19 @@ def status_history(db: sqlite_utils.Database, participant_id: str) -> list[dict]
 
 
 def record_consent(
-    db: sqlite_utils.Database, participant: dict, purpose: str, given: bool, given_by: str, actor: dict
+    db: sqlite_utils.Database, participant: dict, purpose: str, given: bool, given_by: str, actor: dict,
+    *, consent_text=None, consent_version: int | str | None = None, consent_language: str | None = None,
 ) -> dict:
-    """Record that consent for ``purpose`` was given or withdrawn (the newest record counts)."""
+    """Record that consent for ``purpose`` was given or withdrawn (the newest record counts).
+
+    ``consent_text``, ``consent_version`` and ``consent_language``: as for :func:`register`.
+    """
     if purpose not in CONSENT_PURPOSES:
         raise ParticipantError(N_("Unknown consent purpose %(purpose)s."), field="purpose", purpose=purpose)
     who = _given_by(given_by)
+    reading = consent_reading(consent_text, consent_version, consent_language)
     with write(db):
-        return _add_consent(db, participant, purpose, given, who, actor, utcnow())
+        return _add_consent(db, participant, purpose, given, who, actor, utcnow(), reading)
 
 
 def consents(db: sqlite_utils.Database, participant_id: str) -> list[dict]:

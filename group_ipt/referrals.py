@@ -396,7 +396,11 @@ def record_followup(
     done_on: date,
     plan: FollowupPlan,
 ) -> dict:
-    """Record a follow-up contact; plan one more when it was the last and the referral is open."""
+    """Record a follow-up contact; plan one more when it was the last and the referral is open.
+
+    A contact made before its due date moves the follow-ups still to come as early, so they
+    keep their spacing from the contact that really happened.
+    """
     note = (note or "").strip() or None
     if note and len(note) > MAX_NOTE:
         raise ReferralError(N_("The note is too long."), field="note")
@@ -415,10 +419,18 @@ def record_followup(
         now = utcnow()
         changes = {"done_on": done_on.isoformat(), "done_by": actor["id"], "note": note, "updated_at": now}
         db["referral_followups"].update(followup_id, changes)
+        early = (date.fromisoformat(followup["due_on"]) - done_on).days
+        if early > 0:
+            # Contact made before its date: the plan moves on from the real contact (the next one a week
+            # after it, not a week after the planned date), so no longer gap opens between two contacts.
+            db.execute("update referral_followups set due_on = date(due_on, ?), updated_at = ?"
+                       " where referral_id = ? and done_on is null and due_on > ?",
+                       (f"-{early} days", now, referral["id"], followup["due_on"]))
         pending = row(db, "select count(*) as n from referral_followups where referral_id = ? and done_on is null",
                       (referral["id"],))["n"]
         if pending == 0:
-            last = row(db, "select max(due_on) as d from referral_followups where referral_id = ?",
+            # One more, an interval after the latest contact (not after a date planned earlier).
+            last = row(db, "select max(done_on) as d from referral_followups where referral_id = ?",
                        (referral["id"],))["d"]
             _plan_followup(db, current, date.fromisoformat(last) + timedelta(weeks=plan.later_interval_weeks), now)
         audit.log(db, user=actor, action="followup", table="referral_followups", record_id=followup_id,

@@ -47,6 +47,18 @@ def _axis(parts: list[str], high: float, fmt) -> None:
                      f'fill="{MUTED}">{escape(fmt(value))}</text>')
 
 
+LABEL_CHAR_WIDTH = 6.6  # px per character of an 11 px label (a generous mean for Latin letters and digits)
+
+
+def label_every(labels: list[str], inner: float) -> int:
+    """Return n: label every n-th bar so that no two labels under the axis overlap."""
+    if not labels:
+        return 1
+    widest = max(len(label) for label in labels) * LABEL_CHAR_WIDTH + 8
+    fit = max(1, int(inner // widest))
+    return max(1, -(-len(labels) // fit))
+
+
 def bar_chart(bars: list[Bar], *, title: str, high: float | None = None, axis_format=None,
               chart_id: str = "bars") -> Markup:
     """Return a bar chart; each bar with an ``href`` links to its records."""
@@ -57,7 +69,7 @@ def bar_chart(bars: list[Bar], *, title: str, high: float | None = None, axis_fo
     inner = WIDTH - LEFT - RIGHT
     step = inner / max(len(bars), 1)
     width = max(min(step * 0.7, 48), 2)
-    every = max(1, -(-len(bars) // 14))  # at most 14 labels under the bars
+    every = label_every([b.label for b in bars], inner)  # labels never overlap
     for n, bar in enumerate(bars):
         x = LEFT + step * n + (step - width) / 2
         centre = x + width / 2
@@ -92,7 +104,7 @@ def change_chart(changes: list[Change], *, title: str, high: float = 27, before_
     parts = _frame(chart_id, title, "; ".join(f"{c.label}: {c.text}" for c in changes))
     _axis(parts, high, lambda v: f"{v:g}")
     step = (WIDTH - LEFT - RIGHT) / max(len(changes), 1)
-    every = max(1, -(-len(changes) // 14))
+    every = label_every([c.label for c in changes], WIDTH - LEFT - RIGHT)
     for n, c in enumerate(changes):
         x = LEFT + step * n + step / 2
         y0, y1 = _y(c.before, high), _y(c.after, high)

@@ -245,6 +245,9 @@ def record_session(
         after["plans"] = {k: list(v) for k, v in entry.plans.items()}
         audit.log(db, user=actor, action="record_session" if before["status"] != "held" else "edit_session",
                   table="sessions", record_id=session_id, site_id=session["site_id"], before=before, after=after)
+        if actor_id:
+            # The sheet is saved: a draft kept while giving a questionnaire is done with.
+            db.execute("delete from session_drafts where session_id = ? and user_id = ?", (session_id, actor_id))
         return {**row(db, "select * from sessions where id = ?", (session_id,)), "risk_referrals": raised}
 
 
@@ -270,6 +273,42 @@ def risk_marked(db: sqlite_utils.Database, session_id: str) -> dict[str, str]:
     """Return participant id -> referral id of the members already marked "risk noticed" in a session."""
     return {r["participant_id"]: r["id"] for r in db.query(
         "select participant_id, id from referrals where session_id = ?", (session_id,))}
+
+
+MAX_DRAFT_FIELDS = 2000
+MAX_DRAFT_CHARS = 200_000
+
+
+def save_draft(db: sqlite_utils.Database, session_id: str, user_id: str, fields: dict[str, str], *,
+               version: int) -> None:
+    """Keep a half-filled sheet of ``user_id`` (its form fields as typed) until they come back to it.
+
+    A draft is local and throwaway: it is not checked (the save is), only bounded, and
+    the newest replaces the older one.
+    """
+    text = json.dumps(fields, sort_keys=True)
+    if len(fields) > MAX_DRAFT_FIELDS or len(text) > MAX_DRAFT_CHARS:
+        raise CycleError(N_("This sheet is too large to keep; save it instead."))
+    with write(db):
+        db.execute(
+            "insert into session_drafts (session_id, user_id, form_json, version, updated_at) values (?, ?, ?, ?, ?)"
+            " on conflict (session_id, user_id) do update set form_json = excluded.form_json,"
+            " version = excluded.version, updated_at = excluded.updated_at",
+            (session_id, user_id, text, version, utcnow()))
+
+
+def load_draft(db: sqlite_utils.Database, session_id: str, user_id: str) -> dict | None:
+    """Return ``{"fields", "version", "updated_at"}`` of the user's unsaved sheet, or None."""
+    found = row(db, "select form_json, version, updated_at from session_drafts where session_id = ? and user_id = ?",
+                (session_id, user_id))
+    if found is None:
+        return None
+    return {"fields": json.loads(found["form_json"]), "version": found["version"], "updated_at": found["updated_at"]}
+
+
+def discard_draft(db: sqlite_utils.Database, session_id: str, user_id: str) -> None:
+    with write(db):
+        db.execute("delete from session_drafts where session_id = ? and user_id = ?", (session_id, user_id))
 
 
 def fidelity_items(protocol: Protocol) -> list:

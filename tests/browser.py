@@ -43,15 +43,19 @@ def live_server(app):
 
 
 @contextmanager
-def browser_page(app, *, viewport=(1366, 768), locale="en-GB"):
-    """Yield ``(page, base_url)``: a Chromium page and the live app it talks to."""
+def browser_page(app, *, viewport=(1366, 768), locale="en-GB", touch=False):
+    """Yield ``(page, base_url)``: a Chromium page and the live app it talks to.
+
+    ``touch=True`` makes it a phone: a mobile viewport that takes taps (``locator.tap()``).
+    """
     from playwright.sync_api import sync_playwright
 
     executable = require_chromium()
     with live_server(app) as base_url, sync_playwright() as p:
         browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         try:
-            context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]}, locale=locale)
+            context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]}, locale=locale,
+                                          has_touch=touch, is_mobile=touch)
             page = context.new_page()
             page.set_default_timeout(15000)
             yield page, base_url

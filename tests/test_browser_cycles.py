@@ -36,7 +36,9 @@ def test_browser_cycle_attendance_and_follow_up(app, db, set_today):
         log_in(page, base_url, "coord", PASSWORD)
         page.get_by_role("link", name="Cycles", exact=True).click()
         page.get_by_role("link", name="New cycle").click()
-        page.select_option("#site_id", label="Kampala North (KMP)")
+        page.select_option("#site_id", label="Kampala North (KMP)")  # two sites: the site comes first
+        page.get_by_role("button", name="Next").click()
+        page.wait_for_load_state()
         page.select_option("#protocol_id", value="who-8")
         page.select_option("#group_type", value="women")
         page.select_option("#facilitator_1", label="Amina Nakato (facilitator)")

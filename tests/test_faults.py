@@ -240,7 +240,7 @@ def test_sigkill_during_file_import_then_import_again_converges(central_server, 
 # ---- a full disk ------------------------------------------------------------------------
 
 FORM = {"name": "Sarah Namuli", "sex": "female", "age": "34", "village": "Kawempe", "phone": "",
-        "language": "Luganda", "consent_screening": "1"}
+        "language": "Luganda", "consent_screening": "1", "consent_version": "1", "consent_language": "lg"}
 
 
 def register_via_web(client):

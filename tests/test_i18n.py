@@ -167,7 +167,8 @@ def test_message_template_is_up_to_date():
     from babel.messages.extract import extract_from_dir
     from babel.messages.pofile import read_po
 
-    keywords = {"_": None, "gettext": None, "ngettext": (1, 2), "lazy_gettext": None, "_l": None, "N_": None}
+    keywords = {"_": None, "gettext": None, "ngettext": (1, 2), "lazy_gettext": None, "_l": None, "N_": None,
+                "NP_": (1, 2)}
     method_map = [("group_ipt/**.py", "python"), ("group_ipt/templates/**.html", "jinja2"),
                   ("forms/**.yaml", "group_ipt.i18n_extract:extract_yaml")]
     found = set()

@@ -19,7 +19,9 @@ from .screening_helpers import count, register
 
 CODE_RE = re.compile(r"^KMP-\d{4}-[A-HJ-NP-Y]$")
 FORM = {"name": "Sarah Namuli", "sex": "female", "age": "34", "village": "Kawempe", "phone": "",
-        "language": "Luganda", "consent_screening": "1"}
+        "language": "Luganda", "consent_screening": "1", "consent_version": "1", "consent_language": "lg"}
+
+READ = {"consent_version": "1", "consent_language": "en"}  # which consent text was read (forms/consent.yaml)
 
 
 def register_via_web(client, **fields):
@@ -209,7 +211,7 @@ def test_other_site_participant_is_404_and_not_listed(client, db):
     assert client.get(f"/participants/{sarah['id']}").status_code == 404
     assert "Sarah Namuli" not in client.get("/participants/?q=Sarah").get_data(as_text=True)
     assert client.get("/participants/no-such-id").status_code == 404
-    response = post_form(client, f"/participants/{sarah['id']}/consent", {"purpose": "group", "given": "yes"})
+    response = post_form(client, f"/participants/{sarah['id']}/consent", {"purpose": "group", "given": "yes", **READ})
     assert response.status_code == 404
     assert count(db, "consents") == 3
 
@@ -228,9 +230,9 @@ def test_coordinator_sees_participants_of_all_their_sites(client, db):
 def test_record_consent_keeps_history_newest_counts(logged_in, db):
     sarah = register(db)
     response = post_form(logged_in, f"/participants/{sarah['id']}/consent",
-                         {"purpose": "data_sharing", "given": "yes", "given_by": "Her mother, Ruth"})
+                         {"purpose": "data_sharing", "given": "yes", "given_by": "Her mother, Ruth", **READ})
     assert response.status_code == 303
-    post_form(logged_in, f"/participants/{sarah['id']}/consent", {"purpose": "data_sharing", "given": "no"})
+    post_form(logged_in, f"/participants/{sarah['id']}/consent", {"purpose": "data_sharing", "given": "no", **READ})
     latest = participants.current_consents(db, sarah["id"])["data_sharing"]
     assert latest["given"] == 0
     assert count(db, "consents") == 5
@@ -240,9 +242,9 @@ def test_record_consent_keeps_history_newest_counts(logged_in, db):
 
 def test_record_consent_bad_input(logged_in, db):
     sarah = register(db)
-    bad = post_form(logged_in, f"/participants/{sarah['id']}/consent", {"purpose": "marketing", "given": "yes"})
+    bad = post_form(logged_in, f"/participants/{sarah['id']}/consent", {"purpose": "marketing", "given": "yes", **READ})
     assert bad.status_code == 400
-    bad = post_form(logged_in, f"/participants/{sarah['id']}/consent", {"purpose": "group", "given": "maybe"})
+    bad = post_form(logged_in, f"/participants/{sarah['id']}/consent", {"purpose": "group", "given": "maybe", **READ})
     assert bad.status_code == 400
     assert count(db, "consents") == 3
 

@@ -284,7 +284,7 @@ def test_history_and_svg_chart_of_totals(logged_in, sarah, db):
     assert "<title id=\"chart-0-title\">PHQ-9 (depression symptoms): total at each screening</title>" in page
     assert "Jan 5, 2026: 16; Feb 2, 2026: 8; Feb 20, 2026: no total (answers missing)" in page
     assert "<polyline" in page and page.count("<circle") == 2
-    assert "4 not answered" in page  # q1, q2, q3 and the unscored q10
+    assert "4 questions not answered" in page  # q1, q2, q3 and the unscored q10
     assert "<script src=\"http" not in page
 
 

@@ -77,6 +77,9 @@ __all__ = [
     "cell",
     "content_width",
     "esc",
+    "fit_heads",
+    "fit_widths",
+    "longest_word",
     "has_rtl",
     "labelled",
     "para",
@@ -357,6 +360,45 @@ def styles(lang: PdfLanguage | None = None, base_size: float = 10) -> Styles:
     )
 
 
+def fit_widths(heads: Sequence[str], widths: Sequence[float], style: ParagraphStyle, flexible: int,
+               padding: float = 7) -> list[float]:
+    """Widen each column to hold the longest word of its heading, taking the room from the ``flexible`` one.
+
+    ReportLab splits a word that does not fit its cell in the middle ("Alihudhur|ia"); a
+    heading is short, so its column grows to fit its longest word instead. ``padding`` is
+    the cell's left and right padding together.
+    """
+    fitted = list(widths)
+    for index, head in enumerate(heads):
+        if index == flexible:
+            continue
+        longest = max((pdfmetrics.stringWidth(word, style.fontName, style.fontSize) for word in head.split()),
+                      default=0)
+        fitted[index] = max(fitted[index], longest + padding)
+    fitted[flexible] = max(sum(widths) - (sum(fitted) - fitted[flexible]), 0)
+    return fitted
+
+
+def longest_word(texts: Sequence[str], style: ParagraphStyle) -> float:
+    """Return the width of the longest word in ``texts`` (a column must be at least that wide)."""
+    return max((pdfmetrics.stringWidth(word, style.fontName, style.fontSize)
+                for text in texts for word in str(text).split()), default=0)
+
+
+def fit_heads(heads: Sequence[str], widths: Sequence[float], style: ParagraphStyle, flexible: int,
+              min_flexible: float = 0, smallest: float = 5.5) -> tuple[list[float], ParagraphStyle]:
+    """Fit the headings as :func:`fit_widths` does, in a smaller font when the flexible column would get
+    narrower than ``min_flexible`` (e.g. its longest name); return the widths and the headings' style."""
+    size = style.fontSize
+    while True:
+        head_style = style if size == style.fontSize else ParagraphStyle(
+            f"{style.name}-{size}", parent=style, fontSize=size, leading=size * 1.2)
+        fitted = fit_widths(heads, widths, head_style, flexible)
+        if fitted[flexible] >= min_flexible or size - 0.5 < smallest:
+            return fitted, head_style
+        size -= 0.5
+
+
 def content_width(pagesize: tuple[float, float], margins: Sequence[float] = (MARGIN, MARGIN)) -> float:
     """Return the width a flowable may take on a page of this size."""
     return pagesize[0] - margins[0] - margins[1] - 2 * FRAME_PADDING
@@ -471,13 +513,21 @@ def build_pdf(
 
     def footer(canvas: Canvas, page: int, pages: int) -> None:
         canvas.saveState()
-        canvas.setFont(FONT, 7.5)
         canvas.setFillColor(GREY)
         y = MARGIN / 2 + 2
-        canvas.drawString(margins[0] + FRAME_PADDING, y, visual(f"{footer_left} · {printed}"))
-        canvas.drawRightString(
-            width - margins[1] - FRAME_PADDING, y, visual(_("Page %(page)s of %(pages)s", page=page, pages=pages))
-        )
+        right = visual(_("Page %(page)s of %(pages)s", page=page, pages=pages))
+        left = visual(f"{footer_left} · {printed}")
+        # The left part never runs into "page X of Y": a smaller font, then cut short with "…".
+        room = width - margins[0] - margins[1] - 2 * FRAME_PADDING - pdfmetrics.stringWidth(right, FONT, 7.5) - 12
+        size = 7.5
+        while size > 6 and pdfmetrics.stringWidth(left, FONT, size) > room:
+            size -= 0.5
+        while len(left) > 1 and pdfmetrics.stringWidth(left, FONT, size) > room:
+            left = left[:-2] + "…"
+        canvas.setFont(FONT, size)
+        canvas.drawString(margins[0] + FRAME_PADDING, y, left)
+        canvas.setFont(FONT, 7.5)
+        canvas.drawRightString(width - margins[1] - FRAME_PADDING, y, right)
         canvas.restoreState()
 
     buffer = io.BytesIO()

@@ -20,7 +20,7 @@ from datetime import date, datetime
 from fractions import Fraction
 
 from reportlab.graphics.charts.barcharts import VerticalBarChart
-from reportlab.graphics.shapes import Drawing, String
+from reportlab.graphics.shapes import Drawing
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle
@@ -37,7 +37,10 @@ from . import (
     build_pdf,
     content_width,
     esc,
+    fit_heads,
+    fit_widths,
     labelled,
+    longest_word,
     para,
     styles,
     visual,
@@ -190,12 +193,12 @@ def _key_figures(data: CycleReport, outcome: GroupOutcome, lang: PdfLanguage, st
 
 
 def _bar_chart(
-    title: str, labels: list[str], series: list[list[float]], fills: list, top: float, width: float, height: float = 150
+    labels: list[str], series: list[list[float]], fills: list, top: float, width: float, height: float = 150
 ) -> Drawing:
     drawing = Drawing(width, height)
     chart = VerticalBarChart()
     chart.x, chart.y = 30, 28
-    chart.width, chart.height = width - 40, height - 50
+    chart.width, chart.height = width - 40, height - 36
     chart.data = series or [[0]]
     chart.valueAxis.valueMin = 0
     chart.valueAxis.valueMax = max(top, 1)
@@ -215,7 +218,6 @@ def _bar_chart(
         chart.bars[i].fillColor = fill
         chart.bars[i].strokeColor = None
     drawing.add(chart)
-    drawing.add(String(0, height - 10, visual(title), fontName=FONT_BOLD, fontSize=8.5))
     return drawing
 
 
@@ -224,7 +226,6 @@ def _charts(data: CycleReport, lang: PdfLanguage, st: Styles, width: float) -> l
     half = width / 2 - 6
     shown = [s for s in data.sessions if s.status != "cancelled"]
     attendance = _bar_chart(
-        _("Members present at each session"),
         [str(s.number) for s in shown],
         [[s.present for s in shown]],
         [BAR],
@@ -234,19 +235,21 @@ def _charts(data: CycleReport, lang: PdfLanguage, st: Styles, width: float) -> l
     paired = [m for m in data.members if m.baseline is not None and m.last is not None]
     top_score = max([m.baseline or 0 for m in paired] + [m.last or 0 for m in paired] + [1])
     scores = _bar_chart(
-        _("%(instrument)s: baseline and end score", instrument=data.instrument),
         [str(data.members.index(m) + 1) for m in paired],
         [[m.baseline or 0 for m in paired], [m.last or 0 for m in paired]],
         [BAR_LIGHT, BAR],
         top=top_score,
         width=half,
     )
+    # Translated outside the f-string: pybabel cannot see a call inside one (Python 3.11).
+    first, last = _("first score"), _("last score")
     legend = Paragraph(
-        f"<font color='#b3cce6'>■</font> {esc(_('first score'))} &nbsp; "
-        f"<font color='#4073a6'>■</font> {esc(_('last score'))}",
-        st.small,
+        f"<font color='#b3cce6'>■</font> {esc(first)} &nbsp; <font color='#4073a6'>■</font> {esc(last)}", st.small
     )
-    table = Table([[attendance, scores], ["", legend]], colWidths=[width / 2, width / 2])
+    # The titles are paragraphs above the charts: they wrap instead of running off the drawing.
+    titles = [para(_("Members present at each session"), st.cell_bold),
+              para(_("%(instrument)s: first and last score", instrument=data.instrument), st.cell_bold)]
+    table = Table([titles, [attendance, scores], ["", legend]], colWidths=[width / 2, width / 2])
     table.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP"), ("LEFTPADDING", (0, 0), (-1, -1), 0)]))
     return [KeepTogether(table)]
 
@@ -273,12 +276,8 @@ def _grid(rows: list[list], widths: list[float], numeric_from: int) -> Table:
 def _sessions_table(data: CycleReport, lang: PdfLanguage, st: Styles, width: float) -> Table:
     _ = lang.translate
     status_labels = {"held": _("held"), "scheduled": _("to come"), "cancelled": _("cancelled")}
-    rows: list[list] = [
-        [
-            para(h, st.cell_head)
-            for h in (_("Session"), _("Date"), _("Status"), _("Present"), _("Absent"), _("Excused"), _("Attendance"))
-        ]
-    ]
+    heads = (_("Session"), _("Date"), _("Status"), _("Present"), _("Absent"), _("Excused"), _("Attendance"))
+    rows: list[list] = [[para(h, st.cell_head) for h in heads]]
     for s in data.sessions:
         recorded = s.present + s.absent + s.excused
         number = f"{s.number}*" if s.makeup else str(s.number)
@@ -293,7 +292,7 @@ def _sessions_table(data: CycleReport, lang: PdfLanguage, st: Styles, width: flo
                 para(lang.percent(s.present / recorded) if recorded else "", st.cell),
             ]
         )
-    return _grid(rows, [56, 96, 80] + [(width - 232) / 4] * 4, 3)
+    return _grid(rows, fit_widths(heads, [56, 96, 80] + [(width - 232) / 4] * 4, st.cell_head, flexible=1), 3)
 
 
 def _members_table(data: CycleReport, lang: PdfLanguage, st: Styles, width: float) -> Table:
@@ -314,7 +313,7 @@ def _members_table(data: CycleReport, lang: PdfLanguage, st: Styles, width: floa
             _("Below %(score)s", score=lang.number(data.remission_below)),
         ]
     )
-    rows: list[list] = [[para(h, st.cell_head) for h in heads]]
+    rows: list[list] = [[]]
     for index, m in enumerate(data.members, start=1):
         change = m.last - m.baseline if m.baseline is not None and m.last is not None else None
         better = outcomes.responded(m.baseline, m.last)
@@ -335,6 +334,11 @@ def _members_table(data: CycleReport, lang: PdfLanguage, st: Styles, width: floa
     flexible = 2 if not data.privacy else 1
     widths[flexible] = 0
     widths[flexible] = width - sum(widths)
+    # Never split a word in the middle: headings get the room of their longest word (in a smaller
+    # font when needed), and the names column keeps the room of the longest name's longest word.
+    names = [m.code for m in data.members] if data.privacy else [m.name for m in data.members]
+    widths, head_style = fit_heads(heads, widths, st.cell_head, flexible, longest_word(names, st.cell) + 7)
+    rows[0] = [para(h, head_style) for h in heads]
     return _grid(rows, widths, 3 if not data.privacy else 2)
 
 

@@ -35,6 +35,7 @@ from . import (
     content_width,
     esc,
     labelled,
+    longest_word,
     para,
     styles,
     visual,
@@ -187,8 +188,12 @@ def _header(data: Roster, lang: PdfLanguage, st: Styles, width: float) -> list[F
     ]
 
 
-def _column_widths(width: float, sessions: int, privacy: bool) -> dict[str, float]:
+def _column_widths(width: float, sessions: int, privacy: bool,
+                   needs: dict[str, float] | None = None) -> dict[str, float]:
+    """Return each column's width; ``needs`` gives a column's least width (its longest word and padding)."""
     fixed = {"no": 16.0, "code": 68.0, "sex": 46.0, "area": 74.0, "sign": 76.0}
+    for name, need in (needs or {}).items():
+        fixed[name] = max(fixed[name], need)
     name_min = 0.0 if privacy else 116.0
     session = min(max((width - sum(fixed.values()) - name_min) / max(sessions, 1), 20.0), 46.0)
     rest = width - sum(fixed.values()) - session * sessions
@@ -202,7 +207,16 @@ def _column_widths(width: float, sessions: int, privacy: bool) -> dict[str, floa
 
 def _table(data: Roster, sessions: Sequence[RosterSession], lang: PdfLanguage, st: Styles, width: float) -> Table:
     _ = lang.translate
-    w = _column_widths(width, len(sessions), data.privacy)
+    # A column is never narrower than its longest word: ReportLab would split the word in the middle.
+    sexes = [sex_label(lang, m.sex) for m in data.members]
+    areas_text = [problem_area_label(lang, a) for m in data.members for a in m.problem_areas]
+    needs = {
+        "code": longest_word([m.code for m in data.members], st.cell) + 7,
+        "sex": max(longest_word([_("Sex")], st.cell_bold), longest_word(sexes, st.cell)) + 7,
+        "area": max(longest_word([_("Problem area")], st.cell_bold), longest_word(areas_text, st.cell)) + 7,
+        "sign": longest_word([_("Signature or thumbprint")], st.cell_bold) + 7,
+    }
+    w = _column_widths(width, len(sessions), data.privacy, needs)
     head = [para("#", st.cell_small), para(_("Code"), st.cell_bold)]
     widths = [w["no"], w["code"]]
     if not data.privacy:
@@ -274,24 +288,18 @@ def _table(data: Roster, sessions: Sequence[RosterSession], lang: PdfLanguage, s
 
 def _legend(lang: PdfLanguage, st: Styles) -> Flowable:
     _ = lang.translate
-    parts = [
-        f"<b>{esc(PRESENT_MARK)}</b> {esc(_('present'))}",
-        f"<b>{esc(ABSENT_MARK)}</b> {esc(_('absent'))}",
-        f"<b>{esc(attendance_mark(lang, 'excused'))}</b> {esc(_('excused'))}",
-        f"<b>{esc(attendance_mark(lang, 'late'))}</b> {esc(_('late'))}",
-        f"<b>*</b> {esc(_('make-up session'))}",
-        esc(_("Empty box: tick when the member comes, write ✗ when they do not.")),
+    # Translated outside the f-strings: pybabel cannot see a call inside one (Python 3.11).
+    marks = [
+        (PRESENT_MARK, _("present")),
+        (ABSENT_MARK, _("absent")),
+        (attendance_mark(lang, "excused"), _("excused")),
+        (attendance_mark(lang, "late"), _("late")),
+        ("*", _("make-up session")),
     ]
+    empty_box = _("Empty box: tick when the member comes, write ✗ when they do not.")
     if lang.rtl:
-        plain = [
-            f"{PRESENT_MARK} {_('present')}",
-            f"{ABSENT_MARK} {_('absent')}",
-            f"{attendance_mark(lang, 'excused')} {_('excused')}",
-            f"{attendance_mark(lang, 'late')} {_('late')}",
-            f"* {_('make-up session')}",
-            _("Empty box: tick when the member comes, write ✗ when they do not."),
-        ]
-        return para("   ".join(plain), st.small)
+        return para("   ".join([*(f"{mark} {word}" for mark, word in marks), empty_box]), st.small)
+    parts = [*(f"<b>{esc(mark)}</b> {esc(word)}" for mark, word in marks), esc(empty_box)]
     return Paragraph("&nbsp;&nbsp;&nbsp;".join(parts), st.small)
 
 
@@ -318,7 +326,8 @@ def build_story(data: Roster, lang: PdfLanguage) -> list[Flowable]:
 def render(data: Roster, lang: PdfLanguage, *, created: datetime | None = None) -> bytes:
     """Return the roster as PDF bytes (deterministic for the same ``created``)."""
     _ = lang.translate
-    running = visual(f"{data.cycle} · {data.site} — {_('Attendance roster and sign-in sheet')}")
+    heading = _("Attendance roster and sign-in sheet")
+    running = visual(f"{data.cycle} · {data.site} — {heading}")
 
     def on_page(canvas, doc) -> None:
         if canvas.getPageNumber() == 1:
@@ -335,7 +344,7 @@ def render(data: Roster, lang: PdfLanguage, *, created: datetime | None = None) 
     return build_pdf(
         build_story(data, lang),
         lang,
-        title=f"{_('Attendance roster and sign-in sheet')}: {data.cycle}",
+        title=f"{heading}: {data.cycle}",
         footer_left=f"{data.programme} · {data.site} · {data.cycle}",
         created=created,
         pagesize=PAGESIZE,

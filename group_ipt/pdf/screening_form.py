@@ -33,7 +33,9 @@ from . import (
     build_pdf,
     content_width,
     esc,
+    fit_widths,
     has_rtl,
+    longest_word,
     para,
     styles,
 )
@@ -98,12 +100,14 @@ def _fields(lang: PdfLanguage, st: Styles, width: float) -> Table:
     def label(text: str) -> Flowable:
         return para(text, st.cell_bold)
 
+    parts = (_("day"), _("month"), _("year"))
     date_boxes = Table(
         [
             [CheckBox(14, 26), CheckBox(14, 26), CheckBox(14, 44)],
-            [para(_("day"), st.cell_small), para(_("month"), st.cell_small), para(_("year"), st.cell_small)],
+            [para(part, st.cell_small) for part in parts],
         ],
-        colWidths=[32, 32, 50],
+        # Each box's column at least as wide as the word under it (no word split at a line end).
+        colWidths=[max(w, longest_word([p], st.cell_small) + 8) for w, p in zip((32, 32, 50), parts, strict=True)],
         style=[
             ("LEFTPADDING", (0, 0), (-1, -1), 0),
             ("TOPPADDING", (0, 0), (-1, -1), 0),
@@ -152,11 +156,12 @@ def _items_table(group: list[Item], numbers: dict[str, int], lang: PdfLanguage, 
         number = numbers[item.id]
         marker = f"{number}." + (f" {RISK_MARK}" if item.risk is not None else "")
         question = _(item.text)
+        not_added = _("not added to the total")
         if has_rtl(question):
             # Right-to-left text is wrapped and reordered by para(), which takes no markup.
-            text: Flowable = para(question + (f" ({_('not added to the total')})" if not item.scored else ""), st.cell)
+            text: Flowable = para(question + (f" ({not_added})" if not item.scored else ""), st.cell)
         else:
-            suffix = f" <font size='7'>({esc(_('not added to the total'))})</font>" if not item.scored else ""
+            suffix = f" <font size='7'>({esc(not_added)})</font>" if not item.scored else ""
             text = Paragraph(esc(question) + suffix, st.cell)
         rows.append(
             [
@@ -201,13 +206,14 @@ def _front(data: ScreeningForm, lang: PdfLanguage, st: Styles, width: float) -> 
                 st.body,
             )
         )
+    office_labels = (_("Total"), "", _("Typed into group-ipt on"), "", _("by"), "")
     office = [
         [
-            para(_("Total"), st.cell_bold),
+            para(office_labels[0], st.cell_bold),
             CheckBox(18, 60),
-            para(_("Typed into group-ipt on"), st.cell_bold),
+            para(office_labels[2], st.cell_bold),
             CheckBox(18, 90),
-            para(_("by"), st.cell_bold),
+            para(office_labels[4], st.cell_bold),
             CheckBox(18, 90),
         ]
     ]
@@ -217,7 +223,7 @@ def _front(data: ScreeningForm, lang: PdfLanguage, st: Styles, width: float) -> 
         Spacer(1, 6),
         Table(
             office,
-            colWidths=[50, 74, 150, 100, 24, 100],
+            colWidths=fit_widths(office_labels, [50, 74, 150, 100, 24, 100], st.cell_bold, flexible=2, padding=10),
             hAlign="LEFT",
             style=[("VALIGN", (0, 0), (-1, -1), "MIDDLE"), ("LEFTPADDING", (0, 0), (-1, -1), 0)],
         ),

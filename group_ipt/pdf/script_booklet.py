@@ -439,7 +439,7 @@ def render(data: Booklet, lang: PdfLanguage, *, created: datetime | None = None)
     if len(data.sessions) == 1:
         title = f"{data.protocol} · {session_heading(lang, data.sessions[0])}"
     else:
-        title = f"{_('Facilitator scripts')} · {data.protocol}"
+        title = " · ".join((_("Facilitator scripts"), data.protocol))
     return build_pdf(
         build_story(data, lang),
         lang,

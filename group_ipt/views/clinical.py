@@ -10,6 +10,7 @@ from __future__ import annotations
 from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
 from flask_login import current_user
 
 from .. import clinical, clock, cycles, referrals
@@ -226,5 +227,6 @@ def outcome(member_id):
         return failed(member, exc)
     flash(_("The outcome decision is saved."), "success")
     if result["sessions_added"]:
-        flash(_("%(n)d sessions were added to the cycle.", n=result["sessions_added"]), "info")
+        flash(ngettext("%(n)d session was added to the cycle.", "%(n)d sessions were added to the cycle.",
+                       result["sessions_added"], n=result["sessions_added"]), "info")
     return back(member, "#termination")

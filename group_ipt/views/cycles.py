@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 
 from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, url_for
-from flask_babel import format_date, get_locale
+from flask_babel import format_date, get_locale, ngettext
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -39,6 +39,8 @@ def tr(message: Message | DomainError) -> str:
     msgid = message.msgid if isinstance(message, Message) else message.message
     params = {k: format_date(v) if isinstance(v, date) else ("" if v is None else v)
               for k, v in message.params.items()}
+    if isinstance(msgid, tuple):
+        return ngettext(*msgid, message.params["count"], **params)
     return _(msgid, **params)
 
 
@@ -121,12 +123,20 @@ def index():
     return render_template("cycles/index.html", found=found, mine=mine, mine_only=mine_only, stages=stages)
 
 
-def _new_form_context(form):
+def _new_form_context(form, *, site_first: bool = False):
+    """The new-cycle form: with its site chosen, the facilitator pickers list that site's staff, each once.
+
+    ``site_first``: ask only for the site when none is chosen yet (a form sent back with an error
+    keeps every field, and lists the staff of all the user's sites, each once).
+    """
     db = get_db()
     sites = user_sites()
+    site = next((s for s in sites if s["id"] == form.get("site_id")), None)
+    staff = cycles.site_facilitators(db, site["id"]) if site else cycles.facilitators_of_sites(
+        db, [s["id"] for s in sites])
     return {
-        "form": form, "sites": sites, "protocols": sorted(protocols().values(), key=lambda p: p.name),
-        "facilitators": {s["id"]: cycles.site_facilitators(db, s["id"]) for s in sites},
+        "form": form, "sites": sites, "site": site, "site_first": site_first and site is None,
+        "protocols": sorted(protocols().values(), key=lambda p: p.name), "facilitators": staff,
         "group_types": cycles.GROUP_TYPES,
     }
 
@@ -135,8 +145,10 @@ def _new_form_context(form):
 @role_required("coordinator")
 def new():
     if request.method == "GET":
-        site_id = current_user.site_ids[0] if len(current_user.site_ids) == 1 else ""
-        return render_template("cycles/new.html", **_new_form_context({"site_id": site_id, "start_time": "14:00"}))
+        # With several sites, the site is chosen first (no script needed to narrow the pickers to it).
+        site_id = current_user.site_ids[0] if len(current_user.site_ids) == 1 else request.args.get("site_id", "")
+        return render_template("cycles/new.html", **_new_form_context({"site_id": site_id, "start_time": "14:00"},
+                                                                      site_first=True))
     form = request.form
     db = get_db()
     try:
@@ -245,7 +257,7 @@ def reschedule(cycle_id, session_id):
             raise CycleError(N_("Choose whether to move only this session or all later sessions too."))
         moved = cycles.reschedule_session(get_db(), session["id"], cycles.parse_date(form.get("new_date", "")), mode,
                                           reason=form.get("reason", ""), actor=current_user.record)
-        return _("%(count)s sessions moved.", count=len(moved))
+        return ngettext("%(count)s session moved.", "%(count)s sessions moved.", len(moved), count=len(moved))
 
     return _session_action(cycle_id, session_id, act)
 
@@ -313,7 +325,8 @@ def enrol(cycle_id):
             for warning in warnings:
                 flash(tr(warning), "warning")
         if enrolled:
-            flash(_("%(count)s people enrolled in %(cycle)s.", count=enrolled, cycle=cycle["code"]), "success")
+            flash(ngettext("%(count)s person enrolled in %(cycle)s.", "%(count)s people enrolled in %(cycle)s.",
+                           enrolled, count=enrolled, cycle=cycle["code"]), "success")
             protocol = protocols().get(cycle["protocol_id"])
             count = len(cycles.members(db, cycle["id"], active_only=True))
             if protocol and count > protocol.group_size_max:

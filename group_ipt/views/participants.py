@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
-from flask_babel import format_date
+from flask_babel import format_date, get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from werkzeug.exceptions import default_exceptions
 
 from .. import charts, participants, referrals, screening
+from .. import consent as consentmod
 from ..db import get_db, row, rows
 from ..participants import ParticipantError
 
@@ -72,13 +73,28 @@ def index():
                            many_sites=len(current_user.site_ids) > 1, open_flags=len(flags))
 
 
+def consent_text():
+    return current_app.extensions["group_ipt_forms"].consent
+
+
+def language_names() -> dict[str, str]:
+    return {code: lang.name for code, lang in current_app.extensions["group_ipt_languages"].items()}
+
+
+def consent_context(chosen: str | None) -> dict:
+    """What a page that shows the consent text needs: the text, the wording shown, every language's name."""
+    text = consent_text()
+    wording = text.wording(chosen if chosen in text.languages else str(get_locale()))
+    return {"consent": text, "consent_wording": wording, "consent_language_names": language_names()}
+
+
 @bp.route("/new", methods=["GET", "POST"])
 def new():
     sites = user_sites()
     form = request.form if request.method == "POST" else {}
     if request.method == "GET":
         return render_template("participants/new.html", sites=sites, form={}, errors={},
-                               consent_labels=CONSENT_LABELS)
+                               consent_labels=CONSENT_LABELS, **consent_context(request.args.get("consent_lang")))
     if not sites:
         flash(_("You are not assigned to any site, so you cannot register participants. Ask an administrator."),
               "error")
@@ -95,7 +111,8 @@ def new():
         registration = participants.register(
             db, site=site, actor=current_user.record,
             consents=[p for p in participants.CONSENT_PURPOSES if form.get(f"consent_{p}")],
-            consent_given_by=form.get("consent_given_by", ""),
+            consent_given_by=form.get("consent_given_by", ""), consent_text=consent_text(),
+            consent_version=form.get("consent_version"), consent_language=form.get("consent_language"),
             name=form.get("name", ""), sex=form.get("sex", ""), age=form.get("age", ""),
             birth_year=form.get("birth_year", ""), village=form.get("village", ""),
             phone=form.get("phone", ""), language=form.get("language", ""),
@@ -114,7 +131,7 @@ def new():
 
 def _render_new(sites, form, errors, status):
     return render_template("participants/new.html", sites=sites, form=form, errors=errors,
-                           consent_labels=CONSENT_LABELS), status
+                           consent_labels=CONSENT_LABELS, **consent_context(form.get("consent_language"))), status
 
 
 @bp.route("/<participant_id>")
@@ -138,6 +155,8 @@ def detail(participant_id):
         sex_labels=SEX_LABELS,
         manual_statuses=MANUAL_STATUSES if current_user.has_role("coordinator", "supervisor") else (),
         blockers=participants.enrolment_blockers(db, participant_id),
+        **consent_context(request.args.get("consent_lang")
+                          or consentmod.language_for(consent_text(), participant["language"], language_names())),
     )
 
 
@@ -180,7 +199,9 @@ def consent(participant_id):
         return detail(participant_id), 400
     try:
         participants.record_consent(get_db(), participant, purpose, given == "yes",
-                                    request.form.get("given_by", ""), current_user.record)
+                                    request.form.get("given_by", ""), current_user.record,
+                                    consent_text=consent_text(), consent_version=request.form.get("consent_version"),
+                                    consent_language=request.form.get("consent_language"))
     except ParticipantError as exc:
         flash(exc.translated(_), "error")
         return detail(participant_id), 400

@@ -15,9 +15,10 @@ from flask_babel import force_locale, get_locale
 from flask_login import current_user
 from werkzeug.utils import secure_filename
 
-from .. import referrals, users
+from .. import consent as consentmod
+from .. import participants, referrals, users
 from ..db import get_db
-from ..pdf import PdfLanguage, cycle_report, referral_slip, roster, screening_form, script_booklet
+from ..pdf import PdfLanguage, consent_form, cycle_report, referral_slip, roster, screening_form, script_booklet
 from ..pdf import data as pdfdata
 
 bp = Blueprint("pdf", __name__)
@@ -144,3 +145,40 @@ def referral_slip_pdf(referral_id: str):
         contacts=[(c["name"], c["phone"]) for c in referrals.safety_contacts(current_app.config["SAFETY_CONTACTS"])],
     )
     return _pdf(referral_slip.render(data, lang), f"referral-{referral['participant_code']}.pdf")
+
+
+def _consent_pdf(code: str | None, **person) -> Response:
+    text = _forms().consent
+    code = code or str(get_locale() or current_app.config["DEFAULT_LANGUAGE"])
+    if code not in text.languages or code not in current_app.extensions["group_ipt_languages"]:
+        abort(404)
+    data = consent_form.ConsentForm(wording=text.wording(code), version=text.version, programme=_programme(),
+                                    **person)
+    return _pdf(consent_form.render(data, PdfLanguage.from_app(code)), f"consent-v{text.version}-{code}.pdf")
+
+
+@bp.route("/consent.pdf")
+def consent_form_pdf():
+    """Print the blank consent form in ``?lang=`` (default: the user's language)."""
+    return _consent_pdf(request.args.get("lang"))
+
+
+@bp.route("/participants/<participant_id>/consent.pdf")
+def participant_consent_pdf(participant_id: str):
+    """Print a participant's consent form with their answers, in their language.
+
+    Their language: ``?lang=``, else their preferred language if the consent text has it,
+    else the language the consent was last read in, else the user's.
+    """
+    db = get_db()
+    participant = participants.get(db, participant_id, current_user.site_ids)
+    if participant is None:
+        abort(404)
+    names = {code: lang.name for code, lang in current_app.extensions["group_ipt_languages"].items()}
+    current = participants.current_consents(db, participant_id)
+    read_in = next((c["text_language"] for c in participants.consents(db, participant_id) if c["text_language"]), None)
+    code = (request.args.get("lang") or consentmod.language_for(_forms().consent, participant["language"], names)
+            or read_in)
+    given_by = next((c["given_by"] for c in current.values()), "")
+    return _consent_pdf(code, participant_code=participant["code"], participant_name=participant["name"] or "",
+                        answers={purpose: bool(c["given"]) for purpose, c in current.items()}, given_by=given_by)

@@ -13,6 +13,7 @@ from urllib.parse import quote, urlencode
 from flask import Blueprint, Response, abort, current_app, flash, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
 from flask_login import current_user
 
 from .. import bounds, clock, exports, indicators, report_charts
@@ -194,8 +195,10 @@ def _charts(report: Report, by_id: dict) -> list[dict]:
     if change:
         result.append({"title": change_title, "svg": report_charts.change_chart(
             [report_charts.Change(label, c["baseline"], c["end"],
-                                  _("%(before)s → %(after)s (%(count)s members)", before=show(c["baseline"], "mean"),
-                                    after=show(c["end"], "mean"), count=c["members"])) for label, c in change],
+                                  ngettext("%(before)s → %(after)s (%(count)s member)",
+                                           "%(before)s → %(after)s (%(count)s members)", c["members"],
+                                           before=show(c["baseline"], "mean"), after=show(c["end"], "mean"),
+                                           count=c["members"])) for label, c in change],
             title=change_title, before_label=_("baseline"), after_label=_("end of the cycle"),
             chart_id="chart-change")})
     return result

@@ -10,6 +10,7 @@ from __future__ import annotations
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
+from werkzeug.datastructures import MultiDict
 
 from .. import bounds, clock, cycles, referrals, sessions
 from ..auth import role_required
@@ -30,10 +31,16 @@ def session_or_404(session_id: str) -> tuple[dict, dict]:
 
 
 def parse_entry(form, people: list[dict], session: dict, checklist_ids: list[str],
-                had_fidelity: bool) -> tuple[SessionEntry, cycles.CycleError | None]:
-    """Read the sheet; return it and the error of a rating that is not a whole number (kept out of the entry)."""
+                had_fidelity: bool) -> tuple[SessionEntry, cycles.CycleError | None, list[str]]:
+    """Read the sheet; return it, the error of a rating that is not a whole number (kept out of the entry),
+    and the names of members not marked present whose symptom answers were left out.
+
+    A member marked absent or excused has no symptom check: the sheet hides those answers,
+    and answers chosen before the member was marked absent are not stored.
+    """
     attendance, checks, plans, risks = {}, {}, {}, set()
     error = None
+    dropped = []
     for m in people:
         status = form.get(f"att-{m['id']}", "")
         if status:
@@ -47,7 +54,9 @@ def parse_entry(form, people: list[dict], session: dict, checklist_ids: list[str
             elif error is None:
                 error = cycles.CycleError(N_("The rating of %(name)s must be a whole number from 0 to 10."),
                                           name=m["name"])
-        if trend or rating is not None:
+        if (trend or rating is not None) and attendance.get(m["id"]) not in ("present", "late"):
+            dropped.append(m["name"])
+        elif trend or rating is not None:
             checks[m["id"]] = (trend, rating)
         if form.get(f"risk-{m['id']}") == "1":
             risks.add(m["id"])
@@ -56,10 +65,11 @@ def parse_entry(form, people: list[dict], session: dict, checklist_ids: list[str
                               form.get(f"goals-{m['id']}", ""))
     ticked = {i: form.get(f"fid-{i}") == "1" for i in checklist_ids}
     fidelity = ticked if any(ticked.values()) or had_fidelity else None
-    return SessionEntry(attendance, checks, form.get("note", ""), fidelity, plans, risks), error
+    return SessionEntry(attendance, checks, form.get("note", ""), fidelity, plans, risks), error, dropped
 
 
-def render_sheet(session, cycle, entry: SessionEntry, *, version: int, status: int = 200, differences=()):
+def render_sheet(session, cycle, entry: SessionEntry, *, version: int, status: int = 200, differences=(),
+                 draft: dict | None = None):
     db = get_db()
     protocol = cycles.protocol_of(cycle, protocols())
     people = sessions.expected_members(db, session)
@@ -69,7 +79,7 @@ def render_sheet(session, cycle, entry: SessionEntry, *, version: int, status: i
         entry=entry, version=version, differences=differences, risk_marked=sessions.risk_marked(db, session["id"]),
         due=sessions.instruments_today(db, session, protocol, grace_days=current_app.config["MEASURE_GRACE_DAYS"]),
         instruments=current_app.extensions["group_ipt_forms"].instruments,
-        future=session["scheduled_date"] > clock.today().isoformat(),
+        future=session["scheduled_date"] > clock.today().isoformat(), draft=draft,
     ), status
 
 
@@ -93,22 +103,30 @@ def today():
 def take(session_id):
     db = get_db()
     session, cycle = session_or_404(session_id)
+    protocol = cycles.protocol_of(cycle, protocols())
+    people = sessions.expected_members(db, session)
     if request.method == "GET":
-        entry = sessions.saved_entry(db, session["id"], current_user.id)
-        if session["status"] != "held" and session["kind"] != "makeup":
-            entry.attendance = {m["id"]: "present" for m in sessions.expected_members(db, session)}
+        draft = sessions.load_draft(db, session["id"], current_user.id)
         if session["status"] == "cancelled":
             flash(_("This session was cancelled; attendance cannot be recorded for it."), "warning")
+        elif draft is not None:
+            had_fidelity = sessions.saved_entry(db, session["id"], current_user.id).fidelity is not None
+            entry = parse_entry(MultiDict(draft["fields"]), people, session,
+                                [i.id for i in protocol.fidelity_checklist], had_fidelity)[0]
+            return render_sheet(session, cycle, entry, version=draft["version"], draft=draft)
+        entry = sessions.saved_entry(db, session["id"], current_user.id)
+        if session["status"] != "held" and session["kind"] != "makeup":
+            entry.attendance = {m["id"]: "present" for m in people}
         return render_sheet(session, cycle, entry, version=session["version"])
     try:
         version = bounds.parse_int(request.form.get("version"), field="version")
     except bounds.BoundsError:
         abort(400)
+    if request.form.get("give"):
+        return give_questionnaire(session, people, protocol, version)
     had_fidelity = sessions.saved_entry(db, session["id"], current_user.id).fidelity is not None
-    people = sessions.expected_members(db, session)
-    protocol = cycles.protocol_of(cycle, protocols())
-    entry, error = parse_entry(request.form, people, session, [i.id for i in protocol.fidelity_checklist],
-                               had_fidelity)
+    entry, error, dropped = parse_entry(request.form, people, session, [i.id for i in protocol.fidelity_checklist],
+                                        had_fidelity)
     try:
         if error is not None:
             raise error
@@ -126,7 +144,49 @@ def take(session_id):
         flash(tr(exc), "error")
         return render_sheet(session, cycle, entry, version=version, status=400)
     flash(_("Session saved: %(title)s.", title=cycles.session_title(cycle, session, _)), "success")
+    if dropped:
+        flash(_("No symptom check was stored for members not marked present: %(names)s.",
+                names=", ".join(dropped)), "info")
     if saved["risk_referrals"]:
         # Straight to the alert and its steps, as after a risk answer.
         return redirect(url_for("referrals.detail", referral_id=saved["risk_referrals"][0]["id"]), 303)
     return redirect(url_for("cycles.show", cycle_id=cycle["id"]) + "#sessions", 303)
+
+
+# Fields of the sheet a draft keeps (never the CSRF token or the button that was pressed).
+DRAFT_PREFIXES = ("att-", "trend-", "rating-", "area-", "area2-", "goals-", "fid-")
+
+
+def give_questionnaire(session: dict, people: list[dict], protocol, version: int):
+    """Keep the sheet as a draft and go to a questionnaire due today; its result page leads back."""
+    db = get_db()
+    if session["status"] == "cancelled" or session["scheduled_date"] > clock.today().isoformat():
+        abort(400)
+    try:
+        participant_id, instrument_id = request.form["give"].split("|", 1)
+    except ValueError:
+        abort(400)
+    due = sessions.instruments_today(db, session, protocol, grace_days=current_app.config["MEASURE_GRACE_DAYS"])
+    found = next((d for d in due if d["instrument_id"] == instrument_id
+                  and any(m["participant_id"] == participant_id for m in d["members"])), None)
+    if found is None:
+        abort(400)
+    fields = {k: v for k, v in request.form.items()
+              if k == "note" or k.startswith(DRAFT_PREFIXES)}
+    try:
+        sessions.save_draft(db, session["id"], current_user.id, fields, version=version)
+    except DomainError as exc:
+        flash(tr(exc), "error")
+        return redirect(url_for("sessions.take", session_id=session["id"]), 303)
+    return redirect(url_for("screening.form", participant_id=participant_id, instrument_id=instrument_id,
+                            occasion=found["occasion"], cycle_id=session["cycle_id"], session_id=session["id"]), 303)
+
+
+@bp.route("/<session_id>/draft/discard", methods=["POST"])
+@role_required("facilitator", "coordinator", "supervisor")
+def discard_draft(session_id):
+    """Drop my unsaved marks and show the sheet as it was saved."""
+    session, _cycle = session_or_404(session_id)
+    sessions.discard_draft(get_db(), session["id"], current_user.id)
+    flash(_("Your unsaved marks were discarded; the sheet shows what is saved."), "info")
+    return redirect(url_for("sessions.take", session_id=session["id"]), 303)
