@@ -182,9 +182,10 @@ def test_a_laptops_push_and_usb_file_carry_its_version(tmp_path, monkeypatch):
 
     export = tmp_path / "lap.gipt"
     client.export_file(laptop, export)
-    body = files.verify(files.read_header(export), devices.signing_key(token))
-    assert body["app_version"] == __version__
     cdb = dbmod.connect(centre.config["DATABASE"])
+    key = devices.list_devices(cdb)[0]["public_key"]  # signed with the laptop's own key (issue 17)
+    body = files.verify(files.read_header(export), public_key=key)
+    assert body.meta["app_version"] == __version__
     cdb.execute("update sync_devices set app_version = null")
     cdb.conn.commit()
     server.import_file(cdb, export, tmp_path / "reply.gipt", server.CentralConfig.from_app_config(centre.config))
