@@ -102,7 +102,7 @@ def test_report_headings_keep_their_words_whole(demo_client, lang):
     client, ids, _instruments = demo_client
     text = pdf_words(client.get(f"/cycles/{ids['closed']}/report.pdf?lang={lang}").data)
     translated = translations(lang)
-    for heading in ("Attended", "Completed", "Dropped out", "First score", "Last score", "Score change",
+    for heading in ("Attended", "Completed", "Dropped out", "Baseline", "End score", "Score change",
                     "50% better", "Present", "Absent", "Excused", "Attendance"):
         for word in translated[heading].split():
             assert re.search(rf"(^|\s){re.escape(word)}(\s|$)", text), (lang, heading, word)
