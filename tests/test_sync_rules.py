@@ -396,3 +396,21 @@ def test_a_referral_closed_as_the_app_closes_it_goes_in(tmp_path, centre, cdb):
     assert client.sync(a, ta)["push"]["quarantined"] == 0
     assert row(cdb, "select status, outcome from referrals where id = ?", (ref,)) == {"status": "closed",
                                                                                       "outcome": "seen"}
+
+
+def test_deleting_a_merged_away_copy_keeps_the_row_it_joined(tmp_path, centre, cdb):
+    a, ta = laptop(tmp_path, centre, "lap-a")
+    b, tb = laptop(tmp_path, centre, "lap-b")
+    g = a_group(a)
+    client.sync(a, ta)
+    client.sync(b, tb)
+    kept = insert(a, "attendance", session_id=g["session"], member_id=g["member"], status="present")
+    client.sync(a, ta)
+    copy = insert(b, "attendance", session_id=g["session"], member_id=g["member"], status="present")
+    client.push(b, tb)  # merged into a's row at the centre
+    with write(b):  # b deletes its copy before it pulls the merge
+        b.execute("delete from attendance where id = ?", (copy,))
+    client.sync(b, tb)
+    assert [r["id"] for r in rows(cdb, "select id from attendance")] == [kept]
+    assert [r["id"] for r in rows(b, "select id from attendance")] == [kept]
+    assert review.list_quarantine(cdb, None) == []

@@ -416,6 +416,10 @@ def screen_batch(db, records: dict[tuple[str, str], dict], tables: dict[str, Tab
     alias = aliases(db, [k for k in records if k[0] in tables])
     for key, rec in records.items():
         table = tables[key[0]]
+        if key in alias and rec["del"]:
+            # The laptop deleting its own copy of a row the centre merged: the joined row stays
+            # (it may hold another laptop's data); the laptop already had, or will get, the deletion.
+            continue
         if key in alias:
             rec = {**rec, "id": alias[key], "base": None,
                    "data": None if rec["data"] is None else {**rec["data"], "id": alias[key]}}
