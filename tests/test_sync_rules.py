@@ -414,3 +414,26 @@ def test_deleting_a_merged_away_copy_keeps_the_row_it_joined(tmp_path, centre, c
     assert [r["id"] for r in rows(cdb, "select id from attendance")] == [kept]
     assert [r["id"] for r in rows(b, "select id from attendance")] == [kept]
     assert review.list_quarantine(cdb, None) == []
+
+
+def test_a_usb_file_obeys_the_safety_rules_too(tmp_path, centre, cdb):
+    from group_ipt.sync import server
+
+    a, ta = laptop(tmp_path, centre, "lap-a")
+    g = a_group(a)
+    client.sync(a, ta)
+    sid = screening_rows(a, g["participant"], risk=0)  # item 9 answered 3, no referral
+    ref = insert(a, "referrals", participant_id=g["participant"], reason="seen at home", triggers_json="[]",
+                 urgency="urgent", status="open")
+    client.sync(a, ta)
+    with write(a):
+        a.execute("delete from referrals where id = ?", (ref,))
+    client.export_file(a, tmp_path / "a.gipt")
+    config = server.CentralConfig.from_app_config(centre.config, centre.extensions["group_ipt_forms"].instruments)
+    summary = server.import_file(cdb, tmp_path / "a.gipt", tmp_path / "a.gipt.reply", config)
+    assert summary["quarantined"] == 1
+    assert row(cdb, "select 1 as x from referrals where id = ?", (ref,)) is not None
+    assert row(cdb, "select 1 as x from screenings where id = ?", (sid,)) is None
+    reasons = [q["error"] for q in review.list_quarantine(cdb, None)]
+    assert any("Referrals are never deleted" in r for r in reasons)
+    assert any("arrived without its safety referral" in r for r in reasons)
