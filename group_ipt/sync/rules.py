@@ -27,6 +27,7 @@ engine, or a code made twice offline (a cycle's or participant's code), renamed.
 from __future__ import annotations
 
 import json
+import operator
 from dataclasses import dataclass, field
 
 from .. import fields, referrals
@@ -158,8 +159,25 @@ def _limit(table: str, column: str, kind: str) -> int | None:
     return fields.limit(table, column) if kind == "text" else None
 
 
+_DESCRIBED: dict[tuple, dict[str, Table]] = {}  # (file, schema version) -> tables: pragmas cost ~2 ms a batch
+
+
 def schema(db, tables: dict[str, list[str]]) -> dict[str, Table]:
     """Describe each synced table from the database's own schema (a table added later is covered)."""
+    path = db.execute("pragma database_list").fetchone()[2]
+    version = db.execute("pragma schema_version").fetchone()[0]
+    key = (path, version, tuple(tables)) if path else None
+    if key is not None and key in _DESCRIBED:
+        return _DESCRIBED[key]
+    out = _describe(db, tables)
+    if key is not None:
+        if len(_DESCRIBED) > 32:
+            _DESCRIBED.clear()
+        _DESCRIBED[key] = out
+    return out
+
+
+def _describe(db, tables: dict[str, list[str]]) -> dict[str, Table]:
     out: dict[str, Table] = {}
     for name in tables:
         columns = {}
@@ -257,6 +275,9 @@ def _misshapen(records: dict[tuple[str, str], dict], tables: dict[str, Table]) -
 
 def _wrong_type(table: Table, col: Column) -> Problem:
     return Problem(WRONG_TYPE, {"table": table.name, "field": col.name, "kind": _KINDS.get(col.kind, "text")})
+
+
+INVARIANT_TABLES = frozenset({"referrals", "screenings"})  # the tables check_invariants has rules for
 
 
 def check_invariants(db, table: Table, rec: dict, batch: dict[tuple[str, str], dict], risk_of) -> Problem | None:
@@ -425,7 +446,8 @@ def screen_batch(db, records: dict[tuple[str, str], dict], tables: dict[str, Tab
                    "data": None if rec["data"] is None else {**rec["data"], "id": alias[key]}}
             out.changed.add((key[0], alias[key]))
         problem = None if rec["del"] or key not in misshapen else check_shape(table, rec["data"])
-        problem = problem or check_invariants(db, table, rec, records, risk_of)
+        if problem is None and key[0] in INVARIANT_TABLES:
+            problem = check_invariants(db, table, rec, records, risk_of)
         if problem:
             out.refused.append((rec, problem))
         else:
@@ -487,7 +509,7 @@ def _merge_and_link(db, out: Screened, tables: dict[str, Table], versions: dict,
                 out.refused.append((rec, problem))
         # 2. Natural keys: a new row of a key already stored joins that row; a code is renamed.
         for cols in natural_keys(table):
-            _join_keys(db, out, table, cols, versions, merged_ids, renamer)
+            _join_keys(db, out, table, cols, versions, merged_ids, renamer, mine)
 
 
 def _reference_problem(rec: dict, table: Table, accepted: dict, stored: dict, refused_keys: set,
@@ -533,11 +555,19 @@ def _holders(db, table: str, cols: tuple[str, ...], wanted: list[tuple]) -> dict
 
 
 def _join_keys(db, out: Screened, table: Table, cols: tuple[str, ...], versions: dict,
-               merged_ids: dict[tuple[str, str], str], renamer) -> None:
+               merged_ids: dict[tuple[str, str], str], renamer, keys: list[tuple[str, str]]) -> None:
     accepted = out.accepted
-    mine = [(k, tuple(r["data"].get(c) for c in cols)) for k, r in accepted.items()
-            if k[0] == table.name and not r["del"]]
-    mine = [(k, v) for k, v in mine if None not in v]
+    get = operator.itemgetter(*cols) if len(cols) > 1 else (lambda d, c=cols[0]: (d[c],))
+    mine = []
+    for k in keys:
+        r = accepted.get(k)
+        if r is not None and not r["del"]:
+            try:
+                values = get(r["data"])
+            except KeyError:
+                continue
+            if None not in values:
+                mine.append((k, values))
     if not mine:
         return
     stored = _holders(db, table.name, cols, [v for _k, v in mine])
