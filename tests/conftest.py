@@ -168,3 +168,21 @@ def supervisor(app, db):
     supervision.assign(db, supervisor_id=sam["id"], facilitator_id=users.get_user_by_username(db, "amina")["id"],
                        site_id=kmp["id"], actor=users.get_user_by_username(db, "coord"))
     return sam
+
+
+# ---- sync: a central server and its database (tests/syncing.py has the laptops) ----------------
+
+
+@pytest.fixture
+def centre(tmp_path):
+    """A central server with sites KMP and MSK and the usual users (a module may override it)."""
+    from .syncing import make_central
+
+    return make_central(tmp_path / "central")
+
+
+@pytest.fixture
+def cdb(centre):
+    conn = dbmod.connect(centre.config["DATABASE"])
+    yield conn
+    conn.close()

@@ -89,3 +89,15 @@ class Dropped(SyncError):
 def new_laptop(path: Path) -> dbmod.sqlite_utils.Database:
     """A fresh laptop database (as 'group-ipt init' makes), with its own clock and node id."""
     return initialise(path)
+
+
+def sync_laptop(tmp_path: Path, centre, name: str, site: str = "KMP"):
+    """A laptop registered at ``centre``, set up and synced once; return its database and transport."""
+    from group_ipt.sync import client
+
+    _device, token = add_device(centre, name, site)
+    db = new_laptop(tmp_path / name)
+    transport = AppTransport(centre, token)
+    client.setup(db, "http://centre", token, transport)
+    client.sync(db, transport)
+    return db, transport

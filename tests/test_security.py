@@ -528,20 +528,6 @@ def test_disabled_user_cannot_log_in_on_the_laptop_after_a_pull(tmp_path):
 # ---- 4. per-device Ed25519 keys for USB files --------------------------------------------------------
 
 
-@pytest.fixture
-def centre(tmp_path):
-    from .syncing import make_central
-
-    return make_central(tmp_path / "central")
-
-
-@pytest.fixture
-def cdb(centre):
-    conn = dbmod.connect(centre.config["DATABASE"])
-    yield conn
-    conn.close()
-
-
 def _laptop(tmp_path, centre, name="lap-a"):
     from group_ipt.sync import client
 

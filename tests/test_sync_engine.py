@@ -15,27 +15,7 @@ from group_ipt.sync import client, engine, files, review, tracking
 from group_ipt.sync.engine import SyncRejected
 
 from .syncing import AppTransport, add_device, make_central, new_laptop
-
-
-@pytest.fixture
-def centre(tmp_path):
-    return make_central(tmp_path / "central")
-
-
-@pytest.fixture
-def cdb(centre):
-    conn = dbmod.connect(centre.config["DATABASE"])
-    yield conn
-    conn.close()
-
-
-def laptop(tmp_path, centre, name: str, site: str = "KMP"):
-    _device, token = add_device(centre, name, site)
-    db = new_laptop(tmp_path / name)
-    transport = AppTransport(centre, token)
-    client.setup(db, "http://centre", token, transport)
-    client.sync(db, transport)
-    return db, transport
+from .syncing import sync_laptop as laptop
 
 
 def export_body(db, path) -> tuple[dict, dict]:

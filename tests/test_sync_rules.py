@@ -4,33 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from group_ipt import db as dbmod
 from group_ipt.db import new_id, row, rows, utcnow, write
 from group_ipt.sync import client, engine, review
 from group_ipt.sync.engine import SyncRejected
 
-from .syncing import AppTransport, add_device, make_central, new_laptop
-
-
-@pytest.fixture
-def centre(tmp_path):
-    return make_central(tmp_path / "central")
-
-
-@pytest.fixture
-def cdb(centre):
-    conn = dbmod.connect(centre.config["DATABASE"])
-    yield conn
-    conn.close()
-
-
-def laptop(tmp_path, centre, name: str, site: str = "KMP"):
-    _device, token = add_device(centre, name, site)
-    db = new_laptop(tmp_path / name)
-    transport = AppTransport(centre, token)
-    client.setup(db, "http://centre", token, transport)
-    client.sync(db, transport)
-    return db, transport
+from .syncing import sync_laptop as laptop
 
 
 def insert(db, table: str, **data) -> str:
