@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.sync_simulation import make_template, schedule  # noqa: E402
 
-MUST_BE_ZERO = ("lost", "duplicated", "diverged", "dangling", "quarantined")
+MUST_BE_ZERO = ("lost", "duplicated", "diverged", "dangling", "quarantined", "errors")
 
 
 def _worker(args: tuple[int, list[int], int]) -> tuple[Counter, Counter, list[int]]:
@@ -33,7 +33,13 @@ def _worker(args: tuple[int, list[int], int]) -> tuple[Counter, Counter, list[in
     with tempfile.TemporaryDirectory() as tmp:
         template, tokens = make_template(Path(tmp) / "template")
         for seed in seeds:
-            counts, seen = schedule(template, tokens, Path(tmp) / f"world-{seed}", seed, steps)
+            try:
+                counts, seen = schedule(template, tokens, Path(tmp) / f"world-{seed}", seed, steps)
+            except Exception as exc:  # noqa: BLE001 (a schedule that breaks is a fault to report, with its seed)
+                print(f"seed {seed}: {type(exc).__name__}: {exc}", flush=True)
+                faults["errors"] += 1
+                failing.append(seed)
+                continue
             faults.update(counts)
             exercised.update(seen)
             if any(counts.values()):

@@ -415,3 +415,20 @@ def test_a_usb_file_obeys_the_safety_rules_too(tmp_path, centre, cdb):
     reasons = [q["error"] for q in review.list_quarantine(cdb, None)]
     assert any("Referrals are never deleted" in r for r in reasons)
     assert any("arrived without its safety referral" in r for r in reasons)
+
+
+def test_changes_stamped_while_the_clock_was_ahead_go_in_after_it_is_set_back(tmp_path, centre, cdb):
+    a, ta = laptop(tmp_path, centre, "lap-a")
+    pid = insert(a, "participants", code="KMP-0002-B", name="N", sex="female", village="first")
+    client.sync(a, ta)
+    with write(a):  # the date was more than a day ahead while these were made ...
+        a.execute("update sync_clock set wall = wall + 29 * 3600000")
+        a.execute("update participants set village = 'in a batch' where id = ?", (pid,))
+    engine.cut_batch(a)
+    with write(a):  # ... the same record changed again after the batch was cut ...
+        a.execute("update participants set village = 'newest' where id = ?", (pid,))
+        a.execute("update sync_clock set wall = wall - 72 * 3600000")  # ... then the date was set back
+    client.sync(a, ta)
+    assert row(cdb, "select village from participants where id = ?", (pid,))["village"] == "newest"
+    assert row(a, "select village from participants where id = ?", (pid,))["village"] == "newest"
+    assert client.status(a)["pending_records"] == 0

@@ -203,42 +203,57 @@ def cut_batch(db, *, max_records: int = 1000, send_names: bool = False) -> dict 
 
 
 def restamp_future(db) -> int:
-    """Give this laptop's unsent changes new stamps once its clock, days ahead, was set right.
+    """Give this laptop's unsent changes new stamps when they are more than a day ahead of its clock.
 
     The hybrid clock never goes back by itself, and the centre refuses changes stamped more
-    than a day ahead of its own clock. When the clock's stored time is more than a day ahead
-    of this computer's time (someone set the date right), the changes nobody has seen yet
-    (waiting in the log or in unacknowledged batches) are stamped again from the real time.
-    Versions the centre already holds keep their stamps. Return how many were stamped again.
+    than a day ahead of its own clock. Changes nobody has seen yet (waiting in the log or in
+    unacknowledged batches) that are stamped more than a day ahead of this computer's time
+    (someone set the date right since) are stamped again from the real time, each still after
+    the version it was made on; a clock still ahead is set back. Versions the centre already
+    holds keep their stamps. Return how many were stamped again.
     """
     with write(db):
         now = tracking.now_ms()
-        if row(db, "select wall from sync_clock where id = 1")["wall"] <= now + MAX_AHEAD_MS:
-            return 0
-        db.execute("update sync_clock set wall = ?, counter = 0 where id = 1", (now,))
         future = f"{now + MAX_AHEAD_MS:015d}"
-        new: dict[tuple[str, str], str] = {}
+        ahead = rows(db, "select table_name, record_id, hlc, synced_hlc, unacked_batch from sync_rows"
+                         " where hlc > ?", (future,))
+        clock_ahead = row(db, "select wall from sync_clock where id = 1")["wall"] > now + MAX_AHEAD_MS
+        if clock_ahead:
+            db.execute("update sync_clock set wall = ?, counter = 0 where id = 1", (now,))
+        unsent = [v for v in ahead if v["hlc"] != v["synced_hlc"] or v["unacked_batch"] is not None]
+        if not unsent:
+            return 0
+        sent_as: dict[tuple[str, str], tuple[str, str]] = {}  # key -> (stamp in its batch, new stamp)
         for batch in unacked_batches(db):
             body = json.loads(gzip.decompress(batch["payload"]))
+            changed = False
             for r in body["records"]:
                 if r["hlc"] > future:
-                    observe(db, r["base"])  # still after the version it was made on top of
-                    r["hlc"] = new[(r["t"], r["id"])] = tracking.tick(db)
-            db.execute("update sync_outbox_batches set payload = ? where batch_no = ?",
-                       (compress(body), batch["batch_no"]))
-        for v in rows(db, "select table_name, record_id, hlc, synced_hlc, unacked_batch from sync_rows"
-                          " where hlc > ?", (future,)):
+                    _after(db, r["base"], future)
+                    fresh = tracking.tick(db)
+                    sent_as[(r["t"], r["id"])] = (r["hlc"], fresh)
+                    r["hlc"], changed = fresh, True
+            if changed:
+                db.execute("update sync_outbox_batches set payload = ? where batch_no = ?",
+                           (compress(body), batch["batch_no"]))
+        for v in unsent:
             key = (v["table_name"], v["record_id"])
-            if key not in new and v["hlc"] == v["synced_hlc"] and v["unacked_batch"] is None:
-                continue  # the centre has this version: its stamp stays
-            if key not in new:
-                observe(db, v["synced_hlc"])
-            stamp = new.get(key) or tracking.tick(db)
-            synced = stamp if v["unacked_batch"] is not None else v["synced_hlc"]
+            if key in sent_as and v["hlc"] == sent_as[key][0]:
+                stamp = synced = sent_as[key][1]  # the version in the batch is the newest
+            else:
+                # A version not cut yet; if an earlier one waits in a batch, this one sorts after it.
+                synced = sent_as[key][1] if key in sent_as else v["synced_hlc"]
+                _after(db, synced, future)
+                stamp = tracking.tick(db)
             db.execute("update sync_rows set hlc = ?, synced_hlc = ? where table_name = ? and record_id = ?",
                        (stamp, synced, *key))
-            new[key] = stamp
-    return len(new)
+    return len(unsent)
+
+
+def _after(db, version: str | None, future: str) -> None:
+    """Move the clock past ``version`` (the one a change was made on), unless it is itself too far ahead."""
+    if version and version <= future:
+        observe(db, version)
 
 
 def unacked_batches(db) -> list[dict]:
