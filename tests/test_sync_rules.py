@@ -432,3 +432,30 @@ def test_changes_stamped_while_the_clock_was_ahead_go_in_after_it_is_set_back(tm
     assert row(cdb, "select village from participants where id = ?", (pid,))["village"] == "newest"
     assert row(a, "select village from participants where id = ?", (pid,))["village"] == "newest"
     assert client.status(a)["pending_records"] == 0
+
+
+def test_a_copy_changed_again_before_the_merge_arrived_is_deleted_in_the_end(tmp_path, centre, cdb):
+    a, ta = laptop(tmp_path, centre, "lap-a")
+    b, tb = laptop(tmp_path, centre, "lap-b")
+    g = a_group(a)
+    with write(a):
+        a.execute("delete from members")
+    client.sync(a, ta)
+    client.sync(b, tb)
+    kept = insert(a, "members", cycle_id=g["cycle"], participant_id=g["participant"], status="active",
+                  enrolled_on="2026-09-20")
+    mark = insert(a, "attendance", session_id=g["session"], member_id=kept, status="present")
+    client.sync(a, ta)
+    twin = insert(b, "members", cycle_id=g["cycle"], participant_id=g["participant"], status="active",
+                  enrolled_on="2026-09-21")
+    copy = insert(b, "attendance", session_id=g["session"], member_id=twin, status="late")
+    client.push(b, tb)  # both merged into a's rows at the centre; b has not pulled yet
+    with write(b):  # b corrects its mark: the centre's deletion of it is left alone at the next pull
+        b.execute("update attendance set status = 'absent' where id = ?", (copy,))
+    client.sync(b, tb)
+    client.sync(b, tb)
+    client.sync(a, ta)
+    for db in (cdb, a, b):
+        assert [(r["id"], r["status"]) for r in rows(db, "select id, status from attendance")] == [(mark, "absent")]
+        assert [r["id"] for r in rows(db, "select id from members")] == [kept]
+    assert fk_clean(cdb, a, b)

@@ -592,6 +592,10 @@ def apply_records(db, records: list[dict], *, origin: str, device_id: str | None
                               row_json(loser), loser_origin, now))
     for rec, into in screened.merged:
         conflicts += _merge(db, work, rec, into, latest, origin, now)
+    for rec in screened.aliased:
+        # The laptop still holds its copy of a merged row (it changed it before the deletion came,
+        # so it kept it): the deletion is sent again, newer than anything it sent.
+        _send_deletion(db, rec["t"], rec["id"], rec["site"], rec["hlc"])
     done = work.run()
     db.conn.executemany(
         "insert into sync_rows (table_name, record_id, site_id, hlc, synced_hlc, deleted, tombstone_json)"
@@ -710,17 +714,22 @@ def _merge(db, work: _Apply, rec: dict, into: str, accepted: dict, origin: str, 
     db.execute("insert into sync_aliases (table_name, record_id, canonical_id, site_id, created_at)"
                " values (?, ?, ?, ?, ?) on conflict do update set canonical_id = excluded.canonical_id",
                (t, rec["id"], into, rec["site"], now))
-    observe(db, rec["hlc"])
-    db.execute("insert into sync_rows (table_name, record_id, site_id, hlc, synced_hlc, deleted) values"
-               " (?, ?, ?, ?, ?, 1) on conflict (table_name, record_id) do update set hlc = excluded.hlc,"
-               " synced_hlc = excluded.synced_hlc, deleted = 1",
-               (t, rec["id"], rec["site"], tracking.tick(db), None))
-    db.execute("insert into sync_log (table_name, record_id, site_id, origin) values (?, ?, ?, '')",
-               (t, rec["id"], rec["site"]))
+    _send_deletion(db, t, rec["id"], rec["site"], rec["hlc"])
     if rec["hlc"] <= stored_hlc:  # the sender learns the row it joined
         db.execute("insert into sync_log (table_name, record_id, site_id, origin) values (?, ?, ?, '')",
                    (t, into, rec["site"]))
     return out
+
+
+def _send_deletion(db, table: str, record_id: str, site_id: str, after: str) -> None:
+    """Log a deletion of a merged-away id for the site's laptops, stamped after ``after``."""
+    observe(db, after)
+    db.execute("insert into sync_rows (table_name, record_id, site_id, hlc, synced_hlc, deleted) values"
+               " (?, ?, ?, ?, ?, 1) on conflict (table_name, record_id) do update set hlc = excluded.hlc,"
+               " synced_hlc = excluded.synced_hlc, deleted = 1",
+               (table, record_id, site_id, tracking.tick(db), None))
+    db.execute("insert into sync_log (table_name, record_id, site_id, origin) values (?, ?, ?, '')",
+               (table, record_id, site_id))
 
 
 def _release_waiting(db, done: list[dict], *, send_names: bool, instruments: dict | None) -> int:

@@ -368,6 +368,7 @@ class Screened:
     merged: list[tuple[dict, str]] = field(default_factory=list)  # (record received, id of the row it joins)
     renamed: list[tuple[dict, str]] = field(default_factory=list)  # (record, its code as received)
     changed: set[tuple[str, str]] = field(default_factory=set)  # records the centre rewrote: sent back
+    aliased: list[dict] = field(default_factory=list)  # records received under a merged-away id
 
 
 def natural_keys(table: Table) -> list[tuple[str, ...]]:
@@ -437,6 +438,8 @@ def screen_batch(db, records: dict[tuple[str, str], dict], tables: dict[str, Tab
     alias = aliases(db, [k for k in records if k[0] in tables])
     for key, rec in records.items():
         table = tables[key[0]]
+        if key in alias:
+            out.aliased.append(rec)
         if key in alias and rec["del"]:
             # The laptop deleting its own copy of a row the centre merged: the joined row stays
             # (it may hold another laptop's data); the laptop already had, or will get, the deletion.
