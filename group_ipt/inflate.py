@@ -26,33 +26,37 @@ class Unreadable(ValueError):
     """The body is not gzip, or not JSON once unpacked."""
 
 
-def inflate(blob: bytes, limit: int) -> bytearray:
-    """Return the gzip ``blob`` unpacked; TooLarge as soon as it passes ``limit`` bytes."""
+def _pieces(blob: bytes, limit: int) -> Iterator[bytes]:
+    """Yield the gzip ``blob`` unpacked, a step at a time; TooLarge as soon as it passes ``limit`` bytes."""
     decompressor = zlib.decompressobj(wbits=31)  # gzip header and trailer
-    out = bytearray()
+    total = 0
     view = memoryview(blob)
     try:
         for start in range(0, len(view), STEP):
             data = bytes(view[start:start + STEP])
-            while data:
-                # At most one STEP out per call: the unpacked pieces never pile up beside ``out``.
-                out += decompressor.decompress(data, min(STEP, limit + 1 - len(out)))
-                if len(out) > limit:
-                    raise TooLarge(f"The unpacked body is larger than {limit} bytes.")
+            while data or not decompressor.eof:  # (no data: output still held back after all input)
+                # At most one STEP out per call, and never more than one byte past the limit.
+                piece = decompressor.decompress(data, min(STEP, limit + 1 - total))
                 data = decompressor.unconsumed_tail
-            while not decompressor.eof:  # output still held back after the input was all taken
-                piece = decompressor.decompress(b"", min(STEP, limit + 1 - len(out)))
                 if not piece:
                     break
-                out += piece
-                if len(out) > limit:
+                total += len(piece)
+                if total > limit:
                     raise TooLarge(f"The unpacked body is larger than {limit} bytes.")
+                yield piece
             if decompressor.eof:
                 break
         if not decompressor.eof:
             raise Unreadable("The body is not valid gzip data: it ends too early.")
     except zlib.error as exc:
         raise Unreadable(f"The body is not valid gzip data: {exc}") from exc
+
+
+def inflate(blob: bytes, limit: int) -> bytearray:
+    """Return the gzip ``blob`` unpacked; TooLarge as soon as it passes ``limit`` bytes."""
+    out = bytearray()
+    for piece in _pieces(blob, limit):
+        out += piece
     return out
 
 
@@ -72,33 +76,14 @@ def inflate_lines(blob: bytes, limit: int, *, line_limit: int) -> Iterator[bytes
     A file of any size is read holding one line (at most ``line_limit`` bytes) and one step of
     input: TooLarge as soon as the whole passes ``limit`` or a line passes ``line_limit``.
     """
-    decompressor = zlib.decompressobj(wbits=31)
     pending = bytearray()
-    total = 0
-    view = memoryview(blob)
-    try:
-        for start in range(0, len(view), STEP):
-            data = bytes(view[start:start + STEP])
-            while data or not decompressor.eof:
-                piece = decompressor.decompress(data, STEP)
-                data = decompressor.unconsumed_tail
-                if not piece:
-                    break
-                total += len(piece)
-                if total > limit:
-                    raise TooLarge(f"The unpacked body is larger than {limit} bytes.")
-                pending += piece
-                *lines, rest = pending.split(b"\n")
-                yield from (bytes(line) for line in lines if line)
-                pending = bytearray(rest)
-                if len(pending) > line_limit:
-                    raise TooLarge(f"A part of the body is larger than {line_limit} bytes.")
-            if decompressor.eof:
-                break
-        if not decompressor.eof:
-            raise Unreadable("The body is not valid gzip data: it ends too early.")
-    except zlib.error as exc:
-        raise Unreadable(f"The body is not valid gzip data: {exc}") from exc
+    for piece in _pieces(blob, limit):
+        pending += piece
+        *lines, rest = pending.split(b"\n")
+        yield from (bytes(line) for line in lines if line)
+        pending = bytearray(rest)
+        if len(pending) > line_limit:
+            raise TooLarge(f"A part of the body is larger than {line_limit} bytes.")
     if pending:
         yield bytes(pending)
 
