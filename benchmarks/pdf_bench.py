@@ -135,8 +135,9 @@ def paired(ours: Callable[[], bytes], bare: Callable[[], bytes], repeat: int) ->
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=9,
-                        help="timed runs of each side per document (medians are compared)")
+    parser.add_argument(
+        "--repeat", type=int, default=9, help="timed runs of each side per document (medians are compared)"
+    )
     args = parser.parse_args()
     register_fonts()
 
@@ -152,8 +153,9 @@ def main() -> None:
     except Exception as exc:  # noqa: BLE001 - a benchmark reports and goes on
         print(f"script booklet: skipped, the scripts did not load: {exc}")
         return
-    ours, bare = paired(lambda: script_booklet.render(booklet, EN, created=CREATED), lambda: bare_booklet(booklet),
-                        args.repeat)
+    ours, bare = paired(
+        lambda: script_booklet.render(booklet, EN, created=CREATED), lambda: bare_booklet(booklet), args.repeat
+    )
     pages = script_booklet.render(booklet, EN, created=CREATED).count(b"/Type /Page\n")
     print(
         f"script booklet who-8 ({len(booklet.sessions)} sessions): ours {ours * 1000:.0f} ms, "

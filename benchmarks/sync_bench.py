@@ -35,22 +35,42 @@ BATCH = 5000
 
 def make_rows(site_id: str, n: int) -> list[dict]:
     now = "2026-03-01T09:00:00+00:00"
-    return [{"id": str(uuid.uuid4()), "site_id": site_id, "code": f"KMP-{i:06d}", "name": "", "name_key": "",
-             "sex": "female", "birth_year": 1990, "age_is_estimate": 0, "village": f"village {i % 50}",
-             "phone": None, "language": "en", "status": "registered", "created_by": None,
-             "created_at": now, "updated_at": now} for i in range(n)]
+    return [
+        {
+            "id": str(uuid.uuid4()),
+            "site_id": site_id,
+            "code": f"KMP-{i:06d}",
+            "name": "",
+            "name_key": "",
+            "sex": "female",
+            "birth_year": 1990,
+            "age_is_estimate": 0,
+            "village": f"village {i % 50}",
+            "phone": None,
+            "language": "en",
+            "status": "registered",
+            "created_by": None,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for i in range(n)
+    ]
 
 
 def bench_raw(path: Path, rows: list[dict]) -> float:
     conn = sqlite3.connect(path)
     conn.execute("pragma journal_mode=wal")
     conn.execute("pragma synchronous=normal")
-    conn.executescript("create table sites (id text primary key, code text, name text, default_language text,"
-                       " created_at text, updated_at text);")
+    conn.executescript(
+        "create table sites (id text primary key, code text, name text, default_language text,"
+        " created_at text, updated_at text);"
+    )
     conn.executescript(m0002_participants.SQL.split("-- Every status")[0])
     cols = list(rows[0])
-    sql = (f"insert into participants ({', '.join(cols)}) values ({', '.join('?' * len(cols))})"
-           f" on conflict (id) do update set {', '.join(f'{c} = excluded.{c}' for c in cols if c != 'id')}")
+    sql = (
+        f"insert into participants ({', '.join(cols)}) values ({', '.join('?' * len(cols))})"
+        f" on conflict (id) do update set {', '.join(f'{c} = excluded.{c}' for c in cols if c != 'id')}"
+    )
     values = [tuple(r[c] for c in cols) for r in rows]
     started = time.perf_counter()
     for i in range(0, len(values), BATCH):
@@ -69,9 +89,18 @@ def bench_ingest(folder: Path, n: int) -> None:
     node = "benchnode0001"
     batches = []
     for b, i in enumerate(range(0, n, BATCH), 1):
-        records = [{"t": "participants", "id": r["id"], "site": r["site_id"],
-                    "hlc": tracking.format_hlc(tracking.now_ms(), j, node), "base": None, "del": False, "data": r}
-                   for j, r in enumerate(rows[i : i + BATCH])]
+        records = [
+            {
+                "t": "participants",
+                "id": r["id"],
+                "site": r["site_id"],
+                "hlc": tracking.format_hlc(tracking.now_ms(), j, node),
+                "base": None,
+                "del": False,
+                "data": r,
+            }
+            for j, r in enumerate(rows[i : i + BATCH])
+        ]
         batches.append({"batch_no": b, "node": node, "records": records})
     started = time.perf_counter()
     for body in batches:
@@ -80,8 +109,10 @@ def bench_ingest(folder: Path, n: int) -> None:
     assert db.execute("select count(*) from participants").fetchone()[0] == n
     db.close()
     raw = bench_raw(folder / "raw.db", rows)
-    print(f"ingest: {n} records in {ingest:.2f}s ({n / ingest:,.0f}/s); raw executemany upsert {raw:.2f}s "
-          f"({n / raw:,.0f}/s); ratio {raw / ingest:.2f} (target >= 0.4)")
+    print(
+        f"ingest: {n} records in {ingest:.2f}s ({n / ingest:,.0f}/s); raw executemany upsert {raw:.2f}s "
+        f"({n / raw:,.0f}/s); ratio {raw / ingest:.2f} (target >= 0.4)"
+    )
 
 
 def bench_laptops(folder: Path, laptops: int, per_laptop: int) -> None:
@@ -131,8 +162,10 @@ def bench_laptops(folder: Path, laptops: int, per_laptop: int) -> None:
     cdb = dbmod.connect(app.config["DATABASE"])
     total = cdb.execute("select count(*) from participants").fetchone()[0]
     cdb.close()
-    print(f"{laptops} laptops x {per_laptop} records synced at once in {elapsed:.1f}s; errors: {len(errors)}; "
-          f"records at the centre: {total} of {laptops * per_laptop}")
+    print(
+        f"{laptops} laptops x {per_laptop} records synced at once in {elapsed:.1f}s; errors: {len(errors)}; "
+        f"records at the centre: {total} of {laptops * per_laptop}"
+    )
     for e in errors[:10]:
         print("  ", e)
     if errors or total != laptops * per_laptop:

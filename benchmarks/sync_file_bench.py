@@ -69,23 +69,34 @@ def main() -> None:
             laptop.conn.executemany(
                 "insert into participants (id, site_id, code, name, sex, village, created_at, updated_at)"
                 " values (?, ?, ?, ?, 'female', ?, ?, ?)",
-                [(str(uuid.uuid4()), site, f"KMP-{i:06d}", f"Person {i}", f"village {i % 50}", now, now)
-                 for i in range(args.records)])
+                [
+                    (str(uuid.uuid4()), site, f"KMP-{i:06d}", f"Person {i}", f"village {i % 50}", now, now)
+                    for i in range(args.records)
+                ],
+            )
         laptop.close()
-        paths = {"root": str(ROOT), "laptop": str(tmp / "laptop" / "group-ipt.db"), "central": str(tmp / "central"),
-                 "file": str(tmp / "usb.gipt"), "reply": str(tmp / "usb.gipt.reply")}
+        paths = {
+            "root": str(ROOT),
+            "laptop": str(tmp / "laptop" / "group-ipt.db"),
+            "central": str(tmp / "central"),
+            "file": str(tmp / "usb.gipt"),
+            "reply": str(tmp / "usb.gipt.reply"),
+        }
         failed = False
         for step in ("export", "import", "reply"):
             started = time.perf_counter()
-            result = subprocess.run([sys.executable, "-c", STEP.format(step=step, **paths)], capture_output=True,
-                                    text=True)
+            result = subprocess.run(
+                [sys.executable, "-c", STEP.format(step=step, **paths)], capture_output=True, text=True
+            )
             if result.returncode:
                 raise SystemExit(f"{step} failed: {result.stderr[-2000:]}")
             _name, seconds, peak = result.stdout.strip().splitlines()[-1].split("|")
             size = Path(paths["file"] if step == "export" else paths["reply"]).stat().st_size / 1e6
             target = " (target < 200 MB)" if step == "import" else ""
-            print(f"file {step}: {args.records} records, file {size:.1f} MB, {seconds}s "
-                  f"(with start-up {time.perf_counter() - started:.1f}s); peak memory {peak} MB{target}")
+            print(
+                f"file {step}: {args.records} records, file {size:.1f} MB, {seconds}s "
+                f"(with start-up {time.perf_counter() - started:.1f}s); peak memory {peak} MB{target}"
+            )
             if step == "import" and int(peak) >= 200:
                 failed = True
 

@@ -64,10 +64,12 @@ def main() -> None:
         faults.update(f)
         exercised.update(e)
         failing += bad
-    print(f"simulation: {args.schedules} schedules of {args.steps} steps in {time.perf_counter() - started:.0f}s; "
-          + ", ".join(f"{k} {faults[k]}" for k in MUST_BE_ZERO)
-          + f"; exercised: {exercised['merged']} merges, {exercised['renamed']} renamed codes, "
-            f"{exercised['conflicts']} conflicts kept")
+    print(
+        f"simulation: {args.schedules} schedules of {args.steps} steps in {time.perf_counter() - started:.0f}s; "
+        + ", ".join(f"{k} {faults[k]}" for k in MUST_BE_ZERO)
+        + f"; exercised: {exercised['merged']} merges, {exercised['renamed']} renamed codes, "
+        f"{exercised['conflicts']} conflicts kept"
+    )
     if failing:
         print(f"schedules with a fault (seeds): {sorted(failing)[:50]}")
         raise SystemExit(1)

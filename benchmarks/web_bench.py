@@ -79,33 +79,54 @@ def ensure_database(data_dir: Path, people: int) -> None:
         shutil.rmtree(data_dir, ignore_errors=True)
         data_dir.parent.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
-        subprocess.run([*group_ipt_cmd(), "--data-dir", str(data_dir), "demo", "--scale", str(people)], check=True,
-                       stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [*group_ipt_cmd(), "--data-dir", str(data_dir), "demo", "--scale", str(people)],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
         marker.write_text(str(people))
-        print(f"generated {people:,} participants in {time.perf_counter() - started:.0f}s into {data_dir}",
-              flush=True)
+        print(f"generated {people:,} participants in {time.perf_counter() - started:.0f}s into {data_dir}", flush=True)
     # The indicators' stored figures (docs/reports.md): computed once for a new (or upgraded)
     # database, as `serve` would in the background; a no-op when they are fresh.
-    done = subprocess.run([*group_ipt_cmd(), "--data-dir", str(data_dir), "reports", "refresh"], check=True,
-                          capture_output=True, text=True).stdout.strip()
+    done = subprocess.run(
+        [*group_ipt_cmd(), "--data-dir", str(data_dir), "reports", "refresh"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
     print(f"stored report figures: {done}", flush=True)
 
 
 def pick_pages(db) -> dict[str, str]:
     """The facilitator's pages: an active cycle they lead, one of its members, its latest session."""
-    cycle = db.execute(
-        "select c.id from cycles c join cycle_facilitators f on f.cycle_id = c.id join users u on u.id = f.user_id"
-        " where u.username = ? and c.status = 'active' order by c.first_date desc limit 1", (FACILITATOR,)
-    ).fetchone() or db.execute(
-        "select c.id from cycles c join cycle_facilitators f on f.cycle_id = c.id join users u on u.id = f.user_id"
-        " where u.username = ? order by c.first_date desc limit 1", (FACILITATOR,)).fetchone()
+    cycle = (
+        db.execute(
+            "select c.id from cycles c join cycle_facilitators f on f.cycle_id = c.id join users u on u.id = f.user_id"
+            " where u.username = ? and c.status = 'active' order by c.first_date desc limit 1",
+            (FACILITATOR,),
+        ).fetchone()
+        or db.execute(
+            "select c.id from cycles c join cycle_facilitators f on f.cycle_id = c.id join users u on u.id = f.user_id"
+            " where u.username = ? order by c.first_date desc limit 1",
+            (FACILITATOR,),
+        ).fetchone()
+    )
     member = db.execute("select participant_id from members where cycle_id = ? limit 1", (cycle[0],)).fetchone()
-    session = db.execute(
-        "select id from sessions where cycle_id = ? and scheduled_date <= ? order by scheduled_date desc limit 1",
-        (cycle[0], clock.today().isoformat())).fetchone() or db.execute(
-        "select id from sessions where cycle_id = ? order by scheduled_date limit 1", (cycle[0],)).fetchone()
-    return {"home": "/", "today's session": f"/sessions/{session[0]}", "participant": f"/participants/{member[0]}",
-            "cycle": f"/cycles/{cycle[0]}"}
+    session = (
+        db.execute(
+            "select id from sessions where cycle_id = ? and scheduled_date <= ? order by scheduled_date desc limit 1",
+            (cycle[0], clock.today().isoformat()),
+        ).fetchone()
+        or db.execute(
+            "select id from sessions where cycle_id = ? order by scheduled_date limit 1", (cycle[0],)
+        ).fetchone()
+    )
+    return {
+        "home": "/",
+        "today's session": f"/sessions/{session[0]}",
+        "participant": f"/participants/{member[0]}",
+        "cycle": f"/cycles/{cycle[0]}",
+    }
 
 
 def login(client, username: str) -> None:
@@ -167,17 +188,20 @@ def bench_pages(data_dir: Path, repeat: int) -> dict[str, str]:
     # The trivial route: the logged-in account page (login check, session, menu, no query of
     # programme data), timed in turns with each page by the same user. /login is printed
     # too, but it skips loading the user and the menu.
-    print(f"trivial route {TRIVIAL} (timed in turns with each page; GET /login {login_page * 1000:.1f} ms)",
-          flush=True)
+    print(f"trivial route {TRIVIAL} (timed in turns with each page; GET /login {login_page * 1000:.1f} ms)", flush=True)
 
     def line(label: str, times: list[float], trivial: list[float], target: float) -> None:
         ratio = statistics.median(times) / statistics.median(trivial)
-        report(f"page {label}: median {statistics.median(times) * 1000:.1f} ms, p95 {p95(times) * 1000:.1f} ms, "
-               f"ratio to {TRIVIAL} ({statistics.median(trivial) * 1000:.1f} ms) {ratio:.2f} (target <= {target:g})",
-               ratio <= target)
+        report(
+            f"page {label}: median {statistics.median(times) * 1000:.1f} ms, p95 {p95(times) * 1000:.1f} ms, "
+            f"ratio to {TRIVIAL} ({statistics.median(trivial) * 1000:.1f} ms) {ratio:.2f} (target <= {target:g})",
+            ratio <= target,
+        )
 
-    for label, client, path in [*[(k, fac, v) for k, v in pages.items()], ("indicators (coordinator, all sites)",
-                                                                          coord, "/reports/")]:
+    for label, client, path in [
+        *[(k, fac, v) for k, v in pages.items()],
+        ("indicators (coordinator, all sites)", coord, "/reports/"),
+    ]:
         line(label, *paired(client, path, repeat), PAGE_RATIO_TARGET)
     # The same page right after a facilitator saved a session somewhere: one cycle's stored
     # figures are recomputed first (our own target: the issue's 3 plus that one cycle).
@@ -215,8 +239,12 @@ class WebClient:
 
 def bench_server(data_dir: Path, pages: dict[str, str], seconds: float) -> None:
     started = time.perf_counter()
-    proc = subprocess.Popen([*group_ipt_cmd(), "--data-dir", str(data_dir), "serve", "--port", "0",
-                             "--threads", "8"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen(
+        [*group_ipt_cmd(), "--data-dir", str(data_dir), "serve", "--port", "0", "--threads", "8"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     try:
         line = proc.stdout.readline()
         port = re.search(r"http://127\.0\.0\.1:(\d+)/", line).group(1)
@@ -228,8 +256,10 @@ def bench_server(data_dir: Path, pages: dict[str, str], seconds: float) -> None:
             except OSError:
                 time.sleep(0.05)
         cold = time.perf_counter() - started
-        report(f"serve cold start to first answered request: {cold:.2f} s (target <= {COLD_START_TARGET_S:g} s)",
-               cold <= COLD_START_TARGET_S)
+        report(
+            f"serve cold start to first answered request: {cold:.2f} s (target <= {COLD_START_TARGET_S:g} s)",
+            cold <= COLD_START_TARGET_S,
+        )
 
         errors: list[str] = []
         done = [0]
@@ -266,8 +296,11 @@ def bench_server(data_dir: Path, pages: dict[str, str], seconds: float) -> None:
         for t in threads:
             t.join()
         elapsed = time.perf_counter() - t0
-        report(f"{CLIENTS} concurrent clients, waitress 8 threads: {done[0]} requests in {elapsed:.1f} s, "
-               f"{done[0] / elapsed:.1f} requests/s, errors {len(errors)} (target 0)", not errors)
+        report(
+            f"{CLIENTS} concurrent clients, waitress 8 threads: {done[0]} requests in {elapsed:.1f} s, "
+            f"{done[0] / elapsed:.1f} requests/s, errors {len(errors)} (target 0)",
+            not errors,
+        )
         for e in errors[:5]:
             print("   ", e)
     finally:
@@ -276,8 +309,10 @@ def bench_server(data_dir: Path, pages: dict[str, str], seconds: float) -> None:
         proc.wait(timeout=30)
     # VmHWM of the server alone (getrusage of children would include the generator, if it ran).
     peak_mb = (peak_kb or resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
-    report(f"server peak memory (max resident size): {peak_mb:.0f} MB (target <= {PEAK_MEMORY_TARGET_MB} MB)",
-           peak_mb <= PEAK_MEMORY_TARGET_MB)
+    report(
+        f"server peak memory (max resident size): {peak_mb:.0f} MB (target <= {PEAK_MEMORY_TARGET_MB} MB)",
+        peak_mb <= PEAK_MEMORY_TARGET_MB,
+    )
 
 
 def child_peak_kb(pid: int) -> int | None:

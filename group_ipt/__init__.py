@@ -192,9 +192,8 @@ def register_template_helpers(app: Flask) -> None:
 
     app.jinja_env.filters["date"] = lambda value, fmt="medium": format_date(_as_date(value), fmt) if value else ""
     # A moment as a person reads it: the locale's date and its short time, never seconds.
-    app.jinja_env.filters["datetime"] = (
-        lambda value, fmt="medium": format_datetime(_as_datetime(value), f"{_date_pattern(fmt)} {_time_pattern()}")
-        if value else ""
+    app.jinja_env.filters["datetime"] = lambda value, fmt="medium": (
+        format_datetime(_as_datetime(value), f"{_date_pattern(fmt)} {_time_pattern()}") if value else ""
     )
     app.jinja_env.filters["time_of_day"] = lambda value: format_time(_as_time(value), "short") if value else ""
     app.jinja_env.filters["number"] = lambda value: i18n.format_decimal(value) if value is not None else ""
@@ -276,8 +275,9 @@ def register_error_pages(app: Flask) -> None:
         return {"Allow": ", ".join(methods)} if methods else {}
 
     for code in messages:
-        app.register_error_handler(code, lambda e, code=code: render_error(
-            code, getattr(e, "user_message", None), error_headers(e)))
+        app.register_error_handler(
+            code, lambda e, code=code: render_error(code, getattr(e, "user_message", None), error_headers(e))
+        )
 
     def disk_full_message() -> str:
         return _("The computer's disk is full: nothing was saved. Free some space, then try again.")
@@ -288,8 +288,11 @@ def register_error_pages(app: Flask) -> None:
         """A full disk: 507 and "nothing was saved" (the write's transaction rolled back); else as before."""
         if not is_disk_full(e, app.config["DATABASE"]):
             return app.handle_exception(e)
-        app.logger.error("The disk holding %s is full: free some space. Nothing of this request was saved. (%s)",
-                         app.config["DATABASE"], e)
+        app.logger.error(
+            "The disk holding %s is full: free some space. Nothing of this request was saved. (%s)",
+            app.config["DATABASE"],
+            e,
+        )
         try:
             return render_error(507, disk_full_message())
         except sqlite3.Error:
@@ -311,8 +314,10 @@ def register_error_pages(app: Flask) -> None:
         app.logger.error("%s", dbmod.damaged_message(app.config["DATABASE"], e))
 
         def text() -> str:
-            return _("The database file is damaged. Nothing was saved. Tell your administrator: it must be "
-                     "restored from a backup (group-ipt restore).")
+            return _(
+                "The database file is damaged. Nothing was saved. Tell your administrator: it must be "
+                "restored from a backup (group-ipt restore)."
+            )
 
         try:
             return render_error(500, text())

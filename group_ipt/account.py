@@ -57,7 +57,13 @@ def password():
         flash(error, "error")
         return render_template("account/settings.html"), 400
     # Every other session of this user ends (a cookie copied elsewhere, another laptop); this one goes on.
-    users.set_password(db, current_user.username, new, actor=current_user.record,
-                       hash_method=current_app.config["PASSWORD_HASH_METHOD"], keep_session=session.get("sid"))
+    users.set_password(
+        db,
+        current_user.username,
+        new,
+        actor=current_user.record,
+        hash_method=current_app.config["PASSWORD_HASH_METHOD"],
+        keep_session=session.get("sid"),
+    )
     flash(_("Your password has been changed."), "success")
     return redirect(url_for("account.settings"), 303)

@@ -46,8 +46,12 @@ def session_user(user_id: str) -> User | None:
     """Return the user of this request's server-side session, or None when it has ended."""
     db = get_db()
     config = current_app.config
-    result = login_sessions.check(db, session.get("sid"), idle_minutes=config["SESSION_IDLE_MINUTES"],
-                                  lifetime_hours=config["SESSION_LIFETIME_HOURS"])
+    result = login_sessions.check(
+        db,
+        session.get("sid"),
+        idle_minutes=config["SESSION_IDLE_MINUTES"],
+        lifetime_hours=config["SESSION_LIFETIME_HOURS"],
+    )
     if result.user is None or result.user["id"] != user_id:
         g.session_ended = result.reason
         return None
@@ -134,7 +138,10 @@ def login():
         else:
             db = get_db()
             result = users.authenticate(
-                db, username, password, request.remote_addr,
+                db,
+                username,
+                password,
+                request.remote_addr,
                 max_failures=current_app.config["LOGIN_MAX_FAILURES"],
                 lock_minutes=current_app.config["LOGIN_LOCK_MINUTES"],
                 hash_method=current_app.config["PASSWORD_HASH_METHOD"],
@@ -146,8 +153,14 @@ def login():
                 login_user(user_object(db, result.user))
                 return redirect(safe_target(request.args.get("next"), url_for("home.index")))
             if result.error == "throttled":
-                flash(_("Too many failed attempts. Wait %(minutes)d minutes and try again, or ask your "
-                        "coordinator to reset your password.", minutes=result.retry_after_minutes), "error")
+                flash(
+                    _(
+                        "Too many failed attempts. Wait %(minutes)d minutes and try again, or ask your "
+                        "coordinator to reset your password.",
+                        minutes=result.retry_after_minutes,
+                    ),
+                    "error",
+                )
                 status = 429
                 headers["Retry-After"] = str(result.retry_after_seconds)
             elif result.error == "disabled":

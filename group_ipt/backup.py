@@ -193,8 +193,9 @@ def restore(source: Path, db_path: Path, *, force: bool = False, now: datetime |
             # carry an older version number, so it gets a new epoch (report_store.data_version).
             # (suppress: a backup older than the report tables has none to mark)
             with contextlib.suppress(sqlite3.OperationalError), dest:
-                dest.execute("insert or replace into report_meta (key, value)"
-                             " values ('epoch', lower(hex(randomblob(8))))")
+                dest.execute(
+                    "insert or replace into report_meta (key, value) values ('epoch', lower(hex(randomblob(8))))"
+                )
         finally:
             dest.close()
     except sqlite3.Error as exc:
@@ -203,8 +204,10 @@ def restore(source: Path, db_path: Path, *, force: bool = False, now: datetime |
         src.close()
     problems = integrity_problems(db_path)
     if problems:
-        raise BackupError(f"The restored database failed its integrity check ({'; '.join(problems[:3])}); "
-                          f"the previous database is kept at {kept}: restore that file.")
+        raise BackupError(
+            f"The restored database failed its integrity check ({'; '.join(problems[:3])}); "
+            f"the previous database is kept at {kept}: restore that file."
+        )
     return {"restored": str(db_path), "kept": str(kept) if kept else None}
 
 
@@ -308,8 +311,12 @@ def backup_state(data_dir: Path, *, today: date, warn_days: int = 7) -> dict:
     newest_daily = dailies[-1][0] if dailies else None
     copy = last_copy(data_dir)
     newest = max([d for d in (newest_daily, copy.date() if copy else None) if d is not None], default=None)
-    return {"newest_daily": newest_daily, "last_copy": copy, "newest": newest,
-            "stale": newest is None or (today - newest).days > warn_days}
+    return {
+        "newest_daily": newest_daily,
+        "last_copy": copy,
+        "newest": newest,
+        "stale": newest is None or (today - newest).days > warn_days,
+    }
 
 
 def start_daily_backups(app, *, every_seconds: float = 3600) -> threading.Event | None:
@@ -326,8 +333,13 @@ def start_daily_backups(app, *, every_seconds: float = 3600) -> threading.Event 
     def run() -> None:
         while not stopping.is_set():
             try:
-                daily_backup(Path(app.config["DATABASE"]), Path(app.config["DATA_DIR"]), today=today(),
-                             keep_days=app.config["BACKUP_KEEP_DAYS"], keep_weeks=app.config["BACKUP_KEEP_WEEKS"])
+                daily_backup(
+                    Path(app.config["DATABASE"]),
+                    Path(app.config["DATA_DIR"]),
+                    today=today(),
+                    keep_days=app.config["BACKUP_KEEP_DAYS"],
+                    keep_weeks=app.config["BACKUP_KEEP_WEEKS"],
+                )
             except Exception:  # noqa: BLE001 (logged; the next round tries again)
                 log.exception("the daily backup failed")
             stopping.wait(every_seconds)

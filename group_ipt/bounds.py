@@ -36,21 +36,28 @@ def parse_date(text: object, *, field: str | None = None) -> date:
     value = text.strip() if isinstance(text, str) else ""
     match = _DATE.match(value)
     if not match:
-        raise BoundsError(N_("%(date)s is not a date that exists; write it as 2026-03-02."), field=field,
-                          date=value[:40] or "?")
+        raise BoundsError(
+            N_("%(date)s is not a date that exists; write it as 2026-03-02."), field=field, date=value[:40] or "?"
+        )
     try:
         day = date(int(match[1]), int(match[2]), int(match[3]))
     except ValueError:
-        raise BoundsError(N_("%(date)s is not a date that exists; write it as 2026-03-02."), field=field,
-                          date=value) from None
+        raise BoundsError(
+            N_("%(date)s is not a date that exists; write it as 2026-03-02."), field=field, date=value
+        ) from None
     return check_year(day, field=field, text=value)
 
 
 def check_year(day: date, *, field: str | None = None, text: str | None = None) -> date:
     """Return ``day`` if its year is within bounds, else raise BoundsError."""
     if not MIN_YEAR <= day.year <= MAX_YEAR:
-        raise BoundsError(N_("%(date)s is outside the years this software accepts (%(first)s to %(last)s)."),
-                          field=field, date=text or day.isoformat(), first=str(MIN_YEAR), last=str(MAX_YEAR))
+        raise BoundsError(
+            N_("%(date)s is outside the years this software accepts (%(first)s to %(last)s)."),
+            field=field,
+            date=text or day.isoformat(),
+            first=str(MIN_YEAR),
+            last=str(MAX_YEAR),
+        )
     return day
 
 
@@ -60,6 +67,11 @@ def parse_int(text: object, *, minimum: int = 0, maximum: int = MAX_INTEGER, fie
         text = ""
     value = str(text).strip() if isinstance(text, (str, int)) else ""
     if not _INT.match(value) or not minimum <= int(value) <= maximum:
-        raise BoundsError(N_("%(value)s is not a whole number from %(min)s to %(max)s."), field=field,
-                          value=value[:40] or "?", min=str(minimum), max=str(maximum))
+        raise BoundsError(
+            N_("%(value)s is not a whole number from %(min)s to %(max)s."),
+            field=field,
+            value=value[:40] or "?",
+            min=str(minimum),
+            max=str(maximum),
+        )
     return int(value)

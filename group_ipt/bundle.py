@@ -58,8 +58,11 @@ def _digest(path: Path) -> str:
 
 def _files(folder: Path) -> dict[str, Path]:
     """The files of a copy that matter (the stamp and compiled catalogs aside), by "/"-separated name."""
-    return {p.relative_to(folder).as_posix(): p for p in sorted(folder.rglob("*"))
-            if p.is_file() and p.name != STAMP and p.suffix != ".mo"}
+    return {
+        p.relative_to(folder).as_posix(): p
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.name != STAMP and p.suffix != ".mo"
+    }
 
 
 def _read_stamp(folder: Path) -> dict:

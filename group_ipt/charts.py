@@ -65,13 +65,19 @@ def totals_chart(
         'fill="#fff" stroke="#d5dbe1"/>',
     ]
     for value in (low, (low + high) / 2, high):
-        parts.append(f'<text x="{LEFT - 6}" y="{y(value) + 4:.1f}" text-anchor="end" font-size="12" '
-                     f'fill="#5b6673">{escape(_num(value))}</text>')
+        parts.append(
+            f'<text x="{LEFT - 6}" y="{y(value) + 4:.1f}" text-anchor="end" font-size="12" '
+            f'fill="#5b6673">{escape(_num(value))}</text>'
+        )
     if cutoff is not None and low <= cutoff <= high:
-        parts.append(f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y(cutoff):.1f}" y2="{y(cutoff):.1f}" '
-                     'stroke="#9a5b00" stroke-dasharray="6 4"/>')
-        parts.append(f'<text x="{WIDTH - RIGHT - 4}" y="{y(cutoff) - 4:.1f}" text-anchor="end" font-size="12" '
-                     f'fill="#9a5b00">{escape(cutoff_label)}</text>')
+        parts.append(
+            f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y(cutoff):.1f}" y2="{y(cutoff):.1f}" '
+            'stroke="#9a5b00" stroke-dasharray="6 4"/>'
+        )
+        parts.append(
+            f'<text x="{WIDTH - RIGHT - 4}" y="{y(cutoff) - 4:.1f}" text-anchor="end" font-size="12" '
+            f'fill="#9a5b00">{escape(cutoff_label)}</text>'
+        )
     if len(known) > 1:
         path = " ".join(f"{x(p):.1f},{y(p.total):.1f}" for p in known)
         parts.append(f'<polyline points="{path}" fill="none" stroke="#1f6f5c" stroke-width="2.5"/>')
@@ -83,8 +89,10 @@ def totals_chart(
         if p in labelled:
             # Keep the first and last dates inside the frame.
             anchor = "middle" if len(known) == 1 else {0: "start", len(known) - 1: "end"}.get(known.index(p), "middle")
-            parts.append(f'<text x="{x(p):.1f}" y="{HEIGHT - BOTTOM + 16}" text-anchor="{anchor}" font-size="11" '
-                         f'fill="#5b6673">{escape(format_date(p.on))}</text>')
+            parts.append(
+                f'<text x="{x(p):.1f}" y="{HEIGHT - BOTTOM + 16}" text-anchor="{anchor}" font-size="11" '
+                f'fill="#5b6673">{escape(format_date(p.on))}</text>'
+            )
     parts.append("</svg>")
     return Markup("".join(parts))  # noqa: S704 (every text above is escaped)
 

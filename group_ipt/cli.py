@@ -201,13 +201,13 @@ def upgrade_cmd(ctx: Context):
     except upgrademod.NewerDatabase as exc:
         raise click.ClickException(str(exc)) from exc
     except Exception as exc:  # a failed migration rolled back; the backup is there either way
-        raise click.ClickException(f"The upgrade failed: {exc}. The data is as it was before; a backup is in "
-                                   f"{ctx.data_dir / 'backups'}.") from exc
+        raise click.ClickException(
+            f"The upgrade failed: {exc}. The data is as it was before; a backup is in {ctx.data_dir / 'backups'}."
+        ) from exc
     if not done["migrations"] and done["from"] == done["to"]:
         click.echo(f"The data in {ctx.data_dir} is already at group-ipt {__version__}; nothing to do.")
         return
-    click.echo(f"Upgraded the data in {ctx.data_dir} from group-ipt {done['from'] or 'before 0.2.0'} "
-               f"to {done['to']}.")
+    click.echo(f"Upgraded the data in {ctx.data_dir} from group-ipt {done['from'] or 'before 0.2.0'} to {done['to']}.")
     if done["backup"]:
         click.echo(f"Backup taken first: {done['backup']}")
     for number, name in done["migrations"]:
@@ -228,8 +228,12 @@ def users():
 
 @users.command("add")
 @click.argument("username")
-@click.option("--role", type=click.Choice(["facilitator", "coordinator", "supervisor", "admin"]), required=True,
-              help="What the user may do.")
+@click.option(
+    "--role",
+    type=click.Choice(["facilitator", "coordinator", "supervisor", "admin"]),
+    required=True,
+    help="What the user may do.",
+)
 @click.option("--site", "sites", multiple=True, help="Code of a site the user works at (repeat for several).")
 @click.option("--name", "display_name", default=None, help="Full name shown in the app.")
 @click.option("--language", default=None, help="Language code of the user's interface, e.g. sw.")
@@ -250,8 +254,9 @@ def users_add(ctx: Context, username, role, sites, display_name, language):
         site_ids.append(site["id"])
     password = read_new_password(f"Password for {username}")
     try:
-        usersmod.create_user(db, username, password, role, display_name=display_name, site_ids=site_ids,
-                             language=language)
+        usersmod.create_user(
+            db, username, password, role, display_name=display_name, site_ids=site_ids, language=language
+        )
     except usersmod.UserError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"Added {role} {username!r}.")
@@ -271,11 +276,14 @@ def users_list(ctx: Context):
     for u in usersmod.list_users(db):
         state = "active" if u["active"] else "disabled"
         click.echo(f"{u['username']:<20} {u['role']:<12} {state:<9} {u['site_codes'] or '-':<12} {u['display_name']}")
-        for lock in usersmod.login_locks(db, u["username"], max_failures=config["LOGIN_MAX_FAILURES"],
-                                         lock_minutes=config["LOGIN_LOCK_MINUTES"]):
+        for lock in usersmod.login_locks(
+            db, u["username"], max_failures=config["LOGIN_MAX_FAILURES"], lock_minutes=config["LOGIN_LOCK_MINUTES"]
+        ):
             where = "several addresses" if lock.scope == "user" else lock.remote_addr
-            click.echo(f"{'':<20} slowed down: {lock.failures} failed logins from {where}, next try after "
-                       f"{lock.retry_at.isoformat()} ('group-ipt users unlock {u['username']}' lifts it)")
+            click.echo(
+                f"{'':<20} slowed down: {lock.failures} failed logins from {where}, next try after "
+                f"{lock.retry_at.isoformat()} ('group-ipt users unlock {u['username']}' lifts it)"
+            )
 
 
 def _set_active(ctx: Context, username: str, active: bool) -> None:
@@ -396,8 +404,12 @@ def sites_list(ctx: Context):
 
 
 @cli.command()
-@click.option("--scale", type=click.IntRange(1, 10_000_000), default=None,
-              help="Instead: generate a programme of this many participants (for benchmarks), e.g. 100000.")
+@click.option(
+    "--scale",
+    type=click.IntRange(1, 10_000_000),
+    default=None,
+    help="Instead: generate a programme of this many participants (for benchmarks), e.g. 100000.",
+)
 @click.option("--seed", type=int, default=2026, show_default=True, help="Random seed of --scale.")
 @pass_ctx
 def demo(ctx: Context, scale, seed):
@@ -434,8 +446,12 @@ def demo(ctx: Context, scale, seed):
         from .report_store import refresh
 
         started = time.perf_counter()
-        done = refresh(db, app.extensions["group_ipt_forms"].protocols, today=clock.today(),
-                       grace_days=app.config["MEASURE_GRACE_DAYS"])
+        done = refresh(
+            db,
+            app.extensions["group_ipt_forms"].protocols,
+            today=clock.today(),
+            grace_days=app.config["MEASURE_GRACE_DAYS"],
+        )
         click.echo(f"Report figures of {done} cycles computed in {time.perf_counter() - started:.0f} s.")
         return
     with app.app_context():
@@ -444,17 +460,23 @@ def demo(ctx: Context, scale, seed):
 
 
 @cli.command()
-@click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to listen on (0.0.0.0 for the whole network).")
-@click.option("--port", default=5000, show_default=True, type=click.IntRange(0, 65535),
-              help="Port (0 picks a free one).")
+@click.option(
+    "--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0 for the whole network)."
+)
+@click.option(
+    "--port", default=5000, show_default=True, type=click.IntRange(0, 65535), help="Port (0 picks a free one)."
+)
 @click.option("--threads", default=8, show_default=True, type=click.IntRange(1, 64), help="Worker threads.")
 @click.option("--dev", is_flag=True, help="Allow the development secret key (never for real data).")
 @click.option("--demo", "with_demo", is_flag=True, help="Create the database and the demo programme first if needed.")
 @click.option("--central", is_flag=True, help="Serve as the central server that laptops sync with (SYNC_CENTRAL).")
-@click.option("--open", "open_browser", is_flag=True,
-              help="Open the app in the web browser once it runs; if it already runs on that port, only open it "
-                   "(what the desktop launcher does).")
+@click.option(
+    "--open",
+    "open_browser",
+    is_flag=True,
+    help="Open the app in the web browser once it runs; if it already runs on that port, only open it "
+    "(what the desktop launcher does).",
+)
 @pass_ctx
 def serve(ctx: Context, host, port, threads, dev, with_demo, central, open_browser):
     """Serve the app with the waitress WSGI server and print its address.
@@ -490,10 +512,14 @@ def serve(ctx: Context, host, port, threads, dev, with_demo, central, open_brows
     if app.config.get("TRUSTED_PROXY"):
         # Behind HTTPS on a reverse proxy: the client's address (login throttling, the audit) and the
         # scheme come from the proxy's headers, and only from that proxy.
-        proxy = {"trusted_proxy": app.config["TRUSTED_PROXY"], "trusted_proxy_count": 1,
-                 "trusted_proxy_headers": {"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"}}
-    server = waitress.create_server(app, host=host, port=port, threads=threads, clear_untrusted_proxy_headers=True,
-                                    **proxy)
+        proxy = {
+            "trusted_proxy": app.config["TRUSTED_PROXY"],
+            "trusted_proxy_count": 1,
+            "trusted_proxy_headers": {"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"},
+        }
+    server = waitress.create_server(
+        app, host=host, port=port, threads=threads, clear_untrusted_proxy_headers=True, **proxy
+    )
     from .report_store import start_background_refresh
 
     start_background_refresh(app, app.config["REPORT_REFRESH_SECONDS"])
@@ -563,8 +589,12 @@ def _data_files(ctx: Context, name: str, *, prepare: bool = False) -> Path:
 
 
 @forms.command("check")
-@click.option("--forms-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Folder to check (default: the app's FORMS_DIR).")
+@click.option(
+    "--forms-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder to check (default: the app's FORMS_DIR).",
+)
 @pass_ctx
 def forms_check(ctx: Context, forms_dir):
     """Validate every form file and name the file, item and field of each error.
@@ -580,8 +610,10 @@ def forms_check(ctx: Context, forms_dir):
     if errors:
         raise click.ClickException(f"{len(errors)} error(s) in the form files under {folder}.")
     loaded = formsmod.load_all(folder)
-    click.echo(f"All form files are valid: {len(loaded.instruments)} instruments, {len(loaded.protocols)} protocols,"
-               f" consent text version {loaded.consent.version} in {', '.join(loaded.consent.languages)}.")
+    click.echo(
+        f"All form files are valid: {len(loaded.instruments)} instruments, {len(loaded.protocols)} protocols,"
+        f" consent text version {loaded.consent.version} in {', '.join(loaded.consent.languages)}."
+    )
 
 
 @cli.group()
@@ -607,8 +639,13 @@ def i18n_compile(ctx: Context, force):
 
 
 @i18n.command("status")
-@click.option("--min", "minimum", type=click.FloatRange(0, 100), default=None,
-              help="Exit non-zero when a language's coverage (of all areas together) is below this percent.")
+@click.option(
+    "--min",
+    "minimum",
+    type=click.FloatRange(0, 100),
+    default=None,
+    help="Exit non-zero when a language's coverage (of all areas together) is below this percent.",
+)
 @click.option("--per-area", is_flag=True, help="Apply --min to each area (ui, instruments, protocols, scripts).")
 @click.option("--show-missing", is_flag=True, help="List the strings that fall back to English.")
 @pass_ctx
@@ -673,8 +710,10 @@ def cycles_list(ctx: Context, site_code):
         click.echo("No cycles.")
     for c in found:
         stage = cyclesmod.stage(c, cyclesmod.sessions(db, c["id"]))
-        click.echo(f"{c['code']:<10} {c['site_code']:<6} {c['protocol_id']:<16} {str(stage):<24} {c['first_date']}"
-                   f"  {c['venue']}  ({c['facilitator_names'] or '-'})")
+        click.echo(
+            f"{c['code']:<10} {c['site_code']:<6} {c['protocol_id']:<16} {str(stage):<24} {c['first_date']}"
+            f"  {c['venue']}  ({c['facilitator_names'] or '-'})"
+        )
 
 
 @cli.group()
@@ -713,10 +752,13 @@ def referrals_concerns(ctx: Context, site_code):
     urgent = referralsmod.concerns(db, site_ids, clock.today())
     unasked = screening.open_risk_checks(db, site_ids)
     for r in urgent:
-        why = [*(["not acknowledged"] if r["unacknowledged"] else []),
-               *([f"follow-up overdue since {r['next_due_on']}"] if r["overdue"] else [])]
-        click.echo(f"urgent referral  {r['participant_code']:<12} raised {r['created_at'][:10]}  {'; '.join(why)}"
-                   f"  ({r['id']})")
+        why = [
+            *(["not acknowledged"] if r["unacknowledged"] else []),
+            *([f"follow-up overdue since {r['next_due_on']}"] if r["overdue"] else []),
+        ]
+        click.echo(
+            f"urgent referral  {r['participant_code']:<12} raised {r['created_at'][:10]}  {'; '.join(why)}  ({r['id']})"
+        )
     for k in unasked:
         click.echo(f"risk not asked   {k['participant_code']:<12} screening of {k['administered_on']}  ({k['id']})")
     if not urgent and not unasked:
@@ -727,9 +769,12 @@ def referrals_concerns(ctx: Context, site_code):
 
 @referrals.command("close")
 @click.argument("referral_id")
-@click.option("--outcome", required=True, type=click.Choice(["seen", "admitted", "declined", "unreachable", "moved",
-                                                             "died", "other"]),
-              help="How the referral ended.")
+@click.option(
+    "--outcome",
+    required=True,
+    type=click.Choice(["seen", "admitted", "declined", "unreachable", "moved", "died", "other"]),
+    help="How the referral ended.",
+)
 @click.option("--by", "username", required=True, help="Username of the coordinator or supervisor closing it.")
 @click.option("--note", default=None, help="What happened (needed with --outcome other).")
 @pass_ctx
@@ -750,8 +795,15 @@ def referrals_close(ctx: Context, referral_id, outcome, username, note):
     if referral is None:
         raise click.ClickException(f"No referral {referral_id!r} at {username}'s sites.")
     try:
-        referralsmod.set_status(db, referral, "closed", user, note=note, outcome=outcome,
-                                unreachable_tries=app.config["REFERRAL_UNREACHABLE_TRIES"])
+        referralsmod.set_status(
+            db,
+            referral,
+            "closed",
+            user,
+            note=note,
+            outcome=outcome,
+            unreachable_tries=app.config["REFERRAL_UNREACHABLE_TRIES"],
+        )
     except referralsmod.ReferralError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"Referral of {referral['participant_code']} closed: {outcome}.")
@@ -759,8 +811,13 @@ def referrals_close(ctx: Context, referral_id, outcome, username, note):
 
 @cycles.command("calendar")
 @click.argument("cycle")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, allow_dash=True), required=True,
-              help="File to write the .ics calendar to ('-' prints it).")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, allow_dash=True),
+    required=True,
+    help="File to write the .ics calendar to ('-' prints it).",
+)
 @pass_ctx
 def cycles_calendar(ctx: Context, cycle, output):
     """Write a cycle's sessions as an iCalendar (.ics) file for a facilitator's phone.
@@ -831,9 +888,12 @@ def devices_list(ctx: Context):
     for d in devicesmod.list_devices(db):
         state = f"revoked {d['revoked_at']}" if d["revoked_at"] else "active"
         key = {"ed25519": "own key", "legacy": "old key: sync once to move", "none": "no key yet"}[
-            devicesmod.key_state(d)]
-        click.echo(f"{d['name']:<24} {d['site_code']:<8} last seen {d['last_seen_at'] or 'never':<26} "
-                   f"version {d['app_version'] or 'unknown':<10} {state} ({key})")
+            devicesmod.key_state(d)
+        ]
+        click.echo(
+            f"{d['name']:<24} {d['site_code']:<8} last seen {d['last_seen_at'] or 'never':<26} "
+            f"version {d['app_version'] or 'unknown':<10} {state} ({key})"
+        )
 
 
 @devices.command("revoke")
@@ -874,8 +934,10 @@ def _run_sync(ctx: Context, step):
     try:
         return step(db)
     except SyncError as exc:  # the network or the server: the same sync later resumes where this one stopped
-        raise click.ClickException(f"{exc} What was sent and acknowledged so far is kept; run the sync again "
-                                   "when the network (or the central server) is back.") from exc
+        raise click.ClickException(
+            f"{exc} What was sent and acknowledged so far is kept; run the sync again "
+            "when the network (or the central server) is back."
+        ) from exc
     except SyncRejected as exc:
         raise click.ClickException(f"{exc}{_next_step(exc.status)}") from exc
     finally:
@@ -888,24 +950,32 @@ def _next_step(status: int) -> str:
     if status >= 500 or status in (429, 503):
         return " Nothing was lost; run the sync again later."
     if status == 401:
-        return (" Nothing was sent. Ask the central office for this laptop's token, then run "
-                "'group-ipt sync setup --server URL --token TOKEN'.")
+        return (
+            " Nothing was sent. Ask the central office for this laptop's token, then run "
+            "'group-ipt sync setup --server URL --token TOKEN'."
+        )
     if status == 413:
         return " Nothing was sent. Ask the central office to raise SYNC_MAX_BODY_MB, or export to a file."
     return " Nothing of it was stored; running the same sync again will not help until that is fixed."
 
 
 def _echo_push(summary: dict) -> None:
-    click.echo(f"Sent {summary['records']} record(s) in {summary['batches']} batch(es); "
-               f"{summary['conflicts']} conflict(s), {summary['quarantined']} quarantined at the centre.")
+    click.echo(
+        f"Sent {summary['records']} record(s) in {summary['batches']} batch(es); "
+        f"{summary['conflicts']} conflict(s), {summary['quarantined']} quarantined at the centre."
+    )
     if summary["quarantined"]:
-        click.echo("The central office sees why each quarantined record was not stored on its Sync page, with "
-                   "what to do; most go in by themselves once the record they wait for arrives.")
+        click.echo(
+            "The central office sees why each quarantined record was not stored on its Sync page, with "
+            "what to do; most go in by themselves once the record they wait for arrives."
+        )
 
 
 def _echo_pull(summary: dict) -> None:
-    click.echo(f"Received {summary['applied']} change(s); {summary['skipped']} left for the centre to decide; "
-               f"{summary['quarantined']} quarantined here.")
+    click.echo(
+        f"Received {summary['applied']} change(s); {summary['skipped']} left for the centre to decide; "
+        f"{summary['quarantined']} quarantined here."
+    )
     for name in summary["files"]:
         click.echo(f"updated file {name}")
     for problem in summary["problems"]:
@@ -926,8 +996,10 @@ def sync(click_ctx):
     ctx = click_ctx.find_object(Context)
     folders = _sync_folders(ctx)
     backups = ctx.data_dir / "sync-backups"
-    result = _run_sync(ctx, lambda db: client.sync(db, client.transport_for(db), folders=folders,
-                                                   backup_dir=backups, progress=_progress))
+    result = _run_sync(
+        ctx,
+        lambda db: client.sync(db, client.transport_for(db), folders=folders, backup_dir=backups, progress=_progress),
+    )
     _echo_push(result["push"])
     _echo_pull(result["pull"])
 
@@ -944,8 +1016,10 @@ def sync_setup(ctx: Context, server, token):
     from .sync import client
 
     info = _run_sync(ctx, lambda db: client.setup(db, server, token))
-    click.echo(f"This laptop syncs as {info['device_name']!r} for site {info['site']['code']}. "
-               "Run 'group-ipt sync' to sync now.")
+    click.echo(
+        f"This laptop syncs as {info['device_name']!r} for site {info['site']['code']}. "
+        "Run 'group-ipt sync' to sync now."
+    )
 
 
 @sync.command("push")
@@ -970,9 +1044,18 @@ def sync_pull(ctx: Context):
     from .sync import client
 
     folders = _sync_folders(ctx)
-    _echo_pull(_run_sync(ctx, lambda db: client.pull(db, client.transport_for(db), folders=folders,
-                                                     backup_dir=ctx.data_dir / "sync-backups",
-                                                     progress=_progress)))
+    _echo_pull(
+        _run_sync(
+            ctx,
+            lambda db: client.pull(
+                db,
+                client.transport_for(db),
+                folders=folders,
+                backup_dir=ctx.data_dir / "sync-backups",
+                progress=_progress,
+            ),
+        )
+    )
 
 
 @sync.command("status")
@@ -993,13 +1076,16 @@ def sync_status(ctx: Context):
         old = devicesmod.behind(db, __version__)
         click.echo(f"laptops behind:    {len(old)} not on group-ipt {devicesmod.newest_version(db, __version__)}")
         for d in old:
-            click.echo(f"  {d['name']:<24} {d['site_code']:<8} {d['app_version'] or 'before 0.2.0':<12} "
-                       f"last seen {d['last_seen_at'] or 'never'}")
+            click.echo(
+                f"  {d['name']:<24} {d['site_code']:<8} {d['app_version'] or 'before 0.2.0':<12} "
+                f"last seen {d['last_seen_at'] or 'never'}"
+            )
     click.echo(f"server:            {st['server'] or 'not set up (group-ipt sync setup)'}")
     if st["device"]:
         click.echo(f"device:            {st['device']} (site {st['site']})")
-    click.echo(f"waiting to send:   {st['pending_records']} record(s), {st['unacked_batches']} batch(es) "
-               "not yet acknowledged")
+    click.echo(
+        f"waiting to send:   {st['pending_records']} record(s), {st['unacked_batches']} batch(es) not yet acknowledged"
+    )
     click.echo(f"last push:         {st['last_push_ok'] or 'never'}")
     click.echo(f"last pull:         {st['last_pull_ok'] or 'never'}")
     if st["last_error"]:
@@ -1028,14 +1114,20 @@ def sync_export(ctx: Context, file):
 
     folders = _sync_folders(ctx)
     summary = _run_sync(ctx, lambda db: client.export_file(db, file, folders=folders))
-    click.echo(f"Wrote {summary['records']} record(s) in {summary['batches']} batch(es) to {file}. "
-               "Import it on the central server, then import the reply file here.")
+    click.echo(
+        f"Wrote {summary['records']} record(s) in {summary['batches']} batch(es) to {file}. "
+        "Import it on the central server, then import the reply file here."
+    )
 
 
 @sync.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--reply", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Central server: where to write the reply file (default: FILE with .reply added).")
+@click.option(
+    "--reply",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Central server: where to write the reply file (default: FILE with .reply added).",
+)
 @pass_ctx
 def sync_import(ctx: Context, file, reply):
     """Central server: apply a laptop's file and write the reply. Laptop: apply the centre's reply file.
@@ -1050,13 +1142,16 @@ def sync_import(ctx: Context, file, reply):
         config = server.CentralConfig.from_app_config(app.config, app.extensions["group_ipt_forms"].instruments)
         out = reply or file.with_name(file.name + ".reply")
         s = _run_sync(ctx, lambda db: server.import_file(db, file, out, config))
-        click.echo(f"Imported {s['batches']} batch(es) from {s['device']!r}: {s['applied']} applied, "
-                   f"{s['conflicts']} conflict(s), {s['quarantined']} quarantined.")
+        click.echo(
+            f"Imported {s['batches']} batch(es) from {s['device']!r}: {s['applied']} applied, "
+            f"{s['conflicts']} conflict(s), {s['quarantined']} quarantined."
+        )
         click.echo(f"Wrote the reply ({s['changes_back']} change(s) for the laptop) to {s['reply']}.")
     else:
         folders = _sync_folders(ctx)
-        s = _run_sync(ctx, lambda db: client.import_reply(db, file, folders=folders,
-                                                          backup_dir=ctx.data_dir / "sync-backups"))
+        s = _run_sync(
+            ctx, lambda db: client.import_reply(db, file, folders=folders, backup_dir=ctx.data_dir / "sync-backups")
+        )
         click.echo(f"{s['acknowledged']} batch(es) acknowledged by the centre.")
         _echo_pull(s)
 
@@ -1147,8 +1242,14 @@ def pdf_cycle_report(ctx: Context, cycle, lang, privacy, output):
     forms = app.extensions["group_ipt_forms"]
     try:
         data = pdfdata.cycle_report_data(
-            db, cycle, site_ids=None, programme=app.config["PROGRAMME_NAME"], protocols=forms.protocols,
-            instruments=forms.instruments, lang=language, privacy=privacy,
+            db,
+            cycle,
+            site_ids=None,
+            programme=app.config["PROGRAMME_NAME"],
+            protocols=forms.protocols,
+            instruments=forms.instruments,
+            lang=language,
+            privacy=privacy,
             grace_days=app.config["MEASURE_GRACE_DAYS"],
         )
     except pdfdata.NotFound as exc:
@@ -1181,8 +1282,9 @@ def pdf_screening_form(ctx: Context, instrument, lang, site_code, output):
     language = _pdf_language(app, lang, site_language)
     instruments = app.extensions["group_ipt_forms"].instruments
     try:
-        data = pdfdata.screening_form_data(instruments, instrument, programme=app.config["PROGRAMME_NAME"],
-                                           site=site_name)
+        data = pdfdata.screening_form_data(
+            instruments, instrument, programme=app.config["PROGRAMME_NAME"], site=site_name
+        )
     except pdfdata.NotFound as exc:
         raise click.ClickException(f"{exc} (known: {', '.join(sorted(instruments))}).") from exc
     _write_pdf(screening_form.render(data, language), output)
@@ -1190,8 +1292,13 @@ def pdf_screening_form(ctx: Context, instrument, lang, site_code, output):
 
 @pdf.command("script")
 @click.argument("protocol")
-@click.option("--session", "number", type=int, default=None,
-              help="Print only this session's script (0: the pre-group meeting); default: the whole protocol.")
+@click.option(
+    "--session",
+    "number",
+    type=int,
+    default=None,
+    help="Print only this session's script (0: the pre-group meeting); default: the whole protocol.",
+)
 @click.option("--lang", default=None, help="Language code of the scripts, e.g. sw (default: DEFAULT_LANGUAGE).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, allow_dash=True), required=True, help=_OUTPUT_HELP)
 @pass_ctx
@@ -1208,9 +1315,14 @@ def pdf_script(ctx: Context, protocol, number, lang, output):
     language = _pdf_language(app, lang)
     forms = app.extensions["group_ipt_forms"]
     try:
-        data = pdfdata.booklet_data(forms, protocol, programme=app.config["PROGRAMME_NAME"], lang=language,
-                                    session=number, safety_contacts=referrals.safety_contacts(
-                                        app.config["SAFETY_CONTACTS"]))
+        data = pdfdata.booklet_data(
+            forms,
+            protocol,
+            programme=app.config["PROGRAMME_NAME"],
+            lang=language,
+            session=number,
+            safety_contacts=referrals.safety_contacts(app.config["SAFETY_CONTACTS"]),
+        )
     except pdfdata.NotFound as exc:
         raise click.ClickException(f"{exc} (protocols: {', '.join(sorted(forms.protocols))}).") from exc
     _write_pdf(script_booklet.render(data, language), output)
@@ -1242,8 +1354,12 @@ def reports_refresh(ctx: Context, everything: bool):
     if everything:
         mark_all_stale(db)
     started = time.perf_counter()
-    done = refresh(db, app.extensions["group_ipt_forms"].protocols, today=clock.today(),
-                   grace_days=app.config["MEASURE_GRACE_DAYS"])
+    done = refresh(
+        db,
+        app.extensions["group_ipt_forms"].protocols,
+        today=clock.today(),
+        grace_days=app.config["MEASURE_GRACE_DAYS"],
+    )
     db.close()
     click.echo(f"Recomputed the figures of {done} cycle(s) in {time.perf_counter() - started:.1f} s.")
 
@@ -1273,17 +1389,25 @@ def _export_report(ctx: Context, db, period_text: str | None, site_code: str | N
             raise click.ClickException(f"Unknown site {site_code!r}. 'group-ipt sites list' shows the sites.")
     app = ctx.app()
     filters = indicators.Filters(site_ids=tuple(s["id"] for s in sites), period=period)
-    report = indicators.Report(db, filters, app.extensions["group_ipt_forms"].protocols, today=clock.today(),
-                               grace_days=app.config["MEASURE_GRACE_DAYS"])
+    report = indicators.Report(
+        db,
+        filters,
+        app.extensions["group_ipt_forms"].protocols,
+        today=clock.today(),
+        grace_days=app.config["MEASURE_GRACE_DAYS"],
+    )
     return report, str(period) if period else "all", ",".join(s["code"] for s in sites)
 
 
 @export.command("csv")
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--site", "site_code", default=None, help="Only this site's records and figures (its code, e.g. KMP).")
-@click.option("--period", default=None,
-              help="Period of the indicator files: 2026, 2026Q4, 202611, 2026W47 or 2026-01-01..2026-03-31 "
-                   "(default: all time; the table files are always whole).")
+@click.option(
+    "--period",
+    default=None,
+    help="Period of the indicator files: 2026, 2026Q4, 202611, 2026W47 or 2026-01-01..2026-03-31 "
+    "(default: all time; the table files are always whole).",
+)
 @pass_ctx
 def export_csv(ctx: Context, directory, site_code, period):
     """Write each table, the indicators and the records behind each indicator as CSV files (UTF-8, for Excel).
@@ -1297,24 +1421,45 @@ def export_csv(ctx: Context, directory, site_code, period):
     db = ctx.require_db()
     report, period_text, codes = _export_report(ctx, db, period, site_code)
     try:
-        written = exports.export_folder(db, directory, report, list(report.filters.site_ids),
-                                        names=bool(ctx.app().config["EXPORT_NAMES"]), period=period_text,
-                                        sites=codes)
+        written = exports.export_folder(
+            db,
+            directory,
+            report,
+            list(report.filters.site_ids),
+            names=bool(ctx.app().config["EXPORT_NAMES"]),
+            period=period_text,
+            sites=codes,
+        )
     except exports.ExportError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"Wrote {len(written)} CSV files to {directory} (period {period_text}, sites {codes or 'none'}).")
 
 
 @export.command("dhis2")
-@click.option("--period", required=True, help="DHIS2 period: 2026 (year), 2026Q4 (quarter), 202611 (month) or "
-                                               "2026W47 (ISO week).")
-@click.option("--mapping", "mapping_file", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="YAML or JSON file mapping indicators to data elements and sites to org units "
-                   "(see docs/dhis2-mapping.example.yaml).")
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, allow_dash=True),
-              help="JSON file to write ('-' prints it).")
-@click.option("--site", "site_codes", multiple=True, help="Only this site (its code; repeat for several). "
-                                                          "Default: every site, each needing an org unit.")
+@click.option(
+    "--period", required=True, help="DHIS2 period: 2026 (year), 2026Q4 (quarter), 202611 (month) or 2026W47 (ISO week)."
+)
+@click.option(
+    "--mapping",
+    "mapping_file",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="YAML or JSON file mapping indicators to data elements and sites to org units "
+    "(see docs/dhis2-mapping.example.yaml).",
+)
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False, allow_dash=True),
+    help="JSON file to write ('-' prints it).",
+)
+@click.option(
+    "--site",
+    "site_codes",
+    multiple=True,
+    help="Only this site (its code; repeat for several). Default: every site, each needing an org unit.",
+)
 @click.option("--complete", is_flag=True, help="Add today's date as completeDate (marks the data set complete).")
 @pass_ctx
 def export_dhis2(ctx: Context, period, mapping_file, output, site_codes, complete):
@@ -1336,10 +1481,16 @@ def export_dhis2(ctx: Context, period, mapping_file, output, site_codes, complet
         raise click.ClickException(str(exc)) from exc
     app = ctx.app()
     try:
-        document = dhis2.export(db, mapping, parsed, app.extensions["group_ipt_forms"].protocols,
-                                today=clock.today(), grace_days=app.config["MEASURE_GRACE_DAYS"],
-                                site_codes=list(site_codes) or None,
-                                complete_date=clock.today() if complete else None)
+        document = dhis2.export(
+            db,
+            mapping,
+            parsed,
+            app.extensions["group_ipt_forms"].protocols,
+            today=clock.today(),
+            grace_days=app.config["MEASURE_GRACE_DAYS"],
+            site_codes=list(site_codes) or None,
+            complete_date=clock.today() if complete else None,
+        )
     except dhis2.DHIS2Error as exc:
         raise click.ClickException(str(exc)) from exc
     problems = dhis2.validate(document)
@@ -1359,8 +1510,13 @@ def export_dhis2(ctx: Context, period, mapping_file, output, site_codes, complet
 
 @cli.command("backup")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path), required=False)
-@click.option("--to", "folder", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Folder to write a dated backup into, e.g. a USB stick (instead of FILE).")
+@click.option(
+    "--to",
+    "folder",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder to write a dated backup into, e.g. a USB stick (instead of FILE).",
+)
 @pass_ctx
 def backup_cmd(ctx: Context, file, folder):
     """Write a consistent copy of the database to FILE, or a dated one into a folder; safe while the app runs.

@@ -61,9 +61,13 @@ def supervisor_ids_of(db: sqlite_utils.Database, facilitator_ids: set[str], site
     if not facilitator_ids:
         return set()
     marks = ",".join("?" * len(facilitator_ids))
-    return {r["supervisor_id"] for r in db.query(
-        f"select supervisor_id from supervisor_facilitators where site_id = ? and facilitator_id in ({marks})",
-        (site_id, *facilitator_ids))}
+    return {
+        r["supervisor_id"]
+        for r in db.query(
+            f"select supervisor_id from supervisor_facilitators where site_id = ? and facilitator_id in ({marks})",
+            (site_id, *facilitator_ids),
+        )
+    }
 
 
 def can_see_record(db: sqlite_utils.Database, user: dict, member: dict) -> bool:
@@ -120,26 +124,37 @@ def record(db: sqlite_utils.Database, member: dict) -> dict:
     member_id = member["id"]
     pregroup = row(db, "select * from pregroup_records where member_id = ?", (member_id,))
     progress = rows(
-        db, "select g.*, x.number, x.kind, x.phase, x.scheduled_date, u.display_name as recorded_by_name"
-            " from goal_progress g join sessions x on x.id = g.session_id left join users u on u.id = g.recorded_by"
-            " where g.member_id = ? order by x.scheduled_date, g.created_at", (member_id,))
+        db,
+        "select g.*, x.number, x.kind, x.phase, x.scheduled_date, u.display_name as recorded_by_name"
+        " from goal_progress g join sessions x on x.id = g.session_id left join users u on u.id = g.recorded_by"
+        " where g.member_id = ? order by x.scheduled_date, g.created_at",
+        (member_id,),
+    )
     history = rows(
-        db, "select h.*, u.display_name as changed_by_name from problem_area_history h"
-            " left join users u on u.id = h.changed_by where h.member_id = ? order by h.created_at, h.rowid",
-        (member_id,))
+        db,
+        "select h.*, u.display_name as changed_by_name from problem_area_history h"
+        " left join users u on u.id = h.changed_by where h.member_id = ? order by h.created_at, h.rowid",
+        (member_id,),
+    )
     screenings = rows(
-        db, "select id, instrument_id, occasion, total, band, risk, missing_json, administered_on, cycle_id"
-            " from screenings where participant_id = ? order by administered_on, created_at",
-        (member["participant_id"],))
+        db,
+        "select id, instrument_id, occasion, total, band, risk, missing_json, administered_on, cycle_id"
+        " from screenings where participant_id = ? order by administered_on, created_at",
+        (member["participant_id"],),
+    )
     for s in screenings:
         s["missing"] = json.loads(s.pop("missing_json"))
     return {
         "member": member,
         "pregroup": pregroup,
-        "inventory": rows(db, "select * from inventory_people where member_id = ? order by created_at, rowid",
-                          (member_id,)),
-        "timeline": rows(db, "select * from timeline_events where member_id = ?"
-                             " order by sort_key = '', sort_key, created_at, rowid", (member_id,)),
+        "inventory": rows(
+            db, "select * from inventory_people where member_id = ? order by created_at, rowid", (member_id,)
+        ),
+        "timeline": rows(
+            db,
+            "select * from timeline_events where member_id = ? order by sort_key = '', sort_key, created_at, rowid",
+            (member_id,),
+        ),
         "problem_area_history": history,
         "goal_progress": progress,
         "relapse_plan": row(db, "select * from relapse_plans where member_id = ?", (member_id,)),
@@ -147,10 +162,17 @@ def record(db: sqlite_utils.Database, member: dict) -> dict:
         "screenings": screenings,
         "referrals": referrals.for_participant(db, member["participant_id"]),
         "symptom_checks": rows(
-            db, "select c.*, x.number, x.kind, x.scheduled_date from symptom_checks c join sessions x"
-                " on x.id = c.session_id where c.member_id = ? order by x.scheduled_date", (member_id,)),
-        "group_consent": row(db, "select * from consents where participant_id = ? and purpose = 'group'"
-                                 " order by created_at desc, rowid desc limit 1", (member["participant_id"],)),
+            db,
+            "select c.*, x.number, x.kind, x.scheduled_date from symptom_checks c join sessions x"
+            " on x.id = c.session_id where c.member_id = ? order by x.scheduled_date",
+            (member_id,),
+        ),
+        "group_consent": row(
+            db,
+            "select * from consents where participant_id = ? and purpose = 'group'"
+            " order by created_at desc, rowid desc limit 1",
+            (member["participant_id"],),
+        ),
     }
 
 
@@ -188,11 +210,22 @@ def _choice(value: str | None, allowed: tuple[str, ...], field: str, *, required
 # --- pre-group session ----------------------------------------------------------------
 
 
-def _add_history(db, member: dict, area, area2, formulation: str, reason: str, actor, now: str,
-                 session_id: str | None = None) -> dict:
-    entry = {"id": new_id(), "site_id": member["site_id"], "member_id": member["id"], "problem_area": area,
-             "problem_area_2": area2, "formulation": formulation, "reason": reason, "session_id": session_id,
-             "changed_by": actor["id"] if actor else None, "created_at": now, "updated_at": now}
+def _add_history(
+    db, member: dict, area, area2, formulation: str, reason: str, actor, now: str, session_id: str | None = None
+) -> dict:
+    entry = {
+        "id": new_id(),
+        "site_id": member["site_id"],
+        "member_id": member["id"],
+        "problem_area": area,
+        "problem_area_2": area2,
+        "formulation": formulation,
+        "reason": reason,
+        "session_id": session_id,
+        "changed_by": actor["id"] if actor else None,
+        "created_at": now,
+        "updated_at": now,
+    }
     db["problem_area_history"].insert(entry)
     return entry
 
@@ -222,8 +255,15 @@ def save_pregroup(
     formulation = _text(formulation, "formulation", limit=MAX_SHORT)
     goals = _text(goals, "goals")
     medication = _choice(medication_assessment, MEDICATION_CHOICES, "medication_assessment")
-    if screening_id and row(db, "select 1 as x from screenings where id = ? and participant_id = ?",
-                            (screening_id, member["participant_id"])) is None:
+    if (
+        screening_id
+        and row(
+            db,
+            "select 1 as x from screenings where id = ? and participant_id = ?",
+            (screening_id, member["participant_id"]),
+        )
+        is None
+    ):
         raise ClinicalError(N_("That symptom review belongs to someone else."), field="screening_id")
     now = utcnow()
     with write(db):
@@ -233,32 +273,61 @@ def save_pregroup(
         if medication == "yes" and referral_id is None:
             participant = row(db, "select * from participants where id = ?", (member["participant_id"],))
             referral = referrals.create(
-                db, participant=participant, reason="medication assessment asked at the pre-group session",
-                triggers=[{"kind": "medication_assessment",
-                           "reason": "medication assessment asked at the pre-group session"}],
-                urgency="routine", actor=actor, plan=plan, start=today)
+                db,
+                participant=participant,
+                reason="medication assessment asked at the pre-group session",
+                triggers=[
+                    {"kind": "medication_assessment", "reason": "medication assessment asked at the pre-group session"}
+                ],
+                urgency="routine",
+                actor=actor,
+                plan=plan,
+                start=today,
+            )
             referral_id = referral["id"]
         record = {
-            "id": before["id"] if before else new_id(), "site_id": member["site_id"], "member_id": member["id"],
-            "screening_id": screening_id or None, "formulation": formulation, "medication_assessment": medication,
+            "id": before["id"] if before else new_id(),
+            "site_id": member["site_id"],
+            "member_id": member["id"],
+            "screening_id": screening_id or None,
+            "formulation": formulation,
+            "medication_assessment": medication,
             "medication_referral_id": referral_id,
             "group_consent": None if group_consent is None else int(group_consent),
-            "recorded_by": actor["id"], "created_at": before["created_at"] if before else now, "updated_at": now,
+            "recorded_by": actor["id"],
+            "created_at": before["created_at"] if before else now,
+            "updated_at": now,
         }
         db["pregroup_records"].upsert(record, pk="id")
         area_changed = (area, area2) != (current["problem_area"], current["problem_area_2"])
         if area_changed or goals != current["goals"]:
-            db.execute("update members set problem_area = ?, problem_area_2 = ?, goals = ?, updated_at = ?"
-                       " where id = ?", (area, area2, goals, now, member["id"]))
+            db.execute(
+                "update members set problem_area = ?, problem_area_2 = ?, goals = ?, updated_at = ? where id = ?",
+                (area, area2, goals, now, member["id"]),
+            )
         formulation_changed = before is None or before["formulation"] != formulation
         if area is not None and (area_changed or formulation_changed):
             _add_history(db, member, area, area2, formulation, "pre-group session", actor, now)
         if group_consent is not None and (before is None or before["group_consent"] != int(group_consent)):
-            participants._add_consent(db, {"id": member["participant_id"], "site_id": member["site_id"]},
-                                      "group", group_consent, "participant", actor, now)
-        audit.log(db, user=actor, action="update" if before else "create", table="pregroup_records",
-                  record_id=record["id"], site_id=member["site_id"], before=before,
-                  after={**record, "problem_area": area, "problem_area_2": area2, "goals": goals})
+            participants._add_consent(
+                db,
+                {"id": member["participant_id"], "site_id": member["site_id"]},
+                "group",
+                group_consent,
+                "participant",
+                actor,
+                now,
+            )
+        audit.log(
+            db,
+            user=actor,
+            action="update" if before else "create",
+            table="pregroup_records",
+            record_id=record["id"],
+            site_id=member["site_id"],
+            before=before,
+            after={**record, "problem_area": area, "problem_area_2": area2, "goals": goals},
+        )
     return record
 
 
@@ -269,43 +338,83 @@ def _plan(problem_area: str | None, problem_area_2: str | None) -> tuple[str | N
         raise ClinicalError(exc.message, field="problem_area", **exc.params) from exc
 
 
-def add_person(db: sqlite_utils.Database, member: dict, *, actor: dict, name: str, relationship: str,
-               closeness: str | None, quality: str | None, recent_change: str) -> dict:
+def add_person(
+    db: sqlite_utils.Database,
+    member: dict,
+    *,
+    actor: dict,
+    name: str,
+    relationship: str,
+    closeness: str | None,
+    quality: str | None,
+    recent_change: str,
+) -> dict:
     """Add someone important in the member's life to the interpersonal inventory."""
     now = utcnow()
     person = {
-        "id": new_id(), "site_id": member["site_id"], "member_id": member["id"],
+        "id": new_id(),
+        "site_id": member["site_id"],
+        "member_id": member["id"],
         "name": _text(name, "person_name", required=True, limit=MAX_SHORT),
         "relationship": _text(relationship, "relationship", limit=MAX_SHORT),
         "closeness": _choice(closeness, CLOSENESS, "closeness"),
         "quality": _choice(quality, QUALITIES, "quality"),
         "recent_change": _text(recent_change, "recent_change", limit=MAX_SHORT),
-        "created_by": actor["id"], "created_at": now, "updated_at": now,
+        "created_by": actor["id"],
+        "created_at": now,
+        "updated_at": now,
     }
     with write(db):
         db["inventory_people"].insert(person)
-        audit.log(db, user=actor, action="create", table="inventory_people", record_id=person["id"],
-                  site_id=member["site_id"], after=person)
+        audit.log(
+            db,
+            user=actor,
+            action="create",
+            table="inventory_people",
+            record_id=person["id"],
+            site_id=member["site_id"],
+            after=person,
+        )
     return person
 
 
-def add_event(db: sqlite_utils.Database, member: dict, *, actor: dict, happened: str, event: str,
-              mood: str | None) -> dict:
+def add_event(
+    db: sqlite_utils.Database, member: dict, *, actor: dict, happened: str, event: str, mood: str | None
+) -> dict:
     """Add a life event and the change of mood that went with it to the member's timeline."""
     happened = _text(happened, "happened", required=True, limit=80)
     try:  # "2025-06" or "2025-06-14" sorts by date; "after the harvest" keeps its place at the end
-        sort_key = date.fromisoformat(happened).isoformat() if len(happened) == 10 else \
-            date.fromisoformat(happened + "-01").isoformat()[:7]
+        sort_key = (
+            date.fromisoformat(happened).isoformat()
+            if len(happened) == 10
+            else date.fromisoformat(happened + "-01").isoformat()[:7]
+        )
     except ValueError:
         sort_key = ""
     now = utcnow()
-    entry = {"id": new_id(), "site_id": member["site_id"], "member_id": member["id"], "happened": happened,
-             "sort_key": sort_key, "event": _text(event, "event", required=True, limit=MAX_SHORT),
-             "mood": _choice(mood, MOODS, "mood"), "created_by": actor["id"], "created_at": now, "updated_at": now}
+    entry = {
+        "id": new_id(),
+        "site_id": member["site_id"],
+        "member_id": member["id"],
+        "happened": happened,
+        "sort_key": sort_key,
+        "event": _text(event, "event", required=True, limit=MAX_SHORT),
+        "mood": _choice(mood, MOODS, "mood"),
+        "created_by": actor["id"],
+        "created_at": now,
+        "updated_at": now,
+    }
     with write(db):
         db["timeline_events"].insert(entry)
-        audit.log(db, user=actor, action="create", table="timeline_events", record_id=entry["id"],
-                  site_id=member["site_id"], after=entry)
+        audit.log(
+            db,
+            user=actor,
+            action="create",
+            table="timeline_events",
+            record_id=entry["id"],
+            site_id=member["site_id"],
+            after=entry,
+        )
     return entry
 
 
@@ -318,16 +427,25 @@ def remove_entry(db: sqlite_utils.Database, member: dict, table: str, entry_id: 
         if before is None:
             raise ClinicalError(N_("This entry does not exist any more."))
         db.execute(f"delete from {table} where id = ?", (entry_id,))  # noqa: S608
-        audit.log(db, user=actor, action="delete", table=table, record_id=entry_id, site_id=member["site_id"],
-                  before=before)
+        audit.log(
+            db, user=actor, action="delete", table=table, record_id=entry_id, site_id=member["site_id"], before=before
+        )
 
 
 # --- during the cycle ------------------------------------------------------------------
 
 
-def revise_problem_area(db: sqlite_utils.Database, member: dict, *, actor: dict, problem_area: str | None,
-                        problem_area_2: str | None, reason: str, formulation: str = "",
-                        session_id: str | None = None) -> dict:
+def revise_problem_area(
+    db: sqlite_utils.Database,
+    member: dict,
+    *,
+    actor: dict,
+    problem_area: str | None,
+    problem_area_2: str | None,
+    reason: str,
+    formulation: str = "",
+    session_id: str | None = None,
+) -> dict:
     """Change the member's focal problem area(s), keeping the earlier choice in the history."""
     area, area2 = _plan(problem_area, problem_area_2)
     if area is None:
@@ -342,16 +460,28 @@ def revise_problem_area(db: sqlite_utils.Database, member: dict, *, actor: dict,
         if (area, area2) == (current["problem_area"], current["problem_area_2"]) and not formulation:
             raise ClinicalError(N_("This is already the member's problem area."), field="problem_area")
         if not formulation:
-            last = row(db, "select formulation from problem_area_history where member_id = ?"
-                           " order by created_at desc, rowid desc limit 1", (member["id"],))
+            last = row(
+                db,
+                "select formulation from problem_area_history where member_id = ?"
+                " order by created_at desc, rowid desc limit 1",
+                (member["id"],),
+            )
             formulation = last["formulation"] if last else ""
-        db.execute("update members set problem_area = ?, problem_area_2 = ?, updated_at = ? where id = ?",
-                   (area, area2, now, member["id"]))
+        db.execute(
+            "update members set problem_area = ?, problem_area_2 = ?, updated_at = ? where id = ?",
+            (area, area2, now, member["id"]),
+        )
         entry = _add_history(db, member, area, area2, formulation, reason, actor, now, session_id or None)
-        audit.log(db, user=actor, action="revise_problem_area", table="members", record_id=member["id"],
-                  site_id=member["site_id"],
-                  before={"problem_area": current["problem_area"], "problem_area_2": current["problem_area_2"]},
-                  after={"problem_area": area, "problem_area_2": area2, "reason": reason})
+        audit.log(
+            db,
+            user=actor,
+            action="revise_problem_area",
+            table="members",
+            record_id=member["id"],
+            site_id=member["site_id"],
+            before={"problem_area": current["problem_area"], "problem_area_2": current["problem_area_2"]},
+            after={"problem_area": area, "problem_area_2": area2, "reason": reason},
+        )
     return entry
 
 
@@ -362,8 +492,9 @@ def _session_of(db, member: dict, session_id: str) -> dict:
     return session
 
 
-def record_goal_progress(db: sqlite_utils.Database, member: dict, *, actor: dict, session_id: str, progress: str,
-                         note: str, today: date) -> dict:
+def record_goal_progress(
+    db: sqlite_utils.Database, member: dict, *, actor: dict, session_id: str, progress: str, note: str, today: date
+) -> dict:
     """Note the member's progress on their goals at one session (a second note replaces the first)."""
     session = _session_of(db, member, session_id)
     if session["status"] == "cancelled":
@@ -374,36 +505,69 @@ def record_goal_progress(db: sqlite_utils.Database, member: dict, *, actor: dict
     note = _text(note, "note", limit=MAX_SHORT)
     now = utcnow()
     with write(db):
-        before = row(db, "select * from goal_progress where member_id = ? and session_id = ?",
-                     (member["id"], session_id))
-        entry = {"id": before["id"] if before else new_id(), "site_id": member["site_id"],
-                 "member_id": member["id"], "session_id": session_id, "progress": progress, "note": note,
-                 "recorded_by": actor["id"], "created_at": before["created_at"] if before else now,
-                 "updated_at": now}
+        before = row(
+            db, "select * from goal_progress where member_id = ? and session_id = ?", (member["id"], session_id)
+        )
+        entry = {
+            "id": before["id"] if before else new_id(),
+            "site_id": member["site_id"],
+            "member_id": member["id"],
+            "session_id": session_id,
+            "progress": progress,
+            "note": note,
+            "recorded_by": actor["id"],
+            "created_at": before["created_at"] if before else now,
+            "updated_at": now,
+        }
         db["goal_progress"].upsert(entry, pk="id")
-        audit.log(db, user=actor, action="update" if before else "create", table="goal_progress",
-                  record_id=entry["id"], site_id=member["site_id"], before=before, after=entry)
+        audit.log(
+            db,
+            user=actor,
+            action="update" if before else "create",
+            table="goal_progress",
+            record_id=entry["id"],
+            site_id=member["site_id"],
+            before=before,
+            after=entry,
+        )
     return entry
 
 
 # --- termination ----------------------------------------------------------------------
 
 
-def save_relapse_plan(db: sqlite_utils.Database, member: dict, *, actor: dict, warning_signs: str, people: str,
-                      actions: str) -> dict:
+def save_relapse_plan(
+    db: sqlite_utils.Database, member: dict, *, actor: dict, warning_signs: str, people: str, actions: str
+) -> dict:
     """Save the member's relapse-prevention plan: early warning signs, people to turn to, what to do."""
-    values = {"warning_signs": _text(warning_signs, "warning_signs", required=True),
-              "people": _text(people, "people", required=True),
-              "actions": _text(actions, "actions", required=True)}
+    values = {
+        "warning_signs": _text(warning_signs, "warning_signs", required=True),
+        "people": _text(people, "people", required=True),
+        "actions": _text(actions, "actions", required=True),
+    }
     now = utcnow()
     with write(db):
         before = row(db, "select * from relapse_plans where member_id = ?", (member["id"],))
-        plan = {"id": before["id"] if before else new_id(), "site_id": member["site_id"], "member_id": member["id"],
-                **values, "recorded_by": actor["id"], "created_at": before["created_at"] if before else now,
-                "updated_at": now}
+        plan = {
+            "id": before["id"] if before else new_id(),
+            "site_id": member["site_id"],
+            "member_id": member["id"],
+            **values,
+            "recorded_by": actor["id"],
+            "created_at": before["created_at"] if before else now,
+            "updated_at": now,
+        }
         db["relapse_plans"].upsert(plan, pk="id")
-        audit.log(db, user=actor, action="update" if before else "create", table="relapse_plans",
-                  record_id=plan["id"], site_id=member["site_id"], before=before, after=plan)
+        audit.log(
+            db,
+            user=actor,
+            action="update" if before else "create",
+            table="relapse_plans",
+            record_id=plan["id"],
+            site_id=member["site_id"],
+            before=before,
+            after=plan,
+        )
     return plan
 
 
@@ -411,8 +575,9 @@ def _extension_dates(db, cycle: dict, count: int) -> tuple[dict, list[date]]:
     """Return the last regular session and the weekly dates of ``count`` sessions after it."""
     regular = [s for s in cycles.sessions(db, cycle["id"]) if s["kind"] == "group" and s["status"] != "cancelled"]
     last = max(regular, key=lambda s: s["scheduled_date"])
-    taken = {date.fromisoformat(s["scheduled_date"]) for s in cycles.sessions(db, cycle["id"])
-             if s["status"] != "cancelled"}
+    taken = {
+        date.fromisoformat(s["scheduled_date"]) for s in cycles.sessions(db, cycle["id"]) if s["status"] != "cancelled"
+    }
     blackout = cycles.holiday_dates(db, cycle["site_id"])
     day, found = date.fromisoformat(last["scheduled_date"]), []
     while len(found) < count:
@@ -430,13 +595,21 @@ def _extend(db, member: dict, count: int, actor: dict) -> int:
     """Make sure the cycle has ``count`` extra sessions after its last one; return how many were added."""
     cycle = cycles.get_cycle(db, member["cycle_id"])
     if cycle["status"] in ("closed", "closed_early"):
-        raise ClinicalError(N_("The cycle is closed: extra sessions can only be added before it closes."),
-                            field="decision")
-    last = max((s for s in cycles.sessions(db, cycle["id"]) if s["kind"] == "group" and s["status"] != "cancelled"),
-               key=lambda s: s["scheduled_date"])
-    existing = [s for s in cycles.sessions(db, cycle["id"]) if s["kind"] == "makeup"
-                and s["makeup_for"] == last["id"] and s["scheduled_date"] > last["scheduled_date"]
-                and s["status"] != "cancelled"]
+        raise ClinicalError(
+            N_("The cycle is closed: extra sessions can only be added before it closes."), field="decision"
+        )
+    last = max(
+        (s for s in cycles.sessions(db, cycle["id"]) if s["kind"] == "group" and s["status"] != "cancelled"),
+        key=lambda s: s["scheduled_date"],
+    )
+    existing = [
+        s
+        for s in cycles.sessions(db, cycle["id"])
+        if s["kind"] == "makeup"
+        and s["makeup_for"] == last["id"]
+        and s["scheduled_date"] > last["scheduled_date"]
+        and s["status"] != "cancelled"
+    ]
     missing = max(count - len(existing), 0)
     if missing:
         _last, days = _extension_dates(db, cycle, missing)
@@ -450,17 +623,26 @@ def _maintenance(db, member: dict, protocol: Protocol, actor: dict) -> int:
     cycle = cycles.get_cycle(db, member["cycle_id"])
     monthly = protocol.maintenance_monthly_sessions
     if monthly <= 0:
-        raise ClinicalError(N_("The protocol %(protocol)s has no maintenance sessions; choose another decision "
-                               "or add maintenance to the protocol file."), field="decision", protocol=protocol.id)
+        raise ClinicalError(
+            N_(
+                "The protocol %(protocol)s has no maintenance sessions; choose another decision "
+                "or add maintenance to the protocol file."
+            ),
+            field="decision",
+            protocol=protocol.id,
+        )
     if cycle["status"] not in ("closed", "closed_early"):
-        raise ClinicalError(N_("Maintenance sessions come after the cycle: close the cycle first, then record "
-                               "this decision."), field="decision")
+        raise ClinicalError(
+            N_("Maintenance sessions come after the cycle: close the cycle first, then record this decision."),
+            field="decision",
+        )
     all_sessions = cycles.sessions(db, cycle["id"])
     if any(s["kind"] == "maintenance" for s in all_sessions):
         return 0
     held = [s for s in all_sessions if s["kind"] in ("group", "makeup") and s["status"] == "held"]
-    last = max(held, key=lambda s: s["scheduled_date"]) if held else max(all_sessions,
-                                                                         key=lambda s: s["scheduled_date"])
+    last = (
+        max(held, key=lambda s: s["scheduled_date"]) if held else max(all_sessions, key=lambda s: s["scheduled_date"])
+    )
     blackout = cycles.holiday_dates(db, cycle["site_id"])
     day, now = date.fromisoformat(last["scheduled_date"]), utcnow()
     for _n in range(monthly):
@@ -468,20 +650,49 @@ def _maintenance(db, member: dict, protocol: Protocol, actor: dict) -> int:
         while day in blackout:
             day += timedelta(weeks=1)
         session = {
-            "id": new_id(), "site_id": cycle["site_id"], "cycle_id": cycle["id"], "number": last["number"],
-            "kind": "maintenance", "phase": "maintenance", "makeup_for": None, "scheduled_date": day.isoformat(),
-            "start_time": cycle["start_time"], "minutes": last["minutes"], "status": "scheduled", "note": "",
-            "recorded_by": None, "recorded_at": None, "version": 0, "created_at": now, "updated_at": now,
+            "id": new_id(),
+            "site_id": cycle["site_id"],
+            "cycle_id": cycle["id"],
+            "number": last["number"],
+            "kind": "maintenance",
+            "phase": "maintenance",
+            "makeup_for": None,
+            "scheduled_date": day.isoformat(),
+            "start_time": cycle["start_time"],
+            "minutes": last["minutes"],
+            "status": "scheduled",
+            "note": "",
+            "recorded_by": None,
+            "recorded_at": None,
+            "version": 0,
+            "created_at": now,
+            "updated_at": now,
         }
         db["sessions"].insert(session)
-        audit.log(db, user=actor, action="create", table="sessions", record_id=session["id"],
-                  site_id=cycle["site_id"], after=session)
+        audit.log(
+            db,
+            user=actor,
+            action="create",
+            table="sessions",
+            record_id=session["id"],
+            site_id=cycle["site_id"],
+            after=session,
+        )
     return monthly
 
 
-def decide_outcome(db: sqlite_utils.Database, member: dict, *, actor: dict, decision: str, note: str,
-                   protocols: dict[str, Protocol], plan: referrals.FollowupPlan, extra_sessions: int = 0,
-                   today: date) -> dict:
+def decide_outcome(
+    db: sqlite_utils.Database,
+    member: dict,
+    *,
+    actor: dict,
+    decision: str,
+    note: str,
+    protocols: dict[str, Protocol],
+    plan: referrals.FollowupPlan,
+    extra_sessions: int = 0,
+    today: date,
+) -> dict:
     """Record what happens after the cycle for this member, and do what it takes.
 
     ``extend`` adds ``extra_sessions`` weekly sessions after the last one (the
@@ -492,8 +703,7 @@ def decide_outcome(db: sqlite_utils.Database, member: dict, *, actor: dict, deci
     decision = _choice(decision, DECISIONS, "decision", required=True)
     note = _text(note, "note")
     if decision == "extend" and not 1 <= extra_sessions <= MAX_EXTRA_SESSIONS:
-        raise ClinicalError(N_("Choose from 1 to %(n)d extra sessions."), field="extra_sessions",
-                            n=MAX_EXTRA_SESSIONS)
+        raise ClinicalError(N_("Choose from 1 to %(n)d extra sessions."), field="extra_sessions", n=MAX_EXTRA_SESSIONS)
     if decision == "refer" and not note:
         raise ClinicalError(N_("Say where the member is referred and why."), field="note")
     cycle = cycles.get_cycle(db, member["cycle_id"])
@@ -510,17 +720,38 @@ def decide_outcome(db: sqlite_utils.Database, member: dict, *, actor: dict, deci
         elif decision == "refer" and referral_id is None:
             participant = row(db, "select * from participants where id = ?", (member["participant_id"],))
             referral_id = referrals.create(
-                db, participant=participant, reason=f"referred elsewhere at the end of the cycle: {note}",
-                triggers=[{"kind": "outcome_referral", "reason": note}], urgency="routine", actor=actor, plan=plan,
-                start=today)["id"]
-        outcome = {"id": before["id"] if before else new_id(), "site_id": member["site_id"],
-                   "member_id": member["id"], "decision": decision, "note": note,
-                   "extra_sessions": extra_sessions if decision == "extend" else (
-                       protocol.maintenance_monthly_sessions if decision == "maintenance" else 0),
-                   "referral_id": referral_id, "decided_by": actor["id"],
-                   "created_at": before["created_at"] if before else now, "updated_at": now}
+                db,
+                participant=participant,
+                reason=f"referred elsewhere at the end of the cycle: {note}",
+                triggers=[{"kind": "outcome_referral", "reason": note}],
+                urgency="routine",
+                actor=actor,
+                plan=plan,
+                start=today,
+            )["id"]
+        outcome = {
+            "id": before["id"] if before else new_id(),
+            "site_id": member["site_id"],
+            "member_id": member["id"],
+            "decision": decision,
+            "note": note,
+            "extra_sessions": extra_sessions
+            if decision == "extend"
+            else (protocol.maintenance_monthly_sessions if decision == "maintenance" else 0),
+            "referral_id": referral_id,
+            "decided_by": actor["id"],
+            "created_at": before["created_at"] if before else now,
+            "updated_at": now,
+        }
         db["outcome_decisions"].upsert(outcome, pk="id")
-        audit.log(db, user=actor, action="update" if before else "create", table="outcome_decisions",
-                  record_id=outcome["id"], site_id=member["site_id"], before=before,
-                  after={**outcome, "sessions_added": added})
+        audit.log(
+            db,
+            user=actor,
+            action="update" if before else "create",
+            table="outcome_decisions",
+            record_id=outcome["id"],
+            site_id=member["site_id"],
+            before=before,
+            after={**outcome, "sessions_added": added},
+        )
     return {**outcome, "sessions_added": added}

@@ -72,7 +72,6 @@ def _read(path: Path) -> tuple[ConsentText | None, list[FormFileError]]:
 
 
 class _Checker(FormChecker):
-
     def text(self, mapping: LineMap, key: str, item: str | None) -> str:
         value = mapping.get(key)
         if not isinstance(value, str) or not value.strip():
@@ -107,15 +106,19 @@ class _Checker(FormChecker):
         self.keys(entry, ("heading", "read_aloud", "purposes"), language)
         heading = self.text(entry, "heading", language)
         paragraphs = entry.get("read_aloud")
-        if (not isinstance(paragraphs, list) or not paragraphs
-                or not all(isinstance(p, str) and p.strip() for p in paragraphs)):
+        if (
+            not isinstance(paragraphs, list)
+            or not paragraphs
+            or not all(isinstance(p, str) and p.strip() for p in paragraphs)
+        ):
             self.error(entry, "read_aloud", "must be a non-empty list of paragraphs (texts)", language)
             paragraphs = []
         purposes = entry.get("purposes")
         sentences = {}
         if not isinstance(purposes, LineMap):
-            self.error(entry, "purposes", f"must be a mapping with one sentence for each of: {', '.join(PURPOSES)}",
-                       language)
+            self.error(
+                entry, "purposes", f"must be a mapping with one sentence for each of: {', '.join(PURPOSES)}", language
+            )
         else:
             self.keys(purposes, PURPOSES, language)
             for purpose in PURPOSES:

@@ -60,8 +60,10 @@ def _in(site_ids: list[str]) -> str:
 
 def get_cycle(db: sqlite_utils.Database, cycle_id: str, site_ids: list[str] | None = None) -> dict | None:
     """Return the cycle by id (or by code), or None; with ``site_ids``, only one of those sites."""
-    sql = "select c.*, s.code as site_code, s.name as site_name from cycles c join sites s on s.id = c.site_id" \
-          " where (c.id = ? or c.code = ?)"
+    sql = (
+        "select c.*, s.code as site_code, s.name as site_name from cycles c join sites s on s.id = c.site_id"
+        " where (c.id = ? or c.code = ?)"
+    )
     params: list = [cycle_id, cycle_id.upper()]
     if site_ids is not None:
         sql += f" and c.site_id in ({_in(site_ids)})"
@@ -69,8 +71,13 @@ def get_cycle(db: sqlite_utils.Database, cycle_id: str, site_ids: list[str] | No
     return row(db, sql, params)
 
 
-def list_cycles(db: sqlite_utils.Database, site_ids: list[str], *, user_id: str | None = None,
-                statuses: tuple[str, ...] | None = None) -> list[dict]:
+def list_cycles(
+    db: sqlite_utils.Database,
+    site_ids: list[str],
+    *,
+    user_id: str | None = None,
+    statuses: tuple[str, ...] | None = None,
+) -> list[dict]:
     """Return the cycles of ``site_ids`` (only those ``user_id`` facilitates, or in ``statuses``), newest first."""
     sql = (
         "select c.*, s.code as site_code,"
@@ -157,15 +164,19 @@ def members_of(db: sqlite_utils.Database, cycle_ids: list[str]) -> dict[str, lis
 def sessions_of(db: sqlite_utils.Database, cycle_ids: list[str]) -> dict[str, list[dict]]:
     """Return :func:`sessions` of several cycles in one query: {cycle id: sessions in date order}."""
     result: dict[str, list[dict]] = {}
-    for r in db.query(f"select * from sessions where cycle_id in ({_in(cycle_ids)})"
-                      " order by scheduled_date, number, created_at", list(cycle_ids)):
+    for r in db.query(
+        f"select * from sessions where cycle_id in ({_in(cycle_ids)}) order by scheduled_date, number, created_at",
+        list(cycle_ids),
+    ):
         result.setdefault(r["cycle_id"], []).append(r)
     return result
 
 
 def get_member(db: sqlite_utils.Database, member_id: str, site_ids: list[str] | None = None) -> dict | None:
-    sql = "select m.*, p.name, p.sex, p.code as participant_code from members m" \
-          " join participants p on p.id = m.participant_id where m.id = ?"
+    sql = (
+        "select m.*, p.name, p.sex, p.code as participant_code from members m"
+        " join participants p on p.id = m.participant_id where m.id = ?"
+    )
     params: list = [member_id]
     if site_ids is not None:
         sql += f" and m.site_id in ({_in(site_ids)})"
@@ -197,8 +208,10 @@ def protocol_of(cycle: dict, protocols: dict[str, Protocol]) -> Protocol:
     """Return the protocol a cycle runs; CycleError if its file is gone."""
     protocol = protocols.get(cycle["protocol_id"])
     if protocol is None:
-        raise CycleError(N_("The protocol %(protocol)s of this cycle is missing from the forms folder."),
-                         protocol=cycle["protocol_id"])
+        raise CycleError(
+            N_("The protocol %(protocol)s of this cycle is missing from the forms folder."),
+            protocol=cycle["protocol_id"],
+        )
     return protocol
 
 
@@ -218,12 +231,25 @@ def add_holiday(db: sqlite_utils.Database, site_id: str, day: date, label: str, 
     if row(db, "select id from site_holidays where site_id = ? and date = ?", (site_id, day.isoformat())):
         raise CycleError(N_("%(date)s is already in the list."), date=day)
     now = utcnow()
-    holiday = {"id": new_id(), "site_id": site_id, "date": day.isoformat(), "label": label.strip(),
-               "created_at": now, "updated_at": now}
+    holiday = {
+        "id": new_id(),
+        "site_id": site_id,
+        "date": day.isoformat(),
+        "label": label.strip(),
+        "created_at": now,
+        "updated_at": now,
+    }
     with write(db):
         db["site_holidays"].insert(holiday)
-        audit.log(db, user=actor, action="create", table="site_holidays", record_id=holiday["id"],
-                  site_id=site_id, after=holiday)
+        audit.log(
+            db,
+            user=actor,
+            action="create",
+            table="site_holidays",
+            record_id=holiday["id"],
+            site_id=site_id,
+            after=holiday,
+        )
     return rows(
         db,
         "select x.*, c.code as cycle_code from sessions x join cycles c on c.id = x.cycle_id"
@@ -238,8 +264,15 @@ def remove_holiday(db: sqlite_utils.Database, site_id: str, holiday_id: str, *, 
         raise CycleError(N_("This date is not in the list."))
     with write(db):
         db.execute("delete from site_holidays where id = ?", (holiday_id,))
-        audit.log(db, user=actor, action="delete", table="site_holidays", record_id=holiday_id,
-                  site_id=site_id, before=holiday)
+        audit.log(
+            db,
+            user=actor,
+            action="delete",
+            table="site_holidays",
+            record_id=holiday_id,
+            site_id=site_id,
+            before=holiday,
+        )
 
 
 # --- creating a cycle ---------------------------------------------------------------
@@ -277,8 +310,11 @@ def next_code(db: sqlite_utils.Database, site: dict, *, block: int | None = -1, 
     n = row(db, "select count(*) as n from cycles where site_id = ?", (site["id"],))["n"] + 1
     while True:
         code = f"{site['code']}-C{n:03d}"
-        if (block is None or n % 10 == block) and code not in taken and not row(
-                db, "select 1 as x from cycles where site_id = ? and code = ?", (site["id"], code)):
+        if (
+            (block is None or n % 10 == block)
+            and code not in taken
+            and not row(db, "select 1 as x from cycles where site_id = ? and code = ?", (site["id"], code))
+        ):
             return code
         n += 1
 
@@ -354,8 +390,11 @@ def create_cycle(
             date=first_date,
         )
     if first_date < now.date() or (first_date == now.date() and start_time <= now.strftime("%H:%M")):
-        raise CycleError(N_("The first session (%(date)s %(time)s) is in the past; choose a later date."),
-                         date=first_date, time=start_time)
+        raise CycleError(
+            N_("The first session (%(date)s %(time)s) is in the past; choose a later date."),
+            date=first_date,
+            time=start_time,
+        )
     chosen = _check_facilitators(db, site_id, facilitator_ids)
     try:
         dates = scheduling.weekly_dates(first_date, len(protocol.sessions), holiday_dates(db, site_id))
@@ -384,20 +423,48 @@ def create_cycle(
     with write(db):
         db["cycles"].insert(cycle)
         for i, user in enumerate(chosen):
-            db["cycle_facilitators"].insert({
-                "id": new_id(), "site_id": site_id, "cycle_id": cycle["id"], "user_id": user["id"],
-                "role": "lead" if i == 0 else "co", "created_at": stamp, "updated_at": stamp,
-            })
+            db["cycle_facilitators"].insert(
+                {
+                    "id": new_id(),
+                    "site_id": site_id,
+                    "cycle_id": cycle["id"],
+                    "user_id": user["id"],
+                    "role": "lead" if i == 0 else "co",
+                    "created_at": stamp,
+                    "updated_at": stamp,
+                }
+            )
         for plan, day in zip(protocol.sessions, dates, strict=True):
-            db["sessions"].insert({
-                "id": new_id(), "site_id": site_id, "cycle_id": cycle["id"], "number": plan.number,
-                "kind": "group" if plan.is_group else "pre-group", "phase": plan.phase, "makeup_for": None,
-                "scheduled_date": day.isoformat(), "start_time": start_time, "minutes": plan.minutes,
-                "status": "scheduled", "note": "", "recorded_by": None, "recorded_at": None, "version": 0,
-                "created_at": stamp, "updated_at": stamp,
-            })
-        audit.log(db, user=actor, action="create", table="cycles", record_id=cycle["id"], site_id=site_id,
-                  after={**cycle, "facilitators": [u["id"] for u in chosen], "dates": [d.isoformat() for d in dates]})
+            db["sessions"].insert(
+                {
+                    "id": new_id(),
+                    "site_id": site_id,
+                    "cycle_id": cycle["id"],
+                    "number": plan.number,
+                    "kind": "group" if plan.is_group else "pre-group",
+                    "phase": plan.phase,
+                    "makeup_for": None,
+                    "scheduled_date": day.isoformat(),
+                    "start_time": start_time,
+                    "minutes": plan.minutes,
+                    "status": "scheduled",
+                    "note": "",
+                    "recorded_by": None,
+                    "recorded_at": None,
+                    "version": 0,
+                    "created_at": stamp,
+                    "updated_at": stamp,
+                }
+            )
+        audit.log(
+            db,
+            user=actor,
+            action="create",
+            table="cycles",
+            record_id=cycle["id"],
+            site_id=site_id,
+            after={**cycle, "facilitators": [u["id"] for u in chosen], "dates": [d.isoformat() for d in dates]},
+        )
     return cycle
 
 
@@ -423,13 +490,20 @@ def member_warnings(cycle: dict, member: dict, on: date) -> list[Message]:
     found = []
     wanted = {"women": "female", "men": "male"}.get(cycle["group_type"])
     if wanted and member["sex"] != wanted:
-        msgid = (N_("%(name)s is not a woman, but %(cycle)s is a women's group.") if wanted == "female"
-                 else N_("%(name)s is not a man, but %(cycle)s is a men's group."))
+        msgid = (
+            N_("%(name)s is not a woman, but %(cycle)s is a women's group.")
+            if wanted == "female"
+            else N_("%(name)s is not a man, but %(cycle)s is a men's group.")
+        )
         found.append(Message(msgid, {"name": member["name"], "cycle": cycle["code"]}))
     age = _age(member.get("birth_year"), on)
     if cycle["group_type"] == "adolescents" and age is not None and not ADOLESCENT_AGES[0] <= age <= ADOLESCENT_AGES[1]:
-        found.append(Message(N_("%(name)s is about %(age)s years old, but %(cycle)s is a group for adolescents."),
-                             {"name": member["name"], "age": age, "cycle": cycle["code"]}))
+        found.append(
+            Message(
+                N_("%(name)s is about %(age)s years old, but %(cycle)s is a group for adolescents."),
+                {"name": member["name"], "age": age, "cycle": cycle["code"]},
+            )
+        )
     return found
 
 
@@ -459,8 +533,9 @@ def cycle_warnings(db: sqlite_utils.Database, cycle: dict, protocol: Protocol, *
     for o in others:
         if o["cycle_id"] not in other_facilitators:
             other_facilitators[o["cycle_id"]] = {
-                r["user_id"] for r in db.query("select user_id from cycle_facilitators where cycle_id = ?",
-                                               (o["cycle_id"],))}
+                r["user_id"]
+                for r in db.query("select user_id from cycle_facilitators where cycle_id = ?", (o["cycle_id"],))
+            }
     clashes: dict[tuple, list[dict]] = {}
     by_date: dict[str, list[dict]] = {}
     for s in own:
@@ -476,28 +551,48 @@ def cycle_warnings(db: sqlite_utils.Database, cycle: dict, protocol: Protocol, *
     # One warning per clashing cycle, not one per date.
     for (kind, user_id, _other), found_sessions in clashes.items():
         first = min(found_sessions, key=lambda o: (o["scheduled_date"], o["start_time"]))
-        params = {"other": first["cycle_code"], "count": len({o["id"] for o in found_sessions}),
-                  "date": date.fromisoformat(first["scheduled_date"]), "time": first["start_time"]}
+        params = {
+            "other": first["cycle_code"],
+            "count": len({o["id"] for o in found_sessions}),
+            "date": date.fromisoformat(first["scheduled_date"]),
+            "time": first["start_time"],
+        }
         if kind == "facilitator":
-            found.append(Message(NP_("%(name)s also leads %(other)s at the same time: %(count)s session, "
-                                     "on %(date)s at %(time)s.",
-                                     "%(name)s also leads %(other)s at the same time: %(count)s sessions, "
-                                     "the first on %(date)s at %(time)s."),
-                                 {"name": own_facilitators[user_id]["display_name"], **params}))
+            found.append(
+                Message(
+                    NP_(
+                        "%(name)s also leads %(other)s at the same time: %(count)s session, on %(date)s at %(time)s.",
+                        "%(name)s also leads %(other)s at the same time: %(count)s sessions, "
+                        "the first on %(date)s at %(time)s.",
+                    ),
+                    {"name": own_facilitators[user_id]["display_name"], **params},
+                )
+            )
         else:
-            found.append(Message(NP_("The venue %(venue)s is also booked for %(other)s at the same time: "
-                                     "%(count)s session, on %(date)s at %(time)s.",
-                                     "The venue %(venue)s is also booked for %(other)s at the same time: "
-                                     "%(count)s sessions, the first on %(date)s at %(time)s."),
-                                 {"venue": cycle["venue"], **params}))
+            found.append(
+                Message(
+                    NP_(
+                        "The venue %(venue)s is also booked for %(other)s at the same time: "
+                        "%(count)s session, on %(date)s at %(time)s.",
+                        "The venue %(venue)s is also booked for %(other)s at the same time: "
+                        "%(count)s sessions, the first on %(date)s at %(time)s.",
+                    ),
+                    {"venue": cycle["venue"], **params},
+                )
+            )
     active = members(db, cycle["id"], active_only=True)
     if cycle["status"] not in ("closed", "closed_early") and not (
         protocol.group_size_min <= len(active) <= protocol.group_size_max
     ):
-        found.append(Message(
-            NP_("The group has %(count)s member; the protocol recommends %(min)s to %(max)s.",
-                "The group has %(count)s members; the protocol recommends %(min)s to %(max)s."),
-            {"count": len(active), "min": protocol.group_size_min, "max": protocol.group_size_max}))
+        found.append(
+            Message(
+                NP_(
+                    "The group has %(count)s member; the protocol recommends %(min)s to %(max)s.",
+                    "The group has %(count)s members; the protocol recommends %(min)s to %(max)s.",
+                ),
+                {"count": len(active), "min": protocol.group_size_min, "max": protocol.group_size_max},
+            )
+        )
     for member in active:
         found.extend(member_warnings(cycle, member, today))
     return found
@@ -508,8 +603,9 @@ def cycle_warnings(db: sqlite_utils.Database, cycle: dict, protocol: Protocol, *
 _SCHEDULE_MESSAGES = {
     "blackout": N_("%(date)s is a holiday or blackout date at this site."),
     "before_previous": N_("The session would come on or before the session before it (%(other)s)."),
-    "after_next": N_("The session would come on or after the next session (%(other)s); "
-                     "choose \"shift all later sessions\" instead."),
+    "after_next": N_(
+        'The session would come on or after the next session (%(other)s); choose "shift all later sessions" instead.'
+    ),
     "same_date": N_("There is already a session on %(date)s."),
     "cancelled": N_("A cancelled session cannot be moved; add a make-up session instead."),
 }
@@ -529,11 +625,21 @@ def _editable_cycle(db: sqlite_utils.Database, cycle_id: str) -> dict:
 
 
 def _change(db, session: dict, action: str, old: str | None, new: str | None, reason: str, actor, stamp) -> None:
-    db["session_changes"].insert({
-        "id": new_id(), "site_id": session["site_id"], "cycle_id": session["cycle_id"], "session_id": session["id"],
-        "action": action, "old_date": old, "new_date": new, "reason": reason,
-        "changed_by": actor["id"] if actor else None, "created_at": stamp, "updated_at": stamp,
-    })
+    db["session_changes"].insert(
+        {
+            "id": new_id(),
+            "site_id": session["site_id"],
+            "cycle_id": session["cycle_id"],
+            "session_id": session["id"],
+            "action": action,
+            "old_date": old,
+            "new_date": new,
+            "reason": reason,
+            "changed_by": actor["id"] if actor else None,
+            "created_at": stamp,
+            "updated_at": stamp,
+        }
+    )
 
 
 def reschedule_session(
@@ -543,15 +649,19 @@ def reschedule_session(
     session = row(db, "select * from sessions where id = ?", (session_id,))
     cycle = _editable_cycle(db, session["cycle_id"])
     if session["status"] == "held":
-        raise CycleError(N_("Session %(number)s already has attendance recorded; it cannot be moved."),
-                         number=session["number"])
+        raise CycleError(
+            N_("Session %(number)s already has attendance recorded; it cannot be moved."), number=session["number"]
+        )
     blackout = holiday_dates(db, cycle["site_id"])
     everything = sessions(db, cycle["id"])
     if session["kind"] not in REGULAR_KINDS:
         if mode != "only":
             raise CycleError(N_("A make-up session moves on its own; the other sessions stay."))
-        existing = [date.fromisoformat(s["scheduled_date"]) for s in everything
-                    if s["status"] != "cancelled" and s["id"] != session_id]
+        existing = [
+            date.fromisoformat(s["scheduled_date"])
+            for s in everything
+            if s["status"] != "cancelled" and s["id"] != session_id
+        ]
         try:
             scheduling.check_makeup_date(existing, new_date, blackout)
         except scheduling.ScheduleError as exc:
@@ -569,8 +679,9 @@ def reschedule_session(
         moves = {s["id"]: new for s, old, new in zip(regular, dates, result, strict=True) if new != old}
         held = [s for s in regular if s["id"] in moves and s["status"] == "held"]
         if held:
-            raise CycleError(N_("Session %(number)s already has attendance recorded; it cannot be moved."),
-                             number=held[0]["number"])
+            raise CycleError(
+                N_("Session %(number)s already has attendance recorded; it cannot be moved."), number=held[0]["number"]
+            )
     stamp = utcnow()
     moved = []
     with write(db):
@@ -578,13 +689,22 @@ def reschedule_session(
             if s["id"] not in moves:
                 continue
             new = moves[s["id"]].isoformat()
-            db.execute("update sessions set scheduled_date = ?, version = version + 1, updated_at = ? where id = ?",
-                       (new, stamp, s["id"]))
+            db.execute(
+                "update sessions set scheduled_date = ?, version = version + 1, updated_at = ? where id = ?",
+                (new, stamp, s["id"]),
+            )
             _change(db, s, "moved", s["scheduled_date"], new, reason.strip(), actor, stamp)
             moved.append({**s, "scheduled_date": new, "old_date": s["scheduled_date"]})
-        audit.log(db, user=actor, action="reschedule", table="cycles", record_id=cycle["id"], site_id=cycle["site_id"],
-                  before={m["id"]: m["old_date"] for m in moved},
-                  after={"mode": mode, "reason": reason, **{m["id"]: m["scheduled_date"] for m in moved}})
+        audit.log(
+            db,
+            user=actor,
+            action="reschedule",
+            table="cycles",
+            record_id=cycle["id"],
+            site_id=cycle["site_id"],
+            before={m["id"]: m["old_date"] for m in moved},
+            after={"mode": mode, "reason": reason, **{m["id"]: m["scheduled_date"] for m in moved}},
+        )
     return moved
 
 
@@ -597,19 +717,31 @@ def cancel_session(db: sqlite_utils.Database, session_id: str, *, reason: str, a
     if session["status"] == "cancelled":
         raise CycleError(N_("This session is already cancelled."))
     if session["status"] == "held":
-        raise CycleError(N_("Session %(number)s already has attendance recorded; it cannot be cancelled."),
-                         number=session["number"])
-    remaining = row(db, "select count(*) as n from sessions where cycle_id = ? and status != 'cancelled'",
-                    (cycle["id"],))["n"]
+        raise CycleError(
+            N_("Session %(number)s already has attendance recorded; it cannot be cancelled."), number=session["number"]
+        )
+    remaining = row(
+        db, "select count(*) as n from sessions where cycle_id = ? and status != 'cancelled'", (cycle["id"],)
+    )["n"]
     if remaining <= 1:
         raise CycleError(N_("A cycle needs at least one session; close the cycle early instead."))
     stamp = utcnow()
     with write(db):
-        db.execute("update sessions set status = 'cancelled', version = version + 1, updated_at = ? where id = ?",
-                   (stamp, session_id))
+        db.execute(
+            "update sessions set status = 'cancelled', version = version + 1, updated_at = ? where id = ?",
+            (stamp, session_id),
+        )
         _change(db, session, "cancelled", session["scheduled_date"], None, reason.strip(), actor, stamp)
-        audit.log(db, user=actor, action="cancel", table="sessions", record_id=session_id, site_id=session["site_id"],
-                  before={"status": session["status"]}, after={"status": "cancelled", "reason": reason.strip()})
+        audit.log(
+            db,
+            user=actor,
+            action="cancel",
+            table="sessions",
+            record_id=session_id,
+            site_id=session["site_id"],
+            before={"status": session["status"]},
+            after={"status": "cancelled", "reason": reason.strip()},
+        )
 
 
 def add_makeup(
@@ -619,34 +751,63 @@ def add_makeup(
     original = row(db, "select * from sessions where id = ?", (session_id,))
     cycle = _editable_cycle(db, original["cycle_id"])
     start_time = parse_time(start_time)
-    existing = [date.fromisoformat(s["scheduled_date"]) for s in sessions(db, cycle["id"])
-                if s["status"] != "cancelled"]
+    existing = [
+        date.fromisoformat(s["scheduled_date"]) for s in sessions(db, cycle["id"]) if s["status"] != "cancelled"
+    ]
     try:
         scheduling.check_makeup_date(existing, day, holiday_dates(db, cycle["site_id"]))
     except scheduling.ScheduleError as exc:
         raise _schedule_error(exc) from exc
     stamp = utcnow()
     makeup = {
-        "id": new_id(), "site_id": cycle["site_id"], "cycle_id": cycle["id"], "number": original["number"],
-        "kind": "makeup", "phase": original["phase"], "makeup_for": original["id"],
-        "scheduled_date": day.isoformat(), "start_time": start_time, "minutes": original["minutes"],
-        "status": "scheduled", "note": "", "recorded_by": None, "recorded_at": None, "version": 0,
-        "created_at": stamp, "updated_at": stamp,
+        "id": new_id(),
+        "site_id": cycle["site_id"],
+        "cycle_id": cycle["id"],
+        "number": original["number"],
+        "kind": "makeup",
+        "phase": original["phase"],
+        "makeup_for": original["id"],
+        "scheduled_date": day.isoformat(),
+        "start_time": start_time,
+        "minutes": original["minutes"],
+        "status": "scheduled",
+        "note": "",
+        "recorded_by": None,
+        "recorded_at": None,
+        "version": 0,
+        "created_at": stamp,
+        "updated_at": stamp,
     }
     with write(db):
         db["sessions"].insert(makeup)
-        _change(db, makeup, "makeup_added", original["scheduled_date"], makeup["scheduled_date"], reason.strip(),
-                actor, stamp)
-        audit.log(db, user=actor, action="create", table="sessions", record_id=makeup["id"], site_id=cycle["site_id"],
-                  after=makeup)
+        _change(
+            db,
+            makeup,
+            "makeup_added",
+            original["scheduled_date"],
+            makeup["scheduled_date"],
+            reason.strip(),
+            actor,
+            stamp,
+        )
+        audit.log(
+            db,
+            user=actor,
+            action="create",
+            table="sessions",
+            record_id=makeup["id"],
+            site_id=cycle["site_id"],
+            after=makeup,
+        )
     return makeup
 
 
 # --- members ----------------------------------------------------------------------
 
 
-def set_participant_status(db: sqlite_utils.Database, participant_id: str, status: str, reason: str,
-                           actor: dict | None) -> None:
+def set_participant_status(
+    db: sqlite_utils.Database, participant_id: str, status: str, reason: str, actor: dict | None
+) -> None:
     """Set a participant's status through the participants module (inside the caller's transaction)."""
     from . import participants
 
@@ -654,7 +815,12 @@ def set_participant_status(db: sqlite_utils.Database, participant_id: str, statu
 
 
 def enrol(
-    db: sqlite_utils.Database, cycle_id: str, participant_id: str, *, actor: dict | None, today: date,
+    db: sqlite_utils.Database,
+    cycle_id: str,
+    participant_id: str,
+    *,
+    actor: dict | None,
+    today: date,
     override_reason: str = "",
 ) -> tuple[dict, list[Message]]:
     """Enrol an eligible participant (or anyone, with a reason); return the member and warnings."""
@@ -664,25 +830,50 @@ def enrol(
         raise CycleError(N_("This participant is not registered at the cycle's site."))
     current = active_membership(db, participant_id)
     if current is not None:
-        raise CycleError(N_("%(name)s is already in cycle %(cycle)s; transfer them instead."),
-                         name=participant["name"], cycle=current["cycle_code"])
+        raise CycleError(
+            N_("%(name)s is already in cycle %(cycle)s; transfer them instead."),
+            name=participant["name"],
+            cycle=current["cycle_code"],
+        )
     override_reason = (override_reason or "").strip()
     if participant["status"] != "eligible" and not override_reason:
-        raise CycleError(N_("%(name)s is not marked eligible (status: %(status)s); give a reason to enrol anyway."),
-                         name=participant["name"], status=participant["status"])
+        raise CycleError(
+            N_("%(name)s is not marked eligible (status: %(status)s); give a reason to enrol anyway."),
+            name=participant["name"],
+            status=participant["status"],
+        )
     stamp = utcnow()
     member = {
-        "id": new_id(), "site_id": cycle["site_id"], "cycle_id": cycle_id, "participant_id": participant_id,
-        "status": "active", "problem_area": None, "problem_area_2": None, "goals": "",
-        "enrolled_on": today.isoformat(), "override_reason": override_reason or None, "ended_on": None,
-        "end_reason": None, "transferred_to": None, "transferred_from": None,
-        "created_by": actor["id"] if actor else None, "created_at": stamp, "updated_at": stamp,
+        "id": new_id(),
+        "site_id": cycle["site_id"],
+        "cycle_id": cycle_id,
+        "participant_id": participant_id,
+        "status": "active",
+        "problem_area": None,
+        "problem_area_2": None,
+        "goals": "",
+        "enrolled_on": today.isoformat(),
+        "override_reason": override_reason or None,
+        "ended_on": None,
+        "end_reason": None,
+        "transferred_to": None,
+        "transferred_from": None,
+        "created_by": actor["id"] if actor else None,
+        "created_at": stamp,
+        "updated_at": stamp,
     }
     with write(db):
         db["members"].insert(member)
         set_participant_status(db, participant_id, "enrolled", f"enrolled in {cycle['code']}", actor)
-        audit.log(db, user=actor, action="enrol", table="members", record_id=member["id"], site_id=cycle["site_id"],
-                  after=member)
+        audit.log(
+            db,
+            user=actor,
+            action="enrol",
+            table="members",
+            record_id=member["id"],
+            site_id=cycle["site_id"],
+            after=member,
+        )
     return member, member_warnings(cycle, participant, today)
 
 
@@ -700,18 +891,38 @@ def transfer(
         raise CycleError(N_("Choose another cycle of the same site."))
     _editable_cycle(db, target["id"])
     stamp = utcnow()
-    new = {**member, "id": new_id(), "cycle_id": target["id"], "status": "active", "enrolled_on": today.isoformat(),
-           "transferred_from": member_id, "transferred_to": None, "ended_on": None, "end_reason": None,
-           "created_by": actor["id"] if actor else None, "created_at": stamp, "updated_at": stamp}
+    new = {
+        **member,
+        "id": new_id(),
+        "cycle_id": target["id"],
+        "status": "active",
+        "enrolled_on": today.isoformat(),
+        "transferred_from": member_id,
+        "transferred_to": None,
+        "ended_on": None,
+        "end_reason": None,
+        "created_by": actor["id"] if actor else None,
+        "created_at": stamp,
+        "updated_at": stamp,
+    }
     with write(db):
         # End the old membership first: the index allows one active membership per participant.
         db.execute(
             "update members set status = 'transferred', ended_on = ?, end_reason = ?, updated_at = ? where id = ?",
-            (today.isoformat(), reason.strip(), stamp, member_id))
+            (today.isoformat(), reason.strip(), stamp, member_id),
+        )
         db["members"].insert(new)
         db.execute("update members set transferred_to = ? where id = ?", (new["id"], member_id))
-        audit.log(db, user=actor, action="transfer", table="members", record_id=member_id, site_id=member["site_id"],
-                  before=member, after={"status": "transferred", "to": new["id"], "reason": reason.strip()})
+        audit.log(
+            db,
+            user=actor,
+            action="transfer",
+            table="members",
+            record_id=member_id,
+            site_id=member["site_id"],
+            before=member,
+            after={"status": "transferred", "to": new["id"], "reason": reason.strip()},
+        )
     return new
 
 
@@ -724,11 +935,21 @@ def withdraw(db: sqlite_utils.Database, member_id: str, *, reason: str, actor: d
         raise CycleError(N_("Say why the member leaves the group."))
     stamp = utcnow()
     with write(db):
-        db.execute("update members set status = 'withdrawn', ended_on = ?, end_reason = ?, updated_at = ? where id = ?",
-                   (today.isoformat(), reason.strip(), stamp, member_id))
+        db.execute(
+            "update members set status = 'withdrawn', ended_on = ?, end_reason = ?, updated_at = ? where id = ?",
+            (today.isoformat(), reason.strip(), stamp, member_id),
+        )
         set_participant_status(db, member["participant_id"], "dropped_out", f"withdrawn: {reason.strip()}", actor)
-        audit.log(db, user=actor, action="withdraw", table="members", record_id=member_id, site_id=member["site_id"],
-                  before=member, after={"status": "withdrawn", "reason": reason.strip()})
+        audit.log(
+            db,
+            user=actor,
+            action="withdraw",
+            table="members",
+            record_id=member_id,
+            site_id=member["site_id"],
+            before=member,
+            after={"status": "withdrawn", "reason": reason.strip()},
+        )
 
 
 def check_plan(problem_area: str | None, problem_area_2: str | None) -> tuple[str | None, str | None]:
@@ -745,7 +966,12 @@ def check_plan(problem_area: str | None, problem_area_2: str | None) -> tuple[st
 
 
 def set_member_plan(
-    db: sqlite_utils.Database, member_id: str, problem_area: str | None, problem_area_2: str | None, goals: str, *,
+    db: sqlite_utils.Database,
+    member_id: str,
+    problem_area: str | None,
+    problem_area_2: str | None,
+    goals: str,
+    *,
     actor: dict | None,
 ) -> None:
     """Record a member's focal problem area(s) and personal goals (chosen in the pre-group session)."""
@@ -753,18 +979,34 @@ def set_member_plan(
     member = row(db, "select * from members where id = ?", (member_id,))
     after = {"problem_area": area, "problem_area_2": area2, "goals": (goals or "").strip()}
     with write(db):
-        db.execute("update members set problem_area = ?, problem_area_2 = ?, goals = ?, updated_at = ? where id = ?",
-                   (area, area2, after["goals"], utcnow(), member_id))
-        audit.log(db, user=actor, action="update", table="members", record_id=member_id, site_id=member["site_id"],
-                  before={k: member[k] for k in after}, after=after)
+        db.execute(
+            "update members set problem_area = ?, problem_area_2 = ?, goals = ?, updated_at = ? where id = ?",
+            (area, area2, after["goals"], utcnow(), member_id),
+        )
+        audit.log(
+            db,
+            user=actor,
+            action="update",
+            table="members",
+            record_id=member_id,
+            site_id=member["site_id"],
+            before={k: member[k] for k in after},
+            after=after,
+        )
 
 
 # --- closing ----------------------------------------------------------------------
 
 
 def close_cycle(
-    db: sqlite_utils.Database, cycle_id: str, protocol: Protocol, *, early: bool, reason: str = "",
-    actor: dict | None, today: date,
+    db: sqlite_utils.Database,
+    cycle_id: str,
+    protocol: Protocol,
+    *,
+    early: bool,
+    reason: str = "",
+    actor: dict | None,
+    today: date,
 ) -> dict[str, int]:
     """Close a cycle; each active member completes or drops out by the protocol's rule.
 
@@ -780,29 +1022,47 @@ def close_cycle(
     if early and not reason:
         raise CycleError(N_("Say why the cycle closes early."))
     if not early and open_sessions:
-        raise CycleError(NP_("%(count)s session has no attendance yet; record or cancel it, "
-                             "or close the cycle early with a reason.",
-                             "%(count)s sessions have no attendance yet; record or cancel them, "
-                             "or close the cycle early with a reason."), count=len(open_sessions))
+        raise CycleError(
+            NP_(
+                "%(count)s session has no attendance yet; record or cancel it, or close the cycle early with a reason.",
+                "%(count)s sessions have no attendance yet; record or cancel them, "
+                "or close the cycle early with a reason.",
+            ),
+            count=len(open_sessions),
+        )
     attended = followup.attended_group_sessions(db, cycle_id)
     stamp = utcnow()
     counts = {"completed": 0, "dropped_out": 0}
     with write(db):
         for s in open_sessions:
-            db.execute("update sessions set status = 'cancelled', version = version + 1, updated_at = ? where id = ?",
-                       (stamp, s["id"]))
+            db.execute(
+                "update sessions set status = 'cancelled', version = version + 1, updated_at = ? where id = ?",
+                (stamp, s["id"]),
+            )
             _change(db, s, "closed_early", s["scheduled_date"], None, reason, actor, stamp)
         for member in members(db, cycle_id, active_only=True):
             outcome = "completed" if protocol.is_completed(attended.get(member["id"], 0)) else "dropped_out"
             counts[outcome] += 1
-            db.execute("update members set status = ?, ended_on = ?, end_reason = ?, updated_at = ? where id = ?",
-                       (outcome, today.isoformat(), reason or None, stamp, member["id"]))
+            db.execute(
+                "update members set status = ?, ended_on = ?, end_reason = ?, updated_at = ? where id = ?",
+                (outcome, today.isoformat(), reason or None, stamp, member["id"]),
+            )
             set_participant_status(db, member["participant_id"], outcome, f"cycle {cycle['code']} closed", actor)
         status = "closed_early" if early else "closed"
-        db.execute("update cycles set status = ?, closed_on = ?, closed_reason = ?, updated_at = ? where id = ?",
-                   (status, today.isoformat(), reason or None, stamp, cycle_id))
-        audit.log(db, user=actor, action="close", table="cycles", record_id=cycle_id, site_id=cycle["site_id"],
-                  before={"status": cycle["status"]}, after={"status": status, "reason": reason, **counts})
+        db.execute(
+            "update cycles set status = ?, closed_on = ?, closed_reason = ?, updated_at = ? where id = ?",
+            (status, today.isoformat(), reason or None, stamp, cycle_id),
+        )
+        audit.log(
+            db,
+            user=actor,
+            action="close",
+            table="cycles",
+            record_id=cycle_id,
+            site_id=cycle["site_id"],
+            before={"status": cycle["status"]},
+            after={"status": status, "reason": reason, **counts},
+        )
     return counts
 
 
@@ -832,12 +1092,20 @@ def session_end(session: dict) -> datetime:
     return start + timedelta(minutes=session["minutes"])
 
 
-# I18N: the phases of a group IPT cycle
-PHASE_LABELS = {"pre-group": N_("pre-group"), "initial": N_("initial phase"), "middle": N_("middle phase"),
-                "termination": N_("termination phase")}
-# I18N: the four problem areas, in the plain names used with lay facilitators
-PROBLEM_AREA_LABELS = {"grief": N_("grief"), "disputes": N_("disagreements / disputes"),
-                       "transitions": N_("life changes"), "isolation": N_("loneliness / isolation")}
+PHASE_LABELS = {
+    # I18N: the phases of a group IPT cycle
+    "pre-group": N_("pre-group"),
+    "initial": N_("initial phase"),
+    "middle": N_("middle phase"),
+    "termination": N_("termination phase"),
+}
+PROBLEM_AREA_LABELS = {
+    # I18N: the four problem areas, in the plain names used with lay facilitators
+    "grief": N_("grief"),
+    "disputes": N_("disagreements / disputes"),
+    "transitions": N_("life changes"),
+    "isolation": N_("loneliness / isolation"),
+}
 
 
 def _english(msgid: str, **params: Any) -> str:
@@ -850,22 +1118,33 @@ def session_title(cycle: dict, session: dict, translate=_english) -> str:
         return translate(N_("%(cycle)s: pre-group meetings"), cycle=cycle["code"])
     phase = translate(PHASE_LABELS.get(session["phase"], session["phase"]))
     if session["kind"] == "makeup":
-        return translate(N_("%(cycle)s: make-up for session %(number)s (%(phase)s)"),
-                         cycle=cycle["code"], number=session["number"], phase=phase)
-    return translate(N_("%(cycle)s: session %(number)s (%(phase)s)"), cycle=cycle["code"], number=session["number"],
-                     phase=phase)
+        return translate(
+            N_("%(cycle)s: make-up for session %(number)s (%(phase)s)"),
+            cycle=cycle["code"],
+            number=session["number"],
+            phase=phase,
+        )
+    return translate(
+        N_("%(cycle)s: session %(number)s (%(phase)s)"), cycle=cycle["code"], number=session["number"], phase=phase
+    )
 
 
-def calendar(db: sqlite_utils.Database, cycle: dict, protocol: Protocol, *, translate=_english,
-             now: datetime | None = None) -> str:
+def calendar(
+    db: sqlite_utils.Database, cycle: dict, protocol: Protocol, *, translate=_english, now: datetime | None = None
+) -> str:
     """Return the cycle's sessions as iCalendar text; cancelled ones are marked cancelled."""
     from . import calendar_ics
 
     cycle_sessions = sessions(db, cycle["id"])
     if not any(s["status"] != "cancelled" for s in cycle_sessions):
         raise CycleError(N_("Cycle %(cycle)s has no sessions to put in a calendar."), cycle=cycle["code"])
-    changes = {r["session_id"]: r["n"] for r in db.query(
-        "select session_id, count(*) as n from session_changes where cycle_id = ? group by session_id", (cycle["id"],))}
+    changes = {
+        r["session_id"]: r["n"]
+        for r in db.query(
+            "select session_id, count(*) as n from session_changes where cycle_id = ? group by session_id",
+            (cycle["id"],),
+        )
+    }
     events = []
     for s in cycle_sessions:
         start = datetime.fromisoformat(f"{s['scheduled_date']}T{s['start_time']}")
@@ -873,8 +1152,16 @@ def calendar(db: sqlite_utils.Database, cycle: dict, protocol: Protocol, *, tran
             goals = protocol.session(s["number"]).goals
         except KeyError:
             goals = ()
-        events.append(calendar_ics.Event(
-            uid=f"{s['id']}@group-ipt", start=start, end=session_end(s), summary=session_title(cycle, s, translate),
-            location=cycle["venue"], description="\n".join(f"- {translate(g)}" for g in goals),
-            cancelled=s["status"] == "cancelled", sequence=changes.get(s["id"], 0)))
+        events.append(
+            calendar_ics.Event(
+                uid=f"{s['id']}@group-ipt",
+                start=start,
+                end=session_end(s),
+                summary=session_title(cycle, s, translate),
+                location=cycle["venue"],
+                description="\n".join(f"- {translate(g)}" for g in goals),
+                cancelled=s["status"] == "cancelled",
+                sequence=changes.get(s["id"], 0),
+            )
+        )
     return calendar_ics.render(events, name=cycle["code"], now=now)

@@ -29,15 +29,18 @@ def is_damaged(exc: BaseException) -> bool:
         return False
     code = getattr(exc, "sqlite_errorcode", None)
     return code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB) or any(
-        word in str(exc) for word in ("not a database", "malformed", "corrupt"))
+        word in str(exc) for word in ("not a database", "malformed", "corrupt")
+    )
 
 
 def damaged_message(path: Path | str, exc: BaseException) -> str:
     """Say which file is damaged, what SQLite found, and how to bring the data back."""
-    return (f"The database {path} is damaged or is not a group-ipt database ({exc}). "
-            "Nothing more was changed. Restore the latest backup: 'group-ipt restore BACKUP_FILE' "
-            "(a backup is a file made by 'group-ipt backup'; the damaged file is kept in restore-backups/). "
-            "A laptop can also be set up again and fetch its site's data with 'group-ipt sync'.")
+    return (
+        f"The database {path} is damaged or is not a group-ipt database ({exc}). "
+        "Nothing more was changed. Restore the latest backup: 'group-ipt restore BACKUP_FILE' "
+        "(a backup is a file made by 'group-ipt backup'; the damaged file is kept in restore-backups/). "
+        "A laptop can also be set up again and fetch its site's data with 'group-ipt sync'."
+    )
 
 
 def new_id() -> str:
@@ -120,7 +123,7 @@ def in_clock_order(table: str, alias: str) -> tuple[str, str]:
     truthfully: a change made after seeing another sorts after it, whatever the laptops'
     wall clocks said. ``created_at`` is a laptop's wall clock and only breaks ties.
     """
-    join = (f" left join sync_rows clock_v on clock_v.table_name = '{table}' and clock_v.record_id = {alias}.id")
+    join = f" left join sync_rows clock_v on clock_v.table_name = '{table}' and clock_v.record_id = {alias}.id"
     return join, f"clock_v.hlc is null, clock_v.hlc, {alias}.created_at, {alias}.rowid"
 
 

@@ -58,8 +58,16 @@ def load_demo(db: sqlite_utils.Database, app: Flask) -> DemoSummary:
         summary.logins.append((username, role))
         if users.get_user_by_username(db, username) is None:
             site_ids = [users.get_site(db, c)["id"] for c in site_codes]
-            users.create_user(db, username, DEMO_PASSWORD, role, display_name=display, site_ids=site_ids,
-                              language=lang, hash_method=hash_method)
+            users.create_user(
+                db,
+                username,
+                DEMO_PASSWORD,
+                role,
+                display_name=display,
+                site_ids=site_ids,
+                language=lang,
+                hash_method=hash_method,
+            )
             summary.add("users")
     if row(db, "select value from settings where key = ?", (DEMO_MARKER,)) is None:
         load_programme(db, app, summary, clock.today())
@@ -111,8 +119,13 @@ DEMO_PEOPLE = [
     ("Brenda Nakimuli", "female", 24, "Nyendo", "MSK", [2, 2, 2, 2, 1, 2, 2, 1, 0], 2),
 ]
 AREAS = ("grief", "disputes", "transitions", "isolation")
-GOALS = ("Sleep better and go back to the market", "Talk calmly with my husband", "Make one new friend",
-         "Visit my sister again", "Find work after moving here")
+GOALS = (
+    "Sleep better and go back to the market",
+    "Talk calmly with my husband",
+    "Make one new friend",
+    "Visit my sister again",
+    "Find work after moving here",
+)
 DEMO_MARKER = "demo_programme"
 
 
@@ -127,10 +140,18 @@ def _screen(db, app, participant, answers, q10, on, actor, *, occasion="screenin
     raw = {f"q{i + 1}": str(a) for i, a in enumerate(answers)}
     raw["q10"] = str(q10)
     return screening.save_screening(
-        db, participant=participant, instrument=forms.instruments["phq9"], raw_answers=raw,
-        submission_key=screening.new_submission_key(), actor=actor, intake=forms.intake,
-        plan=referrals.FollowupPlan.from_config(app.config), occasion=occasion, administered_on=on,
-        cycle_id=cycle_id, session_id=session_id,
+        db,
+        participant=participant,
+        instrument=forms.instruments["phq9"],
+        raw_answers=raw,
+        submission_key=screening.new_submission_key(),
+        actor=actor,
+        intake=forms.intake,
+        plan=referrals.FollowupPlan.from_config(app.config),
+        occasion=occasion,
+        administered_on=on,
+        cycle_id=cycle_id,
+        session_id=session_id,
     )
 
 
@@ -161,8 +182,15 @@ def _run_sessions(db, app, cycle, members, upto: int, rng: random.Random, actor,
         fidelity = {item.id: rng.random() > 0.15 for item in protocol.fidelity_checklist}
         note = "Group met as planned." if session["number"] else "Individual meetings held."
         entry = sessions.SessionEntry(attendance=attendance, checks=checks, fidelity=fidelity, note=note)
-        sessions.record_session(db, session["id"], entry, expected_version=session["version"],
-                                protocols=forms.protocols, actor=actor, today=day)
+        sessions.record_session(
+            db,
+            session["id"],
+            entry,
+            expected_version=session["version"],
+            protocols=forms.protocols,
+            actor=actor,
+            today=day,
+        )
         due = protocol.instruments_due(session["number"]) if session["number"] <= last_number else ()
         if "phq9" in due:
             occasion = occasion_of(session["number"], protocol)
@@ -172,8 +200,18 @@ def _run_sessions(db, app, cycle, members, upto: int, rng: random.Random, actor,
                     base = max(4, 14 - session["number"] - rng.randint(0, 4))
                     answers = [min(3, base // 9 + (1 if i < base % 9 else 0)) for i in range(9)]
                     answers[8] = 0
-                    _screen(db, app, participant, answers, 1, day, actor, occasion=occasion,
-                            cycle_id=cycle["id"], session_id=session["id"])
+                    _screen(
+                        db,
+                        app,
+                        participant,
+                        answers,
+                        1,
+                        day,
+                        actor,
+                        occasion=occasion,
+                        cycle_id=cycle["id"],
+                        session_id=session["id"],
+                    )
 
 
 def load_programme(db: sqlite_utils.Database, app: Flask, summary: DemoSummary, today: date) -> None:
@@ -188,9 +226,17 @@ def load_programme(db: sqlite_utils.Database, app: Flask, summary: DemoSummary, 
     for name, sex, age, village, site_code, answers, q10 in DEMO_PEOPLE:
         actor = people["amina"] if site_code == "KMP" else people["grace"]
         reg = participants.register(
-            db, site=sites[site_code], actor=actor, consents=["screening", "group", "data_sharing"],
-            today=screened_on, name=name, sex=sex, age=age, village=village,
-            phone=f"07{rng.randint(10000000, 99999999)}", language=None,
+            db,
+            site=sites[site_code],
+            actor=actor,
+            consents=["screening", "group", "data_sharing"],
+            today=screened_on,
+            name=name,
+            sex=sex,
+            age=age,
+            village=village,
+            phone=f"07{rng.randint(10000000, 99999999)}",
+            language=None,
         )
         # Risk answers were screened this week, so their weekly follow-ups are just starting.
         on = today - timedelta(days=4) if answers[8] else screened_on + timedelta(days=rng.randint(0, 6))
@@ -203,42 +249,65 @@ def load_programme(db: sqlite_utils.Database, app: Flask, summary: DemoSummary, 
 
     def start(site_code, protocol_id, group_type, venue, first, facilitators, names, time="10:00"):
         cycle = cycles.create_cycle(
-            db, site_id=sites[site_code]["id"], protocol=forms.protocols[protocol_id],
-            facilitator_ids=[people[f]["id"] for f in facilitators], group_type=group_type, venue=venue,
-            first_date=first, weekday=first.weekday(), start_time=time, actor=people["coord"],
+            db,
+            site_id=sites[site_code]["id"],
+            protocol=forms.protocols[protocol_id],
+            facilitator_ids=[people[f]["id"] for f in facilitators],
+            group_type=group_type,
+            venue=venue,
+            first_date=first,
+            weekday=first.weekday(),
+            start_time=time,
+            actor=people["coord"],
             now=datetime.combine(first - timedelta(days=7), datetime.min.time()),
         )
         members = []
         for n in names:
-            member, _warnings = cycles.enrol(db, cycle["id"], _by_name(db, n)["id"], actor=people["coord"],
-                                             today=first - timedelta(days=3))
-            cycles.set_member_plan(db, member["id"], rng.choice(AREAS), None, rng.choice(GOALS),
-                                   actor=people[facilitators[0]])
+            member, _warnings = cycles.enrol(
+                db, cycle["id"], _by_name(db, n)["id"], actor=people["coord"], today=first - timedelta(days=3)
+            )
+            cycles.set_member_plan(
+                db, member["id"], rng.choice(AREAS), None, rng.choice(GOALS), actor=people[facilitators[0]]
+            )
             members.append(member)
         summary.add("cycles")
         return cycle, members
 
     # 1. A who-8 women's group at Kampala North that has finished.
     first = _first_on_weekday(today - timedelta(weeks=11), 1)
-    done, done_members = start("KMP", "who-8", "women", "St. Luke's church hall", first, ["amina", "joseph"],
-                               [p[0] for p in DEMO_PEOPLE[:8]])
+    done, done_members = start(
+        "KMP", "who-8", "women", "St. Luke's church hall", first, ["amina", "joseph"], [p[0] for p in DEMO_PEOPLE[:8]]
+    )
     _run_sessions(db, app, done, done_members, 8, rng, people["amina"])
-    cycles.close_cycle(db, done["id"], forms.protocols["who-8"], early=False, actor=people["coord"],
-                       today=today - timedelta(days=3))
+    cycles.close_cycle(
+        db, done["id"], forms.protocols["who-8"], early=False, actor=people["coord"], today=today - timedelta(days=3)
+    )
     # 2. A strongminds-12 women's group, five sessions in; one member missed the last two.
     first = _first_on_weekday(today - timedelta(weeks=6), 3)
-    running, running_members = start("KMP", "strongminds-12", "women", "Bwaise health centre", first, ["amina"],
-                                     [p[0] for p in DEMO_PEOPLE[8:18]], time="14:00")
-    _run_sessions(db, app, running, running_members, 4, rng, people["amina"],
-                  absent_streak={running_members[1]["id"]: {3, 4}})
+    running, running_members = start(
+        "KMP",
+        "strongminds-12",
+        "women",
+        "Bwaise health centre",
+        first,
+        ["amina"],
+        [p[0] for p in DEMO_PEOPLE[8:18]],
+        time="14:00",
+    )
+    _run_sessions(
+        db, app, running, running_members, 4, rng, people["amina"], absent_streak={running_members[1]["id"]: {3, 4}}
+    )
     # 3. A short-6 men's group at Masaka that starts next week.
     first = _first_on_weekday(today + timedelta(days=2), 2)
-    start("MSK", "short-6", "men", "Nyendo primary school", first, ["grace", "peter"],
-          [p[0] for p in DEMO_PEOPLE[24:32]])
+    start(
+        "MSK", "short-6", "men", "Nyendo primary school", first, ["grace", "peter"], [p[0] for p in DEMO_PEOPLE[24:32]]
+    )
     _supervision(db, people, sites, running, today)
     with write(db):
-        db.execute("insert into settings (key, value, updated_at) values (?, ?, ?)",
-                   (DEMO_MARKER, json.dumps({"loaded_on": today.isoformat()}), utcnow()))
+        db.execute(
+            "insert into settings (key, value, updated_at) values (?, ?, ?)",
+            (DEMO_MARKER, json.dumps({"loaded_on": today.isoformat()}), utcnow()),
+        )
 
 
 def _supervision(db, people: dict, sites: dict, running: dict, today: date) -> None:
@@ -246,12 +315,24 @@ def _supervision(db, people: dict, sites: dict, running: dict, today: date) -> N
     from . import supervision
 
     for username, site_code in (("amina", "KMP"), ("joseph", "KMP"), ("grace", "MSK"), ("peter", "MSK")):
-        supervision.assign(db, supervisor_id=people["super"]["id"], facilitator_id=people[username]["id"],
-                           site_id=sites[site_code]["id"], actor=people["coord"])
-    supervision.add_log(db, supervisor=people["super"], facilitator_id=people["amina"]["id"],
-                        site_id=sites["KMP"]["id"], held_on=today - timedelta(days=2), cycle_ids=[running["id"]],
-                        cases="One member missed two sessions in a row; a home visit is planned.",
-                        actions="Amina visits her this week and calls the supervisor after.", today=today)
+        supervision.assign(
+            db,
+            supervisor_id=people["super"]["id"],
+            facilitator_id=people[username]["id"],
+            site_id=sites[site_code]["id"],
+            actor=people["coord"],
+        )
+    supervision.add_log(
+        db,
+        supervisor=people["super"],
+        facilitator_id=people["amina"]["id"],
+        site_id=sites["KMP"]["id"],
+        held_on=today - timedelta(days=2),
+        cycle_ids=[running["id"]],
+        cases="One member missed two sessions in a row; a home visit is planned.",
+        actions="Amina visits her this week and calls the supervisor after.",
+        today=today,
+    )
 
 
 def describe(summary: DemoSummary) -> str:

@@ -62,16 +62,16 @@ class Mapping:
 
 def _check_id(file: str, key: str, value: Any) -> str:
     if not isinstance(value, str | int) or not _ID.match(str(value)):
-        raise MappingError(f"{file}: {key}: must be a DHIS2 id or code (letters, digits, no spaces), "
-                           f"not {value!r}")
+        raise MappingError(f"{file}: {key}: must be a DHIS2 id or code (letters, digits, no spaces), not {value!r}")
     return str(value)
 
 
 def _check_indicator(file: str, key: str) -> None:
     indicator_id, part = split_id(key)
     if indicator_id not in SPEC_BY_ID:
-        raise MappingError(f"{file}: data_elements.{key}: unknown indicator {indicator_id!r} "
-                           f"(known: {', '.join(SPEC_BY_ID)})")
+        raise MappingError(
+            f"{file}: data_elements.{key}: unknown indicator {indicator_id!r} (known: {', '.join(SPEC_BY_ID)})"
+        )
     if part is not None:
         pattern = PART_KEYS.get(indicator_id)
         if pattern is None:
@@ -93,10 +93,17 @@ def _element(file: str, key: str, where: str, entry: Any) -> ElementMap:
     value = entry.get("value", "value")
     if value not in VALUE_FIELDS:
         raise MappingError(f"{file}: {where}.value: must be one of {', '.join(VALUE_FIELDS)}, not {value!r}")
-    combos = {name: _check_id(file, f"{where}.{name}", entry[name]) if name in entry else None
-              for name in ("categoryOptionCombo", "attributeOptionCombo")}
-    return ElementMap(key, _check_id(file, f"{where}.dataElement", entry["dataElement"]),
-                      combos["categoryOptionCombo"], combos["attributeOptionCombo"], value)
+    combos = {
+        name: _check_id(file, f"{where}.{name}", entry[name]) if name in entry else None
+        for name in ("categoryOptionCombo", "attributeOptionCombo")
+    }
+    return ElementMap(
+        key,
+        _check_id(file, f"{where}.dataElement", entry["dataElement"]),
+        combos["categoryOptionCombo"],
+        combos["attributeOptionCombo"],
+        value,
+    )
 
 
 def parse_mapping(data: Any, file: str = "mapping") -> Mapping:
@@ -123,13 +130,14 @@ def parse_mapping(data: Any, file: str = "mapping") -> Mapping:
         elif not entries:
             raise MappingError(f"{file}: data_elements.{key}: the list is empty")
         for n, entry in enumerate(entries):
-            elements.append(_element(file, key, f"data_elements.{key}" + (f"[{n}]" if len(entries) > 1 else ""),
-                                     entry))
+            elements.append(_element(file, key, f"data_elements.{key}" + (f"[{n}]" if len(entries) > 1 else ""), entry))
     return Mapping(
-        org_units, tuple(elements),
+        org_units,
+        tuple(elements),
         _check_id(file, "dataSet", data["dataSet"]) if data.get("dataSet") is not None else None,
         _check_id(file, "attributeOptionCombo", data["attributeOptionCombo"])
-        if data.get("attributeOptionCombo") is not None else None,
+        if data.get("attributeOptionCombo") is not None
+        else None,
     )
 
 
@@ -164,8 +172,13 @@ def check_period(period: Period) -> None:
         raise DHIS2Error(f"DHIS2 needs a period id such as 2026, 2026Q4, 202611 or 2026W47, not {period}.")
 
 
-def data_value_set(mapping: Mapping, period: Period, indicators_by_site: dict[str, list[Indicator]], *,
-                   complete_date: date | None = None) -> dict:
+def data_value_set(
+    mapping: Mapping,
+    period: Period,
+    indicators_by_site: dict[str, list[Indicator]],
+    *,
+    complete_date: date | None = None,
+) -> dict:
     """Return the dataValueSets document for ``period``: one data value per mapped figure and site.
 
     ``indicators_by_site`` maps a site code to its computed indicators. A figure
@@ -186,8 +199,7 @@ def data_value_set(mapping: Mapping, period: Period, indicators_by_site: dict[st
             text = format_value(figure, SPEC_BY_ID[indicator_id].kind, element.value)
             if text is None:
                 continue
-            value = {"dataElement": element.data_element, "period": period.dhis2,
-                     "orgUnit": mapping.org_units[code]}
+            value = {"dataElement": element.data_element, "period": period.dhis2, "orgUnit": mapping.org_units[code]}
             if element.category_option_combo:
                 value["categoryOptionCombo"] = element.category_option_combo
             attribute = element.attribute_option_combo or mapping.attribute_option_combo
@@ -217,8 +229,9 @@ def validate(document: Any) -> list[str]:
     for key in ("dataSet", "period", "orgUnit", "attributeOptionCombo"):
         if key in document and not (isinstance(document[key], str) and document[key]):
             problems.append(f"{key} must be a non-empty string")
-    if "completeDate" in document and not (isinstance(document["completeDate"], str)
-                                           and re.match(r"^\d{4}-\d{2}-\d{2}$", document["completeDate"])):
+    if "completeDate" in document and not (
+        isinstance(document["completeDate"], str) and re.match(r"^\d{4}-\d{2}-\d{2}$", document["completeDate"])
+    ):
         problems.append("completeDate must be a date YYYY-MM-DD")
     values = document.get("dataValues")
     if not isinstance(values, list):
@@ -234,21 +247,39 @@ def validate(document: Any) -> list[str]:
         for key in ("categoryOptionCombo", "attributeOptionCombo"):
             if key in value and not (isinstance(value[key], str) and value[key]):
                 problems.append(f"dataValues[{n}].{key} must be a non-empty string")
-        extra = set(value) - {"dataElement", "period", "orgUnit", "categoryOptionCombo", "attributeOptionCombo",
-                              "value", "comment", "followup"}
+        extra = set(value) - {
+            "dataElement",
+            "period",
+            "orgUnit",
+            "categoryOptionCombo",
+            "attributeOptionCombo",
+            "value",
+            "comment",
+            "followup",
+        }
         problems += [f"dataValues[{n}]: unknown key {k!r}" for k in sorted(extra)]
         if isinstance(value.get("period"), str) and not DHIS2_PERIOD.match(value["period"]):
             problems.append(f"dataValues[{n}].period {value['period']!r} is not a DHIS2 period")
-        key = tuple(value.get(k) for k in ("dataElement", "period", "orgUnit", "categoryOptionCombo",
-                                           "attributeOptionCombo"))
+        key = tuple(
+            value.get(k) for k in ("dataElement", "period", "orgUnit", "categoryOptionCombo", "attributeOptionCombo")
+        )
         if key in seen:
             problems.append(f"dataValues[{n}] repeats a data element, period, org unit and combos already given")
         seen.add(key)
     return problems
 
 
-def export(db, mapping: Mapping, period: Period, protocols: dict, *, today: date, grace_days: int = 14,
-           site_codes: list[str] | None = None, complete_date: date | None = None) -> dict:
+def export(
+    db,
+    mapping: Mapping,
+    period: Period,
+    protocols: dict,
+    *,
+    today: date,
+    grace_days: int = 14,
+    site_codes: list[str] | None = None,
+    complete_date: date | None = None,
+) -> dict:
     """Compute the indicators of each site (all, or ``site_codes``) for ``period`` and map them to DHIS2.
 
     Every site counted needs an org unit in the mapping, and every org unit a

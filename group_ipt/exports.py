@@ -32,9 +32,25 @@ FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 # The record tables an analyst gets, in an order that reads well (see docs/data.md).
 TABLES = (
-    "sites", "users", "participants", "participant_status_history", "consents", "duplicate_flags", "screenings",
-    "referrals", "referral_events", "referral_followups", "site_holidays", "cycles", "cycle_facilitators",
-    "sessions", "session_changes", "members", "attendance", "symptom_checks", "fidelity_checklists",
+    "sites",
+    "users",
+    "participants",
+    "participant_status_history",
+    "consents",
+    "duplicate_flags",
+    "screenings",
+    "referrals",
+    "referral_events",
+    "referral_followups",
+    "site_holidays",
+    "cycles",
+    "cycle_facilitators",
+    "sessions",
+    "session_changes",
+    "members",
+    "attendance",
+    "symptom_checks",
+    "fidelity_checklists",
     "absence_followups",
 )
 # Never exported, whatever the setting.
@@ -159,8 +175,9 @@ def exportable_tables(db: sqlite_utils.Database) -> list[str]:
     return [t for t in TABLES if t in existing]
 
 
-def table_rows(db: sqlite_utils.Database, table: str, site_ids: list[str], *,
-               names: bool) -> tuple[list[str], Iterator[dict]]:
+def table_rows(
+    db: sqlite_utils.Database, table: str, site_ids: list[str], *, names: bool
+) -> tuple[list[str], Iterator[dict]]:
     """Return the columns and rows of a record table, limited to ``site_ids``; ``names`` off hides people."""
     if table not in TABLES or table not in db.table_names():
         raise ExportError(f"No table {table!r} to export (tables: {', '.join(exportable_tables(db))}).")
@@ -168,8 +185,7 @@ def table_rows(db: sqlite_utils.Database, table: str, site_ids: list[str], *,
     if table == "sites":
         where = f"id in ({_marks(site_ids)})"
     elif table == "users":
-        where = (f"id in (select user_id from user_sites where site_id in ({_marks(site_ids)}))"
-                 " or role = 'admin'")
+        where = f"id in (select user_id from user_sites where site_id in ({_marks(site_ids)})) or role = 'admin'"
     else:
         where = f"site_id in ({_marks(site_ids)})"
     order = "created_at, id" if "created_at" in columns else "rowid"
@@ -195,8 +211,20 @@ def write_table(out: BinaryIO, db: sqlite_utils.Database, table: str, site_ids: 
 
 # --- indicators ------------------------------------------------------------------------------
 
-INDICATOR_COLUMNS = ("indicator", "part", "section", "label", "definition", "kind", "value", "numerator",
-                     "denominator", "period", "sites", "filters")
+INDICATOR_COLUMNS = (
+    "indicator",
+    "part",
+    "section",
+    "label",
+    "definition",
+    "kind",
+    "value",
+    "numerator",
+    "denominator",
+    "period",
+    "sites",
+    "filters",
+)
 
 
 def _round(value: float | None, kind: str) -> float | None:
@@ -205,21 +233,47 @@ def _round(value: float | None, kind: str) -> float | None:
     return round(value, 4 if kind == "share" else 2)
 
 
-def indicator_rows(indicators: list[Indicator], *, period: str, sites: str, filters: str = "",
-                   translate: Callable[..., str] = lambda msgid, **params: msgid % params if params else msgid,
-                   ) -> list[dict]:
+def indicator_rows(
+    indicators: list[Indicator],
+    *,
+    period: str,
+    sites: str,
+    filters: str = "",
+    translate: Callable[..., str] = lambda msgid, **params: msgid % params if params else msgid,
+) -> list[dict]:
     """Return one row per indicator and per part of its breakdown (shares as 0-1, means to 2 decimals)."""
     found = []
     common = {"period": period, "sites": sites, "filters": filters}
     for i in indicators:
-        found.append({"indicator": i.id, "part": "", "section": translate(i.section), "label": translate(i.label),
-                      "definition": translate(i.definition), "kind": i.kind, "value": _round(i.value, i.kind),
-                      "numerator": i.numerator, "denominator": i.denominator, **common})
+        found.append(
+            {
+                "indicator": i.id,
+                "part": "",
+                "section": translate(i.section),
+                "label": translate(i.label),
+                "definition": translate(i.definition),
+                "kind": i.kind,
+                "value": _round(i.value, i.kind),
+                "numerator": i.numerator,
+                "denominator": i.denominator,
+                **common,
+            }
+        )
         for p in i.parts:
-            found.append({"indicator": f"{i.id}.{p.key}", "part": translate(p.label, **p.params),
-                          "section": translate(i.section), "label": translate(i.label), "definition": "",
-                          "kind": i.kind, "value": _round(p.value, i.kind), "numerator": p.numerator,
-                          "denominator": p.denominator, **common})
+            found.append(
+                {
+                    "indicator": f"{i.id}.{p.key}",
+                    "part": translate(p.label, **p.params),
+                    "section": translate(i.section),
+                    "label": translate(i.label),
+                    "definition": "",
+                    "kind": i.kind,
+                    "value": _round(p.value, i.kind),
+                    "numerator": p.numerator,
+                    "denominator": p.denominator,
+                    **common,
+                }
+            )
     return found
 
 
@@ -228,14 +282,29 @@ def record_columns(indicator_id: str, *, names: bool) -> list[str]:
     return [c for c in columns if names or c not in PERSONAL_COLUMNS]
 
 
-def write_records(out: BinaryIO, report: Report, indicator_id: str, *, names: bool, part: str | None = None,
-                  header: list[str] | None = None) -> int:
+def write_records(
+    out: BinaryIO,
+    report: Report,
+    indicator_id: str,
+    *,
+    names: bool,
+    part: str | None = None,
+    header: list[str] | None = None,
+) -> int:
     """Write the records behind one indicator; without ``names`` the name column is left out."""
     return write_csv(out, record_columns(indicator_id, names=names), report.rows_of(indicator_id, part), header)
 
 
-def export_folder(db: sqlite_utils.Database, directory: Path, report: Report, site_ids: list[str], *,
-                  names: bool, period: str, sites: str) -> list[Path]:
+def export_folder(
+    db: sqlite_utils.Database,
+    directory: Path,
+    report: Report,
+    site_ids: list[str],
+    *,
+    names: bool,
+    period: str,
+    sites: str,
+) -> list[Path]:
     """Write every table, the indicators and the records behind each indicator as CSV files into ``directory``.
 
     Files: ``<table>.csv``, ``indicators.csv``, ``indicator-<id>.csv``. All or nothing.
@@ -246,6 +315,5 @@ def export_folder(db: sqlite_utils.Database, directory: Path, report: Report, si
     rows = indicator_rows(report.indicators, period=period, sites=sites)
     files["indicators.csv"] = lambda out: write_csv(out, INDICATOR_COLUMNS, rows)
     for indicator_id in SPEC_BY_ID:
-        files[f"indicator-{indicator_id}.csv"] = lambda out, i=indicator_id: write_records(out, report, i,
-                                                                                         names=names)
+        files[f"indicator-{indicator_id}.csv"] = lambda out, i=indicator_id: write_records(out, report, i, names=names)
     return write_folder(directory, files)

@@ -102,13 +102,25 @@ def _need(
     if done:
         return None
     due_by = (date.fromisoformat(trigger) + timedelta(days=due_days)).isoformat()
-    return FollowUpNeed(records[0]["member_id"], streak, trigger, due_by, today.isoformat() > due_by,
-                        followups[-1] if followups else None)
+    return FollowUpNeed(
+        records[0]["member_id"],
+        streak,
+        trigger,
+        due_by,
+        today.isoformat() > due_by,
+        followups[-1] if followups else None,
+    )
 
 
 def followups_needed(
-    db: sqlite_utils.Database, site_ids: list[str], protocols: dict[str, Protocol], *, today: date,
-    due_days: int, cycle_id: str | None = None, user_id: str | None = None,
+    db: sqlite_utils.Database,
+    site_ids: list[str],
+    protocols: dict[str, Protocol],
+    *,
+    today: date,
+    due_days: int,
+    cycle_id: str | None = None,
+    user_id: str | None = None,
 ) -> list[dict]:
     """Return the active members who need a call or visit, with phone, village and cycle."""
     sql = f"select * from cycles where site_id in ({_in(site_ids)}) and status in ('planned', 'active')"
@@ -128,7 +140,8 @@ def followups_needed(
     visits: dict[str, list[dict]] = {}
     for f in db.query(
         "select f.* from absence_followups f join members m on m.id = f.member_id"
-        f" where m.cycle_id in ({_in(ids)}) and m.status = 'active' order by f.done_on, f.created_at", ids,
+        f" where m.cycle_id in ({_in(ids)}) and m.status = 'active' order by f.done_on, f.created_at",
+        ids,
     ):
         visits.setdefault(f["member_id"], []).append(f)
     for cycle in open_cycles:
@@ -152,13 +165,27 @@ def record_followup(
     if done_on > today:
         raise CycleError(N_("The visit date %(date)s is in the future."), date=done_on)
     stamp = utcnow()
-    record = {"id": new_id(), "site_id": member["site_id"], "member_id": member_id, "done_on": done_on.isoformat(),
-              "note": (note or "").strip(), "done_by": actor["id"] if actor else None,
-              "created_at": stamp, "updated_at": stamp}
+    record = {
+        "id": new_id(),
+        "site_id": member["site_id"],
+        "member_id": member_id,
+        "done_on": done_on.isoformat(),
+        "note": (note or "").strip(),
+        "done_by": actor["id"] if actor else None,
+        "created_at": stamp,
+        "updated_at": stamp,
+    }
     with write(db):
         db["absence_followups"].insert(record)
-        audit.log(db, user=actor, action="create", table="absence_followups", record_id=record["id"],
-                  site_id=member["site_id"], after=record)
+        audit.log(
+            db,
+            user=actor,
+            action="create",
+            table="absence_followups",
+            record_id=record["id"],
+            site_id=member["site_id"],
+            after=record,
+        )
     return record
 
 
@@ -184,12 +211,14 @@ def member_summaries(db: sqlite_utils.Database, cycle: dict, protocol: Protocol)
     reached the rule), ``on_track`` (can still reach it) or ``dropping_out``
     (cannot any more with the sessions left).
     """
-    return summarise_members(sessions(db, cycle["id"]), member_records(db, cycle["id"]), members(db, cycle["id"]),
-                             protocol)
+    return summarise_members(
+        sessions(db, cycle["id"]), member_records(db, cycle["id"]), members(db, cycle["id"]), protocol
+    )
 
 
-def summarise_members(cycle_sessions: list[dict], records: dict[str, list[dict]], cycle_members: list[dict],
-                      protocol: Protocol) -> dict[str, dict]:
+def summarise_members(
+    cycle_sessions: list[dict], records: dict[str, list[dict]], cycle_members: list[dict], protocol: Protocol
+) -> dict[str, dict]:
     """Compute :func:`member_summaries` from rows already read (the indicators read many cycles at once)."""
     attended = _group_attended(records)
     left = {s["number"] for s in cycle_sessions if s["kind"] == "group" and s["status"] == "scheduled"}
@@ -209,8 +238,12 @@ def summarise_members(cycle_sessions: list[dict], records: dict[str, list[dict]]
             outcome = "dropping_out"
         present = sum(1 for r in mine if r["status"] in ATTENDED)
         result[member["id"]] = {
-            "attended": present, "marked": len(mine), "rate": present / len(mine) if mine else None,
-            "group_attended": got, "streak": absence_streak([r["status"] for r in mine]), "outcome": outcome,
+            "attended": present,
+            "marked": len(mine),
+            "rate": present / len(mine) if mine else None,
+            "group_attended": got,
+            "streak": absence_streak([r["status"] for r in mine]),
+            "outcome": outcome,
         }
     return result
 
@@ -229,8 +262,16 @@ def _add_months(d: date, months: int) -> date:
     raise AssertionError("unreachable")
 
 
-def screening_matches(screening: dict, *, instrument: str, occasion: str, cycle_id: str, session_id: str | None,
-                      due_on: date, grace_days: int) -> bool:
+def screening_matches(
+    screening: dict,
+    *,
+    instrument: str,
+    occasion: str,
+    cycle_id: str,
+    session_id: str | None,
+    due_on: date,
+    grace_days: int,
+) -> bool:
     """Tell whether a screenings row is the measure due (this instrument, session or cycle occasion).
 
     A screening saved without its cycle (a form opened from the participant's
@@ -269,8 +310,11 @@ def measures_due(
     screening for this participant and instrument exists for that session, or
     for that cycle and occasion. A member who left stops owing later measures.
     """
-    member = row(db, "select * from members where participant_id = ? order by status = 'active' desc,"
-                     " created_at desc limit 1", (participant_id,))
+    member = row(
+        db,
+        "select * from members where participant_id = ? order by status = 'active' desc, created_at desc limit 1",
+        (participant_id,),
+    )
     if member is None:
         return []
     cycle = row(db, "select * from cycles where id = ?", (member["cycle_id"],))
@@ -280,13 +324,27 @@ def measures_due(
         return []
     cycle_sessions = [s for s in sessions(db, cycle["id"]) if s["kind"] in ("pre-group", "group")]
     last_group = max((p.number for p in protocol.group_sessions), default=None)
-    done = rows(db, "select instrument_id, occasion, cycle_id, session_id, administered_on from screenings"
-                    " where participant_id = ?", (participant_id,))
+    done = rows(
+        db,
+        "select instrument_id, occasion, cycle_id, session_id, administered_on from screenings"
+        " where participant_id = ?",
+        (participant_id,),
+    )
     ended_on = member["ended_on"] if member["status"] in ("withdrawn", "transferred") else None
 
     def is_done(instrument: str, occasion: str, session_id: str | None, due_on: date) -> bool:
-        return any(screening_matches(d, instrument=instrument, occasion=occasion, cycle_id=cycle["id"],
-                                     session_id=session_id, due_on=due_on, grace_days=grace_days) for d in done)
+        return any(
+            screening_matches(
+                d,
+                instrument=instrument,
+                occasion=occasion,
+                cycle_id=cycle["id"],
+                session_id=session_id,
+                due_on=due_on,
+                grace_days=grace_days,
+            )
+            for d in done
+        )
 
     def status(due_on: date, finished: bool) -> str:
         if finished:
@@ -311,17 +369,34 @@ def measures_due(
         if ended_on and due_on.isoformat() > ended_on:
             continue
         for instrument in due_here:
-            result.append({"instrument_id": instrument, "occasion": occasion, "due_on": due_on.isoformat(),
-                           "session_id": s["id"], "session_number": s["number"], "cycle_id": cycle["id"],
-                           "cycle_code": cycle["code"],
-                           "status": status(due_on, is_done(instrument, occasion, s["id"], due_on))})
+            result.append(
+                {
+                    "instrument_id": instrument,
+                    "occasion": occasion,
+                    "due_on": due_on.isoformat(),
+                    "session_id": s["id"],
+                    "session_number": s["number"],
+                    "cycle_id": cycle["id"],
+                    "cycle_code": cycle["code"],
+                    "status": status(due_on, is_done(instrument, occasion, s["id"], due_on)),
+                }
+            )
     if last_date is not None and not ended_on:
         for item in protocol.followup:
             due_on = _add_months(last_date, item.months_after_end)
-            result.append({"instrument_id": item.instrument, "occasion": "followup", "due_on": due_on.isoformat(),
-                           "session_id": None, "session_number": None, "cycle_id": cycle["id"],
-                           "cycle_code": cycle["code"], "months": item.months_after_end,
-                           "status": status(due_on, is_done(item.instrument, "followup", None, due_on))})
+            result.append(
+                {
+                    "instrument_id": item.instrument,
+                    "occasion": "followup",
+                    "due_on": due_on.isoformat(),
+                    "session_id": None,
+                    "session_number": None,
+                    "cycle_id": cycle["id"],
+                    "cycle_code": cycle["code"],
+                    "months": item.months_after_end,
+                    "status": status(due_on, is_done(item.instrument, "followup", None, due_on)),
+                }
+            )
     return result
 
 
@@ -329,8 +404,14 @@ def measures_due(
 
 
 def home_summary(
-    db: sqlite_utils.Database, *, user_id: str, site_ids: list[str], coordinator: bool,
-    protocols: dict[str, Protocol], today: date, due_days: int,
+    db: sqlite_utils.Database,
+    *,
+    user_id: str,
+    site_ids: list[str],
+    coordinator: bool,
+    protocols: dict[str, Protocol],
+    today: date,
+    due_days: int,
 ) -> dict:
     """Return the home page's cycle panel: my next session and cycles; for coordinators, every site's."""
     from .cycles import list_cycles, stage
@@ -358,7 +439,9 @@ def home_summary(
         s = upcoming[0]
         cycle = next(c for c in mine if c["id"] == s["cycle_id"])
         next_session = {
-            "session": s, "cycle": cycle, "expected": members(db, cycle["id"], active_only=True),
+            "session": s,
+            "cycle": cycle,
+            "expected": members(db, cycle["id"], active_only=True),
             "followups": [f for f in needs if f["cycle"]["id"] == cycle["id"]],
         }
     missing = rows(
@@ -376,8 +459,17 @@ def home_summary(
         site_cycles = open_first(list_cycles(db, site_ids, statuses=("planned", "active")))
     shown = {c["id"]: c for c in [*mine, *site_cycles]}
     # A closed cycle's stage needs no sessions; a facilitator may have led dozens over the years.
-    by_cycle = cycles_module.sessions_of(db, [cid for cid, c in shown.items()
-                                               if c["status"] not in ("closed", "closed_early")])
+    by_cycle = cycles_module.sessions_of(
+        db, [cid for cid, c in shown.items() if c["status"] not in ("closed", "closed_early")]
+    )
     stages = {cid: stage(c, by_cycle.get(cid, [])) for cid, c in shown.items()}
-    return {"mine": mine, "mine_total": len(everything_mine), "next": next_session, "missing": missing,
-            "overdue": overdue, "site_cycles": site_cycles, "stages": stages, "coordinator": coordinator}
+    return {
+        "mine": mine,
+        "mine_total": len(everything_mine),
+        "next": next_session,
+        "missing": missing,
+        "overdue": overdue,
+        "site_cycles": site_cycles,
+        "stages": stages,
+        "coordinator": coordinator,
+    }

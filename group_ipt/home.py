@@ -22,6 +22,7 @@ def index():
         from .backup import backup_state
         from .clock import today
 
-        backups = backup_state(Path(current_app.config["DATA_DIR"]), today=today(),
-                               warn_days=current_app.config["BACKUP_WARN_DAYS"])
+        backups = backup_state(
+            Path(current_app.config["DATA_DIR"]), today=today(), warn_days=current_app.config["BACKUP_WARN_DAYS"]
+        )
     return render_template("home/index.html", sites=sites, backups=backups)

@@ -66,8 +66,15 @@ class Filters:
 
     def active(self) -> tuple[str, ...]:
         """Return the filters beyond site and period that are set."""
-        return tuple(name for name, value in ((FACILITATOR, self.facilitator_id), (PROTOCOL, self.protocol_id),
-                                              (GROUP_TYPE, self.group_type)) if value)
+        return tuple(
+            name
+            for name, value in (
+                (FACILITATOR, self.facilitator_id),
+                (PROTOCOL, self.protocol_id),
+                (GROUP_TYPE, self.group_type),
+            )
+            if value
+        )
 
 
 @dataclass(frozen=True)
@@ -120,92 +127,228 @@ S_OUTCOME = N_("Symptom outcome (PHQ-9)")
 S_FIDELITY = N_("Fidelity")
 
 SPECS: tuple[Spec, ...] = (
-    Spec("screened", S_SCREEN, N_("People screened"),
-         N_("People with at least one screening questionnaire (occasion: screening) given in the period."),
-         "count", "screening", PERSON_FILTERS),
-    Spec("eligible", S_SCREEN, N_("People eligible"),
-         N_("People screened in the period with at least one screening at or above the eligibility cut-off "
-            "and no exclusion."), "count", "screening", PERSON_FILTERS),
-    Spec("referrals", S_SCREEN, N_("Safety referrals raised"),
-         N_("Referrals raised in the period, by what raised them (one referral can have several reasons)."),
-         "count", "referrals", PERSON_FILTERS),
-    Spec("referrals_open", S_SCREEN, N_("Referrals still open"),
-         N_("Referrals raised up to the end of the period that are not closed today."),
-         "count", "open_referrals", PERSON_FILTERS),
-    Spec("referrals_overdue", S_SCREEN, N_("Referrals with an overdue follow-up"),
-         N_("Open referrals with a planned follow-up contact not done and due before today."),
-         "count", "open_referrals", PERSON_FILTERS),
-    Spec("enrolled", S_CYCLES, N_("People enrolled"),
-         N_("Members enrolled in a cycle in the period; a transfer to another cycle is not a new enrolment."),
-         "count", "enrolment"),
-    Spec("cycles_started", S_CYCLES, N_("Cycles started"),
-         N_("Cycles whose first group session was held in the period."), "count", "cycles"),
-    Spec("cycles_completed", S_CYCLES, N_("Cycles completed"),
-         N_("Cycles closed in the period after all their sessions."), "count", "cycles"),
-    Spec("cycles_closed_early", S_CYCLES, N_("Cycles closed early"),
-         N_("Cycles closed in the period before their last session, with a reason."), "count", "cycles"),
-    Spec("attendance_rate", S_ATTEND, N_("Attendance rate"),
-         N_("Group sessions attended (present or late, a make-up counting for the session it makes up) out of "
-            "those marked, for sessions held in the period; by session number."), "share", "attendance"),
-    Spec("members_ended", S_ATTEND, N_("Members at the end of a cycle"),
-         N_("Members of the cycles closed in the period (a member transferred out counts in the cycle they "
-            "moved to)."), "count", "outcome"),
-    Spec("completion_rate", S_ATTEND, N_("Completion rate"),
-         N_("Members who completed by their protocol's rule (share of group sessions attended) out of the "
-            "members at the end of a cycle."), "share", "outcome"),
-    Spec("dropout_rate", S_ATTEND, N_("Dropout rate"),
-         N_("Members who dropped out or withdrew out of the members at the end of a cycle; by the last group "
-            "session they attended."), "share", "outcome"),
+    Spec(
+        "screened",
+        S_SCREEN,
+        N_("People screened"),
+        N_("People with at least one screening questionnaire (occasion: screening) given in the period."),
+        "count",
+        "screening",
+        PERSON_FILTERS,
+    ),
+    Spec(
+        "eligible",
+        S_SCREEN,
+        N_("People eligible"),
+        N_(
+            "People screened in the period with at least one screening at or above the eligibility cut-off "
+            "and no exclusion."
+        ),
+        "count",
+        "screening",
+        PERSON_FILTERS,
+    ),
+    Spec(
+        "referrals",
+        S_SCREEN,
+        N_("Safety referrals raised"),
+        N_("Referrals raised in the period, by what raised them (one referral can have several reasons)."),
+        "count",
+        "referrals",
+        PERSON_FILTERS,
+    ),
+    Spec(
+        "referrals_open",
+        S_SCREEN,
+        N_("Referrals still open"),
+        N_("Referrals raised up to the end of the period that are not closed today."),
+        "count",
+        "open_referrals",
+        PERSON_FILTERS,
+    ),
+    Spec(
+        "referrals_overdue",
+        S_SCREEN,
+        N_("Referrals with an overdue follow-up"),
+        N_("Open referrals with a planned follow-up contact not done and due before today."),
+        "count",
+        "open_referrals",
+        PERSON_FILTERS,
+    ),
+    Spec(
+        "enrolled",
+        S_CYCLES,
+        N_("People enrolled"),
+        N_("Members enrolled in a cycle in the period; a transfer to another cycle is not a new enrolment."),
+        "count",
+        "enrolment",
+    ),
+    Spec(
+        "cycles_started",
+        S_CYCLES,
+        N_("Cycles started"),
+        N_("Cycles whose first group session was held in the period."),
+        "count",
+        "cycles",
+    ),
+    Spec(
+        "cycles_completed",
+        S_CYCLES,
+        N_("Cycles completed"),
+        N_("Cycles closed in the period after all their sessions."),
+        "count",
+        "cycles",
+    ),
+    Spec(
+        "cycles_closed_early",
+        S_CYCLES,
+        N_("Cycles closed early"),
+        N_("Cycles closed in the period before their last session, with a reason."),
+        "count",
+        "cycles",
+    ),
+    Spec(
+        "attendance_rate",
+        S_ATTEND,
+        N_("Attendance rate"),
+        N_(
+            "Group sessions attended (present or late, a make-up counting for the session it makes up) out of "
+            "those marked, for sessions held in the period; by session number."
+        ),
+        "share",
+        "attendance",
+    ),
+    Spec(
+        "members_ended",
+        S_ATTEND,
+        N_("Members at the end of a cycle"),
+        N_("Members of the cycles closed in the period (a member transferred out counts in the cycle they moved to)."),
+        "count",
+        "outcome",
+    ),
+    Spec(
+        "completion_rate",
+        S_ATTEND,
+        N_("Completion rate"),
+        N_(
+            "Members who completed by their protocol's rule (share of group sessions attended) out of the "
+            "members at the end of a cycle."
+        ),
+        "share",
+        "outcome",
+    ),
+    Spec(
+        "dropout_rate",
+        S_ATTEND,
+        N_("Dropout rate"),
+        N_(
+            "Members who dropped out or withdrew out of the members at the end of a cycle; by the last group "
+            "session they attended."
+        ),
+        "share",
+        "outcome",
+    ),
 )
 _SCORED = {
     "completers": N_("Members who completed, in cycles closed in the period, with both a baseline and an end score."),
-    "everyone": N_("Members of the cycles closed in the period, completed or not, with both a baseline and an end "
-                   "score."),
+    "everyone": N_(
+        "Members of the cycles closed in the period, completed or not, with both a baseline and an end score."
+    ),
 }
 _NO_END = {
-    "completers": N_("Members who completed, in cycles closed in the period, without an end score (or without a "
-                     "baseline): left out of the figures below."),
-    "everyone": N_("Members of the cycles closed in the period without an end score (or without a baseline): left "
-                   "out of the figures below."),
+    "completers": N_(
+        "Members who completed, in cycles closed in the period, without an end score (or without a "
+        "baseline): left out of the figures below."
+    ),
+    "everyone": N_(
+        "Members of the cycles closed in the period without an end score (or without a baseline): left "
+        "out of the figures below."
+    ),
 }
 for _group in ("completers", "everyone"):
     SPECS += (
-        Spec(f"{_group}_scored", S_OUTCOME,
-             N_("Completers with a baseline and an end score") if _group == "completers"
-             else N_("Members with a baseline and an end score"), _SCORED[_group], "count", "outcome"),
-        Spec(f"{_group}_no_end_score", S_OUTCOME,
-             N_("Completers with no end score") if _group == "completers" else N_("Members with no end score"),
-             _NO_END[_group], "count", "outcome"),
-        Spec(f"{_group}_baseline_mean", S_OUTCOME,
-             N_("Mean baseline score, completers") if _group == "completers"
-             else N_("Mean baseline score, everyone enrolled"),
-             N_("Mean PHQ-9 at the pre-group session (or the latest before enrolment), of members with both "
-                "scores."), "mean", "outcome"),
-        Spec(f"{_group}_end_mean", S_OUTCOME,
-             N_("Mean end score, completers") if _group == "completers" else N_("Mean end score, everyone enrolled"),
-             N_("Mean PHQ-9 at the last group session, of members with both scores."), "mean", "outcome"),
-        Spec(f"{_group}_change_mean", S_OUTCOME,
-             N_("Mean change, completers") if _group == "completers" else N_("Mean change, everyone enrolled"),
-             N_("Mean of end minus baseline score (negative: fewer symptoms), of members with both scores."),
-             "mean", "outcome"),
-        Spec(f"{_group}_response_rate", S_OUTCOME,
-             N_("Score at least halved, completers") if _group == "completers"
-             else N_("Score at least halved, everyone enrolled"),
-             N_("Share of members with both scores whose end score is at most half their baseline."),
-             "share", "outcome"),
-        Spec(f"{_group}_remission_rate", S_OUTCOME,
-             N_("Below 5 at the end, completers") if _group == "completers"
-             else N_("Below 5 at the end, everyone enrolled"),
-             N_("Share of members with both scores whose end score is below 5 (minimal symptoms)."),
-             "share", "outcome"),
+        Spec(
+            f"{_group}_scored",
+            S_OUTCOME,
+            N_("Completers with a baseline and an end score")
+            if _group == "completers"
+            else N_("Members with a baseline and an end score"),
+            _SCORED[_group],
+            "count",
+            "outcome",
+        ),
+        Spec(
+            f"{_group}_no_end_score",
+            S_OUTCOME,
+            N_("Completers with no end score") if _group == "completers" else N_("Members with no end score"),
+            _NO_END[_group],
+            "count",
+            "outcome",
+        ),
+        Spec(
+            f"{_group}_baseline_mean",
+            S_OUTCOME,
+            N_("Mean baseline score, completers")
+            if _group == "completers"
+            else N_("Mean baseline score, everyone enrolled"),
+            N_("Mean PHQ-9 at the pre-group session (or the latest before enrolment), of members with both scores."),
+            "mean",
+            "outcome",
+        ),
+        Spec(
+            f"{_group}_end_mean",
+            S_OUTCOME,
+            N_("Mean end score, completers") if _group == "completers" else N_("Mean end score, everyone enrolled"),
+            N_("Mean PHQ-9 at the last group session, of members with both scores."),
+            "mean",
+            "outcome",
+        ),
+        Spec(
+            f"{_group}_change_mean",
+            S_OUTCOME,
+            N_("Mean change, completers") if _group == "completers" else N_("Mean change, everyone enrolled"),
+            N_("Mean of end minus baseline score (negative: fewer symptoms), of members with both scores."),
+            "mean",
+            "outcome",
+        ),
+        Spec(
+            f"{_group}_response_rate",
+            S_OUTCOME,
+            N_("Score at least halved, completers")
+            if _group == "completers"
+            else N_("Score at least halved, everyone enrolled"),
+            N_("Share of members with both scores whose end score is at most half their baseline."),
+            "share",
+            "outcome",
+        ),
+        Spec(
+            f"{_group}_remission_rate",
+            S_OUTCOME,
+            N_("Below 5 at the end, completers")
+            if _group == "completers"
+            else N_("Below 5 at the end, everyone enrolled"),
+            N_("Share of members with both scores whose end score is below 5 (minimal symptoms)."),
+            "share",
+            "outcome",
+        ),
     )
 SPECS += (
-    Spec("fidelity_checklist_rate", S_FIDELITY, N_("Sessions with a fidelity checklist"),
-         N_("Group sessions held in the period for which a facilitator filled in the fidelity checklist."),
-         "share", "fidelity"),
-    Spec("fidelity_items_rate", S_FIDELITY, N_("Checklist items done"),
-         N_("Items answered 'done' out of all items answered, over the checklists of those sessions."),
-         "share", "fidelity"),
+    Spec(
+        "fidelity_checklist_rate",
+        S_FIDELITY,
+        N_("Sessions with a fidelity checklist"),
+        N_("Group sessions held in the period for which a facilitator filled in the fidelity checklist."),
+        "share",
+        "fidelity",
+    ),
+    Spec(
+        "fidelity_items_rate",
+        S_FIDELITY,
+        N_("Checklist items done"),
+        N_("Items answered 'done' out of all items answered, over the checklists of those sessions."),
+        "share",
+        "fidelity",
+    ),
 )
 SPEC_BY_ID = {s.id: s for s in SPECS}
 INDICATOR_IDS = tuple(SPEC_BY_ID)
@@ -214,18 +357,54 @@ INDICATOR_IDS = tuple(SPEC_BY_ID)
 COLUMNS = {
     "screening": ("participant_code", "name", "site_code", "first_screened_on", "screenings", "eligible"),
     "referrals": ("participant_code", "name", "site_code", "raised_on", "urgency", "status", "reasons"),
-    "open_referrals": ("participant_code", "name", "site_code", "raised_on", "urgency", "status", "next_due_on",
-                       "overdue"),
+    "open_referrals": (
+        "participant_code",
+        "name",
+        "site_code",
+        "raised_on",
+        "urgency",
+        "status",
+        "next_due_on",
+        "overdue",
+    ),
     "enrolment": ("participant_code", "name", "site_code", "cycle_code", "enrolled_on", "status"),
-    "cycles": ("cycle_code", "site_code", "protocol_id", "group_type", "facilitators", "first_held_on", "status",
-               "closed_on", "members"),
-    "attendance": ("participant_code", "name", "site_code", "cycle_code", "session_number", "session_date",
-                   "attended"),
-    "outcome": ("participant_code", "name", "site_code", "cycle_code", "outcome", "group_sessions_attended",
-                "last_session_attended", "baseline", "baseline_on", "end", "end_on", "change", "improved_50",
-                "below_5"),
-    "fidelity": ("cycle_code", "site_code", "session_number", "session_date", "checklists", "items_done",
-                 "items_answered"),
+    "cycles": (
+        "cycle_code",
+        "site_code",
+        "protocol_id",
+        "group_type",
+        "facilitators",
+        "first_held_on",
+        "status",
+        "closed_on",
+        "members",
+    ),
+    "attendance": ("participant_code", "name", "site_code", "cycle_code", "session_number", "session_date", "attended"),
+    "outcome": (
+        "participant_code",
+        "name",
+        "site_code",
+        "cycle_code",
+        "outcome",
+        "group_sessions_attended",
+        "last_session_attended",
+        "baseline",
+        "baseline_on",
+        "end",
+        "end_on",
+        "change",
+        "improved_50",
+        "below_5",
+    ),
+    "fidelity": (
+        "cycle_code",
+        "site_code",
+        "session_number",
+        "session_date",
+        "checklists",
+        "items_done",
+        "items_answered",
+    ),
 }
 PERSONAL_COLUMNS = frozenset({"name"})
 
@@ -266,12 +445,14 @@ class _CycleRows:
     @classmethod
     def read(cls, db: sqlite_utils.Database, cycle_ids: list[str]) -> _CycleRows:
         members = cycles_module.members_of(db, cycle_ids)
-        scores: dict[str, list[dict]] = {pid: [] for found in members.values() for pid in
-                                         (m["participant_id"] for m in found)}
+        scores: dict[str, list[dict]] = {
+            pid: [] for found in members.values() for pid in (m["participant_id"] for m in found)
+        }
         for r in db.query(
             f"select * from screenings where participant_id in (select participant_id from members"
             f" where cycle_id in ({_marks(cycle_ids)})) and instrument_id = ? and total is not null"
-            " order by administered_on, created_at", [*cycle_ids, OUTCOME_INSTRUMENT],
+            " order by administered_on, created_at",
+            [*cycle_ids, OUTCOME_INSTRUMENT],
         ):
             scores.setdefault(r["participant_id"], []).append(r)
         return cls(cycles_module.sessions_of(db, cycle_ids), members, followup.member_records_of(db, cycle_ids), scores)
@@ -280,8 +461,15 @@ class _CycleRows:
 class Report:
     """All indicators of one set of filters, computed once, with the records behind each."""
 
-    def __init__(self, db: sqlite_utils.Database, filters: Filters, protocols: dict[str, Protocol], *,
-                 today: date, grace_days: int = 14) -> None:
+    def __init__(
+        self,
+        db: sqlite_utils.Database,
+        filters: Filters,
+        protocols: dict[str, Protocol],
+        *,
+        today: date,
+        grace_days: int = 14,
+    ) -> None:
         self.db = db
         self.filters = filters
         self.protocols = protocols
@@ -299,8 +487,9 @@ class Report:
         site_ids = self.filters.site_ids if site_ids is None else site_ids
         return f" and {column} in ({_marks(site_ids)})", list(site_ids)
 
-    def _cycle_filter(self, alias: str = "c", id_column: str = "id",
-                      site_ids: Sequence[str] | None = None) -> tuple[str, list]:
+    def _cycle_filter(
+        self, alias: str = "c", id_column: str = "id", site_ids: Sequence[str] | None = None
+    ) -> tuple[str, list]:
         """Return the filters on a cycle's site, protocol, group type, facilitator (and cycle ids).
 
         ``alias`` is a ``cycles`` row (``id_column`` "id"), or a stored ``report_*`` row, which
@@ -367,12 +556,15 @@ class Report:
             if self.filters.period is not None:
                 # The same referrals found by their stored day (migration 0010) instead of reading
                 # every referral; the day is also checked against the records just above.
-                period += (" and r.id in (select d.referral_id from report_referrals d"
-                           " where d.raised_on between ? and ?)")
+                period += (
+                    " and r.id in (select d.referral_id from report_referrals d where d.raised_on between ? and ?)"
+                )
                 params += more
-        sql = (f"select {columns} from referrals r{indexed} join participants p on p.id = r.participant_id"
-               f" join sites si on si.id = r.site_id left join screenings s on s.id = r.screening_id"
-               f" where 1 = 1{where}{period}")
+        sql = (
+            f"select {columns} from referrals r{indexed} join participants p on p.id = r.participant_id"
+            f" join sites si on si.id = r.site_id left join screenings s on s.id = r.screening_id"
+            f" where 1 = 1{where}{period}"
+        )
         if self.filters.facilitator_id:
             sql += " and r.created_by = ?"
             params.append(self.filters.facilitator_id)
@@ -381,7 +573,9 @@ class Report:
     def _referral_rows(self, *, open_only: bool) -> list[dict]:
         sql, params = self._referral_query(
             f"p.code as participant_code, p.name, si.code as site_code, {RAISED_ON} as raised_on, r.urgency,"
-            f" r.status, r.triggers_json, {NEXT_DUE} as next_due_on", open_only=open_only)
+            f" r.status, r.triggers_json, {NEXT_DUE} as next_due_on",
+            open_only=open_only,
+        )
         found = []
         for r in self.db.query(sql + " order by raised_on, p.code", params):
             r["reasons"] = " ".join(_reason_keys(json.loads(r.pop("triggers_json") or "[]")))
@@ -399,8 +593,10 @@ class Report:
         period, more = self._in_period("d.raised_on")
         raised, reasons = 0, {}
         for triggers, n in self.db.execute(
-                f"select d.triggers_json, count(*) from report_referrals d indexed by report_referrals_by_day"
-                f" where 1 = 1{period}{where}{by} group by 1", more + params):
+            f"select d.triggers_json, count(*) from report_referrals d indexed by report_referrals_by_day"
+            f" where 1 = 1{period}{where}{by} group by 1",
+            more + params,
+        ):
             raised += n
             for key in _reason_keys(json.loads(triggers or "[]")):
                 reasons[key] = reasons.get(key, 0) + n
@@ -411,7 +607,8 @@ class Report:
         still_open, overdue = self.db.execute(
             f"select count(*), coalesce(sum(d.next_due_on < ?), 0) from report_referrals d"
             f" indexed by report_referrals_open where d.open = 1{where}{by}{period}",
-            [self.today.isoformat(), *params]).fetchone()
+            [self.today.isoformat(), *params],
+        ).fetchone()
         return raised, reasons, still_open, overdue
 
     @cached_property
@@ -426,25 +623,32 @@ class Report:
     def enrolment(self) -> list[dict]:
         where, params = self._cycle_filter()
         period, more = self._in_period("m.enrolled_on")
-        return list(self.db.query(
-            "select p.code as participant_code, p.name, si.code as site_code, c.code as cycle_code, m.enrolled_on,"
-            " m.status, c.id as cycle_id from members m join cycles c on c.id = m.cycle_id"
-            " join participants p on p.id = m.participant_id"
-            f" join sites si on si.id = c.site_id where m.transferred_from is null{where}{period}"
-            " order by m.enrolled_on, c.code, p.code", params + more))
+        return list(
+            self.db.query(
+                "select p.code as participant_code, p.name, si.code as site_code, c.code as cycle_code, m.enrolled_on,"
+                " m.status, c.id as cycle_id from members m join cycles c on c.id = m.cycle_id"
+                " join participants p on p.id = m.participant_id"
+                f" join sites si on si.id = c.site_id where m.transferred_from is null{where}{period}"
+                " order by m.enrolled_on, c.code, p.code",
+                params + more,
+            )
+        )
 
     @cached_property
     def cycles(self) -> list[dict]:
         where, params = self._cycle_filter()
-        return list(self.db.query(
-            "select c.id, c.code as cycle_code, si.code as site_code, c.protocol_id, c.group_type,"
-            " (select group_concat(u.display_name, ', ') from cycle_facilitators f join users u on u.id = f.user_id"
-            "  where f.cycle_id = c.id) as facilitators,"
-            " (select min(x.scheduled_date) from sessions x where x.cycle_id = c.id and x.kind = 'group'"
-            "  and x.status = 'held') as first_held_on, c.status, c.closed_on,"
-            " (select count(*) from members m where m.cycle_id = c.id and m.status != 'transferred') as members"
-            f" from cycles c join sites si on si.id = c.site_id where 1 = 1{where} order by c.first_date, c.code",
-            params))
+        return list(
+            self.db.query(
+                "select c.id, c.code as cycle_code, si.code as site_code, c.protocol_id, c.group_type,"
+                " (select group_concat(u.display_name, ', ') from cycle_facilitators f join users u on u.id = f.user_id"
+                "  where f.cycle_id = c.id) as facilitators,"
+                " (select min(x.scheduled_date) from sessions x where x.cycle_id = c.id and x.kind = 'group'"
+                "  and x.status = 'held') as first_held_on, c.status, c.closed_on,"
+                " (select count(*) from members m where m.cycle_id = c.id and m.status != 'transferred') as members"
+                f" from cycles c join sites si on si.id = c.site_id where 1 = 1{where} order by c.first_date, c.code",
+                params,
+            )
+        )
 
     def _within(self, day: str | None) -> bool:
         if day is None:
@@ -461,8 +665,10 @@ class Report:
         if self.filters.period is not None:
             # Only cycles with a held session in the period can have a pair whose first date is in it
             # (a member's sessions all belong to one cycle): the same rows, without reading every cycle's.
-            where += (" and x.cycle_id in (select cycle_id from sessions where status = 'held'"
-                      " and scheduled_date between ? and ?)")
+            where += (
+                " and x.cycle_id in (select cycle_id from sessions where status = 'held'"
+                " and scheduled_date between ? and ?)"
+            )
             params = [*params, *self.filters.period.bounds()]
         pairs: dict[tuple[str, int], dict] = {}
         for r in self.db.query(
@@ -471,16 +677,24 @@ class Report:
             " join members m on m.id = a.member_id join participants p on p.id = m.participant_id"
             " join cycles c on c.id = x.cycle_id join sites si on si.id = c.site_id"
             f" where x.status = 'held' and x.kind in ('group', 'makeup') and x.number > 0{where}"
-            " order by x.scheduled_date", params,
+            " order by x.scheduled_date",
+            params,
         ):
             key = (r["member_id"], r["number"])
             attended = int(r["status"] in followup.ATTENDED)
             if key in pairs:
                 pairs[key]["attended"] = max(pairs[key]["attended"], attended)
                 continue
-            pairs[key] = {"participant_code": r["participant_code"], "name": r["name"], "site_code": r["site_code"],
-                          "cycle_code": r["cycle_code"], "session_number": r["number"],
-                          "session_date": r["scheduled_date"], "attended": attended, "cycle_id": r["cycle_id"]}
+            pairs[key] = {
+                "participant_code": r["participant_code"],
+                "name": r["name"],
+                "site_code": r["site_code"],
+                "cycle_code": r["cycle_code"],
+                "session_number": r["number"],
+                "session_date": r["scheduled_date"],
+                "attended": attended,
+                "cycle_id": r["cycle_id"],
+            }
         found = [p for p in pairs.values() if self._within(p["session_date"])]
         return sorted(found, key=lambda p: (p["cycle_code"], p["session_number"], p["participant_code"]))
 
@@ -489,13 +703,16 @@ class Report:
         """Return one row per member of the cycles closed in the period, with outcome and scores."""
         where, params = self._cycle_filter()
         period, more = self._in_period("c.closed_on")
-        closed = list(self.db.query(
-            "select c.*, si.code as site_code from cycles c join sites si on si.id = c.site_id"
-            f" where c.status in ('closed', 'closed_early'){where}{period} order by c.closed_on, c.code",
-            params + more))
+        closed = list(
+            self.db.query(
+                "select c.*, si.code as site_code from cycles c join sites si on si.id = c.site_id"
+                f" where c.status in ('closed', 'closed_early'){where}{period} order by c.closed_on, c.code",
+                params + more,
+            )
+        )
         result = []
         for start in range(0, len(closed), OUTCOME_CHUNK):  # a few queries per chunk of cycles, not per member
-            chunk = closed[start:start + OUTCOME_CHUNK]
+            chunk = closed[start : start + OUTCOME_CHUNK]
             data = _CycleRows.read(self.db, [c["id"] for c in chunk])
             self._scores_cache.update(data.scores)
             for cycle in chunk:
@@ -514,19 +731,30 @@ class Report:
             if member["status"] == "transferred":
                 continue
             outcome = summaries.get(member["id"], {}).get("outcome", member["status"])
-            attended = [r["number"] for r in records.get(member["id"], [])
-                        if r["status"] in followup.ATTENDED and r["number"] > 0]
+            attended = [
+                r["number"]
+                for r in records.get(member["id"], [])
+                if r["status"] in followup.ATTENDED and r["number"] > 0
+            ]
             baseline = self._baseline(member, data)
             end = self._end(member, cycle, last)
             row = {
-                "participant_code": member["participant_code"], "name": member["name"],
-                "site_code": cycle["site_code"], "cycle_code": cycle["code"], "outcome": outcome,
-                "group_sessions_attended": len(set(attended)), "last_session_attended": max(attended, default=0),
+                "participant_code": member["participant_code"],
+                "name": member["name"],
+                "site_code": cycle["site_code"],
+                "cycle_code": cycle["code"],
+                "outcome": outcome,
+                "group_sessions_attended": len(set(attended)),
+                "last_session_attended": max(attended, default=0),
                 "baseline": baseline["total"] if baseline else None,
                 "baseline_on": baseline["administered_on"] if baseline else None,
-                "end": end["total"] if end else None, "end_on": end["administered_on"] if end else None,
-                "change": None, "improved_50": None, "below_5": None,
-                "cycle_id": cycle["id"], "member_id": member["id"],
+                "end": end["total"] if end else None,
+                "end_on": end["administered_on"] if end else None,
+                "change": None,
+                "improved_50": None,
+                "below_5": None,
+                "cycle_id": cycle["id"],
+                "member_id": member["id"],
             }
             scores = outcomes.MemberScores(baseline, end)
             if scores.paired:
@@ -543,9 +771,13 @@ class Report:
     def _scores(self, participant_id: str) -> list[dict]:
         cache = self._scores_cache
         if participant_id not in cache:
-            cache[participant_id] = list(self.db.query(
-                "select * from screenings where participant_id = ? and instrument_id = ? and total is not null"
-                " order by administered_on, created_at", (participant_id, OUTCOME_INSTRUMENT)))
+            cache[participant_id] = list(
+                self.db.query(
+                    "select * from screenings where participant_id = ? and instrument_id = ? and total is not null"
+                    " order by administered_on, created_at",
+                    (participant_id, OUTCOME_INSTRUMENT),
+                )
+            )
         return cache[participant_id]
 
     def _pre_group(self, cycle_id: str, data: _CycleRows) -> dict | None:
@@ -554,21 +786,38 @@ class Report:
             return min(found, key=lambda s: (s["number"], s["created_at"])) if found else None
         cache = self.__dict__.setdefault("_pre_group_cache", {})
         if cycle_id not in cache:  # a transferred member's first cycle, outside the chunk read
-            cache[cycle_id] = next(iter(self.db.query(
-                "select * from sessions where cycle_id = ? and kind = 'pre-group' order by number, created_at limit 1",
-                (cycle_id,))), None)
+            cache[cycle_id] = next(
+                iter(
+                    self.db.query(
+                        "select * from sessions where cycle_id = ? and kind = 'pre-group'"
+                        " order by number, created_at limit 1",
+                        (cycle_id,),
+                    )
+                ),
+                None,
+            )
         return cache[cycle_id]
 
     def _baseline(self, member: dict, data: _CycleRows) -> dict | None:
         first = outcomes.first_membership(self.db, member)
         return outcomes.pick_baseline(
-            self._scores(member["participant_id"]), instrument=OUTCOME_INSTRUMENT, first_cycle_id=first["cycle_id"],
-            pre_group=self._pre_group(first["cycle_id"], data), enrolled_on=first["enrolled_on"],
-            grace_days=self.grace_days)
+            self._scores(member["participant_id"]),
+            instrument=OUTCOME_INSTRUMENT,
+            first_cycle_id=first["cycle_id"],
+            pre_group=self._pre_group(first["cycle_id"], data),
+            enrolled_on=first["enrolled_on"],
+            grace_days=self.grace_days,
+        )
 
     def _end(self, member: dict, cycle: dict, last: dict | None) -> dict | None:
-        return outcomes.pick_last(self._scores(member["participant_id"]), instrument=OUTCOME_INSTRUMENT, cycle=cycle,
-                                  last_session=last, grace_days=self.grace_days, today=self.today)
+        return outcomes.pick_last(
+            self._scores(member["participant_id"]),
+            instrument=OUTCOME_INSTRUMENT,
+            cycle=cycle,
+            last_session=last,
+            grace_days=self.grace_days,
+            today=self.today,
+        )
 
     @cached_property
     def fidelity(self) -> list[dict]:
@@ -581,11 +830,13 @@ class Report:
             " join cycles c on c.id = x.cycle_id join sites si on si.id = c.site_id"
             " left join fidelity_checklists f on f.session_id = x.id"
             f" where x.status = 'held' and x.kind = 'group'{where}{period}"
-            " order by x.scheduled_date, c.code", params + more,
+            " order by x.scheduled_date, c.code",
+            params + more,
         ):
             session_id, checklist_id, answers_json = r.pop("id"), r.pop("checklist_id"), r.pop("answers_json")
-            here = found.setdefault(session_id, {**r, "checklists": 0, "items_done": 0, "items_answered": 0,
-                                                 "session_id": session_id})
+            here = found.setdefault(
+                session_id, {**r, "checklists": 0, "items_done": 0, "items_answered": 0, "session_id": session_id}
+            )
             if checklist_id is None:
                 continue
             answers = [bool(v) for v in json.loads(answers_json or "{}").values() if v is not None]
@@ -635,15 +886,26 @@ class Report:
 
     def indicator(self, spec: Spec) -> Indicator:
         rows = self._rows(spec)
-        base = {"id": spec.id, "section": spec.section, "label": spec.label, "definition": spec.definition,
-                "kind": spec.kind, "filtered_by": spec.filtered_by}
+        base = {
+            "id": spec.id,
+            "section": spec.section,
+            "label": spec.label,
+            "definition": spec.definition,
+            "kind": spec.kind,
+            "filtered_by": spec.filtered_by,
+        }
         if spec.kind == "count":
             parts = _reason_parts(_reason_counts(rows)) if spec.id == "referrals" else ()
             return Indicator(**base, value=len(rows), parts=parts)
         if spec.id == "attendance_rate":
             attended = sum(r["attended"] for r in rows)
-            return Indicator(**base, value=_share(attended, len(rows)), numerator=attended, denominator=len(rows),
-                             parts=_session_parts(rows))
+            return Indicator(
+                **base,
+                value=_share(attended, len(rows)),
+                numerator=attended,
+                denominator=len(rows),
+                parts=_session_parts(rows),
+            )
         if spec.id in ("completion_rate", "dropout_rate"):
             if spec.id == "completion_rate":
                 hits = [r for r in rows if r["outcome"] == "completed"]
@@ -651,8 +913,9 @@ class Report:
             else:
                 hits = [r for r in rows if r["outcome"] in DROPPED]
                 parts = _dropout_parts(hits, len(rows))
-            return Indicator(**base, value=_share(len(hits), len(rows)), numerator=len(hits),
-                             denominator=len(rows), parts=parts)
+            return Indicator(
+                **base, value=_share(len(hits), len(rows)), numerator=len(hits), denominator=len(rows), parts=parts
+            )
         if spec.family == "outcome":
             measure = spec.id.split("_", 1)[1]
             if spec.kind == "mean":
@@ -689,8 +952,13 @@ class Report:
         path = self.db.execute("pragma database_list").fetchone()[2]
         if not path:  # an in-memory database has no name to share figures under
             return None
-        return (path, self.filters, self.today, report_store.fingerprint(self.protocols, self.grace_days),
-                report_store.data_version(self.db))
+        return (
+            path,
+            self.filters,
+            self.today,
+            report_store.fingerprint(self.protocols, self.grace_days),
+            report_store.data_version(self.db),
+        )
 
     def _remembered(self, name: str, compute):
         if self._version is None:
@@ -704,8 +972,9 @@ class Report:
     def refresh_store(self) -> int:
         """Recompute the stale cycles' stored figures, once per report (the page reads them thrice)."""
         if "_refreshed" not in self.__dict__:
-            self.__dict__["_refreshed"] = report_store.refresh(self.db, self.protocols, today=self.today,
-                                                               grace_days=self.grace_days)
+            self.__dict__["_refreshed"] = report_store.refresh(
+                self.db, self.protocols, today=self.today, grace_days=self.grace_days
+            )
         return self.__dict__["_refreshed"]
 
     def _one(self, sql: str, params: list) -> tuple:
@@ -720,9 +989,13 @@ class Report:
         if self.filters.facilitator_id:
             by = " and s.administered_by = ?"
             params.append(self.filters.facilitator_id)
-        return tuple(self._one(
-            "select count(*), coalesce(sum(e), 0) from (select max(coalesce(s.eligible, 0)) as e from screenings s"
-            f" where s.occasion = 'screening'{where}{period}{by} group by s.participant_id)", params))
+        return tuple(
+            self._one(
+                "select count(*), coalesce(sum(e), 0) from (select max(coalesce(s.eligible, 0)) as e from screenings s"
+                f" where s.occasion = 'screening'{where}{period}{by} group by s.participant_id)",
+                params,
+            )
+        )
 
     @cached_property
     def _table_generations(self) -> dict[str, str]:
@@ -741,12 +1014,26 @@ class Report:
     def _stored_figures(self) -> dict[str, Indicator]:
         found: dict[str, Indicator] = {}
 
-        def put(id_: str, value: float | None, numerator: int | None = None, denominator: int | None = None,
-                parts: tuple[Part, ...] = ()) -> None:
+        def put(
+            id_: str,
+            value: float | None,
+            numerator: int | None = None,
+            denominator: int | None = None,
+            parts: tuple[Part, ...] = (),
+        ) -> None:
             spec = SPEC_BY_ID[id_]
-            found[id_] = Indicator(id=spec.id, section=spec.section, label=spec.label, definition=spec.definition,
-                                   kind=spec.kind, filtered_by=spec.filtered_by, value=value, numerator=numerator,
-                                   denominator=denominator, parts=parts)
+            found[id_] = Indicator(
+                id=spec.id,
+                section=spec.section,
+                label=spec.label,
+                definition=spec.definition,
+                kind=spec.kind,
+                filtered_by=spec.filtered_by,
+                value=value,
+                numerator=numerator,
+                denominator=denominator,
+                parts=parts,
+            )
 
         # Screening and referrals: before any cycle, read as they are, each remembered until its
         # table changes (a session saved elsewhere does not recount them).
@@ -760,32 +1047,66 @@ class Report:
 
         put("enrolled", sum(n for _day, n in self._enrolled_per_day))
         period, more = self._in_period("r.first_held_on")
-        put("cycles_started", sum(n for (n,) in self._summed(
-            "started", "r", 0,
-            f"select count(*) from report_cycles r where r.first_held_on is not null{{where}}{period}", more)))
+        put(
+            "cycles_started",
+            sum(
+                n
+                for (n,) in self._summed(
+                    "started",
+                    "r",
+                    0,
+                    f"select count(*) from report_cycles r where r.first_held_on is not null{{where}}{period}",
+                    more,
+                )
+            ),
+        )
         period, more = self._in_period("r.closed_on")
-        closed = dict(self._summed(
-            "closed", "r", 1, "select r.status, count(*) from report_cycles r"
-            f" where r.status in ('closed', 'closed_early') and r.closed_on is not null{{where}}{period}"
-            " group by r.status", more))
+        closed = dict(
+            self._summed(
+                "closed",
+                "r",
+                1,
+                "select r.status, count(*) from report_cycles r"
+                f" where r.status in ('closed', 'closed_early') and r.closed_on is not null{{where}}{period}"
+                " group by r.status",
+                more,
+            )
+        )
         put("cycles_completed", closed.get("closed", 0))
         put("cycles_closed_early", closed.get("closed_early", 0))
 
         period, more = self._in_period("a.session_date")
-        by_number = sorted(self._summed(
-            "attendance", "a", 1, "select a.session_number, sum(a.attended), sum(a.marked) from report_attendance a"
-            f" where 1 = 1{{where}}{period} group by a.session_number", more))
+        by_number = sorted(
+            self._summed(
+                "attendance",
+                "a",
+                1,
+                "select a.session_number, sum(a.attended), sum(a.marked) from report_attendance a"
+                f" where 1 = 1{{where}}{period} group by a.session_number",
+                more,
+            )
+        )
         attended, marked = sum(r[1] for r in by_number), sum(r[2] for r in by_number)
-        put("attendance_rate", _share(attended, marked), attended, marked,
-            tuple(Part(str(n), N_("session %(number)s"), {"number": n}, _share(a, m), a, m) for n, a, m in by_number))
+        put(
+            "attendance_rate",
+            _share(attended, marked),
+            attended,
+            marked,
+            tuple(Part(str(n), N_("session %(number)s"), {"number": n}, _share(a, m), a, m) for n, a, m in by_number),
+        )
 
         # Per outcome and last session attended: the members, and of those with both scores
         # their count and the sums the means and shares need.
         outcome_from, outcome_params = self._stored_outcomes()
         ended = self._summed(
-            "outcomes", "o", 2, "select o.outcome, o.last_session_attended, sum(o.members), sum(o.scored),"
+            "outcomes",
+            "o",
+            2,
+            "select o.outcome, o.last_session_attended, sum(o.members), sum(o.scored),"
             f" sum(o.baseline_sum), sum(o.end_sum), sum(o.change_sum), sum(o.improved), sum(o.below_5) {outcome_from}"
-            " group by o.outcome, o.last_session_attended", outcome_params)
+            " group by o.outcome, o.last_session_attended",
+            outcome_params,
+        )
         cohort = sum(r[2] for r in ended)
         completed = sum(r[2] for r in ended if r[0] == "completed")
         dropped: dict[int, int] = {}
@@ -794,9 +1115,23 @@ class Report:
                 dropped[r[1]] = dropped.get(r[1], 0) + r[2]
         put("members_ended", cohort)
         put("completion_rate", _share(completed, cohort), completed, cohort)
-        put("dropout_rate", _share(sum(dropped.values()), cohort), sum(dropped.values()), cohort, tuple(
-            Part(str(n), N_("attended no group session") if n == 0 else N_("after session %(number)s"),
-                 {"number": n}, _share(count, cohort), count, cohort) for n, count in sorted(dropped.items())))
+        put(
+            "dropout_rate",
+            _share(sum(dropped.values()), cohort),
+            sum(dropped.values()),
+            cohort,
+            tuple(
+                Part(
+                    str(n),
+                    N_("attended no group session") if n == 0 else N_("after session %(number)s"),
+                    {"number": n},
+                    _share(count, cohort),
+                    count,
+                    cohort,
+                )
+                for n, count in sorted(dropped.items())
+            ),
+        )
         for group in ("completers", "everyone"):
             mine = [r for r in ended if group == "everyone" or r[0] == "completed"]
             n = sum(r[3] for r in mine)
@@ -810,10 +1145,17 @@ class Report:
             put(f"{group}_remission_rate", _share(below, n), below, n)
 
         period, more = self._in_period("r.session_date")
-        sessions, with_list, done, answered = (self._summed(
-            "fidelity", "r", 0, "select count(*), coalesce(sum(r.checklists > 0), 0), coalesce(sum(r.items_done), 0),"
-            f" coalesce(sum(r.items_answered), 0) from report_fidelity r where 1 = 1{{where}}{period}", more)
-            or [(0, 0, 0, 0)])[0]
+        sessions, with_list, done, answered = (
+            self._summed(
+                "fidelity",
+                "r",
+                0,
+                "select count(*), coalesce(sum(r.checklists > 0), 0), coalesce(sum(r.items_done), 0),"
+                f" coalesce(sum(r.items_answered), 0) from report_fidelity r where 1 = 1{{where}}{period}",
+                more,
+            )
+            or [(0, 0, 0, 0)]
+        )[0]
         put("fidelity_checklist_rate", _share(with_list, sessions), with_list, sessions)
         put("fidelity_items_rate", _share(done, answered), done, answered)
         return found
@@ -869,14 +1211,23 @@ class Report:
     @cached_property
     def _enrolled_per_day(self) -> tuple[tuple[date, int], ...]:
         """Return (day, members enrolled that day, transfers not counted) for the enrolment figure and chart."""
+
         def compute() -> tuple[tuple[date, int], ...]:
             self.refresh_store()
             period, more = self._in_period("e.enrolled_on")
-            return tuple((date.fromisoformat(day), n) for day, n in sorted(self._summed(
-                "enrolment", "e", 1,
-                f"select e.enrolled_on, sum(e.members) from report_enrolment e where 1 = 1{{where}}{period}"
-                " group by e.enrolled_on",
-                more)))
+            return tuple(
+                (date.fromisoformat(day), n)
+                for day, n in sorted(
+                    self._summed(
+                        "enrolment",
+                        "e",
+                        1,
+                        f"select e.enrolled_on, sum(e.members) from report_enrolment e where 1 = 1{{where}}{period}"
+                        " group by e.enrolled_on",
+                        more,
+                    )
+                )
+            )
 
         return self._remembered("enrolled_per_day", compute)
 
@@ -904,8 +1255,10 @@ class Report:
 
     def score_change_by_cycle(self, group: str = "everyone") -> list[dict]:
         """Return per closed cycle: members with both scores, mean baseline and mean end score."""
-        return [{"cycle_code": code, "members": n, "baseline": baseline / n, "end": end / n}
-                for code, _site, n, baseline, end in self._score_sums(group)]
+        return [
+            {"cycle_code": code, "members": n, "baseline": baseline / n, "end": end / n}
+            for code, _site, n, baseline, end in self._score_sums(group)
+        ]
 
     def score_change_by_site(self, group: str = "everyone") -> list[dict]:
         """Return the same per site (a national view has hundreds of cycles)."""
@@ -915,19 +1268,31 @@ class Report:
             found[0] += n
             found[1] += baseline
             found[2] += end
-        return [{"site_code": site, "members": n, "baseline": baseline / n, "end": end / n}
-                for site, (n, baseline, end) in sorted(sums.items())]
+        return [
+            {"site_code": site, "members": n, "baseline": baseline / n, "end": end / n}
+            for site, (n, baseline, end) in sorted(sums.items())
+        ]
 
     def _score_sums(self, group: str) -> tuple[tuple, ...]:
         """Return (cycle code, site code, members with both scores, sum of baselines, sum of end scores)."""
+
         def compute() -> tuple[tuple, ...]:
             self.refresh_store()
             outcome_from, params = self._stored_outcomes()
             only = " and o.outcome = 'completed'" if group == "completers" else ""
-            return tuple(sorted(self._summed(
-                f"score_sums:{group}", "o", 2, "select o.cycle_code, (select code from sites where id = o.site_id),"
-                f" sum(o.scored), sum(o.baseline_sum), sum(o.end_sum) {outcome_from}{only} and o.scored > 0"
-                " group by o.cycle_id", params)))
+            return tuple(
+                sorted(
+                    self._summed(
+                        f"score_sums:{group}",
+                        "o",
+                        2,
+                        "select o.cycle_code, (select code from sites where id = o.site_id),"
+                        f" sum(o.scored), sum(o.baseline_sum), sum(o.end_sum) {outcome_from}{only} and o.scored > 0"
+                        " group by o.cycle_id",
+                        params,
+                    )
+                )
+            )
 
         return self._remembered(f"score_sums:{group}", compute)
 
@@ -938,7 +1303,7 @@ DROPPED = ("dropped_out", "withdrawn", "dropping_out")
 def _by_site(sql: str, alias: str) -> str:
     """Return ``sql`` (a select, grouped or not) with ``alias.site_id`` as first column and group."""
     assert sql.startswith("select ") and sql.count(" group by ") <= 1, sql
-    sql = f"select {alias}.site_id, {sql[len('select '):]}"
+    sql = f"select {alias}.site_id, {sql[len('select ') :]}"
     if " group by " in sql:
         return sql.replace(" group by ", f" group by {alias}.site_id, ")
     return f"{sql} group by {alias}.site_id"
@@ -977,8 +1342,11 @@ def _reason_keys(triggers: list[dict]) -> list[str]:
     return list(dict.fromkeys(keys)) or ["other"]
 
 
-REASON_LABELS = {"risk_answer": N_("risk answer on a questionnaire"),
-                 "risk_observed": N_("risk observed by the facilitator"), "other": N_("other reason")}
+REASON_LABELS = {
+    "risk_answer": N_("risk answer on a questionnaire"),
+    "risk_observed": N_("risk observed by the facilitator"),
+    "other": N_("other reason"),
+}
 
 
 def _reason_parts(counts: dict[str, int]) -> tuple[Part, ...]:
@@ -1005,8 +1373,9 @@ def _session_parts(rows: list[dict]) -> tuple[Part, ...]:
     for n in numbers:
         here = [r for r in rows if r["session_number"] == n]
         attended = sum(r["attended"] for r in here)
-        parts.append(Part(str(n), N_("session %(number)s"), {"number": n}, _share(attended, len(here)),
-                          attended, len(here)))
+        parts.append(
+            Part(str(n), N_("session %(number)s"), {"number": n}, _share(attended, len(here)), attended, len(here))
+        )
     return tuple(parts)
 
 
@@ -1031,15 +1400,23 @@ _PART_FILTERS = {
 # --- the public functions -----------------------------------------------------------------
 
 
-def compute(db: sqlite_utils.Database, filters: Filters, protocols: dict[str, Protocol], *, today: date,
-            grace_days: int = 14) -> list[Indicator]:
+def compute(
+    db: sqlite_utils.Database, filters: Filters, protocols: dict[str, Protocol], *, today: date, grace_days: int = 14
+) -> list[Indicator]:
     """Return every indicator for ``filters``, in the order of ``SPECS``."""
     return Report(db, filters, protocols, today=today, grace_days=grace_days).indicators
 
 
-def records(db: sqlite_utils.Database, indicator_id: str, filters: Filters,
-            protocols: dict[str, Protocol] | None = None, *, today: date, part: str | None = None,
-            grace_days: int = 14) -> Records:
+def records(
+    db: sqlite_utils.Database,
+    indicator_id: str,
+    filters: Filters,
+    protocols: dict[str, Protocol] | None = None,
+    *,
+    today: date,
+    part: str | None = None,
+    grace_days: int = 14,
+) -> Records:
     """Return the records behind an indicator (or one part of it); UnknownIndicator for a wrong id."""
     spec = SPEC_BY_ID.get(indicator_id)
     if spec is None:

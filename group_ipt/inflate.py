@@ -33,7 +33,7 @@ def _pieces(blob: bytes, limit: int) -> Iterator[bytes]:
     view = memoryview(blob)
     try:
         for start in range(0, len(view), STEP):
-            data = bytes(view[start:start + STEP])
+            data = bytes(view[start : start + STEP])
             while data or not decompressor.eof:  # (no data: output still held back after all input)
                 # At most one STEP out per call, and never more than one byte past the limit.
                 piece = decompressor.decompress(data, min(STEP, limit + 1 - total))

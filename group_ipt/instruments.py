@@ -62,8 +62,19 @@ _INSTRUMENT_ID = re.compile(r"^[a-z][a-z0-9_-]*$")
 _ITEM_ID = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 
 # Allowed keys per mapping; anything else in a file is an error, never ignored.
-_TOP_KEYS = ("id", "name", "version", "description", "recall", "options", "items", "scoring", "bands", "eligibility",
-             "leads_to")
+_TOP_KEYS = (
+    "id",
+    "name",
+    "version",
+    "description",
+    "recall",
+    "options",
+    "items",
+    "scoring",
+    "bands",
+    "eligibility",
+    "leads_to",
+)
 _ITEM_KEYS = ("id", "text", "options", "scored", "risk")
 _OPTION_KEYS = ("value", "label")
 _RISK_KEYS = ("when", "urgent")
@@ -454,8 +465,11 @@ def _read_directory(directory: Path) -> tuple[dict[str, Instrument], list[FormFi
     found, errors = read_form_directory(directory, _read_instrument, required=True)
     for instrument in found.values():
         if instrument.leads_to is not None and instrument.leads_to not in found:
-            errors.append(FormFileError(str(instrument.source), None, "leads_to",
-                                        f"no instrument '{instrument.leads_to}' in {directory}"))
+            errors.append(
+                FormFileError(
+                    str(instrument.source), None, "leads_to", f"no instrument '{instrument.leads_to}' in {directory}"
+                )
+            )
     return found, errors
 
 
@@ -635,8 +649,9 @@ class _Checker(FormChecker):
             self.error(data, "leads_to", f"must be the id of another instrument, not {value!r}")
             return None
         if eligibility is None:
-            self.error(data, "leads_to", "a pre-screen needs an eligibility cut-off (reaching it means: give "
-                                         f"'{value}' next)")
+            self.error(
+                data, "leads_to", f"a pre-screen needs an eligibility cut-off (reaching it means: give '{value}' next)"
+            )
             return None
         return value
 
@@ -648,8 +663,12 @@ class _Checker(FormChecker):
         ninth = items[8]
         values = ninth.values
         if ninth.risk is None or any(ninth.risk.matches(v) != (v > min(values)) for v in values):
-            self.error(data, "items", "question 9 of the PHQ-9 must alert on every answer above the lowest: "
-                                      "add risk: {when: \">= 1\"}", ninth.id)
+            self.error(
+                data,
+                "items",
+                'question 9 of the PHQ-9 must alert on every answer above the lowest: add risk: {when: ">= 1"}',
+                ninth.id,
+            )
 
     def version(self, data: LineMap) -> str | None:
         if "version" not in data:
@@ -731,8 +750,7 @@ class _Checker(FormChecker):
             return None
         if not isinstance(data["risk"], LineMap) or "when" not in data["risk"]:
             # A risk question nobody is alerted about is worse than none: refuse it.
-            self.error(data, "risk", "declares a risk item but no alert rule: add 'when', e.g. {when: \">= 1\"}",
-                       item)
+            self.error(data, "risk", "declares a risk item but no alert rule: add 'when', e.g. {when: \">= 1\"}", item)
             return None
         risk = data["risk"]
         self.keys(risk, _RISK_KEYS, item)

@@ -76,7 +76,6 @@ def _read(path: Path) -> tuple[Intake | None, list[FormFileError]]:
 
 
 class _Checker(FormChecker):
-
     def text(self, mapping: LineMap, key: str, item: str | None) -> str:
         value = mapping.get(key)
         if not isinstance(value, str) or not value.strip():
@@ -100,8 +99,9 @@ class _Checker(FormChecker):
                 continue
             code = entry.get("code")
             if not isinstance(code, str) or not _CODE.match(code):
-                self.error(entry, "code", "must be lower-case letters, digits and _, starting with a letter",
-                           str(index))
+                self.error(
+                    entry, "code", "must be lower-case letters, digits and _, starting with a letter", str(index)
+                )
                 continue
             self.keys(entry, ("code", "label", "urgency"), code)
             if any(e.code == code for e in found):

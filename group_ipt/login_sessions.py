@@ -51,20 +51,35 @@ def start(db: sqlite_utils.Database, user: dict, remote_addr: str | None = None)
     forget = (datetime.now(UTC) - timedelta(days=KEEP_DAYS)).replace(microsecond=0).isoformat()
     with write(db):
         db.execute("delete from login_sessions where last_seen_at < ?", (forget,))
-        db["login_sessions"].insert({
-            "id": _digest(token), "user_id": user["id"], "password_tag": password_tag(user["password_hash"]),
-            "remote_addr": remote_addr, "created_at": now, "last_seen_at": now,
-        })
+        db["login_sessions"].insert(
+            {
+                "id": _digest(token),
+                "user_id": user["id"],
+                "password_tag": password_tag(user["password_hash"]),
+                "remote_addr": remote_addr,
+                "created_at": now,
+                "last_seen_at": now,
+            }
+        )
     return token
 
 
-def check(db: sqlite_utils.Database, token: str | None, *, idle_minutes: float, lifetime_hours: float,
-          now: datetime | None = None) -> SessionCheck:
+def check(
+    db: sqlite_utils.Database,
+    token: str | None,
+    *,
+    idle_minutes: float,
+    lifetime_hours: float,
+    now: datetime | None = None,
+) -> SessionCheck:
     """Return the session's user if it may go on; end it (with the reason) when it may not."""
     if not token or not isinstance(token, str) or len(token) > 100:
         return SessionCheck(None, "missing")
-    found = row(db, "select s.*, u.password_hash, u.active from login_sessions s join users u on u.id = s.user_id"
-                    " where s.id = ?", (_digest(token),))
+    found = row(
+        db,
+        "select s.*, u.password_hash, u.active from login_sessions s join users u on u.id = s.user_id where s.id = ?",
+        (_digest(token),),
+    )
     if found is None:
         return SessionCheck(None, "missing")
     if found["ended_at"]:
@@ -85,8 +100,10 @@ def check(db: sqlite_utils.Database, token: str | None, *, idle_minutes: float, 
         return SessionCheck(None, reason)
     if (now - _parse(found["last_seen_at"])).total_seconds() >= TOUCH_SECONDS:
         with write(db):
-            db.execute("update login_sessions set last_seen_at = ? where id = ?",
-                       (now.replace(microsecond=0).isoformat(), found["id"]))
+            db.execute(
+                "update login_sessions set last_seen_at = ? where id = ?",
+                (now.replace(microsecond=0).isoformat(), found["id"]),
+            )
     return SessionCheck(row(db, "select * from users where id = ?", (found["user_id"],)), None)
 
 
@@ -110,5 +127,4 @@ def end_all(db: sqlite_utils.Database, user_id: str, reason: str, *, keep_token:
 
 
 def open_sessions(db: sqlite_utils.Database, user_id: str) -> int:
-    return row(db, "select count(*) as n from login_sessions where user_id = ? and ended_at is null",
-               (user_id,))["n"]
+    return row(db, "select count(*) as n from login_sessions where user_id = ? and ended_at is null", (user_id,))["n"]

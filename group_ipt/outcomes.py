@@ -116,30 +116,57 @@ def last_group_session(sessions: Sequence[dict], protocol: Protocol | None) -> d
     return next((s for s in regular if s["number"] == number), None)
 
 
-def pick_baseline(scores: Sequence[dict], *, instrument: str, first_cycle_id: str, pre_group: dict | None,
-                  enrolled_on: str, grace_days: int) -> dict | None:
+def pick_baseline(
+    scores: Sequence[dict],
+    *,
+    instrument: str,
+    first_cycle_id: str,
+    pre_group: dict | None,
+    enrolled_on: str,
+    grace_days: int,
+) -> dict | None:
     """Return the baseline row among a person's scores for the membership they were first enrolled with."""
     due_on = date.fromisoformat((pre_group["scheduled_date"] if pre_group else enrolled_on)[:10])
-    matched = [s for s in scores if followup.screening_matches(
-        s, instrument=instrument, occasion="baseline", cycle_id=first_cycle_id,
-        session_id=pre_group["id"] if pre_group else None, due_on=due_on, grace_days=grace_days)]
+    matched = [
+        s
+        for s in scores
+        if followup.screening_matches(
+            s,
+            instrument=instrument,
+            occasion="baseline",
+            cycle_id=first_cycle_id,
+            session_id=pre_group["id"] if pre_group else None,
+            due_on=due_on,
+            grace_days=grace_days,
+        )
+    ]
     if matched:
         return matched[-1]
     before = [s for s in scores if s["instrument_id"] == instrument and s["administered_on"][:10] <= enrolled_on]
     return before[-1] if before else None
 
 
-def pick_last(scores: Sequence[dict], *, instrument: str, cycle: dict, last_session: dict | None, grace_days: int,
-              today: date) -> dict | None:
+def pick_last(
+    scores: Sequence[dict], *, instrument: str, cycle: dict, last_session: dict | None, grace_days: int, today: date
+) -> dict | None:
     """Return the last-score row: the end measure of the last group session (or of the early close)."""
     if last_session is not None and last_session["status"] != "cancelled":
         due = last_session["scheduled_date"]
     else:  # closed early: the end measure is taken when the group stops
         due = cycle.get("closed_on") or (last_session or {}).get("scheduled_date") or today.isoformat()
-    matched = [s for s in scores if followup.screening_matches(
-        s, instrument=instrument, occasion="end", cycle_id=cycle["id"],
-        session_id=last_session["id"] if last_session else None, due_on=date.fromisoformat(due[:10]),
-        grace_days=grace_days)]
+    matched = [
+        s
+        for s in scores
+        if followup.screening_matches(
+            s,
+            instrument=instrument,
+            occasion="end",
+            cycle_id=cycle["id"],
+            session_id=last_session["id"] if last_session else None,
+            due_on=date.fromisoformat(due[:10]),
+            grace_days=grace_days,
+        )
+    ]
     return matched[-1] if matched else None
 
 
@@ -157,33 +184,53 @@ def first_membership(db: sqlite_utils.Database, member: dict) -> dict:
 
 
 def pre_group_session(db: sqlite_utils.Database, cycle_id: str) -> dict | None:
-    return row(db, "select * from sessions where cycle_id = ? and kind = 'pre-group' order by number, created_at"
-                   " limit 1", (cycle_id,))
+    return row(
+        db,
+        "select * from sessions where cycle_id = ? and kind = 'pre-group' order by number, created_at limit 1",
+        (cycle_id,),
+    )
 
 
-def cycle_scores(db: sqlite_utils.Database, cycle: dict, members: Sequence[dict], protocol: Protocol | None, *,
-                 instrument: Instrument | None, grace_days: int, today: date) -> dict[str, MemberScores]:
+def cycle_scores(
+    db: sqlite_utils.Database,
+    cycle: dict,
+    members: Sequence[dict],
+    protocol: Protocol | None,
+    *,
+    instrument: Instrument | None,
+    grace_days: int,
+    today: date,
+) -> dict[str, MemberScores]:
     """Return {member id: MemberScores} for the members of one cycle (what the printed report shows)."""
     if instrument is None or not members:
         return {m["id"]: MemberScores(None, None) for m in members}
     below = remission_below(instrument)
-    sessions = rows(db, "select * from sessions where cycle_id = ? order by scheduled_date, number, created_at",
-                    (cycle["id"],))
+    sessions = rows(
+        db, "select * from sessions where cycle_id = ? order by scheduled_date, number, created_at", (cycle["id"],)
+    )
     last_session = last_group_session(sessions, protocol)
     marks = ",".join("?" for _ in members)
     scores: dict[str, list[dict]] = {}
-    for r in db.query(f"select * from screenings where instrument_id = ? and total is not null and participant_id"
-                      f" in ({marks}) order by administered_on, created_at",
-                      [instrument.id, *(m["participant_id"] for m in members)]):
+    for r in db.query(
+        f"select * from screenings where instrument_id = ? and total is not null and participant_id"
+        f" in ({marks}) order by administered_on, created_at",
+        [instrument.id, *(m["participant_id"] for m in members)],
+    ):
         scores.setdefault(r["participant_id"], []).append(r)
     found = {}
     for member in members:
         mine = scores.get(member["participant_id"], [])
         first = first_membership(db, member)
-        baseline = pick_baseline(mine, instrument=instrument.id, first_cycle_id=first["cycle_id"],
-                                 pre_group=pre_group_session(db, first["cycle_id"]), enrolled_on=first["enrolled_on"],
-                                 grace_days=grace_days)
-        last = pick_last(mine, instrument=instrument.id, cycle=cycle, last_session=last_session,
-                         grace_days=grace_days, today=today)
+        baseline = pick_baseline(
+            mine,
+            instrument=instrument.id,
+            first_cycle_id=first["cycle_id"],
+            pre_group=pre_group_session(db, first["cycle_id"]),
+            enrolled_on=first["enrolled_on"],
+            grace_days=grace_days,
+        )
+        last = pick_last(
+            mine, instrument=instrument.id, cycle=cycle, last_session=last_session, grace_days=grace_days, today=today
+        )
         found[member["id"]] = MemberScores(baseline, last, below)
     return found

@@ -80,8 +80,9 @@ def code_is_valid(code: str) -> bool:
     return parts is not None and check_letter(parts[1]) == parts[2]
 
 
-def generate_code(db: sqlite_utils.Database, site_id: str, site_code: str, randbelow=secrets.randbelow,
-                  *, block: int | None = -1) -> str:
+def generate_code(
+    db: sqlite_utils.Database, site_id: str, site_code: str, randbelow=secrets.randbelow, *, block: int | None = -1
+) -> str:
     """Return a code not yet used at this site, trying random digits until one is free.
 
     A laptop that syncs makes codes from its own block (``code_block``: the first digit), so
@@ -90,8 +91,11 @@ def generate_code(db: sqlite_utils.Database, site_id: str, site_code: str, randb
     """
     block = code_block(db) if block == -1 else block
     for attempt in range(CODE_ATTEMPTS * 2):
-        digits = f"{block}{randbelow(1000):03d}" if block is not None and attempt < CODE_ATTEMPTS else \
-            f"{randbelow(10000):04d}"
+        digits = (
+            f"{block}{randbelow(1000):03d}"
+            if block is not None and attempt < CODE_ATTEMPTS
+            else f"{randbelow(10000):04d}"
+        )
         code = make_code(site_code, digits)
         if not row(db, "select 1 as x from participants where site_id = ? and code = ?", (site_id, code)):
             return code
@@ -136,20 +140,29 @@ def validate(
         raise ParticipantError(N_("Give the person's age (an estimate is fine) or birth year."), field="age")
     if age_text:
         if not age_text.isdecimal() or not MIN_AGE <= int(age_text) <= MAX_AGE:
-            raise ParticipantError(N_("The age must be a whole number from %(low)d to %(high)d."), field="age",
-                                   low=MIN_AGE, high=MAX_AGE)
+            raise ParticipantError(
+                N_("The age must be a whole number from %(low)d to %(high)d."), field="age", low=MIN_AGE, high=MAX_AGE
+            )
         year, estimate = today.year - int(age_text), True
     else:
         low, high = today.year - MAX_AGE, today.year - MIN_AGE
         if not year_text.isdecimal() or not low <= int(year_text) <= high:
-            raise ParticipantError(N_("The birth year must be a year from %(low)d to %(high)d."), field="birth_year",
-                                   low=low, high=high)
+            raise ParticipantError(
+                N_("The birth year must be a year from %(low)d to %(high)d."), field="birth_year", low=low, high=high
+            )
         year, estimate = int(year_text), False
     village = _clean_village(village)
     phone = _clean_phone(phone)
     language = _clean_language(language)
-    return {"name": name, "sex": sex, "birth_year": year, "age_is_estimate": int(estimate),
-            "village": village, "phone": phone, "language": language}
+    return {
+        "name": name,
+        "sex": sex,
+        "birth_year": year,
+        "age_is_estimate": int(estimate),
+        "village": village,
+        "phone": phone,
+        "language": language,
+    }
 
 
 def _clean_name(name: str | None) -> str:
@@ -168,8 +181,9 @@ def _clean_village(village: str | None) -> str:
     if not village:
         raise ParticipantError(N_("Enter the village or area where the person lives."), field="village")
     if len(village) > MAX_VILLAGE or _CONTROL.search(village):
-        raise ParticipantError(N_("The village or area is too long or contains characters that cannot be shown."),
-                               field="village")
+        raise ParticipantError(
+            N_("The village or area is too long or contains characters that cannot be shown."), field="village"
+        )
     return village
 
 
@@ -189,8 +203,7 @@ def _clean_language(language: str | None) -> str | None:
 
 # What update_details may change after registration, each with the registration's check.
 # The code, sex and birth year are not changed there; the status changes through set_status.
-EDITABLE_FIELDS = {"name": _clean_name, "village": _clean_village, "phone": _clean_phone,
-                   "language": _clean_language}
+EDITABLE_FIELDS = {"name": _clean_name, "village": _clean_village, "phone": _clean_phone, "language": _clean_language}
 
 
 def register(
@@ -217,8 +230,9 @@ def register(
     languages; both are kept on each consent record.
     """
     today = today or clock.today()
-    clean = validate(today=today, **{k: fields.get(k) for k in
-                                     ("name", "sex", "age", "birth_year", "village", "phone", "language")})
+    clean = validate(
+        today=today, **{k: fields.get(k) for k in ("name", "sex", "age", "birth_year", "village", "phone", "language")}
+    )
     unknown = [p for p in consents if p not in CONSENT_PURPOSES]
     if unknown:
         raise ParticipantError(N_("Unknown consent purpose %(purpose)s."), field="consent", purpose=unknown[0])
@@ -240,19 +254,40 @@ def register(
             "updated_at": now,
         }
         db["participants"].insert(participant)
-        audit.log(db, user=actor, action="create", table="participants", record_id=participant["id"],
-                  site_id=site["id"], after=participant)
+        audit.log(
+            db,
+            user=actor,
+            action="create",
+            table="participants",
+            record_id=participant["id"],
+            site_id=site["id"],
+            after=participant,
+        )
         _add_status(db, participant, "registered", None, actor, now)
         for purpose in CONSENT_PURPOSES:
             _add_consent(db, participant, purpose, purpose in consents, given_by, actor, now, reading)
         duplicates = possible_duplicates(db, participant)
         for other in duplicates:
-            flag = {"id": new_id(), "site_id": site["id"], "participant_id": participant["id"],
-                    "other_participant_id": other["id"], "reason": "same name, village and age band",
-                    "status": "open", "created_at": now, "updated_at": now}
+            flag = {
+                "id": new_id(),
+                "site_id": site["id"],
+                "participant_id": participant["id"],
+                "other_participant_id": other["id"],
+                "reason": "same name, village and age band",
+                "status": "open",
+                "created_at": now,
+                "updated_at": now,
+            }
             db["duplicate_flags"].insert(flag)
-            audit.log(db, user=actor, action="flag_duplicate", table="duplicate_flags", record_id=flag["id"],
-                      site_id=site["id"], after=flag)
+            audit.log(
+                db,
+                user=actor,
+                action="flag_duplicate",
+                table="duplicate_flags",
+                record_id=flag["id"],
+                site_id=site["id"],
+                after=flag,
+            )
     return Registration(participant, duplicates)
 
 
@@ -280,22 +315,48 @@ def update_details(db: sqlite_utils.Database, participant_id: str, changes: dict
         now = utcnow()
         db["participants"].update(participant_id, {**changed, "updated_at": now})
         after = {**before, **changed, "updated_at": now}
-        audit.log(db, user=actor, action="update", table="participants", record_id=participant_id,
-                  site_id=before["site_id"], before={k: before[k] for k in changed}, after=changed)
+        audit.log(
+            db,
+            user=actor,
+            action="update",
+            table="participants",
+            record_id=participant_id,
+            site_id=before["site_id"],
+            before={k: before[k] for k in changed},
+            after=changed,
+        )
         duplicates = []
         if {"name", "village"} & set(changed) and after["name_key"]:  # a blanked name matches nobody
-            flagged = {r["other"] for r in db.query(
-                "select other_participant_id as other from duplicate_flags where participant_id = ?"
-                " union select participant_id from duplicate_flags where other_participant_id = ?",
-                (participant_id, participant_id))}
+            flagged = {
+                r["other"]
+                for r in db.query(
+                    "select other_participant_id as other from duplicate_flags where participant_id = ?"
+                    " union select participant_id from duplicate_flags where other_participant_id = ?",
+                    (participant_id, participant_id),
+                )
+            }
             duplicates = [p for p in possible_duplicates(db, after) if p["id"] not in flagged]
             for other in duplicates:
-                flag = {"id": new_id(), "site_id": before["site_id"], "participant_id": participant_id,
-                        "other_participant_id": other["id"], "reason": "same name, village and age band",
-                        "status": "open", "created_at": now, "updated_at": now}
+                flag = {
+                    "id": new_id(),
+                    "site_id": before["site_id"],
+                    "participant_id": participant_id,
+                    "other_participant_id": other["id"],
+                    "reason": "same name, village and age band",
+                    "status": "open",
+                    "created_at": now,
+                    "updated_at": now,
+                }
                 db["duplicate_flags"].insert(flag)
-                audit.log(db, user=actor, action="flag_duplicate", table="duplicate_flags", record_id=flag["id"],
-                          site_id=before["site_id"], after=flag)
+                audit.log(
+                    db,
+                    user=actor,
+                    action="flag_duplicate",
+                    table="duplicate_flags",
+                    record_id=flag["id"],
+                    site_id=before["site_id"],
+                    after=flag,
+                )
     return Registration(after, duplicates)
 
 
@@ -307,9 +368,16 @@ def _given_by(text: str | None) -> str:
 
 
 def _add_status(db, participant: dict, status: str, reason: str | None, actor: dict | None, now: str) -> dict:
-    entry = {"id": new_id(), "site_id": participant["site_id"], "participant_id": participant["id"],
-             "status": status, "reason": reason, "changed_by": actor["id"] if actor else None,
-             "created_at": now, "updated_at": now}
+    entry = {
+        "id": new_id(),
+        "site_id": participant["site_id"],
+        "participant_id": participant["id"],
+        "status": status,
+        "reason": reason,
+        "changed_by": actor["id"] if actor else None,
+        "created_at": now,
+        "updated_at": now,
+    }
     db["participant_status_history"].insert(entry)
     return entry
 
@@ -319,38 +387,68 @@ def consent_reading(consent_text, version: int | str | None, language: str | Non
     if consent_text is None:
         return None
     if str(version or "").strip() != str(consent_text.version):
-        raise ParticipantError(N_("The consent text has changed since this page was opened (it is now version "
-                                  "%(version)s). Read the new text to the person, then save again."),
-                               field="consent", version=consent_text.version)
+        raise ParticipantError(
+            N_(
+                "The consent text has changed since this page was opened (it is now version "
+                "%(version)s). Read the new text to the person, then save again."
+            ),
+            field="consent",
+            version=consent_text.version,
+        )
     if language not in consent_text.languages:
         raise ParticipantError(N_("Choose the language the consent text was read in."), field="consent_language")
     return consent_text.version, language
 
 
-def _add_consent(db, participant: dict, purpose: str, given: bool, given_by: str, actor: dict, now: str,
-                 reading: tuple[int, str] | None = None) -> dict:
-    consent = {"id": new_id(), "site_id": participant["site_id"], "participant_id": participant["id"],
-               "purpose": purpose, "given": int(given), "given_by": given_by, "recorded_by": actor["id"],
-               "created_at": now, "updated_at": now}
+def _add_consent(
+    db,
+    participant: dict,
+    purpose: str,
+    given: bool,
+    given_by: str,
+    actor: dict,
+    now: str,
+    reading: tuple[int, str] | None = None,
+) -> dict:
+    consent = {
+        "id": new_id(),
+        "site_id": participant["site_id"],
+        "participant_id": participant["id"],
+        "purpose": purpose,
+        "given": int(given),
+        "given_by": given_by,
+        "recorded_by": actor["id"],
+        "created_at": now,
+        "updated_at": now,
+    }
     if reading is not None:
         consent["text_version"], consent["text_language"] = reading
     db["consents"].insert(consent)
-    audit.log(db, user=actor, action="consent", table="consents", record_id=consent["id"],
-              site_id=participant["site_id"], after=consent)
+    audit.log(
+        db,
+        user=actor,
+        action="consent",
+        table="consents",
+        record_id=consent["id"],
+        site_id=participant["site_id"],
+        after=consent,
+    )
     return consent
 
 
 def possible_duplicates(db: sqlite_utils.Database, participant: dict) -> list[dict]:
     """Return other participants of the same site with the same name, village and age band."""
     candidates = rows(
-        db, "select * from participants where site_id = ? and name_key = ? and id != ?",
+        db,
+        "select * from participants where site_id = ? and name_key = ? and id != ?",
         (participant["site_id"], participant["name_key"], participant["id"]),
     )
     village = name_key(participant["village"])
     return [
-        p for p in candidates
-        if name_key(p["village"]) == village and abs((p["birth_year"] or 0) - (participant["birth_year"] or 0))
-        <= AGE_BAND_YEARS
+        p
+        for p in candidates
+        if name_key(p["village"]) == village
+        and abs((p["birth_year"] or 0) - (participant["birth_year"] or 0)) <= AGE_BAND_YEARS
     ]
 
 
@@ -376,8 +474,10 @@ class SearchResult:
 
 def search(db: sqlite_utils.Database, site_ids: list[str], query: str = "", limit: int = 100) -> SearchResult:
     """Find participants by programme code (forgiving spaces and case) or part of the name."""
-    base = ("select p.*, s.code as site_code from participants p join sites s on s.id = p.site_id"
-            f" where p.site_id in ({_in(site_ids)})")
+    base = (
+        "select p.*, s.code as site_code from participants p join sites s on s.id = p.site_id"
+        f" where p.site_id in ({_in(site_ids)})"
+    )
     query = (query or "").strip()
     if not query:
         found = rows(db, f"{base} order by p.created_at desc limit ?", (*site_ids, limit))
@@ -414,17 +514,29 @@ def set_status(
             blockers = enrolment_blockers(db, participant_id)
             if blockers:
                 raise EnrolmentBlocked(
-                    N_("%(code)s cannot join a group: an exclusion was recorded at screening (%(reasons)s). "
-                       "Refer the person instead."), code=before["code"], reasons=", ".join(blockers))
+                    N_(
+                        "%(code)s cannot join a group: an exclusion was recorded at screening (%(reasons)s). "
+                        "Refer the person instead."
+                    ),
+                    code=before["code"],
+                    reasons=", ".join(blockers),
+                )
         if before["status"] == status:
             return before
         now = utcnow()
         db.execute("update participants set status = ?, updated_at = ? where id = ?", (status, now, participant_id))
         after = {**before, "status": status, "updated_at": now}
         _add_status(db, before, status, reason, actor, now)
-        audit.log(db, user=actor, action="set_status", table="participants", record_id=participant_id,
-                  site_id=before["site_id"], before={"status": before["status"]},
-                  after={"status": status, "reason": reason})
+        audit.log(
+            db,
+            user=actor,
+            action="set_status",
+            table="participants",
+            record_id=participant_id,
+            site_id=before["site_id"],
+            before={"status": before["status"]},
+            after={"status": status, "reason": reason},
+        )
     return after
 
 
@@ -450,8 +562,16 @@ def status_history(db: sqlite_utils.Database, participant_id: str) -> list[dict]
 
 
 def record_consent(
-    db: sqlite_utils.Database, participant: dict, purpose: str, given: bool, given_by: str, actor: dict,
-    *, consent_text=None, consent_version: int | str | None = None, consent_language: str | None = None,
+    db: sqlite_utils.Database,
+    participant: dict,
+    purpose: str,
+    given: bool,
+    given_by: str,
+    actor: dict,
+    *,
+    consent_text=None,
+    consent_version: int | str | None = None,
+    consent_language: str | None = None,
 ) -> dict:
     """Record that consent for ``purpose`` was given or withdrawn (the newest record counts).
 
@@ -483,13 +603,16 @@ def current_consents(db: sqlite_utils.Database, participant_id: str) -> dict[str
     return latest
 
 
-def duplicate_flags(db: sqlite_utils.Database, site_ids: list[str], *, participant_id: str | None = None,
-                    status: str | None = "open") -> list[dict]:
+def duplicate_flags(
+    db: sqlite_utils.Database, site_ids: list[str], *, participant_id: str | None = None, status: str | None = "open"
+) -> list[dict]:
     """Return duplicate flags (open ones by default) with both participants' code and name."""
-    sql = ("select f.*, a.code as code, a.name as name, b.code as other_code, b.name as other_name,"
-           " b.village as other_village, b.birth_year as other_birth_year from duplicate_flags f"
-           " join participants a on a.id = f.participant_id join participants b on b.id = f.other_participant_id"
-           f" where f.site_id in ({_in(site_ids)})")
+    sql = (
+        "select f.*, a.code as code, a.name as name, b.code as other_code, b.name as other_name,"
+        " b.village as other_village, b.birth_year as other_birth_year from duplicate_flags f"
+        " join participants a on a.id = f.participant_id join participants b on b.id = f.other_participant_id"
+        f" where f.site_id in ({_in(site_ids)})"
+    )
     params: list = [*site_ids]
     if status:
         sql += " and f.status = ?"
@@ -500,20 +623,30 @@ def duplicate_flags(db: sqlite_utils.Database, site_ids: list[str], *, participa
     return rows(db, sql + " order by f.created_at", params)
 
 
-def review_duplicate(db: sqlite_utils.Database, flag_id: str, site_ids: list[str], decision: str,
-                     actor: dict) -> dict:
+def review_duplicate(db: sqlite_utils.Database, flag_id: str, site_ids: list[str], decision: str, actor: dict) -> dict:
     """Record a reviewer's decision on a duplicate flag; records are never merged here."""
     if decision not in ("not_duplicate", "duplicate"):
         raise ParticipantError(N_("Choose whether the two records are the same person."), field="decision")
     with write(db):
-        before = row(db, f"select * from duplicate_flags where id = ? and site_id in ({_in(site_ids)})",
-                     (flag_id, *site_ids))
+        before = row(
+            db, f"select * from duplicate_flags where id = ? and site_id in ({_in(site_ids)})", (flag_id, *site_ids)
+        )
         if before is None:
             raise ParticipantError(N_("No such duplicate flag."))
         now = utcnow()
-        db.execute("update duplicate_flags set status = ?, reviewed_by = ?, reviewed_at = ?, updated_at = ?"
-                   " where id = ?", (decision, actor["id"], now, now, flag_id))
+        db.execute(
+            "update duplicate_flags set status = ?, reviewed_by = ?, reviewed_at = ?, updated_at = ? where id = ?",
+            (decision, actor["id"], now, now, flag_id),
+        )
         after = {**before, "status": decision, "reviewed_by": actor["id"], "reviewed_at": now, "updated_at": now}
-        audit.log(db, user=actor, action="review_duplicate", table="duplicate_flags", record_id=flag_id,
-                  site_id=before["site_id"], before=before, after=after)
+        audit.log(
+            db,
+            user=actor,
+            action="review_duplicate",
+            table="duplicate_flags",
+            record_id=flag_id,
+            site_id=before["site_id"],
+            before=before,
+            after=after,
+        )
     return after

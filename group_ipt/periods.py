@@ -50,11 +50,16 @@ def parse_period(text: str) -> Period:
     try:
         if m := _RANGE.match(text):
             return period_between(bounds.parse_date(m[1], field="period"), bounds.parse_date(m[2], field="period"))
-        if (m := _YEAR.match(text) or _QUARTER.match(text) or _MONTH.match(text) or _WEEK.match(text)) \
-                and not bounds.MIN_YEAR <= int(m[1]) <= bounds.MAX_YEAR:
-            raise PeriodError(N_("The period %(period)s is outside the years this software accepts "
-                                 "(%(first)s to %(last)s)."), field="period", period=text,
-                              first=str(bounds.MIN_YEAR), last=str(bounds.MAX_YEAR))
+        if (
+            m := _YEAR.match(text) or _QUARTER.match(text) or _MONTH.match(text) or _WEEK.match(text)
+        ) and not bounds.MIN_YEAR <= int(m[1]) <= bounds.MAX_YEAR:
+            raise PeriodError(
+                N_("The period %(period)s is outside the years this software accepts (%(first)s to %(last)s)."),
+                field="period",
+                period=text,
+                first=str(bounds.MIN_YEAR),
+                last=str(bounds.MAX_YEAR),
+            )
         if m := _YEAR.match(text):
             year = int(m[1])
             return Period(date(year, 1, 1), date(year, 12, 31), text)
@@ -71,16 +76,23 @@ def parse_period(text: str) -> Period:
     except bounds.BoundsError as exc:
         if "first" in exc.params:  # out of bounds: say which years are accepted
             raise PeriodError(exc.message, field="period", **exc.params) from exc
-        raise PeriodError(N_("The period %(period)s does not exist (no such date or week)."), field="period",
-                          period=text) from exc
+        raise PeriodError(
+            N_("The period %(period)s does not exist (no such date or week)."), field="period", period=text
+        ) from exc
     except ValueError as exc:
         if isinstance(exc, PeriodError):
             raise
-        raise PeriodError(N_("The period %(period)s does not exist (no such date or week)."), field="period",
-                          period=text) from exc
-    raise PeriodError(N_("Unknown period %(period)s. Use a year (2026), a quarter (2026Q4), a month (202611), "
-                         "an ISO week (2026W47) or two dates (2026-01-01..2026-03-31)."), field="period",
-                      period=text or "''")
+        raise PeriodError(
+            N_("The period %(period)s does not exist (no such date or week)."), field="period", period=text
+        ) from exc
+    raise PeriodError(
+        N_(
+            "Unknown period %(period)s. Use a year (2026), a quarter (2026Q4), a month (202611), "
+            "an ISO week (2026W47) or two dates (2026-01-01..2026-03-31)."
+        ),
+        field="period",
+        period=text or "''",
+    )
 
 
 def period_between(start: date, end: date) -> Period:
@@ -91,8 +103,12 @@ def period_between(start: date, end: date) -> Period:
         except bounds.BoundsError as exc:
             raise PeriodError(exc.message, field="period", **exc.params) from exc
     if end < start:
-        raise PeriodError(N_("The period ends (%(end)s) before it starts (%(start)s)."), field="period",
-                          start=start.isoformat(), end=end.isoformat())
+        raise PeriodError(
+            N_("The period ends (%(end)s) before it starts (%(start)s)."),
+            field="period",
+            start=start.isoformat(),
+            end=end.isoformat(),
+        )
     return Period(start, end, None)
 
 

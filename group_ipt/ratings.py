@@ -138,8 +138,10 @@ class RatingForm:
         if not values:
             return RatingScore(True, [], None, None, dict.fromkeys(self.sections))
         score = sum(values) / len(values) if self.method == "mean" else float(sum(values))
-        sections = {s: self._percent([int(answers[i.id]) for i in scored if i.section == s])  # type: ignore[arg-type]
-                    for s in self.sections}
+        sections = {
+            s: self._percent([int(answers[i.id]) for i in scored if i.section == s])  # type: ignore[arg-type]
+            for s in self.sections
+        }
         return RatingScore(True, [], round(score, 2), self._percent(values), sections)
 
     @property
@@ -178,7 +180,6 @@ def read_rating_form(path: Path) -> tuple[RatingForm | None, list[FormFileError]
 
 
 class _Checker(FormChecker):
-
     def text(self, data: LineMap, field: str, item: str | None = None, required: bool = True) -> str | None:
         if field not in data:
             if required:
@@ -194,8 +195,9 @@ class _Checker(FormChecker):
     def identifier(self, data: LineMap, item: str | None = None) -> str | None:
         value = data.get("id")
         if not isinstance(value, str) or not value or not set(value) <= _ID_CHARS or not value[0].isalpha():
-            self.error(data, "id", f"{value!r} must start with a letter, then lower-case letters, digits, '-' or '_'",
-                       item)
+            self.error(
+                data, "id", f"{value!r} must start with a letter, then lower-case letters, digits, '-' or '_'", item
+            )
             return None
         return value
 
@@ -219,8 +221,9 @@ class _Checker(FormChecker):
         if not isinstance(not_applicable, bool):
             self.error(data, "not_applicable", f"must be true or false, not {not_applicable!r}")
             not_applicable = False
-        return RatingForm(form_id, name, version, scale, method, threshold, items, description, self.file,
-                          not_applicable)
+        return RatingForm(
+            form_id, name, version, scale, method, threshold, items, description, self.file, not_applicable
+        )
 
     def scale(self, data: LineMap) -> tuple[Option, ...]:
         value = data.get("scale")
@@ -257,8 +260,9 @@ class _Checker(FormChecker):
         missing = scoring.get("missing")
         if missing not in MISSING_RULES:
             # A blank is never scored as 0; say so in the file, so nobody assumes otherwise.
-            self.error(scoring, "missing", f"must be 'incomplete' (a rating with a blank item gets no score), "
-                                           f"not {missing!r}")
+            self.error(
+                scoring, "missing", f"must be 'incomplete' (a rating with a blank item gets no score), not {missing!r}"
+            )
         threshold = scoring.get("threshold")
         if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 <= threshold <= 100:
             self.error(scoring, "threshold", f"must be a percentage from 0 to 100, not {threshold!r}")
@@ -288,11 +292,13 @@ class _Checker(FormChecker):
             if section not in SECTIONS:
                 self.error(entry, "section", f"must be one of {', '.join(SECTIONS)}, not {section!r}", label)
             phases = entry.get("phases")
-            if phases is not None and (not isinstance(phases, list) or not phases
-                                       or any(p not in PHASES for p in phases)):
+            if phases is not None and (
+                not isinstance(phases, list) or not phases or any(p not in PHASES for p in phases)
+            ):
                 self.error(entry, "phases", f"must be a list of phases ({', '.join(PHASES)}), not {phases!r}", label)
                 phases = None
             if item_id and text and section in SECTIONS:
-                items.append(RatingItem(item_id, text, section, description,
-                                        tuple(phases) if phases is not None else None))
+                items.append(
+                    RatingItem(item_id, text, section, description, tuple(phases) if phases is not None else None)
+                )
         return tuple(items)

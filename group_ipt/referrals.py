@@ -55,8 +55,11 @@ class FollowupPlan:
 
     @classmethod
     def from_config(cls, config) -> FollowupPlan:
-        return cls(config["REFERRAL_WEEKLY_FOLLOWUPS"], config["REFERRAL_LATER_INTERVAL_WEEKS"],
-                   config["REFERRAL_LATER_FOLLOWUPS"])
+        return cls(
+            config["REFERRAL_WEEKLY_FOLLOWUPS"],
+            config["REFERRAL_LATER_INTERVAL_WEEKS"],
+            config["REFERRAL_LATER_FOLLOWUPS"],
+        )
 
     def dates(self, start: date) -> list[date]:
         """Return the planned follow-up dates after ``start``."""
@@ -83,8 +86,10 @@ def safety_contacts(value: object) -> list[dict]:
         if not isinstance(name, str) or not name.strip() or len(name) > 100:
             raise ValueError(f"SAFETY_CONTACTS entry {position}: the name must be text of 1 to 100 characters")
         if not isinstance(phone, str) or not _PHONE.match(phone.strip()):
-            raise ValueError(f"SAFETY_CONTACTS entry {position} ({name}): {phone!r} is not a phone number "
-                             "(digits, spaces, +, -, parentheses)")
+            raise ValueError(
+                f"SAFETY_CONTACTS entry {position} ({name}): {phone!r} is not a phone number "
+                "(digits, spaces, +, -, parentheses)"
+            )
         contacts.append({"name": name.strip(), "phone": phone.strip()})
     return contacts
 
@@ -145,23 +150,44 @@ def create(
         _event(db, referral, "open", note, actor, now)
         for due in plan.dates(start):
             _plan_followup(db, referral, due, now)
-        audit.log(db, user=actor, action="create", table="referrals", record_id=referral["id"],
-                  site_id=referral["site_id"], after=referral)
+        audit.log(
+            db,
+            user=actor,
+            action="create",
+            table="referrals",
+            record_id=referral["id"],
+            site_id=referral["site_id"],
+            after=referral,
+        )
     return referral
 
 
 def _event(db, referral: dict, status: str, note: str | None, actor: dict | None, now: str) -> None:
-    db["referral_events"].insert({
-        "id": new_id(), "site_id": referral["site_id"], "referral_id": referral["id"], "status": status,
-        "note": note, "by_user": actor["id"] if actor else None, "created_at": now, "updated_at": now,
-    })
+    db["referral_events"].insert(
+        {
+            "id": new_id(),
+            "site_id": referral["site_id"],
+            "referral_id": referral["id"],
+            "status": status,
+            "note": note,
+            "by_user": actor["id"] if actor else None,
+            "created_at": now,
+            "updated_at": now,
+        }
+    )
 
 
 def _plan_followup(db, referral: dict, due: date, now: str) -> None:
-    db["referral_followups"].insert({
-        "id": new_id(), "site_id": referral["site_id"], "referral_id": referral["id"],
-        "due_on": due.isoformat(), "created_at": now, "updated_at": now,
-    })
+    db["referral_followups"].insert(
+        {
+            "id": new_id(),
+            "site_id": referral["site_id"],
+            "referral_id": referral["id"],
+            "due_on": due.isoformat(),
+            "created_at": now,
+            "updated_at": now,
+        }
+    )
 
 
 _SELECT = (
@@ -176,8 +202,7 @@ _SELECT = (
 
 def get(db: sqlite_utils.Database, referral_id: str, site_ids: list[str]) -> dict | None:
     """Return the referral if it belongs to one of ``site_ids``, else None."""
-    return _decode(row(db, f"{_SELECT} where r.id = ? and r.site_id in ({_in(site_ids)})",
-                       (referral_id, *site_ids)))
+    return _decode(row(db, f"{_SELECT} where r.id = ? and r.site_id in ({_in(site_ids)})", (referral_id, *site_ids)))
 
 
 def _decode(referral: dict | None) -> dict | None:
@@ -187,8 +212,10 @@ def _decode(referral: dict | None) -> dict | None:
 
 
 def for_participant(db: sqlite_utils.Database, participant_id: str) -> list[dict]:
-    return [_decode(r) for r in rows(db, f"{_SELECT} where r.participant_id = ? order by r.created_at desc",
-                                     (participant_id,))]
+    return [
+        _decode(r)
+        for r in rows(db, f"{_SELECT} where r.participant_id = ? order by r.created_at desc", (participant_id,))
+    ]
 
 
 def for_screening(db: sqlite_utils.Database, screening_id: str) -> dict | None:
@@ -198,9 +225,13 @@ def for_screening(db: sqlite_utils.Database, screening_id: str) -> dict | None:
 def listing(db: sqlite_utils.Database, site_ids: list[str], *, include_closed: bool = False) -> list[dict]:
     """Return referrals, unacknowledged and urgent first, then by the next follow-up due."""
     where = "" if include_closed else " and r.status != 'closed'"
-    found = rows(db, f"{_SELECT} where r.site_id in ({_in(site_ids)}){where}"
-                     " order by r.acknowledged_at is not null, r.status = 'closed', r.urgency != 'urgent',"
-                     " next_due_on is null, next_due_on, r.created_at", site_ids)
+    found = rows(
+        db,
+        f"{_SELECT} where r.site_id in ({_in(site_ids)}){where}"
+        " order by r.acknowledged_at is not null, r.status = 'closed', r.urgency != 'urgent',"
+        " next_due_on is null, next_due_on, r.created_at",
+        site_ids,
+    )
     return [_decode(r) for r in found]
 
 
@@ -234,11 +265,20 @@ def acknowledge(db: sqlite_utils.Database, referral: dict, actor: dict) -> dict:
         if current["acknowledged_at"] is not None:
             return current
         now = utcnow()
-        db.execute("update referrals set acknowledged_by = ?, acknowledged_at = ?, updated_at = ? where id = ?",
-                   (actor["id"], now, now, referral["id"]))
-        audit.log(db, user=actor, action="acknowledge", table="referrals", record_id=referral["id"],
-                  site_id=referral["site_id"], before={"acknowledged_at": None},
-                  after={"acknowledged_by": actor["id"], "acknowledged_at": now})
+        db.execute(
+            "update referrals set acknowledged_by = ?, acknowledged_at = ?, updated_at = ? where id = ?",
+            (actor["id"], now, now, referral["id"]),
+        )
+        audit.log(
+            db,
+            user=actor,
+            action="acknowledge",
+            table="referrals",
+            record_id=referral["id"],
+            site_id=referral["site_id"],
+            before={"acknowledged_at": None},
+            after={"acknowledged_by": actor["id"], "acknowledged_at": now},
+        )
     return {**current, "acknowledged_by": actor["id"], "acknowledged_at": now}
 
 
@@ -270,8 +310,9 @@ def set_status(
         if current["acknowledged_at"] is None:
             raise ReferralError(N_("Acknowledge the safety alert before changing the referral."))
         if STATUSES.index(status) <= STATUSES.index(current["status"]):
-            raise ReferralError(N_("A referral moves forward only: it is already %(status)s."),
-                                field="status", status=current["status"])
+            raise ReferralError(
+                N_("A referral moves forward only: it is already %(status)s."), field="status", status=current["status"]
+            )
         if status == "closed":
             if actor["role"] not in CLOSING_ROLES:
                 raise ReferralError(N_("Only a coordinator or supervisor can close a referral."), field="status")
@@ -291,25 +332,41 @@ def set_status(
             changes["outcome"] = outcome
         db["referrals"].update(referral["id"], changes)
         _event(db, current, status, note, actor, now)
-        audit.log(db, user=actor, action="set_status", table="referrals", record_id=referral["id"],
-                  site_id=current["site_id"], before={"status": current["status"]}, after=changes)
+        audit.log(
+            db,
+            user=actor,
+            action="set_status",
+            table="referrals",
+            record_id=referral["id"],
+            site_id=current["site_id"],
+            before={"status": current["status"]},
+            after=changes,
+        )
     return {**current, **changes}
 
 
 def _check_outcome(db, referral: dict, outcome: str | None, note: str | None, unreachable_tries: int) -> None:
     if outcome not in OUTCOMES:
         raise ReferralError(N_("Choose the outcome of the referral before closing it."), field="outcome")
-    contacts = row(db, "select count(*) as n from referral_followups where referral_id = ? and done_on is not null",
-                   (referral["id"],))["n"]
+    contacts = row(
+        db,
+        "select count(*) as n from referral_followups where referral_id = ? and done_on is not null",
+        (referral["id"],),
+    )["n"]
     if contacts == 0:
-        raise ReferralError(N_("Record at least one follow-up contact before closing the referral."),
-                            field="outcome")
+        raise ReferralError(N_("Record at least one follow-up contact before closing the referral."), field="outcome")
     if outcome == "other" and not note:
         raise ReferralError(N_("Write a note saying what the outcome was."), field="note")
     if outcome == "unreachable" and contacts < unreachable_tries:
-        raise ReferralError(N_("Try to reach the person at least %(n)d times (recorded as follow-ups) before "
-                               "closing as not reachable; %(done)d recorded so far."),
-                            field="outcome", n=unreachable_tries, done=contacts)
+        raise ReferralError(
+            N_(
+                "Try to reach the person at least %(n)d times (recorded as follow-ups) before "
+                "closing as not reachable; %(done)d recorded so far."
+            ),
+            field="outcome",
+            n=unreachable_tries,
+            done=contacts,
+        )
 
 
 def raise_urgency(db: sqlite_utils.Database, referral: dict, actor: dict, *, note: str | None = None) -> dict:
@@ -327,23 +384,48 @@ def raise_urgency(db: sqlite_utils.Database, referral: dict, actor: dict, *, not
         changes = {"urgency": "urgent", "escalated": 1, "updated_at": now}
         db["referrals"].update(referral["id"], changes)
         _event(db, current, "urgency_raised", note, actor, now)
-        audit.log(db, user=actor, action="raise_urgency", table="referrals", record_id=referral["id"],
-                  site_id=current["site_id"], before={"urgency": current["urgency"]}, after=changes)
+        audit.log(
+            db,
+            user=actor,
+            action="raise_urgency",
+            table="referrals",
+            record_id=referral["id"],
+            site_id=current["site_id"],
+            before={"urgency": current["urgency"]},
+            after=changes,
+        )
     return {**current, **changes}
 
 
 def history(db: sqlite_utils.Database, referral: dict) -> list[dict]:
     """Return the referral's whole story, oldest first: the alert, acknowledgement, urgency raised,
     status changes, every follow-up contact and the outcome, each with who and when."""
-    found = [{"at": e["created_at"], "kind": "event", "status": e["status"], "by": e["by_name"], "note": e["note"]}
-             for e in events(db, referral["id"])]
+    found = [
+        {"at": e["created_at"], "kind": "event", "status": e["status"], "by": e["by_name"], "note": e["note"]}
+        for e in events(db, referral["id"])
+    ]
     if referral.get("acknowledged_at"):
-        found.append({"at": referral["acknowledged_at"], "kind": "acknowledged", "status": None,
-                      "by": referral.get("acknowledged_by_name"), "note": None})
+        found.append(
+            {
+                "at": referral["acknowledged_at"],
+                "kind": "acknowledged",
+                "status": None,
+                "by": referral.get("acknowledged_by_name"),
+                "note": None,
+            }
+        )
     for f in followups(db, referral["id"]):
         if f["done_on"]:
-            found.append({"at": f["updated_at"], "kind": "followup", "status": None, "by": f["done_by_name"],
-                          "note": f["note"], "done_on": f["done_on"]})
+            found.append(
+                {
+                    "at": f["updated_at"],
+                    "kind": "followup",
+                    "status": None,
+                    "by": f["done_by_name"],
+                    "note": f["note"],
+                    "done_on": f["done_on"],
+                }
+            )
     for entry in found:
         if entry["kind"] == "event" and entry["status"] == "closed":
             entry["outcome"] = referral.get("outcome")
@@ -374,16 +456,22 @@ def concerns(db: sqlite_utils.Database, site_ids: list[str], today: date | None 
 
 
 def followups(db: sqlite_utils.Database, referral_id: str) -> list[dict]:
-    return rows(db, "select f.*, u.display_name as done_by_name from referral_followups f"
-                    " left join users u on u.id = f.done_by where f.referral_id = ? order by f.due_on",
-                (referral_id,))
+    return rows(
+        db,
+        "select f.*, u.display_name as done_by_name from referral_followups f"
+        " left join users u on u.id = f.done_by where f.referral_id = ? order by f.due_on",
+        (referral_id,),
+    )
 
 
 def events(db: sqlite_utils.Database, referral_id: str) -> list[dict]:
     join, order = in_clock_order("referral_events", "e")
-    return rows(db, "select e.*, u.display_name as by_name from referral_events e"
-                    f" left join users u on u.id = e.by_user{join} where e.referral_id = ? order by {order}",
-                (referral_id,))
+    return rows(
+        db,
+        "select e.*, u.display_name as by_name from referral_events e"
+        f" left join users u on u.id = e.by_user{join} where e.referral_id = ? order by {order}",
+        (referral_id,),
+    )
 
 
 def record_followup(
@@ -410,8 +498,9 @@ def record_followup(
         current = row(db, "select * from referrals where id = ?", (referral["id"],))
         if current["status"] == "closed":
             raise ReferralError(N_("This referral is closed."))
-        followup = row(db, "select * from referral_followups where id = ? and referral_id = ?",
-                       (followup_id, referral["id"]))
+        followup = row(
+            db, "select * from referral_followups where id = ? and referral_id = ?", (followup_id, referral["id"])
+        )
         if followup is None:
             raise ReferralError(N_("No such follow-up."))
         if followup["done_on"] is not None:
@@ -423,16 +512,30 @@ def record_followup(
         if early > 0:
             # Contact made before its date: the plan moves on from the real contact (the next one a week
             # after it, not a week after the planned date), so no longer gap opens between two contacts.
-            db.execute("update referral_followups set due_on = date(due_on, ?), updated_at = ?"
-                       " where referral_id = ? and done_on is null and due_on > ?",
-                       (f"-{early} days", now, referral["id"], followup["due_on"]))
-        pending = row(db, "select count(*) as n from referral_followups where referral_id = ? and done_on is null",
-                      (referral["id"],))["n"]
+            db.execute(
+                "update referral_followups set due_on = date(due_on, ?), updated_at = ?"
+                " where referral_id = ? and done_on is null and due_on > ?",
+                (f"-{early} days", now, referral["id"], followup["due_on"]),
+            )
+        pending = row(
+            db,
+            "select count(*) as n from referral_followups where referral_id = ? and done_on is null",
+            (referral["id"],),
+        )["n"]
         if pending == 0:
             # One more, an interval after the latest contact (not after a date planned earlier).
-            last = row(db, "select max(done_on) as d from referral_followups where referral_id = ?",
-                       (referral["id"],))["d"]
+            last = row(db, "select max(done_on) as d from referral_followups where referral_id = ?", (referral["id"],))[
+                "d"
+            ]
             _plan_followup(db, current, date.fromisoformat(last) + timedelta(weeks=plan.later_interval_weeks), now)
-        audit.log(db, user=actor, action="followup", table="referral_followups", record_id=followup_id,
-                  site_id=current["site_id"], before=followup, after={**followup, **changes})
+        audit.log(
+            db,
+            user=actor,
+            action="followup",
+            table="referral_followups",
+            record_id=followup_id,
+            site_id=current["site_id"],
+            before=followup,
+            after={**followup, **changes},
+        )
     return {**followup, **changes}

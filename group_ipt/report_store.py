@@ -62,7 +62,8 @@ def data_version(db: sqlite_utils.Database) -> tuple:
     """
     found = db.execute(
         "select (select seq from sqlite_sequence where name = 'sync_log'),"
-        " (select value from report_meta where key = 'epoch'), (select max(updated_at) from sites)").fetchone()
+        " (select value from report_meta where key = 'epoch'), (select max(updated_at) from sites)"
+    ).fetchone()
     return tuple(found)
 
 
@@ -109,8 +110,9 @@ def _needs_work(db: sqlite_utils.Database, print_: str) -> bool:
     return db.execute("select exists (select 1 from report_stale)").fetchone()[0] == 1
 
 
-def refresh(db: sqlite_utils.Database, protocols: dict[str, Protocol], *, today: date, grace_days: int,
-            chunk: int = CHUNK) -> int:
+def refresh(
+    db: sqlite_utils.Database, protocols: dict[str, Protocol], *, today: date, grace_days: int, chunk: int = CHUNK
+) -> int:
     """Recompute the stored figures of every stale cycle; return how many cycles were recomputed."""
     print_ = fingerprint(protocols, grace_days)
     if not _needs_work(db, print_):  # the usual case: a plain read, no write lock
@@ -126,7 +128,8 @@ def refresh(db: sqlite_utils.Database, protocols: dict[str, Protocol], *, today:
             "with recursive chain(id) as (select id from members where cycle_id in (select cycle_id from report_stale)"
             " union select m.id from members m join chain on m.transferred_from = chain.id)"
             " insert or ignore into report_stale (cycle_id) select distinct m.cycle_id from members m"
-            " where m.id in (select id from chain)")
+            " where m.id in (select id from chain)"
+        )
     done = 0
     while True:
         with write(db):
@@ -143,8 +146,9 @@ def _marks(values: Iterable) -> str:
     return ",".join("?" for _ in values)
 
 
-def _store(db: sqlite_utils.Database, cycle_ids: list[str], protocols: dict[str, Protocol], *, today: date,
-           grace_days: int) -> None:
+def _store(
+    db: sqlite_utils.Database, cycle_ids: list[str], protocols: dict[str, Protocol], *, today: date, grace_days: int
+) -> None:
     from .indicators import Filters, Report  # indicators imports this module
 
     marks = _marks(cycle_ids)
@@ -152,25 +156,37 @@ def _store(db: sqlite_utils.Database, cycle_ids: list[str], protocols: dict[str,
     sites = tuple(r[0] for r in db.execute(f"select distinct site_id from cycles where id in ({marks})", cycle_ids))
     # Every site whose stored rows change (a cycle can move site, or be gone) gets a new
     # generation, so the sums remembered for it are read again (indicators.Report._summed).
-    touched = set(sites).union(*({r[0] for r in db.execute(
-        f"select distinct site_id from {table} where cycle_id in ({marks})", cycle_ids)} for table in tables))
+    touched = set(sites).union(
+        *(
+            {r[0] for r in db.execute(f"select distinct site_id from {table} where cycle_id in ({marks})", cycle_ids)}
+            for table in tables
+        )
+    )
     db.conn.executemany(
         "insert into report_sites (site_id, generation) values (?, 1)"
-        " on conflict (site_id) do update set generation = generation + 1", [(s,) for s in sorted(touched)])
+        " on conflict (site_id) do update set generation = generation + 1",
+        [(s,) for s in sorted(touched)],
+    )
     for table in tables:
         db.execute(f"delete from {table} where cycle_id in ({marks})", cycle_ids)
     if not sites:  # every cycle of the chunk was deleted
         return
-    report = Report(db, Filters(site_ids=sites, cycle_ids=tuple(cycle_ids)), protocols, today=today,
-                    grace_days=grace_days)
-    about = {r[0]: r[1:] for r in db.execute(
-        f"select id, site_id, protocol_id, group_type, code, status, closed_on from cycles where id in ({marks})",
-        cycle_ids)}
+    report = Report(
+        db, Filters(site_ids=sites, cycle_ids=tuple(cycle_ids)), protocols, today=today, grace_days=grace_days
+    )
+    about = {
+        r[0]: r[1:]
+        for r in db.execute(
+            f"select id, site_id, protocol_id, group_type, code, status, closed_on from cycles where id in ({marks})",
+            cycle_ids,
+        )
+    }
     stamp = utcnow()
     db.conn.executemany(
         "insert into report_cycles (cycle_id, site_id, protocol_id, group_type, status, closed_on, first_held_on,"
         " computed_at) values (?, ?, ?, ?, ?, ?, ?, ?)",
-        [(c["id"], *about[c["id"]][:3], *about[c["id"]][4:], c["first_held_on"], stamp) for c in report.cycles])
+        [(c["id"], *about[c["id"]][:3], *about[c["id"]][4:], c["first_held_on"], stamp) for c in report.cycles],
+    )
     enrolled: dict[tuple[str, str], int] = {}
     for r in report.enrolment:
         key = (r["enrolled_on"][:10], r["cycle_id"])
@@ -178,7 +194,8 @@ def _store(db: sqlite_utils.Database, cycle_ids: list[str], protocols: dict[str,
     db.conn.executemany(
         "insert into report_enrolment (enrolled_on, cycle_id, site_id, protocol_id, group_type, members)"
         " values (?, ?, ?, ?, ?, ?)",
-        [(day, cycle_id, *about[cycle_id][:3], n) for (day, cycle_id), n in enrolled.items()])
+        [(day, cycle_id, *about[cycle_id][:3], n) for (day, cycle_id), n in enrolled.items()],
+    )
     counted: dict[tuple[str, int, str], list[int]] = {}
     for r in report.attendance:
         found = counted.setdefault((r["cycle_id"], r["session_number"], r["session_date"]), [0, 0])
@@ -187,7 +204,8 @@ def _store(db: sqlite_utils.Database, cycle_ids: list[str], protocols: dict[str,
     db.conn.executemany(
         "insert into report_attendance (session_date, cycle_id, session_number, site_id, protocol_id, group_type,"
         " attended, marked) values (?, ?, ?, ?, ?, ?, ?, ?)",
-        [(day, cycle_id, number, *about[cycle_id][:3], a, m) for (cycle_id, number, day), (a, m) in counted.items()])
+        [(day, cycle_id, number, *about[cycle_id][:3], a, m) for (cycle_id, number, day), (a, m) in counted.items()],
+    )
     ended: dict[tuple[str, str, int], list] = {}
     for r in report.outcome:
         found = ended.setdefault((r["cycle_id"], r["outcome"], r["last_session_attended"]), [0, 0, 0.0, 0.0, 0.0, 0, 0])
@@ -203,13 +221,28 @@ def _store(db: sqlite_utils.Database, cycle_ids: list[str], protocols: dict[str,
         "insert into report_outcomes (closed_on, cycle_id, outcome, last_session_attended, site_id, protocol_id,"
         " group_type, cycle_code, members, scored, baseline_sum, end_sum, change_sum, improved, below_5)"
         " values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [(about[cycle_id][5] or "", cycle_id, outcome, last, *about[cycle_id][:4], *sums)
-         for (cycle_id, outcome, last), sums in ended.items()])
+        [
+            (about[cycle_id][5] or "", cycle_id, outcome, last, *about[cycle_id][:4], *sums)
+            for (cycle_id, outcome, last), sums in ended.items()
+        ],
+    )
     db.conn.executemany(
         "insert into report_fidelity (session_date, session_id, cycle_id, site_id, protocol_id, group_type,"
         " session_number, checklists, items_done, items_answered) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [(r["session_date"], r["session_id"], r["cycle_id"], *about[r["cycle_id"]][:3], r["session_number"],
-          r["checklists"], r["items_done"], r["items_answered"]) for r in report.fidelity])
+        [
+            (
+                r["session_date"],
+                r["session_id"],
+                r["cycle_id"],
+                *about[r["cycle_id"]][:3],
+                r["session_number"],
+                r["checklists"],
+                r["items_done"],
+                r["items_answered"],
+            )
+            for r in report.fidelity
+        ],
+    )
 
 
 def mark_all_stale(db: sqlite_utils.Database) -> int:
@@ -249,8 +282,12 @@ def start_background_refresh(app, seconds: float) -> BackgroundRefresh | None:
             try:
                 conn = dbmod.connect(app.config["DATABASE"])
                 try:
-                    done = refresh(conn, app.extensions["group_ipt_forms"].protocols, today=today(),
-                                   grace_days=app.config["MEASURE_GRACE_DAYS"])
+                    done = refresh(
+                        conn,
+                        app.extensions["group_ipt_forms"].protocols,
+                        today=today(),
+                        grace_days=app.config["MEASURE_GRACE_DAYS"],
+                    )
                 finally:
                     conn.close()
                 if done:

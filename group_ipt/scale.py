@@ -70,15 +70,15 @@ PEOPLE_PER_SITE = 2500
 FACILITATORS_PER_SITE = 5
 # Share of cycles run with each protocol; groups start full (the top two sizes of the protocol's range).
 PROTOCOL_MIX = (("strongminds-12", 0.45), ("uganda-16", 0.45), ("who-8", 0.07), ("short-6", 0.03))
-NOT_ELIGIBLE_SHARE = 0.06   # people come pre-screened by health workers: most score above the cut-off
-REREGISTERED_SHARE = 0.01   # registered a second time (a duplicate flag the coordinator confirms)
-DROPOUT_SHARE = 0.12        # stop coming at some session (other members miss a session now and then)
-NON_RESPONDER_SHARE = 0.2   # PHQ-9 falls little over the cycle
-REJOIN_SHARE = 0.5          # of dropouts, and of completers still depressed: enrolled again in a later cycle
-EARLY_CLOSE_SHARE = 0.03    # cycles closed early: the sessions not held are cancelled
+NOT_ELIGIBLE_SHARE = 0.06  # people come pre-screened by health workers: most score above the cut-off
+REREGISTERED_SHARE = 0.01  # registered a second time (a duplicate flag the coordinator confirms)
+DROPOUT_SHARE = 0.12  # stop coming at some session (other members miss a session now and then)
+NON_RESPONDER_SHARE = 0.2  # PHQ-9 falls little over the cycle
+REJOIN_SHARE = 0.5  # of dropouts, and of completers still depressed: enrolled again in a later cycle
+EARLY_CLOSE_SHARE = 0.03  # cycles closed early: the sessions not held are cancelled
 ABSENCE_FOLLOWED_UP = 0.85  # runs of absences followed by a call or visit
-CLINICAL_SHARE = 0.25       # members whose clinical record is filled in
-REFERRAL_STALLED = 0.1      # of the last months' referrals: follow-ups stopped being done (open, overdue)
+CLINICAL_SHARE = 0.25  # members whose clinical record is filled in
+REFERRAL_STALLED = 0.1  # of the last months' referrals: follow-ups stopped being done (open, overdue)
 FOLLOWUP_SCREENED = {"completed": 0.7, "dropped_out": 0.3}  # reached for the follow-up PHQ-9
 # Cumulative chances of each attendance mark: the pre-group meeting, then a group session.
 PREGROUP_MARKS = ((0.92, "present"), (0.95, "late"), (0.99, "absent"), (1.0, "excused"))
@@ -86,15 +86,90 @@ SESSION_MARKS = ((0.80, "present"), (0.88, "late"), (0.96, "absent"), (1.0, "exc
 TRENDS = ((5 / 9, "better"), (8 / 9, "same"), (1.0, "worse"))  # the symptom check's "since last week"
 NOISE = (-1, 0, 0, 1)  # picked by two random bits
 ITEMS = tuple(f"q{n}" for n in range(1, 10))  # PHQ-9 answers made from a severity (q9, the risk item, apart)
-FIRST_NAMES = ("Amina", "Grace", "Sarah", "Florence", "Harriet", "Rebecca", "Juliet", "Prossy", "Agnes", "Betty",
-               "Mercy", "Esther", "Rose", "John", "Peter", "Moses", "David", "Samuel", "Joseph", "Fatuma",
-               "Aisha", "Brenda", "Christine", "Dorothy", "Eunice", "Faith", "Gladys", "Halima", "Irene", "Janet",
-               "Judith", "Lydia", "Margaret", "Night", "Olivia", "Patience", "Ruth", "Stella", "Winnie", "Zawadi")
-LAST_NAMES = ("Nakato", "Nambi", "Achieng", "Nabirye", "Atim", "Namutebi", "Akello", "Okello", "Ssali", "Kato",
-              "Wasswa", "Kizza", "Mukasa", "Njeri", "Nantongo", "Apio", "Lubega", "Mugerwa", "Ochieng", "Ŋŋanda",
-              "Auma", "Babirye", "Kemigisha", "Nalubega", "Namatovu", "Nansubuga", "Ninsiima", "Tumusiime",
-              "Wanjiru", "Kamau", "Otieno", "Adong", "Akot", "Mutesi", "Nyakato", "Kyomuhendo", "Byaruhanga",
-              "Ssempijja", "Opio", "Lamwaka")
+FIRST_NAMES = (
+    "Amina",
+    "Grace",
+    "Sarah",
+    "Florence",
+    "Harriet",
+    "Rebecca",
+    "Juliet",
+    "Prossy",
+    "Agnes",
+    "Betty",
+    "Mercy",
+    "Esther",
+    "Rose",
+    "John",
+    "Peter",
+    "Moses",
+    "David",
+    "Samuel",
+    "Joseph",
+    "Fatuma",
+    "Aisha",
+    "Brenda",
+    "Christine",
+    "Dorothy",
+    "Eunice",
+    "Faith",
+    "Gladys",
+    "Halima",
+    "Irene",
+    "Janet",
+    "Judith",
+    "Lydia",
+    "Margaret",
+    "Night",
+    "Olivia",
+    "Patience",
+    "Ruth",
+    "Stella",
+    "Winnie",
+    "Zawadi",
+)
+LAST_NAMES = (
+    "Nakato",
+    "Nambi",
+    "Achieng",
+    "Nabirye",
+    "Atim",
+    "Namutebi",
+    "Akello",
+    "Okello",
+    "Ssali",
+    "Kato",
+    "Wasswa",
+    "Kizza",
+    "Mukasa",
+    "Njeri",
+    "Nantongo",
+    "Apio",
+    "Lubega",
+    "Mugerwa",
+    "Ochieng",
+    "Ŋŋanda",
+    "Auma",
+    "Babirye",
+    "Kemigisha",
+    "Nalubega",
+    "Namatovu",
+    "Nansubuga",
+    "Ninsiima",
+    "Tumusiime",
+    "Wanjiru",
+    "Kamau",
+    "Otieno",
+    "Adong",
+    "Akot",
+    "Mutesi",
+    "Nyakato",
+    "Kyomuhendo",
+    "Byaruhanga",
+    "Ssempijja",
+    "Opio",
+    "Lamwaka",
+)
 VILLAGES = ("Kawempe", "Bwaise", "Kanyanya", "Mpererwe", "Nyendo", "Kimaanya", "Masaka town", "Gulu")
 VENUES = ("Church hall", "Health centre", "Primary school", "Community centre", "Market shelter")
 AREAS = ("grief", "disputes", "transitions", "isolation")
@@ -105,22 +180,54 @@ FORMULATIONS = {
     "transitions": "Low mood since moving to town for work; a life change",
     "isolation": "Low mood and alone since the children left; isolation",
 }
-RELATIONS = ("husband", "wife", "mother", "sister", "brother", "daughter", "son", "neighbour", "friend",
-             "co-wife", "mother-in-law", "pastor")
+RELATIONS = (
+    "husband",
+    "wife",
+    "mother",
+    "sister",
+    "brother",
+    "daughter",
+    "son",
+    "neighbour",
+    "friend",
+    "co-wife",
+    "mother-in-law",
+    "pastor",
+)
 CHANGES = ("", "", "", "moved away", "died last year", "stopped talking to me", "lost his job", "got married")
-EVENTS = (("Husband lost his job", "lower"), ("Mother died", "lower"), ("Moved to town", "lower"),
-          ("Quarrel over land with in-laws", "lower"), ("Harvest was good", "better"),
-          ("Child started school", "same"), ("Joined a savings group", "better"))
-REFERRED_TO = ("Health centre IV mental health clinic", "District hospital psychiatric unit",
-               "Psychiatric clinical officer at the health centre", "Village health team and health centre III")
-CLOSING_NOTES = ("Safe; no more thoughts of self-harm; attending group.", "Seen at the clinic, on treatment, safe.",
-                 "Risk resolved at review with the supervisor.")
+EVENTS = (
+    ("Husband lost his job", "lower"),
+    ("Mother died", "lower"),
+    ("Moved to town", "lower"),
+    ("Quarrel over land with in-laws", "lower"),
+    ("Harvest was good", "better"),
+    ("Child started school", "same"),
+    ("Joined a savings group", "better"),
+)
+REFERRED_TO = (
+    "Health centre IV mental health clinic",
+    "District hospital psychiatric unit",
+    "Psychiatric clinical officer at the health centre",
+    "Village health team and health centre III",
+)
+CLOSING_NOTES = (
+    "Safe; no more thoughts of self-harm; attending group.",
+    "Seen at the clinic, on treatment, safe.",
+    "Risk resolved at review with the supervisor.",
+)
 # A referral closes with an outcome (referrals.OUTCOMES); read from its note, so the random draws stay as they were.
 CLOSING_OUTCOMES = dict(zip(CLOSING_NOTES, ("seen", "seen", "other"), strict=True))
-FOLLOWUP_NOTES = ("Called: feeling safer, attending group.", "Home visit: safe, family aware.",
-                  "Called: still some thoughts, no plan; safety steps repeated.")
-ABSENCE_NOTES = ("Phone call: was sick, will come next week.", "Home visit: caring for a sick child.",
-                 "Home visit: away for work in town.", "Phone call: no answer; message left with a neighbour.")
+FOLLOWUP_NOTES = (
+    "Called: feeling safer, attending group.",
+    "Home visit: safe, family aware.",
+    "Called: still some thoughts, no plan; safety steps repeated.",
+)
+ABSENCE_NOTES = (
+    "Phone call: was sick, will come next week.",
+    "Home visit: caring for a sick child.",
+    "Home visit: away for work in town.",
+    "Phone call: no answer; message left with a neighbour.",
+)
 REFER_ON_NOTES = ("Still depressed: refer to the health centre clinic.", "Needs help with alcohol at home.")
 EARLY_REASONS = ("Group stopped meeting", "Venue no longer available", "Facilitator left the programme")
 
@@ -146,61 +253,280 @@ class _Ids:
 
 # Inserted in this order (parents before children: foreign keys are checked on insert).
 COLUMNS: dict[str, tuple[str, ...]] = {
-    "supervisor_facilitators": ("id", "site_id", "supervisor_id", "facilitator_id", "created_by", "created_at",
-                                "updated_at"),
-    "participants": ("id", "site_id", "code", "name", "name_key", "sex", "birth_year", "age_is_estimate", "village",
-                     "phone", "status", "created_by", "created_at", "updated_at"),
-    "consents": ("id", "site_id", "participant_id", "purpose", "given", "given_by", "recorded_by", "created_at",
-                 "updated_at"),
-    "participant_status_history": ("id", "site_id", "participant_id", "status", "reason", "changed_by",
-                                   "created_at", "updated_at"),
-    "duplicate_flags": ("id", "site_id", "participant_id", "other_participant_id", "reason", "status",
-                        "reviewed_by", "reviewed_at", "created_at", "updated_at"),
-    "cycles": ("id", "site_id", "code", "protocol_id", "protocol_version", "group_type", "venue", "weekday",
-               "start_time", "first_date", "status", "closed_on", "closed_reason", "created_by", "created_at",
-               "updated_at"),
+    "supervisor_facilitators": (
+        "id",
+        "site_id",
+        "supervisor_id",
+        "facilitator_id",
+        "created_by",
+        "created_at",
+        "updated_at",
+    ),
+    "participants": (
+        "id",
+        "site_id",
+        "code",
+        "name",
+        "name_key",
+        "sex",
+        "birth_year",
+        "age_is_estimate",
+        "village",
+        "phone",
+        "status",
+        "created_by",
+        "created_at",
+        "updated_at",
+    ),
+    "consents": (
+        "id",
+        "site_id",
+        "participant_id",
+        "purpose",
+        "given",
+        "given_by",
+        "recorded_by",
+        "created_at",
+        "updated_at",
+    ),
+    "participant_status_history": (
+        "id",
+        "site_id",
+        "participant_id",
+        "status",
+        "reason",
+        "changed_by",
+        "created_at",
+        "updated_at",
+    ),
+    "duplicate_flags": (
+        "id",
+        "site_id",
+        "participant_id",
+        "other_participant_id",
+        "reason",
+        "status",
+        "reviewed_by",
+        "reviewed_at",
+        "created_at",
+        "updated_at",
+    ),
+    "cycles": (
+        "id",
+        "site_id",
+        "code",
+        "protocol_id",
+        "protocol_version",
+        "group_type",
+        "venue",
+        "weekday",
+        "start_time",
+        "first_date",
+        "status",
+        "closed_on",
+        "closed_reason",
+        "created_by",
+        "created_at",
+        "updated_at",
+    ),
     "cycle_facilitators": ("id", "site_id", "cycle_id", "user_id", "role", "created_at", "updated_at"),
-    "sessions": ("id", "site_id", "cycle_id", "number", "kind", "phase", "scheduled_date", "start_time", "minutes",
-                 "status", "note", "recorded_by", "recorded_at", "version", "created_at", "updated_at"),
-    "session_changes": ("id", "site_id", "cycle_id", "session_id", "action", "old_date", "new_date", "reason",
-                        "changed_by", "created_at", "updated_at"),
-    "members": ("id", "site_id", "cycle_id", "participant_id", "status", "problem_area", "problem_area_2", "goals",
-                "enrolled_on", "override_reason", "ended_on", "end_reason", "created_by", "created_at",
-                "updated_at"),
-    "screenings": ("id", "site_id", "participant_id", "instrument_id", "instrument_version", "occasion",
-                   "cycle_id", "session_id", "answers_json", "total", "raw_total", "band", "eligible", "cutoff",
-                   "risk", "risk_items_json", "administered_on", "administered_by", "submission_key",
-                   "created_at", "updated_at"),
-    "referrals": ("id", "site_id", "participant_id", "screening_id", "reason", "triggers_json", "urgency", "status",
-                  "referred_to", "note", "acknowledged_by", "acknowledged_at", "created_by", "closed_at",
-                  "outcome", "created_at", "updated_at"),
+    "sessions": (
+        "id",
+        "site_id",
+        "cycle_id",
+        "number",
+        "kind",
+        "phase",
+        "scheduled_date",
+        "start_time",
+        "minutes",
+        "status",
+        "note",
+        "recorded_by",
+        "recorded_at",
+        "version",
+        "created_at",
+        "updated_at",
+    ),
+    "session_changes": (
+        "id",
+        "site_id",
+        "cycle_id",
+        "session_id",
+        "action",
+        "old_date",
+        "new_date",
+        "reason",
+        "changed_by",
+        "created_at",
+        "updated_at",
+    ),
+    "members": (
+        "id",
+        "site_id",
+        "cycle_id",
+        "participant_id",
+        "status",
+        "problem_area",
+        "problem_area_2",
+        "goals",
+        "enrolled_on",
+        "override_reason",
+        "ended_on",
+        "end_reason",
+        "created_by",
+        "created_at",
+        "updated_at",
+    ),
+    "screenings": (
+        "id",
+        "site_id",
+        "participant_id",
+        "instrument_id",
+        "instrument_version",
+        "occasion",
+        "cycle_id",
+        "session_id",
+        "answers_json",
+        "total",
+        "raw_total",
+        "band",
+        "eligible",
+        "cutoff",
+        "risk",
+        "risk_items_json",
+        "administered_on",
+        "administered_by",
+        "submission_key",
+        "created_at",
+        "updated_at",
+    ),
+    "referrals": (
+        "id",
+        "site_id",
+        "participant_id",
+        "screening_id",
+        "reason",
+        "triggers_json",
+        "urgency",
+        "status",
+        "referred_to",
+        "note",
+        "acknowledged_by",
+        "acknowledged_at",
+        "created_by",
+        "closed_at",
+        "outcome",
+        "created_at",
+        "updated_at",
+    ),
     "referral_events": ("id", "site_id", "referral_id", "status", "note", "by_user", "created_at", "updated_at"),
-    "referral_followups": ("id", "site_id", "referral_id", "due_on", "done_on", "done_by", "note", "created_at",
-                           "updated_at"),
-    "attendance": ("id", "site_id", "session_id", "member_id", "status", "recorded_by", "created_at",
-                   "updated_at"),
+    "referral_followups": (
+        "id",
+        "site_id",
+        "referral_id",
+        "due_on",
+        "done_on",
+        "done_by",
+        "note",
+        "created_at",
+        "updated_at",
+    ),
+    "attendance": ("id", "site_id", "session_id", "member_id", "status", "recorded_by", "created_at", "updated_at"),
     "symptom_checks": ("id", "site_id", "session_id", "member_id", "trend", "rating", "created_at", "updated_at"),
     "fidelity_checklists": ("id", "site_id", "session_id", "user_id", "answers_json", "created_at", "updated_at"),
     "absence_followups": ("id", "site_id", "member_id", "done_on", "note", "done_by", "created_at", "updated_at"),
-    "pregroup_records": ("id", "site_id", "member_id", "screening_id", "formulation", "medication_assessment",
-                         "medication_referral_id", "group_consent", "recorded_by", "created_at", "updated_at"),
-    "inventory_people": ("id", "site_id", "member_id", "name", "relationship", "closeness", "quality",
-                         "recent_change", "created_by", "created_at", "updated_at"),
-    "timeline_events": ("id", "site_id", "member_id", "happened", "sort_key", "event", "mood", "created_by",
-                        "created_at", "updated_at"),
-    "problem_area_history": ("id", "site_id", "member_id", "problem_area", "problem_area_2", "formulation",
-                             "reason", "session_id", "changed_by", "created_at", "updated_at"),
-    "goal_progress": ("id", "site_id", "member_id", "session_id", "progress", "note", "recorded_by", "created_at",
-                      "updated_at"),
-    "relapse_plans": ("id", "site_id", "member_id", "warning_signs", "people", "actions", "recorded_by",
-                      "created_at", "updated_at"),
-    "outcome_decisions": ("id", "site_id", "member_id", "decision", "note", "extra_sessions", "referral_id",
-                          "decided_by", "created_at", "updated_at"),
+    "pregroup_records": (
+        "id",
+        "site_id",
+        "member_id",
+        "screening_id",
+        "formulation",
+        "medication_assessment",
+        "medication_referral_id",
+        "group_consent",
+        "recorded_by",
+        "created_at",
+        "updated_at",
+    ),
+    "inventory_people": (
+        "id",
+        "site_id",
+        "member_id",
+        "name",
+        "relationship",
+        "closeness",
+        "quality",
+        "recent_change",
+        "created_by",
+        "created_at",
+        "updated_at",
+    ),
+    "timeline_events": (
+        "id",
+        "site_id",
+        "member_id",
+        "happened",
+        "sort_key",
+        "event",
+        "mood",
+        "created_by",
+        "created_at",
+        "updated_at",
+    ),
+    "problem_area_history": (
+        "id",
+        "site_id",
+        "member_id",
+        "problem_area",
+        "problem_area_2",
+        "formulation",
+        "reason",
+        "session_id",
+        "changed_by",
+        "created_at",
+        "updated_at",
+    ),
+    "goal_progress": (
+        "id",
+        "site_id",
+        "member_id",
+        "session_id",
+        "progress",
+        "note",
+        "recorded_by",
+        "created_at",
+        "updated_at",
+    ),
+    "relapse_plans": (
+        "id",
+        "site_id",
+        "member_id",
+        "warning_signs",
+        "people",
+        "actions",
+        "recorded_by",
+        "created_at",
+        "updated_at",
+    ),
+    "outcome_decisions": (
+        "id",
+        "site_id",
+        "member_id",
+        "decision",
+        "note",
+        "extra_sessions",
+        "referral_id",
+        "decided_by",
+        "created_at",
+        "updated_at",
+    ),
 }
 
 
-def _insert(db: sqlite_utils.Database, table: str, records: list[tuple], summary: ScaleSummary,
-            columns: tuple[str, ...]) -> None:
+def _insert(
+    db: sqlite_utils.Database, table: str, records: list[tuple], summary: ScaleSummary, columns: tuple[str, ...]
+) -> None:
     if not records:
         return
     marks = ", ".join("?" for _ in columns)
@@ -220,8 +546,9 @@ def _mark(table: tuple[tuple[float, str], ...], r: float) -> str:
     return table[-1][1]
 
 
-def generate(db: sqlite_utils.Database, app: Flask, n_people: int, *, today: date, seed: int = 2026,
-             progress=None) -> ScaleSummary:
+def generate(
+    db: sqlite_utils.Database, app: Flask, n_people: int, *, today: date, seed: int = 2026, progress=None
+) -> ScaleSummary:
     """Write a programme of ``n_people`` participants (sites, users, cycles...) into ``db``."""
     if row(db, "select value from settings where key = ?", (SCALE_MARKER,)):
         raise ValueError("This database already holds a generated programme; use a new data folder.")
@@ -231,8 +558,10 @@ def generate(db: sqlite_utils.Database, app: Flask, n_people: int, *, today: dat
     # once instead of twice (WAL, then checkpoint), a third less time at 100,000 people. The
     # rollback journal stays in memory, so an error still undoes the site being written, but a
     # killed process leaves a database to throw away (as a half-generated programme is anyway).
-    fast = (row(db, "select count(*) as n from participants")["n"] == 0
-            and db.execute("pragma journal_mode = memory").fetchone()[0] == "memory")
+    fast = (
+        row(db, "select count(*) as n from participants")["n"] == 0
+        and db.execute("pragma journal_mode = memory").fetchone()[0] == "memory"
+    )
     if fast:
         db.execute("pragma synchronous = off")
     try:
@@ -243,8 +572,9 @@ def generate(db: sqlite_utils.Database, app: Flask, n_people: int, *, today: dat
             db.execute("pragma synchronous = normal")
 
 
-def _generate(db: sqlite_utils.Database, app: Flask, n_people: int, *, today: date, seed: int,
-              progress) -> ScaleSummary:
+def _generate(
+    db: sqlite_utils.Database, app: Flask, n_people: int, *, today: date, seed: int, progress
+) -> ScaleSummary:
     forms = app.extensions["group_ipt_forms"]
     rng = random.Random(seed)  # noqa: S311 (made-up benchmark data, not secrets)
     new_id = _Ids(rng)
@@ -265,8 +595,7 @@ def _generate(db: sqlite_utils.Database, app: Flask, n_people: int, *, today: da
         site_ids = [s[0] for s in sites]
         user_cols = ("id", "username", "display_name", "password_hash", "role", "active", "created_at", "updated_at")
         staff, links, facilitators, roles = [], [], {}, {}
-        for username, role in (("scale-admin", "admin"), ("scale-coord", "coordinator"),
-                               ("scale-super", "supervisor")):
+        for username, role in (("scale-admin", "admin"), ("scale-coord", "coordinator"), ("scale-super", "supervisor")):
             uid = new_id()
             roles[role] = uid
             staff.append((uid, username, username.replace("-", " ").title(), pw_hash, role, 1, now, now))
@@ -276,18 +605,34 @@ def _generate(db: sqlite_utils.Database, app: Flask, n_people: int, *, today: da
             facilitators[sid] = []
             for i in range(1, FACILITATORS_PER_SITE + 1):
                 uid = new_id()
-                staff.append((uid, f"fac-{code.lower()}-{i}", f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}",
-                              pw_hash, "facilitator", 1, now, now))
+                staff.append(
+                    (
+                        uid,
+                        f"fac-{code.lower()}-{i}",
+                        f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}",
+                        pw_hash,
+                        "facilitator",
+                        1,
+                        now,
+                        now,
+                    )
+                )
                 links.append((uid, sid))
                 facilitators[sid].append(uid)
         _insert(db, "users", staff, summary, user_cols)
         _insert(db, "user_sites", links, summary, ("user_id", "site_id"))
 
     shared = _Shared(
-        rng=rng, new_id=new_id, today=today, phq9=forms.instruments["phq9"],
+        rng=rng,
+        new_id=new_id,
+        today=today,
+        phq9=forms.instruments["phq9"],
         cutoff=int(app.config.get("ELIGIBILITY_CUTOFFS", {}).get("phq9", 10)),
-        protocols={pid: forms.protocols[pid] for pid, _ in PROTOCOL_MIX}, plan=FollowupPlan.from_config(app.config),
-        coordinator=roles["coordinator"], supervisor=roles["supervisor"])
+        protocols={pid: forms.protocols[pid] for pid, _ in PROTOCOL_MIX},
+        plan=FollowupPlan.from_config(app.config),
+        coordinator=roles["coordinator"],
+        supervisor=roles["supervisor"],
+    )
     base, extra = divmod(n_people, n_sites)
     for index, (sid, code) in enumerate(zip(site_ids, site_codes, strict=True)):
         size = base + (1 if index < extra else 0)
@@ -305,9 +650,14 @@ def _generate(db: sqlite_utils.Database, app: Flask, n_people: int, *, today: da
         for table in synced_tables(db):
             if table in summary.created:
                 _log_existing_rows(db, table)
-        db.execute("insert into settings (key, value, updated_at) values (?, ?, ?)",
-                   (SCALE_MARKER, json.dumps({"participants": n_people, "seed": seed,
-                                               "generated_on": today.isoformat()}), now))
+        db.execute(
+            "insert into settings (key, value, updated_at) values (?, ?, ?)",
+            (
+                SCALE_MARKER,
+                json.dumps({"participants": n_people, "seed": seed, "generated_on": today.isoformat()}),
+                now,
+            ),
+        )
     db.execute("analyze")
     return summary
 
@@ -328,12 +678,12 @@ class _Shared:
 @dataclass
 class _Member:
     id: str
-    person: int           # index in _Site.people
-    severity: int         # PHQ-9 total at screening
+    person: int  # index in _Site.people
+    severity: int  # PHQ-9 total at screening
     responder: bool
-    drop_at: int | None   # group session number from which the member stops coming
-    attended: int = 0     # group sessions attended (present or late)
-    streak: int = 0       # absences in a row, "excused" neither counting nor breaking it
+    drop_at: int | None  # group session number from which the member stops coming
+    attended: int = 0  # group sessions attended (present or late)
+    streak: int = 0  # absences in a row, "excused" neither counting nor breaking it
     triggers: list[date] = field(default_factory=list)  # dates at which a run of absences needed a visit
     baseline_id: str | None = None
     present_at: list[tuple[int, str, date]] = field(default_factory=list)  # group sessions attended
@@ -357,8 +707,9 @@ class _Site:
     def build(self, size: int) -> None:
         rows = self.rows
         for fac in self.facs:
-            rows["supervisor_facilitators"].append((self.new_id(), self.sid, self.s.supervisor, fac,
-                                                    self.s.coordinator, self.now, self.now))
+            rows["supervisor_facilitators"].append(
+                (self.new_id(), self.sid, self.s.supervisor, fac, self.s.coordinator, self.now, self.now)
+            )
         eligible = self._people(size)
         self._duplicates()
         self._cycles(eligible)
@@ -374,10 +725,24 @@ class _Site:
         for d in digits:
             screened = start + timedelta(days=rng.randint(0, 700))
             name = f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}"
-            people.append([self.new_id(), sid, make_code(self.code, f"{d:04d}"), name, name_key(name),
-                           rng.choice(("female", "female", "female", "male")), today.year - rng.randint(18, 65), 1,
-                           rng.choice(VILLAGES), f"07{rng.randint(10000000, 99999999)}", "registered",
-                           rng.choice(self.facs), _stamp(screened), _stamp(screened)])
+            people.append(
+                [
+                    self.new_id(),
+                    sid,
+                    make_code(self.code, f"{d:04d}"),
+                    name,
+                    name_key(name),
+                    rng.choice(("female", "female", "female", "male")),
+                    today.year - rng.randint(18, 65),
+                    1,
+                    rng.choice(VILLAGES),
+                    f"07{rng.randint(10000000, 99999999)}",
+                    "registered",
+                    rng.choice(self.facs),
+                    _stamp(screened),
+                    _stamp(screened),
+                ]
+            )
         # A few people are registered twice (a new code, the same person): registration flags them.
         self.twins: set[frozenset[int]] = set()
         for i in rng.sample(range(size), round(size * REREGISTERED_SHARE)):
@@ -406,8 +771,9 @@ class _Site:
     def _status(self, i: int, status: str, reason: str | None, by: str | None, stamp: str) -> None:
         person = self.people[i]
         person[10], person[13] = status, stamp
-        self.rows["participant_status_history"].append((self.new_id(), self.sid, person[0], status, reason, by,
-                                                        stamp, stamp))
+        self.rows["participant_status_history"].append(
+            (self.new_id(), self.sid, person[0], status, reason, by, stamp, stamp)
+        )
 
     def _duplicates(self) -> None:
         """Flag possible duplicates as registration does: same name, village and age band as someone earlier."""
@@ -426,15 +792,36 @@ class _Site:
                 if age > 14 and rng.random() < 0.85:
                     status = "duplicate" if frozenset((i, j)) in self.twins else "not_duplicate"
                     by, at = self.s.coordinator, _stamp(day + timedelta(days=rng.randint(2, min(age, 45))), "11:00:00")
-                self.rows["duplicate_flags"].append((self.new_id(), self.sid, person[0], people[j][0],
-                                                     "same name, village and age band", status, by, at, stamp,
-                                                     at or stamp))
+                self.rows["duplicate_flags"].append(
+                    (
+                        self.new_id(),
+                        self.sid,
+                        person[0],
+                        people[j][0],
+                        "same name, village and age band",
+                        status,
+                        by,
+                        at,
+                        stamp,
+                        at or stamp,
+                    )
+                )
             seen.setdefault(key, []).append(i)
 
     # --- screenings and referrals ---------------------------------------------------------
 
-    def _screening(self, i: int, occasion: str, on: date, by: str, severity: int, *, cycle_id: str | None = None,
-                   session_id: str | None = None, time: str = "12:30:00") -> tuple[str, bool]:
+    def _screening(
+        self,
+        i: int,
+        occasion: str,
+        on: date,
+        by: str,
+        severity: int,
+        *,
+        cycle_id: str | None = None,
+        session_id: str | None = None,
+        time: str = "12:30:00",
+    ) -> tuple[str, bool]:
         """Add a PHQ-9 answered at about ``severity``; a risk answer adds its referral. Return (id, eligible)."""
         rng, phq9 = self.rng, self.s.phq9
         severity = max(0, min(27, severity))
@@ -451,22 +838,61 @@ class _Site:
         risk_items = [item for item, rule, _top in self.risk_rules if rule.matches(answers[item])]
         eligible = total >= self.s.cutoff
         screening_id, stamp = self.new_id(), _stamp(on, time)
-        self.rows["screenings"].append((
-            screening_id, self.sid, self.people[i][0], phq9.id, str(phq9.version), occasion, cycle_id, session_id,
-            json.dumps(answers), float(total), float(total), band.label if band else None, int(eligible),
-            self.s.cutoff, int(bool(risk_items)), json.dumps(risk_items), on.isoformat(), by,
-            base64.urlsafe_b64encode(rng.randbytes(18)).decode(), stamp, stamp))
+        self.rows["screenings"].append(
+            (
+                screening_id,
+                self.sid,
+                self.people[i][0],
+                phq9.id,
+                str(phq9.version),
+                occasion,
+                cycle_id,
+                session_id,
+                json.dumps(answers),
+                float(total),
+                float(total),
+                band.label if band else None,
+                int(eligible),
+                self.s.cutoff,
+                int(bool(risk_items)),
+                json.dumps(risk_items),
+                on.isoformat(),
+                by,
+                base64.urlsafe_b64encode(rng.randbytes(18)).decode(),
+                stamp,
+                stamp,
+            )
+        )
         if risk_items:
-            triggers = [{"kind": "risk_item", "instrument": phq9.id, "item": item, "value": answers[item]}
-                        for item in risk_items]
+            triggers = [
+                {"kind": "risk_item", "instrument": phq9.id, "item": item, "value": answers[item]}
+                for item in risk_items
+            ]
             urgent = any(answers[item] == top for item, _rule, top in self.risk_rules if item in risk_items)
-            self._referral(i, reason=screening_reason(phq9, triggers), triggers=triggers,
-                           urgency="urgent" if urgent else "routine", on=on, by=by, time=time,
-                           screening_id=screening_id)
+            self._referral(
+                i,
+                reason=screening_reason(phq9, triggers),
+                triggers=triggers,
+                urgency="urgent" if urgent else "routine",
+                on=on,
+                by=by,
+                time=time,
+                screening_id=screening_id,
+            )
         return screening_id, eligible
 
-    def _referral(self, i: int, *, reason: str, triggers: list[dict], urgency: str, on: date, by: str,
-                  time: str, screening_id: str | None = None) -> str:
+    def _referral(
+        self,
+        i: int,
+        *,
+        reason: str,
+        triggers: list[dict],
+        urgency: str,
+        on: date,
+        by: str,
+        time: str,
+        screening_id: str | None = None,
+    ) -> str:
         """Add a referral with its planned follow-ups and its life so far: most closed, some open or overdue."""
         rng, today, sid = self.rng, self.today, self.sid
         rid, created = self.new_id(), _stamp(on, time)
@@ -491,8 +917,19 @@ class _Site:
             done_on = due + timedelta(days=rng.randint(0, 2))
             if due <= stop and done_on <= limit:
                 stamp = _stamp(done_on, "15:00:00")
-                followups.append((self.new_id(), sid, rid, due.isoformat(), done_on.isoformat(), by,
-                                  rng.choice(FOLLOWUP_NOTES), created, stamp))
+                followups.append(
+                    (
+                        self.new_id(),
+                        sid,
+                        rid,
+                        due.isoformat(),
+                        done_on.isoformat(),
+                        by,
+                        rng.choice(FOLLOWUP_NOTES),
+                        created,
+                        stamp,
+                    )
+                )
                 done += 1
                 updated = max(updated, stamp)
                 if done == 2 and status == "referred":
@@ -505,12 +942,30 @@ class _Site:
             closed_at = updated = _stamp(closing, "16:00:00")
             events.append(("closed", note, rng.choice((self.s.coordinator, self.s.supervisor)), closed_at))
         for event_status, event_note, event_by, stamp in events:
-            self.rows["referral_events"].append((self.new_id(), sid, rid, event_status, event_note, event_by, stamp,
-                                                 stamp))
-        self.rows["referrals"].append((rid, sid, self.people[i][0], screening_id, reason,
-                                       json.dumps(triggers, ensure_ascii=False), urgency, status, referred_to, note,
-                                       acknowledged_by, acknowledged_at, by, closed_at,
-                                       CLOSING_OUTCOMES[note] if status == "closed" else None, created, updated))
+            self.rows["referral_events"].append(
+                (self.new_id(), sid, rid, event_status, event_note, event_by, stamp, stamp)
+            )
+        self.rows["referrals"].append(
+            (
+                rid,
+                sid,
+                self.people[i][0],
+                screening_id,
+                reason,
+                json.dumps(triggers, ensure_ascii=False),
+                urgency,
+                status,
+                referred_to,
+                note,
+                acknowledged_by,
+                acknowledged_at,
+                by,
+                closed_at,
+                CLOSING_OUTCOMES[note] if status == "closed" else None,
+                created,
+                updated,
+            )
+        )
         return rid
 
     # --- cycles ---------------------------------------------------------------------------
@@ -551,8 +1006,9 @@ class _Site:
             closing = dates[-1] + timedelta(days=rng.randint(1, 10))
             closing = closing if closing <= today else None  # all held, not closed yet
         held_count = min(stop, sum(1 for d in dates if d < today))
-        status = ("planned" if held_count == 0 else "active" if closing is None
-                  else "closed_early" if early else "closed")
+        status = (
+            "planned" if held_count == 0 else "active" if closing is None else "closed_early" if early else "closed"
+        )
         cid, lead = self.new_id(), rng.choice(self.facs)
         code = f"{self.code}-C{number:03d}"
         enrolled_on = min(today, max(latest + timedelta(days=1), first - timedelta(days=7)))
@@ -560,11 +1016,26 @@ class _Site:
         reason = rng.choice(EARLY_REASONS) if early else None
         close_stamp = _stamp(closing, "17:00:00") if closing else None
         start_time = rng.choice(("10:00", "14:00"))
-        rows["cycles"].append((cid, sid, code, protocol.id, protocol.version,
-                               rng.choice(("women", "women", "men", "mixed")), rng.choice(VENUES), first.weekday(),
-                               start_time, first.isoformat(), status, closing.isoformat() if closing else None,
-                               reason, lead, created,
-                               close_stamp or (_stamp(dates[0], "12:00:00") if held_count else created)))
+        rows["cycles"].append(
+            (
+                cid,
+                sid,
+                code,
+                protocol.id,
+                protocol.version,
+                rng.choice(("women", "women", "men", "mixed")),
+                rng.choice(VENUES),
+                first.weekday(),
+                start_time,
+                first.isoformat(),
+                status,
+                closing.isoformat() if closing else None,
+                reason,
+                lead,
+                created,
+                close_stamp or (_stamp(dates[0], "12:00:00") if held_count else created),
+            )
+        )
         team = [lead] + ([rng.choice([f for f in self.facs if f != lead])] if rng.random() < 0.4 else [])
         for role, uid in zip(("lead", "co"), team, strict=False):
             rows["cycle_facilitators"].append((self.new_id(), sid, cid, uid, role, created, created))
@@ -572,8 +1043,15 @@ class _Site:
         members = []
         for _day, i in group:
             drops = rng.random() < DROPOUT_SHARE
-            members.append(_Member(self.new_id(), i, self.severity[i], rng.random() >= NON_RESPONDER_SHARE,
-                                   rng.randint(2, max(2, last_group - 2)) if drops else None))
+            members.append(
+                _Member(
+                    self.new_id(),
+                    i,
+                    self.severity[i],
+                    rng.random() >= NON_RESPONDER_SHARE,
+                    rng.randint(2, max(2, last_group - 2)) if drops else None,
+                )
+            )
             self._status(i, "enrolled", f"enrolled in {code}", lead, created)
 
         fidelity_items = [item.id for item in protocol.fidelity_checklist]
@@ -581,19 +1059,48 @@ class _Site:
             ses_id = self.new_id()
             held, cancelled = index < held_count, early and index >= stop
             stamp = _stamp(day, "12:00:00")
-            rows["sessions"].append((
-                ses_id, sid, cid, plan.number, "group" if plan.is_group else "pre-group", plan.phase, day.isoformat(),
-                start_time, plan.minutes, "held" if held else "cancelled" if cancelled else "scheduled",
-                "Group met as planned." if held else "", lead if held else None, stamp if held else None,
-                1 if held or cancelled else 0, created, stamp if held else close_stamp if cancelled else created))
+            rows["sessions"].append(
+                (
+                    ses_id,
+                    sid,
+                    cid,
+                    plan.number,
+                    "group" if plan.is_group else "pre-group",
+                    plan.phase,
+                    day.isoformat(),
+                    start_time,
+                    plan.minutes,
+                    "held" if held else "cancelled" if cancelled else "scheduled",
+                    "Group met as planned." if held else "",
+                    lead if held else None,
+                    stamp if held else None,
+                    1 if held or cancelled else 0,
+                    created,
+                    stamp if held else close_stamp if cancelled else created,
+                )
+            )
             if cancelled:
-                rows["session_changes"].append((self.new_id(), sid, cid, ses_id, "closed_early", day.isoformat(),
-                                                None, reason, self.s.coordinator, close_stamp, close_stamp))
+                rows["session_changes"].append(
+                    (
+                        self.new_id(),
+                        sid,
+                        cid,
+                        ses_id,
+                        "closed_early",
+                        day.isoformat(),
+                        None,
+                        reason,
+                        self.s.coordinator,
+                        close_stamp,
+                        close_stamp,
+                    )
+                )
             if held:
                 self._held_session(protocol, plan, day, ses_id, cid, lead, members, last_group)
                 answers = {item: rng.random() > 0.15 for item in fidelity_items}
-                rows["fidelity_checklists"].append((self.new_id(), sid, ses_id, lead,
-                                                    json.dumps(answers, sort_keys=True), stamp, stamp))
+                rows["fidelity_checklists"].append(
+                    (self.new_id(), sid, ses_id, lead, json.dumps(answers, sort_keys=True), stamp, stamp)
+                )
 
         rejoin = []
         pregroup_held = held_count > 0
@@ -608,8 +1115,11 @@ class _Site:
                 rejoin_on = closing + timedelta(days=rng.randint(14, 90))
                 if again and rng.random() < REJOIN_SHARE and rejoin_on < today - timedelta(days=7):
                     rejoin.append((rejoin_on, i))
-                    self.rejoining[i] = (f"Joins again after dropping out of {code}" if m_status == "dropped_out"
-                                         else f"Joins again: still depressed at the end of {code}")
+                    self.rejoining[i] = (
+                        f"Joins again after dropping out of {code}"
+                        if m_status == "dropped_out"
+                        else f"Joins again: still depressed at the end of {code}"
+                    )
             area = area2 = None
             goals = ""
             if pregroup_held:
@@ -620,15 +1130,41 @@ class _Site:
                 done_on = when + timedelta(days=rng.randint(1, 6))
                 if rng.random() < ABSENCE_FOLLOWED_UP and done_on <= today:
                     stamp = _stamp(done_on, "16:00:00")
-                    rows["absence_followups"].append((self.new_id(), sid, m.id, done_on.isoformat(),
-                                                      rng.choice(ABSENCE_NOTES), lead, stamp, stamp))
+                    rows["absence_followups"].append(
+                        (self.new_id(), sid, m.id, done_on.isoformat(), rng.choice(ABSENCE_NOTES), lead, stamp, stamp)
+                    )
             if pregroup_held and rng.random() < CLINICAL_SHARE:
-                area, area2 = self._record(m, protocol, lead, dates, held_count, area, area2, m_status, closing,
-                                           closed_normally=status == "closed")
-            rows["members"].append((m.id, sid, cid, self.people[i][0], m_status, area, area2, goals,
-                                    enrolled_on.isoformat(), override,
-                                    closing.isoformat() if m_status != "active" else None,
-                                    reason if m_status != "active" else None, lead, created, member_updated))
+                area, area2 = self._record(
+                    m,
+                    protocol,
+                    lead,
+                    dates,
+                    held_count,
+                    area,
+                    area2,
+                    m_status,
+                    closing,
+                    closed_normally=status == "closed",
+                )
+            rows["members"].append(
+                (
+                    m.id,
+                    sid,
+                    cid,
+                    self.people[i][0],
+                    m_status,
+                    area,
+                    area2,
+                    goals,
+                    enrolled_on.isoformat(),
+                    override,
+                    closing.isoformat() if m_status != "active" else None,
+                    reason if m_status != "active" else None,
+                    lead,
+                    created,
+                    member_updated,
+                )
+            )
             # The protocol's follow-up PHQ-9, months after the last group session (not after an early close).
             if status == "closed" and rng.random() < FOLLOWUP_SCREENED.get(m_status, 0):
                 last_day = dates[[p.number for p in plans].index(last_group)]
@@ -636,16 +1172,26 @@ class _Site:
                     due = _add_months(last_day, item.months_after_end)
                     if item.instrument == self.s.phq9.id and due <= today:
                         on = min(today, due + timedelta(days=rng.randint(0, 14)))
-                        self._screening(i, "followup", on, lead, self._severity_at(m, last_group, last_group) + 1,
-                                        cycle_id=cid)
+                        self._screening(
+                            i, "followup", on, lead, self._severity_at(m, last_group, last_group) + 1, cycle_id=cid
+                        )
         return rejoin
 
     def _severity_at(self, m: _Member, number: int, last_group: int) -> int:
         fall = 0.6 if m.responder else 0.15
         return round(m.severity * (1 - fall * number / last_group)) + self.rng.randint(-2, 2)
 
-    def _held_session(self, protocol: Protocol, plan, day: date, ses_id: str, cid: str, lead: str,
-                      members: list[_Member], last_group: int) -> None:
+    def _held_session(
+        self,
+        protocol: Protocol,
+        plan,
+        day: date,
+        ses_id: str,
+        cid: str,
+        lead: str,
+        members: list[_Member],
+        last_group: int,
+    ) -> None:
         rng, sid, rows = self.rng, self.sid, self.rows
         stamp = _stamp(day, "12:00:00")
         attendance, checks = rows["attendance"], rows["symptom_checks"]
@@ -668,21 +1214,46 @@ class _Site:
             if plan.number > 0:
                 m.attended += 1
                 m.present_at.append((plan.number, ses_id, day))
-                checks.append((self.new_id(), sid, ses_id, m.id, _mark(TRENDS, rng.random()),
-                               max(0, min(10, 7 - plan.number // 2 + NOISE[rng.getrandbits(2)])), stamp, stamp))
+                checks.append(
+                    (
+                        self.new_id(),
+                        sid,
+                        ses_id,
+                        m.id,
+                        _mark(TRENDS, rng.random()),
+                        max(0, min(10, 7 - plan.number // 2 + NOISE[rng.getrandbits(2)])),
+                        stamp,
+                        stamp,
+                    )
+                )
             if phq9_due:
                 screening_id, _eligible = self._screening(
-                    m.person, occasion_of(plan.number, protocol), day, lead, self._severity_at(m, plan.number,
-                                                                                              last_group),
-                    cycle_id=cid, session_id=ses_id)
+                    m.person,
+                    occasion_of(plan.number, protocol),
+                    day,
+                    lead,
+                    self._severity_at(m, plan.number, last_group),
+                    cycle_id=cid,
+                    session_id=ses_id,
+                )
                 if plan.number == 0:
                     m.baseline_id = screening_id
 
     # --- clinical record ------------------------------------------------------------------
 
-    def _record(self, m: _Member, protocol: Protocol, lead: str, dates: list[date], held_count: int, area: str,
-                area2: str | None, m_status: str, closing: date | None, closed_normally: bool
-                ) -> tuple[str, str | None]:
+    def _record(
+        self,
+        m: _Member,
+        protocol: Protocol,
+        lead: str,
+        dates: list[date],
+        held_count: int,
+        area: str,
+        area2: str | None,
+        m_status: str,
+        closing: date | None,
+        closed_normally: bool,
+    ) -> tuple[str, str | None]:
         """Fill in a member's clinical record, as ``clinical`` saves it; return the problem areas it ends with."""
         rng, sid, rows, i = self.rng, self.sid, self.rows, m.person
         day0 = dates[0]
@@ -691,67 +1262,132 @@ class _Site:
         referral_id = None
         if medication == "yes":
             why = "medication assessment asked at the pre-group session"
-            referral_id = self._referral(i, reason=why, triggers=[{"kind": "medication_assessment", "reason": why}],
-                                         urgency="routine", on=day0, by=lead, time="13:00:00")
+            referral_id = self._referral(
+                i,
+                reason=why,
+                triggers=[{"kind": "medication_assessment", "reason": why}],
+                urgency="routine",
+                on=day0,
+                by=lead,
+                time="13:00:00",
+            )
         formulation = FORMULATIONS[area]
-        rows["pregroup_records"].append((self.new_id(), sid, m.id, m.baseline_id, formulation, medication,
-                                         referral_id, 1, lead, stamp0, stamp0))
+        rows["pregroup_records"].append(
+            (self.new_id(), sid, m.id, m.baseline_id, formulation, medication, referral_id, 1, lead, stamp0, stamp0)
+        )
         # Consent to the group, asked again at the pre-group session, is recorded anew.
-        rows["consents"].append((self.new_id(), sid, self.people[i][0], "group", 1, "participant", lead, stamp0,
-                                 stamp0))
+        rows["consents"].append(
+            (self.new_id(), sid, self.people[i][0], "group", 1, "participant", lead, stamp0, stamp0)
+        )
         history = rows["problem_area_history"]
-        history.append((self.new_id(), sid, m.id, area, area2, formulation, "pre-group session", None, lead, stamp0,
-                        stamp0))
+        history.append(
+            (self.new_id(), sid, m.id, area, area2, formulation, "pre-group session", None, lead, stamp0, stamp0)
+        )
         for _n in range(rng.randint(2, 5)):
-            rows["inventory_people"].append((
-                self.new_id(), sid, m.id, f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}",
-                rng.choice(RELATIONS), rng.choice(("close", "distant", None)),
-                rng.choice(("supportive", "conflicted", "mixed", None)), rng.choice(CHANGES), lead, stamp0, stamp0))
+            rows["inventory_people"].append(
+                (
+                    self.new_id(),
+                    sid,
+                    m.id,
+                    f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}",
+                    rng.choice(RELATIONS),
+                    rng.choice(("close", "distant", None)),
+                    rng.choice(("supportive", "conflicted", "mixed", None)),
+                    rng.choice(CHANGES),
+                    lead,
+                    stamp0,
+                    stamp0,
+                )
+            )
         for _n in range(rng.randint(1, 3)):
             event, mood = rng.choice(EVENTS)
             when = day0 - timedelta(days=rng.randint(30, 400))
-            happened, sort_key = ((when.isoformat()[:7], when.isoformat()[:7]) if rng.random() < 0.7
-                                  else ("after the harvest", ""))
-            rows["timeline_events"].append((self.new_id(), sid, m.id, happened, sort_key, event, mood, lead, stamp0,
-                                            stamp0))
+            happened, sort_key = (
+                (when.isoformat()[:7], when.isoformat()[:7]) if rng.random() < 0.7 else ("after the harvest", "")
+            )
+            rows["timeline_events"].append(
+                (self.new_id(), sid, m.id, happened, sort_key, event, mood, lead, stamp0, stamp0)
+            )
         last_group = max(p.number for p in protocol.group_sessions)
         attended = [p for p in m.present_at if p[0] < last_group]
         if attended and rng.random() < 0.15:  # revised when a new problem came out in the group
             number, ses_id, day = rng.choice(attended)
             area, area2 = rng.choice([a for a in AREAS if a != area]), None
             stamp = _stamp(day, "13:30:00")
-            history.append((self.new_id(), sid, m.id, area, area2, formulation,
-                            f"A new problem came out at session {number}.", ses_id, lead, stamp, stamp))
+            history.append(
+                (
+                    self.new_id(),
+                    sid,
+                    m.id,
+                    area,
+                    area2,
+                    formulation,
+                    f"A new problem came out at session {number}.",
+                    ses_id,
+                    lead,
+                    stamp,
+                    stamp,
+                )
+            )
         progress = ("none", "some", "good", "achieved")
         noted = sorted(rng.sample(m.present_at, min(len(m.present_at), rng.randint(2, 4))))
         for step, (_number, ses_id, day) in enumerate(noted):
             stamp = _stamp(day, "13:30:00")
-            rows["goal_progress"].append((self.new_id(), sid, m.id, ses_id,
-                                          progress[min(3, step + (1 if m.responder else 0))], "", lead, stamp, stamp))
+            rows["goal_progress"].append(
+                (
+                    self.new_id(),
+                    sid,
+                    m.id,
+                    ses_id,
+                    progress[min(3, step + (1 if m.responder else 0))],
+                    "",
+                    lead,
+                    stamp,
+                    stamp,
+                )
+            )
         if closing is None:
             return area, area2
         close_stamp = _stamp(closing, "17:00:00")
         if m_status == "completed" and closed_normally:
             last_stamp = _stamp(dates[held_count - 1], "13:30:00")
-            rows["relapse_plans"].append((self.new_id(), sid, m.id, "Not sleeping; staying in the house all day",
-                                          "My sister; the people of my group", "Call my sister; go to the market "
-                                          "with a friend; see the health worker if it lasts two weeks", lead,
-                                          last_stamp, last_stamp))
+            rows["relapse_plans"].append(
+                (
+                    self.new_id(),
+                    sid,
+                    m.id,
+                    "Not sleeping; staying in the house all day",
+                    "My sister; the people of my group",
+                    "Call my sister; go to the market with a friend; see the health worker if it lasts two weeks",
+                    lead,
+                    last_stamp,
+                    last_stamp,
+                )
+            )
         if m_status == "dropped_out" and rng.random() < 0.5:
             return area, area2
         decision, note, referral_id = "well", "", None
         if rng.random() < (0.1 if m_status == "completed" else 0.3):
             decision, note = "refer", rng.choice(REFER_ON_NOTES)
-            referral_id = self._referral(i, reason=f"referred elsewhere at the end of the cycle: {note}",
-                                         triggers=[{"kind": "outcome_referral", "reason": note}], urgency="routine",
-                                         on=closing, by=lead, time="17:00:00")
-        rows["outcome_decisions"].append((self.new_id(), sid, m.id, decision, note, 0, referral_id, lead,
-                                          close_stamp, close_stamp))
+            referral_id = self._referral(
+                i,
+                reason=f"referred elsewhere at the end of the cycle: {note}",
+                triggers=[{"kind": "outcome_referral", "reason": note}],
+                urgency="routine",
+                on=closing,
+                by=lead,
+                time="17:00:00",
+            )
+        rows["outcome_decisions"].append(
+            (self.new_id(), sid, m.id, decision, note, 0, referral_id, lead, close_stamp, close_stamp)
+        )
         return area, area2
 
 
 def describe(summary: ScaleSummary) -> str:
     parts = ", ".join(f"{n:,} {table}" for table, n in summary.created.items())
     total = sum(summary.created.values())
-    return (f"Generated programme ({total:,} rows): {parts}.\nLogins (password for all: {DEMO_PASSWORD}): "
-            "scale-admin, scale-coord, scale-super, and facilitators fac-s001-1 ... (five per site).")
+    return (
+        f"Generated programme ({total:,} rows): {parts}.\nLogins (password for all: {DEMO_PASSWORD}): "
+        "scale-admin, scale-coord, scale-super, and facilitators fac-s001-1 ... (five per site)."
+    )

@@ -67,8 +67,14 @@ def new_submission_key() -> str:
     return secrets.token_urlsafe(18)
 
 
-def urgency_for(instrument: Instrument, answers: dict[str, int | None], result: ScoreResult,
-                risk_observed: bool, exclusions: list[str], intake: Intake) -> str:
+def urgency_for(
+    instrument: Instrument,
+    answers: dict[str, int | None],
+    result: ScoreResult,
+    risk_observed: bool,
+    exclusions: list[str],
+    intake: Intake,
+) -> str:
     """Return 'urgent' for imminent risk, risk seen by the facilitator or an urgent risk answer.
 
     Which answers are urgent is the instrument's rule (PHQ-9 question 9 of 2 or 3;
@@ -79,8 +85,13 @@ def urgency_for(instrument: Instrument, answers: dict[str, int | None], result: 
     return "urgent" if result.urgent_items else "routine"
 
 
-def risk_triggers(instrument: Instrument, answers: dict[str, int | None], result: ScoreResult,
-                  risk_observed: bool, exclusions: list[str]) -> list[dict]:
+def risk_triggers(
+    instrument: Instrument,
+    answers: dict[str, int | None],
+    result: ScoreResult,
+    risk_observed: bool,
+    exclusions: list[str],
+) -> list[dict]:
     """Return what raised the alert, as data the pages translate and describe."""
     triggers: list[dict] = [
         {"kind": "risk_item", "instrument": instrument.id, "item": item_id, "value": answers[item_id]}
@@ -162,8 +173,9 @@ def save_screening(
         answers = instrument.validate_answers(raw_answers)
         result = instrument.score(answers, cutoff)
     except InvalidAnswer as exc:
-        raise ScreeningError(N_("Question %(item)s: %(problem)s."), field=exc.item, item=exc.item,
-                             problem=exc.message) from exc
+        raise ScreeningError(
+            N_("Question %(item)s: %(problem)s."), field=exc.item, item=exc.item, problem=exc.message
+        ) from exc
 
     risk = bool(result.risk_items) or risk_observed
     eligible = None if result.eligible is None else int(result.eligible)
@@ -200,22 +212,36 @@ def save_screening(
         "updated_at": now,
     }
     if risk_check_id is not None and result.risk_unanswered:
-        raise ScreeningError(N_("Answer the safety question: that is what this form is for."),
-                             field=result.risk_unanswered[0])
+        raise ScreeningError(
+            N_("Answer the safety question: that is what this form is for."), field=result.risk_unanswered[0]
+        )
     referral = risk_check = None
     try:
         with write(db):
             db["screenings"].insert(screening)
             if risk_check_id is not None:
                 _close_check_answered(db, risk_check_id, participant, instrument, screening["id"], actor, now)
-            audit.log(db, user=actor, action="create", table="screenings", record_id=screening["id"],
-                      site_id=screening["site_id"], after=screening)
+            audit.log(
+                db,
+                user=actor,
+                action="create",
+                table="screenings",
+                record_id=screening["id"],
+                site_id=screening["site_id"],
+                after=screening,
+            )
             if risk or exclusions:
                 triggers = risk_triggers(instrument, answers, result, risk_observed, exclusions)
                 referral = referrals.create(
-                    db, participant=participant, reason=_reason(instrument, triggers), triggers=triggers,
+                    db,
+                    participant=participant,
+                    reason=_reason(instrument, triggers),
+                    triggers=triggers,
                     urgency=urgency_for(instrument, answers, result, risk_observed, exclusions, intake),
-                    actor=actor, plan=plan, start=administered_on, screening_id=screening["id"],
+                    actor=actor,
+                    plan=plan,
+                    start=administered_on,
+                    screening_id=screening["id"],
                 )
             if result.risk_unanswered:
                 risk_check = _open_check(db, screening, result.risk_unanswered, actor, now)
@@ -234,28 +260,55 @@ def save_screening(
 
 def _open_check(db, screening: dict, items: list[str], actor: dict, now: str) -> dict:
     check = {
-        "id": new_id(), "site_id": screening["site_id"], "participant_id": screening["participant_id"],
-        "screening_id": screening["id"], "instrument_id": screening["instrument_id"],
-        "items_json": json.dumps(items), "status": "open", "created_at": now, "updated_at": now,
+        "id": new_id(),
+        "site_id": screening["site_id"],
+        "participant_id": screening["participant_id"],
+        "screening_id": screening["id"],
+        "instrument_id": screening["instrument_id"],
+        "items_json": json.dumps(items),
+        "status": "open",
+        "created_at": now,
+        "updated_at": now,
     }
     db["risk_checks"].insert(check)
-    audit.log(db, user=actor, action="create", table="risk_checks", record_id=check["id"],
-              site_id=check["site_id"], after=check)
+    audit.log(
+        db,
+        user=actor,
+        action="create",
+        table="risk_checks",
+        record_id=check["id"],
+        site_id=check["site_id"],
+        after=check,
+    )
     return check
 
 
-def _close_check_answered(db, check_id: str, participant: dict, instrument: Instrument, screening_id: str,
-                          actor: dict, now: str) -> None:
+def _close_check_answered(
+    db, check_id: str, participant: dict, instrument: Instrument, screening_id: str, actor: dict, now: str
+) -> None:
     check = row(db, "select * from risk_checks where id = ?", (check_id,))
     if check is None or check["participant_id"] != participant["id"] or check["instrument_id"] != instrument.id:
         raise TamperedForm(N_("This form answers a safety question of another person or questionnaire."))
     if check["status"] != "open":
         raise RiskCheckError(N_("This safety question was already dealt with."))
-    changes = {"status": "answered", "answer_screening_id": screening_id, "resolved_by": actor["id"],
-               "resolved_at": now, "updated_at": now}
+    changes = {
+        "status": "answered",
+        "answer_screening_id": screening_id,
+        "resolved_by": actor["id"],
+        "resolved_at": now,
+        "updated_at": now,
+    }
     db["risk_checks"].update(check_id, changes)
-    audit.log(db, user=actor, action="answer", table="risk_checks", record_id=check_id, site_id=check["site_id"],
-              before={"status": "open"}, after=changes)
+    audit.log(
+        db,
+        user=actor,
+        action="answer",
+        table="risk_checks",
+        record_id=check_id,
+        site_id=check["site_id"],
+        before={"status": "open"},
+        after=changes,
+    )
 
 
 def _marks(site_ids: list[str]) -> str:
@@ -264,12 +317,15 @@ def _marks(site_ids: list[str]) -> str:
 
 def get_risk_check(db: sqlite_utils.Database, check_id: str, site_ids: list[str]) -> dict | None:
     """Return a risk check of one of ``site_ids`` with its screening's answers, else None."""
-    found = row(db, "select k.*, s.answers_json, s.occasion, s.administered_on, s.cycle_id, s.session_id,"
-                    " p.code as participant_code, p.name as participant_name, u.display_name as resolved_by_name"
-                    " from risk_checks k join screenings s on s.id = k.screening_id"
-                    " join participants p on p.id = k.participant_id left join users u on u.id = k.resolved_by"
-                    f" where k.id = ? and k.site_id in ({_marks(site_ids)})",
-                (check_id, *site_ids))
+    found = row(
+        db,
+        "select k.*, s.answers_json, s.occasion, s.administered_on, s.cycle_id, s.session_id,"
+        " p.code as participant_code, p.name as participant_name, u.display_name as resolved_by_name"
+        " from risk_checks k join screenings s on s.id = k.screening_id"
+        " join participants p on p.id = k.participant_id left join users u on u.id = k.resolved_by"
+        f" where k.id = ? and k.site_id in ({_marks(site_ids)})",
+        (check_id, *site_ids),
+    )
     if found is not None:
         found["items"] = json.loads(found["items_json"])
         found["answers"] = json.loads(found["answers_json"])
@@ -277,8 +333,12 @@ def get_risk_check(db: sqlite_utils.Database, check_id: str, site_ids: list[str]
 
 
 def risk_check_for(db: sqlite_utils.Database, screening_id: str) -> dict | None:
-    found = row(db, "select k.*, u.display_name as resolved_by_name from risk_checks k"
-                    " left join users u on u.id = k.resolved_by where k.screening_id = ?", (screening_id,))
+    found = row(
+        db,
+        "select k.*, u.display_name as resolved_by_name from risk_checks k"
+        " left join users u on u.id = k.resolved_by where k.screening_id = ?",
+        (screening_id,),
+    )
     if found is not None:
         found["items"] = json.loads(found["items_json"])
     return found
@@ -286,17 +346,32 @@ def risk_check_for(db: sqlite_utils.Database, screening_id: str) -> dict | None:
 
 def open_risk_checks(db: sqlite_utils.Database, site_ids: list[str]) -> list[dict]:
     """Return the screenings whose risk question is still unanswered, oldest first."""
-    return rows(db, "select k.*, p.code as participant_code, p.name as participant_name, s.administered_on"
-                    " from risk_checks k join participants p on p.id = k.participant_id"
-                    " join screenings s on s.id = k.screening_id"
-                    f" where k.site_id in ({_marks(site_ids)}) and k.status = 'open'"
-                    " order by k.created_at", site_ids)
+    return rows(
+        db,
+        "select k.*, p.code as participant_code, p.name as participant_name, s.administered_on"
+        " from risk_checks k join participants p on p.id = k.participant_id"
+        " join screenings s on s.id = k.screening_id"
+        f" where k.site_id in ({_marks(site_ids)}) and k.status = 'open'"
+        " order by k.created_at",
+        site_ids,
+    )
 
 
-def answer_risk_check(db: sqlite_utils.Database, check: dict, risk_answers: dict[str, str | int | None], *,
-                      instrument: Instrument, participant: dict, submission_key: str, actor: dict,
-                      intake: Intake, plan: referrals.FollowupPlan, cutoff: int | None = None,
-                      language: str | None = None, administered_on: date | None = None) -> Outcome:
+def answer_risk_check(
+    db: sqlite_utils.Database,
+    check: dict,
+    risk_answers: dict[str, str | int | None],
+    *,
+    instrument: Instrument,
+    participant: dict,
+    submission_key: str,
+    actor: dict,
+    intake: Intake,
+    plan: referrals.FollowupPlan,
+    cutoff: int | None = None,
+    language: str | None = None,
+    administered_on: date | None = None,
+) -> Outcome:
     """Ask the risk question now: save a new screening with the earlier answers and the risk answer.
 
     The earlier screening is a fact and stays as it was; the new one is scored in
@@ -307,16 +382,28 @@ def answer_risk_check(db: sqlite_utils.Database, check: dict, risk_answers: dict
         raise TamperedForm(N_("Only the safety question can be answered here."))
     earlier = check.get("answers")
     if earlier is None:
-        earlier = json.loads(row(db, "select answers_json from screenings where id = ?",
-                                 (check["screening_id"],))["answers_json"])
+        earlier = json.loads(
+            row(db, "select answers_json from screenings where id = ?", (check["screening_id"],))["answers_json"]
+        )
     raw = {**{k: v for k, v in earlier.items() if v is not None}, **risk_answers}
     occasion = check.get("occasion") or "screening"
     return save_screening(
-        db, participant=participant, instrument=instrument, raw_answers=raw, submission_key=submission_key,
-        actor=actor, intake=intake, plan=plan, occasion=occasion, administered_on=administered_on,
-        cutoff=cutoff, language=language, note="Safety question asked after the screening of "
-        + str(check.get("administered_on") or ""), cycle_id=check.get("cycle_id"),
-        session_id=check.get("session_id"), risk_check_id=check["id"],
+        db,
+        participant=participant,
+        instrument=instrument,
+        raw_answers=raw,
+        submission_key=submission_key,
+        actor=actor,
+        intake=intake,
+        plan=plan,
+        occasion=occasion,
+        administered_on=administered_on,
+        cutoff=cutoff,
+        language=language,
+        note="Safety question asked after the screening of " + str(check.get("administered_on") or ""),
+        cycle_id=check.get("cycle_id"),
+        session_id=check.get("session_id"),
+        risk_check_id=check["id"],
     )
 
 
@@ -332,11 +419,24 @@ def acknowledge_risk_check(db: sqlite_utils.Database, check: dict, actor: dict, 
         if current is None or current["status"] != "open":
             raise RiskCheckError(N_("This safety question was already dealt with."))
         now = utcnow()
-        changes = {"status": "acknowledged", "reason": reason, "resolved_by": actor["id"], "resolved_at": now,
-                   "updated_at": now}
+        changes = {
+            "status": "acknowledged",
+            "reason": reason,
+            "resolved_by": actor["id"],
+            "resolved_at": now,
+            "updated_at": now,
+        }
         db["risk_checks"].update(check["id"], changes)
-        audit.log(db, user=actor, action="acknowledge", table="risk_checks", record_id=check["id"],
-                  site_id=current["site_id"], before={"status": "open"}, after=changes)
+        audit.log(
+            db,
+            user=actor,
+            action="acknowledge",
+            table="risk_checks",
+            record_id=check["id"],
+            site_id=current["site_id"],
+            before={"status": "open"},
+            after=changes,
+        )
     return {**current, **changes}
 
 
@@ -346,11 +446,19 @@ def _check_cycle(db, participant: dict, cycle_id: str | None, session_id: str | 
         raise TamperedForm(N_("A session was given without its cycle."))
     if cycle_id is None:
         return
-    if row(db, "select 1 as x from members where cycle_id = ? and participant_id = ? and site_id = ?",
-           (cycle_id, participant["id"], participant["site_id"])) is None:
+    if (
+        row(
+            db,
+            "select 1 as x from members where cycle_id = ? and participant_id = ? and site_id = ?",
+            (cycle_id, participant["id"], participant["site_id"]),
+        )
+        is None
+    ):
         raise TamperedForm(N_("This person is not a member of that cycle."))
-    if session_id is not None and row(db, "select 1 as x from sessions where id = ? and cycle_id = ?",
-                                      (session_id, cycle_id)) is None:
+    if (
+        session_id is not None
+        and row(db, "select 1 as x from sessions where id = ? and cycle_id = ?", (session_id, cycle_id)) is None
+    ):
         raise TamperedForm(N_("That session is not part of the cycle."))
 
 
@@ -369,9 +477,12 @@ def _status_after(screening: dict, exclusions: list[str]) -> str:
 def get(db: sqlite_utils.Database, screening_id: str, site_ids: list[str]) -> dict | None:
     """Return a screening with its decoded JSON fields if it belongs to one of ``site_ids``."""
     placeholders = ",".join("?" for _ in site_ids) or "''"
-    found = row(db, "select s.*, u.display_name as administered_by_name from screenings s"
-                    f" left join users u on u.id = s.administered_by where s.id = ? and s.site_id in ({placeholders})",
-                (screening_id, *site_ids))
+    found = row(
+        db,
+        "select s.*, u.display_name as administered_by_name from screenings s"
+        f" left join users u on u.id = s.administered_by where s.id = ? and s.site_id in ({placeholders})",
+        (screening_id, *site_ids),
+    )
     return _decode(found) if found else None
 
 
@@ -383,7 +494,13 @@ def _decode(screening: dict) -> dict:
 
 def history(db: sqlite_utils.Database, participant_id: str) -> list[dict]:
     """Return a participant's screenings, oldest first."""
-    return [_decode(s) for s in rows(
-        db, "select s.*, u.display_name as administered_by_name from screenings s"
+    return [
+        _decode(s)
+        for s in rows(
+            db,
+            "select s.*, u.display_name as administered_by_name from screenings s"
             " left join users u on u.id = s.administered_by where s.participant_id = ?"
-            " order by s.administered_on, s.created_at", (participant_id,))]
+            " order by s.administered_on, s.created_at",
+            (participant_id,),
+        )
+    ]

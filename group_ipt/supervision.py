@@ -45,40 +45,74 @@ class SupervisionError(DomainError):
 # --- assignments ---------------------------------------------------------------------
 
 
-def assign(db: sqlite_utils.Database, *, supervisor_id: str, facilitator_id: str, site_id: str,
-           actor: dict) -> dict:
+def assign(db: sqlite_utils.Database, *, supervisor_id: str, facilitator_id: str, site_id: str, actor: dict) -> dict:
     """Assign a facilitator to a supervisor at a site; assigning twice changes nothing."""
-    supervisor = row(db, "select u.* from users u join user_sites s on s.user_id = u.id where u.id = ?"
-                         " and s.site_id = ? and u.role = 'supervisor' and u.active = 1", (supervisor_id, site_id))
+    supervisor = row(
+        db,
+        "select u.* from users u join user_sites s on s.user_id = u.id where u.id = ?"
+        " and s.site_id = ? and u.role = 'supervisor' and u.active = 1",
+        (supervisor_id, site_id),
+    )
     if supervisor is None:
         raise SupervisionError(N_("Choose a supervisor who works at this site."), field="supervisor_id")
-    facilitator = row(db, "select u.* from users u join user_sites s on s.user_id = u.id where u.id = ?"
-                          " and s.site_id = ? and u.active = 1 and u.role != 'admin'", (facilitator_id, site_id))
+    facilitator = row(
+        db,
+        "select u.* from users u join user_sites s on s.user_id = u.id where u.id = ?"
+        " and s.site_id = ? and u.active = 1 and u.role != 'admin'",
+        (facilitator_id, site_id),
+    )
     if facilitator is None or facilitator_id == supervisor_id:
         raise SupervisionError(N_("Choose a facilitator who works at this site."), field="facilitator_id")
-    existing = row(db, "select * from supervisor_facilitators where supervisor_id = ? and facilitator_id = ?"
-                       " and site_id = ?", (supervisor_id, facilitator_id, site_id))
+    existing = row(
+        db,
+        "select * from supervisor_facilitators where supervisor_id = ? and facilitator_id = ? and site_id = ?",
+        (supervisor_id, facilitator_id, site_id),
+    )
     if existing:
         return existing
     now = utcnow()
-    entry = {"id": new_id(), "site_id": site_id, "supervisor_id": supervisor_id, "facilitator_id": facilitator_id,
-             "created_by": actor["id"], "created_at": now, "updated_at": now}
+    entry = {
+        "id": new_id(),
+        "site_id": site_id,
+        "supervisor_id": supervisor_id,
+        "facilitator_id": facilitator_id,
+        "created_by": actor["id"],
+        "created_at": now,
+        "updated_at": now,
+    }
     with write(db):
         db["supervisor_facilitators"].insert(entry)
-        audit.log(db, user=actor, action="create", table="supervisor_facilitators", record_id=entry["id"],
-                  site_id=site_id, after=entry)
+        audit.log(
+            db,
+            user=actor,
+            action="create",
+            table="supervisor_facilitators",
+            record_id=entry["id"],
+            site_id=site_id,
+            after=entry,
+        )
     return entry
 
 
 def unassign(db: sqlite_utils.Database, assignment_id: str, site_ids: list[str], *, actor: dict) -> None:
     with write(db):
-        entry = row(db, f"select * from supervisor_facilitators where id = ? and site_id in ({_in(site_ids)})",
-                    (assignment_id, *site_ids))
+        entry = row(
+            db,
+            f"select * from supervisor_facilitators where id = ? and site_id in ({_in(site_ids)})",
+            (assignment_id, *site_ids),
+        )
         if entry is None:
             raise SupervisionError(N_("This assignment does not exist any more."))
         db.execute("delete from supervisor_facilitators where id = ?", (assignment_id,))
-        audit.log(db, user=actor, action="delete", table="supervisor_facilitators", record_id=assignment_id,
-                  site_id=entry["site_id"], before=entry)
+        audit.log(
+            db,
+            user=actor,
+            action="delete",
+            table="supervisor_facilitators",
+            record_id=assignment_id,
+            site_id=entry["site_id"],
+            before=entry,
+        )
 
 
 def assignments(db: sqlite_utils.Database, site_ids: list[str]) -> list[dict]:
@@ -130,9 +164,14 @@ def supervision_sites(db: sqlite_utils.Database, viewer: dict, facilitator_id: s
     """Return the sites at which ``viewer`` oversees the facilitator."""
     if viewer["role"] != "supervisor":
         return site_ids
-    return [r["site_id"] for r in db.query(
-        f"select site_id from supervisor_facilitators where supervisor_id = ? and facilitator_id = ?"
-        f" and site_id in ({_in(site_ids)})", (viewer["id"], facilitator_id, *site_ids))]
+    return [
+        r["site_id"]
+        for r in db.query(
+            f"select site_id from supervisor_facilitators where supervisor_id = ? and facilitator_id = ?"
+            f" and site_id in ({_in(site_ids)})",
+            (viewer["id"], facilitator_id, *site_ids),
+        )
+    ]
 
 
 # --- ratings ----------------------------------------------------------------------------
@@ -144,14 +183,22 @@ def can_rate(db: sqlite_utils.Database, user: dict, session: dict) -> bool:
         return True
     if user["role"] != "supervisor":
         return False
-    return row(db, "select 1 as x from cycle_facilitators f join supervisor_facilitators a"
-                   " on a.facilitator_id = f.user_id and a.site_id = f.site_id"
-                   " where f.cycle_id = ? and a.supervisor_id = ?", (session["cycle_id"], user["id"])) is not None
+    return (
+        row(
+            db,
+            "select 1 as x from cycle_facilitators f join supervisor_facilitators a"
+            " on a.facilitator_id = f.user_id and a.site_id = f.site_id"
+            " where f.cycle_id = ? and a.supervisor_id = ?",
+            (session["cycle_id"], user["id"]),
+        )
+        is not None
+    )
 
 
 def get_rating(db: sqlite_utils.Database, session_id: str, supervisor_id: str) -> dict | None:
-    found = row(db, "select * from session_ratings where session_id = ? and supervisor_id = ?",
-                (session_id, supervisor_id))
+    found = row(
+        db, "select * from session_ratings where session_id = ? and supervisor_id = ?", (session_id, supervisor_id)
+    )
     return _decode(found) if found else None
 
 
@@ -162,8 +209,18 @@ def _decode(rating: dict) -> dict:
     return rating
 
 
-def save_rating(db: sqlite_utils.Database, session: dict, form: RatingForm, raw_answers: dict, *, actor: dict,
-                observed_on: date, note: str, today: date, phase: str | None = None) -> dict:
+def save_rating(
+    db: sqlite_utils.Database,
+    session: dict,
+    form: RatingForm,
+    raw_answers: dict,
+    *,
+    actor: dict,
+    observed_on: date,
+    note: str,
+    today: date,
+    phase: str | None = None,
+) -> dict:
     """Save a supervisor's rating of an observed session (one per supervisor and session; a new save replaces).
 
     Blank items are kept as missing: the rating is then incomplete, with no score. ``phase``
@@ -184,27 +241,56 @@ def save_rating(db: sqlite_utils.Database, session: dict, form: RatingForm, raw_
     result = form.score(answers, phase)
     now = utcnow()
     with write(db):
-        before = row(db, "select * from session_ratings where session_id = ? and supervisor_id = ?",
-                     (session["id"], actor["id"]))
+        before = row(
+            db, "select * from session_ratings where session_id = ? and supervisor_id = ?", (session["id"], actor["id"])
+        )
         rating = {
-            "id": before["id"] if before else new_id(), "site_id": session["site_id"], "session_id": session["id"],
-            "supervisor_id": actor["id"], "form_id": form.id, "form_version": form.version,
-            "answers_json": json.dumps(answers, sort_keys=True), "missing_json": json.dumps(result.missing),
-            "complete": int(result.complete), "score": result.score, "percent": result.percent,
-            "sections_json": json.dumps(result.sections, sort_keys=True), "observed_on": observed_on.isoformat(),
-            "note": note, "created_at": before["created_at"] if before else now, "updated_at": now,
+            "id": before["id"] if before else new_id(),
+            "site_id": session["site_id"],
+            "session_id": session["id"],
+            "supervisor_id": actor["id"],
+            "form_id": form.id,
+            "form_version": form.version,
+            "answers_json": json.dumps(answers, sort_keys=True),
+            "missing_json": json.dumps(result.missing),
+            "complete": int(result.complete),
+            "score": result.score,
+            "percent": result.percent,
+            "sections_json": json.dumps(result.sections, sort_keys=True),
+            "observed_on": observed_on.isoformat(),
+            "note": note,
+            "created_at": before["created_at"] if before else now,
+            "updated_at": now,
         }
         db["session_ratings"].upsert(rating, pk="id")
-        audit.log(db, user=actor, action="update" if before else "create", table="session_ratings",
-                  record_id=rating["id"], site_id=session["site_id"], before=before, after=rating)
+        audit.log(
+            db,
+            user=actor,
+            action="update" if before else "create",
+            table="session_ratings",
+            record_id=rating["id"],
+            site_id=session["site_id"],
+            before=before,
+            after=rating,
+        )
     return _decode(dict(rating))
 
 
 # --- supervision logs -------------------------------------------------------------------
 
 
-def add_log(db: sqlite_utils.Database, *, supervisor: dict, facilitator_id: str, site_id: str, held_on: date,
-            cycle_ids: list[str], cases: str, actions: str, today: date) -> dict:
+def add_log(
+    db: sqlite_utils.Database,
+    *,
+    supervisor: dict,
+    facilitator_id: str,
+    site_id: str,
+    held_on: date,
+    cycle_ids: list[str],
+    cases: str,
+    actions: str,
+    today: date,
+) -> dict:
     """Record a weekly supervision meeting with a facilitator."""
     if held_on > today:
         raise SupervisionError(N_("The date of the meeting cannot be in the future."), field="held_on")
@@ -213,30 +299,52 @@ def add_log(db: sqlite_utils.Database, *, supervisor: dict, facilitator_id: str,
         raise SupervisionError(N_("The text is too long."), field="cases")
     if not (cases or actions or cycle_ids):
         raise SupervisionError(N_("Write what was discussed: cycles, cases of concern or actions."), field="cases")
-    known = {r["cycle_id"] for r in db.query("select cycle_id from cycle_facilitators where user_id = ?",
-                                             (facilitator_id,))}
+    known = {
+        r["cycle_id"] for r in db.query("select cycle_id from cycle_facilitators where user_id = ?", (facilitator_id,))
+    }
     if set(cycle_ids) - known:
         raise SupervisionError(N_("A chosen cycle is not led by this facilitator."), field="cycle_ids")
     now = utcnow()
-    entry = {"id": new_id(), "site_id": site_id, "facilitator_id": facilitator_id, "supervisor_id": supervisor["id"],
-             "held_on": held_on.isoformat(), "cycles_json": json.dumps(sorted(set(cycle_ids))), "cases": cases,
-             "actions": actions, "created_at": now, "updated_at": now}
+    entry = {
+        "id": new_id(),
+        "site_id": site_id,
+        "facilitator_id": facilitator_id,
+        "supervisor_id": supervisor["id"],
+        "held_on": held_on.isoformat(),
+        "cycles_json": json.dumps(sorted(set(cycle_ids))),
+        "cases": cases,
+        "actions": actions,
+        "created_at": now,
+        "updated_at": now,
+    }
     with write(db):
         db["supervision_logs"].insert(entry)
-        audit.log(db, user=supervisor, action="create", table="supervision_logs", record_id=entry["id"],
-                  site_id=site_id, after=entry)
+        audit.log(
+            db,
+            user=supervisor,
+            action="create",
+            table="supervision_logs",
+            record_id=entry["id"],
+            site_id=site_id,
+            after=entry,
+        )
     return entry
 
 
 def logs(db: sqlite_utils.Database, facilitator_id: str, site_ids: list[str]) -> list[dict]:
-    found = rows(db, "select l.*, u.display_name as supervisor_name from supervision_logs l"
-                     " join users u on u.id = l.supervisor_id"
-                     f" where l.facilitator_id = ? and l.site_id in ({_in(site_ids)})"
-                     " order by l.held_on desc, l.created_at desc", (facilitator_id, *site_ids))
+    found = rows(
+        db,
+        "select l.*, u.display_name as supervisor_name from supervision_logs l"
+        " join users u on u.id = l.supervisor_id"
+        f" where l.facilitator_id = ? and l.site_id in ({_in(site_ids)})"
+        " order by l.held_on desc, l.created_at desc",
+        (facilitator_id, *site_ids),
+    )
     for entry in found:
         ids = json.loads(entry["cycles_json"])
-        entry["cycle_codes"] = [r["code"] for r in db.query(
-            f"select code from cycles where id in ({_in(ids)}) order by code", ids)]
+        entry["cycle_codes"] = [
+            r["code"] for r in db.query(f"select code from cycles where id in ({_in(ids)}) order by code", ids)
+        ]
     return found
 
 
@@ -250,9 +358,13 @@ def worsening(db: sqlite_utils.Database, member: dict, points: int) -> dict | No
     the last one given on or before enrolment, else the first one. Only totals
     count: a screening without a total (too many missing answers) is skipped.
     """
-    given = rows(db, "select id, total, occasion, cycle_id, administered_on from screenings"
-                     " where participant_id = ? and instrument_id = ? and total is not null"
-                     " order by administered_on, created_at", (member["participant_id"], WORSENING_INSTRUMENT))
+    given = rows(
+        db,
+        "select id, total, occasion, cycle_id, administered_on from screenings"
+        " where participant_id = ? and instrument_id = ? and total is not null"
+        " order by administered_on, created_at",
+        (member["participant_id"], WORSENING_INSTRUMENT),
+    )
     if len(given) < 2:
         return None
     baseline = next((s for s in given if s["occasion"] == "baseline" and s["cycle_id"] == member["cycle_id"]), None)
@@ -266,19 +378,34 @@ def worsening(db: sqlite_utils.Database, member: dict, points: int) -> dict | No
     rise = latest["total"] - baseline["total"]
     if rise < points:
         return None
-    return {"baseline": baseline["total"], "latest": latest["total"], "rise": rise,
-            "baseline_on": baseline["administered_on"], "latest_on": latest["administered_on"]}
+    return {
+        "baseline": baseline["total"],
+        "latest": latest["total"],
+        "rise": rise,
+        "baseline_on": baseline["administered_on"],
+        "latest_on": latest["administered_on"],
+    }
 
 
 def _risk_referrals(db, participant_id: str) -> list[dict]:
-    found = rows(db, "select id, urgency, status, triggers_json, created_at from referrals"
-                     " where participant_id = ? and status != 'closed'", (participant_id,))
+    found = rows(
+        db,
+        "select id, urgency, status, triggers_json, created_at from referrals"
+        " where participant_id = ? and status != 'closed'",
+        (participant_id,),
+    )
     return [r for r in found if any(t.get("kind") in RISK_TRIGGERS for t in json.loads(r["triggers_json"]))]
 
 
 def members_of_concern(
-    db: sqlite_utils.Database, facilitator_id: str, site_ids: list[str], protocols: dict[str, Protocol], *,
-    today: date, due_days: int, worsening_points: int,
+    db: sqlite_utils.Database,
+    facilitator_id: str,
+    site_ids: list[str],
+    protocols: dict[str, Protocol],
+    *,
+    today: date,
+    due_days: int,
+    worsening_points: int,
 ) -> list[dict]:
     """Return the facilitator's members to discuss, each with its reasons (risk, worsening, absence).
 
@@ -294,15 +421,20 @@ def members_of_concern(
         " order by p.name collate nocase",
         (*site_ids, facilitator_id),
     )
-    absences = {f["member"]["id"]: f["need"] for f in followup.followups_needed(
-        db, site_ids, protocols, today=today, due_days=due_days, user_id=facilitator_id)}
+    absences = {
+        f["member"]["id"]: f["need"]
+        for f in followup.followups_needed(
+            db, site_ids, protocols, today=today, due_days=due_days, user_id=facilitator_id
+        )
+    }
     found = []
     for member in members:
         reasons: list[dict] = []
         risks = _risk_referrals(db, member["participant_id"])
         if risks:
-            reasons.append({"kind": "risk", "urgent": any(r["urgency"] == "urgent" for r in risks),
-                            "referral_id": risks[0]["id"]})
+            reasons.append(
+                {"kind": "risk", "urgent": any(r["urgency"] == "urgent" for r in risks), "referral_id": risks[0]["id"]}
+            )
         current = member["status"] == "active" and member["cycle_status"] in ("planned", "active")
         if current:
             worse = worsening(db, member, worsening_points)
@@ -310,8 +442,7 @@ def members_of_concern(
                 reasons.append({"kind": "worsening", **worse})
             if member["id"] in absences:
                 need = absences[member["id"]]
-                reasons.append({"kind": "absence", "streak": need.streak, "since": need.since,
-                                "overdue": need.overdue})
+                reasons.append({"kind": "absence", "streak": need.streak, "since": need.since, "overdue": need.overdue})
         if reasons:
             found.append({"member": member, "reasons": reasons})
     return found
@@ -359,13 +490,24 @@ def self_fidelity(answers_json: str | None, protocol: Protocol | None) -> float 
 
 
 def facilitator_summary(
-    db: sqlite_utils.Database, facilitator: dict, site_ids: list[str], protocols: dict[str, Protocol], *,
-    threshold: float, today: date, due_days: int, worsening_points: int,
+    db: sqlite_utils.Database,
+    facilitator: dict,
+    site_ids: list[str],
+    protocols: dict[str, Protocol],
+    *,
+    threshold: float,
+    today: date,
+    due_days: int,
+    worsening_points: int,
 ) -> FacilitatorSummary:
     """Gather everything the supervisor's page shows for one facilitator."""
-    cycle_ids = [r["cycle_id"] for r in db.query(
-        f"select cycle_id from cycle_facilitators where user_id = ? and site_id in ({_in(site_ids)})",
-        (facilitator["id"], *site_ids))]
+    cycle_ids = [
+        r["cycle_id"]
+        for r in db.query(
+            f"select cycle_id from cycle_facilitators where user_id = ? and site_id in ({_in(site_ids)})",
+            (facilitator["id"], *site_ids),
+        )
+    ]
     held = rows(
         db,
         "select x.*, c.code as cycle_code, c.protocol_id, c.id as cycle_id,"
@@ -375,9 +517,13 @@ def facilitator_summary(
         (facilitator["id"], *cycle_ids),
     )
     by_session = {}
-    for r in rows(db, "select r.*, u.display_name as supervisor_name from session_ratings r"
-                      f" join users u on u.id = r.supervisor_id where r.session_id in ({_in([s['id'] for s in held])})"
-                      " order by r.observed_on, r.created_at", [s["id"] for s in held]):
+    for r in rows(
+        db,
+        "select r.*, u.display_name as supervisor_name from session_ratings r"
+        f" join users u on u.id = r.supervisor_id where r.session_id in ({_in([s['id'] for s in held])})"
+        " order by r.observed_on, r.created_at",
+        [s["id"] for s in held],
+    ):
         by_session.setdefault(r["session_id"], []).append(_decode(r))
     summary = FacilitatorSummary(facilitator, threshold=threshold)
     for session in held:
@@ -386,27 +532,50 @@ def facilitator_summary(
         if not found:
             summary.unrated.append({**session, "self_fidelity": mine})
         for rating in found:
-            summary.ratings.append({**rating, "session": session, "self_fidelity": mine,
-                                    "low": rating["complete"] and rating["percent"] < threshold})
+            summary.ratings.append(
+                {
+                    **rating,
+                    "session": session,
+                    "self_fidelity": mine,
+                    "low": rating["complete"] and rating["percent"] < threshold,
+                }
+            )
     summary.ratings.sort(key=lambda r: (r["observed_on"], r["created_at"]))
-    summary.concerns = members_of_concern(db, facilitator["id"], site_ids, protocols, today=today,
-                                          due_days=due_days, worsening_points=worsening_points)
+    summary.concerns = members_of_concern(
+        db, facilitator["id"], site_ids, protocols, today=today, due_days=due_days, worsening_points=worsening_points
+    )
     summary.logs = logs(db, facilitator["id"], site_ids)
     return summary
 
 
 def overview(
-    db: sqlite_utils.Database, viewer: dict, site_ids: list[str], protocols: dict[str, Protocol], *,
-    threshold: float, today: date, due_days: int, worsening_points: int,
+    db: sqlite_utils.Database,
+    viewer: dict,
+    site_ids: list[str],
+    protocols: dict[str, Protocol],
+    *,
+    threshold: float,
+    today: date,
+    due_days: int,
+    worsening_points: int,
 ) -> list[FacilitatorSummary]:
     """Return one summary per facilitator the viewer oversees, the ones needing attention first."""
     summaries = []
     for facilitator in supervised(db, viewer, site_ids):
         sites = supervision_sites(db, viewer, facilitator["id"], site_ids)
-        summaries.append(facilitator_summary(db, facilitator, sites, protocols, threshold=threshold, today=today,
-                                             due_days=due_days, worsening_points=worsening_points))
-    summaries.sort(key=lambda s: (not s.low_adherence, not s.concerns, not s.incomplete,
-                                  s.facilitator["display_name"]))
+        summaries.append(
+            facilitator_summary(
+                db,
+                facilitator,
+                sites,
+                protocols,
+                threshold=threshold,
+                today=today,
+                due_days=due_days,
+                worsening_points=worsening_points,
+            )
+        )
+    summaries.sort(key=lambda s: (not s.low_adherence, not s.concerns, not s.incomplete, s.facilitator["display_name"]))
     return summaries
 
 

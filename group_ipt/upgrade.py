@@ -24,11 +24,14 @@ VERSION_KEY = "app_version"
 
 # What changed in each release, in plain words for the person installing it (newest last).
 CHANGES: list[tuple[str, list[str]]] = [
-    ("0.2.0", [
-        "Installs from a package or the offline kit; updating keeps the data folder and backs it up first.",
-        "A daily backup in the data folder while the app runs; 'group-ipt backup --to' copies to a USB stick.",
-        "The central office sees which version each laptop runs.",
-    ]),
+    (
+        "0.2.0",
+        [
+            "Installs from a package or the offline kit; updating keeps the data folder and backs it up first.",
+            "A daily backup in the data folder while the app runs; 'group-ipt backup --to' copies to a USB stick.",
+            "The central office sees which version each laptop runs.",
+        ],
+    ),
 ]
 
 
@@ -65,9 +68,11 @@ def record_version(db: sqlite_utils.Database, version: str = __version__) -> Non
     if recorded_version(db) == version:
         return
     with write(db):
-        db.execute("insert into settings (key, value, updated_at) values (?, ?, ?)"
-                   " on conflict(key) do update set value = excluded.value, updated_at = excluded.updated_at",
-                   (VERSION_KEY, json.dumps(version), utcnow()))
+        db.execute(
+            "insert into settings (key, value, updated_at) values (?, ?, ?)"
+            " on conflict(key) do update set value = excluded.value, updated_at = excluded.updated_at",
+            (VERSION_KEY, json.dumps(version), utcnow()),
+        )
 
 
 def check_not_newer(db: sqlite_utils.Database, version: str = __version__) -> None:

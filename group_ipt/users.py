@@ -155,9 +155,14 @@ def user_site_ids(db: sqlite_utils.Database, user: dict) -> list[str]:
     """Return the ids of the sites whose data this user may see (every site for an admin)."""
     if user["role"] == "admin":
         return [r["id"] for r in db.query("select id from sites order by name")]
-    return [r["site_id"] for r in db.query(
-        "select us.site_id from user_sites us join sites s on s.id = us.site_id where us.user_id = ?"
-        " order by s.name", (user["id"],))]
+    return [
+        r["site_id"]
+        for r in db.query(
+            "select us.site_id from user_sites us join sites s on s.id = us.site_id where us.user_id = ?"
+            " order by s.name",
+            (user["id"],),
+        )
+    ]
 
 
 def set_active(db: sqlite_utils.Database, username: str, active: bool, *, actor: dict | None = None) -> dict:
@@ -176,14 +181,26 @@ def set_active(db: sqlite_utils.Database, username: str, active: bool, *, actor:
             login_sessions.end_all(db, user["id"], "disabled")
         after = get_user(db, user["id"])
         audit.log(
-            db, user=actor, action="enable" if active else "disable", table="users",
-            record_id=user["id"], before=user, after=after,
+            db,
+            user=actor,
+            action="enable" if active else "disable",
+            table="users",
+            record_id=user["id"],
+            before=user,
+            after=after,
         )
     return after
 
 
-def set_password(db: sqlite_utils.Database, username: str, password: str, *, actor: dict | None = None,
-                 hash_method: str = "scrypt", keep_session: str | None = None) -> None:
+def set_password(
+    db: sqlite_utils.Database,
+    username: str,
+    password: str,
+    *,
+    actor: dict | None = None,
+    hash_method: str = "scrypt",
+    keep_session: str | None = None,
+) -> None:
     """Set a new password; end the user's sessions (but ``keep_session``'s) and lift any login throttle."""
     user = get_user_by_username(db, username)
     if user is None:
@@ -195,23 +212,33 @@ def set_password(db: sqlite_utils.Database, username: str, password: str, *, act
             (generate_password_hash(password, method=hash_method), utcnow(), user["id"]),
         )
         ended = login_sessions.end_all(db, user["id"], "password_changed", keep_token=keep_session)
-        audit.log(db, user=actor, action="set_password", table="users", record_id=user["id"],
-                  after={"sessions_ended": ended})
+        audit.log(
+            db, user=actor, action="set_password", table="users", record_id=user["id"], after={"sessions_ended": ended}
+        )
         _unlock(db, user, "password_reset", actor)
     if keep_session:
         # The session that changed the password goes on, under the new password.
         with write(db):
-            db.execute("update login_sessions set password_tag = ? where id = ?",
-                       (login_sessions.password_tag(get_user(db, user["id"])["password_hash"]),
-                        login_sessions._digest(keep_session)))
+            db.execute(
+                "update login_sessions set password_tag = ? where id = ?",
+                (
+                    login_sessions.password_tag(get_user(db, user["id"])["password_hash"]),
+                    login_sessions._digest(keep_session),
+                ),
+            )
 
 
 def set_language(db: sqlite_utils.Database, user: dict, language: str | None) -> None:
     with write(db):
         db.execute("update users set language = ?, updated_at = ? where id = ?", (language, utcnow(), user["id"]))
         audit.log(
-            db, user=user, action="update", table="users", record_id=user["id"],
-            before={"language": user.get("language")}, after={"language": language},
+            db,
+            user=user,
+            action="update",
+            table="users",
+            record_id=user["id"],
+            before={"language": user.get("language")},
+            after={"language": language},
         )
 
 
@@ -237,13 +264,19 @@ def _delay(failures: int, threshold: int, cap_seconds: int) -> int:
 
 
 def _count(db, where: str, params: tuple) -> tuple[int, str | None]:
-    found = row(db, f"select count(*) as n, max(at) as last from login_attempts where success = 0 and {where}",
-                params)
+    found = row(db, f"select count(*) as n, max(at) as last from login_attempts where success = 0 and {where}", params)
     return found["n"], found["last"]
 
 
-def throttles(db: sqlite_utils.Database, username: str, remote_addr: str | None, *, max_failures: int = 5,
-              lock_minutes: int = 15, now: datetime | None = None) -> list[Throttle]:
+def throttles(
+    db: sqlite_utils.Database,
+    username: str,
+    remote_addr: str | None,
+    *,
+    max_failures: int = 5,
+    lock_minutes: int = 15,
+    now: datetime | None = None,
+) -> list[Throttle]:
     """Return what slows down a login of ``username`` from ``remote_addr`` now (growing delays).
 
     One username from one address waits after ``max_failures`` failures, twice as long after
@@ -258,11 +291,20 @@ def throttles(db: sqlite_utils.Database, username: str, remote_addr: str | None,
     unlocked = row(db, "select max(at) as at from login_unlocks where username = ?", (username,))["at"] or ""
     cap = lock_minutes * 60
     found = []
-    pair_success = row(db, "select max(at) as at from login_attempts where username = ? and remote_addr is ?"
-                           " and success = 1", (username, remote_addr))["at"] or ""
+    pair_success = (
+        row(
+            db,
+            "select max(at) as at from login_attempts where username = ? and remote_addr is ? and success = 1",
+            (username, remote_addr),
+        )["at"]
+        or ""
+    )
     # Failures after (not at) the moment that cleared them: a reset in the same second clears them too.
-    n, last = _count(db, "username = ? and remote_addr is ? and at >= ? and at > ?",
-                     (username, remote_addr, since, max(unlocked, pair_success)))
+    n, last = _count(
+        db,
+        "username = ? and remote_addr is ? and at >= ? and at > ?",
+        (username, remote_addr, since, max(unlocked, pair_success)),
+    )
     found.append(Throttle("user_address", n, _retry(last, _delay(n, max_failures, cap)), remote_addr))
     n, last = _count(db, "username = ? and at >= ? and at > ?", (username, since, unlocked))
     wide = max_failures * WIDE_FACTOR
@@ -277,14 +319,24 @@ def _retry(last: str | None, delay: int) -> datetime | None:
     return datetime.fromisoformat(last) + timedelta(seconds=delay) if last and delay else None
 
 
-def login_locks(db: sqlite_utils.Database, username: str, *, max_failures: int = 5, lock_minutes: int = 15,
-                now: datetime | None = None) -> list[Throttle]:
+def login_locks(
+    db: sqlite_utils.Database,
+    username: str,
+    *,
+    max_failures: int = 5,
+    lock_minutes: int = 15,
+    now: datetime | None = None,
+) -> list[Throttle]:
     """Return the addresses (and the username as a whole) that must wait before trying ``username`` again."""
     now = now or datetime.now(UTC)
     since = _iso(now - timedelta(minutes=lock_minutes))
-    addresses = [r["remote_addr"] for r in db.query(
-        "select distinct remote_addr from login_attempts where username = ? and success = 0 and at >= ?",
-        (username, since))]
+    addresses = [
+        r["remote_addr"]
+        for r in db.query(
+            "select distinct remote_addr from login_attempts where username = ? and success = 0 and at >= ?",
+            (username, since),
+        )
+    ]
     found = []
     for addr in addresses:
         for t in throttles(db, username, addr, max_failures=max_failures, lock_minutes=lock_minutes, now=now):
@@ -296,13 +348,24 @@ def login_locks(db: sqlite_utils.Database, username: str, *, max_failures: int =
 def _unlock(db, user: dict, reason: str, actor: dict | None) -> bool:
     """Record that the user's failed logins no longer count; audit it if any did."""
     since = row(db, "select max(at) as at from login_unlocks where username = ?", (user["username"],))["at"] or ""
-    failures = row(db, "select count(*) as n from login_attempts where username = ? and success = 0 and at > ?",
-                   (user["username"], since))["n"]
-    db.execute("insert into login_unlocks (username, at, reason, actor_id) values (?, ?, ?, ?)",
-               (user["username"], utcnow(), reason, actor["id"] if actor else None))
+    failures = row(
+        db,
+        "select count(*) as n from login_attempts where username = ? and success = 0 and at > ?",
+        (user["username"], since),
+    )["n"]
+    db.execute(
+        "insert into login_unlocks (username, at, reason, actor_id) values (?, ?, ?, ?)",
+        (user["username"], utcnow(), reason, actor["id"] if actor else None),
+    )
     if failures:
-        audit.log(db, user=actor, action="login_unlock", table="users", record_id=user["id"],
-                  after={"reason": reason, "failures_cleared": failures})
+        audit.log(
+            db,
+            user=actor,
+            action="login_unlock",
+            table="users",
+            record_id=user["id"],
+            after={"reason": reason, "failures_cleared": failures},
+        )
     return bool(failures)
 
 
@@ -334,8 +397,11 @@ def authenticate(
     """
     username = username.strip()[:200]
     now = now or datetime.now(UTC)
-    waits = [t.retry_at for t in throttles(db, username, remote_addr, max_failures=max_failures,
-                                           lock_minutes=lock_minutes, now=now) if t.retry_at and t.retry_at > now]
+    waits = [
+        t.retry_at
+        for t in throttles(db, username, remote_addr, max_failures=max_failures, lock_minutes=lock_minutes, now=now)
+        if t.retry_at and t.retry_at > now
+    ]
     if waits:
         # Refused without checking the password, and not counted: waiting is what lifts it.
         return LoginResult(None, "throttled", int((max(waits) - now).total_seconds()) + 1)
@@ -355,8 +421,14 @@ def authenticate(
             db.execute("update users set last_login_at = ? where id = ?", (at, user["id"]))
             audit.log(db, user=user, action="login", table="users", record_id=user["id"])
         else:
-            audit.log(db, user=None, action="login_failed", table="users",
-                      record_id=user["id"] if user else None, after={"username": username})
+            audit.log(
+                db,
+                user=None,
+                action="login_failed",
+                table="users",
+                record_id=user["id"] if user else None,
+                after={"username": username},
+            )
             if not ok:
                 _audit_new_lock(db, user, username, remote_addr, max_failures, lock_minutes, now)
     if not ok:
@@ -370,6 +442,17 @@ def _audit_new_lock(db, user, username, remote_addr, max_failures, lock_minutes,
     """Audit the failure that starts (or lengthens) a wait, naming the username and the address."""
     for t in throttles(db, username, remote_addr, max_failures=max_failures, lock_minutes=lock_minutes, now=now):
         if t.retry_at and t.retry_at > now:
-            audit.log(db, user=None, action="login_throttled", table="users", record_id=user["id"] if user else None,
-                      after={"username": username, "remote_addr": remote_addr, "scope": t.scope,
-                             "failures": t.failures, "retry_at": _iso(t.retry_at)})
+            audit.log(
+                db,
+                user=None,
+                action="login_throttled",
+                table="users",
+                record_id=user["id"] if user else None,
+                after={
+                    "username": username,
+                    "remote_addr": remote_addr,
+                    "scope": t.scope,
+                    "failures": t.failures,
+                    "retry_at": _iso(t.retry_at),
+                },
+            )

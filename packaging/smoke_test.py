@@ -30,8 +30,9 @@ COMMAND = str(BIN / ("group-ipt.exe" if os.name == "nt" else "group-ipt"))
 
 
 def run(*args: str, data_dir: Path) -> str:
-    done = subprocess.run([COMMAND, "--data-dir", str(data_dir), *args], capture_output=True, text=True,
-                          timeout=300, check=False)
+    done = subprocess.run(
+        [COMMAND, "--data-dir", str(data_dir), *args], capture_output=True, text=True, timeout=300, check=False
+    )
     if done.returncode:
         raise SystemExit(f"FAIL group-ipt {' '.join(args)}: exit {done.returncode}\n{done.stdout}{done.stderr}")
     return done.stdout
@@ -39,8 +40,11 @@ def run(*args: str, data_dir: Path) -> str:
 
 def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
     """Size and modification time of every file in the package, bytecode caches aside."""
-    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
-            for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts}
+    return {
+        str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
+        for p in folder.rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts
+    }
 
 
 class Browser:
@@ -85,8 +89,12 @@ def main() -> None:
             raise SystemExit(f"FAIL --version says {version!r}, the package is {group_ipt.__version__}")
         print(run("forms", "check", data_dir=data).strip())
         run("demo", data_dir=data)
-        server = subprocess.Popen([COMMAND, "--data-dir", str(data), "serve", "--port", "0"],
-                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        server = subprocess.Popen(
+            [COMMAND, "--data-dir", str(data), "serve", "--port", "0"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         try:
             line = server.stdout.readline()
             found = re.search(r"(http://[0-9.]+:\d+)/", line)

@@ -13,8 +13,14 @@ from werkzeug.serving import make_server
 from .conftest import chromium_path
 
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
 ]
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
@@ -54,8 +60,9 @@ def browser_page(app, *, viewport=(1366, 768), locale="en-GB", touch=False):
     with live_server(app) as base_url, sync_playwright() as p:
         browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         try:
-            context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]}, locale=locale,
-                                          has_touch=touch, is_mobile=touch)
+            context = browser.new_context(
+                viewport={"width": viewport[0], "height": viewport[1]}, locale=locale, has_touch=touch, is_mobile=touch
+            )
             page = context.new_page()
             page.set_default_timeout(15000)
             yield page, base_url

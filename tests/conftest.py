@@ -40,12 +40,21 @@ def app(tmp_path):
     kmp = users.create_site(db, "KMP", "Kampala North", "en")
     msk = users.create_site(db, "MSK", "Masaka Rural", "sw")
     users.create_user(db, "admin", PASSWORD, "admin", display_name="Ada Admin", hash_method=FAST_HASH)
-    users.create_user(db, "coord", PASSWORD, "coordinator", display_name="Ruth Coordinator",
-                      site_ids=[kmp["id"], msk["id"]], hash_method=FAST_HASH)
-    users.create_user(db, "amina", PASSWORD, "facilitator", display_name="Amina Nakato",
-                      site_ids=[kmp["id"]], hash_method=FAST_HASH)
-    users.create_user(db, "grace", PASSWORD, "facilitator", display_name="Grace Wanjiru",
-                      site_ids=[msk["id"]], hash_method=FAST_HASH)
+    users.create_user(
+        db,
+        "coord",
+        PASSWORD,
+        "coordinator",
+        display_name="Ruth Coordinator",
+        site_ids=[kmp["id"], msk["id"]],
+        hash_method=FAST_HASH,
+    )
+    users.create_user(
+        db, "amina", PASSWORD, "facilitator", display_name="Amina Nakato", site_ids=[kmp["id"]], hash_method=FAST_HASH
+    )
+    users.create_user(
+        db, "grace", PASSWORD, "facilitator", display_name="Grace Wanjiru", site_ids=[msk["id"]], hash_method=FAST_HASH
+    )
     db.close()
     return app
 
@@ -106,27 +115,47 @@ def runner(tmp_path):
 
 
 def chromium_path() -> str | None:
-    return os.environ.get("CHROMIUM_BIN") or shutil.which("chromium") or (
-        "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
+    return (
+        os.environ.get("CHROMIUM_BIN")
+        or shutil.which("chromium")
+        or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
     )
 
 
 # --- group cycles (tests/test_cycles.py, test_sessions.py, test_followup.py, ...) ---
 
 
-def add_participant(db, site_code: str = "KMP", name: str = "Participant", *, sex: str = "female",
-                    status: str = "eligible", village: str = "Kawempe", phone: str | None = "0772 000000",
-                    birth_year: int | None = 1990) -> dict:
+def add_participant(
+    db,
+    site_code: str = "KMP",
+    name: str = "Participant",
+    *,
+    sex: str = "female",
+    status: str = "eligible",
+    village: str = "Kawempe",
+    phone: str | None = "0772 000000",
+    birth_year: int | None = 1990,
+) -> dict:
     """Insert a participant straight into the database (as screening would leave one)."""
     import uuid
 
     site = users.get_site(db, site_code)
     n = db.execute("select count(*) from participants").fetchone()[0] + 1
     record = {
-        "id": str(uuid.uuid4()), "site_id": site["id"], "code": f"{site_code}-{n:04d}-T", "name": name,
-        "sex": sex, "birth_year": birth_year, "age_is_estimate": 0, "village": village, "phone": phone,
-        "language": None, "status": status, "created_by": None,
-        "created_at": "2026-01-01T00:00:00+00:00", "updated_at": "2026-01-01T00:00:00+00:00",
+        "id": str(uuid.uuid4()),
+        "site_id": site["id"],
+        "code": f"{site_code}-{n:04d}-T",
+        "name": name,
+        "sex": sex,
+        "birth_year": birth_year,
+        "age_is_estimate": 0,
+        "village": village,
+        "phone": phone,
+        "language": None,
+        "status": status,
+        "created_by": None,
+        "created_at": "2026-01-01T00:00:00+00:00",
+        "updated_at": "2026-01-01T00:00:00+00:00",
     }
     if "name_key" in db["participants"].columns_dict:
         record["name_key"] = name.casefold()
@@ -163,10 +192,16 @@ def supervisor(app, db):
     from group_ipt import supervision
 
     kmp = users.get_site(db, "KMP")
-    sam = users.create_user(db, "sam", PASSWORD, "supervisor", display_name="Sam Supervisor",
-                            site_ids=[kmp["id"]], hash_method=FAST_HASH)
-    supervision.assign(db, supervisor_id=sam["id"], facilitator_id=users.get_user_by_username(db, "amina")["id"],
-                       site_id=kmp["id"], actor=users.get_user_by_username(db, "coord"))
+    sam = users.create_user(
+        db, "sam", PASSWORD, "supervisor", display_name="Sam Supervisor", site_ids=[kmp["id"]], hash_method=FAST_HASH
+    )
+    supervision.assign(
+        db,
+        supervisor_id=sam["id"],
+        facilitator_id=users.get_user_by_username(db, "amina")["id"],
+        site_id=kmp["id"],
+        actor=users.get_user_by_username(db, "coord"),
+    )
     return sam
 
 

@@ -29,8 +29,10 @@ class _TextCollector(HTMLParser):
         if tag in ("script", "style"):
             self._skip += 1
         for name, value in attrs:
-            if value and (name in ATTRIBUTES or (tag in ("input", "button") and name == "value"
-                                                   and dict(attrs).get("type") in ("submit", "button"))):
+            if value and (
+                name in ATTRIBUTES
+                or (tag in ("input", "button") and name == "value" and dict(attrs).get("type") in ("submit", "button"))
+            ):
                 self.texts.append(value.strip())
 
     def handle_endtag(self, tag):
@@ -53,8 +55,11 @@ def ui_source_strings() -> frozenset[str]:
     with (TRANSLATIONS / "messages.pot").open("rb") as f:
         template = read_po(f)
     return frozenset(
-        m.id for m in template
-        if isinstance(m.id, str) and m.id and "%(" not in m.id
+        m.id
+        for m in template
+        if isinstance(m.id, str)
+        and m.id
+        and "%(" not in m.id
         and any(path.startswith("group_ipt/") for path, _ in m.locations)
     )
 
@@ -108,5 +113,8 @@ class _LabelChecker(HTMLParser):
 def unlabelled_fields(html: str) -> list[str]:
     checker = _LabelChecker()
     checker.feed(html)
-    return [name for i, (field_id, name) in enumerate(checker.fields)
-            if i not in checker.labelled and (field_id is None or field_id not in checker.label_for)]
+    return [
+        name
+        for i, (field_id, name) in enumerate(checker.fields)
+        if i not in checker.labelled and (field_id is None or field_id not in checker.label_for)
+    ]

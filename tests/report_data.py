@@ -23,61 +23,138 @@ from group_ipt.sessions import SessionEntry, record_session
 from .conftest import add_participant
 
 NOW = datetime(2026, 2, 20, 9, 0)
-CHECKLIST = ("started_on_time", "welcomed_members", "reviewed_symptoms", "linked_mood_to_events", "kept_focus",
-             "checked_goals", "set_homework")
+CHECKLIST = (
+    "started_on_time",
+    "welcomed_members",
+    "reviewed_symptoms",
+    "linked_mood_to_events",
+    "kept_focus",
+    "checked_goals",
+    "set_homework",
+)
 
 
-def add_screening(db, participant: dict, total: float | None, on: str, *, occasion: str = "screening",
-                  cycle_id: str | None = None, session_id: str | None = None, eligible: int | None = None,
-                  by: str | None = None, instrument: str = "phq9") -> dict:
+def add_screening(
+    db,
+    participant: dict,
+    total: float | None,
+    on: str,
+    *,
+    occasion: str = "screening",
+    cycle_id: str | None = None,
+    session_id: str | None = None,
+    eligible: int | None = None,
+    by: str | None = None,
+    instrument: str = "phq9",
+) -> dict:
     record = {
-        "id": str(uuid.uuid4()), "site_id": participant["site_id"], "participant_id": participant["id"],
-        "instrument_id": instrument, "instrument_version": "1", "occasion": occasion, "cycle_id": cycle_id,
-        "session_id": session_id, "answers_json": "{}", "total": total, "raw_total": total, "band": None,
-        "eligible": eligible, "cutoff": 10, "missing_json": "[]", "prorated": 0, "risk": 0,
-        "risk_items_json": "[]", "risk_observed": 0, "exclusions_json": "[]", "administered_on": on,
-        "administered_by": by, "language": "en", "submission_key": uuid.uuid4().hex, "note": None,
-        "created_at": f"{on}T08:00:00+00:00", "updated_at": f"{on}T08:00:00+00:00",
+        "id": str(uuid.uuid4()),
+        "site_id": participant["site_id"],
+        "participant_id": participant["id"],
+        "instrument_id": instrument,
+        "instrument_version": "1",
+        "occasion": occasion,
+        "cycle_id": cycle_id,
+        "session_id": session_id,
+        "answers_json": "{}",
+        "total": total,
+        "raw_total": total,
+        "band": None,
+        "eligible": eligible,
+        "cutoff": 10,
+        "missing_json": "[]",
+        "prorated": 0,
+        "risk": 0,
+        "risk_items_json": "[]",
+        "risk_observed": 0,
+        "exclusions_json": "[]",
+        "administered_on": on,
+        "administered_by": by,
+        "language": "en",
+        "submission_key": uuid.uuid4().hex,
+        "note": None,
+        "created_at": f"{on}T08:00:00+00:00",
+        "updated_at": f"{on}T08:00:00+00:00",
     }
     with dbmod.write(db):
         db["screenings"].insert(record)
     return record
 
 
-def add_referral(db, participant: dict, on: str, triggers: list[dict], *, status: str = "open",
-                 due: list[tuple[str, str | None]] = (), by: str | None = None) -> dict:
+def add_referral(
+    db,
+    participant: dict,
+    on: str,
+    triggers: list[dict],
+    *,
+    status: str = "open",
+    due: list[tuple[str, str | None]] = (),
+    by: str | None = None,
+) -> dict:
     record = {
-        "id": str(uuid.uuid4()), "site_id": participant["site_id"], "participant_id": participant["id"],
-        "screening_id": None, "reason": "test", "triggers_json": json.dumps(triggers), "urgency": "routine",
-        "status": status, "created_by": by, "created_at": f"{on}T09:00:00+00:00",
+        "id": str(uuid.uuid4()),
+        "site_id": participant["site_id"],
+        "participant_id": participant["id"],
+        "screening_id": None,
+        "reason": "test",
+        "triggers_json": json.dumps(triggers),
+        "urgency": "routine",
+        "status": status,
+        "created_by": by,
+        "created_at": f"{on}T09:00:00+00:00",
         "updated_at": f"{on}T09:00:00+00:00",
     }
     with dbmod.write(db):
         db["referrals"].insert(record)
         for due_on, done_on in due:
-            db["referral_followups"].insert({
-                "id": str(uuid.uuid4()), "site_id": record["site_id"], "referral_id": record["id"],
-                "due_on": due_on, "done_on": done_on, "created_at": record["created_at"],
-                "updated_at": record["created_at"]})
+            db["referral_followups"].insert(
+                {
+                    "id": str(uuid.uuid4()),
+                    "site_id": record["site_id"],
+                    "referral_id": record["id"],
+                    "due_on": due_on,
+                    "done_on": done_on,
+                    "created_at": record["created_at"],
+                    "updated_at": record["created_at"],
+                }
+            )
     return record
 
 
 def _cycle(db, protocols, site: str, first: str, facilitator: str, group_type: str) -> dict:
     return cycles.create_cycle(
-        db, site_id=users.get_site(db, site)["id"], protocol=protocols["short-6"],
-        facilitator_ids=[users.get_user_by_username(db, facilitator)["id"]], group_type=group_type,
-        venue="Hall", first_date=date.fromisoformat(first), weekday=date.fromisoformat(first).weekday(),
-        start_time="14:00", actor=None, now=NOW)
+        db,
+        site_id=users.get_site(db, site)["id"],
+        protocol=protocols["short-6"],
+        facilitator_ids=[users.get_user_by_username(db, facilitator)["id"]],
+        group_type=group_type,
+        venue="Hall",
+        first_date=date.fromisoformat(first),
+        weekday=date.fromisoformat(first).weekday(),
+        start_time="14:00",
+        actor=None,
+        now=NOW,
+    )
 
 
 def _session(db, cycle_id: str, number: int, kind: str = "group") -> dict:
-    return next(s for s in cycles.sessions(db, cycle_id) if s["number"] == number
-                and (s["kind"] == kind or (number == 0 and kind == "group")))
+    return next(
+        s
+        for s in cycles.sessions(db, cycle_id)
+        if s["number"] == number and (s["kind"] == kind or (number == 0 and kind == "group"))
+    )
 
 
 def _take(db, protocols, session: dict, marks: dict[str, str], actor: dict, fidelity: dict | None = None) -> None:
-    record_session(db, session["id"], SessionEntry(marks, fidelity=fidelity), expected_version=session["version"],
-                   protocols=protocols, actor=actor, today=date(2026, 6, 30))
+    record_session(
+        db,
+        session["id"],
+        SessionEntry(marks, fidelity=fidelity),
+        expected_version=session["version"],
+        protocols=protocols,
+        actor=actor,
+        today=date(2026, 6, 30),
+    )
 
 
 def build(db, protocols) -> dict:
@@ -87,19 +164,38 @@ def build(db, protocols) -> dict:
     p = {n: add_participant(db, "KMP", f"{n} Test", phone=f"0772 10000{i}") for i, n in enumerate(names)}
     p["Ivy"] = add_participant(db, "MSK", "Ivy Test")
     # Screening (occasion screening): Gina not eligible, Hope screened in 2025.
-    for name, total, on in (("Agnes", 17, "2026-02-10"), ("Betty", 12, "2026-02-10"), ("Carol", 14, "2026-02-11"),
-                            ("Dora", 19, "2026-02-11"), ("Esther", 15, "2026-02-12"), ("Faith", 20, "2026-02-12")):
+    for name, total, on in (
+        ("Agnes", 17, "2026-02-10"),
+        ("Betty", 12, "2026-02-10"),
+        ("Carol", 14, "2026-02-11"),
+        ("Dora", 19, "2026-02-11"),
+        ("Esther", 15, "2026-02-12"),
+        ("Faith", 20, "2026-02-12"),
+    ):
         add_screening(db, p[name], total, on, eligible=1, by=amina["id"])
     add_screening(db, p["Gina"], 6, "2026-02-15", eligible=0)
     add_screening(db, p["Hope"], 11, "2025-12-20", eligible=1)
     add_screening(db, p["Ivy"], 13, "2026-02-14", eligible=1)
     # Referrals: Gina (exclusion, follow-up overdue), Dora (risk answer, closed), Hope (2025, still open).
-    add_referral(db, p["Gina"], "2026-02-15", [{"kind": "exclusion", "code": "psychosis"}],
-                 due=[("2026-02-22", None)], by=amina["id"])
-    add_referral(db, p["Dora"], "2026-03-20", [{"kind": "risk_item", "instrument": "phq9", "item": "q9", "value": 1}],
-                 status="closed", due=[("2026-03-27", "2026-03-27")])
-    add_referral(db, p["Hope"], "2025-12-20", [{"kind": "risk_observed"}, {"kind": "risk_item"}],
-                 due=[("2026-12-01", None)])
+    add_referral(
+        db,
+        p["Gina"],
+        "2026-02-15",
+        [{"kind": "exclusion", "code": "psychosis"}],
+        due=[("2026-02-22", None)],
+        by=amina["id"],
+    )
+    add_referral(
+        db,
+        p["Dora"],
+        "2026-03-20",
+        [{"kind": "risk_item", "instrument": "phq9", "item": "q9", "value": 1}],
+        status="closed",
+        due=[("2026-03-27", "2026-03-27")],
+    )
+    add_referral(
+        db, p["Hope"], "2025-12-20", [{"kind": "risk_observed"}, {"kind": "risk_item"}], due=[("2026-12-01", None)]
+    )
 
     a = _cycle(db, protocols, "KMP", "2026-03-02", "amina", "women")
     b = _cycle(db, protocols, "KMP", "2026-03-03", "coord", "mixed")
@@ -130,8 +226,15 @@ def build(db, protocols) -> dict:
     take_b(0, "present")
     take_a(1, "present", "present", "present", "present", "present", fidelity=full)
     take_b(1, "present")
-    take_a(2, "present", "present", "present", "late", "absent",
-           fidelity={**full, "kept_focus": False, "set_homework": False})
+    take_a(
+        2,
+        "present",
+        "present",
+        "present",
+        "late",
+        "absent",
+        fidelity={**full, "kept_focus": False, "set_homework": False},
+    )
     take_b(2, "present")
     new = cycles.transfer(db, m["Esther"], b["id"], reason="moved house", actor=None, today=date(2026, 3, 18))
     m["Esther B"] = new["id"]
@@ -143,8 +246,9 @@ def build(db, protocols) -> dict:
     take_b(4, "present", "present")
     take_a(5, "present", "absent", "excused", "absent")
     take_b(5, "present", "absent")
-    cycles.close_cycle(db, b["id"], protocols["short-6"], early=True, reason="venue lost", actor=None,
-                       today=date(2026, 4, 8))
+    cycles.close_cycle(
+        db, b["id"], protocols["short-6"], early=True, reason="venue lost", actor=None, today=date(2026, 4, 8)
+    )
     take_a(6, "present", "present", "present", "absent")
     cycles.close_cycle(db, a["id"], protocols["short-6"], early=False, actor=None, today=date(2026, 4, 14))
 

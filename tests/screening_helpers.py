@@ -14,9 +14,14 @@ HIDDEN_RE = re.compile(r'<input type="hidden" name="([a-z_]+)" value="([^"]*)">'
 def register(db, name: str = "Sarah Namuli", *, site_code: str = "KMP", actor: str = "amina", **fields) -> dict:
     """Register a participant through the core, as the registration page does."""
     values = {"sex": "female", "age": "34", "village": "Kawempe", **fields}
-    return participants.register(db, site=users.get_site(db, site_code),
-                                 actor=users.get_user_by_username(db, actor),
-                                 consents=["screening", "group"], name=name, **values).participant
+    return participants.register(
+        db,
+        site=users.get_site(db, site_code),
+        actor=users.get_user_by_username(db, actor),
+        consents=["screening", "group"],
+        name=name,
+        **values,
+    ).participant
 
 
 def screening_form(client, participant_id: str, instrument_id: str = "phq9") -> dict:
@@ -35,8 +40,9 @@ def phq9(*values, **named) -> dict:
     return answers
 
 
-def submit(client, participant_id: str, answers: dict, instrument_id: str = "phq9", *, hidden: dict | None = None,
-           **extra):
+def submit(
+    client, participant_id: str, answers: dict, instrument_id: str = "phq9", *, hidden: dict | None = None, **extra
+):
     """Fill and send the screening form like a browser; ``extra`` adds or overrides fields."""
     fields = hidden or screening_form(client, participant_id, instrument_id)
     data = {**fields, "occasion": "screening", "administered_on": "2026-03-02", **answers, **extra}

@@ -46,10 +46,12 @@ def make_template(root: Path) -> tuple[Path, list[str]]:
     app = _app(root)
     db = dbmod.connect(app.config["DATABASE"])
     sites = {code: users.create_site(db, code, code, "en") for code in ("KMP", "MSK")}
-    users.create_user(db, "amina", "secret-password-1", "facilitator", site_ids=[sites["KMP"]["id"]],
-                      hash_method=FAST_HASH)
-    users.create_user(db, "grace", "secret-password-1", "facilitator", site_ids=[sites["MSK"]["id"]],
-                      hash_method=FAST_HASH)
+    users.create_user(
+        db, "amina", "secret-password-1", "facilitator", site_ids=[sites["KMP"]["id"]], hash_method=FAST_HASH
+    )
+    users.create_user(
+        db, "grace", "secret-password-1", "facilitator", site_ids=[sites["MSK"]["id"]], hash_method=FAST_HASH
+    )
     tokens = []
     for name, site in LAPTOPS:
         _device, token = devices.add_device(db, name, site)
@@ -64,8 +66,15 @@ def make_template(root: Path) -> tuple[Path, list[str]]:
 
 
 def _app(root: Path):
-    return create_app({"DATA_DIR": str(root / "central"), "TESTING": True, "SYNC_CENTRAL": True,
-                       "SYNC_SEND_NAMES": True, "PASSWORD_HASH_METHOD": FAST_HASH})
+    return create_app(
+        {
+            "DATA_DIR": str(root / "central"),
+            "TESTING": True,
+            "SYNC_CENTRAL": True,
+            "SYNC_SEND_NAMES": True,
+            "PASSWORD_HASH_METHOD": FAST_HASH,
+        }
+    )
 
 
 class World:
@@ -118,37 +127,72 @@ class World:
         n = row(db, "select count(*) as n from cycles")["n"] + 1  # as the app numbers them offline
         while row(db, "select 1 as x from cycles where code = ?", (f"{site}-C{n:03d}",)):
             n += 1
-        cycle = self.insert(who, "cycles", code=f"{site}-C{n:03d}", protocol_id="who-8", protocol_version=1,
-                            group_type="women", venue="Hall", weekday=1, start_time="10:00",
-                            first_date="2026-09-22", status="active", created_by=self.user(who))
+        cycle = self.insert(
+            who,
+            "cycles",
+            code=f"{site}-C{n:03d}",
+            protocol_id="who-8",
+            protocol_version=1,
+            group_type="women",
+            venue="Hall",
+            weekday=1,
+            start_time="10:00",
+            first_date="2026-09-22",
+            status="active",
+            created_by=self.user(who),
+        )
         for number in (1, 2):
-            self.insert(who, "sessions", cycle_id=cycle, number=number, kind="group", phase="initial",
-                        scheduled_date=f"2026-09-{21 + 7 * number}", start_time="10:00", minutes=90,
-                        status="scheduled", version=0)
+            self.insert(
+                who,
+                "sessions",
+                cycle_id=cycle,
+                number=number,
+                kind="group",
+                phase="initial",
+                scheduled_date=f"2026-09-{21 + 7 * number}",
+                start_time="10:00",
+                minutes=90,
+                status="scheduled",
+                version=0,
+            )
         return cycle
 
     def enrol(self, who: int, cycle: str, participant: str) -> str | None:
         db = self.laptops[who]
         if row(db, "select 1 as x from members where participant_id = ? and status = 'active'", (participant,)):
             return None
-        return self.insert(who, "members", cycle_id=cycle, participant_id=participant, status="active",
-                           enrolled_on="2026-09-20", created_by=self.user(who))
+        return self.insert(
+            who,
+            "members",
+            cycle_id=cycle,
+            participant_id=participant,
+            status="active",
+            enrolled_on="2026-09-20",
+            created_by=self.user(who),
+        )
 
     def mark(self, who: int, *, first: bool = False) -> None:
         """Mark attendance at a random session of a random member (insert, or correct the mark)."""
         db = self.laptops[who]
-        pairs = rows(db, "select s.id as session_id, m.id as member_id from sessions s join members m"
-                         " on m.cycle_id = s.cycle_id where m.status = 'active' order by s.id, m.id")
+        pairs = rows(
+            db,
+            "select s.id as session_id, m.id as member_id from sessions s join members m"
+            " on m.cycle_id = s.cycle_id where m.status = 'active' order by s.id, m.id",
+        )
         if not pairs:
             return
         pair = pairs[0] if first else self.rng.choice(pairs)
         status = self.rng.choice(["present", "absent", "late", "excused"])
-        found = row(db, "select id from attendance where session_id = ? and member_id = ?",
-                    (pair["session_id"], pair["member_id"]))
+        found = row(
+            db,
+            "select id from attendance where session_id = ? and member_id = ?",
+            (pair["session_id"], pair["member_id"]),
+        )
         if found:
             with write(db):
-                db.execute("update attendance set status = ?, updated_at = ? where id = ?",
-                           (status, utcnow(), found["id"]))
+                db.execute(
+                    "update attendance set status = ?, updated_at = ? where id = ?", (status, utcnow(), found["id"])
+                )
         else:
             self.insert(who, "attendance", status=status, **pair)
 
@@ -157,14 +201,17 @@ class World:
         found = rows(db, "select id from participants order by id")
         if found:
             with write(db):
-                db.execute("update participants set village = ?, updated_at = ? where id = ?",
-                           (f"V{self.rng.randrange(1000)}", utcnow(), self.rng.choice(found)["id"]))
+                db.execute(
+                    "update participants set village = ?, updated_at = ? where id = ?",
+                    (f"V{self.rng.randrange(1000)}", utcnow(), self.rng.choice(found)["id"]),
+                )
 
     def skew(self, who: int) -> None:
         hours = self.rng.choice([-72, -5, 3, 20])  # the centre refuses more than a day ahead
         with write(self.laptops[who]):
-            self.laptops[who].execute("update sync_clock set wall = max(0, wall + ?) where id = 1",
-                                      (hours * 3_600_000,))
+            self.laptops[who].execute(
+                "update sync_clock set wall = max(0, wall + ?) where id = 1", (hours * 3_600_000,)
+            )
 
     # ---- syncing -------------------------------------------------------------------------
 
@@ -172,8 +219,11 @@ class World:
         state = {"armed": fault}
 
         def fail(stage: str) -> None:
-            if (state["armed"], stage) in {("drop-before-push", "push-before"), ("drop-after-push", "push-after"),
-                                           ("drop-pull", "pull-before")}:
+            if (state["armed"], stage) in {
+                ("drop-before-push", "push-before"),
+                ("drop-after-push", "push-after"),
+                ("drop-pull", "pull-before"),
+            }:
                 state["armed"] = None
                 raise SyncError("connection dropped")
 
@@ -230,8 +280,22 @@ class World:
             self.new_cycle(who)
         for _step in range(steps):
             who = self.rng.randrange(len(self.laptops))
-            action = self.rng.choice(["mark", "mark", "mark", "participant", "cycle", "enrol", "edit", "sync",
-                                      "sync", "sync", "skew", "restart"])
+            action = self.rng.choice(
+                [
+                    "mark",
+                    "mark",
+                    "mark",
+                    "participant",
+                    "cycle",
+                    "enrol",
+                    "edit",
+                    "sync",
+                    "sync",
+                    "sync",
+                    "skew",
+                    "restart",
+                ]
+            )
             if action == "mark":
                 self.mark(who)
             elif action == "participant":
@@ -251,8 +315,9 @@ class World:
             elif action == "edit":
                 self.edit_village(who)
             elif action == "sync":
-                self.sync(who, self.rng.choice([None, None, "drop-before-push", "drop-after-push", "drop-pull",
-                                                "duplicate"]))
+                self.sync(
+                    who, self.rng.choice([None, None, "drop-before-push", "drop-after-push", "drop-pull", "duplicate"])
+                )
             elif action == "skew":
                 self.skew(who)
             else:
@@ -262,12 +327,14 @@ class World:
 
 # ---- measuring -------------------------------------------------------------------------------
 
+
 def _site_rows(db, tables: dict[str, list[str]], site_id: str) -> dict[str, set]:
     out = {}
     for table, columns in tables.items():
         cols = [c for c in columns if c not in SKIP]
-        out[table] = {tuple(str(r[c]) for c in cols) for r in
-                      rows(db, f'select * from "{table}" where site_id = ?', (site_id,))}
+        out[table] = {
+            tuple(str(r[c]) for c in cols) for r in rows(db, f'select * from "{table}" where site_id = ?', (site_id,))
+        }
     return out
 
 
@@ -276,32 +343,45 @@ def measure(world: World) -> dict[str, int]:
     tables = tracking.synced_tables(centre)
     described = rules.schema(centre, tables)
     aliased = {(r["table_name"], r["record_id"]) for r in rows(centre, "select * from sync_aliases")}
-    lost = sum(1 for t, i in world.made if (t, i) not in aliased
-               and row(centre, f'select 1 as x from "{t}" where id = ?', (i,)) is None)
+    lost = sum(
+        1
+        for t, i in world.made
+        if (t, i) not in aliased and row(centre, f'select 1 as x from "{t}" where id = ?', (i,)) is None
+    )
     duplicated = dangling = quarantined = diverged = 0
     for db in (centre, *world.laptops):
         for table in described.values():
             for cols in rules.natural_keys(table):
                 group = ", ".join(f'"{c}"' for c in cols)
-                duplicated += row(db, f'select count(*) as n from (select 1 from "{table.name}" where'
-                                      f' {" and ".join(f"{chr(34)}{c}{chr(34)} is not null" for c in cols)}'
-                                      f" group by {group} having count(*) > 1)")["n"]
+                duplicated += row(
+                    db,
+                    f'select count(*) as n from (select 1 from "{table.name}" where'
+                    f" {' and '.join(f'{chr(34)}{c}{chr(34)} is not null' for c in cols)}"
+                    f" group by {group} having count(*) > 1)",
+                )["n"]
         dangling += len(list(db.query("pragma foreign_key_check")))
         quarantined += row(db, "select count(*) as n from sync_quarantine where status = 'open'")["n"]
     for db in world.laptops:
         site = row(db, "select id from sites")["id"]
         if _site_rows(db, tables, site) != _site_rows(centre, tables, site):
             diverged += 1
-    return {"lost": lost, "duplicated": duplicated, "diverged": diverged, "dangling": dangling,
-            "quarantined": quarantined}
+    return {
+        "lost": lost,
+        "duplicated": duplicated,
+        "diverged": diverged,
+        "dangling": dangling,
+        "quarantined": quarantined,
+    }
 
 
 def exercised(world: World) -> dict[str, int]:
     """What the schedule made the centre do (so a run that exercised nothing is seen)."""
     c = world.centre
-    return {"merged": row(c, "select count(*) as n from sync_aliases")["n"],
-            "renamed": row(c, "select count(*) as n from audit_log where action = 'rename_code'")["n"],
-            "conflicts": row(c, "select count(*) as n from sync_conflicts")["n"]}
+    return {
+        "merged": row(c, "select count(*) as n from sync_aliases")["n"],
+        "renamed": row(c, "select count(*) as n from audit_log where action = 'rename_code'")["n"],
+        "conflicts": row(c, "select count(*) as n from sync_conflicts")["n"],
+    }
 
 
 def schedule(template: Path, tokens: list[str], root: Path, seed: int, steps: int) -> tuple[dict, dict]:

@@ -18,8 +18,15 @@ from .conftest import FAST_HASH, PASSWORD
 
 def make_central(data_dir: Path, **overrides):
     initialise(data_dir).close()
-    app = create_app({"DATA_DIR": str(data_dir), "TESTING": True, "PASSWORD_HASH_METHOD": FAST_HASH,
-                      "SYNC_CENTRAL": True, **overrides})
+    app = create_app(
+        {
+            "DATA_DIR": str(data_dir),
+            "TESTING": True,
+            "PASSWORD_HASH_METHOD": FAST_HASH,
+            "SYNC_CENTRAL": True,
+            **overrides,
+        }
+    )
     db = dbmod.connect(app.config["DATABASE"])
     kmp = users.create_site(db, "KMP", "Kampala North", "en")
     msk = users.create_site(db, "MSK", "Masaka Rural", "sw")
@@ -61,8 +68,9 @@ class AppTransport:
             raw = gzip.decompress(raw)
         data = json.loads(raw)
         if response.status_code >= 400:
-            raise SyncRejected(f"The server refused: {data['error']} (HTTP {response.status_code})",
-                               response.status_code)
+            raise SyncRejected(
+                f"The server refused: {data['error']} (HTTP {response.status_code})", response.status_code
+            )
         return data
 
     def hello(self) -> dict:

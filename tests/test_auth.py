@@ -72,8 +72,9 @@ def test_login_next_is_followed_only_on_site(client):
     assert r.headers["Location"] == "/account/"
     client.post("/logout", data={"csrf_token": csrf_token(client, "/account/")})
     token = csrf_token(client)
-    r = client.post("/login?next=//evil.example/x",
-                    data={"username": "amina", "password": PASSWORD, "csrf_token": token})
+    r = client.post(
+        "/login?next=//evil.example/x", data={"username": "amina", "password": PASSWORD, "csrf_token": token}
+    )
     assert r.headers["Location"] == "/"
 
 
@@ -128,8 +129,12 @@ def test_session_cookie_flags(client):
 
 
 def test_password_change(logged_in, db):
-    r = post_form(logged_in, "/account/password", {"current_password": PASSWORD, "new_password": "new-password-1",
-                                                   "repeat_password": "new-password-1"}, form_page="/account/")
+    r = post_form(
+        logged_in,
+        "/account/password",
+        {"current_password": PASSWORD, "new_password": "new-password-1", "repeat_password": "new-password-1"},
+        form_page="/account/",
+    )
     assert r.status_code == 303
     user = users.get_user_by_username(db, "amina")
     assert users.authenticate(db, "amina", "new-password-1").user["id"] == user["id"]
@@ -145,8 +150,12 @@ def test_password_change(logged_in, db):
 )
 def test_password_change_errors(logged_in, db, current, new, repeat, message):
     before = users.get_user_by_username(db, "amina")["password_hash"]
-    r = post_form(logged_in, "/account/password", {"current_password": current, "new_password": new,
-                                                   "repeat_password": repeat}, form_page="/account/")
+    r = post_form(
+        logged_in,
+        "/account/password",
+        {"current_password": current, "new_password": new, "repeat_password": repeat},
+        form_page="/account/",
+    )
     assert r.status_code == 400
     assert message in r.get_data(as_text=True)
     assert users.get_user_by_username(db, "amina")["password_hash"] == before

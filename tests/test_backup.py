@@ -84,8 +84,11 @@ def test_restore_without_unsynced_changes_needs_no_force(app, db, tmp_path):
     # As after a successful push: the outbox is cut past every logged change and acknowledged.
     with dbmod.write(db):
         top = db.execute("select max(seq) from sync_log").fetchone()[0]
-        db.execute("insert into sync_state (key, value) values ('outbox_cut_seq', ?)"
-                   " on conflict (key) do update set value = excluded.value", (str(top),))
+        db.execute(
+            "insert into sync_state (key, value) values ('outbox_cut_seq', ?)"
+            " on conflict (key) do update set value = excluded.value",
+            (str(top),),
+        )
     db.close()
     assert backupmod.unsynced_changes(Path(app.config["DATABASE"])) == 0
     result = invoke(app, "restore", str(copy))
@@ -96,8 +99,9 @@ def test_backup_of_a_live_database_while_writes_go_on(app, db, tmp_path, monkeyp
     monkeypatch.setattr(backupmod, "PAGES_PER_STEP", 8)  # many steps, so writes land in between
     with dbmod.write(db):
         for i in range(3000):
-            db.execute("insert into settings (key, value, updated_at) values (?, ?, '2026-01-01')",
-                       (f"filler-{i}", "x" * 400))
+            db.execute(
+                "insert into settings (key, value, updated_at) values (?, ?, '2026-01-01')", (f"filler-{i}", "x" * 400)
+            )
     acked: list[str] = []
     stop = threading.Event()
 
@@ -107,8 +111,9 @@ def test_backup_of_a_live_database_while_writes_go_on(app, db, tmp_path, monkeyp
         while not stop.is_set():
             n += 1
             with dbmod.write(conn):
-                conn.execute("insert into settings (key, value, updated_at) values (?, 'v', '2026-01-01')",
-                             (f"live-{n}",))
+                conn.execute(
+                    "insert into settings (key, value, updated_at) values (?, 'v', '2026-01-01')", (f"live-{n}",)
+                )
             acked.append(f"live-{n}")  # acknowledged: committed before this line
         conn.close()
 
@@ -155,8 +160,12 @@ def test_rotation_keeps_the_last_seven_days_and_the_newest_of_four_weeks():
     assert len(kept) == 9
     # with gaps (the laptop stayed off for weeks) the four most recent weeks that have a backup are kept
     sparse = [date(2026, 9, 1), date(2026, 9, 20), date(2026, 10, 10), date(2026, 10, 30), date(2026, 11, 2)]
-    assert backupmod.to_keep(sparse, today) == {date(2026, 9, 20), date(2026, 10, 10), date(2026, 10, 30),
-                                                date(2026, 11, 2)}
+    assert backupmod.to_keep(sparse, today) == {
+        date(2026, 9, 20),
+        date(2026, 10, 10),
+        date(2026, 10, 30),
+        date(2026, 11, 2),
+    }
 
 
 def test_daily_backup_once_a_day_checked_and_pruned(app, db, tmp_path):
@@ -177,8 +186,10 @@ def test_daily_backup_once_a_day_checked_and_pruned(app, db, tmp_path):
     assert "Daily" in {r[0] for r in sqlite3.connect(first["made"]).execute("select name from participants")}
     assert not (folder / "group-ipt-2026-12-03.db.part").exists() and (folder / "notes.txt").exists()
     # 2026-01-02 is the newest of its week and one of the four most recent weeks with a backup: kept
-    assert sorted(p.name for p in folder.glob("group-ipt-*.db")) == ["group-ipt-2026-01-02.db",
-                                                                     "group-ipt-2026-12-04.db"]
+    assert sorted(p.name for p in folder.glob("group-ipt-*.db")) == [
+        "group-ipt-2026-01-02.db",
+        "group-ipt-2026-12-04.db",
+    ]
     again = backupmod.daily_backup(Path(app.config["DATABASE"]), data_dir, today=date(2026, 12, 4))
     assert again["made"] is None
 

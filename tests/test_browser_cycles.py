@@ -30,8 +30,7 @@ def take_session(page, number: int, absent: str):
 def test_browser_cycle_attendance_and_follow_up(app, db, set_today):
     set_today("2026-02-20")
     for name in ("Agnes Auma", "Betty Birungi", "Carol Cherop"):
-        add_participant(db, name=name, phone="0772 123456" if name.startswith("Betty") else None,
-                        village="Kawempe")
+        add_participant(db, name=name, phone="0772 123456" if name.startswith("Betty") else None, village="Kawempe")
     with browser_page(app) as (page, base_url):
         log_in(page, base_url, "coord", PASSWORD)
         page.get_by_role("link", name="Cycles", exact=True).click()

@@ -16,16 +16,27 @@ from .test_cycles import make_cycle, session_no
 
 pytestmark = pytest.mark.browser
 
-NAMES = ["Agnes Auma", "Betty Birungi", "Carol Cherop", "Dora Draru", "Esther Ejang", "Faith Fualu",
-         "Gloria Gumisiriza", "Hadijah Hasasha", "Irene Ikiror", "Joy Jjuuko"]
+NAMES = [
+    "Agnes Auma",
+    "Betty Birungi",
+    "Carol Cherop",
+    "Dora Draru",
+    "Esther Ejang",
+    "Faith Fualu",
+    "Gloria Gumisiriza",
+    "Hadijah Hasasha",
+    "Irene Ikiror",
+    "Joy Jjuuko",
+]
 
 
 @pytest.fixture
 def ten_member_cycle(db, protocols):
     cycle = make_cycle(db, protocols)
     people = [add_participant(db, name=n) for n in NAMES]
-    members = {p["name"]: cycles.enrol(db, cycle["id"], p["id"], actor=None, today=date(2026, 2, 20))[0]["id"]
-               for p in people}
+    members = {
+        p["name"]: cycles.enrol(db, cycle["id"], p["id"], actor=None, today=date(2026, 2, 20))[0]["id"] for p in people
+    }
     return cycle, members
 
 
@@ -81,8 +92,10 @@ def test_browser_record_a_whole_session_by_touch_at_360px(app, db, ten_member_cy
         page.wait_for_load_state()
         statuses = page.get_by_role("status")
         assert "Session saved" in statuses.first.inner_text()
-        assert "No symptom check was stored for members not marked present: Betty Birungi." in \
-            page.locator("main").inner_text()
+        assert (
+            "No symptom check was stored for members not marked present: Betty Birungi."
+            in page.locator("main").inner_text()
+        )
         assert page.evaluate("document.documentElement.scrollWidth") <= 360
         # The cycle page's actions are on the screen, not in a sideways-scrolling table.
         edit = page.locator("tr.session-row[data-number='1']").get_by_role("link", name="Edit")
@@ -155,8 +168,10 @@ def test_browser_keyboard_enter_never_saves_and_phq9_comes_back_at_1366(app, db,
         page.wait_for_load_state()
         assert "Session saved" in page.get_by_role("status").first.inner_text()
         assert db["attendance"].count == 10
-        assert db.execute("select rating from symptom_checks where member_id = ?",
-                          (members["Agnes Auma"],)).fetchone()[0] == 5
+        assert (
+            db.execute("select rating from symptom_checks where member_id = ?", (members["Agnes Auma"],)).fetchone()[0]
+            == 5
+        )
         assert db["session_drafts"].count == 0
         assert users.get_user_by_username(db, "amina") is not None
         assert problems == []
@@ -176,8 +191,11 @@ def test_browser_every_page_fits_a_360px_phone(tmp_path, username, lang):
     with app.app_context():
         demo.load_demo(db, app)
     app.config["DEMO_URL_VALUES"] = {
-        name: (db.execute(value).fetchone() or [None])[0] if isinstance(value, str) and value.startswith("select")
-        else value for name, value in ARGUMENTS.items()}
+        name: (db.execute(value).fetchone() or [None])[0]
+        if isinstance(value, str) and value.startswith("select")
+        else value
+        for name, value in ARGUMENTS.items()
+    }
     db.close()
     pages = html_pages(app)
     assert len(pages) >= 20

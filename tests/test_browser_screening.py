@@ -70,8 +70,16 @@ def test_browser_register_screen_alert_acknowledge(app, db):
 def test_browser_screening_without_javascript_still_alerts(app, db):
     from group_ipt import participants, users
 
-    participants.register(db, site=users.get_site(db, "KMP"), actor=users.get_user_by_username(db, "amina"),
-                          consents=["screening"], name="Ann Apio", sex="female", age="40", village="Nansana")
+    participants.register(
+        db,
+        site=users.get_site(db, "KMP"),
+        actor=users.get_user_by_username(db, "amina"),
+        consents=["screening"],
+        name="Ann Apio",
+        sex="female",
+        age="40",
+        village="Nansana",
+    )
     pid = db.execute("select id from participants").fetchone()[0]
     with browser_page(app) as (page, base_url):
         page.context.set_offline(False)

@@ -20,13 +20,20 @@ def test_browser_supervisor_rates_an_observed_session(app, db, protocols, superv
     set_today("2026-03-17")
     amina = users.get_user_by_username(db, "amina")
     cycle = make_cycle(db, protocols)
-    member_id = cycles.enrol(db, cycle["id"], add_participant(db, name="Agnes Auma")["id"], actor=None,
-                             today=date(2026, 2, 20))[0]["id"]
+    member_id = cycles.enrol(
+        db, cycle["id"], add_participant(db, name="Agnes Auma")["id"], actor=None, today=date(2026, 2, 20)
+    )[0]["id"]
     for number in (0, 1, 2):
         s = session_no(db, cycle["id"], number)
-        sessions.record_session(db, s["id"], SessionEntry({member_id: "present"},
-                                                          fidelity={"started_on_time": True}),
-                                expected_version=0, protocols=protocols, actor=amina, today=date(2026, 3, 17))
+        sessions.record_session(
+            db,
+            s["id"],
+            SessionEntry({member_id: "present"}, fidelity={"started_on_time": True}),
+            expected_version=0,
+            protocols=protocols,
+            actor=amina,
+            today=date(2026, 3, 17),
+        )
     with browser_page(app) as (page, base_url):
         log_in(page, base_url, "sam", PASSWORD)
         page.get_by_role("link", name="Supervision", exact=True).click()

@@ -62,8 +62,9 @@ def test_a_new_version_updates_the_copy_and_keeps_what_was_added_or_changed_here
     phq9 = installed / "forms" / "instruments" / "phq9.yaml"
     # Here: the programme added its own instrument and adapted GAD-7; the rest was left alone.
     own = (installed / "forms" / "instruments" / "local-depression-example.yaml").read_text(encoding="utf-8")
-    (first / "instruments" / "local-scale.yaml").write_text(own.replace("local-depression-example", "local-scale"),
-                                                            encoding="utf-8")
+    (first / "instruments" / "local-scale.yaml").write_text(
+        own.replace("local-depression-example", "local-scale"), encoding="utf-8"
+    )
     gad7 = first / "instruments" / "gad7.yaml"
     gad7.write_text(gad7.read_text(encoding="utf-8") + "# adapted here\n", encoding="utf-8")
     # The new release changes PHQ-9 and GAD-7 and drops the example of a local scale.
@@ -96,8 +97,9 @@ def test_a_catalog_the_centre_sent_is_kept_and_compiled_again(installed, tmp_pat
     data = tmp_path / "data"
     translations = bundle.data_folder(data, "translations", "0.2.0")
     po = translations / "sw" / "LC_MESSAGES" / "messages.po"
-    po.write_text(po.read_text(encoding="utf-8").replace('msgstr "Vituo vyangu"', 'msgstr "Vituo vyetu"'),
-                  encoding="utf-8")
+    po.write_text(
+        po.read_text(encoding="utf-8").replace('msgstr "Vituo vyangu"', 'msgstr "Vituo vyetu"'), encoding="utf-8"
+    )
     bundle.data_folder(data, "translations", "0.3.0")
     assert 'msgstr "Vituo vyetu"' in po.read_text(encoding="utf-8")
     assert not po.with_suffix(".mo").exists()  # the package's .mo would be stale: compiled again at start
@@ -147,7 +149,7 @@ def test_windows_installer_makes_a_desktop_shortcut_and_finds_python():
     assert "if errorlevel 1 pause" in ps1  # the launcher's window stays open on an error
     assert "Scripts\\group-ipt.exe" in ps1
     bat = (KIT / "install.bat").read_bytes()
-    assert b"\r\n" in bat and b"-ExecutionPolicy Bypass -File \"%~dp0install.ps1\"" in bat
+    assert b"\r\n" in bat and b'-ExecutionPolicy Bypass -File "%~dp0install.ps1"' in bat
 
 
 def test_kit_readmes_are_one_page_in_three_languages():
@@ -166,7 +168,6 @@ def test_serve_open_only_opens_the_browser_when_the_app_already_runs(tmp_path, m
         listener.bind(("127.0.0.1", 0))
         listener.listen()
         port = listener.getsockname()[1]
-        result = CliRunner().invoke(cli, ["--data-dir", str(tmp_path / "none"), "serve", "--open", "--port",
-                                          str(port)])
+        result = CliRunner().invoke(cli, ["--data-dir", str(tmp_path / "none"), "serve", "--open", "--port", str(port)])
     assert result.exit_code == 0, result.output
     assert "already running" in result.output and opened == [f"http://127.0.0.1:{port}/"]

@@ -37,8 +37,13 @@ def test_fold_keeps_lines_within_75_octets_and_unfolds_back(line):
 
 
 def test_render_uses_floating_local_times_and_crlf():
-    event = calendar_ics.Event(uid="abc@group-ipt", start=datetime(2026, 3, 29, 14, 0),
-                               end=datetime(2026, 3, 29, 15, 30), summary="KMP-C001: session 1", location="Hall, 2")
+    event = calendar_ics.Event(
+        uid="abc@group-ipt",
+        start=datetime(2026, 3, 29, 14, 0),
+        end=datetime(2026, 3, 29, 15, 30),
+        summary="KMP-C001: session 1",
+        location="Hall, 2",
+    )
     text = calendar_ics.render([event], name="KMP-C001", now=datetime(2026, 3, 1, 12, 0, tzinfo=UTC))
     lines = text.split("\r\n")
     assert lines[0] == "BEGIN:VCALENDAR" and lines[-2] == "END:VCALENDAR" and lines[-1] == ""
@@ -66,8 +71,9 @@ def test_cycle_calendar_has_every_session_and_marks_moves_and_cancellations(db, 
 
 def test_calendar_of_a_cycle_with_no_sessions_left_is_an_error(db, protocols):
     cycle = make_cycle(db, protocols)
-    cycles.close_cycle(db, cycle["id"], protocols["who-8"], early=True, reason="stopped", actor=None,
-                       today=date(2026, 2, 21))
+    cycles.close_cycle(
+        db, cycle["id"], protocols["who-8"], early=True, reason="stopped", actor=None, today=date(2026, 2, 21)
+    )
     with pytest.raises(cycles.CycleError, match="no sessions"):
         cycles.calendar(db, cycles.get_cycle(db, cycle["id"]), protocols["who-8"])
 
@@ -95,9 +101,19 @@ def test_cli_cycles_list_and_calendar(runner, tmp_path):
     site = users.create_site(db, "KMP", "Kampala North")
     amina = users.create_user(db, "amina", PASSWORD, "facilitator", site_ids=[site["id"]], hash_method=FAST_HASH)
     app = create_app({"DATA_DIR": str(runner.data_dir), "TESTING": True})
-    cycles.create_cycle(db, site_id=site["id"], protocol=app.extensions["group_ipt_forms"].protocols["who-8"],
-                        facilitator_ids=[amina["id"]], group_type="mixed", venue="School", first_date=date(2030, 1, 7),
-                        weekday=0, start_time="09:30", actor=None, now=datetime(2029, 12, 1, 8))
+    cycles.create_cycle(
+        db,
+        site_id=site["id"],
+        protocol=app.extensions["group_ipt_forms"].protocols["who-8"],
+        facilitator_ids=[amina["id"]],
+        group_type="mixed",
+        venue="School",
+        first_date=date(2030, 1, 7),
+        weekday=0,
+        start_time="09:30",
+        actor=None,
+        now=datetime(2029, 12, 1, 8),
+    )
     db.close()
     listed = runner.invoke(["cycles", "list"])
     assert listed.exit_code == 0, listed.output

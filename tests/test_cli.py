@@ -58,8 +58,10 @@ def test_init_bad_password_makes_nothing(runner, stdin, message):
 def test_users_add_list_disable_enable(runner):
     init(runner)
     assert runner.invoke(["sites", "add", "KMP", "Kampala North"]).exit_code == 0
-    result = runner.invoke(["users", "add", "joseph", "--role", "facilitator", "--site", "KMP", "--name",
-                            "Joseph Okello"], input="joseph-pass\njoseph-pass\n")
+    result = runner.invoke(
+        ["users", "add", "joseph", "--role", "facilitator", "--site", "KMP", "--name", "Joseph Okello"],
+        input="joseph-pass\njoseph-pass\n",
+    )
     assert result.exit_code == 0, result.output
     listing = runner.invoke(["users", "list"]).output
     assert "joseph" in listing and "facilitator" in listing and "KMP" in listing and "active" in listing
@@ -141,8 +143,9 @@ def test_forms_check_passes_on_shipped_files(runner):
 
 
 def test_cli_shim_runs_from_checkout():
-    result = subprocess.run([sys.executable, str(REPO_DIR / "cli.py"), "--help"], capture_output=True, text=True,
-                            check=False)
+    result = subprocess.run(
+        [sys.executable, str(REPO_DIR / "cli.py"), "--help"], capture_output=True, text=True, check=False
+    )
     assert result.returncode == 0
     assert "serve" in result.stdout
 
@@ -152,7 +155,9 @@ def test_serve_demo_starts_real_server_and_answers(tmp_path):
     data_dir = tmp_path / "served"
     proc = subprocess.Popen(
         [sys.executable, str(REPO_DIR / "cli.py"), "--data-dir", str(data_dir), "serve", "--demo", "--port", "0"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         address = None

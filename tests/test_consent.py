@@ -43,12 +43,15 @@ def broken(tmp_path: Path, old: str, new: str) -> Path:
     return forms
 
 
-@pytest.mark.parametrize(("old", "new", "expected"), [
-    ("version: 1\n", "version: one\n", "'version': must be a whole number"),
-    ("  en:\n    heading: Agreeing", "  xx:\n    heading: Agreeing", "needs the 'en' wording"),
-    ("      group: Ninakubali kujiunga", "      grup: Ninakubali kujiunga", "sw.purposes"),
-    ("    read_aloud:\n      - Ce programme", "    read_it:\n      - Ce programme", "unknown field"),
-])
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        ("version: 1\n", "version: one\n", "'version': must be a whole number"),
+        ("  en:\n    heading: Agreeing", "  xx:\n    heading: Agreeing", "needs the 'en' wording"),
+        ("      group: Ninakubali kujiunga", "      grup: Ninakubali kujiunga", "sw.purposes"),
+        ("    read_aloud:\n      - Ce programme", "    read_it:\n      - Ce programme", "unknown field"),
+    ],
+)
 def test_a_broken_consent_file_names_file_line_and_field(tmp_path, runner, old, new, expected):
     forms = broken(tmp_path, old, new)
     errors = [str(e) for e in check_consent(forms)]
@@ -85,18 +88,23 @@ def test_registration_keeps_the_version_and_language_read(logged_in, db):
     response = post_form(logged_in, "/participants/new", {**FORM, "consent_group": "1"}, form_page="/participants/new")
     assert response.status_code == 303
     rows = list(db.query("select purpose, given, text_version, text_language from consents order by purpose"))
-    assert rows == [{"purpose": "data_sharing", "given": 0, "text_version": 1, "text_language": "lg"},
-                    {"purpose": "group", "given": 1, "text_version": 1, "text_language": "lg"},
-                    {"purpose": "screening", "given": 1, "text_version": 1, "text_language": "lg"}]
+    assert rows == [
+        {"purpose": "data_sharing", "given": 0, "text_version": 1, "text_language": "lg"},
+        {"purpose": "group", "given": 1, "text_version": 1, "text_language": "lg"},
+        {"purpose": "screening", "given": 1, "text_version": 1, "text_language": "lg"},
+    ]
     page = logged_in.get(response.headers["Location"]).get_data(as_text=True)
     assert "consent text version 1, read in Luganda" in page
 
 
-@pytest.mark.parametrize(("fields", "message"), [
-    ({"consent_version": "0"}, "The consent text has changed since this page was opened (it is now version 1)"),
-    ({"consent_version": ""}, "The consent text has changed"),
-    ({"consent_language": "de"}, "Choose the language the consent text was read in."),
-])
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"consent_version": "0"}, "The consent text has changed since this page was opened (it is now version 1)"),
+        ({"consent_version": ""}, "The consent text has changed"),
+        ({"consent_language": "de"}, "Choose the language the consent text was read in."),
+    ],
+)
 def test_registration_refuses_an_unknown_text_and_writes_nothing(logged_in, db, fields, message):
     response = post_form(logged_in, "/participants/new", {**FORM, **fields}, form_page="/participants/new")
     assert response.status_code == 400
@@ -106,8 +114,11 @@ def test_registration_refuses_an_unknown_text_and_writes_nothing(logged_in, db, 
 
 def test_a_later_consent_keeps_its_text_too(logged_in, db):
     sarah = register(db)
-    post_form(logged_in, f"/participants/{sarah['id']}/consent",
-              {"purpose": "group", "given": "yes", "consent_version": "1", "consent_language": "sw"})
+    post_form(
+        logged_in,
+        f"/participants/{sarah['id']}/consent",
+        {"purpose": "group", "given": "yes", "consent_version": "1", "consent_language": "sw"},
+    )
     latest = participants.current_consents(db, sarah["id"])["group"]
     assert (latest["given"], latest["text_version"], latest["text_language"]) == (1, 1, "sw")
     bad = post_form(logged_in, f"/participants/{sarah['id']}/consent", {"purpose": "group", "given": "no"})
@@ -115,8 +126,16 @@ def test_a_later_consent_keeps_its_text_too(logged_in, db):
 
 
 # English headings of ours that must not be left in a printed form of another language.
-OUR_ENGLISH = ("Programme code", "Read this text aloud", "The person agrees to", "does not agree",
-               "Signature or thumbprint", "Read by", "Consent text, version", "Page 1 of")
+OUR_ENGLISH = (
+    "Programme code",
+    "Read this text aloud",
+    "The person agrees to",
+    "does not agree",
+    "Signature or thumbprint",
+    "Read by",
+    "Consent text, version",
+    "Page 1 of",
+)
 
 
 @pytest.mark.parametrize("lang", LANGUAGES)

@@ -18,17 +18,37 @@ def D(text: str) -> date:
     return date.fromisoformat(text)
 
 
-def make_cycle(db, protocols, *, protocol="who-8", first="2026-03-02", site="KMP", facilitators=("amina",),
-               venue="Church hall", group_type="women", time="14:00", holidays=(), now=NOW):
+def make_cycle(
+    db,
+    protocols,
+    *,
+    protocol="who-8",
+    first="2026-03-02",
+    site="KMP",
+    facilitators=("amina",),
+    venue="Church hall",
+    group_type="women",
+    time="14:00",
+    holidays=(),
+    now=NOW,
+):
     site_row = users.get_site(db, site)
     coord = users.get_user_by_username(db, "coord")
     for day in holidays:
         cycles.add_holiday(db, site_row["id"], D(day), "holiday", actor=coord)
     return cycles.create_cycle(
-        db, site_id=site_row["id"], protocol=protocols[protocol],
+        db,
+        site_id=site_row["id"],
+        protocol=protocols[protocol],
         facilitator_ids=[users.get_user_by_username(db, f)["id"] for f in facilitators],
-        group_type=group_type, venue=venue, first_date=D(first), weekday=D(first).weekday(), start_time=time,
-        actor=coord, now=now)
+        group_type=group_type,
+        venue=venue,
+        first_date=D(first),
+        weekday=D(first).weekday(),
+        start_time=time,
+        actor=coord,
+        now=now,
+    )
 
 
 def dates(db, cycle_id):
@@ -100,10 +120,19 @@ def test_create_cycle_refuses_bad_input(db, protocols, kwargs, message):
 def test_create_cycle_first_date_must_be_on_the_weekday(db, protocols):
     site = users.get_site(db, "KMP")
     with pytest.raises(CycleError, match="not on the weekday"):
-        cycles.create_cycle(db, site_id=site["id"], protocol=protocols["who-8"],
-                            facilitator_ids=[users.get_user_by_username(db, "amina")["id"]], group_type="women",
-                            venue="Hall", first_date=D("2026-03-02"), weekday=1, start_time="14:00", actor=None,
-                            now=NOW)
+        cycles.create_cycle(
+            db,
+            site_id=site["id"],
+            protocol=protocols["who-8"],
+            facilitator_ids=[users.get_user_by_username(db, "amina")["id"]],
+            group_type="women",
+            venue="Hall",
+            first_date=D("2026-03-02"),
+            weekday=1,
+            start_time="14:00",
+            actor=None,
+            now=NOW,
+        )
 
 
 def test_create_cycle_today_later_in_the_day_is_fine(db, protocols):
@@ -142,8 +171,9 @@ def test_add_holiday_reports_sessions_already_on_it_and_refuses_duplicates(db, p
 
 
 def session_no(db, cycle_id, number, kind=None):
-    return next(s for s in cycles.sessions(db, cycle_id)
-                if s["number"] == number and (kind is None or s["kind"] == kind))
+    return next(
+        s for s in cycles.sessions(db, cycle_id) if s["number"] == number and (kind is None or s["kind"] == kind)
+    )
 
 
 def test_reschedule_only_this_one_keeps_the_others(db, protocols):
@@ -155,7 +185,11 @@ def test_reschedule_only_this_one_keeps_the_others(db, protocols):
     assert (got[2], got[3], got[4]) == ("2026-03-16", "2026-03-18", "2026-03-30")
     change = cycles.session_history(db, cycle["id"])[0]
     assert (change["action"], change["old_date"], change["new_date"], change["reason"]) == (
-        "moved", "2026-03-23", "2026-03-18", "funeral")
+        "moved",
+        "2026-03-23",
+        "2026-03-18",
+        "funeral",
+    )
 
 
 def test_reschedule_shift_moves_all_later_sessions_and_skips_holidays(db, protocols):
@@ -197,7 +231,11 @@ def test_cancel_and_makeup_keep_history(db, protocols):
         cycles.add_makeup(db, s2["id"], D("2026-03-23"), "14:00", actor=coord(db))
     makeup = cycles.add_makeup(db, s2["id"], D("2026-03-19"), "10:00", reason="catch up", actor=coord(db))
     assert (makeup["kind"], makeup["number"], makeup["makeup_for"], makeup["phase"]) == (
-        "makeup", 2, s2["id"], "middle")
+        "makeup",
+        2,
+        s2["id"],
+        "middle",
+    )
     assert [c["action"] for c in cycles.session_history(db, cycle["id"])] == ["cancelled", "makeup_added"]
     assert session_no(db, cycle["id"], 2, "group")["status"] == "cancelled"
 
@@ -251,8 +289,9 @@ def test_enrol_needs_eligible_or_a_reason(db, protocols):
     p = add_participant(db, status="screened")
     with pytest.raises(CycleError, match="not marked eligible"):
         cycles.enrol(db, cycle["id"], p["id"], actor=None, today=D("2026-02-20"))
-    member, _ = cycles.enrol(db, cycle["id"], p["id"], actor=None, today=D("2026-02-20"),
-                             override_reason="PHQ-9 of 9, clinician agreed")
+    member, _ = cycles.enrol(
+        db, cycle["id"], p["id"], actor=None, today=D("2026-02-20"), override_reason="PHQ-9 of 9, clinician agreed"
+    )
     assert member["override_reason"] == "PHQ-9 of 9, clinician agreed"
 
 
@@ -284,13 +323,18 @@ def test_warnings_double_booking_group_size_and_single_sex(db, protocols):
     cycles.enrol(db, second["id"], man["id"], actor=None, today=D("2026-02-20"))
     _, warnings = cycles.enrol(db, second["id"], woman["id"], actor=None, today=D("2026-02-20"))
     assert [str(w) for w in warnings] == ["Mary Achieng is not a man, but KMP-C002 is a men's group."]
-    texts = [str(w) for w in cycles.cycle_warnings(db, cycles.get_cycle(db, second["id"]), protocols["who-8"],
-                                                   today=D("2026-02-20"))]
+    texts = [
+        str(w)
+        for w in cycles.cycle_warnings(
+            db, cycles.get_cycle(db, second["id"]), protocols["who-8"], today=D("2026-02-20")
+        )
+    ]
     # The 60-minute pre-group sessions (14:00-15:00) do not overlap 15:00; the 90-minute group sessions do.
-    assert ("Amina Nakato also leads KMP-C001 at the same time: 8 sessions, the first on 2026-03-09 at 14:00."
-            in texts)
-    assert ("The venue Church hall is also booked for KMP-C001 at the same time: 8 sessions, the first on "
-            "2026-03-09 at 14:00." in texts)
+    assert "Amina Nakato also leads KMP-C001 at the same time: 8 sessions, the first on 2026-03-09 at 14:00." in texts
+    assert (
+        "The venue Church hall is also booked for KMP-C001 at the same time: 8 sessions, the first on "
+        "2026-03-09 at 14:00." in texts
+    )
     assert "The group has 2 members; the protocol recommends 6 to 10." in texts
     assert "Mary Achieng is not a man, but KMP-C002 is a men's group." in texts
     assert first["id"] != second["id"]
@@ -299,8 +343,12 @@ def test_warnings_double_booking_group_size_and_single_sex(db, protocols):
 def test_no_double_booking_warning_when_times_do_not_overlap(db, protocols):
     make_cycle(db, protocols, time="09:00")
     second = make_cycle(db, protocols, time="14:00")
-    texts = [str(w) for w in cycles.cycle_warnings(db, cycles.get_cycle(db, second["id"]), protocols["who-8"],
-                                                   today=D("2026-02-20"))]
+    texts = [
+        str(w)
+        for w in cycles.cycle_warnings(
+            db, cycles.get_cycle(db, second["id"]), protocols["who-8"], today=D("2026-02-20")
+        )
+    ]
     assert not any("also" in t for t in texts)
 
 
@@ -324,8 +372,15 @@ def test_close_early_cancels_open_sessions_and_sets_outcomes(db, protocols):
         cycles.close_cycle(db, cycle["id"], protocols["who-8"], early=False, actor=None, today=D("2026-02-25"))
     with pytest.raises(CycleError, match="why"):
         cycles.close_cycle(db, cycle["id"], protocols["who-8"], early=True, actor=None, today=D("2026-02-25"))
-    counts = cycles.close_cycle(db, cycle["id"], protocols["who-8"], early=True, reason="facilitator left",
-                                actor=coord(db), today=D("2026-02-25"))
+    counts = cycles.close_cycle(
+        db,
+        cycle["id"],
+        protocols["who-8"],
+        early=True,
+        reason="facilitator left",
+        actor=coord(db),
+        today=D("2026-02-25"),
+    )
     assert counts == {"completed": 0, "dropped_out": 1}
     assert cycles.get_cycle(db, cycle["id"])["status"] == "closed_early"
     assert {s["status"] for s in cycles.sessions(db, cycle["id"])} == {"cancelled"}
@@ -343,9 +398,16 @@ from .conftest import login, post_form  # noqa: E402
 
 def new_cycle_form(db, **overrides):
     return {
-        "site_id": users.get_site(db, "KMP")["id"], "protocol_id": "who-8", "group_type": "women",
-        "facilitator_1": users.get_user_by_username(db, "amina")["id"], "facilitator_2": "",
-        "venue": "Church hall", "first_date": "2026-03-02", "weekday": "", "start_time": "14:00", **overrides,
+        "site_id": users.get_site(db, "KMP")["id"],
+        "protocol_id": "who-8",
+        "group_type": "women",
+        "facilitator_1": users.get_user_by_username(db, "amina")["id"],
+        "facilitator_2": "",
+        "venue": "Church hall",
+        "first_date": "2026-03-02",
+        "weekday": "",
+        "start_time": "14:00",
+        **overrides,
     }
 
 
@@ -406,12 +468,20 @@ def test_reschedule_page_shift_mode(client, db, protocols):
     s7 = session_no(db, cycle["id"], 7)
     page = f"/cycles/{cycle['id']}/sessions/{s7['id']}/change"
     assert "Shift all later sessions" in client.get(page).get_data(as_text=True)
-    r = post_form(client, f"/cycles/{cycle['id']}/sessions/{s7['id']}/reschedule",
-                  {"new_date": "2026-04-21", "mode": "shift", "reason": "Easter"}, form_page=page)
+    r = post_form(
+        client,
+        f"/cycles/{cycle['id']}/sessions/{s7['id']}/reschedule",
+        {"new_date": "2026-04-21", "mode": "shift", "reason": "Easter"},
+        form_page=page,
+    )
     assert r.status_code == 303
     assert [d for _, d, _ in dates(db, cycle["id"])][-2:] == ["2026-04-21", "2026-04-28"]
-    bad = post_form(client, f"/cycles/{cycle['id']}/sessions/{s7['id']}/reschedule",
-                    {"new_date": "2026-04-31", "mode": "only"}, form_page=page)
+    bad = post_form(
+        client,
+        f"/cycles/{cycle['id']}/sessions/{s7['id']}/reschedule",
+        {"new_date": "2026-04-31", "mode": "only"},
+        form_page=page,
+    )
     assert bad.status_code == 400 and "is not a date that exists" in bad.get_data(as_text=True)
 
 
@@ -422,17 +492,28 @@ def test_enrol_page_lists_eligible_and_enrols(client, db, protocols):
     login(client, "coord")
     page = client.get(f"/cycles/{cycle['id']}/enrol").get_data(as_text=True)
     assert "Esther Eligible" in page and "Wendy Waiting" in page
-    r = post_form(client, f"/cycles/{cycle['id']}/enrol",
-                  {"participant_id": eligible["id"], "override_participant_id": waiting["id"],
-                   "override_reason": "clinician agreed"}, form_page=f"/cycles/{cycle['id']}/enrol")
+    r = post_form(
+        client,
+        f"/cycles/{cycle['id']}/enrol",
+        {
+            "participant_id": eligible["id"],
+            "override_participant_id": waiting["id"],
+            "override_reason": "clinician agreed",
+        },
+        form_page=f"/cycles/{cycle['id']}/enrol",
+    )
     assert r.status_code == 303
     assert len(cycles.members(db, cycle["id"], active_only=True)) == 2
 
 
 def test_holidays_page(client, db, protocols):
     login(client, "coord")
-    r = post_form(client, "/sites/KMP/holidays", {"date": "2026-10-09", "label": "Independence Day"},
-                  form_page="/sites/KMP/holidays")
+    r = post_form(
+        client,
+        "/sites/KMP/holidays",
+        {"date": "2026-10-09", "label": "Independence Day"},
+        form_page="/sites/KMP/holidays",
+    )
     assert r.status_code == 303
     assert "Independence Day" in client.get("/sites/KMP/holidays").get_data(as_text=True)
     bad = post_form(client, "/sites/KMP/holidays", {"date": "2026-10-32"}, form_page="/sites/KMP/holidays")
@@ -441,8 +522,10 @@ def test_holidays_page(client, db, protocols):
 
 def test_holidays_page_of_a_site_not_mine_is_404(app, db):
     client = app.test_client()
-    db.execute("delete from user_sites where user_id = (select id from users where username = 'coord')"
-               " and site_id = (select id from sites where code = 'MSK')")
+    db.execute(
+        "delete from user_sites where user_id = (select id from users where username = 'coord')"
+        " and site_id = (select id from sites where code = 'MSK')"
+    )
     db.conn.commit()
     login(client, "coord")
     assert client.get("/sites/MSK/holidays").status_code == 404

@@ -22,19 +22,34 @@ def read(data: bytes) -> list[list[str]]:
     return list(csv.reader(io.StringIO(data.decode("utf-8-sig"), newline="")))
 
 
-@pytest.mark.parametrize(("value", "cell"), [
-    ("=HYPERLINK(\"http://x\")", "'=HYPERLINK(\"http://x\")"), ("+256 772", "'+256 772"), ("-2+3", "'-2+3"),
-    ("@SUM(A1)", "'@SUM(A1)"), ("\tx", "'\tx"), ("\rx", "'\rx"), ("Nakato", "Nakato"), ("a=b", "a=b"),
-    (-4.5, "-4.5"), (3, "3"), (None, ""), (True, "1"),
-])
+@pytest.mark.parametrize(
+    ("value", "cell"),
+    [
+        ('=HYPERLINK("http://x")', '\'=HYPERLINK("http://x")'),
+        ("+256 772", "'+256 772"),
+        ("-2+3", "'-2+3"),
+        ("@SUM(A1)", "'@SUM(A1)"),
+        ("\tx", "'\tx"),
+        ("\rx", "'\rx"),
+        ("Nakato", "Nakato"),
+        ("a=b", "a=b"),
+        (-4.5, "-4.5"),
+        (3, "3"),
+        (None, ""),
+        (True, "1"),
+    ],
+)
 def test_cells_are_formula_safe_and_numbers_stay_numbers(value, cell):
     assert read(exports.csv_bytes(["v"], [{"v": value}]))[1] == [cell]
 
 
 def test_csv_round_trip_with_any_script_commas_quotes_and_newlines():
-    rows = [{"name": "Nakato, \"Amina\"", "note": "line 1\nline 2"}, {"name": "عائشة", "note": "Ñandú"}]
+    rows = [{"name": 'Nakato, "Amina"', "note": "line 1\nline 2"}, {"name": "عائشة", "note": "Ñandú"}]
     assert read(exports.csv_bytes(["name", "note"], rows)) == [
-        ["name", "note"], ["Nakato, \"Amina\"", "line 1\nline 2"], ["عائشة", "Ñandú"]]
+        ["name", "note"],
+        ['Nakato, "Amina"', "line 1\nline 2"],
+        ["عائشة", "Ñandú"],
+    ]
 
 
 def test_privacy_covers_what_sync_keeps_on_the_laptop():
@@ -46,9 +61,11 @@ def test_privacy_covers_what_sync_keeps_on_the_laptop():
 def test_table_export_hides_names_phones_guardians_and_notes(db):
     person = add_participant(db, name="=cmd|' /C calc'!A0", phone="0772 123456")
     with db.conn:
-        db.execute("insert into consents (id, site_id, participant_id, purpose, given, given_by, created_at,"
-                   " updated_at) values ('c1', ?, ?, 'group', 1, 'Joseph Okello', 'x', 'x')",
-                   (person["site_id"], person["id"]))
+        db.execute(
+            "insert into consents (id, site_id, participant_id, purpose, given, given_by, created_at,"
+            " updated_at) values ('c1', ?, ?, 'group', 1, 'Joseph Okello', 'x', 'x')",
+            (person["site_id"], person["id"]),
+        )
     site = [person["site_id"]]
     columns, found = exports.table_rows(db, "participants", site, names=False)
     found = list(found)
@@ -80,8 +97,9 @@ def test_table_export_is_limited_to_the_sites(db):
 def test_export_folder_writes_every_table_and_indicator(db, protocols, tmp_path):
     build(db, protocols)
     kmp = users.get_site(db, "KMP")["id"]
-    report = indicators.Report(db, indicators.Filters((kmp,), parse_period("2026-01-01..2026-06-30")), protocols,
-                               today=date(2026, 4, 20))
+    report = indicators.Report(
+        db, indicators.Filters((kmp,), parse_period("2026-01-01..2026-06-30")), protocols, today=date(2026, 4, 20)
+    )
     written = exports.export_folder(db, tmp_path / "out", report, [kmp], names=False, period="H1", sites="KMP")
     names = {p.name for p in written}
     assert {"participants.csv", "attendance.csv", "indicators.csv", "indicator-completion_rate.csv"} <= names

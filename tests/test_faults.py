@@ -39,12 +39,23 @@ def integrity(path) -> str:
         conn.close()
 
 
-def run_and_kill(code: str, *, seed: int, min_lines: int, max_delay: float, env_extra: dict | None = None,
-                 ) -> tuple[list[str], int]:
+def run_and_kill(
+    code: str,
+    *,
+    seed: int,
+    min_lines: int,
+    max_delay: float,
+    env_extra: dict | None = None,
+) -> tuple[list[str], int]:
     """Run ``code`` in a child Python; SIGKILL it after a random delay once it printed ``min_lines`` lines."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), **(env_extra or {})}
-    proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(code)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     lines: list[str] = []
 
     def read():
@@ -220,8 +231,9 @@ def test_sigkill_during_file_import_then_import_again_converges(central_server, 
 
         from group_ipt.cli import cli
 
-        result = CliRunner().invoke(cli, ["--data-dir", app.config["DATA_DIR"], "sync", "import", str(export),
-                                          "--reply", str(reply)])
+        result = CliRunner().invoke(
+            cli, ["--data-dir", app.config["DATA_DIR"], "sync", "import", str(export), "--reply", str(reply)]
+        )
         assert result.exit_code == 0, result.output
     central = dbmod.connect(app.config["DATABASE"])
     try:
@@ -239,8 +251,17 @@ def test_sigkill_during_file_import_then_import_again_converges(central_server, 
 
 # ---- a full disk ------------------------------------------------------------------------
 
-FORM = {"name": "Sarah Namuli", "sex": "female", "age": "34", "village": "Kawempe", "phone": "",
-        "language": "Luganda", "consent_screening": "1", "consent_version": "1", "consent_language": "lg"}
+FORM = {
+    "name": "Sarah Namuli",
+    "sex": "female",
+    "age": "34",
+    "village": "Kawempe",
+    "phone": "",
+    "language": "Luganda",
+    "consent_screening": "1",
+    "consent_version": "1",
+    "consent_language": "lg",
+}
 
 
 def register_via_web(client):

@@ -16,8 +16,10 @@ from .test_cycles import make_cycle, session_no
 @pytest.fixture
 def group(db, protocols):
     cycle = make_cycle(db, protocols, protocol="short-6")
-    people = [add_participant(db, name=n, phone=f"0772 00000{i}", village=f"Village {i}")
-              for i, n in enumerate(("Agnes Auma", "Betty Birungi"))]
+    people = [
+        add_participant(db, name=n, phone=f"0772 00000{i}", village=f"Village {i}")
+        for i, n in enumerate(("Agnes Auma", "Betty Birungi"))
+    ]
     members = [cycles.enrol(db, cycle["id"], p["id"], actor=None, today=date(2026, 2, 20))[0]["id"] for p in people]
     return {"cycle": cycle, "members": members, "people": people}
 
@@ -25,8 +27,15 @@ def group(db, protocols):
 def take(db, protocols, cycle_id, number, statuses, *, today=date(2026, 6, 1)):
     session = session_no(db, cycle_id, number)
     members = [m["id"] for m in cycles.members(db, cycle_id, active_only=True)]
-    record_session(db, session["id"], SessionEntry(dict(zip(members, statuses, strict=True))),
-                   expected_version=session["version"], protocols=protocols, actor=None, today=today)
+    record_session(
+        db,
+        session["id"],
+        SessionEntry(dict(zip(members, statuses, strict=True))),
+        expected_version=session["version"],
+        protocols=protocols,
+        actor=None,
+        today=today,
+    )
 
 
 @pytest.mark.parametrize(
@@ -46,8 +55,9 @@ def test_absence_streak(statuses, streak):
 
 
 def needs(db, protocols, today, **kwargs):
-    return followup.followups_needed(db, [users.get_site(db, "KMP")["id"]], protocols, today=today, due_days=7,
-                                     **kwargs)
+    return followup.followups_needed(
+        db, [users.get_site(db, "KMP")["id"]], protocols, today=today, due_days=7, **kwargs
+    )
 
 
 def test_two_absences_in_a_row_put_a_member_on_the_list_until_visited(db, protocols, group):
@@ -57,12 +67,15 @@ def test_two_absences_in_a_row_put_a_member_on_the_list_until_visited(db, protoc
     assert needs(db, protocols, date(2026, 3, 10)) == []
     take(db, protocols, cid, 2, ["present", "absent"])  # 16 March
     found = needs(db, protocols, date(2026, 3, 17))
-    assert [(f["member"]["name"], f["member"]["phone"], f["member"]["village"], f["need"].streak, f["need"].since)
-            for f in found] == [("Betty Birungi", "0772 000001", "Village 1", 2, "2026-03-16")]
+    assert [
+        (f["member"]["name"], f["member"]["phone"], f["member"]["village"], f["need"].streak, f["need"].since)
+        for f in found
+    ] == [("Betty Birungi", "0772 000001", "Village 1", 2, "2026-03-16")]
     assert not found[0]["need"].overdue
     assert needs(db, protocols, date(2026, 3, 24))[0]["need"].overdue
-    followup.record_followup(db, group["members"][1], date(2026, 3, 18), "Sick child", actor=None,
-                             today=date(2026, 3, 18))
+    followup.record_followup(
+        db, group["members"][1], date(2026, 3, 18), "Sick child", actor=None, today=date(2026, 3, 18)
+    )
     assert needs(db, protocols, date(2026, 3, 24)) == []
 
 
@@ -99,8 +112,15 @@ def test_makeup_attendance_counts_for_the_session_it_makes_up(db, protocols, gro
     take(db, protocols, cid, 0, ["present", "present"])
     take(db, protocols, cid, 1, ["present", "absent"])
     makeup = cycles.add_makeup(db, session_no(db, cid, 1)["id"], date(2026, 3, 11), "10:00", actor=None)
-    record_session(db, makeup["id"], SessionEntry({group["members"][1]: "present"}), expected_version=0,
-                   protocols=protocols, actor=None, today=date(2026, 6, 1))
+    record_session(
+        db,
+        makeup["id"],
+        SessionEntry({group["members"][1]: "present"}),
+        expected_version=0,
+        protocols=protocols,
+        actor=None,
+        today=date(2026, 6, 1),
+    )
     assert followup.attended_group_sessions(db, cid) == {group["members"][0]: 1, group["members"][1]: 1}
 
 
@@ -110,11 +130,23 @@ def test_makeup_attendance_counts_for_the_session_it_makes_up(db, protocols, gro
 def add_screening(db, participant, instrument, occasion, on, *, cycle_id=None, session_id=None):
     import uuid
 
-    db["screenings"].insert({
-        "id": str(uuid.uuid4()), "site_id": participant["site_id"], "participant_id": participant["id"],
-        "instrument_id": instrument, "instrument_version": "1", "occasion": occasion, "cycle_id": cycle_id,
-        "session_id": session_id, "answers_json": "{}", "administered_on": on, "submission_key": str(uuid.uuid4()),
-        "created_at": "2026-01-01T00:00:00+00:00", "updated_at": "2026-01-01T00:00:00+00:00"})
+    db["screenings"].insert(
+        {
+            "id": str(uuid.uuid4()),
+            "site_id": participant["site_id"],
+            "participant_id": participant["id"],
+            "instrument_id": instrument,
+            "instrument_version": "1",
+            "occasion": occasion,
+            "cycle_id": cycle_id,
+            "session_id": session_id,
+            "answers_json": "{}",
+            "administered_on": on,
+            "submission_key": str(uuid.uuid4()),
+            "created_at": "2026-01-01T00:00:00+00:00",
+            "updated_at": "2026-01-01T00:00:00+00:00",
+        }
+    )
 
 
 def test_measures_due_from_the_protocol(db, protocols, group):
@@ -139,14 +171,14 @@ def test_measures_due_from_the_protocol(db, protocols, group):
 def test_measures_due_stop_after_withdrawal_and_follow_the_transfer(db, protocols, group):
     agnes, betty = group["people"]
     cycles.withdraw(db, group["members"][1], reason="moved", actor=None, today=date(2026, 3, 10))
-    assert {d["occasion"] for d in followup.measures_due(db, betty["id"], protocols, today=date(2026, 3, 10),
-                                                         grace_days=14)} == {"baseline"}
+    assert {
+        d["occasion"] for d in followup.measures_due(db, betty["id"], protocols, today=date(2026, 3, 10), grace_days=14)
+    } == {"baseline"}
     other = make_cycle(db, protocols, first="2026-03-04", protocol="who-8")
     cycles.transfer(db, group["members"][0], other["id"], reason="closer", actor=None, today=date(2026, 2, 25))
     due = followup.measures_due(db, agnes["id"], protocols, today=date(2026, 2, 25), grace_days=14)
     assert {d["cycle_code"] for d in due} == {other["code"]}
-    assert followup.measures_due(db, add_participant(db)["id"], protocols, today=date(2026, 2, 25),
-                                 grace_days=14) == []
+    assert followup.measures_due(db, add_participant(db)["id"], protocols, today=date(2026, 2, 25), grace_days=14) == []
 
 
 def test_participant_page_include_renders(app, db, protocols, group, set_today):
@@ -177,8 +209,12 @@ def test_followup_page_and_cycle_page_show_the_member(client, db, protocols, gro
     assert "Betty Birungi" in page and "0772 000001" in page and "Village 1" in page and "overdue" in page
     cycle_page = client.get(f"/cycles/{cid}").get_data(as_text=True)
     assert "1 of 2 (50%)" in cycle_page
-    r = post_form(client, f"/cycles/{cid}/members/{group['members'][1]}/followup",
-                  {"done_on": "2026-03-29", "note": "visited", "back": "followups"}, form_page="/cycles/followups")
+    r = post_form(
+        client,
+        f"/cycles/{cid}/members/{group['members'][1]}/followup",
+        {"done_on": "2026-03-29", "note": "visited", "back": "followups"},
+        form_page="/cycles/followups",
+    )
     assert r.status_code == 303 and r.headers["Location"].endswith("/cycles/followups")
     assert "0772 000001" not in client.get("/cycles/followups").get_data(as_text=True)
 

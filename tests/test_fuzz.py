@@ -22,23 +22,57 @@ from group_ipt.settings import REPO_DIR
 from .conftest import CSRF_RE, FAST_HASH, PASSWORD, login, make_app
 
 TEMPLATES = REPO_DIR / "group_ipt" / "templates"
-FIELD_NAMES = sorted({n for p in TEMPLATES.rglob("*.html")
-                      for n in re.findall(r'name="([a-z_0-9]+)"', p.read_text(encoding="utf-8"))} - {"csrf_token"})
-NASTY = ["", "0", "-1", "1", "99999999999999999999", "2026-02-30", "2026-03-02", "31/12/2026", "25:99", "10:00",
-         "present", "absent", "female", "phq9", "who-8", "null", "<script>alert(1)</script>", "' or 1=1 --",
-         "\x00", "\u202e\u0645", "x" * 5000, "NaN", "1e309", "true"]
+FIELD_NAMES = sorted(
+    {n for p in TEMPLATES.rglob("*.html") for n in re.findall(r'name="([a-z_0-9]+)"', p.read_text(encoding="utf-8"))}
+    - {"csrf_token"}
+)
+NASTY = [
+    "",
+    "0",
+    "-1",
+    "1",
+    "99999999999999999999",
+    "2026-02-30",
+    "2026-03-02",
+    "31/12/2026",
+    "25:99",
+    "10:00",
+    "present",
+    "absent",
+    "female",
+    "phq9",
+    "who-8",
+    "null",
+    "<script>alert(1)</script>",
+    "' or 1=1 --",
+    "\x00",
+    "\u202e\u0645",
+    "x" * 5000,
+    "NaN",
+    "1e309",
+    "true",
+]
 VALUES = st.one_of(st.sampled_from(NASTY), st.text(max_size=40))
-FORMS = st.dictionaries(st.one_of(st.sampled_from(FIELD_NAMES), st.text(min_size=1, max_size=10)), VALUES,
-                        max_size=8)
-SETTINGS = settings(max_examples=6, deadline=None, derandomize=True,
-                    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+FORMS = st.dictionaries(st.one_of(st.sampled_from(FIELD_NAMES), st.text(min_size=1, max_size=10)), VALUES, max_size=8)
+SETTINGS = settings(
+    max_examples=6,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 
 ARG_SQL = {
-    "participant_id": "select id from participants", "flag_id": "select id from duplicate_flags",
-    "referral_id": "select id from referrals", "followup_id": "select id from referral_followups",
-    "cycle_id": "select id from cycles", "session_id": "select id from sessions", "member_id": "select id from members",
-    "holiday_id": "select id from site_holidays", "assignment_id": "select id from supervisor_facilitators",
-    "entry_id": "select id from timeline_events", "code": "select code from sites",
+    "participant_id": "select id from participants",
+    "flag_id": "select id from duplicate_flags",
+    "referral_id": "select id from referrals",
+    "followup_id": "select id from referral_followups",
+    "cycle_id": "select id from cycles",
+    "session_id": "select id from sessions",
+    "member_id": "select id from members",
+    "holiday_id": "select id from site_holidays",
+    "assignment_id": "select id from supervisor_facilitators",
+    "entry_id": "select id from timeline_events",
+    "code": "select code from sites",
 }
 ARG_CONST = {"instrument_id": "phq9", "kind": "timeline", "conflict_id": 1, "item_id": 1}
 
@@ -75,18 +109,25 @@ def url_for_rule(app, rule) -> str | None:
 
 
 def html_rules(app):
-    return [r for r in app.url_map.iter_rules() if "POST" in r.methods and not r.rule.startswith("/api/")
-            and r.endpoint not in ("auth.login", "auth.logout")]
+    return [
+        r
+        for r in app.url_map.iter_rules()
+        if "POST" in r.methods and not r.rule.startswith("/api/") and r.endpoint not in ("auth.login", "auth.logout")
+    ]
 
 
 def writes(path) -> tuple:
     """What a write would change: the change log, the audit log (not its access lines) and the settings."""
     conn = sqlite3.connect(str(path))
     try:
-        return tuple(conn.execute(sql).fetchone()[0] for sql in (
-            "select coalesce(max(seq), 0) from sync_log",
-            "select count(*) from audit_log where action != 'view'",  # reading a clinical record is logged
-            "select count(*) || group_concat(value) from settings"))
+        return tuple(
+            conn.execute(sql).fetchone()[0]
+            for sql in (
+                "select coalesce(max(seq), 0) from sync_log",
+                "select count(*) from audit_log where action != 'view'",  # reading a clinical record is logged
+                "select count(*) || group_concat(value) from settings",
+            )
+        )
     finally:
         conn.close()
 
@@ -137,9 +178,36 @@ JSON = st.recursive(
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=5),
     max_leaves=12,
 )
-API_KEYS = ["batch_no", "node", "records", "table", "id", "site_id", "hlc", "base", "data", "deleted", "cursor",
-            "name", "sex", "age", "village", "phone", "language", "consents", "status", "answers", "instrument_id",
-            "participant_id", "attendance", "member_id", "session_id", "urgency", "reason", "expected_version"]
+API_KEYS = [
+    "batch_no",
+    "node",
+    "records",
+    "table",
+    "id",
+    "site_id",
+    "hlc",
+    "base",
+    "data",
+    "deleted",
+    "cursor",
+    "name",
+    "sex",
+    "age",
+    "village",
+    "phone",
+    "language",
+    "consents",
+    "status",
+    "answers",
+    "instrument_id",
+    "participant_id",
+    "attendance",
+    "member_id",
+    "session_id",
+    "urgency",
+    "reason",
+    "expected_version",
+]
 API_BODIES = st.one_of(JSON, st.dictionaries(st.sampled_from(API_KEYS), JSON, max_size=6))
 
 
@@ -148,8 +216,9 @@ def test_every_json_endpoint_survives_bad_input(central):
     client = app.test_client()
     headers = {"Authorization": f"Bearer {token}"}
     database = app.config["DATABASE"]
-    rules = [r for r in app.url_map.iter_rules() if r.rule.startswith("/api/")
-             and r.methods & {"POST", "PATCH", "DELETE"}]
+    rules = [
+        r for r in app.url_map.iter_rules() if r.rule.startswith("/api/") and r.methods & {"POST", "PATCH", "DELETE"}
+    ]
     assert len(rules) >= 8
     for rule in rules:
         values = {a: {"resource": "participants"}.get(a, "no-such-id") for a in rule.arguments}
@@ -163,8 +232,7 @@ def test_every_json_endpoint_survives_bad_input(central):
 
                 before = writes(database)
                 data = json.dumps(body).encode()[:-1] if raw else json.dumps(body)  # raw: broken JSON
-                response = client.open(url, method=method, data=data, headers=headers,
-                                       content_type="application/json")
+                response = client.open(url, method=method, data=data, headers=headers, content_type="application/json")
                 check(response, before, writes(database))
                 if response.status_code >= 400:
                     assert "error" in response.get_json()

@@ -36,10 +36,17 @@ from group_ipt import db as dbmod
 from .syncing import add_device, make_central
 
 MAX_EXAMPLES = 8  # random cases per operation and mode (valid, invalid), on top of the coverage cases
-ID_FIELDS = {"participant_id": "participants", "followup_id": "referral_followups", "cycle_id": "cycles",
-             "session_id": "sessions"}
-PATH_TABLES = {"/participants/{id}": "participants", "/referrals/{id}": "referrals",
-               "/sessions/{id}/attendance": "sessions"}
+ID_FIELDS = {
+    "participant_id": "participants",
+    "followup_id": "referral_followups",
+    "cycle_id": "cycles",
+    "session_id": "sessions",
+}
+PATH_TABLES = {
+    "/participants/{id}": "participants",
+    "/referrals/{id}": "referrals",
+    "/sessions/{id}/attendance": "sessions",
+}
 
 
 @pytest.fixture(scope="module")
@@ -57,27 +64,41 @@ def api(tmp_path_factory):
 @pytest.fixture(scope="module")
 def loaded_schema(api):
     app, _device, token = api
-    config = schemathesis.Config.from_dict({
-        "seed": 20260302,
-        "auth": {"openapi": {"deviceToken": {"bearer": token}}},
-        "generation": {"max-examples": MAX_EXAMPLES, "deterministic": True},
-        "phases": {"stateful": {"enabled": False}},
-        "operations": [
-            # The generic writes are documented only to say why they are refused: a valid request gets 405.
-            {"include-operation-id-regex": "^(create|update|delete)_record$",
-             "checks": {"positive_data_acceptance": {"expected-statuses": [405]}}},
-            # For the same reason the Allow header of /cycles/{id} names GET alone, though /{resource}/{id}
-            # lists GET, PATCH and DELETE. (Paths named after a resource list exactly what Allow says.)
-            {"include-path-regex": "^/\\{resource\\}", "checks": {"allow_header_conformance": {"enabled": False}}},
-            # A write can be refused by a rule of the domain the document cannot state (a future date, someone
-            # not on the sheet, a participant of another site...): 400 or 404, with the message the pages show.
-            {"include-operation-id": ["sync_push", "create_participant", "update_participant", "create_screening",
-                                      "create_referral", "update_referral", "record_attendance"],
-             "checks": {"positive_data_acceptance": {"expected-statuses": ["2xx", 400, 403, 404, 409]}}},
-        ],
-    })
-    return schemathesis.openapi.from_wsgi("/api/v1/openapi.json", app, config=config,
-                                          headers={"Authorization": f"Bearer {token}"})
+    config = schemathesis.Config.from_dict(
+        {
+            "seed": 20260302,
+            "auth": {"openapi": {"deviceToken": {"bearer": token}}},
+            "generation": {"max-examples": MAX_EXAMPLES, "deterministic": True},
+            "phases": {"stateful": {"enabled": False}},
+            "operations": [
+                # The generic writes are documented only to say why they are refused: a valid request gets 405.
+                {
+                    "include-operation-id-regex": "^(create|update|delete)_record$",
+                    "checks": {"positive_data_acceptance": {"expected-statuses": [405]}},
+                },
+                # For the same reason the Allow header of /cycles/{id} names GET alone, though /{resource}/{id}
+                # lists GET, PATCH and DELETE. (Paths named after a resource list exactly what Allow says.)
+                {"include-path-regex": "^/\\{resource\\}", "checks": {"allow_header_conformance": {"enabled": False}}},
+                # A write can be refused by a rule of the domain the document cannot state (a future date, someone
+                # not on the sheet, a participant of another site...): 400 or 404, with the message the pages show.
+                {
+                    "include-operation-id": [
+                        "sync_push",
+                        "create_participant",
+                        "update_participant",
+                        "create_screening",
+                        "create_referral",
+                        "update_referral",
+                        "record_attendance",
+                    ],
+                    "checks": {"positive_data_acceptance": {"expected-statuses": ["2xx", 400, 403, 404, 409]}},
+                },
+            ],
+        }
+    )
+    return schemathesis.openapi.from_wsgi(
+        "/api/v1/openapi.json", app, config=config, headers={"Authorization": f"Bearer {token}"}
+    )
 
 
 @pytest.fixture
@@ -102,10 +123,16 @@ class Aim:
         self.turn = count()
         self.ids = {}
         for table in {*ID_FIELDS.values(), *PATH_TABLES.values()}:
-            mine = [r[0] for r in self.db.execute(
-                f"select id from {table} where site_id = ? order by rowid limit 3", (site_id,))]
-            other = [r[0] for r in self.db.execute(
-                f"select id from {table} where site_id != ? order by rowid limit 1", (site_id,))]
+            mine = [
+                r[0]
+                for r in self.db.execute(f"select id from {table} where site_id = ? order by rowid limit 3", (site_id,))
+            ]
+            other = [
+                r[0]
+                for r in self.db.execute(
+                    f"select id from {table} where site_id != ? order by rowid limit 1", (site_id,)
+                )
+            ]
             self.ids[table] = [None, *mine, *other]
 
     def __call__(self, case) -> None:

@@ -54,8 +54,9 @@ def test_rtl_language_needs_no_code_change(tmp_path):
     po_dir = translations / "ar" / "LC_MESSAGES"
     po_dir.mkdir(parents=True)
     (po_dir / "messages.po").write_text(
-        'msgid ""\nmsgstr ""\n"Content-Type: text/plain; charset=UTF-8\\n"\n\n'
-        'msgid "Log in"\nmsgstr "تسجيل الدخول"\n', encoding="utf-8")
+        'msgid ""\nmsgstr ""\n"Content-Type: text/plain; charset=UTF-8\\n"\n\nmsgid "Log in"\nmsgstr "تسجيل الدخول"\n',
+        encoding="utf-8",
+    )
     from .conftest import make_app
 
     app = make_app(tmp_path / "data", TRANSLATIONS_DIR=str(translations))
@@ -95,11 +96,17 @@ def test_catalogs_have_no_fuzzy_or_empty_ui_entries():
 def _write_catalogs(tmp_path, fr_entries: dict[str, str]):
     folder = tmp_path / "tr"
     (folder / "fr" / "LC_MESSAGES").mkdir(parents=True)
-    (folder / "languages.yaml").write_text("en: {name: English, dir: ltr, status: source}\n"
-                                           "fr: {name: Français, dir: ltr, status: draft}\n", encoding="utf-8")
+    (folder / "languages.yaml").write_text(
+        "en: {name: English, dir: ltr, status: source}\nfr: {name: Français, dir: ltr, status: draft}\n",
+        encoding="utf-8",
+    )
     pot = ['msgid ""', 'msgstr ""', '"Content-Type: text/plain; charset=UTF-8\\n"', ""]
-    sources = [("Home", "group_ipt/templates/base.html:1"), ("Save", "group_ipt/x.py:2"),
-               ("Little interest", "forms/instruments/phq9.yaml:3"), ("Greet everyone", "forms/scripts/a.yaml:4")]
+    sources = [
+        ("Home", "group_ipt/templates/base.html:1"),
+        ("Save", "group_ipt/x.py:2"),
+        ("Little interest", "forms/instruments/phq9.yaml:3"),
+        ("Greet everyone", "forms/scripts/a.yaml:4"),
+    ]
     for msgid, where in sources:
         pot += [f"#: {where}", f'msgid "{msgid}"', 'msgstr ""', ""]
     (folder / "messages.pot").write_text("\n".join(pot), encoding="utf-8")
@@ -167,14 +174,24 @@ def test_message_template_is_up_to_date():
     from babel.messages.extract import extract_from_dir
     from babel.messages.pofile import read_po
 
-    keywords = {"_": None, "gettext": None, "ngettext": (1, 2), "lazy_gettext": None, "_l": None, "N_": None,
-                "NP_": (1, 2)}
-    method_map = [("group_ipt/**.py", "python"), ("group_ipt/templates/**.html", "jinja2"),
-                  ("forms/**.yaml", "group_ipt.i18n_extract:extract_yaml")]
+    keywords = {
+        "_": None,
+        "gettext": None,
+        "ngettext": (1, 2),
+        "lazy_gettext": None,
+        "_l": None,
+        "N_": None,
+        "NP_": (1, 2),
+    }
+    method_map = [
+        ("group_ipt/**.py", "python"),
+        ("group_ipt/templates/**.html", "jinja2"),
+        ("forms/**.yaml", "group_ipt.i18n_extract:extract_yaml"),
+    ]
     found = set()
     for _file, _line, message, _comments, _context in extract_from_dir(
-            str(REPO_DIR), method_map=method_map, keywords=keywords,
-            options_map={"group_ipt/templates/**.html": {}}):
+        str(REPO_DIR), method_map=method_map, keywords=keywords, options_map={"group_ipt/templates/**.html": {}}
+    ):
         found.add(message if isinstance(message, str) else message[0])
     with (REPO_DIR / "translations" / "messages.pot").open("rb") as f:
         template = {m.id if isinstance(m.id, str) else m.id[0] for m in read_po(f) if m.id}

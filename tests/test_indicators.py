@@ -29,24 +29,34 @@ def figures(db, protocols, period=HALF, sites=("KMP",), **filters):
     return {i.id: i for i in indicators.compute(db, f, protocols, today=TODAY)}
 
 
-@pytest.mark.parametrize(("text", "start", "end", "dhis2"), [
-    ("2026", "2026-01-01", "2026-12-31", "2026"),
-    ("2026Q4", "2026-10-01", "2026-12-31", "2026Q4"),
-    ("2026q1", "2026-01-01", "2026-03-31", "2026Q1"),
-    ("202602", "2026-02-01", "2026-02-28", "202602"),
-    ("2026W47", "2026-11-16", "2026-11-22", "2026W47"),
-    ("2026W01", "2025-12-29", "2026-01-04", "2026W1"),
-    ("2026-01-05..2026-02-10", "2026-01-05", "2026-02-10", None),
-])
+@pytest.mark.parametrize(
+    ("text", "start", "end", "dhis2"),
+    [
+        ("2026", "2026-01-01", "2026-12-31", "2026"),
+        ("2026Q4", "2026-10-01", "2026-12-31", "2026Q4"),
+        ("2026q1", "2026-01-01", "2026-03-31", "2026Q1"),
+        ("202602", "2026-02-01", "2026-02-28", "202602"),
+        ("2026W47", "2026-11-16", "2026-11-22", "2026W47"),
+        ("2026W01", "2025-12-29", "2026-01-04", "2026W1"),
+        ("2026-01-05..2026-02-10", "2026-01-05", "2026-02-10", None),
+    ],
+)
 def test_parse_period(text, start, end, dhis2):
     assert parse_period(text) == Period(date.fromisoformat(start), date.fromisoformat(end), dhis2)
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("2026Q5", "Unknown period 2026Q5"), ("26Q1", "Unknown period"), ("", "Unknown period"),
-    ("2025W53", "does not exist"), ("202613", "Unknown period"), ("2026-02-30..2026-03-01", "does not exist"),
-    ("2026-03-01..2026-01-01", "ends (2026-01-01) before it starts"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("2026Q5", "Unknown period 2026Q5"),
+        ("26Q1", "Unknown period"),
+        ("", "Unknown period"),
+        ("2025W53", "does not exist"),
+        ("202613", "Unknown period"),
+        ("2026-02-30..2026-03-01", "does not exist"),
+        ("2026-03-01..2026-01-01", "ends (2026-01-01) before it starts"),
+    ],
+)
 def test_parse_period_refuses(text, message):
     with pytest.raises(PeriodError, match=message.replace("(", r"\(").replace(")", r"\)")):
         parse_period(text)
@@ -72,7 +82,13 @@ def test_attendance_counts_a_makeup_for_its_session(db, protocols, programme):
     rate = figures(db, protocols)["attendance_rate"]
     assert (rate.numerator, rate.denominator) == (26, 34)
     assert [(p.key, p.numerator, p.denominator) for p in rate.parts] == [
-        ("1", 6, 6), ("2", 5, 6), ("3", 5, 6), ("4", 5, 6), ("5", 2, 6), ("6", 3, 4)]
+        ("1", 6, 6),
+        ("2", 5, 6),
+        ("3", 5, 6),
+        ("4", 5, 6),
+        ("5", 2, 6),
+        ("6", 3, 4),
+    ]
 
 
 def test_completion_and_dropout_by_the_protocol_rule(db, protocols, programme):
@@ -122,7 +138,11 @@ def test_transferred_member_keeps_first_baseline_and_is_counted_once(db, protoco
     esther = [r for r in found if r["name"] == "Esther Test"]
     assert len(esther) == 1
     assert (esther[0]["cycle_code"], esther[0]["outcome"], esther[0]["baseline"], esther[0]["end"]) == (
-        "KMP-C002", "dropped_out", 14, 7)
+        "KMP-C002",
+        "dropped_out",
+        14,
+        7,
+    )
 
 
 def test_periods_split_the_figures(db, protocols, programme):
@@ -166,8 +186,13 @@ def test_records_agree_with_the_figures(db, protocols, programme):
         assert len(found) == expected or indicator.id == "fidelity_items_rate", indicator.id
         for part in indicator.parts:
             rows = report.rows_of(indicator.id, part.key)
-            assert len(rows) == (part.value if indicator.kind == "count" else part.numerator
-                                 if indicator.id == "dropout_rate" else part.denominator), (indicator.id, part.key)
+            assert len(rows) == (
+                part.value
+                if indicator.kind == "count"
+                else part.numerator
+                if indicator.id == "dropout_rate"
+                else part.denominator
+            ), (indicator.id, part.key)
 
 
 def test_records_columns_and_unknown_ids(db, protocols, programme):
@@ -182,8 +207,9 @@ def test_records_columns_and_unknown_ids(db, protocols, programme):
 
 
 def test_value_of_parts(db, protocols, programme):
-    found = indicators.compute(db, indicators.Filters(site_ids=site_ids(db, "KMP"), period=parse_period(HALF)),
-                               protocols, today=TODAY)
+    found = indicators.compute(
+        db, indicators.Filters(site_ids=site_ids(db, "KMP"), period=parse_period(HALF)), protocols, today=TODAY
+    )
     assert indicators.value_of(found, "referrals.risk_answer") == 1
     assert indicators.value_of(found, "referrals.risk_observed") == 0  # none this period
     assert indicators.value_of(found, "dropout_rate.2", "numerator") == 1
@@ -193,12 +219,15 @@ def test_value_of_parts(db, protocols, programme):
 
 
 def test_chart_series(db, protocols, programme):
-    report = indicators.Report(db, indicators.Filters(site_ids=site_ids(db, "KMP"), period=parse_period("2026Q1")),
-                               protocols, today=TODAY)
+    report = indicators.Report(
+        db, indicators.Filters(site_ids=site_ids(db, "KMP"), period=parse_period("2026Q1")), protocols, today=TODAY
+    )
     series = dict(report.enrolment_series())
     assert len(series) == 14 and series["2026W08"] == 5 and series["2026W09"] == 1  # weeks of Q1
-    whole = indicators.Report(db, indicators.Filters(site_ids=site_ids(db, "KMP"), period=parse_period(HALF)),
-                              protocols, today=TODAY)
+    whole = indicators.Report(
+        db, indicators.Filters(site_ids=site_ids(db, "KMP"), period=parse_period(HALF)), protocols, today=TODAY
+    )
     assert whole.score_change_by_cycle() == [
         {"cycle_code": "KMP-C001", "members": 3, "baseline": pytest.approx(46 / 3), "end": pytest.approx(25 / 3)},
-        {"cycle_code": "KMP-C002", "members": 2, "baseline": 17.5, "end": 8.0}]
+        {"cycle_code": "KMP-C002", "members": 2, "baseline": 17.5, "end": 8.0},
+    ]

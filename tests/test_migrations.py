@@ -18,8 +18,10 @@ def test_upgrade_from_every_earlier_version_keeps_data(tmp_path, start):
     db = dbmod.connect(tmp_path / "old.db")
     migrate(db, upto=start)
     assert current_version(db) == start
-    db.execute("insert into sites (id, code, name, default_language, created_at, updated_at)"
-               " values ('s1', 'OLD', 'Old site', 'en', '2026-01-01T00:00:00+00:00', '2026-01-01T00:00:00+00:00')")
+    db.execute(
+        "insert into sites (id, code, name, default_language, created_at, updated_at)"
+        " values ('s1', 'OLD', 'Old site', 'en', '2026-01-01T00:00:00+00:00', '2026-01-01T00:00:00+00:00')"
+    )
     db.conn.commit()
     applied = migrate(db)
     assert [m.version for m in applied] == [m.version for m in all_migrations() if m.version > start]
@@ -44,8 +46,9 @@ def test_failed_migration_rolls_back(tmp_path, monkeypatch):
     broken = types.SimpleNamespace(SQL="create table half_done (x integer);\ninsert into no_such_table values (1);")
     from group_ipt import schema
 
-    monkeypatch.setattr(schema, "all_migrations",
-                        lambda: [*all_migrations(), schema.Migration(version + 1, "broken", broken)])
+    monkeypatch.setattr(
+        schema, "all_migrations", lambda: [*all_migrations(), schema.Migration(version + 1, "broken", broken)]
+    )
     with pytest.raises(Exception, match="no such table"):
         migrate(db)
     assert current_version(db) == version
@@ -61,9 +64,18 @@ def test_synced_tables_have_uuid_timestamps_and_site(tmp_path):
     """Every table that will sync has an id, created/updated timestamps and its site."""
     db = dbmod.connect(tmp_path / "x.db")
     migrate(db)
-    local_only = {"schema_migrations", "audit_log", "login_attempts", "settings", "user_sites", "users", "sites",
-                  "login_sessions", "login_unlocks",  # an installation's own logins: never synced
-                  "session_drafts"}  # a facilitator's unsaved sheet, on this laptop only
+    local_only = {
+        "schema_migrations",
+        "audit_log",
+        "login_attempts",
+        "settings",
+        "user_sites",
+        "users",
+        "sites",
+        "login_sessions",
+        "login_unlocks",  # an installation's own logins: never synced
+        "session_drafts",
+    }  # a facilitator's unsaved sheet, on this laptop only
     for table in db.table_names():
         # sync_*: sync's own tables; report_*: figures derived from the records, recomputed on each database
         if table in local_only or table.startswith(("sqlite_", "sync_", "report_")):

@@ -75,21 +75,24 @@ def test_a_database_in_a_folder_named_with_hash_and_percent_opens_read_only(tmp_
         conn.execute("create table x (y)")
 
 
-@pytest.mark.parametrize("name, ok", [
-    ("instruments/phq9.yaml", True),
-    ("fr/LC_MESSAGES/messages.po", True),
-    ("C:evil.yaml", False),           # drive-relative on Windows
-    ("C:/Windows/evil.yaml", False),
-    ("..\\..\\evil.yaml", False),     # backslash is a separator on Windows
-    ("scripts\\who-8.yaml", False),
-    ("/etc/evil.yaml", False),
-    ("a/../../evil.yaml", False),
-    ("CON.yaml", False),              # reserved device names
-    ("instruments/nul.yaml", False),
-    ("instruments/phq9.yaml.", False),  # Windows drops trailing dots: would land on another file
-    ("instruments/phq9.yaml ", False),
-    ("", False),
-])
+@pytest.mark.parametrize(
+    "name, ok",
+    [
+        ("instruments/phq9.yaml", True),
+        ("fr/LC_MESSAGES/messages.po", True),
+        ("C:evil.yaml", False),  # drive-relative on Windows
+        ("C:/Windows/evil.yaml", False),
+        ("..\\..\\evil.yaml", False),  # backslash is a separator on Windows
+        ("scripts\\who-8.yaml", False),
+        ("/etc/evil.yaml", False),
+        ("a/../../evil.yaml", False),
+        ("CON.yaml", False),  # reserved device names
+        ("instruments/nul.yaml", False),
+        ("instruments/phq9.yaml.", False),  # Windows drops trailing dots: would land on another file
+        ("instruments/phq9.yaml ", False),
+        ("", False),
+    ],
+)
 def test_safe_relative_names_stay_inside_on_windows_and_linux(name, ok):
     assert (oscompat.safe_relative(name) is not None) is ok
 
@@ -100,7 +103,8 @@ def test_install_files_refuses_a_windows_drive_relative_name(tmp_path):
     folders = {"forms": tmp_path / "forms"}
     folders["forms"].mkdir()
     written, problems = files.install_files(
-        folders, {"forms/C:evil.yaml": base64.b64encode(b"x: 1").decode()}, tmp_path / "keep")
+        folders, {"forms/C:evil.yaml": base64.b64encode(b"x: 1").decode()}, tmp_path / "keep"
+    )
     assert written == [] and "refused file 'forms/C:evil.yaml'" in problems[0]
     assert list((tmp_path / "forms").iterdir()) == []
 

@@ -46,8 +46,10 @@ def offline() -> list[str]:
 def counts(path: Path) -> dict[str, int]:
     conn = sqlite3.connect(path)
     try:
-        names = [r[0] for r in conn.execute("select name from sqlite_master where type = 'table'"
-                                            " and name not like 'sqlite_%'")]
+        names = [
+            r[0]
+            for r in conn.execute("select name from sqlite_master where type = 'table' and name not like 'sqlite_%'")
+        ]
         return {n: conn.execute(f'select count(*) from "{n}"').fetchone()[0] for n in names}
     finally:
         conn.close()
@@ -64,8 +66,9 @@ def kit(tmp_path_factory) -> Path:
 def previous_wheel(tmp_path_factory) -> Path:
     """Build the previous release's wheel from git (no checkout of it needed)."""
     tmp = tmp_path_factory.mktemp("previous")
-    raw = subprocess.run(["git", "-C", str(REPO_DIR), "archive", "--format=tar", PREVIOUS_RELEASE],
-                         capture_output=True, check=True).stdout
+    raw = subprocess.run(
+        ["git", "-C", str(REPO_DIR), "archive", "--format=tar", PREVIOUS_RELEASE], capture_output=True, check=True
+    ).stdout
     with tarfile.open(fileobj=io.BytesIO(raw)) as tar:
         tar.extractall(tmp / "src", filter="data")
     run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", tmp / "src", "--wheel-dir", tmp / "wheel"])
@@ -74,8 +77,15 @@ def previous_wheel(tmp_path_factory) -> Path:
 
 
 def test_kit_has_every_file_and_wheels_for_both_systems_when_asked(kit):
-    for name in ("install.sh", "install.ps1", "install.bat", "README.txt", "README-fr.txt", "README-sw.txt",
-                 "SHA256SUMS.txt"):
+    for name in (
+        "install.sh",
+        "install.ps1",
+        "install.bat",
+        "README.txt",
+        "README-fr.txt",
+        "README-sw.txt",
+        "SHA256SUMS.txt",
+    ):
         assert (kit / name).is_file(), name
     wheels = {p.name for p in (kit / "wheels").glob("*.whl")}
     assert f"group_ipt-{__version__}-py3-none-any.whl" in wheels
@@ -92,15 +102,28 @@ def test_install_with_no_network_then_upgrade_from_previous_release_keeps_everyt
 
     # The previous release, installed from its wheel (dependencies from the kit), makes a programme's data.
     run([sys.executable, "-m", "venv", target / "venv"])
-    run([venv_bin / "python", "-m", "pip", "--isolated", "install", "--quiet", "--no-index",
-         "--find-links", kit / "wheels", previous_wheel])
+    run(
+        [
+            venv_bin / "python",
+            "-m",
+            "pip",
+            "--isolated",
+            "install",
+            "--quiet",
+            "--no-index",
+            "--find-links",
+            kit / "wheels",
+            previous_wheel,
+        ]
+    )
     assert "0.1.0" in run([venv_bin / "group-ipt", "--version"], env=env).stdout
     # 0.1.0's wheel lacked forms/ and translations/ (the bug this release fixes): it ran with
     # both folders named in config.toml, here those of its own source.
     src = previous_wheel.parent.parent / "src"
     data.mkdir()
-    (data / "config.toml").write_text(f'FORMS_DIR = "{src / "forms"}"\nTRANSLATIONS_DIR = "{src / "translations"}"\n',
-                                      encoding="utf-8")
+    (data / "config.toml").write_text(
+        f'FORMS_DIR = "{src / "forms"}"\nTRANSLATIONS_DIR = "{src / "translations"}"\n', encoding="utf-8"
+    )
     run([venv_bin / "group-ipt", "demo"], env=env, cwd=tmp_path)
     before = counts(data / "group-ipt.db")
     assert before["participants"] > 10 and before["attendance"] > 10

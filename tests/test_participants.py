@@ -18,8 +18,17 @@ from .conftest import login, post_form
 from .screening_helpers import count, register
 
 CODE_RE = re.compile(r"^KMP-\d{4}-[A-HJ-NP-Y]$")
-FORM = {"name": "Sarah Namuli", "sex": "female", "age": "34", "village": "Kawempe", "phone": "",
-        "language": "Luganda", "consent_screening": "1", "consent_version": "1", "consent_language": "lg"}
+FORM = {
+    "name": "Sarah Namuli",
+    "sex": "female",
+    "age": "34",
+    "village": "Kawempe",
+    "phone": "",
+    "language": "Luganda",
+    "consent_screening": "1",
+    "consent_version": "1",
+    "consent_language": "lg",
+}
 
 READ = {"consent_version": "1", "consent_language": "en"}  # which consent text was read (forms/consent.yaml)
 
@@ -36,22 +45,25 @@ def test_check_letter_catches_every_single_digit_error_and_swap():
         letter = participants.check_letter(digits)
         for pos, wrong in itertools.product(range(4), "0123456789"):
             if wrong != digits[pos]:
-                typo = digits[:pos] + wrong + digits[pos + 1:]
+                typo = digits[:pos] + wrong + digits[pos + 1 :]
                 assert participants.check_letter(typo) != letter, (digits, typo)
         for pos in range(3):
             if digits[pos] != digits[pos + 1]:
-                swapped = digits[:pos] + digits[pos + 1] + digits[pos] + digits[pos + 2:]
+                swapped = digits[:pos] + digits[pos + 1] + digits[pos] + digits[pos + 2 :]
                 assert participants.check_letter(swapped) != letter, (digits, swapped)
 
 
-@pytest.mark.parametrize(("typed", "parsed"), [
-    ("KMP-4827-H", ("KMP", "4827", "H")),
-    ("kmp 4827 h", ("KMP", "4827", "H")),
-    ("kmp4827h", ("KMP", "4827", "H")),
-    ("AB12-0001-A", ("AB12", "0001", "A")),
-    ("Sarah", None),
-    ("4827", None),
-])
+@pytest.mark.parametrize(
+    ("typed", "parsed"),
+    [
+        ("KMP-4827-H", ("KMP", "4827", "H")),
+        ("kmp 4827 h", ("KMP", "4827", "H")),
+        ("kmp4827h", ("KMP", "4827", "H")),
+        ("AB12-0001-A", ("AB12", "0001", "A")),
+        ("Sarah", None),
+        ("4827", None),
+    ],
+)
 def test_parse_code_forgives_case_spaces_and_dashes(typed, parsed):
     assert participants.parse_code(typed) == parsed
 
@@ -84,12 +96,15 @@ def test_register_creates_participant_history_consents_and_audit(logged_in, db):
     response = register_via_web(logged_in, consent_group="1")
     assert response.status_code == 303
     participant = db.execute("select * from participants").fetchone()
-    record = dict(zip([c[0] for c in db.execute("select * from participants").description], participant,
-                      strict=True))
+    record = dict(zip([c[0] for c in db.execute("select * from participants").description], participant, strict=True))
     assert response.headers["Location"] == f"/participants/{record['id']}"
     assert CODE_RE.match(record["code"]) and participants.code_is_valid(record["code"])
     assert (record["name"], record["sex"], record["village"], record["language"]) == (
-        "Sarah Namuli", "female", "Kawempe", "Luganda")
+        "Sarah Namuli",
+        "female",
+        "Kawempe",
+        "Luganda",
+    )
     assert record["birth_year"] == date.today().year - 34 and record["age_is_estimate"] == 1
     assert record["status"] == "registered"
     history = list(db.query("select status, changed_by from participant_status_history"))
@@ -109,20 +124,23 @@ def test_register_with_birth_year_is_not_an_estimate(logged_in, db):
     assert record == {"birth_year": 1985, "age_is_estimate": 0}
 
 
-@pytest.mark.parametrize(("fields", "reason"), [
-    ({"name": "  "}, "Enter the person"),
-    ({"sex": "unknown"}, "Choose the person"),
-    ({"age": ""}, "age (an estimate is fine) or birth year"),
-    ({"age": "abc"}, "The age must be a whole number"),
-    ({"age": "7"}, "The age must be a whole number"),
-    ({"age": "34", "birth_year": "1990"}, "not both"),
-    ({"age": "", "birth_year": "1700"}, "The birth year must be"),
-    ({"village": ""}, "village or area"),
-    ({"phone": "call me maybe"}, "A phone number"),
-    ({"consent_screening": ""}, "must agree to screening"),
-    ({"name": "a" * 121}, "at most 120"),
-    ({"name": "bad\x07name"}, "cannot be shown"),
-])
+@pytest.mark.parametrize(
+    ("fields", "reason"),
+    [
+        ({"name": "  "}, "Enter the person"),
+        ({"sex": "unknown"}, "Choose the person"),
+        ({"age": ""}, "age (an estimate is fine) or birth year"),
+        ({"age": "abc"}, "The age must be a whole number"),
+        ({"age": "7"}, "The age must be a whole number"),
+        ({"age": "34", "birth_year": "1990"}, "not both"),
+        ({"age": "", "birth_year": "1700"}, "The birth year must be"),
+        ({"village": ""}, "village or area"),
+        ({"phone": "call me maybe"}, "A phone number"),
+        ({"consent_screening": ""}, "must agree to screening"),
+        ({"name": "a" * 121}, "at most 120"),
+        ({"name": "bad\x07name"}, "cannot be shown"),
+    ],
+)
 def test_register_bad_input_is_refused_and_keeps_typed_values(logged_in, db, fields, reason):
     response = register_via_web(logged_in, **{**fields, "village": fields.get("village", "Kawempe ✓")})
     assert response.status_code == 400
@@ -132,16 +150,21 @@ def test_register_bad_input_is_refused_and_keeps_typed_values(logged_in, db, fie
     assert count(db, "participants") == 0 and count(db, "consents") == 0
 
 
-@pytest.mark.parametrize("name", [
-    "مريم عبد الله",                      # Arabic, right to left
-    "שרה כהן",                            # Hebrew
-    "Ñandú Ólafsdóttir-Nguyễn",
-    "王秀英",
-    "<script>alert('x')</script>",
-    '=HYPERLINK("http://evil.example","click")',
-    "+256 SUM(A1)", "-2+3", "@cmd",
-    "O'Brien & \"Sons\" <b>",
-])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "مريم عبد الله",  # Arabic, right to left
+        "שרה כהן",  # Hebrew
+        "Ñandú Ólafsdóttir-Nguyễn",
+        "王秀英",
+        "<script>alert('x')</script>",
+        '=HYPERLINK("http://evil.example","click")',
+        "+256 SUM(A1)",
+        "-2+3",
+        "@cmd",
+        'O\'Brien & "Sons" <b>',
+    ],
+)
 def test_any_name_is_stored_as_typed_and_shown_escaped(logged_in, db, name):
     response = register_via_web(logged_in, name=name, village=name)
     assert response.status_code == 303
@@ -229,8 +252,11 @@ def test_coordinator_sees_participants_of_all_their_sites(client, db):
 
 def test_record_consent_keeps_history_newest_counts(logged_in, db):
     sarah = register(db)
-    response = post_form(logged_in, f"/participants/{sarah['id']}/consent",
-                         {"purpose": "data_sharing", "given": "yes", "given_by": "Her mother, Ruth", **READ})
+    response = post_form(
+        logged_in,
+        f"/participants/{sarah['id']}/consent",
+        {"purpose": "data_sharing", "given": "yes", "given_by": "Her mother, Ruth", **READ},
+    )
     assert response.status_code == 303
     post_form(logged_in, f"/participants/{sarah['id']}/consent", {"purpose": "data_sharing", "given": "no", **READ})
     latest = participants.current_consents(db, sarah["id"])["data_sharing"]
@@ -257,11 +283,17 @@ def test_set_status_keeps_history_and_audit(db):
     participants.set_status(db, sarah["id"], "dropped_out", "moved away", coord)
     history = participants.status_history(db, sarah["id"])
     assert [(h["status"], h["reason"]) for h in history] == [
-        ("registered", None), ("eligible", "phq9 screening"), ("enrolled", "cycle KMP-1"),
-        ("dropped_out", "moved away")]
+        ("registered", None),
+        ("eligible", "phq9 screening"),
+        ("enrolled", "cycle KMP-1"),
+        ("dropped_out", "moved away"),
+    ]
     assert db["participants"].get(sarah["id"])["status"] == "dropped_out"
-    changes = [json.loads(e["after_json"])["status"] for e in audit.entries(db, "participants", sarah["id"])
-               if e["action"] == "set_status"]
+    changes = [
+        json.loads(e["after_json"])["status"]
+        for e in audit.entries(db, "participants", sarah["id"])
+        if e["action"] == "set_status"
+    ]
     assert changes == ["eligible", "enrolled", "dropped_out"]
 
 
@@ -273,10 +305,12 @@ def test_set_status_refuses_unknown_status(db):
 
 def test_set_status_enrolled_blocked_after_an_exclusion(db):
     sarah = register(db)
-    db.execute("insert into screenings (id, site_id, participant_id, instrument_id, instrument_version, occasion,"
-               " answers_json, exclusions_json, administered_on, submission_key, created_at, updated_at) values"
-               " ('s1', ?, ?, 'phq9', '1', 'screening', '{}', '[\"psychosis\"]', '2026-03-01', 'k1', 'x', 'x')",
-               (sarah["site_id"], sarah["id"]))
+    db.execute(
+        "insert into screenings (id, site_id, participant_id, instrument_id, instrument_version, occasion,"
+        " answers_json, exclusions_json, administered_on, submission_key, created_at, updated_at) values"
+        " ('s1', ?, ?, 'phq9', '1', 'screening', '{}', '[\"psychosis\"]', '2026-03-01', 'k1', 'x', 'x')",
+        (sarah["site_id"], sarah["id"]),
+    )
     db.conn.commit()
     with pytest.raises(EnrolmentBlocked, match="psychosis"):
         participants.set_status(db, sarah["id"], "enrolled", "cycle", None)
@@ -286,16 +320,28 @@ def test_set_status_enrolled_blocked_after_an_exclusion(db):
 def test_manual_status_change_needs_coordinator_and_reason(client, db):
     sarah = register(db)
     login(client, "amina")
-    assert post_form(client, f"/participants/{sarah['id']}/status",
-                     {"status": "dropped_out", "reason": "moved"}).status_code == 403
+    assert (
+        post_form(
+            client, f"/participants/{sarah['id']}/status", {"status": "dropped_out", "reason": "moved"}
+        ).status_code
+        == 403
+    )
     coord = client.application.test_client()
     login(coord, "coord")
-    assert post_form(coord, f"/participants/{sarah['id']}/status",
-                     {"status": "dropped_out", "reason": ""}).status_code == 400
-    assert post_form(coord, f"/participants/{sarah['id']}/status",
-                     {"status": "enrolled", "reason": "x"}).status_code == 400
-    assert post_form(coord, f"/participants/{sarah['id']}/status",
-                     {"status": "dropped_out", "reason": "moved"}).status_code == 303
+    assert (
+        post_form(coord, f"/participants/{sarah['id']}/status", {"status": "dropped_out", "reason": ""}).status_code
+        == 400
+    )
+    assert (
+        post_form(coord, f"/participants/{sarah['id']}/status", {"status": "enrolled", "reason": "x"}).status_code
+        == 400
+    )
+    assert (
+        post_form(
+            coord, f"/participants/{sarah['id']}/status", {"status": "dropped_out", "reason": "moved"}
+        ).status_code
+        == 303
+    )
     assert db["participants"].get(sarah["id"])["status"] == "dropped_out"
 
 
@@ -336,15 +382,25 @@ def test_coordinator_reviews_a_duplicate_flag(client, db):
     assert count(db, "participants") == 2
     grace = client.application.test_client()
     login(grace, "grace")
-    assert post_form(grace, f"/participants/duplicates/{flag['id']}",
-                     {"decision": "duplicate"}).status_code in (403, 404)
+    assert post_form(grace, f"/participants/duplicates/{flag['id']}", {"decision": "duplicate"}).status_code in (
+        403,
+        404,
+    )
 
 
 @pytest.mark.parametrize(("age", "birth_year"), [("³", ""), ("", "¹⁹⁹⁰"), ("2 5", ""), ("", "1990.0")])
 def test_digits_that_are_not_numbers_are_refused_with_a_message(age, birth_year):
     with pytest.raises(ParticipantError) as caught:
-        participants.validate(name="Amina Nakato", sex="female", age=age, birth_year=birth_year, village="Kawempe",
-                              phone=None, language=None, today=date(2026, 3, 2))
+        participants.validate(
+            name="Amina Nakato",
+            sex="female",
+            age=age,
+            birth_year=birth_year,
+            village="Kawempe",
+            phone=None,
+            language=None,
+            today=date(2026, 3, 2),
+        )
     assert caught.value.field in ("age", "birth_year")
 
 

@@ -102,8 +102,19 @@ def test_report_headings_keep_their_words_whole(demo_client, lang):
     client, ids, _instruments = demo_client
     text = pdf_words(client.get(f"/cycles/{ids['closed']}/report.pdf?lang={lang}").data)
     translated = translations(lang)
-    for heading in ("Attended", "Completed", "Dropped out", "Baseline", "End score", "Score change",
-                    "50% better", "Present", "Absent", "Excused", "Attendance"):
+    for heading in (
+        "Attended",
+        "Completed",
+        "Dropped out",
+        "Baseline",
+        "End score",
+        "Score change",
+        "50% better",
+        "Present",
+        "Absent",
+        "Excused",
+        "Attendance",
+    ):
         for word in translated[heading].split():
             assert re.search(rf"(^|\s){re.escape(word)}(\s|$)", text), (lang, heading, word)
     roster = pdf_words(client.get(f"/cycles/{ids['active']}/roster.pdf?lang={lang}").data)
@@ -133,8 +144,11 @@ def test_no_translated_call_hides_inside_an_f_string():
     for path in sorted((REPO_DIR / "group_ipt").rglob("*.py")):
         with path.open("rb") as f:
             for token in tokenize.tokenize(f.readline):
-                if token.type == tokenize.STRING and re.match(r"(?i)[rb]*f", token.string) and re.search(
-                        r"\b_\(\s*['\"]", token.string):
+                if (
+                    token.type == tokenize.STRING
+                    and re.match(r"(?i)[rb]*f", token.string)
+                    and re.search(r"\b_\(\s*['\"]", token.string)
+                ):
                     found.append(f"{path.relative_to(REPO_DIR)}:{token.start[0]}")
     assert not found, found
 

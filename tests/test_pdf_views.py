@@ -34,8 +34,9 @@ def words(pdf: bytes) -> str:
     return " ".join(text_of(pdf).split())
 
 
-def add_screening(db, participant: dict, total: float, on: str, instrument: str = "phq9",
-                  occasion: str = "screening") -> None:
+def add_screening(
+    db, participant: dict, total: float, on: str, instrument: str = "phq9", occasion: str = "screening"
+) -> None:
     stamp = "2026-01-01T00:00:00+00:00"
     with dbmod.write(db):
         db["screenings"].insert(
@@ -188,11 +189,23 @@ def test_cycle_report_and_indicators_use_one_outcome_rule(db, cycle, app):
             with dbmod.write(db):
                 db["sessions"].update(session["id"], {"status": "held"})
     cycles.close_cycle(db, cycle["id"], forms.protocols["who-8"], early=False, actor=None, today=date(2026, 5, 1))
-    data = pdfdata.cycle_report_data(db, cycle["id"], site_ids=None, programme="Pilot", protocols=forms.protocols,
-                                     instruments=forms.instruments, lang=PdfLanguage(), grace_days=14)
-    report = indicators.Report(db, indicators.Filters(site_ids=(users.get_site(db, "KMP")["id"],),
-                                                      period=parse_period("2026")),
-                               forms.protocols, today=date(2026, 6, 1), grace_days=14)
+    data = pdfdata.cycle_report_data(
+        db,
+        cycle["id"],
+        site_ids=None,
+        programme="Pilot",
+        protocols=forms.protocols,
+        instruments=forms.instruments,
+        lang=PdfLanguage(),
+        grace_days=14,
+    )
+    report = indicators.Report(
+        db,
+        indicators.Filters(site_ids=(users.get_site(db, "KMP")["id"],), period=parse_period("2026")),
+        forms.protocols,
+        today=date(2026, 6, 1),
+        grace_days=14,
+    )
     by_code = {r["participant_code"]: r for r in report.outcome}
     for member in data.members:
         found = by_code[member.code]
@@ -204,9 +217,18 @@ def test_cycle_report_and_indicators_use_one_outcome_rule(db, cycle, app):
     assert (outcome.responders, outcome.remitted) == (first["improved_50"], first["below_5"]) == (1, 0)
 
 
-@pytest.mark.parametrize(("baseline", "last", "responded", "remitted"), [
-    (16, 8, True, False), (16, 9, False, False), (10, 4, True, True), (0, 0, False, True), (3, 4, False, True),
-    (None, 4, None, True), (12, None, None, None)])
+@pytest.mark.parametrize(
+    ("baseline", "last", "responded", "remitted"),
+    [
+        (16, 8, True, False),
+        (16, 9, False, False),
+        (10, 4, True, True),
+        (0, 0, False, True),
+        (3, 4, False, True),
+        (None, 4, None, True),
+        (12, None, None, None),
+    ],
+)
 def test_outcome_rule(baseline, last, responded, remitted):
     assert outcomes.responded(baseline, last) is responded
     assert outcomes.remitted(last) is remitted

@@ -23,8 +23,12 @@ PLAN = FollowupPlan()
 
 def checks(examples: int) -> settings:
     """Hypothesis settings for tests that reuse one app and database across examples."""
-    return settings(max_examples=examples, deadline=None, database=None,
-                    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+    return settings(
+        max_examples=examples,
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
 
 
 @pytest.fixture
@@ -45,9 +49,17 @@ def only(db, table: str) -> dict:
 
 def save(db, forms, participant, answers, *, key=None, instrument="phq9", **kwargs):
     return screening.save_screening(
-        db, participant=participant, instrument=forms.instruments[instrument], raw_answers=answers,
-        submission_key=key or screening.new_submission_key(), actor=users.get_user_by_username(db, "amina"),
-        intake=forms.intake, plan=PLAN, administered_on=kwargs.pop("administered_on", date(2026, 3, 2)), **kwargs)
+        db,
+        participant=participant,
+        instrument=forms.instruments[instrument],
+        raw_answers=answers,
+        submission_key=key or screening.new_submission_key(),
+        actor=users.get_user_by_username(db, "amina"),
+        intake=forms.intake,
+        plan=PLAN,
+        administered_on=kwargs.pop("administered_on", date(2026, 3, 2)),
+        **kwargs,
+    )
 
 
 def q(*values) -> dict:
@@ -65,7 +77,8 @@ def test_item9_answer_creates_referral_with_followups_in_the_same_save(logged_in
     assert referral["screening_id"] == saved["id"] and referral["participant_id"] == sarah["id"]
     assert (referral["status"], referral["urgency"], referral["acknowledged_at"]) == ("open", "routine", None)
     assert json.loads(referral["triggers_json"]) == [
-        {"kind": "risk_item", "instrument": "phq9", "item": "q9", "value": 1}]
+        {"kind": "risk_item", "instrument": "phq9", "item": "q9", "value": 1}
+    ]
     assert "phq9 question 9" in referral["reason"]
     due = [r["due_on"] for r in db.query("select due_on from referral_followups order by due_on")]
     start = date(2026, 3, 2)
@@ -83,15 +96,18 @@ def test_item9_answer_creates_referral_with_followups_in_the_same_save(logged_in
     assert re.search(r'action="/referrals/[^"]+/acknowledge"', page)
 
 
-@pytest.mark.parametrize(("answers", "extra", "urgency"), [
-    (q(0, 0, 0, 0, 0, 0, 0, 0, 1), {}, "routine"),
-    (q(0, 0, 0, 0, 0, 0, 0, 0, 2), {}, "urgent"),  # question 9 of 2 or 3 is urgent
-    (q(0, 0, 0, 0, 0, 0, 0, 0, 3), {}, "urgent"),
-    (q(0, 0, 0, 0, 0, 0, 0, 0, 0), {"risk_observed": True}, "urgent"),
-    (q(0, 0, 0, 0, 0, 0, 0, 0, 0), {"exclusions": ["imminent_risk"]}, "urgent"),
-    (q(0, 0, 0, 0, 0, 0, 0, 0, 0), {"exclusions": ["bipolar"]}, "routine"),
-    (q(3, 3, 3, 3, 3, 3, 3, 3, None), {"risk_observed": True}, "urgent"),
-])
+@pytest.mark.parametrize(
+    ("answers", "extra", "urgency"),
+    [
+        (q(0, 0, 0, 0, 0, 0, 0, 0, 1), {}, "routine"),
+        (q(0, 0, 0, 0, 0, 0, 0, 0, 2), {}, "urgent"),  # question 9 of 2 or 3 is urgent
+        (q(0, 0, 0, 0, 0, 0, 0, 0, 3), {}, "urgent"),
+        (q(0, 0, 0, 0, 0, 0, 0, 0, 0), {"risk_observed": True}, "urgent"),
+        (q(0, 0, 0, 0, 0, 0, 0, 0, 0), {"exclusions": ["imminent_risk"]}, "urgent"),
+        (q(0, 0, 0, 0, 0, 0, 0, 0, 0), {"exclusions": ["bipolar"]}, "routine"),
+        (q(3, 3, 3, 3, 3, 3, 3, 3, None), {"risk_observed": True}, "urgent"),
+    ],
+)
 def test_urgency(db, forms, sarah, answers, extra, urgency):
     outcome = save(db, forms, sarah, answers, **extra)
     assert outcome.referral["urgency"] == urgency
@@ -161,16 +177,21 @@ OTHER_ANSWERS = st.fixed_dictionaries({f"q{i}": ANSWER for i in (1, 2, 3, 4, 5, 
 
 
 @checks(150)
-@given(others=OTHER_ANSWERS, item9=st.integers(1, 3), as_text=st.booleans(), risk_observed=st.booleans(),
-       exclusions=st.lists(st.sampled_from(["psychosis", "bipolar", "substance", "imminent_risk"]), unique=True),
-       occasion=st.sampled_from(OCCASIONS))
-def test_property_core_item9_always_saved_with_alert_and_referral(db, forms, sarah, others, item9, as_text,
-                                                                  risk_observed, exclusions, occasion):
+@given(
+    others=OTHER_ANSWERS,
+    item9=st.integers(1, 3),
+    as_text=st.booleans(),
+    risk_observed=st.booleans(),
+    exclusions=st.lists(st.sampled_from(["psychosis", "bipolar", "substance", "imminent_risk"]), unique=True),
+    occasion=st.sampled_from(OCCASIONS),
+)
+def test_property_core_item9_always_saved_with_alert_and_referral(
+    db, forms, sarah, others, item9, as_text, risk_observed, exclusions, occasion
+):
     answers = {**others, "q9": item9}
     if as_text:
         answers = {k: "" if v is None else str(v) for k, v in answers.items()}
-    outcome = save(db, forms, sarah, answers, risk_observed=risk_observed, exclusions=exclusions,
-                   occasion=occasion)
+    outcome = save(db, forms, sarah, answers, risk_observed=risk_observed, exclusions=exclusions, occasion=occasion)
     saved = db["screenings"].get(outcome.screening["id"])
     referral = referrals.for_screening(db, saved["id"])
     assert saved["risk"] == 1 and "q9" in json.loads(saved["risk_items_json"])
@@ -279,11 +300,19 @@ def test_status_moves_forward_after_acknowledgement(app, logged_in, sarah, db):
     no_contact = post_form(coord, f"{url}/status", {"status": "closed", "outcome": "seen"})
     assert no_contact.status_code == 400 and "at least one follow-up contact" in no_contact.get_data(as_text=True)
     first = referrals.followups(db, referral["id"])[0]
-    assert post_form(logged_in, f"{url}/followups/{first['id']}",
-                     {"done_on": date.today().isoformat(), "note": "called"}).status_code == 303
+    assert (
+        post_form(
+            logged_in, f"{url}/followups/{first['id']}", {"done_on": date.today().isoformat(), "note": "called"}
+        ).status_code
+        == 303
+    )
     assert db["referrals"].get(referral["id"])["status"] == "followed_up"
-    assert post_form(coord, f"{url}/status", {"status": "closed", "outcome": "seen",
-                                              "note": "Stable after 3 months"}).status_code == 303
+    assert (
+        post_form(
+            coord, f"{url}/status", {"status": "closed", "outcome": "seen", "note": "Stable after 3 months"}
+        ).status_code
+        == 303
+    )
     closed = db["referrals"].get(referral["id"])
     assert (closed["status"], closed["referred_to"], closed["outcome"]) == ("closed", "Kawempe HC", "seen")
     assert closed["closed_at"]
@@ -311,8 +340,11 @@ def test_overdue_followups_on_top_of_home_until_closed(app, logged_in, sarah, db
     assert "Follow-ups overdue: 2" in home and "follow-up overdue since" in home
     assert home.index("Open safety referrals") < home.index("My sites")
     first = referrals.followups(db, referral["id"])[0]
-    done = post_form(logged_in, f"/referrals/{referral['id']}/followups/{first['id']}",
-                     {"done_on": "2026-03-19", "note": "Called; feeling safer"})
+    done = post_form(
+        logged_in,
+        f"/referrals/{referral['id']}/followups/{first['id']}",
+        {"done_on": "2026-03-19", "note": "Called; feeling safer"},
+    )
     assert done.status_code == 303
     assert len(referrals.home_summary(db, [sarah["site_id"]])["overdue"]) == 1
     again = post_form(logged_in, f"/referrals/{referral['id']}/followups/{first['id']}", {"done_on": "2026-03-19"})
@@ -327,19 +359,35 @@ def test_overdue_followups_on_top_of_home_until_closed(app, logged_in, sarah, db
 def test_last_followup_done_plans_another(db, forms, sarah):
     plan = FollowupPlan(weekly=1, later_interval_weeks=2, later_count=0)
     outcome = screening.save_screening(
-        db, participant=sarah, instrument=forms.instruments["phq9"], raw_answers=q(0, 0, 0, 0, 0, 0, 0, 0, 1),
-        submission_key=screening.new_submission_key(), actor=users.get_user_by_username(db, "amina"),
-        intake=forms.intake, plan=plan, administered_on=date(2026, 3, 2))
+        db,
+        participant=sarah,
+        instrument=forms.instruments["phq9"],
+        raw_answers=q(0, 0, 0, 0, 0, 0, 0, 0, 1),
+        submission_key=screening.new_submission_key(),
+        actor=users.get_user_by_username(db, "amina"),
+        intake=forms.intake,
+        plan=plan,
+        administered_on=date(2026, 3, 2),
+    )
     referral = outcome.referral
     (only_one,) = referrals.followups(db, referral["id"])
     assert only_one["due_on"] == "2026-03-09"
-    referrals.record_followup(db, referral, only_one["id"], users.get_user_by_username(db, "amina"),
-                              note=None, done_on=date(2026, 3, 9), plan=plan)
+    referrals.record_followup(
+        db,
+        referral,
+        only_one["id"],
+        users.get_user_by_username(db, "amina"),
+        note=None,
+        done_on=date(2026, 3, 9),
+        plan=plan,
+    )
     assert [f["due_on"] for f in referrals.followups(db, referral["id"])] == ["2026-03-09", "2026-03-23"]
 
 
-@pytest.mark.parametrize("kwargs", [{"later_interval_weeks": 5}, {"later_interval_weeks": 1}, {"weekly": -1},
-                                    {"weekly": 0, "later_count": 0}])
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"later_interval_weeks": 5}, {"later_interval_weeks": 1}, {"weekly": -1}, {"weekly": 0, "later_count": 0}],
+)
 def test_followup_plan_limits(kwargs):
     with pytest.raises(ValueError):
         FollowupPlan(**kwargs)
@@ -353,15 +401,23 @@ def test_followup_plan_setting_checked_at_start(tmp_path):
 
 
 def test_followup_plan_from_settings(tmp_path, db, forms, sarah):
-    plan = FollowupPlan.from_config({"REFERRAL_WEEKLY_FOLLOWUPS": 4, "REFERRAL_LATER_INTERVAL_WEEKS": 2,
-                                     "REFERRAL_LATER_FOLLOWUPS": 2})
-    assert plan.dates(date(2026, 1, 1)) == [date(2026, 1, 8), date(2026, 1, 15), date(2026, 1, 22),
-                                           date(2026, 1, 29), date(2026, 2, 12), date(2026, 2, 26)]
+    plan = FollowupPlan.from_config(
+        {"REFERRAL_WEEKLY_FOLLOWUPS": 4, "REFERRAL_LATER_INTERVAL_WEEKS": 2, "REFERRAL_LATER_FOLLOWUPS": 2}
+    )
+    assert plan.dates(date(2026, 1, 1)) == [
+        date(2026, 1, 8),
+        date(2026, 1, 15),
+        date(2026, 1, 22),
+        date(2026, 1, 29),
+        date(2026, 2, 12),
+        date(2026, 2, 26),
+    ]
 
 
 def test_manual_referral_from_the_participant_page(logged_in, sarah, db):
-    response = post_form(logged_in, f"/referrals/new/{sarah['id']}",
-                         {"reason": "Said she wants to <end> it all", "urgency": "urgent"})
+    response = post_form(
+        logged_in, f"/referrals/new/{sarah['id']}", {"reason": "Said she wants to <end> it all", "urgency": "urgent"}
+    )
     assert response.status_code == 303
     referral = only(db, "referrals")
     assert referral["urgency"] == "urgent" and referral["screening_id"] is None

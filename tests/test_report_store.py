@@ -49,8 +49,13 @@ def kmp(db, period=HALF, **more):
 @pytest.mark.parametrize("period", [HALF, "2026Q1", "202603", "202604", "2026W12", None])
 def test_stored_figures_equal_the_records_on_the_hand_built_programme(db, protocols, programme, period):
     assert_same(*both(db, protocols, kmp(db, period)))
-    assert_same(*both(db, protocols, indicators.Filters(site_ids=site_ids(db, "KMP", "MSK"),
-                                                        period=parse_period(period) if period else None)))
+    assert_same(
+        *both(
+            db,
+            protocols,
+            indicators.Filters(site_ids=site_ids(db, "KMP", "MSK"), period=parse_period(period) if period else None),
+        )
+    )
     for more in ({"group_type": "women"}, {"protocol_id": "who-8"}, {"protocol_id": "short-6"}):
         assert_same(*both(db, protocols, kmp(db, period, **more)))
 
@@ -61,8 +66,9 @@ def test_a_change_reaches_the_stored_figures(db, protocols, programme):
     # A late end score for Carol (cycle A): the cycle is marked, recomputed, and the figure moves.
     carol = db.execute("select p.* from participants p where p.name like 'Carol%'").fetchone()
     assert carol is not None
-    participant = dict(zip([d[0] for d in db.execute("select * from participants limit 0").description], carol,
-                           strict=True))
+    participant = dict(
+        zip([d[0] for d in db.execute("select * from participants limit 0").description], carol, strict=True)
+    )
     add_screening(db, participant, 4, "2026-04-13", occasion="end")
     assert report_store.stale_count(db) >= 1
     stored, counted = both(db, protocols, kmp(db))
@@ -73,9 +79,11 @@ def test_a_change_reaches_the_stored_figures(db, protocols, programme):
 
     # An attendance mark changed directly (as sync or a file import would): the rate follows.
     # Agnes attended all six group sessions of cycle A, none at a make-up.
-    db.execute("update attendance set status = 'absent' where id = (select a.id from attendance a"
-               " join sessions x on x.id = a.session_id join members m on m.id = a.member_id"
-               " join participants p on p.id = m.participant_id where p.name like 'Agnes%' and x.number = 3)")
+    db.execute(
+        "update attendance set status = 'absent' where id = (select a.id from attendance a"
+        " join sessions x on x.id = a.session_id join members m on m.id = a.member_id"
+        " join participants p on p.id = m.participant_id where p.name like 'Agnes%' and x.number = 3)"
+    )
     db.conn.commit()
     stored, counted = both(db, protocols, kmp(db))
     assert_same(stored, counted)
@@ -133,19 +141,26 @@ def test_the_score_chart_goes_per_site_when_cycles_are_many(app, db, protocols, 
     monkeypatch.setattr(views, "CHART_CYCLES", 2)
     page = client.get("/reports/" + period).get_data(as_text=True)
     assert "Mean PHQ-9 score per site" in page and "Mean PHQ-9 score per cycle" not in page
-    site = db.execute("select s.code from report_outcomes o join sites s on s.id = o.site_id where o.scored > 0"
-                      " and o.closed_on like ? group by s.code order by count(distinct o.cycle_id) desc limit 1",
-                      (f"{clock.today().year}%",)).fetchone()[0]
+    site = db.execute(
+        "select s.code from report_outcomes o join sites s on s.id = o.site_id where o.scored > 0"
+        " and o.closed_on like ? group by s.code order by count(distinct o.cycle_id) desc limit 1",
+        (f"{clock.today().year}%",),
+    ).fetchone()[0]
     page = client.get(f"/reports/{period}&site={site}").get_data(as_text=True)
     assert "Mean PHQ-9 score of the 2 latest cycles" in page
     # Per site, the means weigh every member alike (not a mean of the cycles' means).
-    report = indicators.Report(db, indicators.Filters(site_ids=tuple(r[0] for r in db.execute("select id from sites"))),
-                               protocols, today=clock.today())
+    report = indicators.Report(
+        db,
+        indicators.Filters(site_ids=tuple(r[0] for r in db.execute("select id from sites"))),
+        protocols,
+        today=clock.today(),
+    )
     cycles = report.score_change_by_cycle()
     sites = report.score_change_by_site()
     assert sum(c["members"] for c in cycles) == sum(s["members"] for s in sites)
     assert sum(c["baseline"] * c["members"] for c in cycles) == pytest.approx(
-        sum(s["baseline"] * s["members"] for s in sites))
+        sum(s["baseline"] * s["members"] for s in sites)
+    )
 
 
 def test_reports_refresh_command(runner):
@@ -218,13 +233,23 @@ def test_referrals_in_a_period_are_all_found_through_the_indexes(app, db, protoc
         bounds = parse_period(period).bounds() if period else ("0000", "9999")
         plain = db.execute(
             f"select count(*) from referrals r left join screenings s on s.id = r.screening_id"
-            f" where {indicators.RAISED_ON} between ? and ?", bounds).fetchone()[0]
+            f" where {indicators.RAISED_ON} between ? and ?",
+            bounds,
+        ).fetchone()[0]
         still_open = db.execute(
             f"select count(*) from referrals r left join screenings s on s.id = r.screening_id"
-            f" where {indicators.RAISED_ON} <= ? and r.status != 'closed'", (bounds[1],)).fetchone()[0]
-        found = {i.id: i for i in indicators.Report(
-            db, indicators.Filters(site_ids=sites, period=parse_period(period) if period else None), protocols,
-            today=clock.today()).indicators}
+            f" where {indicators.RAISED_ON} <= ? and r.status != 'closed'",
+            (bounds[1],),
+        ).fetchone()[0]
+        found = {
+            i.id: i
+            for i in indicators.Report(
+                db,
+                indicators.Filters(site_ids=sites, period=parse_period(period) if period else None),
+                protocols,
+                today=clock.today(),
+            ).indicators
+        }
         assert (found["referrals"].value, found["referrals_open"].value) == (plain, still_open), period
 
 
@@ -233,12 +258,15 @@ def expected_referral_rows(db) -> list[tuple]:
     return db.execute(
         f"select r.id, r.site_id, {indicators.RAISED_ON}, r.triggers_json, r.created_by, r.status != 'closed',"
         f" {indicators.NEXT_DUE} from referrals r left join screenings s on s.id = r.screening_id"
-        " order by r.id").fetchall()
+        " order by r.id"
+    ).fetchall()
 
 
 def stored_referral_rows(db) -> list[tuple]:
-    return db.execute("select referral_id, site_id, raised_on, triggers_json, created_by, open, next_due_on"
-                      " from report_referrals order by referral_id").fetchall()
+    return db.execute(
+        "select referral_id, site_id, raised_on, triggers_json, created_by, open, next_due_on"
+        " from report_referrals order by referral_id"
+    ).fetchall()
 
 
 def test_stored_referral_rows_follow_every_kind_of_write(app, db, protocols):
@@ -255,26 +283,40 @@ def test_stored_referral_rows_follow_every_kind_of_write(app, db, protocols):
 
     writes = [
         # a follow-up done, a new one, one moved, one deleted
-        lambda: db.execute("update referral_followups set done_on = '2026-01-02' where id ="
-                           " (select id from referral_followups where done_on is null limit 1)"),
-        lambda: db.execute("insert into referral_followups (id, site_id, referral_id, due_on, created_at, updated_at)"
-                           " select 'fu-new-' || abs(random()), site_id, id, '2020-01-01', created_at, created_at"
-                           " from referrals where id = ?", (pick(),)),
-        lambda: db.execute("update referral_followups set due_on = '2019-05-05' where id ="
-                           " (select id from referral_followups where done_on is null order by id desc limit 1)"),
+        lambda: db.execute(
+            "update referral_followups set done_on = '2026-01-02' where id ="
+            " (select id from referral_followups where done_on is null limit 1)"
+        ),
+        lambda: db.execute(
+            "insert into referral_followups (id, site_id, referral_id, due_on, created_at, updated_at)"
+            " select 'fu-new-' || abs(random()), site_id, id, '2020-01-01', created_at, created_at"
+            " from referrals where id = ?",
+            (pick(),),
+        ),
+        lambda: db.execute(
+            "update referral_followups set due_on = '2019-05-05' where id ="
+            " (select id from referral_followups where done_on is null order by id desc limit 1)"
+        ),
         lambda: db.execute("delete from referral_followups where id = (select min(id) from referral_followups)"),
         # the referral closed, reopened, its reasons and author changed
         lambda: db.execute("update referrals set status = 'closed' where id = ?", (pick(),)),
-        lambda: db.execute("update referrals set status = 'open', triggers_json = '[{\"kind\": \"manual\"}]',"
-                           " created_by = null where id = ?", (pick(),)),
+        lambda: db.execute(
+            "update referrals set status = 'open', triggers_json = '[{\"kind\": \"manual\"}]',"
+            " created_by = null where id = ?",
+            (pick(),),
+        ),
         # its screening's day changed, the screening removed (sync may do both), a referral
         # written before its screening (foreign keys are off while sync applies a batch)
-        lambda: db.execute("update screenings set administered_on = '2025-02-03' where id = ?",
-                           (screening_of(pick()),)),
+        lambda: db.execute(
+            "update screenings set administered_on = '2025-02-03' where id = ?", (screening_of(pick()),)
+        ),
         lambda: db.execute("update referrals set screening_id = null where id = ?", (pick(),)),
         # an upsert and a replace of the same referral, as sync and file imports write
-        lambda: db.execute("insert into referrals select * from referrals where id = ? on conflict (id) do update"
-                           " set created_at = '2024-12-31T10:00:00+00:00'", (pick(),)),
+        lambda: db.execute(
+            "insert into referrals select * from referrals where id = ? on conflict (id) do update"
+            " set created_at = '2024-12-31T10:00:00+00:00'",
+            (pick(),),
+        ),
         lambda: db.execute("insert or replace into referrals select * from referrals where id = ?", (pick(),)),
     ]
     for i in range(60):
@@ -313,9 +355,11 @@ def test_after_a_change_only_its_site_is_counted_again(db, protocols, programme)
         assert indicators.Report(db, both_sites, protocols, today=TODAY).indicators == first  # nothing changed
         assert read == []
         # An attendance mark in a KMP cycle: the next view recounts KMP's stored rows only.
-        db.execute("update attendance set status = 'absent' where id = (select a.id from attendance a"
-                   " join sessions x on x.id = a.session_id join cycles c on c.id = x.cycle_id"
-                   " join sites s on s.id = c.site_id where s.code = 'KMP' and a.status = 'present' limit 1)")
+        db.execute(
+            "update attendance set status = 'absent' where id = (select a.id from attendance a"
+            " join sessions x on x.id = a.session_id join cycles c on c.id = x.cycle_id"
+            " join sites s on s.id = c.site_id where s.code = 'KMP' and a.status = 'present' limit 1)"
+        )
         db.conn.commit()
         stored = indicators.Report(db, both_sites, protocols, today=TODAY).indicators
         kmp_id = site_ids(db, "KMP")[0]
@@ -324,8 +368,9 @@ def test_after_a_change_only_its_site_is_counted_again(db, protocols, programme)
         db.conn.set_trace_callback(None)
     counted = indicators.Report(db, both_sites, protocols, today=TODAY).indicators_from_records()
     assert_same(stored, counted)
-    assert {i.id: i for i in stored}["attendance_rate"].numerator == \
-        {i.id: i for i in first}["attendance_rate"].numerator - 1
+    assert {i.id: i for i in stored}["attendance_rate"].numerator == {i.id: i for i in first}[
+        "attendance_rate"
+    ].numerator - 1
     # MSK's cycle moved to KMP: both sites are counted again (MSK for the rows it lost).
     msk = indicators.Filters(site_ids=site_ids(db, "MSK"), period=parse_period(HALF))
     before = {i.id: i for i in indicators.Report(db, msk, protocols, today=TODAY).indicators}
@@ -360,8 +405,10 @@ def test_screening_and_referral_figures_are_counted_again_only_when_theirs_chang
         assert counted("from screenings s where s.occasion") == 1
         assert_same(stored, records)
         # A referral closed: the referral figures are counted again.
-        db.execute("update referrals set status = 'closed' where status != 'closed' and rowid ="
-                   " (select min(rowid) from referrals where status != 'closed')")
+        db.execute(
+            "update referrals set status = 'closed' where status != 'closed' and rowid ="
+            " (select min(rowid) from referrals where status != 'closed')"
+        )
         db.conn.commit()
         read.clear()
         stored, records = both(db, protocols, filters)

@@ -20,8 +20,9 @@ HALF = {"period": "2026-01-01..2026-06-30"}
 def programme(db, protocols, set_today):
     set_today("2026-04-20")
     kmp = users.get_site(db, "KMP")
-    users.create_user(db, "sup", PASSWORD, "supervisor", display_name="Sam Supervisor", site_ids=[kmp["id"]],
-                      hash_method=FAST_HASH)
+    users.create_user(
+        db, "sup", PASSWORD, "supervisor", display_name="Sam Supervisor", site_ids=[kmp["id"]], hash_method=FAST_HASH
+    )
     return build(db, protocols)
 
 
@@ -37,8 +38,9 @@ def read_csv(response) -> list[list[str]]:
 
 
 def figure(html: str, indicator_id: str) -> str:
-    match = re.search(rf'<tr id="indicator-{indicator_id}">.*?<td class="figure"><a href="([^"]+)">([^<]+)</a>',
-                      html, re.S)
+    match = re.search(
+        rf'<tr id="indicator-{indicator_id}">.*?<td class="figure"><a href="([^"]+)">([^<]+)</a>', html, re.S
+    )
     assert match, indicator_id
     return match.group(2).strip()
 
@@ -82,12 +84,15 @@ def test_filters(client, programme, db):
     assert figure(html, "cycles_closed_early") == "1"
 
 
-@pytest.mark.parametrize(("params", "message"), [
-    ({"period": "2026Q7"}, "Unknown period 2026Q7"),
-    ({"from": "2026-04-01"}, "Give both dates"),
-    ({"group_type": "giants"}, "Choose a group type"),
-    ({"protocol": "nope"}, "Choose a protocol"),
-])
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"period": "2026Q7"}, "Unknown period 2026Q7"),
+        ({"from": "2026-04-01"}, "Give both dates"),
+        ({"group_type": "giants"}, "Choose a group type"),
+        ({"protocol": "nope"}, "Choose a protocol"),
+    ],
+)
 def test_bad_filters_answer_400_with_a_message(client, programme, params, message):
     login(client, "coord")
     response, html = page(client, "/reports/", **params)
@@ -134,8 +139,9 @@ def test_csv_downloads(client, programme):
     participants = read_csv(client.get("/reports/export/tables/participants.csv"))
     cols = participants[0]
     assert "name_key" not in cols
-    assert all(r[cols.index("name")] == r[cols.index("code")] and r[cols.index("phone")] == ""
-               for r in participants[1:])
+    assert all(
+        r[cols.index("name")] == r[cols.index("code")] and r[cols.index("phone")] == "" for r in participants[1:]
+    )
     assert client.get("/reports/export/tables/audit_log.csv").status_code == 404
 
 

@@ -40,9 +40,17 @@ def actor(db, username="amina"):
 
 def save(db, forms, person, answers, instrument="phq9", **kwargs):
     return screening.save_screening(
-        db, participant=person, instrument=forms.instruments[instrument], raw_answers=answers,
-        submission_key=screening.new_submission_key(), actor=actor(db), intake=forms.intake, plan=PLAN,
-        administered_on=date(2026, 3, 2), **kwargs)
+        db,
+        participant=person,
+        instrument=forms.instruments[instrument],
+        raw_answers=answers,
+        submission_key=screening.new_submission_key(),
+        actor=actor(db),
+        intake=forms.intake,
+        plan=PLAN,
+        administered_on=date(2026, 3, 2),
+        **kwargs,
+    )
 
 
 def q(*values) -> dict:
@@ -66,15 +74,18 @@ def test_blank_item9_with_high_answers_decides_nothing_and_raises_a_risk_alert(l
     assert "safety question not asked" in home and sarah["code"] in home
 
 
-@pytest.mark.parametrize(("item9", "referral", "status", "urgency"), [
-    ("0", False, "eligible", None), ("1", True, "eligible", "routine"), ("3", True, "eligible", "urgent")])
+@pytest.mark.parametrize(
+    ("item9", "referral", "status", "urgency"),
+    [("0", False, "eligible", None), ("1", True, "eligible", "routine"), ("3", True, "eligible", "urgent")],
+)
 def test_ask_it_now_scores_in_full_and_closes_the_check(logged_in, sarah, db, item9, referral, status, urgency):
     submit(logged_in, sarah["id"], phq9(3, 3, 3, 3, 3, 3, 3, 3, None))
     check = row(db, "select * from risk_checks")
     page = logged_in.get(f"/screening/risk-check/{check['id']}").get_data(as_text=True)
     key = re.search(r'name="submission_key" value="([^"]+)"', page).group(1)
-    answered = post_form(logged_in, f"/screening/risk-check/{check['id']}/answer",
-                         {"submission_key": key, "answer_q9": item9})
+    answered = post_form(
+        logged_in, f"/screening/risk-check/{check['id']}/answer", {"submission_key": key, "answer_q9": item9}
+    )
     assert answered.status_code == 303
     new = row(db, "select * from screenings where id != ?", (check["screening_id"],))
     assert (new["total"], new["eligible"]) == (24 + int(item9), 1)
@@ -92,13 +103,19 @@ def test_ask_it_now_scores_in_full_and_closes_the_check(logged_in, sarah, db, it
 def test_ask_it_now_without_the_answer_saves_nothing(logged_in, sarah, db):
     submit(logged_in, sarah["id"], phq9(3, 3, 3, 3, 3, 3, 3, 3, None))
     check = row(db, "select * from risk_checks")
-    refused = post_form(logged_in, f"/screening/risk-check/{check['id']}/answer",
-                        {"submission_key": screening.new_submission_key(), "answer_q9": ""},
-                        form_page=f"/screening/risk-check/{check['id']}")
+    refused = post_form(
+        logged_in,
+        f"/screening/risk-check/{check['id']}/answer",
+        {"submission_key": screening.new_submission_key(), "answer_q9": ""},
+        form_page=f"/screening/risk-check/{check['id']}",
+    )
     assert refused.status_code == 400 and "Answer the safety question" in refused.get_data(as_text=True)
-    other = post_form(logged_in, f"/screening/risk-check/{check['id']}/answer",
-                      {"submission_key": screening.new_submission_key(), "answer_q9": "0", "answer_q1": "0"},
-                      form_page=f"/screening/risk-check/{check['id']}")
+    other = post_form(
+        logged_in,
+        f"/screening/risk-check/{check['id']}/answer",
+        {"submission_key": screening.new_submission_key(), "answer_q9": "0", "answer_q1": "0"},
+        form_page=f"/screening/risk-check/{check['id']}",
+    )
     assert other.status_code == 400
     assert count(db, "screenings") == 1 and db["risk_checks"].get(check["id"])["status"] == "open"
 
@@ -120,8 +137,15 @@ def test_risk_check_of_another_site_is_404(app, db):
     grace_person = register(db, "Mary Nansubuga", site_code="MSK", actor="grace")
     forms = app.extensions["group_ipt_forms"]
     outcome = screening.save_screening(
-        db, participant=grace_person, instrument=forms.instruments["phq9"], raw_answers=q(1, 1, 1, 1, 1, 1, 1, 1),
-        submission_key=screening.new_submission_key(), actor=actor(db, "grace"), intake=forms.intake, plan=PLAN)
+        db,
+        participant=grace_person,
+        instrument=forms.instruments["phq9"],
+        raw_answers=q(1, 1, 1, 1, 1, 1, 1, 1),
+        submission_key=screening.new_submission_key(),
+        actor=actor(db, "grace"),
+        intake=forms.intake,
+        plan=PLAN,
+    )
     client = app.test_client()
     login(client, "amina")
     assert client.get(f"/screening/risk-check/{outcome.risk_check['id']}").status_code == 404
@@ -136,11 +160,14 @@ def test_prorated_phq9_with_item9_answered_opens_no_risk_check(db, forms, sarah)
 # 2. Prorating and WHO-5 through the web -------------------------------------------------------
 
 
-@pytest.mark.parametrize(("answers", "total", "prorated"), [
-    (phq9(None, None, 3, 3, 3, 2, 2, 2, 0), 19, 1),  # two missing: 15 * 9 / 7 = 19.3 -> 19
-    (phq9(None, 2, 2, 2, 2, 2, 2, 2, 0), 16, 1),  # 14 * 9 / 8 = 15.75 -> 16
-    (phq9(None, None, None, 3, 3, 3, 3, 3, 0), None, 0),  # three missing: no total
-])
+@pytest.mark.parametrize(
+    ("answers", "total", "prorated"),
+    [
+        (phq9(None, None, 3, 3, 3, 2, 2, 2, 0), 19, 1),  # two missing: 15 * 9 / 7 = 19.3 -> 19
+        (phq9(None, 2, 2, 2, 2, 2, 2, 2, 0), 16, 1),  # 14 * 9 / 8 = 15.75 -> 16
+        (phq9(None, None, None, 3, 3, 3, 3, 3, 0), None, 0),  # three missing: no total
+    ],
+)
 def test_web_prorates_up_to_two_missing(logged_in, sarah, db, answers, total, prorated):
     response = submit(logged_in, sarah["id"], answers)
     saved = row(db, "select total, prorated from screenings")
@@ -150,8 +177,9 @@ def test_web_prorates_up_to_two_missing(logged_in, sarah, db, answers, total, pr
 
 
 def test_web_who5_28_or_below_says_likely_depression(logged_in, sarah, db):
-    response = submit(logged_in, sarah["id"], {f"answer_q{i}": v for i, v in enumerate("11122", start=1)},
-                      instrument_id="who5")
+    response = submit(
+        logged_in, sarah["id"], {f"answer_q{i}": v for i, v in enumerate("11122", start=1)}, instrument_id="who5"
+    )
     assert row(db, "select total, band from screenings")["band"] == "Likely depression"
     page = logged_in.get(response.headers["Location"]).get_data(as_text=True)
     assert "Likely depression" in page and "assess the person with the PHQ-9 now" in page
@@ -167,7 +195,7 @@ def test_phq2_positive_routes_to_phq9_never_eligible(logged_in, sarah, db):
     assert db["participants"].get(sarah["id"])["status"] == "screened"
     page = logged_in.get(response.headers["Location"]).get_data(as_text=True)
     assert "Positive pre-screen: give the full PHQ-9 (depression symptoms) now." in page
-    assert f'/screening/{sarah["id"]}/phq9' in page and "Eligible for a group" not in page
+    assert f"/screening/{sarah['id']}/phq9" in page and "Eligible for a group" not in page
 
 
 def test_phq2_negative_does_not_ask_for_phq9(logged_in, sarah, db):
@@ -185,18 +213,20 @@ def _acknowledged_referral(db, forms, person, item9=1):
     return referrals.get(db, outcome.referral["id"], [person["site_id"]])
 
 
-@pytest.mark.parametrize(("outcome", "note", "contacts", "message"), [
-    (None, "fine", 1, "Choose the outcome"),
-    ("bogus", "fine", 1, "Choose the outcome"),
-    ("seen", None, 0, "at least one follow-up contact"),
-    ("other", None, 1, "what the outcome was"),
-    ("unreachable", None, 2, "at least %(n)d times"),
-])
+@pytest.mark.parametrize(
+    ("outcome", "note", "contacts", "message"),
+    [
+        (None, "fine", 1, "Choose the outcome"),
+        ("bogus", "fine", 1, "Choose the outcome"),
+        ("seen", None, 0, "at least one follow-up contact"),
+        ("other", None, 1, "what the outcome was"),
+        ("unreachable", None, 2, "at least %(n)d times"),
+    ],
+)
 def test_close_refused_without_what_it_needs(db, forms, sarah, outcome, note, contacts, message):
     referral = _acknowledged_referral(db, forms, sarah)
     for f in referrals.followups(db, referral["id"])[:contacts]:
-        referrals.record_followup(db, referral, f["id"], actor(db), note="called", done_on=date(2026, 3, 3),
-                                  plan=PLAN)
+        referrals.record_followup(db, referral, f["id"], actor(db), note="called", done_on=date(2026, 3, 3), plan=PLAN)
     with pytest.raises(ReferralError) as caught:
         referrals.set_status(db, referral, "closed", actor(db, "coord"), note=note, outcome=outcome)
     assert message in caught.value.message
@@ -206,8 +236,9 @@ def test_close_refused_without_what_it_needs(db, forms, sarah, outcome, note, co
 def test_close_unreachable_after_enough_tries(db, forms, sarah):
     referral = _acknowledged_referral(db, forms, sarah)
     for f in referrals.followups(db, referral["id"])[:3]:
-        referrals.record_followup(db, referral, f["id"], actor(db), note="no answer", done_on=date(2026, 3, 3),
-                                  plan=PLAN)
+        referrals.record_followup(
+            db, referral, f["id"], actor(db), note="no answer", done_on=date(2026, 3, 3), plan=PLAN
+        )
     closed = referrals.set_status(db, referral, "closed", actor(db, "coord"), outcome="unreachable")
     assert (closed["status"], closed["outcome"]) == ("closed", "unreachable")
     with pytest.raises(ReferralError):
@@ -270,9 +301,16 @@ def test_alert_says_when_no_safety_contact_is_set(logged_in, sarah, db):
     assert "No local emergency number is set for this programme." in page
 
 
-@pytest.mark.parametrize("contacts", [
-    "nope", [{"name": "Ambulance"}], [{"name": "", "phone": "112"}], [{"name": "A", "phone": "call me"}],
-    [{"name": "A", "phone": "112", "email": "x"}]])
+@pytest.mark.parametrize(
+    "contacts",
+    [
+        "nope",
+        [{"name": "Ambulance"}],
+        [{"name": "", "phone": "112"}],
+        [{"name": "A", "phone": "call me"}],
+        [{"name": "A", "phone": "112", "email": "x"}],
+    ],
+)
 def test_bad_safety_contacts_refuse_to_start(tmp_path, contacts):
     from group_ipt import ConfigError
 
@@ -309,7 +347,11 @@ def test_risk_noticed_on_the_session_sheet_opens_the_alert_once(client, db, grou
     referral = row(db, "select * from referrals")
     assert saved.status_code == 303 and saved.headers["Location"].endswith(f"/referrals/{referral['id']}")
     assert (referral["participant_id"], referral["urgency"], referral["session_id"], referral["status"]) == (
-        group["people"][1]["id"], "urgent", s1["id"], "open")
+        group["people"][1]["id"],
+        "urgent",
+        s1["id"],
+        "open",
+    )
     assert json.loads(referral["triggers_json"])[0]["kind"] == "session_risk"
     assert count(db, "referral_followups") == 12
     alert = client.get(saved.headers["Location"]).get_data(as_text=True)
@@ -326,8 +368,9 @@ def test_risk_noticed_for_someone_not_in_the_cycle_saves_nothing(db, protocols, 
     m1, m2 = group["members"]
     entry = SessionEntry({m1: "present", m2: "present"}, risk_noticed={"not-a-member"})
     with pytest.raises(Exception, match="not a member"):
-        sessions.record_session(db, s1["id"], entry, expected_version=0, protocols=protocols, actor=actor(db),
-                                today=date(2026, 3, 9))
+        sessions.record_session(
+            db, s1["id"], entry, expected_version=0, protocols=protocols, actor=actor(db), today=date(2026, 3, 9)
+        )
     assert count(db, "referrals") == 0 and count(db, "attendance") == 0
 
 
@@ -346,14 +389,27 @@ def _api(client, token, method, path, body):
 def test_api_screening_edges(centre):
     token = add_device(centre, "lap-a", "KMP")[1]
     client = centre.test_client()
-    person = _api(client, token, "post", "/participants", {"name": "Sarah Namuli", "sex": "female", "age": 34,
-                                                            "village": "Kawempe",
-                                                            "consents": ["screening", "group"]}).json
+    person = _api(
+        client,
+        token,
+        "post",
+        "/participants",
+        {"name": "Sarah Namuli", "sex": "female", "age": 34, "village": "Kawempe", "consents": ["screening", "group"]},
+    ).json
 
     def screen(values, instrument="phq9"):
-        return _api(client, token, "post", "/screenings", {
-            "participant_id": person["id"], "instrument_id": instrument, "answers": values,
-            "submission_key": uuid.uuid4().hex})
+        return _api(
+            client,
+            token,
+            "post",
+            "/screenings",
+            {
+                "participant_id": person["id"],
+                "instrument_id": instrument,
+                "answers": values,
+                "submission_key": uuid.uuid4().hex,
+            },
+        )
 
     blank = screen(q(3, 3, 3, 3, 3, 3, 3, 3))
     assert blank.status_code == 201 and (blank.json["total"], blank.json["eligible"]) == (None, None)
@@ -399,8 +455,9 @@ def test_cli_close_obeys_the_referral_rules(app, db, forms, sarah, set_today):
     refused = cli_on(app, ["referrals", "close", referral_id, "--outcome", "seen", "--by", "coord"])
     assert refused.exit_code == 1 and "at least one follow-up contact" in refused.output
     first = referrals.followups(db, referral_id)[0]
-    referrals.record_followup(db, outcome.referral, first["id"], actor(db), note="seen", done_on=date(2026, 3, 3),
-                              plan=PLAN)
+    referrals.record_followup(
+        db, outcome.referral, first["id"], actor(db), note="seen", done_on=date(2026, 3, 3), plan=PLAN
+    )
     facilitator = cli_on(app, ["referrals", "close", referral_id, "--outcome", "seen", "--by", "amina"])
     assert facilitator.exit_code == 1 and "Only a coordinator or supervisor" in facilitator.output
     other = cli_on(app, ["referrals", "close", referral_id, "--outcome", "other", "--by", "coord"])

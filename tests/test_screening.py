@@ -64,8 +64,7 @@ def test_form_in_the_facilitators_language(tmp_path):
     app = make_app(tmp_path / "data")
     db = dbmod.connect(app.config["DATABASE"])
     site = users.create_site(db, "KMP", "Kampala North", "fr")
-    users.create_user(db, "amina", PASSWORD, "facilitator", site_ids=[site["id"]], language="fr",
-                      hash_method=FAST_HASH)
+    users.create_user(db, "amina", PASSWORD, "facilitator", site_ids=[site["id"]], language="fr", hash_method=FAST_HASH)
     sarah = register(db)
     client = app.test_client()
     login(client)
@@ -93,7 +92,12 @@ def test_complete_phq9_scored_banded_and_eligible(logged_in, sarah, db):
     saved = only_screening(db)
     assert response.headers["Location"] == f"/screening/result/{saved['id']}"
     assert (saved["total"], saved["band"], saved["eligible"], saved["cutoff"], saved["risk"]) == (
-        12, "Moderate", 1, 10, 0)
+        12,
+        "Moderate",
+        1,
+        10,
+        0,
+    )
     assert json.loads(saved["answers_json"])["q10"] == 2
     assert json.loads(saved["missing_json"]) == []
     assert saved["language"] == "en" and saved["administered_on"] == "2026-03-02"
@@ -176,13 +180,16 @@ def test_scaled_instrument_who5(logged_in, sarah, db):
 # Bad input: a clear 4xx, nothing saved ------------------------------------------
 
 
-@pytest.mark.parametrize(("answers", "reason"), [
-    (phq9(4, 0, 0, 0, 0, 0, 0, 0, 0), "4 is not one of the answers"),
-    (phq9(-1, 0, 0, 0, 0, 0, 0, 0, 0), "-1 is not one of the answers"),
-    (phq9("abc", 0, 0, 0, 0, 0, 0, 0, 0), "is not a number"),
-    (phq9("1.5", 0, 0, 0, 0, 0, 0, 0, 0), "is not a number"),
-    ({**phq9(0, 0, 0, 0, 0, 0, 0, 0, 0), "answer_q99": "1"}, "no such question"),
-])
+@pytest.mark.parametrize(
+    ("answers", "reason"),
+    [
+        (phq9(4, 0, 0, 0, 0, 0, 0, 0, 0), "4 is not one of the answers"),
+        (phq9(-1, 0, 0, 0, 0, 0, 0, 0, 0), "-1 is not one of the answers"),
+        (phq9("abc", 0, 0, 0, 0, 0, 0, 0, 0), "is not a number"),
+        (phq9("1.5", 0, 0, 0, 0, 0, 0, 0, 0), "is not a number"),
+        ({**phq9(0, 0, 0, 0, 0, 0, 0, 0, 0), "answer_q99": "1"}, "no such question"),
+    ],
+)
 def test_bad_answers_are_refused_and_nothing_saved(logged_in, sarah, db, answers, reason):
     response = submit(logged_in, sarah["id"], {**answers, "answer_q2": "2"})
     assert response.status_code == 400
@@ -207,13 +214,16 @@ def test_future_date_refused(logged_in, sarah, db, set_today):
     assert count(db, "screenings") == 0
 
 
-@pytest.mark.parametrize(("field", "value"), [
-    ("instrument_version", "2"),
-    ("instrument_id", "gad7"),
-    ("participant_id", "someone-else"),
-    ("submission_key", "short"),
-    ("submission_key", ""),
-])
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("instrument_version", "2"),
+        ("instrument_id", "gad7"),
+        ("participant_id", "someone-else"),
+        ("submission_key", "short"),
+        ("submission_key", ""),
+    ],
+)
 def test_edited_hidden_field_is_400_and_nothing_saved(logged_in, sarah, db, field, value):
     hidden = screening_form(logged_in, sarah["id"])
     hidden[field] = value
@@ -233,8 +243,11 @@ def test_answers_for_a_participant_of_another_site_are_404(app, logged_in, db, s
     client = app.test_client()
     login(client, "grace")
     assert client.get(f"/screening/{sarah['id']}/phq9").status_code == 404
-    response = post_form(client, f"/screening/{sarah['id']}/phq9", {
-        **hidden, **phq9(1, 1, 1, 1, 1, 1, 1, 1, 2), "occasion": "screening", "administered_on": "2026-03-02"})
+    response = post_form(
+        client,
+        f"/screening/{sarah['id']}/phq9",
+        {**hidden, **phq9(1, 1, 1, 1, 1, 1, 1, 1, 2), "occasion": "screening", "administered_on": "2026-03-02"},
+    )
     assert response.status_code == 404
     assert count(db, "screenings") == 0 and count(db, "referrals") == 0
 
@@ -281,16 +294,23 @@ def test_history_and_svg_chart_of_totals(logged_in, sarah, db):
     submit(logged_in, sarah["id"], phq9(None, None, None, 1, 1, 1, 1, 1, 0), administered_on="2026-02-20")
     page = logged_in.get(f"/participants/{sarah['id']}").get_data(as_text=True)
     assert page.count('role="img"') == 1
-    assert "<title id=\"chart-0-title\">PHQ-9 (depression symptoms): total at each screening</title>" in page
+    assert '<title id="chart-0-title">PHQ-9 (depression symptoms): total at each screening</title>' in page
     assert "Jan 5, 2026: 16; Feb 2, 2026: 8; Feb 20, 2026: no total (answers missing)" in page
     assert "<polyline" in page and page.count("<circle") == 2
     assert "4 questions not answered" in page  # q1, q2, q3 and the unscored q10
-    assert "<script src=\"http" not in page
+    assert '<script src="http' not in page
 
 
 def test_chart_escapes_every_text():
-    svg = charts.totals_chart([charts.Point(date(2026, 1, 5), 12)], low=0, high=27, title="<b>&",
-                              format_date=lambda d: "<i>", cutoff=10, cutoff_label="\"x\"")
+    svg = charts.totals_chart(
+        [charts.Point(date(2026, 1, 5), 12)],
+        low=0,
+        high=27,
+        title="<b>&",
+        format_date=lambda d: "<i>",
+        cutoff=10,
+        cutoff_label='"x"',
+    )
     assert "<b>" not in svg and "&lt;b&gt;&amp;" in svg
     assert "<i>" not in svg and "&#34;x&#34;" in svg or "&quot;x&quot;" in svg
 
@@ -306,12 +326,15 @@ def test_shipped_intake_file_is_valid(app):
     assert check_all(REPO_DIR / "forms") == []
 
 
-@pytest.mark.parametrize(("change", "expected"), [
-    (("    urgency: urgent", "    urgency: soon"), ("intake.yaml:", "field 'urgency'", "must be one of")),
-    (("  - code: bipolar", "  - code: Bipolar"), ("field 'code'",)),
-    (("  routine:\n", "  later:\n"), ("field 'later'", "unknown field")),
-    (("    label: Bipolar", "    labl: Bipolar"), ("item bipolar", "field 'labl'")),
-])
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (("    urgency: urgent", "    urgency: soon"), ("intake.yaml:", "field 'urgency'", "must be one of")),
+        (("  - code: bipolar", "  - code: Bipolar"), ("field 'code'",)),
+        (("  routine:\n", "  later:\n"), ("field 'later'", "unknown field")),
+        (("    label: Bipolar", "    labl: Bipolar"), ("item bipolar", "field 'labl'")),
+    ],
+)
 def test_broken_intake_file_is_reported_and_stops_the_app(tmp_path, change, expected):
     forms = tmp_path / "forms"
     shutil.copytree(REPO_DIR / "forms", forms)
@@ -332,14 +355,48 @@ def add_membership(db, participant: dict) -> tuple[str, str]:
     """Insert a minimal cycle, one session and the participant's membership; return their ids."""
     stamp = "2026-01-01T00:00:00+00:00"
     site = participant["site_id"]
-    db["cycles"].insert({"id": "c1", "site_id": site, "code": "KMP-C001", "protocol_id": "who-8",
-                         "protocol_version": 1, "group_type": "women", "venue": "Church", "weekday": 0,
-                         "start_time": "10:00", "first_date": "2026-02-02", "created_at": stamp, "updated_at": stamp})
-    db["sessions"].insert({"id": "s1", "site_id": site, "cycle_id": "c1", "number": 1, "kind": "group",
-                           "phase": "initial", "scheduled_date": "2026-02-02", "start_time": "10:00", "minutes": 90,
-                           "created_at": stamp, "updated_at": stamp})
-    db["members"].insert({"id": "m1", "site_id": site, "cycle_id": "c1", "participant_id": participant["id"],
-                          "enrolled_on": "2026-01-20", "created_at": stamp, "updated_at": stamp})
+    db["cycles"].insert(
+        {
+            "id": "c1",
+            "site_id": site,
+            "code": "KMP-C001",
+            "protocol_id": "who-8",
+            "protocol_version": 1,
+            "group_type": "women",
+            "venue": "Church",
+            "weekday": 0,
+            "start_time": "10:00",
+            "first_date": "2026-02-02",
+            "created_at": stamp,
+            "updated_at": stamp,
+        }
+    )
+    db["sessions"].insert(
+        {
+            "id": "s1",
+            "site_id": site,
+            "cycle_id": "c1",
+            "number": 1,
+            "kind": "group",
+            "phase": "initial",
+            "scheduled_date": "2026-02-02",
+            "start_time": "10:00",
+            "minutes": 90,
+            "created_at": stamp,
+            "updated_at": stamp,
+        }
+    )
+    db["members"].insert(
+        {
+            "id": "m1",
+            "site_id": site,
+            "cycle_id": "c1",
+            "participant_id": participant["id"],
+            "enrolled_on": "2026-01-20",
+            "created_at": stamp,
+            "updated_at": stamp,
+        }
+    )
     db.conn.commit()
     return "c1", "s1"
 

@@ -17,8 +17,16 @@ def cycle_with_history(app, db, protocols):
     kmp = users.get_site(db, "KMP")
     amina = users.get_user_by_username(db, "amina")
     cycle = cycles.create_cycle(
-        db, site_id=kmp["id"], protocol=protocols["who-8"], facilitator_ids=[amina["id"]], group_type="women",
-        venue="St. Luke's hall", first_date=date(2026, 3, 2), weekday=0, start_time="10:00", actor=amina,
+        db,
+        site_id=kmp["id"],
+        protocol=protocols["who-8"],
+        facilitator_ids=[amina["id"]],
+        group_type="women",
+        venue="St. Luke's hall",
+        first_date=date(2026, 3, 2),
+        weekday=0,
+        start_time="10:00",
+        actor=amina,
         now=datetime(2026, 2, 1, 9, 0),
     )
     people = [add_participant(db, name=n) for n in ("Nakato Ŋŋ", "<b>Sarah</b>", "Aisha Nambi")]
@@ -32,10 +40,18 @@ def cycle_with_history(app, db, protocols):
             cycles.set_member_plan(db, m["id"], area, None, "Sleep better", actor=amina)
     plan = cycles.sessions(db, cycle["id"])
     session1 = next(s for s in plan if s["number"] == 1)
-    entry = sessions.SessionEntry(attendance={members[0]["id"]: "present", members[1]["id"]: "absent",
-                                              members[2]["id"]: "late"})
-    sessions.record_session(db, session1["id"], entry, expected_version=session1["version"], protocols=protocols,
-                            actor=amina, today=date.fromisoformat(session1["scheduled_date"]))
+    entry = sessions.SessionEntry(
+        attendance={members[0]["id"]: "present", members[1]["id"]: "absent", members[2]["id"]: "late"}
+    )
+    sessions.record_session(
+        db,
+        session1["id"],
+        entry,
+        expected_version=session1["version"],
+        protocols=protocols,
+        actor=amina,
+        today=date.fromisoformat(session1["scheduled_date"]),
+    )
     return cycle
 
 

@@ -39,8 +39,12 @@ def test_password_change_ends_the_users_other_sessions_only(app, client, db):
     login(elsewhere)
     grace = app.test_client()
     login(grace, "grace")
-    r = post_form(client, "/account/password", {"current_password": PASSWORD, "new_password": "new-password-1",
-                                                "repeat_password": "new-password-1"}, form_page="/account/")
+    r = post_form(
+        client,
+        "/account/password",
+        {"current_password": PASSWORD, "new_password": "new-password-1", "repeat_password": "new-password-1"},
+        form_page="/account/",
+    )
     assert r.status_code == 303
     assert client.get("/").status_code == 200  # the session that changed it goes on
     assert elsewhere.get("/").status_code == 302
@@ -266,11 +270,22 @@ def test_no_template_has_inline_script_or_event_handler():
 # ---- 7. bounded input everywhere, one safe redirect ---------------------------------------------
 
 
-@pytest.mark.parametrize("query", [
-    "period=9999W52", "period=9999", "period=0000", "period=0001Q1", "period=999912",
-    "from=2026-01-01&to=9999-12-31", "from=0001-01-01&to=0001-01-02", "from=2026-03-01&to=2026-01-01",
-    "from=2026-1-1&to=2026-02-01", "from=%EF%BC%92026-01-01&to=2026-02-01", "period=2026-01-01..9999-12-31",
-])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "period=9999W52",
+        "period=9999",
+        "period=0000",
+        "period=0001Q1",
+        "period=999912",
+        "from=2026-01-01&to=9999-12-31",
+        "from=0001-01-01&to=0001-01-02",
+        "from=2026-03-01&to=2026-01-01",
+        "from=2026-1-1&to=2026-02-01",
+        "from=%EF%BC%92026-01-01&to=2026-02-01",
+        "period=2026-01-01..9999-12-31",
+    ],
+)
 def test_report_periods_out_of_bounds_answer_400(app, client, query):
     login(client, "coord")
     for path in ("/reports/", "/reports/export/indicators.csv"):
@@ -295,10 +310,21 @@ def test_cli_export_refuses_out_of_bounds_period_without_traceback(runner, tmp_p
     assert period.split("..")[-1] in result.output
 
 
-@pytest.mark.parametrize(("text", "ok"), [
-    ("2026-03-02", True), ("1900-01-01", True), ("2199-12-31", True), ("9999-12-31", False), ("0000-01-01", False),
-    ("2026-02-30", False), ("20260302", False), ("2026-03-02T00:00", False), ("", False), (None, False),
-])
+@pytest.mark.parametrize(
+    ("text", "ok"),
+    [
+        ("2026-03-02", True),
+        ("1900-01-01", True),
+        ("2199-12-31", True),
+        ("9999-12-31", False),
+        ("0000-01-01", False),
+        ("2026-02-30", False),
+        ("20260302", False),
+        ("2026-03-02T00:00", False),
+        ("", False),
+        (None, False),
+    ],
+)
 def test_bounded_date_parser(text, ok):
     from group_ipt import bounds
 
@@ -317,8 +343,19 @@ def test_bounded_int_parser_refuses(text):
         bounds.parse_int(text, minimum=0, maximum=bounds.MAX_INTEGER)
 
 
-@pytest.mark.parametrize("target", ["/\\evil.example", "//evil.example", "/\\/evil.example", "https://evil.example",
-                                    "/\r\n//evil.example", "/\t/evil.example", "evil.example", "javascript:alert(1)"])
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/\\evil.example",
+        "//evil.example",
+        "/\\/evil.example",
+        "https://evil.example",
+        "/\r\n//evil.example",
+        "/\t/evil.example",
+        "evil.example",
+        "javascript:alert(1)",
+    ],
+)
 def test_safe_redirect_refuses_other_sites(target):
     from group_ipt.redirects import safe_target
 
@@ -328,8 +365,9 @@ def test_safe_redirect_refuses_other_sites(target):
 
 def test_login_next_backslash_is_not_followed(client):
     token = csrf_token(client)
-    r = client.post("/login?next=/%5Cevil.example",
-                    data={"username": "amina", "password": PASSWORD, "csrf_token": token})
+    r = client.post(
+        "/login?next=/%5Cevil.example", data={"username": "amina", "password": PASSWORD, "csrf_token": token}
+    )
     assert r.headers["Location"] == "/"
 
 
@@ -452,8 +490,15 @@ def test_gzip_bomb_to_the_api_is_refused_while_inflating(tmp_path):
     assert len(bomb) < centre.config["SYNC_MAX_BODY_MB"] * 1024 * 1024
     tracemalloc.start()
     try:
-        response = client.post("/api/v1/sync/push", data=bomb, headers={
-            "Authorization": f"Bearer {token}", "Content-Encoding": "gzip", "Content-Type": "application/json"})
+        response = client.post(
+            "/api/v1/sync/push",
+            data=bomb,
+            headers={
+                "Authorization": f"Bearer {token}",
+                "Content-Encoding": "gzip",
+                "Content-Type": "application/json",
+            },
+        )
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -547,8 +592,17 @@ def _participant(db, code="KMP-0001-A"):
     site_id = row(db, "select id from sites where code = 'KMP'")["id"]
     now = utcnow()
     with dbmod.write(db):
-        db["participants"].insert({"id": new_id(), "site_id": site_id, "code": code, "name": "", "sex": "female",
-                                   "created_at": now, "updated_at": now})
+        db["participants"].insert(
+            {
+                "id": new_id(),
+                "site_id": site_id,
+                "code": code,
+                "name": "",
+                "sex": "female",
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
 
 
 def _config(centre):
@@ -604,13 +658,20 @@ def test_a_copy_of_the_central_database_cannot_forge_a_laptops_file(tmp_path, ce
     forged = tmp_path / "forged.gipt"
     # Everything the database holds about the device, used as a key, and a key of one's own.
     for secret in (device["signing_key"], device["token_hash"]):
-        files.write_signed(forged, kind="push", device_id=device["id"], file_id=new_id(), body=body,
-                           key=secret or "empty")
+        files.write_signed(
+            forged, kind="push", device_id=device["id"], file_id=new_id(), body=body, key=secret or "empty"
+        )
         with pytest.raises(SyncRejected) as caught:
             server.import_file(cdb, forged, tmp_path / "r.gipt", _config(centre))
         assert caught.value.status == 403
-    files.write_signed(forged, kind="push", device_id=device["id"], file_id=new_id(), body=body,
-                       private_key=Ed25519PrivateKey.generate())
+    files.write_signed(
+        forged,
+        kind="push",
+        device_id=device["id"],
+        file_id=new_id(),
+        body=body,
+        private_key=Ed25519PrivateKey.generate(),
+    )
     with pytest.raises(SyncRejected, match="signature does not match"):
         server.import_file(cdb, forged, tmp_path / "r.gipt", _config(centre))
     assert not (tmp_path / "r.gipt").exists()
@@ -627,13 +688,25 @@ def test_laptop_refuses_a_reply_not_signed_by_the_centres_key(tmp_path, centre, 
     laptop, _t, token = _laptop(tmp_path, centre)
     fake = tmp_path / "fake-reply.gipt"
     body = {"acks": [], "pages": []}
-    files.write_signed(fake, kind="reply", device_id=get_state(laptop, "device_id"), file_id=new_id(), body=body,
-                       private_key=Ed25519PrivateKey.generate())
+    files.write_signed(
+        fake,
+        kind="reply",
+        device_id=get_state(laptop, "device_id"),
+        file_id=new_id(),
+        body=body,
+        private_key=Ed25519PrivateKey.generate(),
+    )
     with pytest.raises(SyncRejected, match="signature does not match"):
         client.import_reply(laptop, fake)
     # Nor an old-style reply, which a copy of the centre's database from before the upgrade could sign.
-    files.write_signed(fake, kind="reply", device_id=get_state(laptop, "device_id"), file_id=new_id(), body=body,
-                       key=devices.signing_key(token))
+    files.write_signed(
+        fake,
+        kind="reply",
+        device_id=get_state(laptop, "device_id"),
+        file_id=new_id(),
+        body=body,
+        key=devices.signing_key(token),
+    )
     with pytest.raises(SyncRejected, match="old way"):
         client.import_reply(laptop, fake)
     laptop.close()
@@ -680,8 +753,9 @@ def test_key_registration_refuses_what_is_not_a_key(centre):
     from .syncing import add_device
 
     _device, token = add_device(centre, "lap-z", "KMP")
-    response = centre.test_client().post("/api/v1/sync/key", json={"public_key": "not a key"},
-                                         headers={"Authorization": f"Bearer {token}"})
+    response = centre.test_client().post(
+        "/api/v1/sync/key", json={"public_key": "not a key"}, headers={"Authorization": f"Bearer {token}"}
+    )
     assert response.status_code == 400
     assert "Ed25519" in response.json["error"]
 
@@ -719,8 +793,14 @@ def test_security_doc_covers_each_threat_and_the_deployers_duties():
     from group_ipt.settings import REPO_DIR
 
     text = (REPO_DIR / "docs" / "security.md").read_text(encoding="utf-8")
-    for heading in ("A lost or stolen laptop", "A curious facilitator of another site", "A rogue or revoked device",
-                    "Someone on the same network", "A copied central database", "What the deployer must do",
-                    "Out of scope"):
+    for heading in (
+        "A lost or stolen laptop",
+        "A curious facilitator of another site",
+        "A rogue or revoked device",
+        "Someone on the same network",
+        "A copied central database",
+        "What the deployer must do",
+        "Out of scope",
+    ):
         assert f"## {heading}" in text or f"### {heading}" in text, heading
     assert "Full-disk encryption" in text and "reverse_proxy 127.0.0.1:5000" in text

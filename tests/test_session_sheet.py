@@ -35,13 +35,21 @@ def test_absent_member_answers_are_not_stored_and_the_facilitator_is_told(client
     login(client, "amina")
     s1 = session_no(db, group["cycle"]["id"], 1)
     m = group["members"]
-    r = post_form(client, f"/sessions/{s1['id']}",
-                  sheet_data(m, ["absent", "excused", "present"], **{f"trend-{m[0]}": "better", f"rating-{m[0]}": "6",
-                                                                      f"rating-{m[1]}": "3", f"trend-{m[2]}": "same"}),
-                  form_page=f"/sessions/{s1['id']}", follow_redirects=True)
+    r = post_form(
+        client,
+        f"/sessions/{s1['id']}",
+        sheet_data(
+            m,
+            ["absent", "excused", "present"],
+            **{f"trend-{m[0]}": "better", f"rating-{m[0]}": "6", f"rating-{m[1]}": "3", f"trend-{m[2]}": "same"},
+        ),
+        form_page=f"/sessions/{s1['id']}",
+        follow_redirects=True,
+    )
     assert r.status_code == 200
     assert "No symptom check was stored for members not marked present: Agnes Auma, Betty Birungi." in r.get_data(
-        as_text=True)
+        as_text=True
+    )
     checks = {row["member_id"]: (row["trend"], row["rating"]) for row in db.query("select * from symptom_checks")}
     assert checks == {m[2]: ("same", None)}
 
@@ -52,18 +60,35 @@ def test_a_symptom_answer_can_go_back_to_not_asked_and_reopening_shows_what_was_
     s1 = session_no(db, group["cycle"]["id"], 1)
     m = group["members"]
     url = f"/sessions/{s1['id']}"
-    post_form(client, url, sheet_data(m, ["present", "present", "late"],
-                                      **{f"trend-{m[0]}": "worse", f"rating-{m[0]}": "2", f"trend-{m[1]}": "better"}),
-              form_page=url)
+    post_form(
+        client,
+        url,
+        sheet_data(
+            m,
+            ["present", "present", "late"],
+            **{f"trend-{m[0]}": "worse", f"rating-{m[0]}": "2", f"trend-{m[1]}": "better"},
+        ),
+        form_page=url,
+    )
     page = client.get(url).get_data(as_text=True)
     assert [checked(page, x, "att") for x in m] == ["present", "present", "late"]
     assert [checked(page, x, "trend") for x in m] == ["worse", "better", ""]  # "" is "not asked"
-    assert f'id="rating-{m[0]}" name="rating-{m[0]}" type="number" min="0" max="10" step="1" inputmode="numeric" ' \
-           'value="2"' in page
+    assert (
+        f'id="rating-{m[0]}" name="rating-{m[0]}" type="number" min="0" max="10" step="1" inputmode="numeric" '
+        'value="2"' in page
+    )
     # Marked present by mistake: back to "not asked", then absent.
-    r = post_form(client, url, sheet_data(m, ["present", "absent", "late"], version=1,
-                                          **{f"trend-{m[0]}": "", f"rating-{m[0]}": "", f"trend-{m[1]}": "better"}),
-                  form_page=url)
+    r = post_form(
+        client,
+        url,
+        sheet_data(
+            m,
+            ["present", "absent", "late"],
+            version=1,
+            **{f"trend-{m[0]}": "", f"rating-{m[0]}": "", f"trend-{m[1]}": "better"},
+        ),
+        form_page=url,
+    )
     assert r.status_code == 303
     assert db["symptom_checks"].count == 0
     page = client.get(url).get_data(as_text=True)
@@ -77,15 +102,25 @@ def test_enter_in_a_field_cannot_submit_the_sheet(client, db, group, set_today):
     login(client, "amina")
     s1 = session_no(db, group["cycle"]["id"], 1)
     page = client.get(f"/sessions/{s1['id']}").get_data(as_text=True)
-    form = page[page.index('id="session-sheet"'):]
+    form = page[page.index('id="session-sheet"') :]
     first_button = re.search(r"<button[^>]*>", form).group(0)
     assert 'type="submit"' in first_button and "disabled" in first_button
     assert "js/session-sheet-0.1.js" in page and "<script>" not in page
 
 
 def give_now(client, url, member_ids, participant_id, instrument="phq9", **extra):
-    return post_form(client, url, sheet_data(member_ids, ["present", "absent", "present"], note="half done",
-                                             give=f"{participant_id}|{instrument}", **extra), form_page=url)
+    return post_form(
+        client,
+        url,
+        sheet_data(
+            member_ids,
+            ["present", "absent", "present"],
+            note="half done",
+            give=f"{participant_id}|{instrument}",
+            **extra,
+        ),
+        form_page=url,
+    )
 
 
 def test_give_a_questionnaire_keeps_the_marks_and_comes_back(client, db, group, set_today, app):
@@ -104,11 +139,23 @@ def test_give_a_questionnaire_keeps_the_marks_and_comes_back(client, db, group, 
 
     # Save the PHQ-9 (no risk) and follow the result page's way back.
     answers = {f"answer_q{i}": "1" for i in range(1, 9)} | {"answer_q9": "0", "answer_q10": "1"}
-    saved = post_form(client, r.headers["Location"].split("?")[0], {
-        **answers, "participant_id": people[0]["id"], "instrument_id": "phq9", "instrument_version": "1",
-        "submission_key": re.search(r'name="submission_key" value="([^"]+)"', form_page).group(1),
-        "occasion": "mid", "administered_on": s4["scheduled_date"], "cycle_id": group["cycle"]["id"],
-        "session_id": s4["id"]}, form_page=r.headers["Location"], follow_redirects=True)
+    saved = post_form(
+        client,
+        r.headers["Location"].split("?")[0],
+        {
+            **answers,
+            "participant_id": people[0]["id"],
+            "instrument_id": "phq9",
+            "instrument_version": "1",
+            "submission_key": re.search(r'name="submission_key" value="([^"]+)"', form_page).group(1),
+            "occasion": "mid",
+            "administered_on": s4["scheduled_date"],
+            "cycle_id": group["cycle"]["id"],
+            "session_id": s4["id"],
+        },
+        form_page=r.headers["Location"],
+        follow_redirects=True,
+    )
     result = saved.get_data(as_text=True)
     assert saved.status_code == 200, result
     assert f'href="/sessions/{s4["id"]}">Back to the session sheet</a>' in result
@@ -121,8 +168,9 @@ def test_give_a_questionnaire_keeps_the_marks_and_comes_back(client, db, group, 
     assert re.search(r"<li>\s*<bdi>Agnes Auma</bdi>:\s*done", sheet)
 
     # Saving the sheet saves the marks and drops the draft.
-    r = post_form(client, url, sheet_data(m, ["present", "absent", "present"], **{f"trend-{m[0]}": "better"}),
-                  form_page=url)
+    r = post_form(
+        client, url, sheet_data(m, ["present", "absent", "present"], **{f"trend-{m[0]}": "better"}), form_page=url
+    )
     assert r.status_code == 303
     assert db["attendance"].count == 3
     assert sessions.load_draft(db, s4["id"], users.get_user_by_username(db, "amina")["id"]) is None

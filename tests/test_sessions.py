@@ -32,16 +32,29 @@ def amina(db):
 
 def record(db, protocols, session, attendance, *, checks=None, version=None, note="", fidelity=None, plans=None):
     entry = SessionEntry(attendance, checks or {}, note, fidelity, plans or {})
-    return sessions.record_session(db, session["id"], entry, protocols=protocols, actor=amina(db), today=TODAY,
-                                   expected_version=session["version"] if version is None else version)
+    return sessions.record_session(
+        db,
+        session["id"],
+        entry,
+        protocols=protocols,
+        actor=amina(db),
+        today=TODAY,
+        expected_version=session["version"] if version is None else version,
+    )
 
 
 def test_record_session_writes_everything_once_with_audit(db, protocols, group):
     m1, m2, m3 = group["members"]
     s1 = session_no(db, group["cycle"]["id"], 1)
-    saved = record(db, protocols, s1, {m1: "present", m2: "absent", m3: "late"},
-                   checks={m1: ("better", 6), m3: (None, 4)}, note="Good energy",
-                   fidelity={"started_on_time": True, "set_homework": False})
+    saved = record(
+        db,
+        protocols,
+        s1,
+        {m1: "present", m2: "absent", m3: "late"},
+        checks={m1: ("better", 6), m3: (None, 4)},
+        note="Good energy",
+        fidelity={"started_on_time": True, "set_homework": False},
+    )
     assert (saved["status"], saved["version"], saved["note"]) == ("held", 1, "Good energy")
     att = {r["member_id"]: r["status"] for r in db.query("select * from attendance")}
     assert att == {m1: "present", m2: "absent", m3: "late"}
@@ -97,15 +110,17 @@ def test_bad_input_is_refused_and_nothing_is_saved(db, protocols, group, change,
     entry = SessionEntry({m[0]: "present", m[1]: "absent", m[2]: "present"}, {}, "", None, {})
     change(entry, m)
     with pytest.raises(CycleError, match=message):
-        sessions.record_session(db, s1["id"], entry, expected_version=0, protocols=protocols, actor=amina(db),
-                                today=TODAY)
+        sessions.record_session(
+            db, s1["id"], entry, expected_version=0, protocols=protocols, actor=amina(db), today=TODAY
+        )
     assert db["attendance"].count == 0 and session_no(db, group["cycle"]["id"], 1)["status"] == "scheduled"
 
 
 def test_member_of_another_cycle_is_refused(db, protocols, group):
     other = make_cycle(db, protocols, first="2026-03-03")
-    stranger, _ = cycles.enrol(db, other["id"], add_participant(db, name="Dora")["id"], actor=None,
-                               today=date(2026, 2, 20))
+    stranger, _ = cycles.enrol(
+        db, other["id"], add_participant(db, name="Dora")["id"], actor=None, today=date(2026, 2, 20)
+    )
     m = group["members"]
     s1 = session_no(db, group["cycle"]["id"], 1)
     with pytest.raises(CycleError, match="not a member of this cycle"):
@@ -125,13 +140,19 @@ def test_cancelled_and_future_sessions_are_refused(db, protocols, group):
 def test_pre_group_session_records_problem_areas_and_goals(db, protocols, group):
     m1, m2, m3 = group["members"]
     s0 = session_no(db, group["cycle"]["id"], 0)
-    record(db, protocols, s0, dict.fromkeys(group["members"], "present"),
-           plans={m1: ("grief", None, "Talk about my mother"), m2: ("disputes", "transitions", ""),
-                  m3: (None, None, "")})
+    record(
+        db,
+        protocols,
+        s0,
+        dict.fromkeys(group["members"], "present"),
+        plans={m1: ("grief", None, "Talk about my mother"), m2: ("disputes", "transitions", ""), m3: (None, None, "")},
+    )
     assert db["members"].get(m1)["problem_area"] == "grief"
     assert db["members"].get(m1)["goals"] == "Talk about my mother"
-    assert (db["members"].get(m2)["problem_area"], db["members"].get(m2)["problem_area_2"]) == ("disputes",
-                                                                                               "transitions")
+    assert (db["members"].get(m2)["problem_area"], db["members"].get(m2)["problem_area_2"]) == (
+        "disputes",
+        "transitions",
+    )
 
 
 def test_makeup_sheet_records_only_those_who_came(db, protocols, group):
@@ -140,8 +161,9 @@ def test_makeup_sheet_records_only_those_who_came(db, protocols, group):
     record(db, protocols, s1, {m1: "present", m2: "absent", m3: "present"})
     makeup = cycles.add_makeup(db, s1["id"], date(2026, 3, 8), "10:00", actor=None)
     record(db, protocols, makeup, {m2: "present"})
-    assert {r["member_id"] for r in db.query("select member_id from attendance where session_id = ?",
-                                             (makeup["id"],))} == {m2}
+    assert {
+        r["member_id"] for r in db.query("select member_id from attendance where session_id = ?", (makeup["id"],))
+    } == {m2}
 
 
 # --- the page ---------------------------------------------------------------------
@@ -163,10 +185,16 @@ def test_take_page_defaults_everyone_to_present_and_saves(client, db, protocols,
     assert page.count('value="present" checked') == 3
     assert "Agnes Auma" in page and "The session started on time." in page
     m = group["members"]
-    r = post_form(client, f"/sessions/{s1['id']}",
-                  sheet_data(m, ["present", "absent", "present"], **{f"rating-{m[0]}": "7", f"trend-{m[0]}": "same",
-                                                                     "fid-welcomed_members": "1"}),
-                  form_page=f"/sessions/{s1['id']}")
+    r = post_form(
+        client,
+        f"/sessions/{s1['id']}",
+        sheet_data(
+            m,
+            ["present", "absent", "present"],
+            **{f"rating-{m[0]}": "7", f"trend-{m[0]}": "same", "fid-welcomed_members": "1"},
+        ),
+        form_page=f"/sessions/{s1['id']}",
+    )
     assert r.status_code == 303
     assert r.headers["Location"].endswith(f"/cycles/{group['cycle']['id']}#sessions")
     assert db["symptom_checks"].count == 1 and db["fidelity_checklists"].count == 1
@@ -177,9 +205,12 @@ def test_take_page_bad_rating_keeps_what_was_typed(client, db, protocols, group,
     login(client, "amina")
     s1 = session_no(db, group["cycle"]["id"], 1)
     m = group["members"]
-    r = post_form(client, f"/sessions/{s1['id']}",
-                  sheet_data(m, ["present", "absent", "present"], note="kept", **{f"rating-{m[0]}": "seven"}),
-                  form_page=f"/sessions/{s1['id']}")
+    r = post_form(
+        client,
+        f"/sessions/{s1['id']}",
+        sheet_data(m, ["present", "absent", "present"], note="kept", **{f"rating-{m[0]}": "seven"}),
+        form_page=f"/sessions/{s1['id']}",
+    )
     page = r.get_data(as_text=True)
     assert r.status_code == 400
     assert "The rating of Agnes Auma must be a whole number from 0 to 10." in page
@@ -193,18 +224,25 @@ def test_two_tabs_second_save_gets_409_and_keeps_its_entries(client, db, protoco
     login(client, "amina")
     s1 = session_no(db, group["cycle"]["id"], 1)
     m = group["members"]
-    first = post_form(client, f"/sessions/{s1['id']}", sheet_data(m, ["present", "absent", "present"]),
-                      form_page=f"/sessions/{s1['id']}")
+    first = post_form(
+        client,
+        f"/sessions/{s1['id']}",
+        sheet_data(m, ["present", "absent", "present"]),
+        form_page=f"/sessions/{s1['id']}",
+    )
     assert first.status_code == 303
-    second = post_form(client, f"/sessions/{s1['id']}", sheet_data(m, ["present", "present", "excused"]),
-                       form_page=f"/sessions/{s1['id']}")
+    second = post_form(
+        client,
+        f"/sessions/{s1['id']}",
+        sheet_data(m, ["present", "present", "excused"]),
+        form_page=f"/sessions/{s1['id']}",
+    )
     page = second.get_data(as_text=True)
     assert second.status_code == 409
     assert "Betty Birungi: saved as absent, you chose present." in page
     assert 'name="version" value="1"' in page
     assert f'id="att-{m[2]}-excused" name="att-{m[2]}" value="excused" checked' in page
-    assert [r["status"] for r in db.query("select status from attendance where member_id = ?", (m[2],))] == [
-        "present"]
+    assert [r["status"] for r in db.query("select status from attendance where member_id = ?", (m[2],))] == ["present"]
 
 
 def test_take_page_of_another_site_is_404(client, db, protocols, group, set_today):

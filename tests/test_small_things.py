@@ -22,10 +22,13 @@ from .test_cycles import make_cycle
 
 
 def closing_message(count: int) -> CycleError:
-    return CycleError(NP_("%(count)s session has no attendance yet; record or cancel it, "
-                          "or close the cycle early with a reason.",
-                          "%(count)s sessions have no attendance yet; record or cancel them, "
-                          "or close the cycle early with a reason."), count=count)
+    return CycleError(
+        NP_(
+            "%(count)s session has no attendance yet; record or cancel it, or close the cycle early with a reason.",
+            "%(count)s sessions have no attendance yet; record or cancel them, or close the cycle early with a reason.",
+        ),
+        count=count,
+    )
 
 
 def test_a_count_picks_its_plural_form_in_english_and_in_each_language(app):
@@ -36,9 +39,13 @@ def test_a_count_picks_its_plural_form_in_english_and_in_each_language(app):
         with force_locale("fr"):
             one, many = tr(closing_message(1)), tr(closing_message(4))
             assert one != many and "1" in one and "4" in many and "session has" not in one
-        message = Message(NP_("The group has %(count)s member; the protocol recommends %(min)s to %(max)s.",
-                              "The group has %(count)s members; the protocol recommends %(min)s to %(max)s."),
-                          {"count": 1, "min": 5, "max": 12})
+        message = Message(
+            NP_(
+                "The group has %(count)s member; the protocol recommends %(min)s to %(max)s.",
+                "The group has %(count)s members; the protocol recommends %(min)s to %(max)s.",
+            ),
+            {"count": 1, "min": 5, "max": 12},
+        )
         assert str(message) == tr(message) == "The group has 1 member; the protocol recommends 5 to 12."
 
 
@@ -46,8 +53,13 @@ def test_enrolling_one_person_says_person(client, db, protocols):
     cycle = make_cycle(db, protocols)
     esther = add_participant(db, name="Esther Eligible")
     login(client, "coord")
-    r = post_form(client, f"/cycles/{cycle['id']}/enrol", {"participant_id": esther["id"]},
-                  form_page=f"/cycles/{cycle['id']}/enrol", follow_redirects=True)
+    r = post_form(
+        client,
+        f"/cycles/{cycle['id']}/enrol",
+        {"participant_id": esther["id"]},
+        form_page=f"/cycles/{cycle['id']}/enrol",
+        follow_redirects=True,
+    )
     assert "1 person enrolled in KMP-C001." in r.get_data(as_text=True)
 
 
@@ -61,13 +73,20 @@ def test_times_show_in_the_locales_format_without_seconds(app, lang, expected):
 
 def test_the_facilitator_picker_lists_the_cycles_site_staff_once_each(client, db):
     msk = users.get_site(db, "MSK")
-    users.create_user(db, "both", "x" * 12, "facilitator", display_name="Bea Both",
-                      site_ids=[users.get_site(db, "KMP")["id"], msk["id"]], hash_method="pbkdf2:sha256:1000")
+    users.create_user(
+        db,
+        "both",
+        "x" * 12,
+        "facilitator",
+        display_name="Bea Both",
+        site_ids=[users.get_site(db, "KMP")["id"], msk["id"]],
+        hash_method="pbkdf2:sha256:1000",
+    )
     login(client, "coord")
     first = client.get("/cycles/new").get_data(as_text=True)
     assert 'name="facilitator_1"' not in first and 'method="get"' in first  # two sites: the site comes first
     page = client.get(f"/cycles/new?site_id={users.get_site(db, 'KMP')['id']}").get_data(as_text=True)
-    picker = page[page.index('id="facilitator_1"'):page.index('id="facilitator_2"')]
+    picker = page[page.index('id="facilitator_1"') : page.index('id="facilitator_2"')]
     names = re.findall(r"<option value=\"[^\"]+\"[^>]*>([^<]+) \(", picker)
     assert sorted(names) == ["Amina Nakato", "Bea Both", "Ruth Coordinator"]
     assert "Grace Wanjiru" not in page
@@ -80,8 +99,12 @@ def test_the_demo_supervisor_has_facilitators_and_a_meeting(tmp_path):
         demo.load_demo(db, app)
         demo.load_demo(db, app)  # twice adds nothing
     sam = users.get_user_by_username(db, "super")
-    watched = {r["username"] for r in supervision.supervised(db, sam, sam["site_ids"] if "site_ids" in sam else
-                                                             [s["id"] for s in users.list_sites(db)])}
+    watched = {
+        r["username"]
+        for r in supervision.supervised(
+            db, sam, sam["site_ids"] if "site_ids" in sam else [s["id"] for s in users.list_sites(db)]
+        )
+    }
     assert watched == {"amina", "joseph", "grace", "peter"}
     assert db["supervisor_facilitators"].count == 4 and db["supervision_logs"].count == 1
     client = app.test_client()
@@ -96,9 +119,16 @@ def referral(db, app):
     forms = app.extensions["group_ipt_forms"]
     answers = {f"q{i}": 0 for i in range(1, 9)} | {"q9": 1}
     outcome = screening.save_screening(
-        db, participant=sarah, instrument=forms.instruments["phq9"], raw_answers=answers,
-        submission_key=screening.new_submission_key(), actor=users.get_user_by_username(db, "amina"),
-        intake=forms.intake, plan=PLAN, administered_on=date(2026, 3, 2))
+        db,
+        participant=sarah,
+        instrument=forms.instruments["phq9"],
+        raw_answers=answers,
+        submission_key=screening.new_submission_key(),
+        actor=users.get_user_by_username(db, "amina"),
+        intake=forms.intake,
+        plan=PLAN,
+        administered_on=date(2026, 3, 2),
+    )
     return outcome.referral
 
 
@@ -111,20 +141,42 @@ def dues(db, referral) -> list[tuple[str, str | None]]:
 
 def test_an_early_contact_moves_the_plan_on_without_a_gap(db, referral, set_today):
     set_today("2026-03-12")
-    assert dues(db, referral) == [("2026-03-09", None), ("2026-03-16", None), ("2026-03-23", None),
-                                  ("2026-04-06", None)]
+    assert dues(db, referral) == [
+        ("2026-03-09", None),
+        ("2026-03-16", None),
+        ("2026-03-23", None),
+        ("2026-04-06", None),
+    ]
     first = referrals.followups(db, referral["id"])[0]
-    referrals.record_followup(db, referral, first["id"], users.get_user_by_username(db, "amina"), note=None,
-                              done_on=date(2026, 3, 5), plan=PLAN)  # four days early
-    assert dues(db, referral) == [("2026-03-09", "2026-03-05"), ("2026-03-12", None), ("2026-03-19", None),
-                                  ("2026-04-02", None)]
+    referrals.record_followup(
+        db,
+        referral,
+        first["id"],
+        users.get_user_by_username(db, "amina"),
+        note=None,
+        done_on=date(2026, 3, 5),
+        plan=PLAN,
+    )  # four days early
+    assert dues(db, referral) == [
+        ("2026-03-09", "2026-03-05"),
+        ("2026-03-12", None),
+        ("2026-03-19", None),
+        ("2026-04-02", None),
+    ]
 
 
 def test_a_contact_on_time_or_late_changes_no_date(db, referral, set_today):
     set_today("2026-03-12")
     first = referrals.followups(db, referral["id"])[0]
-    referrals.record_followup(db, referral, first["id"], users.get_user_by_username(db, "amina"), note=None,
-                              done_on=date(2026, 3, 11), plan=PLAN)
+    referrals.record_followup(
+        db,
+        referral,
+        first["id"],
+        users.get_user_by_username(db, "amina"),
+        note=None,
+        done_on=date(2026, 3, 11),
+        plan=PLAN,
+    )
     assert [d for d, _ in dues(db, referral)] == ["2026-03-09", "2026-03-16", "2026-03-23", "2026-04-06"]
 
 
@@ -134,11 +186,25 @@ def test_the_last_contact_done_early_plans_the_next_from_the_contact(db, set_tod
     forms = app.extensions["group_ipt_forms"]
     plan = FollowupPlan(weekly=1, later_interval_weeks=2, later_count=0)
     outcome = screening.save_screening(
-        db, participant=sarah, instrument=forms.instruments["phq9"], raw_answers={f"q{i}": 0 for i in range(1, 9)}
-        | {"q9": 1}, submission_key=screening.new_submission_key(), actor=users.get_user_by_username(db, "amina"),
-        intake=forms.intake, plan=plan, administered_on=date(2026, 3, 2))
+        db,
+        participant=sarah,
+        instrument=forms.instruments["phq9"],
+        raw_answers={f"q{i}": 0 for i in range(1, 9)} | {"q9": 1},
+        submission_key=screening.new_submission_key(),
+        actor=users.get_user_by_username(db, "amina"),
+        intake=forms.intake,
+        plan=plan,
+        administered_on=date(2026, 3, 2),
+    )
     (only,) = referrals.followups(db, outcome.referral["id"])
-    referrals.record_followup(db, outcome.referral, only["id"], users.get_user_by_username(db, "amina"), note=None,
-                              done_on=date(2026, 3, 6), plan=plan)
+    referrals.record_followup(
+        db,
+        outcome.referral,
+        only["id"],
+        users.get_user_by_username(db, "amina"),
+        note=None,
+        done_on=date(2026, 3, 6),
+        plan=plan,
+    )
     assert [f["due_on"] for f in referrals.followups(db, outcome.referral["id"])] == ["2026-03-09", "2026-03-20"]
     assert cycles  # the cycles module is the home of the plural messages tested above

@@ -49,9 +49,14 @@ def test_blank_items_make_an_incomplete_rating_never_a_zero():
     assert ADHERENCE.score(ADHERENCE.parse({})).score is None
 
 
-@pytest.mark.parametrize(("raw", "message"), [({"structure": "4"}, "not on the scale"),
-                                              ({"structure": "two"}, "not on the scale"),
-                                              ({"nonsense": "1"}, "no such item")])
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"structure": "4"}, "not on the scale"),
+        ({"structure": "two"}, "not on the scale"),
+        ({"nonsense": "1"}, "no such item"),
+    ],
+)
 def test_answers_off_the_scale_are_refused(raw, message):
     with pytest.raises(ValueError, match=message):
         ADHERENCE.parse(raw)
@@ -111,8 +116,15 @@ def test_forms_without_a_ratings_folder_still_load(tmp_path):
 
 def hold(db, protocols, cycle_id, number, attendance, *, actor="amina", fidelity=None):
     s = session_no(db, cycle_id, number)
-    sessions.record_session(db, s["id"], SessionEntry(attendance, fidelity=fidelity), expected_version=s["version"],
-                            protocols=protocols, actor=user(db, actor), today=TODAY)
+    sessions.record_session(
+        db,
+        s["id"],
+        SessionEntry(attendance, fidelity=fidelity),
+        expected_version=s["version"],
+        protocols=protocols,
+        actor=user(db, actor),
+        today=TODAY,
+    )
     return s
 
 
@@ -122,17 +134,22 @@ def programme(app, db, protocols, supervisor, set_today):
     supervised by sam; the expected flags are written next to each fact."""
     set_today("2026-03-31")
     kmp = users.get_site(db, "KMP")
-    bob = users.create_user(db, "bob", PASSWORD, "facilitator", display_name="Bob Okello", site_ids=[kmp["id"]],
-                            hash_method=FAST_HASH)
-    users.create_user(db, "sue", PASSWORD, "supervisor", display_name="Sue Unassigned", site_ids=[kmp["id"]],
-                      hash_method=FAST_HASH)
-    supervision.assign(db, supervisor_id=supervisor["id"], facilitator_id=bob["id"], site_id=kmp["id"],
-                       actor=user(db, "coord"))
+    bob = users.create_user(
+        db, "bob", PASSWORD, "facilitator", display_name="Bob Okello", site_ids=[kmp["id"]], hash_method=FAST_HASH
+    )
+    users.create_user(
+        db, "sue", PASSWORD, "supervisor", display_name="Sue Unassigned", site_ids=[kmp["id"]], hash_method=FAST_HASH
+    )
+    supervision.assign(
+        db, supervisor_id=supervisor["id"], facilitator_id=bob["id"], site_id=kmp["id"], actor=user(db, "coord")
+    )
     cycle = make_cycle(db, protocols)
     names = ("Agnes Auma", "Betty Birungi", "Carol Cherop", "Dora Dembe", "Eve Esiru")
     people = {n.split()[0]: add_participant(db, name=n) for n in names}
-    members = {k: cycles.enrol(db, cycle["id"], p["id"], actor=None, today=date(2026, 2, 20))[0]["id"]
-               for k, p in people.items()}
+    members = {
+        k: cycles.enrol(db, cycle["id"], p["id"], actor=None, today=date(2026, 2, 20))[0]["id"]
+        for k, p in people.items()
+    }
     everyone = dict.fromkeys(members.values(), "present")
     s0 = hold(db, protocols, cycle["id"], 0, everyone)
     hold(db, protocols, cycle["id"], 1, everyone, fidelity={"started_on_time": True, "ended_on_time": True})
@@ -152,28 +169,60 @@ def programme(app, db, protocols, supervisor, set_today):
     # Dora: question 9 answered 1 -> an open safety referral.
     give_phq9(app, db, people["Dora"], [1, 1, 1, 1, 1, 1, 1, 1, 1], **base)
     # Eve: a medication referral is open, which is no safety risk.
-    clinical.save_pregroup(db, clinical.get_member(db, members["Eve"]), actor=user(db, "amina"), plan=PLAN,
-                           screening_id=None, problem_area="isolation", problem_area_2=None, formulation="", goals="",
-                           medication_assessment="yes", group_consent=True, today=date(2026, 3, 2))
+    clinical.save_pregroup(
+        db,
+        clinical.get_member(db, members["Eve"]),
+        actor=user(db, "amina"),
+        plan=PLAN,
+        screening_id=None,
+        problem_area="isolation",
+        problem_area_2=None,
+        formulation="",
+        goals="",
+        medication_assessment="yes",
+        group_consent=True,
+        today=date(2026, 3, 2),
+    )
     # sam rates amina: session 1 all 3 (100%), session 2 all 1 (33.3%, low), session 3 with two blanks
     # (incomplete); session 4 stays unrated. The latest complete rating is low -> amina is flagged.
-    for number, answers, on in ((1, all_items(3), "2026-03-09"), (2, all_items(1), "2026-03-16"),
-                                (3, all_items(2, blank=("warmth", "safety")), "2026-03-23")):
-        supervision.save_rating(db, session_no(db, cycle["id"], number), ADHERENCE, answers, actor=supervisor,
-                                observed_on=date.fromisoformat(on), note="", today=TODAY)
+    for number, answers, on in (
+        (1, all_items(3), "2026-03-09"),
+        (2, all_items(1), "2026-03-16"),
+        (3, all_items(2, blank=("warmth", "safety")), "2026-03-23"),
+    ):
+        supervision.save_rating(
+            db,
+            session_no(db, cycle["id"], number),
+            ADHERENCE,
+            answers,
+            actor=supervisor,
+            observed_on=date.fromisoformat(on),
+            note="",
+            today=TODAY,
+        )
     bob_cycle = make_cycle(db, protocols, first="2026-03-03", facilitators=("bob",), venue="School")
     hold(db, protocols, bob_cycle["id"], 1, {}, actor="bob")
     # Session 1 is the initial phase: its 8 general and 2 initial items count, the 4 others are not asked.
     bob_answers = {**all_items(3), "safety": "2"}  # (9 * 3 + 2) / 10 = 2.9 -> 96.7%
-    supervision.save_rating(db, session_no(db, bob_cycle["id"], 1), ADHERENCE, bob_answers, actor=supervisor,
-                            observed_on=date(2026, 3, 10), note="", today=TODAY, phase="initial")
+    supervision.save_rating(
+        db,
+        session_no(db, bob_cycle["id"], 1),
+        ADHERENCE,
+        bob_answers,
+        actor=supervisor,
+        observed_on=date(2026, 3, 10),
+        note="",
+        today=TODAY,
+        phase="initial",
+    )
     return {"cycle": cycle, "bob_cycle": bob_cycle, "members": members, "bob": bob, "sam": supervisor}
 
 
 def overview_of(db, viewer, protocols, threshold=67.0):
     sites = users.user_site_ids(db, viewer)
-    return supervision.overview(db, viewer, sites, protocols, threshold=threshold, today=TODAY, due_days=7,
-                                worsening_points=5)
+    return supervision.overview(
+        db, viewer, sites, protocols, threshold=threshold, today=TODAY, due_days=7, worsening_points=5
+    )
 
 
 def test_supervisor_flags_on_the_hand_built_data_set(db, protocols, programme):
@@ -181,7 +230,10 @@ def test_supervisor_flags_on_the_hand_built_data_set(db, protocols, programme):
     assert (amina_s.facilitator["username"], bob_s.facilitator["username"]) == ("amina", "bob")
     # Adherence over time, oldest first; the incomplete rating has no score.
     assert [(r["session"]["number"], r["percent"], r["complete"], r["low"]) for r in amina_s.ratings] == [
-        (1, 100.0, 1, False), (2, 33.3, 1, True), (3, None, 0, 0)]
+        (1, 100.0, 1, False),
+        (2, 33.3, 1, True),
+        (3, None, 0, 0),
+    ]
     assert amina_s.ratings[2]["missing"] == ["warmth", "safety"]
     assert (amina_s.latest_percent, amina_s.low_adherence, len(amina_s.incomplete)) == (33.3, True, 1)
     # Self-rated fidelity beside the supervisor's rating: 2 of 8 checklist items ticked at session 1.
@@ -197,12 +249,14 @@ def test_supervisor_flags_on_the_hand_built_data_set(db, protocols, programme):
 
 
 def test_threshold_and_worsening_points_are_settings(db, protocols, programme):
-    amina_s = next(s for s in overview_of(db, programme["sam"], protocols, threshold=30.0)
-                   if s.facilitator["username"] == "amina")
+    amina_s = next(
+        s for s in overview_of(db, programme["sam"], protocols, threshold=30.0) if s.facilitator["username"] == "amina"
+    )
     assert amina_s.latest_percent == 33.3 and not amina_s.low_adherence
     sites = users.user_site_ids(db, programme["sam"])
-    stricter = supervision.members_of_concern(db, user(db, "amina")["id"], sites, protocols, today=TODAY,
-                                              due_days=7, worsening_points=4)
+    stricter = supervision.members_of_concern(
+        db, user(db, "amina")["id"], sites, protocols, today=TODAY, due_days=7, worsening_points=4
+    )
     assert {c["member"]["name"] for c in stricter} == {"Agnes Auma", "Betty Birungi", "Carol Cherop", "Dora Dembe"}
 
 
@@ -214,8 +268,9 @@ def test_a_closed_risk_referral_takes_the_member_off_the_list(db, protocols, pro
     referral = referrals.for_participant(db, dora["participant_id"])[0]
     referrals.acknowledge(db, referral, coord)
     first = referrals.followups(db, referral["id"])[0]
-    referrals.record_followup(db, referral, first["id"], coord, note="called", done_on=date(2026, 3, 3),
-                              plan=referrals.FollowupPlan())
+    referrals.record_followup(
+        db, referral, first["id"], coord, note="called", done_on=date(2026, 3, 3), plan=referrals.FollowupPlan()
+    )
     referrals.set_status(db, referral, "closed", coord, note="seen by the nurse, safe", outcome="seen")
     names = {c["member"]["name"] for c in overview_of(db, programme["sam"], protocols)[0].concerns}
     assert "Dora Dembe" not in names
@@ -230,8 +285,10 @@ def test_supervisors_see_only_their_facilitators(app, db, protocols, programme):
     for name in ("sam", "sue", "coord", "amina"):
         client = app.test_client()
         login(client, name)
-        codes[name] = (client.get("/supervision/").status_code,
-                       client.get(f"/supervision/facilitators/{amina_id}").status_code)
+        codes[name] = (
+            client.get("/supervision/").status_code,
+            client.get(f"/supervision/facilitators/{amina_id}").status_code,
+        )
     assert codes == {"sam": (200, 200), "sue": (200, 404), "coord": (200, 200), "amina": (403, 403)}
 
 
@@ -268,8 +325,11 @@ def test_rating_through_the_page_saves_blanks_as_incomplete(app, db, programme):
     page = client.get(path).get_data(as_text=True)
     assert 'name="item-middle_work"' in page and 'name="item-initial_rules"' not in page
     assert 'value="na"' in page and "Not applicable in this session" in page
-    everything = {f"item-{i}": "3" for i in ITEMS[:8]} | {"item-middle_work": "na", "item-middle_safety_home": "1",
-                                                         "observed_on": "2026-03-30"}
+    everything = {f"item-{i}": "3" for i in ITEMS[:8]} | {
+        "item-middle_work": "na",
+        "item-middle_safety_home": "1",
+        "observed_on": "2026-03-30",
+    }
     assert post_form(client, path, everything, form_page=path).status_code == 303
     saved = supervision.get_rating(db, session["id"], programme["sam"]["id"])
     # "Not applicable" is left out of the score: (8 * 3 + 1) / 9 = 2.78 -> 92.6%.
@@ -292,8 +352,9 @@ def test_supervision_log_and_assignments(app, db, programme):
     base = {"facilitator_id": amina_id, "held_on": "2026-03-31", "cases": "Dora: safety plan", "actions": "visit"}
     future = post_form(client, "/supervision/logs/new", {**base, "held_on": "2026-04-02"}, form_page=page)
     assert future.status_code == 400
-    not_hers = post_form(client, "/supervision/logs/new", {**base, "cycle_ids": programme["bob_cycle"]["id"]},
-                         form_page=page)
+    not_hers = post_form(
+        client, "/supervision/logs/new", {**base, "cycle_ids": programme["bob_cycle"]["id"]}, form_page=page
+    )
     assert not_hers.status_code == 400
     ok = post_form(client, "/supervision/logs/new", {**base, "cycle_ids": programme["cycle"]["id"]}, form_page=page)
     assert ok.status_code == 303
@@ -315,5 +376,10 @@ def test_supervision_log_and_assignments(app, db, programme):
 def test_assign_refuses_people_of_other_sites(db, supervisor):
     msk = users.get_site(db, "MSK")
     with pytest.raises(SupervisionError, match="supervisor who works at this site"):
-        supervision.assign(db, supervisor_id=supervisor["id"], facilitator_id=user(db, "grace")["id"],
-                           site_id=msk["id"], actor=user(db, "coord"))
+        supervision.assign(
+            db,
+            supervisor_id=supervisor["id"],
+            facilitator_id=user(db, "grace")["id"],
+            site_id=msk["id"],
+            actor=user(db, "coord"),
+        )

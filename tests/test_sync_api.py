@@ -48,19 +48,36 @@ def batch(cdb, site_code="KMP", n=1, batch_no=1, **data):
     records = []
     for i in range(n):
         rid = f"p-{batch_no}-{i}"
-        records.append({"t": "participants", "id": rid, "site": site_id(cdb, site_code),
-                        "hlc": tracking.format_hlc(tracking.now_ms(), i, "laptop"), "base": None, "del": False,
-                        "data": {"id": rid, "site_id": site_id(cdb, site_code), "code": f"{site_code}-{batch_no}-{i}",
-                                 "name": "", "sex": "female", "created_at": "2026-01-01T00:00:00+00:00",
-                                 "updated_at": "2026-01-01T00:00:00+00:00", **data}})
+        records.append(
+            {
+                "t": "participants",
+                "id": rid,
+                "site": site_id(cdb, site_code),
+                "hlc": tracking.format_hlc(tracking.now_ms(), i, "laptop"),
+                "base": None,
+                "del": False,
+                "data": {
+                    "id": rid,
+                    "site_id": site_id(cdb, site_code),
+                    "code": f"{site_code}-{batch_no}-{i}",
+                    "name": "",
+                    "sex": "female",
+                    "created_at": "2026-01-01T00:00:00+00:00",
+                    "updated_at": "2026-01-01T00:00:00+00:00",
+                    **data,
+                },
+            }
+        )
     return {"batch_no": batch_no, "node": "laptop", "records": records}
 
 
 def push(client, token, body, **headers):
     data = gzip.compress(json.dumps(body).encode()) if not isinstance(body, bytes) else body
-    return client.post("/api/v1/sync/push", data=data,
-                       headers={**auth(token), "Content-Encoding": "gzip", "Content-Type": "application/json",
-                                **headers})
+    return client.post(
+        "/api/v1/sync/push",
+        data=data,
+        headers={**auth(token), "Content-Encoding": "gzip", "Content-Type": "application/json", **headers},
+    )
 
 
 def count(cdb, table="participants"):
@@ -70,16 +87,28 @@ def count(cdb, table="participants"):
 def test_push_applies_a_batch(centre, cdb, token):
     response = push(centre.test_client(), token, batch(cdb, n=3))
     assert response.status_code == 200
-    assert response.json == {"batch_no": 1, "duplicate": False, "applied": 3, "duplicates": 0, "conflicts": 0,
-                             "quarantined": 0, "merged": 0, "renamed": 0, "released": 0}
+    assert response.json == {
+        "batch_no": 1,
+        "duplicate": False,
+        "applied": 3,
+        "duplicates": 0,
+        "conflicts": 0,
+        "quarantined": 0,
+        "merged": 0,
+        "renamed": 0,
+        "released": 0,
+    }
     assert count(cdb) == 3
 
 
-@pytest.mark.parametrize("headers, message", [
-    ({}, "needs a device token"),
-    ({"Authorization": "Bearer gipt_wrong"}, "Unknown token"),
-    ({"Authorization": "Basic abc"}, "needs a device token"),
-])
+@pytest.mark.parametrize(
+    "headers, message",
+    [
+        ({}, "needs a device token"),
+        ({"Authorization": "Bearer gipt_wrong"}, "Unknown token"),
+        ({"Authorization": "Basic abc"}, "needs a device token"),
+    ],
+)
 def test_missing_or_wrong_token_is_refused(centre, cdb, headers, message):
     response = centre.test_client().post("/api/v1/sync/push", data=b"{}", headers=headers)
     assert response.status_code == 401
@@ -112,13 +141,16 @@ def test_taking_over_another_sites_record_is_refused(centre, cdb, token):
     assert row(cdb, "select site_id from participants")["site_id"] == site_id(cdb, "MSK")
 
 
-@pytest.mark.parametrize("body, message", [
-    (b"not gzip", "not valid gzip"),
-    (gzip.compress(b"{not json"), "not valid JSON"),
-    (gzip.compress(b"[]"), "'records' list"),
-    (gzip.compress(b'{"batch_no": 0, "records": []}'), "positive integer"),
-    (gzip.compress(b'{"batch_no": 1, "records": [{"t": "users"}]}'), "no valid 'id'"),
-])
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        (b"not gzip", "not valid gzip"),
+        (gzip.compress(b"{not json"), "not valid JSON"),
+        (gzip.compress(b"[]"), "'records' list"),
+        (gzip.compress(b'{"batch_no": 0, "records": []}'), "positive integer"),
+        (gzip.compress(b'{"batch_no": 1, "records": [{"t": "users"}]}'), "no valid 'id'"),
+    ],
+)
 def test_malformed_batches_are_refused(centre, cdb, token, body, message):
     response = push(centre.test_client(), token, body)
     assert response.status_code == 400 and message in response.json["error"]
@@ -161,8 +193,13 @@ def test_sync_endpoints_need_central_mode(tmp_path):
     assert response.status_code == 404 and "not a central server" in response.json["error"]
 
 
-NEW_PERSON = {"name": "Sarah Namuli", "sex": "female", "age": 34, "village": "Kawempe",
-              "consents": ["screening", "group"]}
+NEW_PERSON = {
+    "name": "Sarah Namuli",
+    "sex": "female",
+    "age": 34,
+    "village": "Kawempe",
+    "consents": ["screening", "group"],
+}
 
 
 def post(client, token, path, body):
@@ -184,11 +221,16 @@ def test_participant_post_registers_with_a_code_and_flags_duplicates(centre, cdb
     assert person["code"].startswith("KMP-") and participants.code_is_valid(person["code"])
     assert person["birth_year"] is not None and person["age_is_estimate"] == 1
     assert person["possible_duplicates"] == []
-    consents = {r["purpose"]: r["given"] for r in cdb.query("select * from consents where participant_id = ?",
-                                                           (person["id"],))}
+    consents = {
+        r["purpose"]: r["given"] for r in cdb.query("select * from consents where participant_id = ?", (person["id"],))
+    }
     assert consents == {"screening": 1, "group": 1, "data_sharing": 0}
-    assert row(cdb, "select username from audit_log where record_id = ? and action = 'create'",
-               (person["id"],))["username"] == "device:lap-a"
+    assert (
+        row(cdb, "select username from audit_log where record_id = ? and action = 'create'", (person["id"],))[
+            "username"
+        ]
+        == "device:lap-a"
+    )
     assert row(cdb, "select table_name from sync_log where record_id = ?", (person["id"],))  # captured for laptops
     again = post(client, token, "/participants", {**NEW_PERSON, "age": 36})
     assert again.status_code == 201 and again.json["code"] != person["code"]
@@ -200,27 +242,38 @@ def test_participant_post_registers_with_a_code_and_flags_duplicates(centre, cdb
     assert client.get(f"/api/v1/participants/{person['id']}", headers=auth(other)).status_code == 404
 
 
-@pytest.mark.parametrize("body, status, message, field", [
-    ({"name": "A"}, 400, "Missing required field(s) for participants: sex, village, consents.", "sex"),
-    ({**NEW_PERSON, "colour": "x"}, 400, "Unknown field(s) for participants: colour. Send only: name, sex, age, "
-     "birth_year, village, phone, language, consents, consent_given_by.", "colour"),
-    ({**NEW_PERSON, "site_id": "x"}, 400, "These fields are set by the server: site_id.", "site_id"),
-    ({**NEW_PERSON, "code": "KMP-0100-A"}, 400, "These fields are set by the server: code.", "code"),
-    ({**NEW_PERSON, "status": "enrolled"}, 400, "These fields are set by the server: status.", "status"),
-    ({**NEW_PERSON, "sex": "robot"}, 400, "Choose the person's sex.", "sex"),
-    ({**NEW_PERSON, "name": " "}, 400, "Enter the person's name.", "name"),
-    ({**NEW_PERSON, "birth_year": 1990}, 400, "Give the age or the birth year, not both.", "age"),
-    ({**NEW_PERSON, "age": 3}, 400, "The age must be a whole number from 10 to 110.", "age"),
-    ({**NEW_PERSON, "age": True}, 400, "'age' must be a whole number.", "age"),
-    ({**NEW_PERSON, "phone": "call me"}, 400, "A phone number has digits, spaces, + ( ) or - only.", "phone"),
-    ({**NEW_PERSON, "consents": ["group"]}, 400, "The person must agree to screening before you register them.",
-     "consent"),
-    ({**NEW_PERSON, "consents": "screening"}, 400, "'consents' must be a list of text.", "consents"),
-    ({**NEW_PERSON, "name": 7}, 400, "'name' must be text.", "name"),
-    (["not", "an", "object"], 400, "The body must be a JSON object of fields.", None),
-])
-def test_participant_errors_are_clear_json_and_nothing_is_written(centre, cdb, token, body, status, message,
-                                                                  field):
+@pytest.mark.parametrize(
+    "body, status, message, field",
+    [
+        ({"name": "A"}, 400, "Missing required field(s) for participants: sex, village, consents.", "sex"),
+        (
+            {**NEW_PERSON, "colour": "x"},
+            400,
+            "Unknown field(s) for participants: colour. Send only: name, sex, age, "
+            "birth_year, village, phone, language, consents, consent_given_by.",
+            "colour",
+        ),
+        ({**NEW_PERSON, "site_id": "x"}, 400, "These fields are set by the server: site_id.", "site_id"),
+        ({**NEW_PERSON, "code": "KMP-0100-A"}, 400, "These fields are set by the server: code.", "code"),
+        ({**NEW_PERSON, "status": "enrolled"}, 400, "These fields are set by the server: status.", "status"),
+        ({**NEW_PERSON, "sex": "robot"}, 400, "Choose the person's sex.", "sex"),
+        ({**NEW_PERSON, "name": " "}, 400, "Enter the person's name.", "name"),
+        ({**NEW_PERSON, "birth_year": 1990}, 400, "Give the age or the birth year, not both.", "age"),
+        ({**NEW_PERSON, "age": 3}, 400, "The age must be a whole number from 10 to 110.", "age"),
+        ({**NEW_PERSON, "age": True}, 400, "'age' must be a whole number.", "age"),
+        ({**NEW_PERSON, "phone": "call me"}, 400, "A phone number has digits, spaces, + ( ) or - only.", "phone"),
+        (
+            {**NEW_PERSON, "consents": ["group"]},
+            400,
+            "The person must agree to screening before you register them.",
+            "consent",
+        ),
+        ({**NEW_PERSON, "consents": "screening"}, 400, "'consents' must be a list of text.", "consents"),
+        ({**NEW_PERSON, "name": 7}, 400, "'name' must be text.", "name"),
+        (["not", "an", "object"], 400, "The body must be a JSON object of fields.", None),
+    ],
+)
+def test_participant_errors_are_clear_json_and_nothing_is_written(centre, cdb, token, body, status, message, field):
     response = post(centre.test_client(), token, "/participants", body)
     assert response.status_code == status
     assert response.json["error"] == message
@@ -235,26 +288,39 @@ def test_participant_patch_changes_only_the_details_with_registration_checks(cen
     patched = patch(client, token, f"/participants/{pid}", {"village": " Nsambya ", "phone": "+256 772 000000"})
     assert patched.status_code == 200
     assert (patched.json["village"], patched.json["phone"]) == ("Nsambya", "+256 772 000000")
-    assert row(cdb, "select username from audit_log where record_id = ? and action = 'update'",
-               (pid,))["username"] == "device:lap-a"
+    assert (
+        row(cdb, "select username from audit_log where record_id = ? and action = 'update'", (pid,))["username"]
+        == "device:lap-a"
+    )
     renamed = patch(client, token, f"/participants/{pid}", {"name": "Sarah  NAMULI"})
     assert renamed.json["name_key"] == "sarah namuli"
     for body, status, message in [
         ({"phone": "call me"}, 400, "A phone number has digits, spaces, + ( ) or - only."),
         ({"name": ""}, 400, "Enter the person's name."),
         ({"sex": "male"}, 400, "These fields cannot be changed through the API: sex."),
-        ({"code": "KMP-0001-A", "birth_year": 1950}, 400,
-         "These fields cannot be changed through the API: birth_year, code."),
+        (
+            {"code": "KMP-0001-A", "birth_year": 1950},
+            400,
+            "These fields cannot be changed through the API: birth_year, code.",
+        ),
         ({"updated_at": "x"}, 400, "These fields are set by the server: updated_at."),
-        ({"hair": "long"}, 400, "Unknown field(s) for participants: hair. Send only: name, village, phone, language,"
-                                " status, reason."),
+        (
+            {"hair": "long"},
+            400,
+            "Unknown field(s) for participants: hair. Send only: name, village, phone, language, status, reason.",
+        ),
         ({"status": "dropped_out", "reason": "moved away"}, 403, records.STATUS_BY_DEVICE),
     ]:
         response = patch(client, token, f"/participants/{pid}", body)
         assert (response.status_code, response.json["error"]) == (status, message), body
     after = row(cdb, "select * from participants where id = ?", (pid,))
     assert (after["sex"], after["birth_year"], after["code"], after["status"], after["phone"]) == (
-        before["sex"], before["birth_year"], before["code"], "registered", "+256 772 000000")
+        before["sex"],
+        before["birth_year"],
+        before["code"],
+        "registered",
+        "+256 772 000000",
+    )
     other = add_device(centre, "lap-m", "MSK")[1]
     assert patch(client, other, f"/participants/{pid}", {"village": "Masaka"}).status_code == 404
 
@@ -288,8 +354,18 @@ def answers(*values):
 
 
 def screen(client, token, pid, values, **extra):
-    return post(client, token, "/screenings", {"participant_id": pid, "instrument_id": "phq9",
-                                               "answers": values, "submission_key": uuid.uuid4().hex, **extra})
+    return post(
+        client,
+        token,
+        "/screenings",
+        {
+            "participant_id": pid,
+            "instrument_id": "phq9",
+            "answers": values,
+            "submission_key": uuid.uuid4().hex,
+            **extra,
+        },
+    )
 
 
 @pytest.fixture
@@ -342,8 +418,9 @@ def test_screening_without_risk_has_no_referral(centre, cdb, token, person):
     risk_observed=st.booleans(),
 )
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-def test_any_phq9_item_9_above_0_through_the_api_makes_a_referral(centre, cdb, token, person, before, q9,
-                                                                   as_text, risk_observed):
+def test_any_phq9_item_9_above_0_through_the_api_makes_a_referral(
+    centre, cdb, token, person, before, q9, as_text, risk_observed
+):
     values = answers(*before, q9)
     if as_text:
         values = {k: None if v is None else str(v) for k, v in values.items()}
@@ -358,8 +435,12 @@ def test_any_phq9_item_9_above_0_through_the_api_makes_a_referral(centre, cdb, t
 
 def test_the_same_submission_key_saves_once(centre, cdb, token, person):
     client = centre.test_client()
-    body = {"participant_id": person["id"], "instrument_id": "phq9", "submission_key": "k" * 20,
-            "answers": answers(1, 1, 1, 1, 1, 1, 1, 1, 2)}
+    body = {
+        "participant_id": person["id"],
+        "instrument_id": "phq9",
+        "submission_key": "k" * 20,
+        "answers": answers(1, 1, 1, 1, 1, 1, 1, 1, 2),
+    }
     first = post(client, token, "/screenings", body)
     second = post(client, token, "/screenings", body)
     assert (first.status_code, second.status_code) == (201, 200)
@@ -367,30 +448,45 @@ def test_the_same_submission_key_saves_once(centre, cdb, token, person):
     assert count(cdb, "screenings") == 1 and count(cdb, "referrals") == 1
 
 
-@pytest.mark.parametrize("change, status, message, field", [
-    ({"instrument_id": "nope"}, 400, "No instrument 'nope'; choose one of: ", "instrument_id"),
-    ({"answers": answers(7)}, 400, "Question q1: ", "q1"),
-    ({"answers": {"q99": 1}}, 400, "Question q99: no such question in phq9.", "q99"),
-    ({"answers": answers(1.5)}, 400, "The answer to q1 must be a whole number, text or null.", "q1"),
-    ({"answers": [1, 2]}, 400, "'answers' must be a JSON object.", "answers"),
-    ({"submission_key": "short"}, 400, "This form has no valid submission key.", None),
-    ({"submission_key": None}, 400, "Missing required field(s) for screenings: submission_key.", "submission_key"),
-    ({"administered_on": "2999-01-01"}, 400, "The date of the screening cannot be in the future.",
-     "administered_on"),
-    ({"administered_on": "2 March"}, 400, "'administered_on' must be a date written YYYY-MM-DD.",
-     "administered_on"),
-    ({"occasion": "party"}, 400, "Unknown occasion party.", "occasion"),
-    ({"exclusions": ["flying"]}, 400, "Unknown exclusion flying.", "exclusions"),
-    ({"risk_observed": "yes"}, 400, "'risk_observed' must be true or false.", "risk_observed"),
-    ({"total": 0}, 400, "These fields are set by the server: total.", "total"),
-    ({"risk": 0, "referral_id": "r1"}, 400, "Unknown field(s) for screenings: referral_id.", "referral_id"),
-    ({"cycle_id": "c1"}, 400, "This person is not a member of that cycle.", None),
-    ({"participant_id": "nobody"}, 404, "No participants record 'nobody'.", "participant_id"),
-])
-def test_screening_errors_are_clear_and_nothing_is_saved(centre, cdb, token, person, change, status, message,
-                                                         field):
-    body = {"participant_id": person["id"], "instrument_id": "phq9", "submission_key": uuid.uuid4().hex,
-            "answers": answers(0, 0, 0, 0, 0, 0, 0, 0, 2), **change}
+@pytest.mark.parametrize(
+    "change, status, message, field",
+    [
+        ({"instrument_id": "nope"}, 400, "No instrument 'nope'; choose one of: ", "instrument_id"),
+        ({"answers": answers(7)}, 400, "Question q1: ", "q1"),
+        ({"answers": {"q99": 1}}, 400, "Question q99: no such question in phq9.", "q99"),
+        ({"answers": answers(1.5)}, 400, "The answer to q1 must be a whole number, text or null.", "q1"),
+        ({"answers": [1, 2]}, 400, "'answers' must be a JSON object.", "answers"),
+        ({"submission_key": "short"}, 400, "This form has no valid submission key.", None),
+        ({"submission_key": None}, 400, "Missing required field(s) for screenings: submission_key.", "submission_key"),
+        (
+            {"administered_on": "2999-01-01"},
+            400,
+            "The date of the screening cannot be in the future.",
+            "administered_on",
+        ),
+        (
+            {"administered_on": "2 March"},
+            400,
+            "'administered_on' must be a date written YYYY-MM-DD.",
+            "administered_on",
+        ),
+        ({"occasion": "party"}, 400, "Unknown occasion party.", "occasion"),
+        ({"exclusions": ["flying"]}, 400, "Unknown exclusion flying.", "exclusions"),
+        ({"risk_observed": "yes"}, 400, "'risk_observed' must be true or false.", "risk_observed"),
+        ({"total": 0}, 400, "These fields are set by the server: total.", "total"),
+        ({"risk": 0, "referral_id": "r1"}, 400, "Unknown field(s) for screenings: referral_id.", "referral_id"),
+        ({"cycle_id": "c1"}, 400, "This person is not a member of that cycle.", None),
+        ({"participant_id": "nobody"}, 404, "No participants record 'nobody'.", "participant_id"),
+    ],
+)
+def test_screening_errors_are_clear_and_nothing_is_saved(centre, cdb, token, person, change, status, message, field):
+    body = {
+        "participant_id": person["id"],
+        "instrument_id": "phq9",
+        "submission_key": uuid.uuid4().hex,
+        "answers": answers(0, 0, 0, 0, 0, 0, 0, 0, 2),
+        **change,
+    }
     response = post(centre.test_client(), token, "/screenings", {k: v for k, v in body.items() if v is not None})
     assert response.status_code == status
     assert response.json["error"].startswith(message)
@@ -422,18 +518,34 @@ def test_screenings_cannot_be_changed_or_deleted(centre, cdb, token, person):
 
 def test_manual_referral_and_its_steps(centre, cdb, token, person):
     client = centre.test_client()
-    created = post(client, token, "/referrals", {"participant_id": person["id"], "reason": "Spoke of hopelessness",
-                                                 "urgency": "routine", "note": "Seen at the market"})
+    created = post(
+        client,
+        token,
+        "/referrals",
+        {
+            "participant_id": person["id"],
+            "reason": "Spoke of hopelessness",
+            "urgency": "routine",
+            "note": "Seen at the market",
+        },
+    )
     assert created.status_code == 201
     ref = created.json
     assert (ref["status"], ref["acknowledged_at"], ref["note"], ref["screening_id"]) == (
-        "open", None, "Seen at the market", None)
+        "open",
+        None,
+        "Seen at the market",
+        None,
+    )
     assert json.loads(ref["triggers_json"]) == [{"kind": "manual", "reason": "Spoke of hopelessness"}]
     url = f"/referrals/{ref['id']}"
     steps = [
-        ({"status": "referred", "referred_to": "Health centre"}, 400,
-         "Acknowledge the safety alert before changing the referral."),
-        ({"acknowledge": False}, 400, "An acknowledgement cannot be undone; send \"acknowledge\": true."),
+        (
+            {"status": "referred", "referred_to": "Health centre"},
+            400,
+            "Acknowledge the safety alert before changing the referral.",
+        ),
+        ({"acknowledge": False}, 400, 'An acknowledgement cannot be undone; send "acknowledge": true.'),
         ({"acknowledge": True}, 200, None),
         ({"acknowledge": True, "status": "referred"}, 400, records.REFERRAL_CHANGES),
         ({}, 400, records.REFERRAL_CHANGES),
@@ -460,8 +572,9 @@ def test_manual_referral_and_its_steps(centre, cdb, token, person):
     assert again.status_code == 400 and again.json["error"] == "This follow-up was already recorded."
     missing = patch(client, token, url, {"followup_id": followup["id"]})
     assert missing.json["error"] == "Missing required field(s) for referrals: done_on."
-    actions = [r["action"] for r in cdb.query("select action from audit_log where record_id = ? order by id",
-                                              (ref["id"],))]
+    actions = [
+        r["action"] for r in cdb.query("select action from audit_log where record_id = ? order by id", (ref["id"],))
+    ]
     assert actions == ["create", "acknowledge", "set_status"]
     deleted = client.delete(f"/api/v1{url}", headers=auth(token))
     assert deleted.status_code == 405 and deleted.json["error"] == records.REFUSED[("referrals", "DELETE")]
@@ -469,13 +582,16 @@ def test_manual_referral_and_its_steps(centre, cdb, token, person):
     assert patch(client, other, url, {"acknowledge": True}).status_code == 404
 
 
-@pytest.mark.parametrize("change, message, field", [
-    ({"urgency": "soon"}, "Choose how urgent the referral is.", "urgency"),
-    ({"reason": "  "}, "Say why the person is referred.", "reason"),
-    ({"reason": None}, "Missing required field(s) for referrals: reason.", "reason"),
-    ({"status": "referred"}, "These fields are set by the server: status.", "status"),
-    ({"screening_id": "s1"}, "These fields are set by the server: screening_id.", "screening_id"),
-])
+@pytest.mark.parametrize(
+    "change, message, field",
+    [
+        ({"urgency": "soon"}, "Choose how urgent the referral is.", "urgency"),
+        ({"reason": "  "}, "Say why the person is referred.", "reason"),
+        ({"reason": None}, "Missing required field(s) for referrals: reason.", "reason"),
+        ({"status": "referred"}, "These fields are set by the server: status.", "status"),
+        ({"screening_id": "s1"}, "These fields are set by the server: screening_id.", "screening_id"),
+    ],
+)
 def test_manual_referral_errors(centre, cdb, token, person, change, message, field):
     body = {"participant_id": person["id"], "reason": "Worried", "urgency": "urgent", **change}
     response = post(centre.test_client(), token, "/referrals", {k: v for k, v in body.items() if v is not None})
@@ -501,30 +617,39 @@ def group(centre, cdb):
     return {"cycle": cycle, "members": members, "sessions": cycles.sessions(cdb, cycle["id"])}  # by date
 
 
-@pytest.mark.parametrize("method, path, message, allow", [
-    ("POST", "/cycles", records.CYCLES_IN_APP, "GET"),
-    ("PATCH", "/cycles/{cycle}", records.CYCLES_IN_APP, "GET"),
-    ("DELETE", "/cycles/{cycle}", records.CYCLES_IN_APP, "GET"),
-    ("POST", "/sessions", records.CYCLES_IN_APP, "GET"),
-    ("PATCH", "/sessions/{session}", records.CYCLES_IN_APP, "GET"),
-    ("DELETE", "/sessions/{session}", records.CYCLES_IN_APP, "GET"),
-    ("POST", "/attendance", records.WHOLE_SHEET, "GET"),
-    ("PATCH", "/attendance/{attendance}", records.WHOLE_SHEET, "GET"),
-    ("DELETE", "/attendance/{attendance}", records.WHOLE_SHEET, "GET"),
-])
-def test_cycles_sessions_and_single_attendance_rows_are_read_only(centre, cdb, token, group, set_today, method,
-                                                                   path, message, allow):
+@pytest.mark.parametrize(
+    "method, path, message, allow",
+    [
+        ("POST", "/cycles", records.CYCLES_IN_APP, "GET"),
+        ("PATCH", "/cycles/{cycle}", records.CYCLES_IN_APP, "GET"),
+        ("DELETE", "/cycles/{cycle}", records.CYCLES_IN_APP, "GET"),
+        ("POST", "/sessions", records.CYCLES_IN_APP, "GET"),
+        ("PATCH", "/sessions/{session}", records.CYCLES_IN_APP, "GET"),
+        ("DELETE", "/sessions/{session}", records.CYCLES_IN_APP, "GET"),
+        ("POST", "/attendance", records.WHOLE_SHEET, "GET"),
+        ("PATCH", "/attendance/{attendance}", records.WHOLE_SHEET, "GET"),
+        ("DELETE", "/attendance/{attendance}", records.WHOLE_SHEET, "GET"),
+    ],
+)
+def test_cycles_sessions_and_single_attendance_rows_are_read_only(
+    centre, cdb, token, group, set_today, method, path, message, allow
+):
     set_today("2026-03-02", "16:00")
     s1, m = group["sessions"][0], group["members"]
     client = centre.test_client()
-    first = post(client, token, f"/sessions/{s1['id']}/attendance",
-                 {"version": 0, "attendance": dict.fromkeys(m, "present")})
+    first = post(
+        client, token, f"/sessions/{s1['id']}/attendance", {"version": 0, "attendance": dict.fromkeys(m, "present")}
+    )
     assert first.status_code == 200, first.json
-    ids = {"cycle": group["cycle"]["id"], "session": s1["id"],
-           "attendance": row(cdb, "select id from attendance limit 1")["id"]}
+    ids = {
+        "cycle": group["cycle"]["id"],
+        "session": s1["id"],
+        "attendance": row(cdb, "select id from attendance limit 1")["id"],
+    }
     before = [count(cdb, t) for t in ("cycles", "sessions", "attendance")]
-    response = client.open(f"/api/v1{path.format(**ids)}", method=method, json={"status": "cancelled"},
-                           headers=auth(token))
+    response = client.open(
+        f"/api/v1{path.format(**ids)}", method=method, json={"status": "cancelled"}, headers=auth(token)
+    )
     assert response.status_code == 405
     assert response.json["error"] == message and response.headers["Allow"] == allow
     assert [count(cdb, t) for t in ("cycles", "sessions", "attendance")] == before
@@ -540,26 +665,46 @@ def test_attendance_sheet_is_saved_whole_with_its_version(centre, cdb, token, gr
     sheet = client.get(url, headers=auth(token)).json
     assert sheet["version"] == 0 and {p["member_id"] for p in sheet["members"]} == {m1, m2, m3}
     assert sheet["attendance"] == {}
-    saved = post(client, token, f"/sessions/{s1['id']}/attendance",
-                 {"version": 0, "attendance": {m1: "present", m2: "absent", m3: "late"},
-                  "checks": {m1: {"trend": "better", "rating": 6}}, "note": "Good energy"})
+    saved = post(
+        client,
+        token,
+        f"/sessions/{s1['id']}/attendance",
+        {
+            "version": 0,
+            "attendance": {m1: "present", m2: "absent", m3: "late"},
+            "checks": {m1: {"trend": "better", "rating": 6}},
+            "note": "Good energy",
+        },
+    )
     assert saved.status_code == 200, saved.json
     assert saved.json["version"] == 1 and saved.json["session"]["status"] == "held"
     assert saved.json["attendance"] == {m1: "present", m2: "absent", m3: "late"}
     assert saved.json["checks"] == {m1: {"trend": "better", "rating": 6}} and saved.json["note"] == "Good energy"
-    assert row(cdb, "select username from audit_log where table_name = 'sessions' and record_id = ?",
-               (s1["id"],))["username"] == "device:lap-a"
+    assert (
+        row(cdb, "select username from audit_log where table_name = 'sessions' and record_id = ?", (s1["id"],))[
+            "username"
+        ]
+        == "device:lap-a"
+    )
     # A second sheet made from version 0 (another laptop, another tab) is refused with what differs.
-    stale = post(client, token, f"/sessions/{s1['id']}/attendance",
-                 {"version": 0, "attendance": {m1: "present", m2: "present", m3: "late"}})
+    stale = post(
+        client,
+        token,
+        f"/sessions/{s1['id']}/attendance",
+        {"version": 0, "attendance": {m1: "present", m2: "present", m3: "late"}},
+    )
     assert stale.status_code == 409
     assert stale.json["error"].startswith("? saved this session")
     assert stale.json["current_version"] == 1 and stale.json["field"] == "version"
     assert stale.json["differences"] == ["Betty Birungi: saved as absent, you chose present."]
     assert client.get(url, headers=auth(token)).json["attendance"][m2] == "absent"
     # Made from the current version, it goes in; the note and checks not sent are kept.
-    fixed = post(client, token, f"/sessions/{s1['id']}/attendance",
-                 {"version": 1, "attendance": {m1: "present", m2: "present", m3: "late"}})
+    fixed = post(
+        client,
+        token,
+        f"/sessions/{s1['id']}/attendance",
+        {"version": 1, "attendance": {m1: "present", m2: "present", m3: "late"}},
+    )
     assert fixed.status_code == 200 and fixed.json["version"] == 2
     assert fixed.json["note"] == "Good energy" and fixed.json["checks"] == {m1: {"trend": "better", "rating": 6}}
 
@@ -570,32 +715,54 @@ def test_attendance_on_a_cancelled_session_is_refused(centre, cdb, token, group,
     set_today("2026-03-09", "16:00")
     s2 = group["sessions"][1]
     cycles.cancel_session(cdb, s2["id"], reason="rain", actor=None)
-    response = post(centre.test_client(), token, f"/sessions/{s2['id']}/attendance",
-                    {"version": 1, "attendance": dict.fromkeys(group["members"], "present")})
+    response = post(
+        centre.test_client(),
+        token,
+        f"/sessions/{s2['id']}/attendance",
+        {"version": 1, "attendance": dict.fromkeys(group["members"], "present")},
+    )
     assert response.status_code == 400
-    assert response.json == {"error": f"Session {s2['number']} was cancelled; attendance cannot be recorded for it.",
-                             "field": None}
+    assert response.json == {
+        "error": f"Session {s2['number']} was cancelled; attendance cannot be recorded for it.",
+        "field": None,
+    }
     assert count(cdb, "attendance") == 0
 
 
-@pytest.mark.parametrize("change, status, message", [
-    ({"version": None}, 400, "Missing required field(s) for sessions: version."),
-    ({"version": "0"}, 400, "'version' must be a whole number."),
-    ({"attendance": {"x": 1}}, 400, "The attendance of x must be text: present, absent, excused, late."),
-    ({"attendance": {"not-a-member": "present"}}, 400,
-     "Someone on this form is not a member of this cycle; reload the page."),
-    ({"drop": "Carol"}, 400, "Mark the attendance of: Carol Cherop."),
-    ({"checks": {"M2": {"rating": 4}}}, 400,
-     "Betty Birungi is not marked present but has a symptom check; mark them present or clear the check."),
-    ({"checks": {"M1": {"rating": 11}}}, 400, "The rating of Agnes Auma must be a whole number from 0 to 10."),
-    ({"checks": {"M1": {"mood": "ok"}}}, 400,
-     "A symptom check is {\"trend\": better|same|worse|null, \"rating\": 0-10|null}."),
-    ({"status": "held"}, 400, "These fields cannot be changed through the API: status."),
-    ({"fidelity": {}}, 400, "Unknown field(s) for sessions: fidelity. Send only: version, attendance, checks, note,"
-                            " plans."),
-])
-def test_attendance_errors_are_clear_and_nothing_is_saved(centre, cdb, token, group, set_today, change, status,
-                                                          message):
+@pytest.mark.parametrize(
+    "change, status, message",
+    [
+        ({"version": None}, 400, "Missing required field(s) for sessions: version."),
+        ({"version": "0"}, 400, "'version' must be a whole number."),
+        ({"attendance": {"x": 1}}, 400, "The attendance of x must be text: present, absent, excused, late."),
+        (
+            {"attendance": {"not-a-member": "present"}},
+            400,
+            "Someone on this form is not a member of this cycle; reload the page.",
+        ),
+        ({"drop": "Carol"}, 400, "Mark the attendance of: Carol Cherop."),
+        (
+            {"checks": {"M2": {"rating": 4}}},
+            400,
+            "Betty Birungi is not marked present but has a symptom check; mark them present or clear the check.",
+        ),
+        ({"checks": {"M1": {"rating": 11}}}, 400, "The rating of Agnes Auma must be a whole number from 0 to 10."),
+        (
+            {"checks": {"M1": {"mood": "ok"}}},
+            400,
+            'A symptom check is {"trend": better|same|worse|null, "rating": 0-10|null}.',
+        ),
+        ({"status": "held"}, 400, "These fields cannot be changed through the API: status."),
+        (
+            {"fidelity": {}},
+            400,
+            "Unknown field(s) for sessions: fidelity. Send only: version, attendance, checks, note, plans.",
+        ),
+    ],
+)
+def test_attendance_errors_are_clear_and_nothing_is_saved(
+    centre, cdb, token, group, set_today, change, status, message
+):
     set_today("2026-03-02", "16:00")
     m1, m2, m3 = group["members"]
     body = {"version": 0, "attendance": {m1: "present", m2: "absent", m3: "present"}}
@@ -637,11 +804,13 @@ def test_openapi_document_describes_every_route(centre, token):
     for method, path, *_rest in ROUTES:
         assert method.lower() in doc["paths"][path]
     rules = {r.rule for r in centre.url_map.iter_rules() if r.rule.startswith("/api/v1")}
-    documented = {"/api/v1" + p.replace("{resource}", "<resource>").replace("{id}", "<record_id>")
-                  for p in doc["paths"]}
+    documented = {
+        "/api/v1" + p.replace("{resource}", "<resource>").replace("{id}", "<record_id>") for p in doc["paths"]
+    }
     assert rules == documented
     assert {"participants", "screenings", "referrals", "cycles", "sessions", "attendance"} <= set(
-        doc["components"]["schemas"])
+        doc["components"]["schemas"]
+    )
     assert "code" in doc["components"]["schemas"]["participants"]["required"]
     schemas = doc["components"]["schemas"]
 
@@ -664,7 +833,10 @@ def test_openapi_document_describes_every_route(centre, token):
     assert "Screenings are facts" in refused["patch"]["responses"]["405"]["description"]
     assert refused["patch"]["parameters"][0]["schema"]["enum"] == ["screenings", "cycles", "sessions", "attendance"]
     assert doc["paths"]["/{resource}"]["post"]["parameters"][0]["schema"]["enum"] == [
-        "cycles", "sessions", "attendance"]
+        "cycles",
+        "sessions",
+        "attendance",
+    ]
 
 
 def test_openapi_needs_a_token(centre):
@@ -676,9 +848,12 @@ def test_coordinator_sync_page_lists_conflicts(centre, cdb):
     from .conftest import PASSWORD, login
 
     with cdb.conn:
-        cdb.execute("insert into sync_conflicts (table_name, record_id, site_id, winner_hlc, winner_json, loser_hlc,"
-                    " loser_json, created_at) values ('participants', 'p1', ?, 'b', '{\"village\": \"<b>new</b>\"}',"
-                    " 'a', '{\"village\": \"old\"}', 'now')", (site_id(cdb, "KMP"),))
+        cdb.execute(
+            "insert into sync_conflicts (table_name, record_id, site_id, winner_hlc, winner_json, loser_hlc,"
+            " loser_json, created_at) values ('participants', 'p1', ?, 'b', '{\"village\": \"<b>new</b>\"}',"
+            " 'a', '{\"village\": \"old\"}', 'now')",
+            (site_id(cdb, "KMP"),),
+        )
     client = centre.test_client()
     login(client, "coord", PASSWORD)
     html = client.get("/sync/").get_data(as_text=True)

@@ -37,9 +37,19 @@ def add_participant(db, code: str, **fields) -> str:
     site_id = row(db, "select id from sites where code = ?", (code.split("-")[0],))["id"]
     pid, now = new_id(), utcnow()
     with write(db):
-        db["participants"].insert({"id": pid, "site_id": site_id, "code": code, "name": f"Name {code}",
-                                   "sex": "female", "phone": "0700000000", "created_at": now, "updated_at": now,
-                                   **fields})
+        db["participants"].insert(
+            {
+                "id": pid,
+                "site_id": site_id,
+                "code": code,
+                "name": f"Name {code}",
+                "sex": "female",
+                "phone": "0700000000",
+                "created_at": now,
+                "updated_at": now,
+                **fields,
+            }
+        )
     return pid
 
 
@@ -50,8 +60,9 @@ def village(db, pid):
 
 def test_ensure_triggers_covers_a_table_added_later(tmp_path):
     db = new_laptop(tmp_path / "l")
-    db.execute("create table home_visits (id text primary key, site_id text, note text,"
-               " created_at text, updated_at text)")
+    db.execute(
+        "create table home_visits (id text primary key, site_id text, note text, created_at text, updated_at text)"
+    )
     db.execute("create table scratch (id text primary key, note text)")  # no site_id: never syncs
     assert tracking.ensure_triggers(db) == ["home_visits"]
     assert tracking.ensure_triggers(db) == []
@@ -67,8 +78,10 @@ def test_rows_made_before_sync_are_sent_too(tmp_path):
     for name in [r["name"] for r in db.query("select name from sqlite_master where type = 'trigger'")]:
         db.execute(f'drop trigger "{name}"')
     db.execute("insert into sites values ('s', 'KMP', 'K', 'en', 'now', 'now')")
-    db.execute("insert into participants (id, site_id, code, name, sex, created_at, updated_at)"
-               " values ('p-old', 's', 'KMP-1', 'N', 'female', 'now', 'now')")
+    db.execute(
+        "insert into participants (id, site_id, code, name, sex, created_at, updated_at)"
+        " values ('p-old', 's', 'KMP-1', 'N', 'female', 'now', 'now')"
+    )
     db.conn.commit()
     tracking.ensure_triggers(db)
     assert row(db, "select record_id from sync_log where table_name = 'participants'")["record_id"] == "p-old"
@@ -84,9 +97,10 @@ def test_push_and_pull_between_two_laptops(tmp_path, centre, cdb):
     assert client.pull(b, tb)["applied"] == 1
     assert village(b, pid) == "Kisenyi" and village(cdb, pid) == "Kisenyi"
     # Nothing comes back to the laptop that made it, and nothing is sent twice.
-    assert client.sync(a, ta) == {"push": {"records": 0, "batches": 0, "quarantined": 0, "conflicts": 0},
-                                  "pull": {"applied": 0, "skipped": 0, "quarantined": 0, "files": [],
-                                           "problems": []}}
+    assert client.sync(a, ta) == {
+        "push": {"records": 0, "batches": 0, "quarantined": 0, "conflicts": 0},
+        "pull": {"applied": 0, "skipped": 0, "quarantined": 0, "files": [], "problems": []},
+    }
 
 
 def test_privacy_names_stay_on_the_laptop(tmp_path, centre, cdb):
@@ -103,7 +117,10 @@ def test_privacy_names_stay_on_the_laptop(tmp_path, centre, cdb):
         cdb.execute("update participants set village = 'Centre' where id = ?", (pid,))
     client.pull(a, ta)
     assert row(a, "select name, phone, village from participants where id = ?", (pid,)) == {
-        "name": "Name KMP-0002-B", "phone": "0700000000", "village": "Centre"}
+        "name": "Name KMP-0002-B",
+        "phone": "0700000000",
+        "village": "Centre",
+    }
     client.pull(b, tb)
     assert row(b, "select name, village from participants where id = ?", (pid,)) == {"name": "", "village": "Centre"}
 
@@ -211,8 +228,10 @@ def test_one_bad_record_is_quarantined_with_a_plain_reason_and_the_rest_go_throu
     assert village(cdb, good) == "" and village(cdb, bad) is None
     [item] = review.list_quarantine(cdb, None)
     assert item["record_id"] == bad
-    assert item["error"] == ("The village of this participant record is longer than 120 characters, more than "
-                             "the form allows. Shorten it on the laptop that made it and sync again.")
+    assert item["error"] == (
+        "The village of this participant record is longer than 120 characters, more than "
+        "the form allows. Shorten it on the laptop that made it and sync again."
+    )
     # Fixed (here by hand in the kept record), the retry goes in.
     record = json.loads(item["record_json"])
     record["data"]["village"] = "Kisenyi"
@@ -336,8 +355,9 @@ def test_forms_and_translations_travel_to_laptops(tmp_path):
 
 
 def test_install_files_refuses_paths_outside_the_folders(tmp_path):
-    written, problems = files.install_files({"forms": tmp_path / "forms"},
-                                            {"forms/../evil.yaml": "eA==", "other/x.yaml": "eA=="}, tmp_path / "b")
+    written, problems = files.install_files(
+        {"forms": tmp_path / "forms"}, {"forms/../evil.yaml": "eA==", "other/x.yaml": "eA=="}, tmp_path / "b"
+    )
     assert written == [] and len(problems) == 2
     assert not (tmp_path / "evil.yaml").exists()
 
@@ -350,21 +370,27 @@ def test_hlc_observe_moves_the_clock_past_a_remote_value(tmp_path):
         assert tracking.tick(db) > ahead
 
 
-@pytest.mark.parametrize(("value", "ok"), [
-    ("176722560000000.0000000000.laptop-1", True),
-    ("١٧٦٧٢٢٥٦٠٠٠٠٠٠٠.0000000000.laptop-1", False),  # Arabic-Indic digits are not a clock
-    ("176722560000000.0000000000.laptop-1\n", False),
-    ("176722560000000.000000000.laptop-1", False),
-])
+@pytest.mark.parametrize(
+    ("value", "ok"),
+    [
+        ("176722560000000.0000000000.laptop-1", True),
+        ("١٧٦٧٢٢٥٦٠٠٠٠٠٠٠.0000000000.laptop-1", False),  # Arabic-Indic digits are not a clock
+        ("176722560000000.0000000000.laptop-1\n", False),
+        ("176722560000000.000000000.laptop-1", False),
+    ],
+)
 def test_clock_values_are_ascii_digits_only(value, ok):
     assert tracking.valid_hlc(value) is ok
 
 
-@pytest.mark.parametrize("field, value, message", [
-    ("batch_no", 2**64, "'batch_no' must be at most 9223372036854775807"),
-    ("cursor", 2**64, "'cursor' must be at most 9223372036854775807"),
-    ("cursor", -1, "'cursor' must be a whole number of at least 0"),
-])
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("batch_no", 2**64, "'batch_no' must be at most 9223372036854775807"),
+        ("cursor", 2**64, "'cursor' must be at most 9223372036854775807"),
+        ("cursor", -1, "'cursor' must be a whole number of at least 0"),
+    ],
+)
 def test_a_signed_file_with_a_number_sqlite_cannot_hold_is_refused(tmp_path, centre, cdb, field, value, message):
     from group_ipt.sync import client, server
     from group_ipt.sync.client import get_state
@@ -375,8 +401,15 @@ def test_a_signed_file_with_a_number_sqlite_cannot_hold_is_refused(tmp_path, cen
     (body["batches"][0] if field == "batch_no" else body)[field] = value
     huge = tmp_path / "huge.gipt"  # correctly signed by the laptop's own key
     meta = {k: v for k, v in body.items() if k != "batches"}
-    files.write_signed(huge, kind="push", device_id=get_state(a, "device_id"), file_id=new_id(), body=meta,
-                       private_key=client.device_key(a), parts=({"batch": b} for b in body["batches"]))
+    files.write_signed(
+        huge,
+        kind="push",
+        device_id=get_state(a, "device_id"),
+        file_id=new_id(),
+        body=meta,
+        private_key=client.device_key(a),
+        parts=({"batch": b} for b in body["batches"]),
+    )
     config = server.CentralConfig.from_app_config(centre.config)
     with pytest.raises(SyncRejected, match=message):
         server.import_file(cdb, huge, tmp_path / "r.gipt", config)

@@ -76,8 +76,15 @@ class World:
         self.counter = 0
 
     def start_centre(self):
-        return create_app({"DATA_DIR": str(self.root / "central"), "TESTING": True, "SYNC_CENTRAL": True,
-                           "SYNC_SEND_NAMES": True, "PASSWORD_HASH_METHOD": FAST_HASH})
+        return create_app(
+            {
+                "DATA_DIR": str(self.root / "central"),
+                "TESTING": True,
+                "SYNC_CENTRAL": True,
+                "SYNC_SEND_NAMES": True,
+                "PASSWORD_HASH_METHOD": FAST_HASH,
+            }
+        )
 
     def db(self, who: int):
         return self.centre if who == CENTRE else self.laptops[who]
@@ -95,9 +102,18 @@ class World:
         db, token, now = self.db(who), self.next_token(who), utcnow()
         record_id = new_id()
         with write(db):
-            db["participants"].insert({"id": record_id, "site_id": self.site, "code": f"KMP-{self.counter:05d}",
-                                       "name": f"Person {self.counter}", "sex": "female", "village": token,
-                                       "created_at": now, "updated_at": now})
+            db["participants"].insert(
+                {
+                    "id": record_id,
+                    "site_id": self.site,
+                    "code": f"KMP-{self.counter:05d}",
+                    "name": f"Person {self.counter}",
+                    "sex": "female",
+                    "village": token,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            )
         self.ids.append(record_id)
         self.written[token] = {"record": record_id, "superseded": False}
 
@@ -127,9 +143,14 @@ class World:
         state = {"armed": fault}
 
         def fail(stage: str) -> None:
-            if state["armed"] == "drop-before-push" and stage == "push-before" or \
-               state["armed"] == "drop-after-push" and stage == "push-after" or \
-               state["armed"] == "drop-pull" and stage == "pull-before":
+            if (
+                state["armed"] == "drop-before-push"
+                and stage == "push-before"
+                or state["armed"] == "drop-after-push"
+                and stage == "push-after"
+                or state["armed"] == "drop-pull"
+                and stage == "pull-before"
+            ):
                 state["armed"] = None
                 raise SyncError("connection dropped")
 
@@ -174,8 +195,11 @@ ops = st.one_of(
     st.tuples(st.just("edit"), st.integers(0, DEVICES), st.integers(0, 50)),
     st.tuples(st.just("edit"), st.integers(0, DEVICES), st.integers(0, 50)),
     st.tuples(st.just("delete"), st.integers(0, DEVICES), st.integers(0, 50)),
-    st.tuples(st.just("sync"), st.integers(0, DEVICES - 1),
-              st.sampled_from([None, None, "drop-before-push", "drop-after-push", "drop-pull", "duplicate"])),
+    st.tuples(
+        st.just("sync"),
+        st.integers(0, DEVICES - 1),
+        st.sampled_from([None, None, "drop-before-push", "drop-after-push", "drop-pull", "duplicate"]),
+    ),
     st.tuples(st.just("restart")),
     st.tuples(st.just("skew"), st.integers(0, DEVICES), st.sampled_from([-72, 6, 20])),
 )
@@ -188,8 +212,9 @@ def snapshot(db) -> list[dict]:
     return list(db.query("select * from participants order by id"))
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                  HealthCheck.too_slow])
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(st.lists(ops, min_size=5, max_size=35))
 def test_devices_and_centre_converge_and_lose_nothing(template, program):
     root, tokens = template

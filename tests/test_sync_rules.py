@@ -25,13 +25,34 @@ def a_group(db) -> dict:
     """A participant enrolled in a cycle with one session, written on a laptop."""
     user = row(db, "select id from users where username = 'amina'")["id"]
     p = insert(db, "participants", code="KMP-0001-A", name="Achen", sex="female", village="Kisenyi")
-    c = insert(db, "cycles", code="KMP-C001", protocol_id="who-8", protocol_version=1, group_type="women",
-               venue="Hall", weekday=1, start_time="10:00", first_date="2026-09-22", status="active",
-               created_by=user)
-    s = insert(db, "sessions", cycle_id=c, number=1, kind="group", phase="initial", scheduled_date="2026-09-29",
-               start_time="10:00", minutes=90, status="scheduled", version=0)
-    m = insert(db, "members", cycle_id=c, participant_id=p, status="active", enrolled_on="2026-09-20",
-               created_by=user)
+    c = insert(
+        db,
+        "cycles",
+        code="KMP-C001",
+        protocol_id="who-8",
+        protocol_version=1,
+        group_type="women",
+        venue="Hall",
+        weekday=1,
+        start_time="10:00",
+        first_date="2026-09-22",
+        status="active",
+        created_by=user,
+    )
+    s = insert(
+        db,
+        "sessions",
+        cycle_id=c,
+        number=1,
+        kind="group",
+        phase="initial",
+        scheduled_date="2026-09-29",
+        start_time="10:00",
+        minutes=90,
+        status="scheduled",
+        version=0,
+    )
+    m = insert(db, "members", cycle_id=c, participant_id=p, status="active", enrolled_on="2026-09-20", created_by=user)
     return {"participant": p, "cycle": c, "session": s, "member": m, "user": user}
 
 
@@ -74,11 +95,25 @@ def test_a_member_enrolled_on_two_laptops_is_one_member_and_its_marks_follow(tmp
     client.sync(a, ta)
     client.sync(b, tb)
     user = g["user"]
-    kept = insert(a, "members", cycle_id=g["cycle"], participant_id=g["participant"], status="active",
-                  enrolled_on="2026-09-20", created_by=user)
+    kept = insert(
+        a,
+        "members",
+        cycle_id=g["cycle"],
+        participant_id=g["participant"],
+        status="active",
+        enrolled_on="2026-09-20",
+        created_by=user,
+    )
     client.sync(a, ta)
-    twin = insert(b, "members", cycle_id=g["cycle"], participant_id=g["participant"], status="active",
-                  enrolled_on="2026-09-21", created_by=user)
+    twin = insert(
+        b,
+        "members",
+        cycle_id=g["cycle"],
+        participant_id=g["participant"],
+        status="active",
+        enrolled_on="2026-09-21",
+        created_by=user,
+    )
     insert(b, "attendance", session_id=g["session"], member_id=twin, status="present")
     assert client.sync(b, tb)["push"]["quarantined"] == 0
     client.sync(a, ta)
@@ -109,8 +144,9 @@ def test_a_cycle_code_made_on_two_laptops_is_renamed_and_its_sessions_follow(tmp
 def test_a_record_whose_parent_is_missing_waits_and_goes_in_with_it(tmp_path, centre, cdb):
     a, ta = laptop(tmp_path, centre, "lap-a")
     g = a_group(a)
-    records = engine.read_changes(a, [(r["table_name"], r["record_id"]) for r in
-                                      rows(a, "select distinct table_name, record_id from sync_log")])
+    records = engine.read_changes(
+        a, [(r["table_name"], r["record_id"]) for r in rows(a, "select distinct table_name, record_id from sync_log")]
+    )
     children = [r for r in records if r["t"] in ("sessions", "members")]
     parents = [r for r in records if r["t"] not in ("sessions", "members")]
     with engine.applying(cdb):
@@ -145,9 +181,17 @@ def test_a_row_of_another_site_or_pointing_at_one_is_refused(tmp_path, centre, c
 
 
 def screening_rows(db, participant: str, *, risk: int) -> dict:
-    sid = insert(db, "screenings", participant_id=participant, instrument_id="phq9", instrument_version="1",
-                 answers_json='{"q1": 3, "q2": 3, "q3": 3, "q4": 3, "q5": 3, "q6": 3, "q7": 3, "q8": 3, "q9": 3}',
-                 risk=risk, administered_on="2026-10-01", submission_key=new_id())
+    sid = insert(
+        db,
+        "screenings",
+        participant_id=participant,
+        instrument_id="phq9",
+        instrument_version="1",
+        answers_json='{"q1": 3, "q2": 3, "q3": 3, "q4": 3, "q5": 3, "q6": 3, "q7": 3, "q8": 3, "q9": 3}',
+        risk=risk,
+        administered_on="2026-10-01",
+        submission_key=new_id(),
+    )
     return sid
 
 
@@ -162,8 +206,16 @@ def test_a_risk_screening_without_its_referral_waits_for_it(tmp_path, centre, cd
     [item] = review.list_quarantine(cdb, None)
     assert item["waiting_for"] == f"referrals:screening:{sid}"
     assert "arrived without its safety referral" in item["error"]
-    insert(a, "referrals", participant_id=g["participant"], screening_id=sid, reason="q9 answered 3",
-           triggers_json="[]", urgency="urgent", status="open")
+    insert(
+        a,
+        "referrals",
+        participant_id=g["participant"],
+        screening_id=sid,
+        reason="q9 answered 3",
+        triggers_json="[]",
+        urgency="urgent",
+        status="open",
+    )
     client.sync(a, ta)
     assert row(cdb, "select risk from screenings where id = ?", (sid,)) is not None
     assert review.list_quarantine(cdb, None) == []
@@ -172,8 +224,15 @@ def test_a_risk_screening_without_its_referral_waits_for_it(tmp_path, centre, cd
 def test_a_referral_is_never_deleted_nor_closed_without_a_note_by_a_laptop(tmp_path, centre, cdb):
     a, ta = laptop(tmp_path, centre, "lap-a")
     g = a_group(a)
-    ref = insert(a, "referrals", participant_id=g["participant"], reason="seen at home", triggers_json="[]",
-                 urgency="urgent", status="open")
+    ref = insert(
+        a,
+        "referrals",
+        participant_id=g["participant"],
+        reason="seen at home",
+        triggers_json="[]",
+        urgency="urgent",
+        status="open",
+    )
     client.sync(a, ta)
     with write(a):
         a.execute("update referrals set status = 'closed', note = null where id = ?", (ref,))
@@ -214,11 +273,14 @@ def test_a_laptop_whose_date_was_set_right_stamps_its_unsent_changes_again(tmp_p
         assert int(row(db, "select wall from sync_clock")["wall"]) < now + 60_000
 
 
-@pytest.mark.parametrize(("field", "value", "message"), [
-    ("village", "x" * 121, "longer than 120 characters"),
-    ("sex", None, "The sex of this participant record is empty"),
-    ("birth_year", "nineteen", "should be a whole number"),
-])
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("village", "x" * 121, "longer than 120 characters"),
+        ("sex", None, "The sex of this participant record is empty"),
+        ("birth_year", "nineteen", "should be a whole number"),
+    ],
+)
 def test_a_malformed_row_is_refused_with_its_reason(tmp_path, centre, cdb, field, value, message):
     a, _ta = laptop(tmp_path, centre, "lap-a")
     pid = insert(a, "participants", code="KMP-0003-C", name="N", sex="female", village="V")
@@ -238,18 +300,41 @@ def test_a_member_the_database_refuses_takes_its_marks_into_quarantine_with_it(t
     client.sync(a, ta)
     client.sync(b, tb)
     # b enrols the same person in a second cycle offline (a person is active in one cycle only)
-    other = insert(b, "cycles", code="KMP-C009", protocol_id="who-8", protocol_version=1, group_type="women",
-                   venue="Hall", weekday=2, start_time="10:00", first_date="2026-09-23", status="active")
-    session = insert(b, "sessions", cycle_id=other, number=1, kind="group", phase="initial",
-                     scheduled_date="2026-09-30", start_time="10:00", minutes=90, status="scheduled", version=0)
+    other = insert(
+        b,
+        "cycles",
+        code="KMP-C009",
+        protocol_id="who-8",
+        protocol_version=1,
+        group_type="women",
+        venue="Hall",
+        weekday=2,
+        start_time="10:00",
+        first_date="2026-09-23",
+        status="active",
+    )
+    session = insert(
+        b,
+        "sessions",
+        cycle_id=other,
+        number=1,
+        kind="group",
+        phase="initial",
+        scheduled_date="2026-09-30",
+        start_time="10:00",
+        minutes=90,
+        status="scheduled",
+        version=0,
+    )
     with write(b):
         b.execute("update members set status = 'withdrawn' where id = ?", (g["member"],))
     client.sync(b, tb)  # (b's own withdrawal goes first; now a re-activates it)
     with write(a):
         a.execute("update members set status = 'active', updated_at = 'x' where id = ?", (g["member"],))
     client.sync(a, ta)
-    twin = insert(b, "members", cycle_id=other, participant_id=g["participant"], status="active",
-                  enrolled_on="2026-09-21")
+    twin = insert(
+        b, "members", cycle_id=other, participant_id=g["participant"], status="active", enrolled_on="2026-09-21"
+    )
     mark = insert(b, "attendance", session_id=session, member_id=twin, status="present")
     summary = client.push(b, tb)
     assert summary["quarantined"] == 2
@@ -268,8 +353,9 @@ def test_a_history_is_in_the_order_changes_were_made_whatever_the_laptops_clocks
     pid = insert(a, "participants", code="KMP-0001-A", name="N", sex="female", village="V")
     with write(a):  # a's clock is 20 hours ahead: its wall clock says tomorrow
         a.execute("update sync_clock set wall = wall + 20 * 3600000")
-    insert(a, "participant_status_history", participant_id=pid, status="eligible",
-           created_at="2099-01-01T00:00:00+00:00")
+    insert(
+        a, "participant_status_history", participant_id=pid, status="eligible", created_at="2099-01-01T00:00:00+00:00"
+    )
     client.sync(a, ta)
     client.sync(b, tb)
     insert(b, "participant_status_history", participant_id=pid, status="enrolled")  # made after seeing a's
@@ -352,8 +438,19 @@ def test_each_laptop_makes_codes_from_its_own_block(tmp_path, centre, cdb):
     assert not made["a"] & made["b"]
     assert {c.split("-")[1][0] for c in made["a"]} == {"1"} and {c.split("-")[1][0] for c in made["b"]} == {"2"}
     assert [cycles.next_code(a, site), cycles.next_code(b, site)] == ["KMP-C001", "KMP-C002"]
-    insert(a, "cycles", code="KMP-C001", protocol_id="who-8", protocol_version=1, group_type="women",
-           venue="Hall", weekday=1, start_time="10:00", first_date="2026-09-22", status="active")
+    insert(
+        a,
+        "cycles",
+        code="KMP-C001",
+        protocol_id="who-8",
+        protocol_version=1,
+        group_type="women",
+        venue="Hall",
+        weekday=1,
+        start_time="10:00",
+        first_date="2026-09-22",
+        status="active",
+    )
     assert cycles.next_code(a, site) == "KMP-C011"
     # A laptop registered before blocks existed gets one at its next sync.
     with write(a):
@@ -365,15 +462,24 @@ def test_each_laptop_makes_codes_from_its_own_block(tmp_path, centre, cdb):
 def test_a_referral_closed_as_the_app_closes_it_goes_in(tmp_path, centre, cdb):
     a, ta = laptop(tmp_path, centre, "lap-a")
     g = a_group(a)
-    ref = insert(a, "referrals", participant_id=g["participant"], reason="seen at home", triggers_json="[]",
-                 urgency="urgent", status="open")
+    ref = insert(
+        a,
+        "referrals",
+        participant_id=g["participant"],
+        reason="seen at home",
+        triggers_json="[]",
+        urgency="urgent",
+        status="open",
+    )
     client.sync(a, ta)
     insert(a, "referral_followups", referral_id=ref, due_on="2026-10-02", done_on="2026-10-02", note="called")
     with write(a):
         a.execute("update referrals set status = 'closed', outcome = 'seen', note = null where id = ?", (ref,))
     assert client.sync(a, ta)["push"]["quarantined"] == 0
-    assert row(cdb, "select status, outcome from referrals where id = ?", (ref,)) == {"status": "closed",
-                                                                                      "outcome": "seen"}
+    assert row(cdb, "select status, outcome from referrals where id = ?", (ref,)) == {
+        "status": "closed",
+        "outcome": "seen",
+    }
 
 
 def test_deleting_a_merged_away_copy_keeps_the_row_it_joined(tmp_path, centre, cdb):
@@ -401,8 +507,15 @@ def test_a_usb_file_obeys_the_safety_rules_too(tmp_path, centre, cdb):
     g = a_group(a)
     client.sync(a, ta)
     sid = screening_rows(a, g["participant"], risk=0)  # item 9 answered 3, no referral
-    ref = insert(a, "referrals", participant_id=g["participant"], reason="seen at home", triggers_json="[]",
-                 urgency="urgent", status="open")
+    ref = insert(
+        a,
+        "referrals",
+        participant_id=g["participant"],
+        reason="seen at home",
+        triggers_json="[]",
+        urgency="urgent",
+        status="open",
+    )
     client.sync(a, ta)
     with write(a):
         a.execute("delete from referrals where id = ?", (ref,))
@@ -442,12 +555,14 @@ def test_a_copy_changed_again_before_the_merge_arrived_is_deleted_in_the_end(tmp
         a.execute("delete from members")
     client.sync(a, ta)
     client.sync(b, tb)
-    kept = insert(a, "members", cycle_id=g["cycle"], participant_id=g["participant"], status="active",
-                  enrolled_on="2026-09-20")
+    kept = insert(
+        a, "members", cycle_id=g["cycle"], participant_id=g["participant"], status="active", enrolled_on="2026-09-20"
+    )
     mark = insert(a, "attendance", session_id=g["session"], member_id=kept, status="present")
     client.sync(a, ta)
-    twin = insert(b, "members", cycle_id=g["cycle"], participant_id=g["participant"], status="active",
-                  enrolled_on="2026-09-21")
+    twin = insert(
+        b, "members", cycle_id=g["cycle"], participant_id=g["participant"], status="active", enrolled_on="2026-09-21"
+    )
     copy = insert(b, "attendance", session_id=g["session"], member_id=twin, status="late")
     client.push(b, tb)  # both merged into a's rows at the centre; b has not pulled yet
     with write(b):  # b corrects its mark: the centre's deletion of it is left alone at the next pull

@@ -17,8 +17,14 @@ CLI = [sys.executable, str(REPO_DIR / "cli.py")]
 
 
 def run(data_dir, *args, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run([*CLI, "--data-dir", str(data_dir), *args], input=stdin, capture_output=True,
-                            text=True, timeout=120, env={**os.environ, "GROUP_IPT_DATA": str(data_dir)})
+    result = subprocess.run(
+        [*CLI, "--data-dir", str(data_dir), *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "GROUP_IPT_DATA": str(data_dir)},
+    )
     if check and result.returncode != 0:
         raise AssertionError(f"{args} failed: {result.stdout}\n{result.stderr}")
     return result
@@ -31,8 +37,12 @@ def central(tmp_path):
     run(data, "sites", "add", "KMP", "Kampala North")
     out = run(data, "devices", "add", "kmp-laptop-1", "--site", "KMP").stdout
     token = out.splitlines()[1].strip()
-    server = subprocess.Popen([*CLI, "--data-dir", str(data), "serve", "--central", "--port", "0"],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    server = subprocess.Popen(
+        [*CLI, "--data-dir", str(data), "serve", "--central", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         line = server.stdout.readline()
         assert "running at" in line, line + server.stderr.read()
@@ -54,9 +64,11 @@ def test_laptop_syncs_with_a_real_central_server(tmp_path, central):
     conn = sqlite3.connect(laptop / "group-ipt.db")
     site_id = conn.execute("select id from sites where code = 'KMP'").fetchone()[0]
     pid = str(uuid.uuid4())
-    conn.execute("insert into participants (id, site_id, code, name, sex, village, created_at, updated_at)"
-                 " values (?, ?, 'KMP-0001-A', 'Amina', 'female', 'Kisenyi', '2026-01-01', '2026-01-01')",
-                 (pid, site_id))
+    conn.execute(
+        "insert into participants (id, site_id, code, name, sex, village, created_at, updated_at)"
+        " values (?, ?, 'KMP-0001-A', 'Amina', 'female', 'Kisenyi', '2026-01-01', '2026-01-01')",
+        (pid, site_id),
+    )
     conn.commit()
     conn.close()
     assert "waiting to send:   1 record(s)" in run(laptop, "sync", "status").stdout
@@ -98,8 +110,11 @@ def test_usb_file_round_trip_with_the_cli(tmp_path, central):
     run(laptop, "sync", "pull")
     conn = sqlite3.connect(laptop / "group-ipt.db")
     site_id = conn.execute("select id from sites").fetchone()[0]
-    conn.execute("insert into participants (id, site_id, code, name, sex, created_at, updated_at)"
-                 " values ('p-usb', ?, 'KMP-0002-B', 'Grace', 'female', '2026-01-01', '2026-01-01')", (site_id,))
+    conn.execute(
+        "insert into participants (id, site_id, code, name, sex, created_at, updated_at)"
+        " values ('p-usb', ?, 'KMP-0002-B', 'Grace', 'female', '2026-01-01', '2026-01-01')",
+        (site_id,),
+    )
     conn.commit()
     conn.close()
     usb = tmp_path / "usb.gipt"

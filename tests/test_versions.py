@@ -38,8 +38,9 @@ def test_an_older_version_refuses_a_newer_database_and_changes_nothing(tmp_path,
     data = runner.data_dir
     db = initialise(data)
     if newer == "schema":
-        db.execute("insert into schema_migrations (version, name, applied_at) values (?, 'from_the_future', 'x')",
-                   (LAST + 1,))
+        db.execute(
+            "insert into schema_migrations (version, name, applied_at) values (?, 'from_the_future', 'x')", (LAST + 1,)
+        )
         db.conn.commit()
     else:
         upgrade.record_version(db, "99.0.0")
@@ -65,8 +66,10 @@ def test_upgrade_backs_up_first_migrates_and_says_what_changed(runner):
     data.mkdir(parents=True)
     db = dbmod.connect(data / "group-ipt.db")
     migrate(db, upto=BEFORE_LAST)  # as the previous release left it: no version recorded
-    db.execute("insert into sites (id, code, name, default_language, created_at, updated_at)"
-               " values ('s1', 'OLD', 'Old site', 'en', '2026-01-01T00:00:00+00:00', '2026-01-01T00:00:00+00:00')")
+    db.execute(
+        "insert into sites (id, code, name, default_language, created_at, updated_at)"
+        " values ('s1', 'OLD', 'Old site', 'en', '2026-01-01T00:00:00+00:00', '2026-01-01T00:00:00+00:00')"
+    )
     db.conn.commit()
     db.close()
 

@@ -360,8 +360,9 @@ def styles(lang: PdfLanguage | None = None, base_size: float = 10) -> Styles:
     )
 
 
-def fit_widths(heads: Sequence[str], widths: Sequence[float], style: ParagraphStyle, flexible: int,
-               padding: float = 7) -> list[float]:
+def fit_widths(
+    heads: Sequence[str], widths: Sequence[float], style: ParagraphStyle, flexible: int, padding: float = 7
+) -> list[float]:
     """Widen each column to hold the longest word of its heading, taking the room from the ``flexible`` one.
 
     ReportLab splits a word that does not fit its cell in the middle ("Alihudhur|ia"); a
@@ -372,8 +373,9 @@ def fit_widths(heads: Sequence[str], widths: Sequence[float], style: ParagraphSt
     for index, head in enumerate(heads):
         if index == flexible:
             continue
-        longest = max((pdfmetrics.stringWidth(word, style.fontName, style.fontSize) for word in head.split()),
-                      default=0)
+        longest = max(
+            (pdfmetrics.stringWidth(word, style.fontName, style.fontSize) for word in head.split()), default=0
+        )
         fitted[index] = max(fitted[index], longest + padding)
     fitted[flexible] = max(sum(widths) - (sum(fitted) - fitted[flexible]), 0)
     return fitted
@@ -381,18 +383,29 @@ def fit_widths(heads: Sequence[str], widths: Sequence[float], style: ParagraphSt
 
 def longest_word(texts: Sequence[str], style: ParagraphStyle) -> float:
     """Return the width of the longest word in ``texts`` (a column must be at least that wide)."""
-    return max((pdfmetrics.stringWidth(word, style.fontName, style.fontSize)
-                for text in texts for word in str(text).split()), default=0)
+    return max(
+        (pdfmetrics.stringWidth(word, style.fontName, style.fontSize) for text in texts for word in str(text).split()),
+        default=0,
+    )
 
 
-def fit_heads(heads: Sequence[str], widths: Sequence[float], style: ParagraphStyle, flexible: int,
-              min_flexible: float = 0, smallest: float = 5.5) -> tuple[list[float], ParagraphStyle]:
+def fit_heads(
+    heads: Sequence[str],
+    widths: Sequence[float],
+    style: ParagraphStyle,
+    flexible: int,
+    min_flexible: float = 0,
+    smallest: float = 5.5,
+) -> tuple[list[float], ParagraphStyle]:
     """Fit the headings as :func:`fit_widths` does, in a smaller font when the flexible column would get
     narrower than ``min_flexible`` (e.g. its longest name); return the widths and the headings' style."""
     size = style.fontSize
     while True:
-        head_style = style if size == style.fontSize else ParagraphStyle(
-            f"{style.name}-{size}", parent=style, fontSize=size, leading=size * 1.2)
+        head_style = (
+            style
+            if size == style.fontSize
+            else ParagraphStyle(f"{style.name}-{size}", parent=style, fontSize=size, leading=size * 1.2)
+        )
         fitted = fit_widths(heads, widths, head_style, flexible)
         if fitted[flexible] >= min_flexible or size - 0.5 < smallest:
             return fitted, head_style

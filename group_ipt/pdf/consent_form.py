@@ -43,22 +43,45 @@ def build_story(data: ConsentForm, lang: PdfLanguage) -> list[Flowable]:
     st = styles(lang, base_size=10.5)
     width = content_width(PAGESIZE)
     story: list[Flowable] = [para(data.wording.heading, st.title)]
-    story.append(para(" · ".join(t for t in (data.programme, data.site,
-                                             _("Consent text, version %(version)s", version=data.version)) if t),
-                      st.small))
+    story.append(
+        para(
+            " · ".join(
+                t
+                for t in (data.programme, data.site, _("Consent text, version %(version)s", version=data.version))
+                if t
+            ),
+            st.small,
+        )
+    )
     story.append(Spacer(1, 6))
     labels = (_("Programme code"), _("Name"), _("Date"))
     who = [
-        [para(labels[0], st.cell_bold), para(data.participant_code, st.cell),
-         para(labels[2], st.cell_bold), para("", st.cell)],
+        [
+            para(labels[0], st.cell_bold),
+            para(data.participant_code, st.cell),
+            para(labels[2], st.cell_bold),
+            para("", st.cell),
+        ],
         [para(labels[1], st.cell_bold), para(data.participant_name, st.cell), "", ""],
     ]
     # Each label column as wide as its longest word (no word split at a line end).
-    widths = fit_widths((f"{labels[0]} {labels[1]}", "", labels[2], ""),
-                        [width * 0.22, width * 0.43, width * 0.1, width * 0.25], st.cell_bold, flexible=1, padding=12)
+    widths = fit_widths(
+        (f"{labels[0]} {labels[1]}", "", labels[2], ""),
+        [width * 0.22, width * 0.43, width * 0.1, width * 0.25],
+        st.cell_bold,
+        flexible=1,
+        padding=12,
+    )
     table = Table(who, colWidths=widths, rowHeights=[22, 22])
-    table.setStyle(TableStyle([("LINEBELOW", (1, 0), (1, -1), 0.5, LINE), ("LINEBELOW", (3, 0), (3, 0), 0.5, LINE),
-                               ("VALIGN", (0, 0), (-1, -1), "BOTTOM")]))
+    table.setStyle(
+        TableStyle(
+            [
+                ("LINEBELOW", (1, 0), (1, -1), 0.5, LINE),
+                ("LINEBELOW", (3, 0), (3, 0), 0.5, LINE),
+                ("VALIGN", (0, 0), (-1, -1), "BOTTOM"),
+            ]
+        )
+    )
     story += [table, Spacer(1, 8)]
     story.append(para(_("Read this text aloud to the person, in their language:"), st.subheading))
     story += [para(paragraph, st.body) for paragraph in data.wording.read_aloud]
@@ -73,8 +96,16 @@ def build_story(data: ConsentForm, lang: PdfLanguage) -> list[Flowable]:
             no = [para("" if answer else "✓", st.cell_bold), para(_("does not agree"), st.cell)]
         rows.append([para(data.wording.purposes[purpose], st.cell), *yes, *no])
     table = Table(rows, colWidths=[width - 2 * (16 + 86), 16, 86, 16, 86])
-    table.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "MIDDLE"), ("LINEBELOW", (0, 0), (-1, -1), 0.3, LINE),
-                               ("TOPPADDING", (0, 0), (-1, -1), 5), ("BOTTOMPADDING", (0, 0), (-1, -1), 5)]))
+    table.setStyle(
+        TableStyle(
+            [
+                ("VALIGN", (0, 0), (-1, -1), "MIDDLE"),
+                ("LINEBELOW", (0, 0), (-1, -1), 0.3, LINE),
+                ("TOPPADDING", (0, 0), (-1, -1), 5),
+                ("BOTTOMPADDING", (0, 0), (-1, -1), 5),
+            ]
+        )
+    )
     story += [table, Spacer(1, 14)]
     given_by = data.given_by if data.given_by not in ("", "participant") else ""
     signatures = [
@@ -91,5 +122,11 @@ def build_story(data: ConsentForm, lang: PdfLanguage) -> list[Flowable]:
 def render(data: ConsentForm, lang: PdfLanguage, *, created: datetime | None = None) -> bytes:
     """Return the consent form as PDF bytes (deterministic for the same ``created``)."""
     footer = " · ".join(t for t in (data.programme, data.wording.heading, f"v{data.version}") if t)
-    return build_pdf(build_story(data, lang), lang, title=data.wording.heading, footer_left=footer, created=created,
-                     pagesize=PAGESIZE)
+    return build_pdf(
+        build_story(data, lang),
+        lang,
+        title=data.wording.heading,
+        footer_left=footer,
+        created=created,
+        pagesize=PAGESIZE,
+    )

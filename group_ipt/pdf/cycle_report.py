@@ -247,8 +247,10 @@ def _charts(data: CycleReport, lang: PdfLanguage, st: Styles, width: float) -> l
         f"<font color='#b3cce6'>■</font> {esc(first)} &nbsp; <font color='#4073a6'>■</font> {esc(last)}", st.small
     )
     # The titles are paragraphs above the charts: they wrap instead of running off the drawing.
-    titles = [para(_("Members present at each session"), st.cell_bold),
-              para(_("%(instrument)s: first and last score", instrument=data.instrument), st.cell_bold)]
+    titles = [
+        para(_("Members present at each session"), st.cell_bold),
+        para(_("%(instrument)s: first and last score", instrument=data.instrument), st.cell_bold),
+    ]
     table = Table([titles, [attendance, scores], ["", legend]], colWidths=[width / 2, width / 2])
     table.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP"), ("LEFTPADDING", (0, 0), (-1, -1), 0)]))
     return [KeepTogether(table)]

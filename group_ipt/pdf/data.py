@@ -179,8 +179,9 @@ def cycle_report_data(
         )
 
     instrument = outcome_instrument(protocol, instruments)
-    scores = outcomes.cycle_scores(db, cycle, members, protocol, instrument=instrument, grace_days=grace_days,
-                                   today=today or clock.today())
+    scores = outcomes.cycle_scores(
+        db, cycle, members, protocol, instrument=instrument, grace_days=grace_days, today=today or clock.today()
+    )
     member_rows = []
     for m in members:
         # A session number attended twice (a session and its make-up) counts once.
@@ -263,5 +264,10 @@ def booklet_data(
         except (scripts.ScriptNotFound, KeyError) as exc:
             raise NotFound(f"no script for session {number} of {protocol_id!r}") from exc
         texts.append(scripts.placeholders_filled(script, context, lang.gettext))
-    return Booklet(programme, lang.translate(protocol.name), texts, site=site,
-                   safety_contacts=[(c["name"], c["phone"]) for c in safety_contacts])
+    return Booklet(
+        programme,
+        lang.translate(protocol.name),
+        texts,
+        site=site,
+        safety_contacts=[(c["name"], c["phone"]) for c in safety_contacts],
+    )

@@ -55,14 +55,30 @@ def build_story(data: ReferralSlip, lang: PdfLanguage) -> list[Flowable]:
         Spacer(1, 8),
     ]
     numbers = [[para(_("Emergency and referral numbers"), st.cell_bold)]]
-    numbers += [[para(f"{name}: {phone}", st.body)] for name, phone in data.contacts] or [[para(
-        _("No local emergency number is set for this programme. Ask your coordinator to add them (setting "
-          "SAFETY_CONTACTS), and write your supervisor's number here:") + " ____________", st.body)]]
+    numbers += [[para(f"{name}: {phone}", st.body)] for name, phone in data.contacts] or [
+        [
+            para(
+                _(
+                    "No local emergency number is set for this programme. Ask your coordinator to add them (setting "
+                    "SAFETY_CONTACTS), and write your supervisor's number here:"
+                )
+                + " ____________",
+                st.body,
+            )
+        ]
+    ]
     box = Table(numbers, colWidths=[width])
     box.setStyle(TableStyle([("BACKGROUND", (0, 0), (-1, -1), WARN), ("BOX", (0, 0), (-1, -1), 1, INK)]))
     story += [box, Spacer(1, 10)]
-    story.append(para(_("To the health worker: this person was seen in a community group programme for depression. "
-                        "Please see them, and tell the facilitator or the numbers above what was decided."), st.body))
+    story.append(
+        para(
+            _(
+                "To the health worker: this person was seen in a community group programme for depression. "
+                "Please see them, and tell the facilitator or the numbers above what was decided."
+            ),
+            st.body,
+        )
+    )
     lines = Table([[""]] * 4, colWidths=[width], rowHeights=[22] * 4)
     lines.setStyle(TableStyle([("LINEBELOW", (0, 0), (-1, -1), 0.5, LINE)]))
     story += [Spacer(1, 4), lines]
@@ -72,5 +88,11 @@ def build_story(data: ReferralSlip, lang: PdfLanguage) -> list[Flowable]:
 def render(data: ReferralSlip, lang: PdfLanguage, *, created: datetime | None = None) -> bytes:
     """Return the slip as PDF bytes."""
     _ = lang.translate
-    return build_pdf(build_story(data, lang), lang, title=_("Referral slip"),
-                     footer_left=f"{data.programme} · {data.code}", created=created, pagesize=PAGESIZE)
+    return build_pdf(
+        build_story(data, lang),
+        lang,
+        title=_("Referral slip"),
+        footer_left=f"{data.programme} · {data.code}",
+        created=created,
+        pagesize=PAGESIZE,
+    )

@@ -188,8 +188,9 @@ def _header(data: Roster, lang: PdfLanguage, st: Styles, width: float) -> list[F
     ]
 
 
-def _column_widths(width: float, sessions: int, privacy: bool,
-                   needs: dict[str, float] | None = None) -> dict[str, float]:
+def _column_widths(
+    width: float, sessions: int, privacy: bool, needs: dict[str, float] | None = None
+) -> dict[str, float]:
     """Return each column's width; ``needs`` gives a column's least width (its longest word and padding)."""
     fixed = {"no": 16.0, "code": 68.0, "sex": 46.0, "area": 74.0, "sign": 76.0}
     for name, need in (needs or {}).items():

@@ -230,8 +230,9 @@ def _extra_styles(st: Styles) -> dict[str, ParagraphStyle]:
         "say": ParagraphStyle(
             "say", parent=body, leftIndent=14, fontSize=body.fontSize + 0.5, leading=body.leading + 1
         ),
-        "bullet": ParagraphStyle("bullet", parent=body, leftIndent=14, bulletIndent=0, bulletFontName=FONT,
-                                 bulletText="•"),
+        "bullet": ParagraphStyle(
+            "bullet", parent=body, leftIndent=14, bulletIndent=0, bulletFontName=FONT, bulletText="•"
+        ),
         "label": ParagraphStyle("label", parent=body, fontName=FONT_BOLD, spaceBefore=4, spaceAfter=1, keepWithNext=1),
         "step": ParagraphStyle("step", parent=st.subheading, spaceBefore=10, keepWithNext=1),
         "toc": ParagraphStyle("toc", parent=body, fontSize=body.fontSize + 1, leading=body.leading + 5),
@@ -328,10 +329,22 @@ def _session(
                 [para(_("If someone talks about harming themselves"), st.cell_bold)],
                 *[[para(r, st.body)] for r in script.reminder],
                 [para(_("Emergency and referral numbers"), st.cell_bold)],
-                *([[para(f"{name}: {phone}", st.body)] for name, phone in safety_contacts] or [[para(
-                    _("No local emergency number is set for this programme. Ask your coordinator to add them "
-                      "(setting SAFETY_CONTACTS), and write your supervisor's number here:") + " ____________",
-                    st.body)]]),
+                *(
+                    [[para(f"{name}: {phone}", st.body)] for name, phone in safety_contacts]
+                    or [
+                        [
+                            para(
+                                _(
+                                    "No local emergency number is set for this programme. "
+                                    "Ask your coordinator to add them "
+                                    "(setting SAFETY_CONTACTS), and write your supervisor's number here:"
+                                )
+                                + " ____________",
+                                st.body,
+                            )
+                        ]
+                    ]
+                ),
             ],
             colWidths=[width],
         )

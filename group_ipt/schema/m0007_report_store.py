@@ -16,9 +16,11 @@ def _mark(cycles: str) -> str:
     Not ``insert or ignore``: a trigger's conflict clause gives way to the outer statement's
     (an upsert, ``insert or replace``), so the statement must not conflict at all.
     """
-    return (f"insert into report_stale (cycle_id) select distinct c.cycle_id from ({cycles}) c"
-            " where c.cycle_id is not null"
-            " and not exists (select 1 from report_stale s where s.cycle_id = c.cycle_id);")
+    return (
+        f"insert into report_stale (cycle_id) select distinct c.cycle_id from ({cycles}) c"
+        " where c.cycle_id is not null"
+        " and not exists (select 1 from report_stale s where s.cycle_id = c.cycle_id);"
+    )
 
 
 def _triggers(table: str, cycles_of_row: str, when: dict[str, str] | None = None) -> str:
@@ -27,24 +29,34 @@ def _triggers(table: str, cycles_of_row: str, when: dict[str, str] | None = None
     for event, rows in (("insert", ("new",)), ("update", ("new", "old")), ("delete", ("old",))):
         condition = f" when {when[event]}" if when else ""
         body = " ".join(_mark(cycles_of_row.replace("ROW", row)) for row in rows)
-        made.append(f"create trigger report_stale_{table}_{event[:3]} after {event} on {table}{condition}"
-                    f" begin {body} end;")
+        made.append(
+            f"create trigger report_stale_{table}_{event[:3]} after {event} on {table}{condition} begin {body} end;"
+        )
     return "\n".join(made)
 
 
-TRIGGERS = "\n".join([
-    _triggers("cycles", "select ROW.id as cycle_id"),
-    _triggers("sessions", "select ROW.cycle_id as cycle_id"),
-    _triggers("members", "select ROW.cycle_id as cycle_id"),
-    _triggers("attendance", "select cycle_id from sessions where id = ROW.session_id"),
-    _triggers("fidelity_checklists", "select cycle_id from sessions where id = ROW.session_id"),
-    # A PHQ-9 counts as a baseline or end score in every cycle the person is a member of.
-    _triggers("screenings", "select cycle_id from members where participant_id = ROW.participant_id",
-              when={"insert": "new.instrument_id = 'phq9'", "delete": "old.instrument_id = 'phq9'",
-                    "update": "new.instrument_id = 'phq9' or old.instrument_id = 'phq9'"}),
-])
+TRIGGERS = "\n".join(
+    [
+        _triggers("cycles", "select ROW.id as cycle_id"),
+        _triggers("sessions", "select ROW.cycle_id as cycle_id"),
+        _triggers("members", "select ROW.cycle_id as cycle_id"),
+        _triggers("attendance", "select cycle_id from sessions where id = ROW.session_id"),
+        _triggers("fidelity_checklists", "select cycle_id from sessions where id = ROW.session_id"),
+        # A PHQ-9 counts as a baseline or end score in every cycle the person is a member of.
+        _triggers(
+            "screenings",
+            "select cycle_id from members where participant_id = ROW.participant_id",
+            when={
+                "insert": "new.instrument_id = 'phq9'",
+                "delete": "old.instrument_id = 'phq9'",
+                "update": "new.instrument_id = 'phq9' or old.instrument_id = 'phq9'",
+            },
+        ),
+    ]
+)
 
-SQL = """
+SQL = (
+    """
 -- Cycles whose stored figures must be recomputed before the next report.
 create table report_stale (cycle_id text primary key);
 -- The figures are filtered by their cycle's site, protocol and group type, and counted over a
@@ -133,7 +145,9 @@ create index report_fidelity_by_cycle on report_fidelity(cycle_id);
 create table report_meta (key text primary key, value text not null);
 
 insert into report_stale (cycle_id) select id from cycles;
-""" + TRIGGERS + """
+"""
+    + TRIGGERS
+    + """
 -- The indicators' own queries over a period.
 -- "People screened in the period": screenings by occasion and date, covering the columns counted
 -- (read from the index alone: 24 to ~5 ms for a quarter of 100,000 participants).
@@ -142,3 +156,4 @@ create index if not exists screenings_by_occasion_date
 -- Transfers followed back to the first membership (baseline of a transferred member).
 create index if not exists members_by_transferred_from on members(transferred_from) where transferred_from is not null;
 """
+)

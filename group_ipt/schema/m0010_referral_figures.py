@@ -18,8 +18,9 @@ to the outer statement's (see m0007). ``tests/test_report_store.py`` checks the 
 against the expressions after every kind of write.
 """
 
-RAISED_ON = ("coalesce((select s.administered_on from screenings s where s.id = r.screening_id),"
-             " substr(r.created_at, 1, 10))")
+RAISED_ON = (
+    "coalesce((select s.administered_on from screenings s where s.id = r.screening_id), substr(r.created_at, 1, 10))"
+)
 NEXT_DUE = "(select min(f.due_on) from referral_followups f where f.referral_id = r.id and f.done_on is null)"
 COLUMNS = "referral_id, site_id, raised_on, triggers_json, created_by, open, next_due_on"
 VALUES = f"r.id, r.site_id, {RAISED_ON}, r.triggers_json, r.created_by, r.status != 'closed', {NEXT_DUE}"
@@ -27,8 +28,10 @@ VALUES = f"r.id, r.site_id, {RAISED_ON}, r.triggers_json, r.created_by, r.status
 
 def _put(referrals: str) -> str:
     """Statements that store again the rows of the referrals selected by ``referrals`` (alias r)."""
-    return (f"delete from report_referrals where referral_id in (select r.id from {referrals});"
-            f" insert into report_referrals ({COLUMNS}) select {VALUES} from {referrals};")
+    return (
+        f"delete from report_referrals where referral_id in (select r.id from {referrals});"
+        f" insert into report_referrals ({COLUMNS}) select {VALUES} from {referrals};"
+    )
 
 
 SQL = f"""

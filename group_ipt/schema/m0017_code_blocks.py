@@ -16,7 +16,12 @@ alter table sync_devices add column code_block integer;
 def up(db):
     # Devices registered before: blocks in the order they were made, per site.
     for site in [r[0] for r in db.execute("select distinct site_id from sync_devices")]:
-        ids = [r[0] for r in db.execute("select id from sync_devices where site_id = ? and revoked_at is null"
-                                        " order by created_at, name", (site,))]
+        ids = [
+            r[0]
+            for r in db.execute(
+                "select id from sync_devices where site_id = ? and revoked_at is null order by created_at, name",
+                (site,),
+            )
+        ]
         for block, device_id in enumerate(ids[:9], 1):
             db.execute("update sync_devices set code_block = ? where id = ?", (block, device_id))

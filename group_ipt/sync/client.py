@@ -27,6 +27,7 @@ class SyncError(RuntimeError):
 
 # ---- HTTP -------------------------------------------------------------------------------
 
+
 class HttpTransport:
     """Talks to the central server's /api/v1/sync endpoints with the device token (stdlib only)."""
 
@@ -36,13 +37,18 @@ class HttpTransport:
         self.timeout = timeout
 
     def _call(self, method: str, path: str, body: bytes | None = None) -> dict:
-        headers = {"Authorization": f"Bearer {self.token}", "Accept": "application/json", "Accept-Encoding": "gzip",
-                   devices.VERSION_HEADER: __version__}
+        headers = {
+            "Authorization": f"Bearer {self.token}",
+            "Accept": "application/json",
+            "Accept-Encoding": "gzip",
+            devices.VERSION_HEADER: __version__,
+        }
         if body is not None:
             headers.update({"Content-Type": "application/json", "Content-Encoding": "gzip"})
         # The address was checked to start with http:// or https:// by setup.
         request = urllib.request.Request(  # noqa: S310
-            self.server + path, data=body, method=method, headers=headers)
+            self.server + path, data=body, method=method, headers=headers
+        )
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310 (http(s) only)
                 return _read_json(response.read(), response.headers.get("Content-Encoding"))
@@ -93,6 +99,7 @@ def transport_for(db: sqlite_utils.Database, timeout: float = 60) -> HttpTranspo
 
 # ---- setup --------------------------------------------------------------------------------
 
+
 def setup(db: sqlite_utils.Database, server: str, token: str, transport=None) -> dict:
     """Check the token with the server, then save the address and token on this laptop."""
     if not server.startswith(("http://", "https://")):
@@ -102,8 +109,10 @@ def setup(db: sqlite_utils.Database, server: str, token: str, transport=None) ->
     site = info["site"]
     local = row(db, "select id from sites where code = ?", (site["code"],))
     if local and local["id"] != site["id"]:
-        raise SyncError(f"This laptop already has a site {site['code']} made locally, not the central office's. "
-                        "Set up sync on a laptop whose site came from the centre (a fresh 'group-ipt init').")
+        raise SyncError(
+            f"This laptop already has a site {site['code']} made locally, not the central office's. "
+            "Set up sync on a laptop whose site came from the centre (a fresh 'group-ipt init')."
+        )
     with write(db):
         set_state(db, "server", server.rstrip("/"))
         set_state(db, "token", token)
@@ -118,6 +127,7 @@ def setup(db: sqlite_utils.Database, server: str, token: str, transport=None) ->
 
 
 # ---- the laptop's signing key -----------------------------------------------------------------
+
 
 def device_key(db: sqlite_utils.Database):
     """This laptop's private key (made on first use, mode 600, beside the database)."""
@@ -165,6 +175,7 @@ def _record_error(db, message: str) -> None:
 
 # ---- push and pull ----------------------------------------------------------------------------
 
+
 def push(db: sqlite_utils.Database, transport, progress: Progress | None = None) -> dict:
     """Send every waiting change in batches; each is forgotten here only once acknowledged."""
     _require_setup(db)
@@ -198,8 +209,14 @@ def push(db: sqlite_utils.Database, transport, progress: Progress | None = None)
     return {"records": sent, "batches": batches, "quarantined": quarantined, "conflicts": conflicts}
 
 
-def pull(db: sqlite_utils.Database, transport, *, folders: dict[str, Path] | None = None,
-         backup_dir: Path | None = None, progress: Progress | None = None) -> dict:
+def pull(
+    db: sqlite_utils.Database,
+    transport,
+    *,
+    folders: dict[str, Path] | None = None,
+    backup_dir: Path | None = None,
+    progress: Progress | None = None,
+) -> dict:
     """Fetch the site's changes from the centre page by page; each page is applied atomically."""
     _require_setup(db)
     summary = {"applied": 0, "skipped": 0, "quarantined": 0, "files": [], "problems": []}
@@ -261,14 +278,14 @@ def sync(db, transport, **kwargs) -> dict:
 
 # ---- by file ----------------------------------------------------------------------------------
 
+
 def export_file(db: sqlite_utils.Database, path: Path, *, folders: dict[str, Path] | None = None) -> dict:
     """Write every waiting change to one signed file for the USB stick."""
     _require_setup(db)
     engine.restamp_future(db)
     while engine.cut_batch(db, max_records=BATCH_RECORDS, send_names=get_state(db, "send_names", False)):
         pass
-    waiting = row(db, "select count(*) as batches, coalesce(sum(records), 0) as records"
-                             " from sync_outbox_batches")
+    waiting = row(db, "select count(*) as batches, coalesce(sum(records), 0) as records from sync_outbox_batches")
     body = {
         "cursor": get_state(db, "pull_cursor", 0),
         "files": files.manifest(folders or {}),
@@ -277,12 +294,25 @@ def export_file(db: sqlite_utils.Database, path: Path, *, folders: dict[str, Pat
     }
     device_id, file_id = get_state(db, "device_id"), new_id()
     if get_state(db, "key_registered"):  # one batch at a time into the file (version 2)
-        files.write_signed(path, kind="push", device_id=device_id, file_id=file_id, body=body,
-                           private_key=device_key(db), parts=({"batch": b} for b in _stored_batches(db)))
+        files.write_signed(
+            path,
+            kind="push",
+            device_id=device_id,
+            file_id=file_id,
+            body=body,
+            private_key=device_key(db),
+            parts=({"batch": b} for b in _stored_batches(db)),
+        )
     else:  # set up before signing keys: the centre still checks this laptop's files the old way
         body["batches"] = list(_stored_batches(db))
-        files.write_signed(path, kind="push", device_id=device_id, file_id=file_id, body=body,
-                           key=devices.signing_key(get_state(db, "token")))
+        files.write_signed(
+            path,
+            kind="push",
+            device_id=device_id,
+            file_id=file_id,
+            body=body,
+            key=devices.signing_key(get_state(db, "token")),
+        )
     return {"batches": waiting["batches"], "records": waiting["records"], "file": str(path)}
 
 
@@ -295,8 +325,9 @@ def _stored_batches(db: sqlite_utils.Database):
             yield json.loads(gzip.decompress(found["payload"]))
 
 
-def import_reply(db: sqlite_utils.Database, path: Path, *, folders: dict[str, Path] | None = None,
-                 backup_dir: Path | None = None) -> dict:
+def import_reply(
+    db: sqlite_utils.Database, path: Path, *, folders: dict[str, Path] | None = None, backup_dir: Path | None = None
+) -> dict:
     """Apply the centre's reply file: acknowledgements first, then the centre's changes."""
     _require_setup(db)
     doc = files.read_header(path)
@@ -306,14 +337,20 @@ def import_reply(db: sqlite_utils.Database, path: Path, *, folders: dict[str, Pa
         raise SyncRejected(f"{path} is a reply for another device.", 403)
     if doc["version"] == files.FILE_VERSION:
         if not get_state(db, "centre_key"):
-            raise SyncRejected(f"{path} is signed with the centre's key, which this laptop does not know yet: "
-                               "run 'group-ipt sync setup --server URL --token TOKEN' again.", 403)
+            raise SyncRejected(
+                f"{path} is signed with the centre's key, which this laptop does not know yet: "
+                "run 'group-ipt sync setup --server URL --token TOKEN' again.",
+                403,
+            )
         body = files.verify(doc, public_key=get_state(db, "centre_key"))
     elif get_state(db, "key_registered"):
         # Once the laptop has its own key, the centre signs every reply with its key: an old-style reply
         # could have been made from a copy of the centre's database.
-        raise SyncRejected(f"{path} is signed the old way (version 1), which this laptop no longer accepts. "
-                           "Export a new file and import it on the central server again.", 403)
+        raise SyncRejected(
+            f"{path} is signed the old way (version 1), which this laptop no longer accepts. "
+            "Export a new file and import it on the central server again.",
+            403,
+        )
     else:
         body = files.verify(doc, devices.signing_key(get_state(db, "token")))
     done = get_state(db, "imported_replies", [])
@@ -322,8 +359,9 @@ def import_reply(db: sqlite_utils.Database, path: Path, *, folders: dict[str, Pa
     if isinstance(body, files.Parts):  # version 2: acknowledgements, then pages, one at a time
         parts = body.parts()
     else:
-        parts = itertools.chain(({"ack": a} for a in body.get("acks") or []),
-                                ({"page": p} for p in body.get("pages") or []))
+        parts = itertools.chain(
+            ({"ack": a} for a in body.get("acks") or []), ({"page": p} for p in body.get("pages") or [])
+        )
     summary = {"acknowledged": 0, "applied": 0, "skipped": 0, "quarantined": 0, "files": [], "problems": []}
     n = 0
     for part in parts:
@@ -344,6 +382,7 @@ def import_reply(db: sqlite_utils.Database, path: Path, *, folders: dict[str, Pa
 
 
 # ---- status -----------------------------------------------------------------------------------
+
 
 def status(db: sqlite_utils.Database) -> dict:
     """What waits to be sent, the last successes, the last error, conflicts and quarantined records."""

@@ -44,13 +44,18 @@ def free_code_block(db: sqlite_utils.Database, site_id: str) -> int | None:
     A laptop makes its codes from its block, so two laptops never make the same code offline
     (schema/m0017_code_blocks.py); block 0 is the central server's own.
     """
-    taken = {r["code_block"] for r in rows(db, "select code_block from sync_devices where site_id = ?"
-                                               " and revoked_at is null and code_block is not null", (site_id,))}
+    taken = {
+        r["code_block"]
+        for r in rows(
+            db,
+            "select code_block from sync_devices where site_id = ? and revoked_at is null and code_block is not null",
+            (site_id,),
+        )
+    }
     return next((b for b in range(1, 10) if b not in taken), None)
 
 
-def add_device(db: sqlite_utils.Database, name: str, site_code: str, *, actor: dict | None = None
-               ) -> tuple[dict, str]:
+def add_device(db: sqlite_utils.Database, name: str, site_code: str, *, actor: dict | None = None) -> tuple[dict, str]:
     """Register a laptop for one site; return the device and its token (the only time it is shown)."""
     from ..users import get_site
 
@@ -74,14 +79,22 @@ def add_device(db: sqlite_utils.Database, name: str, site_code: str, *, actor: d
     with write(db):
         device["code_block"] = free_code_block(db, site["id"])
         db["sync_devices"].insert(device)
-        audit.log(db, user=actor, action="create", table="sync_devices", record_id=device["id"],
-                  site_id=site["id"], after={"name": name, "site_id": site["id"]})
+        audit.log(
+            db,
+            user=actor,
+            action="create",
+            table="sync_devices",
+            record_id=device["id"],
+            site_id=site["id"],
+            after={"name": name, "site_id": site["id"]},
+        )
     return device, token
 
 
 def list_devices(db: sqlite_utils.Database) -> list[dict]:
-    return rows(db, "select d.*, s.code as site_code from sync_devices d join sites s on s.id = d.site_id"
-                    " order by d.name")
+    return rows(
+        db, "select d.*, s.code as site_code from sync_devices d join sites s on s.id = d.site_id order by d.name"
+    )
 
 
 def revoke_device(db: sqlite_utils.Database, name: str, *, actor: dict | None = None) -> dict:
@@ -92,8 +105,9 @@ def revoke_device(db: sqlite_utils.Database, name: str, *, actor: dict | None = 
         return device
     with write(db):
         db.execute("update sync_devices set revoked_at = ? where id = ?", (utcnow(), device["id"]))
-        audit.log(db, user=actor, action="revoke", table="sync_devices", record_id=device["id"],
-                  site_id=device["site_id"])
+        audit.log(
+            db, user=actor, action="revoke", table="sync_devices", record_id=device["id"], site_id=device["site_id"]
+        )
     return row(db, "select * from sync_devices where id = ?", (device["id"],))
 
 
@@ -123,19 +137,32 @@ def note_version(db: sqlite_utils.Database, device: dict, version: str | None) -
     if device.get("app_version") == version:
         return  # no write on every batch: app_version_at says since when it runs this version
     with write(db):
-        db.execute("update sync_devices set app_version = ?, app_version_at = ? where id = ?",
-                   (version, utcnow(), device["id"]))
-        audit.log(db, user=None, action="version", table="sync_devices", record_id=device["id"],
-                  site_id=device["site_id"], before={"app_version": device.get("app_version")},
-                  after={"app_version": version})
+        db.execute(
+            "update sync_devices set app_version = ?, app_version_at = ? where id = ?",
+            (version, utcnow(), device["id"]),
+        )
+        audit.log(
+            db,
+            user=None,
+            action="version",
+            table="sync_devices",
+            record_id=device["id"],
+            site_id=device["site_id"],
+            before={"app_version": device.get("app_version")},
+            after={"app_version": version},
+        )
 
 
 def newest_version(db: sqlite_utils.Database, own: str) -> str:
     """Return the newest version among this server's own and the laptops' (the one to be on)."""
     from ..upgrade import version_key
 
-    seen = [r["app_version"] for r in rows(db, "select distinct app_version from sync_devices"
-                                                " where app_version is not null and revoked_at is null")]
+    seen = [
+        r["app_version"]
+        for r in rows(
+            db, "select distinct app_version from sync_devices where app_version is not null and revoked_at is null"
+        )
+    ]
     return max([own, *seen], key=version_key)
 
 
@@ -144,8 +171,11 @@ def behind(db: sqlite_utils.Database, own: str) -> list[dict]:
     from ..upgrade import is_older
 
     newest = newest_version(db, own)
-    return [d for d in list_devices(db)
-            if not d["revoked_at"] and (d["app_version"] is None or is_older(d["app_version"], newest))]
+    return [
+        d
+        for d in list_devices(db)
+        if not d["revoked_at"] and (d["app_version"] is None or is_older(d["app_version"], newest))
+    ]
 
 
 def register_key(db: sqlite_utils.Database, device: dict, public_key: object, *, actor: dict | None = None) -> dict:
@@ -159,11 +189,20 @@ def register_key(db: sqlite_utils.Database, device: dict, public_key: object, *,
     if device.get("public_key") == public_key and not device.get("signing_key"):
         return device
     with write(db):
-        db.execute("update sync_devices set public_key = ?, key_registered_at = ?, signing_key = '' where id = ?",
-                   (public_key, utcnow(), device["id"]))
-        audit.log(db, user=actor, action="register_key", table="sync_devices", record_id=device["id"],
-                  site_id=device["site_id"], before={"public_key": device.get("public_key")},
-                  after={"public_key": public_key})
+        db.execute(
+            "update sync_devices set public_key = ?, key_registered_at = ?, signing_key = '' where id = ?",
+            (public_key, utcnow(), device["id"]),
+        )
+        audit.log(
+            db,
+            user=actor,
+            action="register_key",
+            table="sync_devices",
+            record_id=device["id"],
+            site_id=device["site_id"],
+            before={"public_key": device.get("public_key")},
+            after={"public_key": public_key},
+        )
     return get_device(db, device["id"])
 
 

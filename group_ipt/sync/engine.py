@@ -44,6 +44,7 @@ class SyncRejected(Exception):
 
 # ---- state --------------------------------------------------------------------------
 
+
 def get_state(db: sqlite_utils.Database, key: str, default=None):
     found = row(db, "select value from sync_state where key = ?", (key,))
     return default if found is None or found["value"] is None else json.loads(found["value"])
@@ -120,7 +121,8 @@ def _versions(db, keys: list[tuple[str, str]]) -> dict[tuple[str, str], dict]:
             marks = ",".join("?" * len(chunk))
             for r in db.query(
                 "select record_id, site_id, hlc, synced_hlc, deleted, unacked_batch from sync_rows"
-                f" where table_name = ? and record_id in ({marks})", [t, *chunk],
+                f" where table_name = ? and record_id in ({marks})",
+                [t, *chunk],
             ):
                 found[(t, r["record_id"])] = r
     return found
@@ -161,17 +163,30 @@ def read_changes(db, keys: list[tuple[str, str]], *, send_names: bool = True) ->
         current = data.get(t, {}).get(i)
         deleted = bool(v["deleted"]) or current is None
         record = None if deleted else (current if send_names else strip_private(t, current))
-        out.append({"t": t, "id": i, "site": v["site_id"], "hlc": v["hlc"], "base": v["synced_hlc"],
-                    "del": deleted, "data": record})
+        out.append(
+            {
+                "t": t,
+                "id": i,
+                "site": v["site_id"],
+                "hlc": v["hlc"],
+                "base": v["synced_hlc"],
+                "del": deleted,
+                "data": record,
+            }
+        )
     return out
 
 
 # ---- laptop: the outbox -------------------------------------------------------------
 
+
 def pending_records(db) -> int:
     """Local changes not yet acknowledged by the central office (records, not edits)."""
-    waiting = row(db, "select count(*) as n from (select distinct table_name, record_id from sync_log"
-                      " where seq > ?)", (get_state(db, "outbox_cut_seq", 0),))["n"]
+    waiting = row(
+        db,
+        "select count(*) as n from (select distinct table_name, record_id from sync_log where seq > ?)",
+        (get_state(db, "outbox_cut_seq", 0),),
+    )["n"]
     in_batches = row(db, "select coalesce(sum(records), 0) as n from sync_outbox_batches")["n"]
     return waiting + in_batches
 
@@ -180,8 +195,11 @@ def cut_batch(db, *, max_records: int = 1000, send_names: bool = False) -> dict 
     """Cut the next batch from the outbox and store it until acknowledged; None if nothing waits."""
     with write(db):
         last = get_state(db, "outbox_cut_seq", 0)
-        entries = rows(db, "select seq, table_name, record_id from sync_log where seq > ? order by seq limit ?",
-                       (last, max_records))
+        entries = rows(
+            db,
+            "select seq, table_name, record_id from sync_log where seq > ? order by seq limit ?",
+            (last, max_records),
+        )
         if not entries:
             return None
         keys = list(dict.fromkeys((e["table_name"], e["record_id"]) for e in entries))
@@ -215,8 +233,9 @@ def restamp_future(db) -> int:
     with write(db):
         now = tracking.now_ms()
         future = f"{now + MAX_AHEAD_MS:015d}"
-        ahead = rows(db, "select table_name, record_id, hlc, synced_hlc, unacked_batch from sync_rows"
-                         " where hlc > ?", (future,))
+        ahead = rows(
+            db, "select table_name, record_id, hlc, synced_hlc, unacked_batch from sync_rows where hlc > ?", (future,)
+        )
         clock_ahead = row(db, "select wall from sync_clock where id = 1")["wall"] > now + MAX_AHEAD_MS
         if clock_ahead:
             db.execute("update sync_clock set wall = ?, counter = 0 where id = 1", (now,))
@@ -234,8 +253,9 @@ def restamp_future(db) -> int:
                     sent_as[(r["t"], r["id"])] = (r["hlc"], fresh)
                     r["hlc"], changed = fresh, True
             if changed:
-                db.execute("update sync_outbox_batches set payload = ? where batch_no = ?",
-                           (compress(body), batch["batch_no"]))
+                db.execute(
+                    "update sync_outbox_batches set payload = ? where batch_no = ?", (compress(body), batch["batch_no"])
+                )
         for v in unsent:
             key = (v["table_name"], v["record_id"])
             if key in sent_as and v["hlc"] == sent_as[key][0]:
@@ -245,8 +265,10 @@ def restamp_future(db) -> int:
                 synced = sent_as[key][1] if key in sent_as else v["synced_hlc"]
                 _after(db, synced, future)
                 stamp = tracking.tick(db)
-            db.execute("update sync_rows set hlc = ?, synced_hlc = ? where table_name = ? and record_id = ?",
-                       (stamp, synced, *key))
+            db.execute(
+                "update sync_rows set hlc = ?, synced_hlc = ? where table_name = ? and record_id = ?",
+                (stamp, synced, *key),
+            )
     return len(unsent)
 
 
@@ -275,8 +297,10 @@ def acknowledge(db, batch_no: int) -> bool:
 
 # ---- central: applying a batch -------------------------------------------------------
 
-def validate_batch(db, body: object, device: dict, *, max_records: int = MAX_BATCH_RECORDS,
-                   versions: dict | None = None) -> list[dict]:
+
+def validate_batch(
+    db, body: object, device: dict, *, max_records: int = MAX_BATCH_RECORDS, versions: dict | None = None
+) -> list[dict]:
     """Check a batch before anything is written; raise SyncRejected naming the first problem."""
     if not isinstance(body, dict) or not isinstance(body.get("records"), list):
         raise SyncRejected("A batch is a JSON object with a 'records' list.")
@@ -321,7 +345,9 @@ def _check_clocks(records: list[dict], device: dict) -> None:
         raise SyncRejected(
             f"The laptop {device.get('name') or device.get('id')} stamped its changes {stamp}, more than a day "
             "ahead of the central server's clock. Set the laptop's date and time right, then sync again: "
-            "nothing of this batch was stored.", 400)
+            "nothing of this batch was stored.",
+            400,
+        )
 
 
 def _plainly_valid(r: object, site_id: str | None, laptop_tables: dict[str, bool]) -> bool:
@@ -329,10 +355,25 @@ def _plainly_valid(r: object, site_id: str | None, laptop_tables: dict[str, bool
     some of those too, e.g. a dict subclass: they then go through ``_check_record``)."""
     if type(r) is not dict:
         return False
-    t, rid, site, hlc, base, deleted, data = (r.get("t"), r.get("id"), r.get("site"), r.get("hlc"), r.get("base"),
-                                             r.get("del"), r.get("data"))
-    if not (type(t) is str and type(rid) is str and type(site) is str and type(hlc) is str
-            and 0 < len(t) <= 200 and 0 < len(rid) <= 200 and 0 < len(site) <= 200 and site == site_id):
+    t, rid, site, hlc, base, deleted, data = (
+        r.get("t"),
+        r.get("id"),
+        r.get("site"),
+        r.get("hlc"),
+        r.get("base"),
+        r.get("del"),
+        r.get("data"),
+    )
+    if not (
+        type(t) is str
+        and type(rid) is str
+        and type(site) is str
+        and type(hlc) is str
+        and 0 < len(t) <= 200
+        and 0 < len(rid) <= 200
+        and 0 < len(site) <= 200
+        and site == site_id
+    ):
         return False
     # A valid clock value is 28 to 67 characters long, so within the 200 allowed.
     if _match_hlc(hlc) is None or (base is not None and not tracking.valid_hlc(base)):
@@ -344,8 +385,7 @@ def _plainly_valid(r: object, site_id: str | None, laptop_tables: dict[str, bool
         return False
     if deleted is True:
         return data is None
-    return (deleted is False and type(data) is dict and data.get("id") == rid
-            and data.get("site_id") == site)
+    return deleted is False and type(data) is dict and data.get("id") == rid and data.get("site_id") == site
 
 
 def _check_record(n: int, r: object, site_id: str | None) -> None:
@@ -376,8 +416,7 @@ def _check_record(n: int, r: object, site_id: str | None) -> None:
 class _Apply:
     """Collects the writes of one batch, then makes them in bulk (one statement per table and column set)."""
 
-    def __init__(self, db, origin: str, tables: dict[str, list[str]],
-                 described: dict[str, rules.Table] | None = None):
+    def __init__(self, db, origin: str, tables: dict[str, list[str]], described: dict[str, rules.Table] | None = None):
         self.db = db
         self.origin = origin
         self.tables = tables
@@ -415,13 +454,25 @@ class _Apply:
     def _without_failed_parents(self, table: str, recs: list[dict], failed: set) -> list[dict]:
         keep = []
         for r in recs:
-            parent = next(((ref.parent, r["data"].get(ref.column)) for ref in self.described[table].references
-                           if (ref.parent, r["data"].get(ref.column)) in failed), None)
+            parent = next(
+                (
+                    (ref.parent, r["data"].get(ref.column))
+                    for ref in self.described[table].references
+                    if (ref.parent, r["data"].get(ref.column)) in failed
+                ),
+                None,
+            )
             if parent is None:
                 keep.append(r)
             else:
-                self.quarantine.append((r, rules.Problem(rules.WAITING_WITH_PARENT, {"table": table,
-                                                         "parent": parent[0]}, waiting_for=parent)))
+                self.quarantine.append(
+                    (
+                        r,
+                        rules.Problem(
+                            rules.WAITING_WITH_PARENT, {"table": table, "parent": parent[0]}, waiting_for=parent
+                        ),
+                    )
+                )
                 failed.add((r["t"], r["id"]))
         return keep
 
@@ -435,7 +486,7 @@ class _Apply:
         names = ", ".join(f'"{c}"' for c in cols)
         updates = ", ".join(f'"{c}" = excluded."{c}"' for c in cols if c != "id") or '"id" = excluded."id"'
         head, tail = f'insert into "{table}" ({names})', f"on conflict (id) do update set {updates}"
-        sql = f'{head} values ({", ".join("?" * len(cols))}) {tail}'
+        sql = f"{head} values ({', '.join('?' * len(cols))}) {tail}"
         values = _values(recs, cols)
         try:
             with self.db.atomic():
@@ -503,8 +554,13 @@ def _conflicting_rows(db, latest: dict, versions: dict, tables: dict) -> dict[tu
     ids: dict[str, list[str]] = {}
     for key, ex in versions.items():
         rec = latest.get(key)
-        if (rec is not None and key[0] in tables and not ex["deleted"] and ex["hlc"] != rec["hlc"]
-                and rec.get("base") != ex["hlc"]):
+        if (
+            rec is not None
+            and key[0] in tables
+            and not ex["deleted"]
+            and ex["hlc"] != rec["hlc"]
+            and rec.get("base") != ex["hlc"]
+        ):
             ids.setdefault(key[0], []).append(key[1])
     return {(t, i): r for t, table_ids in ids.items() for i, r in _records(db, t, table_ids).items()}
 
@@ -517,9 +573,17 @@ def _same(a: dict | None, b: dict | None) -> bool:
     return a == b
 
 
-def apply_records(db, records: list[dict], *, origin: str, device_id: str | None = None,
-                  batch_no: int | None = None, send_names: bool = True, versions: dict | None = None,
-                  instruments: dict | None = None) -> dict:
+def apply_records(
+    db,
+    records: list[dict],
+    *,
+    origin: str,
+    device_id: str | None = None,
+    batch_no: int | None = None,
+    send_names: bool = True,
+    versions: dict | None = None,
+    instruments: dict | None = None,
+) -> dict:
     """Merge received records into this (central) database. Call inside ``applying(db)``.
 
     Every record is first checked against the record rules (``rules.screen_batch``): a refused
@@ -534,11 +598,17 @@ def apply_records(db, records: list[dict], *, origin: str, device_id: str | None
     for r in records:  # a record twice in one batch: the last one counts
         latest[(r["t"], r["id"])] = r
     described = rules.schema(db, tables)
-    unknown = [(rec, rules.Problem(rules.UNKNOWN_TABLE, {"table": key[0]})) for key, rec in latest.items()
-               if key[0] not in tables]
+    unknown = [
+        (rec, rules.Problem(rules.UNKNOWN_TABLE, {"table": key[0]}))
+        for key, rec in latest.items()
+        if key[0] not in tables
+    ]
     private = {} if send_names else PRIVATE_FIELDS  # tables whose data is stripped of names
-    known = {key: ({**rec, "data": strip_private(key[0], rec["data"])} if key[0] in private and not rec["del"]
-                   else rec) for key, rec in latest.items() if key[0] in tables}
+    known = {
+        key: ({**rec, "data": strip_private(key[0], rec["data"])} if key[0] in private and not rec["del"] else rec)
+        for key, rec in latest.items()
+        if key[0] in tables
+    }
     if versions is None:
         versions = _versions(db, list(known))
     parked = _parked_parents(db, known, described)
@@ -550,8 +620,9 @@ def apply_records(db, records: list[dict], *, origin: str, device_id: str | None
         if ex is not None and ex["hlc"] == known[key]["hlc"]:
             duplicates += 1
             del known[key]
-    screened = rules.screen_batch(db, known, described, versions, rules.screening_risk(instruments),
-                                  renamer=_rename_code)
+    screened = rules.screen_batch(
+        db, known, described, versions, rules.screening_risk(instruments), renamer=_rename_code
+    )
     if screened.changed - versions.keys():  # a record sent under a merged-away id: its row's version
         versions = {**versions, **_versions(db, [k for k in screened.changed if k not in versions])}
     for key in screened.changed & screened.accepted.keys():
@@ -588,8 +659,19 @@ def apply_records(db, records: list[dict], *, origin: str, device_id: str | None
         # Either way the sender must learn the outcome, so it is fed back to the whole site.
         reemit.append(key + (rec["site"],))
         if not _same(winner, loser):
-            conflicts.append((key[0], key[1], rec["site"], winner_hlc, row_json(winner), loser_hlc,
-                              row_json(loser), loser_origin, now))
+            conflicts.append(
+                (
+                    key[0],
+                    key[1],
+                    rec["site"],
+                    winner_hlc,
+                    row_json(winner),
+                    loser_hlc,
+                    row_json(loser),
+                    loser_origin,
+                    now,
+                )
+            )
     for rec, into in screened.merged:
         conflicts += _merge(db, work, rec, into, latest, origin, now)
     for rec in screened.aliased:
@@ -621,9 +703,16 @@ def apply_records(db, records: list[dict], *, origin: str, device_id: str | None
         conflicts,
     )
     for rec, old_code in screened.renamed:
-        audit.log(db, user={"id": None, "username": f"sync:{origin}"}, action="rename_code", table=rec["t"],
-                  record_id=rec["id"], site_id=rec["site"], before={"code": old_code},
-                  after={"code": rec["data"]["code"]})
+        audit.log(
+            db,
+            user={"id": None, "username": f"sync:{origin}"},
+            action="rename_code",
+            table=rec["t"],
+            record_id=rec["id"],
+            site_id=rec["site"],
+            before={"code": old_code},
+            after={"code": rec["data"]["code"]},
+        )
     applied_keys = {(r["t"], r["id"]) for r in done} | {(r["t"], r["id"]) for r, _into in screened.merged}
     for key, (item_id, _rec) in parked.items():
         if key in applied_keys:
@@ -633,8 +722,14 @@ def apply_records(db, records: list[dict], *, origin: str, device_id: str | None
     quarantine(db, work.quarantine, direction="in", device_id=device_id, batch_no=batch_no)
     if records:
         observe(db, max(r["hlc"] for r in records))
-    counts = {"applied": len(done), "duplicates": duplicates, "conflicts": len(conflicts),
-              "quarantined": len(work.quarantine), "merged": len(screened.merged), "renamed": len(screened.renamed)}
+    counts = {
+        "applied": len(done),
+        "duplicates": duplicates,
+        "conflicts": len(conflicts),
+        "quarantined": len(work.quarantine),
+        "merged": len(screened.merged),
+        "renamed": len(screened.renamed),
+    }
     waited = _release_waiting(db, done, send_names=send_names, instruments=instruments)
     counts["released"] = waited
     return counts
@@ -648,9 +743,14 @@ def _parked_parents(db, known: dict, described: dict) -> dict[tuple[str, str], t
     """
     if row(db, "select 1 as x from sync_quarantine where status = 'open' and direction = 'in' limit 1") is None:
         return {}
-    parked = {(q["table_name"], q["record_id"]): q for q in
-              rows(db, "select id, table_name, record_id, record_json from sync_quarantine"
-                       " where status = 'open' and direction = 'in' order by id")}
+    parked = {
+        (q["table_name"], q["record_id"]): q
+        for q in rows(
+            db,
+            "select id, table_name, record_id, record_json from sync_quarantine"
+            " where status = 'open' and direction = 'in' order by id",
+        )
+    }
     found = {}
     for (t, _i), rec in known.items():
         if rec["del"] or t not in described:
@@ -711,25 +811,32 @@ def _merge(db, work: _Apply, rec: dict, into: str, accepted: dict, origin: str, 
             out.append((t, into, rec["site"], rec["hlc"], row_json(incoming), stored_hlc, row_json(stored), None, now))
     elif differs:
         out.append((t, into, rec["site"], stored_hlc, row_json(stored), rec["hlc"], row_json(incoming), origin, now))
-    db.execute("insert into sync_aliases (table_name, record_id, canonical_id, site_id, created_at)"
-               " values (?, ?, ?, ?, ?) on conflict do update set canonical_id = excluded.canonical_id",
-               (t, rec["id"], into, rec["site"], now))
+    db.execute(
+        "insert into sync_aliases (table_name, record_id, canonical_id, site_id, created_at)"
+        " values (?, ?, ?, ?, ?) on conflict do update set canonical_id = excluded.canonical_id",
+        (t, rec["id"], into, rec["site"], now),
+    )
     _send_deletion(db, t, rec["id"], rec["site"], rec["hlc"])
     if rec["hlc"] <= stored_hlc:  # the sender learns the row it joined
-        db.execute("insert into sync_log (table_name, record_id, site_id, origin) values (?, ?, ?, '')",
-                   (t, into, rec["site"]))
+        db.execute(
+            "insert into sync_log (table_name, record_id, site_id, origin) values (?, ?, ?, '')", (t, into, rec["site"])
+        )
     return out
 
 
 def _send_deletion(db, table: str, record_id: str, site_id: str, after: str) -> None:
     """Log a deletion of a merged-away id for the site's laptops, stamped after ``after``."""
     observe(db, after)
-    db.execute("insert into sync_rows (table_name, record_id, site_id, hlc, synced_hlc, deleted) values"
-               " (?, ?, ?, ?, ?, 1) on conflict (table_name, record_id) do update set hlc = excluded.hlc,"
-               " synced_hlc = excluded.synced_hlc, deleted = 1",
-               (table, record_id, site_id, tracking.tick(db), None))
-    db.execute("insert into sync_log (table_name, record_id, site_id, origin) values (?, ?, ?, '')",
-               (table, record_id, site_id))
+    db.execute(
+        "insert into sync_rows (table_name, record_id, site_id, hlc, synced_hlc, deleted) values"
+        " (?, ?, ?, ?, ?, 1) on conflict (table_name, record_id) do update set hlc = excluded.hlc,"
+        " synced_hlc = excluded.synced_hlc, deleted = 1",
+        (table, record_id, site_id, tracking.tick(db), None),
+    )
+    db.execute(
+        "insert into sync_log (table_name, record_id, site_id, origin) values (?, ?, ?, '')",
+        (table, record_id, site_id),
+    )
 
 
 def _release_waiting(db, done: list[dict], *, send_names: bool, instruments: dict | None) -> int:
@@ -741,43 +848,82 @@ def _release_waiting(db, done: list[dict], *, send_names: bool, instruments: dic
         for start in range(0, len(keys), 500):
             chunk = keys[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            waiting += rows(db, "select * from sync_quarantine where status = 'open' and direction = 'in'"
-                                f" and waiting_for in ({marks}) order by id", chunk)
+            waiting += rows(
+                db,
+                "select * from sync_quarantine where status = 'open' and direction = 'in'"
+                f" and waiting_for in ({marks}) order by id",
+                chunk,
+            )
         if not waiting:
             return released
         keys = []
         for item in waiting:
             record = json.loads(item["record_json"])
             before = row(db, "select max(id) as n from sync_quarantine")["n"]
-            counts = apply_records(db, [record], origin=item["device_id"] or "", device_id=item["device_id"],
-                                   batch_no=item["batch_no"], send_names=send_names, instruments=instruments)
+            counts = apply_records(
+                db,
+                [record],
+                origin=item["device_id"] or "",
+                device_id=item["device_id"],
+                batch_no=item["batch_no"],
+                send_names=send_names,
+                instruments=instruments,
+            )
             again = rows(db, "select * from sync_quarantine where id > ? order by id", (before,))
             if counts["applied"] or counts["merged"]:
                 db.execute("update sync_quarantine set status = 'applied' where id = ?", (item["id"],))
                 released += 1
             elif again:  # still waiting (for something else now): one entry per record
                 db.execute("delete from sync_quarantine where id > ?", (before,))
-                db.execute("update sync_quarantine set error = ?, reason_json = ?, waiting_for = ? where id = ?",
-                           (again[0]["error"], again[0]["reason_json"], again[0]["waiting_for"], item["id"]))
+                db.execute(
+                    "update sync_quarantine set error = ?, reason_json = ?, waiting_for = ? where id = ?",
+                    (again[0]["error"], again[0]["reason_json"], again[0]["waiting_for"], item["id"]),
+                )
     return released
 
 
-def quarantine(db, items: list[tuple[dict, str | rules.Problem]], *, direction: str,
-               device_id: str | None = None, batch_no: int | None = None) -> None:
+def quarantine(
+    db,
+    items: list[tuple[dict, str | rules.Problem]],
+    *,
+    direction: str,
+    device_id: str | None = None,
+    batch_no: int | None = None,
+) -> None:
     """Keep records that could not be applied, each with its reason (a Problem, or a plain message)."""
     now = utcnow()
     db.conn.executemany(
         "insert into sync_quarantine (direction, device_id, batch_no, table_name, record_id, site_id,"
         " record_json, error, created_at, reason_json, waiting_for) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [(direction, device_id, batch_no, r.get("t"), r.get("id"), r.get("site"), row_json(r), str(error)[:2000],
-          now, error.as_json() if isinstance(error, rules.Problem) else None,
-          rules.waiting_key(error.waiting_for) if isinstance(error, rules.Problem) else None)
-         for r, error in items],
+        [
+            (
+                direction,
+                device_id,
+                batch_no,
+                r.get("t"),
+                r.get("id"),
+                r.get("site"),
+                row_json(r),
+                str(error)[:2000],
+                now,
+                error.as_json() if isinstance(error, rules.Problem) else None,
+                rules.waiting_key(error.waiting_for) if isinstance(error, rules.Problem) else None,
+            )
+            for r, error in items
+        ],
     )
 
 
-def apply_batch(db, device: dict, body: object, *, send_names: bool, via: str = "http",
-                max_records: int = MAX_BATCH_RECORDS, instruments: dict | None = None) -> dict:
+def apply_batch(
+    db,
+    device: dict,
+    body: object,
+    *,
+    send_names: bool,
+    via: str = "http",
+    max_records: int = MAX_BATCH_RECORDS,
+    instruments: dict | None = None,
+) -> dict:
     """Apply one batch from a device atomically; a batch applied before is only acknowledged again."""
     batch_no = body.get("batch_no") if isinstance(body, dict) else None
     with applying(db):
@@ -786,22 +932,46 @@ def apply_batch(db, device: dict, body: object, *, send_names: bool, via: str = 
         records = validate_batch(db, body, device, max_records=max_records, versions=versions)
         seen = row(db, "select * from sync_batches where device_id = ? and batch_no = ?", (device["id"], batch_no))
         if seen:
-            return {"batch_no": batch_no, "duplicate": True, "applied": seen["applied"],
-                    "quarantined": seen["quarantined"], "conflicts": seen["conflicts"]}
-        counts = apply_records(db, records, origin=device["id"], device_id=device["id"], batch_no=batch_no,
-                               send_names=send_names, versions=versions, instruments=instruments)
+            return {
+                "batch_no": batch_no,
+                "duplicate": True,
+                "applied": seen["applied"],
+                "quarantined": seen["quarantined"],
+                "conflicts": seen["conflicts"],
+            }
+        counts = apply_records(
+            db,
+            records,
+            origin=device["id"],
+            device_id=device["id"],
+            batch_no=batch_no,
+            send_names=send_names,
+            versions=versions,
+            instruments=instruments,
+        )
         db.execute(
             "insert into sync_batches (device_id, batch_no, received_at, records, applied, quarantined, conflicts, via)"
             " values (?, ?, ?, ?, ?, ?, ?, ?)",
-            (device["id"], batch_no, utcnow(), len(records), counts["applied"], counts["quarantined"],
-             counts["conflicts"], via),
+            (
+                device["id"],
+                batch_no,
+                utcnow(),
+                len(records),
+                counts["applied"],
+                counts["quarantined"],
+                counts["conflicts"],
+                via,
+            ),
         )
-        db.execute("update sync_devices set last_batch_no = max(last_batch_no, ?), last_seen_at = ? where id = ?",
-                   (batch_no, utcnow(), device["id"]))
+        db.execute(
+            "update sync_devices set last_batch_no = max(last_batch_no, ?), last_seen_at = ? where id = ?",
+            (batch_no, utcnow(), device["id"]),
+        )
     return {"batch_no": batch_no, "duplicate": False, **counts}
 
 
 # ---- central: the pull feed ----------------------------------------------------------
+
 
 def feed(db, device: dict, cursor: int, *, limit: int = 1000) -> dict:
     """Changes for the device's site after ``cursor``, except those the device sent itself."""
@@ -826,8 +996,17 @@ def feed(db, device: dict, cursor: int, *, limit: int = 1000) -> dict:
 
 
 # What a laptop keeps of a user for offline login: no last login, nothing else.
-LAPTOP_USER_FIELDS = ("id", "username", "display_name", "password_hash", "role", "language", "active",
-                      "created_at", "updated_at")
+LAPTOP_USER_FIELDS = (
+    "id",
+    "username",
+    "display_name",
+    "password_hash",
+    "role",
+    "language",
+    "active",
+    "created_at",
+    "updated_at",
+)
 # Stored instead of a disabled user's password hash: no password matches it.
 NO_PASSWORD = "!"  # noqa: S105 (not a password: a value no password matches)
 
@@ -842,8 +1021,12 @@ def reference_data(db, site_id: str) -> dict:
     """
     site = row(db, "select * from sites where id = ?", (site_id,))
     fields = ", ".join(f"u.{f}" for f in LAPTOP_USER_FIELDS)
-    users = rows(db, f"select {fields} from users u join user_sites us on us.user_id = u.id"
-                     " where us.site_id = ? and u.role != 'admin' order by u.username", (site_id,))
+    users = rows(
+        db,
+        f"select {fields} from users u join user_sites us on us.user_id = u.id"
+        " where us.site_id = ? and u.role != 'admin' order by u.username",
+        (site_id,),
+    )
     for user in users:
         if not user["active"]:
             user["password_hash"] = NO_PASSWORD
@@ -856,6 +1039,7 @@ def open_conflicts(db, site_id: str | None = None) -> int:
 
 
 # ---- laptop: applying the feed -------------------------------------------------------
+
 
 def apply_feed(db, page: dict, *, send_names: bool) -> dict:
     """Apply one page of pulled changes and move the cursor, in one transaction.
@@ -929,8 +1113,11 @@ def _drop_merged_twin(db, table: rules.Table, c: dict) -> bool:
             continue
         where = " and ".join(f'"{col}" = ?' for col in cols)
         for twin in rows(db, f'select id from "{table.name}" where {where} and id != ?', (*values, c["id"])):
-            version = row(db, "select hlc, synced_hlc, unacked_batch from sync_rows where table_name = ?"
-                              " and record_id = ?", (table.name, twin["id"]))
+            version = row(
+                db,
+                "select hlc, synced_hlc, unacked_batch from sync_rows where table_name = ? and record_id = ?",
+                (table.name, twin["id"]),
+            )
             if version is not None and (version["hlc"] != version["synced_hlc"] or version["unacked_batch"]):
                 return False
             db.execute(f'delete from "{table.name}" where id = ?', (twin["id"],))
@@ -965,8 +1152,10 @@ def _write_pulled(db, table: str, columns: list[str], c: dict, *, keep_private: 
         private = set(PRIVATE_FIELDS.get(table, {})) if keep_private else set()
         updates = ", ".join(f'"{k}" = excluded."{k}"' for k in cols if k != "id" and k not in private)
         names = ", ".join(f'"{k}"' for k in cols)
-        cache[key] = (f'insert into "{table}" ({names}) values ({", ".join("?" * len(cols))})'
-                      f" on conflict (id) do update set {updates or 'id = excluded.id'}")
+        cache[key] = (
+            f'insert into "{table}" ({names}) values ({", ".join("?" * len(cols))})'
+            f" on conflict (id) do update set {updates or 'id = excluded.id'}"
+        )
     db.execute(cache[key], [c["data"][k] for k in cols])
 
 
@@ -980,22 +1169,37 @@ def apply_reference(db, ref: dict) -> list[str]:
                 with db.atomic():
                     db["sites"].upsert(site, pk="id")
             except Exception as exc:  # noqa: BLE001
-                problems.append(({"t": "sites", "id": site.get("id"), "data": site},
-                                 f"{exc}: this laptop has a site with code {site.get('code')} made locally"))
+                problems.append(
+                    (
+                        {"t": "sites", "id": site.get("id"), "data": site},
+                        f"{exc}: this laptop has a site with code {site.get('code')} made locally",
+                    )
+                )
         for user in ref.get("users") or []:
             try:
                 with db.atomic():
                     db["users"].upsert(user, pk="id")
                     if site:
-                        db.execute("insert or ignore into user_sites (user_id, site_id) values (?, ?)",
-                                   (user["id"], site["id"]))
+                        db.execute(
+                            "insert or ignore into user_sites (user_id, site_id) values (?, ?)",
+                            (user["id"], site["id"]),
+                        )
             except Exception as exc:  # noqa: BLE001
                 safe = {k: v for k, v in user.items() if k != "password_hash"}
-                problems.append(({"t": "users", "id": user.get("id"), "data": safe},
-                                 f"{exc}: a local user is called {user.get('username')!r} too"))
-        already = {(r["table_name"], r["record_id"]) for r in
-                   rows(db, "select table_name, record_id from sync_quarantine where direction = 'pull'"
-                            " and status = 'open' and table_name in ('sites', 'users')")}
+                problems.append(
+                    (
+                        {"t": "users", "id": user.get("id"), "data": safe},
+                        f"{exc}: a local user is called {user.get('username')!r} too",
+                    )
+                )
+        already = {
+            (r["table_name"], r["record_id"])
+            for r in rows(
+                db,
+                "select table_name, record_id from sync_quarantine where direction = 'pull'"
+                " and status = 'open' and table_name in ('sites', 'users')",
+            )
+        }
         problems = [p for p in problems if (p[0]["t"], p[0]["id"]) not in already]
         quarantine(db, problems, direction="pull")
     return [p[1] for p in problems]

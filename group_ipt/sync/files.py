@@ -30,11 +30,14 @@ MAX_PART_BYTES = 64 * 1024 * 1024  # one batch or page of a version 2 file, unpa
 # Which files the centre keeps up to date on laptops, by folder: forms (instruments,
 # protocols, scripts) and translations. Compiled catalogs are rebuilt on the laptop.
 SHARED_SUFFIXES = (".yaml", ".yml", ".po", ".md", ".txt")
-BAD_SIGNATURE = ("The file's signature does not match: it was changed after it was written, "
-                 "or it was not written by this device. Nothing was imported.")
+BAD_SIGNATURE = (
+    "The file's signature does not match: it was changed after it was written, "
+    "or it was not written by this device. Nothing was imported."
+)
 
 
 # ---- signed files ---------------------------------------------------------------------
+
 
 def _message(version: int, kind: str, device_id: str, file_id: str, payload: str) -> bytes:
     return "\n".join([FILE_FORMAT, str(version), kind, device_id, file_id, payload]).encode("utf-8")
@@ -77,8 +80,17 @@ class Parts:
             yield part
 
 
-def write_signed(path: Path, *, kind: str, device_id: str, file_id: str, body: dict, key: str | None = None,
-                 private_key: keys.Ed25519PrivateKey | None = None, parts: Iterable[dict] = ()) -> None:
+def write_signed(
+    path: Path,
+    *,
+    kind: str,
+    device_id: str,
+    file_id: str,
+    body: dict,
+    key: str | None = None,
+    private_key: keys.Ed25519PrivateKey | None = None,
+    parts: Iterable[dict] = (),
+) -> None:
     """Write a signed file: with ``private_key`` (version 2), else with the legacy HMAC ``key`` (version 1).
 
     Version 2 writes ``body`` as the summary line and then each of ``parts`` as a line,
@@ -96,8 +108,15 @@ def write_signed(path: Path, *, kind: str, device_id: str, file_id: str, body: d
         version, signature = LEGACY_VERSION, _mac(key, kind, device_id, file_id, payload)
     else:
         raise SyncRejected("No key to sign the file with.")
-    doc = {"format": FILE_FORMAT, "version": version, "kind": kind, "device_id": device_id,
-           "file_id": file_id, "payload": payload, "signature": signature}
+    doc = {
+        "format": FILE_FORMAT,
+        "version": version,
+        "kind": kind,
+        "device_id": device_id,
+        "file_id": file_id,
+        "payload": payload,
+        "signature": signature,
+    }
     tmp = path.with_name(path.name + ".part")
     tmp.write_text(json.dumps(doc), encoding="utf-8")
     tmp.replace(path)  # a half-written file never carries the final name
@@ -114,16 +133,19 @@ def read_header(path: Path) -> dict:
     if not isinstance(doc, dict) or doc.get("format") != FILE_FORMAT:
         raise SyncRejected(f"{path} is not a group-ipt sync file.")
     if doc.get("version") not in (LEGACY_VERSION, FILE_VERSION) or isinstance(doc.get("version"), bool):
-        raise SyncRejected(f"{path} has sync file version {doc.get('version')}; this software reads "
-                           f"{LEGACY_VERSION} and {FILE_VERSION}.")
+        raise SyncRejected(
+            f"{path} has sync file version {doc.get('version')}; this software reads "
+            f"{LEGACY_VERSION} and {FILE_VERSION}."
+        )
     for key in ("kind", "device_id", "file_id", "payload", "signature"):
         if not isinstance(doc.get(key), str):
             raise SyncRejected(f"{path} lacks its {key}.")
     return doc
 
 
-def verify(doc: dict, key: str | None = None, *, public_key: str | None = None,
-           limit: int = MAX_FILE_BYTES * 4) -> dict | Parts:
+def verify(
+    doc: dict, key: str | None = None, *, public_key: str | None = None, limit: int = MAX_FILE_BYTES * 4
+) -> dict | Parts:
     """Check the signature (tampering or the wrong device) and return the body.
 
     A version 2 file needs the signer's ``public_key`` and gives ``Parts`` (read one at a
@@ -157,6 +179,7 @@ def verify(doc: dict, key: str | None = None, *, public_key: str | None = None,
 
 
 # ---- shared form and translation files --------------------------------------------------
+
 
 def manifest(folders: dict[str, Path]) -> dict[str, str]:
     """Return {"forms/instruments/phq9.yaml": sha256, ...} for the shared files in ``folders``."""
@@ -224,8 +247,9 @@ def install_files(folders: dict[str, Path], files: dict, backup_dir: Path) -> tu
                 dest.write_bytes(todo[k][1])
             errors = check_all(staged)
         if errors:
-            problems.append("the centre's form files were not installed, they have errors: "
-                            + "; ".join(str(e) for e in errors[:5]))
+            problems.append(
+                "the centre's form files were not installed, they have errors: " + "; ".join(str(e) for e in errors[:5])
+            )
             todo = {k: v for k, v in todo.items() if k not in form_keys}
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     written = []

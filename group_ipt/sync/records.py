@@ -44,41 +44,69 @@ WRITABLE = {"participants": ("POST", "PATCH"), "screenings": ("POST",), "referra
 
 SCREENINGS_ARE_FACTS = "Screenings are facts: record a new screening to correct one."
 CYCLES_IN_APP = "Create and change cycles in the app; laptops send them by sync."
-WHOLE_SHEET = ("Attendance is saved a whole sheet at a time: POST /api/v1/sessions/{id}/attendance with the "
-               "session's version.")
+WHOLE_SHEET = (
+    "Attendance is saved a whole sheet at a time: POST /api/v1/sessions/{id}/attendance with the session's version."
+)
 REFUSED: dict[tuple[str, str], str] = {
     ("participants", "DELETE"): "Participants are never deleted through the API. A coordinator records that "
-                                "someone left (their status) in the app.",
+    "someone left (their status) in the app.",
     ("screenings", "PATCH"): SCREENINGS_ARE_FACTS,
     ("screenings", "DELETE"): SCREENINGS_ARE_FACTS,
     ("referrals", "DELETE"): "Referrals are never deleted: move one forward with PATCH (acknowledge, status, "
-                             "follow-up); a coordinator or supervisor closes it in the app.",
-    **{(resource, method): CYCLES_IN_APP for resource in ("cycles", "sessions")
-       for method in ("POST", "PATCH", "DELETE")},
+    "follow-up); a coordinator or supervisor closes it in the app.",
+    **{
+        (resource, method): CYCLES_IN_APP
+        for resource in ("cycles", "sessions")
+        for method in ("POST", "PATCH", "DELETE")
+    },
     **{("attendance", method): WHOLE_SHEET for method in ("POST", "PATCH", "DELETE")},
 }
-STATUS_BY_DEVICE = ("A device cannot change a participant's status: screenings and cycles change it, and a "
-                    "coordinator or supervisor changes it by hand in the app.")
-REFERRAL_CHANGES = ("Send one change at a time: {\"acknowledge\": true}; {\"status\": ..., \"note\": ..., "
-                    "\"referred_to\": ...}; or {\"followup_id\": ..., \"done_on\": \"YYYY-MM-DD\", \"note\": ...}.")
+STATUS_BY_DEVICE = (
+    "A device cannot change a participant's status: screenings and cycles change it, and a "
+    "coordinator or supervisor changes it by hand in the app."
+)
+REFERRAL_CHANGES = (
+    'Send one change at a time: {"acknowledge": true}; {"status": ..., "note": ..., '
+    '"referred_to": ...}; or {"followup_id": ..., "done_on": "YYYY-MM-DD", "note": ...}.'
+)
 
 # The bodies each write accepts (field -> JSON type), and which are required.
-PARTICIPANT_NEW = {"name": "string", "sex": "string", "age": "integer|string", "birth_year": "integer|string",
-                   "village": "string", "phone": "string|null", "language": "string|null",
-                   "consents": "array", "consent_given_by": "string|null"}
+PARTICIPANT_NEW = {
+    "name": "string",
+    "sex": "string",
+    "age": "integer|string",
+    "birth_year": "integer|string",
+    "village": "string",
+    "phone": "string|null",
+    "language": "string|null",
+    "consents": "array",
+    "consent_given_by": "string|null",
+}
 PARTICIPANT_NEW_REQUIRED = ("name", "sex", "village", "consents")
 PARTICIPANT_CHANGE = {"name": "string", "village": "string", "phone": "string|null", "language": "string|null"}
-SCREENING_NEW = {"participant_id": "string", "instrument_id": "string", "answers": "object",
-                 "submission_key": "string", "occasion": "string", "administered_on": "date",
-                 "risk_observed": "boolean", "exclusions": "array", "cycle_id": "string|null",
-                 "session_id": "string|null", "note": "string|null", "language": "string|null"}
+SCREENING_NEW = {
+    "participant_id": "string",
+    "instrument_id": "string",
+    "answers": "object",
+    "submission_key": "string",
+    "occasion": "string",
+    "administered_on": "date",
+    "risk_observed": "boolean",
+    "exclusions": "array",
+    "cycle_id": "string|null",
+    "session_id": "string|null",
+    "note": "string|null",
+    "language": "string|null",
+}
 SCREENING_NEW_REQUIRED = ("participant_id", "instrument_id", "answers", "submission_key")
 REFERRAL_NEW = {"participant_id": "string", "reason": "string", "urgency": "string", "note": "string|null"}
 REFERRAL_NEW_REQUIRED = ("participant_id", "reason", "urgency")
-REFERRAL_ACTIONS = {"acknowledge": ("acknowledge",), "status": ("status", "note", "referred_to"),
-                    "followup_id": ("followup_id", "done_on", "note")}
-SHEET_SAVE = {"version": "integer", "attendance": "object", "checks": "object", "note": "string",
-              "plans": "object"}
+REFERRAL_ACTIONS = {
+    "acknowledge": ("acknowledge",),
+    "status": ("status", "note", "referred_to"),
+    "followup_id": ("followup_id", "done_on", "note"),
+}
+SHEET_SAVE = {"version": "integer", "attendance": "object", "checks": "object", "note": "string", "plans": "object"}
 SHEET_SAVE_REQUIRED = ("version", "attendance")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
@@ -89,8 +117,7 @@ class RecordError(ValueError):
     ``field`` names the field at fault, ``allow`` the methods a 405 allows.
     """
 
-    def __init__(self, message: str, status: int = 400, *, field: str | None = None,
-                 allow: list[str] | None = None):
+    def __init__(self, message: str, status: int = 400, *, field: str | None = None, allow: list[str] | None = None):
         super().__init__(message)
         self.status = status
         self.field = field
@@ -113,8 +140,14 @@ def columns(db, resource: str) -> list[dict]:
     table = _table(resource)
     out = []
     for _cid, name, ctype, notnull, default, pk in db.execute(f'pragma table_info("{table}")').fetchall():
-        out.append({"name": name, "type": ctype.lower(), "required": bool(notnull) and default is None and not pk,
-                    "pk": bool(pk)})
+        out.append(
+            {
+                "name": name,
+                "type": ctype.lower(),
+                "required": bool(notnull) and default is None and not pk,
+                "pk": bool(pk),
+            }
+        )
     return out
 
 
@@ -139,8 +172,9 @@ def refuse(resource: str, method: str) -> NoReturn:
 # ---- reading --------------------------------------------------------------------------------
 
 
-def list_records(db, resource: str, site_id: str, *, after: str | None = None, limit: int = 100,
-                 updated_since: str | None = None) -> dict:
+def list_records(
+    db, resource: str, site_id: str, *, after: str | None = None, limit: int = 100, updated_since: str | None = None
+) -> dict:
     table = _table(resource)
     if not 1 <= limit <= MAX_PAGE:
         raise RecordError(f"'limit' must be between 1 and {MAX_PAGE}.")
@@ -172,14 +206,15 @@ def _fields(db, resource: str, data: object, accepted: dict, *, creating: bool, 
     names = {c["name"] for c in columns(db, resource)}
     unknown = sorted(k for k in data if k not in accepted and k not in names)
     if unknown:
-        raise RecordError(f"Unknown field(s) for {resource}: {', '.join(unknown)}. Send only: "
-                          f"{', '.join(accepted)}.", field=unknown[0])
+        raise RecordError(
+            f"Unknown field(s) for {resource}: {', '.join(unknown)}. Send only: {', '.join(accepted)}.",
+            field=unknown[0],
+        )
     refused = sorted(k for k in data if k not in accepted)
     if refused:
         if creating or set(refused) <= set(MANAGED):
             raise RecordError(f"These fields are set by the server: {', '.join(refused)}.", field=refused[0])
-        raise RecordError(f"These fields cannot be changed through the API: {', '.join(refused)}.",
-                          field=refused[0])
+        raise RecordError(f"These fields cannot be changed through the API: {', '.join(refused)}.", field=refused[0])
     missing = [k for k in required if data.get(k) is None]
     if missing:
         raise RecordError(f"Missing required field(s) for {resource}: {', '.join(missing)}.", field=missing[0])
@@ -266,15 +301,21 @@ def create_participant(db, device: dict, data: object) -> dict:
     fields.update({k: _number_or_text(data, k) for k in ("age", "birth_year")})
     site = row(db, "select * from sites where id = ?", (device["site_id"],))
     registration = participants.register(
-        db, site=site, actor=_actor(device), consents=_text_list(data, "consents"),
-        consent_given_by=_text(data, "consent_given_by") or "", **fields)
+        db,
+        site=site,
+        actor=_actor(device),
+        consents=_text_list(data, "consents"),
+        consent_given_by=_text(data, "consent_given_by") or "",
+        **fields,
+    )
     return _with_duplicates(db, device, registration)
 
 
 def update_participant(db, device: dict, participant_id: str, data: object) -> dict:
     """Change a participant's name, village, phone or language (participants.update_details)."""
-    data = _fields(db, "participants", data, {**PARTICIPANT_CHANGE, "status": "string", "reason": "string"},
-                   creating=False)
+    data = _fields(
+        db, "participants", data, {**PARTICIPANT_CHANGE, "status": "string", "reason": "string"}, creating=False
+    )
     get_record(db, "participants", device["site_id"], participant_id)
     if "status" in data or "reason" in data:
         raise RecordError(STATUS_BY_DEVICE, 403, field="status")
@@ -303,19 +344,32 @@ def create_screening(db, device: dict, data: object, rules: Rules) -> tuple[dict
     instrument_id = _text(data, "instrument_id")
     instrument = rules.instruments.get(instrument_id)
     if instrument is None:
-        raise RecordError(f"No instrument {instrument_id!r}; choose one of: {', '.join(sorted(rules.instruments))}.",
-                          field="instrument_id")
+        raise RecordError(
+            f"No instrument {instrument_id!r}; choose one of: {', '.join(sorted(rules.instruments))}.",
+            field="instrument_id",
+        )
     answers = _object(data, "answers")
     for item, value in answers.items():
         if value is not None and not isinstance(value, str) and (not isinstance(value, int) or isinstance(value, bool)):
             raise RecordError(f"The answer to {item} must be a whole number, text or null.", field=item)
     outcome = screening.save_screening(
-        db, participant=participant, instrument=instrument, raw_answers=answers,
-        submission_key=_text(data, "submission_key"), actor=_actor(device), intake=rules.intake, plan=rules.plan,
-        occasion=_text(data, "occasion", "screening"), administered_on=_day(data, "administered_on"),
-        risk_observed=_flag(data, "risk_observed"), exclusions=_text_list(data, "exclusions"),
-        cutoff=(rules.cutoffs or {}).get(instrument.id), language=_text(data, "language"),
-        note=_text(data, "note"), cycle_id=_text(data, "cycle_id"), session_id=_text(data, "session_id"),
+        db,
+        participant=participant,
+        instrument=instrument,
+        raw_answers=answers,
+        submission_key=_text(data, "submission_key"),
+        actor=_actor(device),
+        intake=rules.intake,
+        plan=rules.plan,
+        occasion=_text(data, "occasion", "screening"),
+        administered_on=_day(data, "administered_on"),
+        risk_observed=_flag(data, "risk_observed"),
+        exclusions=_text_list(data, "exclusions"),
+        cutoff=(rules.cutoffs or {}).get(instrument.id),
+        language=_text(data, "language"),
+        note=_text(data, "note"),
+        cycle_id=_text(data, "cycle_id"),
+        session_id=_text(data, "session_id"),
     )
     out = get_record(db, "screenings", device["site_id"], outcome.screening["id"])
     referral = outcome.referral
@@ -335,15 +389,28 @@ def create_referral(db, device: dict, data: object, rules: Rules) -> dict:
     participant = _participant(db, device, _text(data, "participant_id"))
     reason = (_text(data, "reason") or "").strip()
     referral = referrals.create(
-        db, participant=participant, reason=reason, triggers=[{"kind": "manual", "reason": reason}],
-        urgency=_text(data, "urgency"), actor=_actor(device), plan=rules.plan, note=_text(data, "note"))
+        db,
+        participant=participant,
+        reason=reason,
+        triggers=[{"kind": "manual", "reason": reason}],
+        urgency=_text(data, "urgency"),
+        actor=_actor(device),
+        plan=rules.plan,
+        note=_text(data, "note"),
+    )
     return get_record(db, "referrals", device["site_id"], referral["id"])
 
 
 def update_referral(db, device: dict, referral_id: str, data: object, rules: Rules) -> dict:
     """Move a referral forward as the referral page does: acknowledge, a new status, or a follow-up."""
-    accepted = {"acknowledge": "boolean", "status": "string", "note": "string|null",
-                "referred_to": "string|null", "followup_id": "string", "done_on": "date"}
+    accepted = {
+        "acknowledge": "boolean",
+        "status": "string",
+        "note": "string|null",
+        "referred_to": "string|null",
+        "followup_id": "string",
+        "done_on": "date",
+    }
     data = _fields(db, "referrals", data, accepted, creating=False)
     referral = referrals.get(db, referral_id, [device["site_id"]])
     if referral is None:
@@ -358,17 +425,30 @@ def update_referral(db, device: dict, referral_id: str, data: object, rules: Rul
     actor = _actor(device)
     if action == "acknowledge":
         if _flag(data, "acknowledge") is not True:
-            raise RecordError("An acknowledgement cannot be undone; send \"acknowledge\": true.", field="acknowledge")
+            raise RecordError('An acknowledgement cannot be undone; send "acknowledge": true.', field="acknowledge")
         referrals.acknowledge(db, referral, actor)
     elif action == "status":
-        referrals.set_status(db, referral, _text(data, "status") or "", actor, note=_text(data, "note"),
-                             referred_to=_text(data, "referred_to"))
+        referrals.set_status(
+            db,
+            referral,
+            _text(data, "status") or "",
+            actor,
+            note=_text(data, "note"),
+            referred_to=_text(data, "referred_to"),
+        )
     else:
         done_on = _day(data, "done_on")
         if done_on is None:
             raise RecordError("Missing required field(s) for referrals: done_on.", field="done_on")
-        referrals.record_followup(db, referral, _text(data, "followup_id") or "", actor, note=_text(data, "note"),
-                                  done_on=done_on, plan=rules.plan)
+        referrals.record_followup(
+            db,
+            referral,
+            _text(data, "followup_id") or "",
+            actor,
+            note=_text(data, "note"),
+            done_on=done_on,
+            plan=rules.plan,
+        )
     return get_record(db, "referrals", device["site_id"], referral_id)
 
 
@@ -389,8 +469,16 @@ def attendance_sheet(db, device: dict, session_id: str) -> dict:
     return {
         "session": session,
         "version": session["version"],
-        "members": [{"member_id": m["id"], "participant_id": m["participant_id"], "code": m["participant_code"],
-                     "name": m["name"], "status": m["status"]} for m in sessions.expected_members(db, session)],
+        "members": [
+            {
+                "member_id": m["id"],
+                "participant_id": m["participant_id"],
+                "code": m["participant_code"],
+                "name": m["name"],
+                "status": m["status"],
+            }
+            for m in sessions.expected_members(db, session)
+        ],
         "attendance": saved.attendance,
         "checks": {m: {"trend": trend, "rating": rating} for m, (trend, rating) in saved.checks.items()},
         "note": saved.note,
@@ -410,34 +498,47 @@ def record_attendance(db, device: dict, session_id: str, data: object, rules: Ru
     attendance = _object(data, "attendance")
     for member_id, status in attendance.items():
         if not isinstance(status, str):
-            raise RecordError(f"The attendance of {member_id} must be text: {', '.join(sessions.ATTENDANCE)}.",
-                              field="attendance")
+            raise RecordError(
+                f"The attendance of {member_id} must be text: {', '.join(sessions.ATTENDANCE)}.", field="attendance"
+            )
     saved = sessions.saved_entry(db, session_id)
     if "checks" in data:
         checks = {}
         for member_id, check in _object(data, "checks").items():
             if not isinstance(check, dict) or set(check) - {"trend", "rating"}:
-                raise RecordError("A symptom check is {\"trend\": better|same|worse|null, \"rating\": 0-10|null}.",
-                                  field="checks")
+                raise RecordError(
+                    'A symptom check is {"trend": better|same|worse|null, "rating": 0-10|null}.', field="checks"
+                )
             trend, rating = check.get("trend"), check.get("rating")
             if (trend is not None and not isinstance(trend, str)) or (
-                    rating is not None and (not isinstance(rating, int) or isinstance(rating, bool))):
-                raise RecordError("A symptom check is {\"trend\": better|same|worse|null, \"rating\": 0-10|null}.",
-                                  field="checks")
+                rating is not None and (not isinstance(rating, int) or isinstance(rating, bool))
+            ):
+                raise RecordError(
+                    'A symptom check is {"trend": better|same|worse|null, "rating": 0-10|null}.', field="checks"
+                )
             checks[member_id] = (trend, rating)
     else:
         checks = {m: c for m, c in saved.checks.items() if attendance.get(m) in ("present", "late")}
     plans = {}
     for member_id, plan in _object(data, "plans").items():
-        if not isinstance(plan, dict) or set(plan) - {"problem_area", "problem_area_2", "goals"} or not all(
-                v is None or isinstance(v, str) for v in plan.values()):
-            raise RecordError("A plan is {\"problem_area\": ..., \"problem_area_2\": ..., \"goals\": \"...\"}.",
-                              field="plans")
+        if (
+            not isinstance(plan, dict)
+            or set(plan) - {"problem_area", "problem_area_2", "goals"}
+            or not all(v is None or isinstance(v, str) for v in plan.values())
+        ):
+            raise RecordError('A plan is {"problem_area": ..., "problem_area_2": ..., "goals": "..."}.', field="plans")
         plans[member_id] = (plan.get("problem_area"), plan.get("problem_area_2"), plan.get("goals") or "")
     note = _text(data, "note") if "note" in data else saved.note
     entry = sessions.SessionEntry(attendance, checks, note or "", None, plans)
-    sessions.record_session(db, session["id"], entry, expected_version=version, protocols=rules.protocols,
-                            actor=_actor(device), today=clock.today())
+    sessions.record_session(
+        db,
+        session["id"],
+        entry,
+        expected_version=version,
+        protocols=rules.protocols,
+        actor=_actor(device),
+        today=clock.today(),
+    )
     return attendance_sheet(db, device, session_id)
 
 

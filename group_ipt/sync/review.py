@@ -24,8 +24,9 @@ def _site_filter(site_ids: list[str] | None) -> tuple[str, list]:
 
 def list_conflicts(db: sqlite_utils.Database, site_ids: list[str] | None, status: str = "open") -> list[dict]:
     where, params = _site_filter(site_ids)
-    found = rows(db, f"select * from sync_conflicts where status = ?{where} order by id desc limit 500",
-                 [status, *params])
+    found = rows(
+        db, f"select * from sync_conflicts where status = ?{where} order by id desc limit 500", [status, *params]
+    )
     names = {d["id"]: d["name"] for d in rows(db, "select id, name from sync_devices")}
     for c in found:
         # Which version is in use and why, told truthfully: the larger hybrid clock wins, and a
@@ -82,17 +83,28 @@ def resolve_conflict(db, conflict_id: int, action: str, *, user: dict, site_ids:
                 data = {k: v for k, v in other.items() if k in columns}
                 data["updated_at"] = utcnow()
                 db[table].upsert(data, pk="id")
-            audit.log(db, user=user, action="resolve_conflict", table=table, record_id=record_id,
-                      site_id=conflict["site_id"], before=before, after=other)
-        db.execute("update sync_conflicts set status = ?, resolved_by = ?, resolved_at = ? where id = ?",
-                   ("replaced" if action == "use_other" else "kept", user.get("username"), utcnow(), conflict_id))
+            audit.log(
+                db,
+                user=user,
+                action="resolve_conflict",
+                table=table,
+                record_id=record_id,
+                site_id=conflict["site_id"],
+                before=before,
+                after=other,
+            )
+        db.execute(
+            "update sync_conflicts set status = ?, resolved_by = ?, resolved_at = ? where id = ?",
+            ("replaced" if action == "use_other" else "kept", user.get("username"), utcnow(), conflict_id),
+        )
     return get_conflict(db, conflict_id, site_ids)
 
 
 def list_quarantine(db, site_ids: list[str] | None, status: str = "open") -> list[dict]:
     where, params = _site_filter(site_ids)
-    return rows(db, f"select * from sync_quarantine where status = ?{where} order by id desc limit 500",
-                [status, *params])
+    return rows(
+        db, f"select * from sync_quarantine where status = ?{where} order by id desc limit 500", [status, *params]
+    )
 
 
 def reason_text(item: dict, gettext) -> str:
@@ -103,8 +115,9 @@ def reason_text(item: dict, gettext) -> str:
     return rules.Problem(reason["message"], reason["params"]).translated(gettext)
 
 
-def retry_quarantined(db, item_id: int, *, user: dict, site_ids: list[str] | None,
-                      instruments: dict | None = None) -> bool:
+def retry_quarantined(
+    db, item_id: int, *, user: dict, site_ids: list[str] | None, instruments: dict | None = None
+) -> bool:
     """Apply a quarantined record again (after the cause was fixed); return True if it went in."""
     where, params = _site_filter(site_ids)
     item = row(db, f"select * from sync_quarantine where id = ? and status = 'open'{where}", [item_id, *params])
@@ -115,19 +128,33 @@ def retry_quarantined(db, item_id: int, *, user: dict, site_ids: list[str] | Non
         raise ReviewError("Only records received from a laptop can be retried here; sync the laptop again.")
     with engine.applying(db):
         before = row(db, "select max(id) as n from sync_quarantine")["n"]
-        counts = engine.apply_records(db, [record], origin=item["device_id"] or "", device_id=item["device_id"],
-                                      batch_no=item["batch_no"], instruments=instruments)
+        counts = engine.apply_records(
+            db,
+            [record],
+            origin=item["device_id"] or "",
+            device_id=item["device_id"],
+            batch_no=item["batch_no"],
+            instruments=instruments,
+        )
         if not (counts["applied"] or counts["merged"] or counts["duplicates"]):
             # Keep one entry per record: drop the new one, refresh the old one's reason.
             newest = row(db, "select * from sync_quarantine where id > ? order by id limit 1", (before,))
             db.execute("delete from sync_quarantine where id > ?", (before,))
             if newest:
-                db.execute("update sync_quarantine set error = ?, reason_json = ?, waiting_for = ? where id = ?",
-                           (newest["error"], newest["reason_json"], newest["waiting_for"], item_id))
+                db.execute(
+                    "update sync_quarantine set error = ?, reason_json = ?, waiting_for = ? where id = ?",
+                    (newest["error"], newest["reason_json"], newest["waiting_for"], item_id),
+                )
             return False
         db.execute("update sync_quarantine set status = 'applied' where id = ?", (item_id,))
-        audit.log(db, user=user, action="retry_quarantined", table=item["table_name"], record_id=item["record_id"],
-                  site_id=item["site_id"])
+        audit.log(
+            db,
+            user=user,
+            action="retry_quarantined",
+            table=item["table_name"],
+            record_id=item["record_id"],
+            site_id=item["site_id"],
+        )
     return True
 
 
@@ -138,5 +165,12 @@ def dismiss_quarantined(db, item_id: int, *, user: dict, site_ids: list[str] | N
         raise ReviewError("No such quarantined record.")
     with write(db):
         db.execute("update sync_quarantine set status = 'dismissed' where id = ?", (item_id,))
-        audit.log(db, user=user, action="dismiss_quarantined", table=item["table_name"],
-                  record_id=item["record_id"], site_id=item["site_id"], before=json.loads(item["record_json"]))
+        audit.log(
+            db,
+            user=user,
+            action="dismiss_quarantined",
+            table=item["table_name"],
+            record_id=item["record_id"],
+            site_id=item["site_id"],
+            before=json.loads(item["record_json"]),
+        )

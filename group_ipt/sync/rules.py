@@ -45,14 +45,25 @@ REFERRAL_CLOSED = "closed"
 
 # What a coordinator calls the records of each table, for the reasons shown on /sync/.
 TABLE_LABELS = {
-    "participants": N_("participant"), "participant_status_history": N_("status change"),
-    "consents": N_("consent"), "duplicate_flags": N_("possible duplicate"), "screenings": N_("screening"),
-    "referrals": N_("referral"), "referral_events": N_("referral step"),
-    "referral_followups": N_("referral follow-up"), "site_holidays": N_("holiday"), "cycles": N_("cycle"),
-    "cycle_facilitators": N_("cycle facilitator"), "sessions": N_("session"),
-    "session_changes": N_("session change"), "members": N_("member"), "attendance": N_("attendance mark"),
-    "symptom_checks": N_("symptom check"), "fidelity_checklists": N_("fidelity checklist"),
-    "absence_followups": N_("absence follow-up"), "users": N_("user"),
+    "participants": N_("participant"),
+    "participant_status_history": N_("status change"),
+    "consents": N_("consent"),
+    "duplicate_flags": N_("possible duplicate"),
+    "screenings": N_("screening"),
+    "referrals": N_("referral"),
+    "referral_events": N_("referral step"),
+    "referral_followups": N_("referral follow-up"),
+    "site_holidays": N_("holiday"),
+    "cycles": N_("cycle"),
+    "cycle_facilitators": N_("cycle facilitator"),
+    "sessions": N_("session"),
+    "session_changes": N_("session change"),
+    "members": N_("member"),
+    "attendance": N_("attendance mark"),
+    "symptom_checks": N_("symptom check"),
+    "fidelity_checklists": N_("fidelity checklist"),
+    "absence_followups": N_("absence follow-up"),
+    "users": N_("user"),
 }
 _LABELLED = ("table", "parent", "child")
 
@@ -70,8 +81,9 @@ class Problem:
 
     def translated(self, gettext) -> str:
         """The reason in words: tables named as a coordinator calls their records."""
-        params = {k: gettext(TABLE_LABELS[v]) if k in _LABELLED and v in TABLE_LABELS else v
-                  for k, v in self.params.items()}
+        params = {
+            k: gettext(TABLE_LABELS[v]) if k in _LABELLED and v in TABLE_LABELS else v for k, v in self.params.items()
+        }
         if "kind" in params:
             params["kind"] = gettext(params["kind"])
         return gettext(self.message, **params)
@@ -80,39 +92,66 @@ class Problem:
         return json.dumps({"message": self.message, "params": self.params}, ensure_ascii=False)
 
 
-UNKNOWN_TABLE = N_("This is a kind of record (%(table)s) the central server does not know: update the central "
-                   "server's software, then press Try again.")
-UNKNOWN_COLUMNS = N_("This %(table)s record has fields the central server does not know (%(fields)s): update the "
-                     "central server's software, then press Try again.")
-MISSING_FIELD = N_("The %(field)s of this %(table)s record is empty, but it is required. Correct the record on "
-                   "the laptop that made it and sync again.")
-WRONG_TYPE = N_("The %(field)s of this %(table)s record should be %(kind)s. The laptop's software may be "
-                "damaged: tell technical support.")
-TOO_LONG = N_("The %(field)s of this %(table)s record is longer than %(limit)d characters, more than the form "
-              "allows. Shorten it on the laptop that made it and sync again.")
-WRONG_SITE = N_("This %(table)s record belongs to another site than the laptop that sent it: a laptop writes "
-                "only its own site's records.")
-OTHER_SITE_PARENT = N_("This %(table)s record refers to a %(parent)s record of another site: a laptop writes "
-                       "only its own site's records.")
-MISSING_PARENT = N_("This %(table)s record refers to a %(parent)s record the central server does not have. It "
-                    "goes in by itself when that record arrives: sync the laptop that made it.")
-RISK_WITHOUT_REFERRAL = N_("This screening shows a risk but arrived without its safety referral. It goes in by "
-                           "itself when the referral arrives: sync the laptop that made it now, and make sure "
-                           "the person is followed up in person meanwhile.")
+UNKNOWN_TABLE = N_(
+    "This is a kind of record (%(table)s) the central server does not know: update the central "
+    "server's software, then press Try again."
+)
+UNKNOWN_COLUMNS = N_(
+    "This %(table)s record has fields the central server does not know (%(fields)s): update the "
+    "central server's software, then press Try again."
+)
+MISSING_FIELD = N_(
+    "The %(field)s of this %(table)s record is empty, but it is required. Correct the record on "
+    "the laptop that made it and sync again."
+)
+WRONG_TYPE = N_(
+    "The %(field)s of this %(table)s record should be %(kind)s. The laptop's software may be "
+    "damaged: tell technical support."
+)
+TOO_LONG = N_(
+    "The %(field)s of this %(table)s record is longer than %(limit)d characters, more than the form "
+    "allows. Shorten it on the laptop that made it and sync again."
+)
+WRONG_SITE = N_(
+    "This %(table)s record belongs to another site than the laptop that sent it: a laptop writes "
+    "only its own site's records."
+)
+OTHER_SITE_PARENT = N_(
+    "This %(table)s record refers to a %(parent)s record of another site: a laptop writes only its own site's records."
+)
+MISSING_PARENT = N_(
+    "This %(table)s record refers to a %(parent)s record the central server does not have. It "
+    "goes in by itself when that record arrives: sync the laptop that made it."
+)
+RISK_WITHOUT_REFERRAL = N_(
+    "This screening shows a risk but arrived without its safety referral. It goes in by "
+    "itself when the referral arrives: sync the laptop that made it now, and make sure "
+    "the person is followed up in person meanwhile."
+)
 REFERRAL_DELETED = N_("A laptop tried to delete a referral. Referrals are never deleted: the referral is kept.")
-REFERRAL_CLOSED_INCOMPLETE = N_("This referral was closed without what closing needs: an outcome (with a note for "
-                                "'other') and at least one follow-up contact recorded. Close it again in the app.")
-STILL_REFERRED_TO = N_("This %(table)s record cannot be deleted: %(child)s records still refer to it. Delete "
-                       "those first on the laptop, then sync again.")
-ACTIVE_ELSEWHERE = N_("This participant is already an active member of another cycle. Withdraw or transfer them "
-                      "from one of the two cycles in the app, then press Try again.")
-KEY_TAKEN = N_("Another %(table)s record already has the same %(fields)s. Correct one of the two in the app, "
-               "then press Try again.")
-NOT_ALLOWED = N_("A value of this %(table)s record is not one the app allows (%(rule)s). The laptop's software may "
-                 "be damaged: tell technical support.")
+REFERRAL_CLOSED_INCOMPLETE = N_(
+    "This referral was closed without what closing needs: an outcome (with a note for "
+    "'other') and at least one follow-up contact recorded. Close it again in the app."
+)
+STILL_REFERRED_TO = N_(
+    "This %(table)s record cannot be deleted: %(child)s records still refer to it. Delete "
+    "those first on the laptop, then sync again."
+)
+ACTIVE_ELSEWHERE = N_(
+    "This participant is already an active member of another cycle. Withdraw or transfer them "
+    "from one of the two cycles in the app, then press Try again."
+)
+KEY_TAKEN = N_(
+    "Another %(table)s record already has the same %(fields)s. Correct one of the two in the app, then press Try again."
+)
+NOT_ALLOWED = N_(
+    "A value of this %(table)s record is not one the app allows (%(rule)s). The laptop's software may "
+    "be damaged: tell technical support."
+)
 NOT_STORED = N_("The central server could not store this record (%(error)s). Tell technical support.")
-WAITING_WITH_PARENT = N_("This record waits for the %(parent)s record it belongs to, which is in quarantine. It "
-                         "goes in with it.")
+WAITING_WITH_PARENT = N_(
+    "This record waits for the %(parent)s record it belongs to, which is in quarantine. It goes in with it."
+)
 
 _KINDS = {"integer": N_("a whole number"), "real": N_("a number"), "text": N_("text")}
 
@@ -267,8 +306,11 @@ def _misshapen(records: dict[tuple[str, str], dict], tables: dict[str, Table]) -
     for (name, cols), keys in groups.items():
         table = tables[name]
         datas = [records[k]["data"] for k in keys]
-        if not (set(cols) <= table.columns.keys() and table.required <= set(cols) and all(
-                _column_ok(table.columns[c], [d[c] for d in datas], c in table.required) for c in cols)):
+        if not (
+            set(cols) <= table.columns.keys()
+            and table.required <= set(cols)
+            and all(_column_ok(table.columns[c], [d[c] for d in datas], c in table.required) for c in cols)
+        ):
             doubtful.update(keys)
     return doubtful
 
@@ -295,8 +337,10 @@ def check_invariants(db, table: Table, rec: dict, batch: dict[tuple[str, str], d
             if before is None or before["status"] != REFERRAL_CLOSED:
                 return Problem(REFERRAL_CLOSED_INCOMPLETE)
     if table.name == "screenings" and not rec["del"] and risk_of(data):
-        in_batch = any(k[0] == "referrals" and not r["del"] and r["data"].get("screening_id") == rec["id"]
-                       for k, r in batch.items())
+        in_batch = any(
+            k[0] == "referrals" and not r["del"] and r["data"].get("screening_id") == rec["id"]
+            for k, r in batch.items()
+        )
         if not in_batch and row(db, "select 1 as x from referrals where screening_id = ?", (rec["id"],)) is None:
             return Problem(RISK_WITHOUT_REFERRAL, waiting_for=("referrals:screening", rec["id"]))
     return None
@@ -313,13 +357,20 @@ def _closed_as_the_app_closes(db, rec: dict, batch: dict[tuple[str, str], dict])
             return False
     elif not (data.get("note") or "").strip():
         return False  # a laptop with software from before outcomes: its note says why
-    if any(k[0] == "referral_followups" and not r["del"] and r["data"].get("referral_id") == rec["id"]
-           and r["data"].get("done_on") for k, r in batch.items()):
+    if any(
+        k[0] == "referral_followups"
+        and not r["del"]
+        and r["data"].get("referral_id") == rec["id"]
+        and r["data"].get("done_on")
+        for k, r in batch.items()
+    ):
         return True
     if "outcome" not in data:
         return True
-    return row(db, "select 1 as x from referral_followups where referral_id = ? and done_on is not null",
-               (rec["id"],)) is not None
+    return (
+        row(db, "select 1 as x from referral_followups where referral_id = ? and done_on is not null", (rec["id"],))
+        is not None
+    )
 
 
 def screening_risk(instruments: dict | None):
@@ -404,8 +455,10 @@ def aliases(db, pairs: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            for r in db.query(f"select record_id, canonical_id from sync_aliases where table_name = ?"
-                              f" and record_id in ({marks})", [t, *chunk]):
+            for r in db.query(
+                f"select record_id, canonical_id from sync_aliases where table_name = ? and record_id in ({marks})",
+                [t, *chunk],
+            ):
                 found[(t, r["record_id"])] = r["canonical_id"]
     return found
 
@@ -424,8 +477,9 @@ def _existing(db, table: str, ids: set[str]) -> dict[str, str]:
     return found
 
 
-def screen_batch(db, records: dict[tuple[str, str], dict], tables: dict[str, Table], versions: dict,
-                 risk_of, *, renamer) -> Screened:
+def screen_batch(
+    db, records: dict[tuple[str, str], dict], tables: dict[str, Table], versions: dict, risk_of, *, renamer
+) -> Screened:
     """Check every received record against the rules; find merges and code clashes.
 
     ``records`` are the batch's records by (table, id), of known tables, private fields already
@@ -445,8 +499,12 @@ def screen_batch(db, records: dict[tuple[str, str], dict], tables: dict[str, Tab
             # (it may hold another laptop's data); the laptop already had, or will get, the deletion.
             continue
         if key in alias:
-            rec = {**rec, "id": alias[key], "base": None,
-                   "data": None if rec["data"] is None else {**rec["data"], "id": alias[key]}}
+            rec = {
+                **rec,
+                "id": alias[key],
+                "base": None,
+                "data": None if rec["data"] is None else {**rec["data"], "id": alias[key]},
+            }
             out.changed.add((key[0], alias[key]))
         problem = None if rec["del"] or key not in misshapen else check_shape(table, rec["data"])
         if problem is None and key[0] in INVARIANT_TABLES:
@@ -473,8 +531,13 @@ def _merge_and_link(db, out: Screened, tables: dict[str, Table], versions: dict,
     """Parents first: rewrite references to merged rows, check references, then merge natural keys."""
     accepted = out.accepted
     # Ids merged away in earlier batches, for the references of this one.
-    ref_keys = {(ref.parent, rec["data"][ref.column]) for (t, _i), rec in accepted.items() if not rec["del"]
-                for ref in tables[t].references if rec["data"].get(ref.column) is not None}
+    ref_keys = {
+        (ref.parent, rec["data"][ref.column])
+        for (t, _i), rec in accepted.items()
+        if not rec["del"]
+        for ref in tables[t].references
+        if rec["data"].get(ref.column) is not None
+    }
     merged_ids = aliases(db, [k for k in ref_keys if k[0] in tables])
     refused_keys = {(r["t"], r["id"]) for r, _p in out.refused}
     by_table: dict[str, list[tuple[str, str]]] = {}
@@ -499,8 +562,11 @@ def _merge_and_link(db, out: Screened, tables: dict[str, Table], versions: dict,
                 value = new["data"].get(ref.column)
                 if value is not None and (ref.parent, value) not in accepted:
                     wanted.setdefault(ref.parent, set()).add(value)
-        stored = {parent: _existing(db, parent, ids) for parent, ids in wanted.items()
-                  if parent in tables or parent == "users"}
+        stored = {
+            parent: _existing(db, parent, ids)
+            for parent, ids in wanted.items()
+            if parent in tables or parent == "users"
+        }
         for key in mine:
             rec = accepted[key]
             if rec["del"]:
@@ -515,8 +581,9 @@ def _merge_and_link(db, out: Screened, tables: dict[str, Table], versions: dict,
             _join_keys(db, out, table, cols, versions, merged_ids, renamer, mine)
 
 
-def _reference_problem(rec: dict, table: Table, accepted: dict, stored: dict, refused_keys: set,
-                       tables: dict[str, Table]) -> Problem | None:
+def _reference_problem(
+    rec: dict, table: Table, accepted: dict, stored: dict, refused_keys: set, tables: dict[str, Table]
+) -> Problem | None:
     for ref in table.references:
         value = rec["data"].get(ref.column)
         if value is None or ref.parent == "sites":
@@ -550,15 +617,25 @@ def _holders(db, table: str, cols: tuple[str, ...], wanted: list[tuple]) -> dict
         chunk = keys[start : start + step]
         # A join from the values (not "in (values ...)", which SQLite answers by scanning the table).
         on = " and ".join(f't."{c}" = k.c{i}' for i, c in enumerate(cols))
-        sql = (f"with k({', '.join(f'c{i}' for i in range(len(cols)))}) as (values {','.join([one] * len(chunk))})"
-               f' select t.id, {", ".join(f"t.{chr(34)}{c}{chr(34)}" for c in cols)} from k join "{table}" t on {on}')
+        sql = (
+            f"with k({', '.join(f'c{i}' for i in range(len(cols)))}) as (values {','.join([one] * len(chunk))})"
+            f' select t.id, {", ".join(f"t.{chr(34)}{c}{chr(34)}" for c in cols)} from k join "{table}" t on {on}'
+        )
         for r in db.execute(sql, [v for k in chunk for v in k]):
             found[tuple(r[1:])] = r[0]
     return found
 
 
-def _join_keys(db, out: Screened, table: Table, cols: tuple[str, ...], versions: dict,
-               merged_ids: dict[tuple[str, str], str], renamer, keys: list[tuple[str, str]]) -> None:
+def _join_keys(
+    db,
+    out: Screened,
+    table: Table,
+    cols: tuple[str, ...],
+    versions: dict,
+    merged_ids: dict[tuple[str, str], str],
+    renamer,
+    keys: list[tuple[str, str]],
+) -> None:
     accepted = out.accepted
     get = operator.itemgetter(*cols) if len(cols) > 1 else (lambda d, c=cols[0]: (d[c],))
     mine = []
@@ -610,8 +687,9 @@ def _deletions(db, out: Screened, tables: dict[str, Table]) -> None:
     deleting = {k for k, r in out.accepted.items() if r["del"]}
     for key in sorted(deleting):
         for child, column in tables[key[0]].children:
-            kept_in_batch = any(k[0] == child and not r["del"] and r["data"].get(column) == key[1]
-                                for k, r in out.accepted.items())
+            kept_in_batch = any(
+                k[0] == child and not r["del"] and r["data"].get(column) == key[1] for k, r in out.accepted.items()
+            )
             stored = db.query(f'select id from "{child}" where "{column}" = ?', (key[1],))
             if kept_in_batch or any((child, r["id"]) not in deleting for r in stored):
                 rec = out.accepted.pop(key)

@@ -46,10 +46,15 @@ class CentralConfig:
 
 def hello(db: sqlite_utils.Database, device: dict, config: CentralConfig) -> dict:
     site = row(db, "select id, code, name from sites where id = ?", (device["site_id"],))
-    return {"device_id": device["id"], "device_name": device["name"], "site": site,
-            "settings": {"send_names": config.send_names, "code_block": device.get("code_block")},
-            "server_time": utcnow(),
-            "centre_key": keys.public_text(config.reply_key()), "key_state": devices.key_state(device)}
+    return {
+        "device_id": device["id"],
+        "device_name": device["name"],
+        "site": site,
+        "settings": {"send_names": config.send_names, "code_block": device.get("code_block")},
+        "server_time": utcnow(),
+        "centre_key": keys.public_text(config.reply_key()),
+        "key_state": devices.key_state(device),
+    }
 
 
 def register_key(db, device: dict, body: object, config: CentralConfig) -> dict:
@@ -64,8 +69,15 @@ def register_key(db, device: dict, body: object, config: CentralConfig) -> dict:
 
 
 def push(db, device: dict, body: object, config: CentralConfig, *, via: str = "http") -> dict:
-    return engine.apply_batch(db, device, body, send_names=config.send_names, via=via,
-                              max_records=config.max_batch_records, instruments=config.instruments)
+    return engine.apply_batch(
+        db,
+        device,
+        body,
+        send_names=config.send_names,
+        via=via,
+        max_records=config.max_batch_records,
+        instruments=config.instruments,
+    )
 
 
 def pull(db, device: dict, request: object, config: CentralConfig) -> dict:
@@ -98,13 +110,19 @@ def _verify_push(path: Path, doc: dict, device: dict) -> dict:
     """Check a laptop's file with the device's public key (version 2) or its legacy key (version 1)."""
     if doc["version"] == files.FILE_VERSION:
         if not device.get("public_key"):
-            raise SyncRejected(f"{path} is signed with a key this server does not know yet. On the laptop, run "
-                               "'group-ipt sync setup --server URL --token TOKEN' once with the network (or "
-                               "'group-ipt sync') to register it, then export again.", 403)
+            raise SyncRejected(
+                f"{path} is signed with a key this server does not know yet. On the laptop, run "
+                "'group-ipt sync setup --server URL --token TOKEN' once with the network (or "
+                "'group-ipt sync') to register it, then export again.",
+                403,
+            )
         return files.verify(doc, public_key=device["public_key"])
     if not device.get("signing_key"):
-        raise SyncRejected(f"{path} is signed the old way (version 1), which this device no longer uses: "
-                           "update group-ipt on the laptop and export again.", 403)
+        raise SyncRejected(
+            f"{path} is signed the old way (version 1), which this device no longer uses: "
+            "update group-ipt on the laptop and export again.",
+            403,
+        )
     return files.verify(doc, device["signing_key"])
 
 
@@ -140,8 +158,11 @@ def import_file(db, path: Path, reply_path: Path, config: CentralConfig) -> dict
         raise SyncRejected(f"{path}: {exc}") from exc
     seen = row(db, "select imported_at from sync_files where file_id = ?", (doc["file_id"],))
     if seen:
-        raise SyncRejected(f"{path} was already imported on {seen['imported_at']}; nothing was done. "
-                           "Export a new file on the laptop to sync again.", 409)
+        raise SyncRejected(
+            f"{path} was already imported on {seen['imported_at']}; nothing was done. "
+            "Export a new file on the laptop to sync again.",
+            409,
+        )
     cursor = _cursor(meta.get("cursor", 0))  # all checked before anything is applied
     for batch in _file_batches(body):  # validate all before applying any, one batch in memory at a time
         engine.validate_batch(db, batch, device, max_records=config.max_batch_records)
@@ -153,8 +174,12 @@ def import_file(db, path: Path, reply_path: Path, config: CentralConfig) -> dict
         nonlocal cursor
         first = True
         while True:
-            page = pull(db, device, {"cursor": cursor, "limit": PULL_LIMIT, "files": meta.get("files") or {},
-                                     "first": first}, config)
+            page = pull(
+                db,
+                device,
+                {"cursor": cursor, "limit": PULL_LIMIT, "files": meta.get("files") or {}, "first": first},
+                config,
+            )
             first = False
             sent["changes"] += len(page["changes"])
             cursor = page["cursor"]
@@ -167,16 +192,31 @@ def import_file(db, path: Path, reply_path: Path, config: CentralConfig) -> dict
     reply = {"in_reply_to": doc["file_id"], "made_at": utcnow()}
     if device.get("public_key"):
         parts = itertools.chain(({"ack": a} for a in acks), ({"page": p} for p in pages()))
-        files.write_signed(reply_path, kind="reply", device_id=device["id"], file_id=new_id(), body=reply,
-                           private_key=config.reply_key(), parts=parts)
+        files.write_signed(
+            reply_path,
+            kind="reply",
+            device_id=device["id"],
+            file_id=new_id(),
+            body=reply,
+            private_key=config.reply_key(),
+            parts=parts,
+        )
     else:  # a laptop with the old software reads version 1 only: one body
         reply.update(acks=acks, pages=list(pages()))
-        files.write_signed(reply_path, kind="reply", device_id=device["id"], file_id=new_id(), body=reply,
-                           key=device["signing_key"])
+        files.write_signed(
+            reply_path, kind="reply", device_id=device["id"], file_id=new_id(), body=reply, key=device["signing_key"]
+        )
     with write(db):
-        db.execute("insert into sync_files (file_id, device_id, imported_at) values (?, ?, ?)",
-                   (doc["file_id"], device["id"], utcnow()))
-    return {"device": device["name"], "batches": len(acks),
-            "applied": sum(a["applied"] for a in acks), "quarantined": sum(a["quarantined"] for a in acks),
-            "conflicts": sum(a["conflicts"] for a in acks),
-            "changes_back": sent["changes"], "reply": str(reply_path)}
+        db.execute(
+            "insert into sync_files (file_id, device_id, imported_at) values (?, ?, ?)",
+            (doc["file_id"], device["id"], utcnow()),
+        )
+    return {
+        "device": device["name"],
+        "batches": len(acks),
+        "applied": sum(a["applied"] for a in acks),
+        "quarantined": sum(a["quarantined"] for a in acks),
+        "conflicts": sum(a["conflicts"] for a in acks),
+        "changes_back": sent["changes"],
+        "reply": str(reply_path),
+    }

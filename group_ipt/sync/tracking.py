@@ -16,9 +16,7 @@ import time
 import sqlite_utils
 
 # Local-only tables, and tables that travel another way (users, sites: central to laptop).
-NOT_SYNCED = frozenset(
-    {"users", "sites", "user_sites", "audit_log", "login_attempts", "settings", "schema_migrations"}
-)
+NOT_SYNCED = frozenset({"users", "sites", "user_sites", "audit_log", "login_attempts", "settings", "schema_migrations"})
 REQUIRED_COLUMNS = ("id", "site_id", "created_at", "updated_at")
 # Never leave the laptop when the programme keeps names local (SYNC_SEND_NAMES off): the
 # value the central office stores instead.
@@ -31,8 +29,7 @@ PRIVATE_FIELDS: dict[str, dict[str, object]] = {
 }
 # Facts: written once, corrected by a new row, never edited in place by the app.
 FACT_TABLES = frozenset(
-    {"screenings", "participant_status_history", "consents", "referral_events", "session_changes",
-     "absence_followups"}
+    {"screenings", "participant_status_history", "consents", "referral_events", "session_changes", "absence_followups"}
 )
 
 NOW_MS = "cast((julianday('now') - 2440587.5) * 86400000 as integer)"
@@ -65,6 +62,7 @@ def synced_tables(db: sqlite_utils.Database) -> dict[str, list[str]]:
 
 
 # ---- hybrid logical clock -------------------------------------------------------------
+
 
 def format_hlc(wall: int, counter: int, node: str) -> str:
     """Fixed-width text, so comparing two values as strings compares them as clocks."""
@@ -114,6 +112,7 @@ def now_ms() -> int:
 
 
 # ---- triggers -------------------------------------------------------------------------
+
 
 def trigger_sql(table: str, columns: list[str]) -> dict[str, str]:
     """Return the three triggers that record changes to ``table``, by trigger name."""
@@ -194,12 +193,12 @@ def _log_existing_rows(db: sqlite_utils.Database, table: str) -> None:
     hlc = tick(db)
     node = node_id(db)
     db.execute(
-        f"insert into sync_rows (table_name, record_id, site_id, hlc) select ?, id, site_id, ? from \"{table}\""
+        f'insert into sync_rows (table_name, record_id, site_id, hlc) select ?, id, site_id, ? from "{table}"'
         " where true on conflict do nothing",
         (table, hlc),
     )
     db.execute(
-        f"insert into sync_log (table_name, record_id, site_id, origin) select ?, id, site_id, ? from \"{table}\"",
+        f'insert into sync_log (table_name, record_id, site_id, origin) select ?, id, site_id, ? from "{table}"',
         (table, node),
     )
 

@@ -31,43 +31,129 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 # One description of the routes: (method, path, endpoint, summary, request body, response).
 ROUTES = [
     ("GET", "/openapi.json", "openapi", "This document.", None, "object"),
-    ("GET", "/sync/hello", "sync_hello", "Who this token belongs to: device, site and sync settings.", None,
-     "Hello"),
-    ("POST", "/sync/push", "sync_push", "Apply one batch of changes atomically (gzip JSON); a batch sent twice "
-     "is acknowledged again and changes nothing.", "Batch", "Ack"),
-    ("POST", "/sync/pull", "sync_pull", "The site's changes after a cursor, not counting the device's own.",
-     "PullRequest", "PullPage"),
-    ("POST", "/sync/key", "sync_key", "Register the laptop's Ed25519 public key for its signed USB files; the "
-     "answer holds the centre's public key for its reply files.", "KeyRegistration", "KeyReply"),
-    ("GET", "/{resource}", "list_records", "List records of the device's site, by id; page with 'after'.", None,
-     "Page"),
+    ("GET", "/sync/hello", "sync_hello", "Who this token belongs to: device, site and sync settings.", None, "Hello"),
+    (
+        "POST",
+        "/sync/push",
+        "sync_push",
+        "Apply one batch of changes atomically (gzip JSON); a batch sent twice "
+        "is acknowledged again and changes nothing.",
+        "Batch",
+        "Ack",
+    ),
+    (
+        "POST",
+        "/sync/pull",
+        "sync_pull",
+        "The site's changes after a cursor, not counting the device's own.",
+        "PullRequest",
+        "PullPage",
+    ),
+    (
+        "POST",
+        "/sync/key",
+        "sync_key",
+        "Register the laptop's Ed25519 public key for its signed USB files; the "
+        "answer holds the centre's public key for its reply files.",
+        "KeyRegistration",
+        "KeyReply",
+    ),
+    (
+        "GET",
+        "/{resource}",
+        "list_records",
+        "List records of the device's site, by id; page with 'after'.",
+        None,
+        "Page",
+    ),
     ("GET", "/{resource}/{id}", "get_record", "One record.", None, "Record"),
-    ("POST", "/participants", "create_participant", "Register a person (as the registration page does): the "
-     "server gives the programme code, records the consents and flags possible duplicates.", "ParticipantNew",
-     "ParticipantSaved"),
-    ("PATCH", "/participants/{id}", "update_participant", "Change the name, village, phone or language, with the "
-     "registration's checks. A status change is refused (403): screenings, cycles and coordinators change it.",
-     "ParticipantChange", "ParticipantSaved"),
-    ("POST", "/screenings", "create_screening", "Score and save a screening on the server. A risk answer (e.g. "
-     "PHQ-9 question 9 above 0), risk observed or an exclusion creates its unacknowledged safety referral in the "
-     "same transaction. The same submission_key again returns the saved screening with 200.", "ScreeningNew",
-     "ScreeningSaved"),
-    ("POST", "/referrals", "create_referral", "Refer a person by hand (a risk seen outside a screening).",
-     "ReferralNew", "referrals"),
-    ("PATCH", "/referrals/{id}", "update_referral", "One change as on the referral page: acknowledge the alert, "
-     "move the status forward (closing is for a coordinator or supervisor, in the app), or record a follow-up "
-     "contact.", "ReferralChange", "referrals"),
-    ("GET", "/sessions/{id}/attendance", "get_attendance", "A session's attendance sheet: its version, who belongs "
-     "on it, what is saved.", None, "AttendanceSheet"),
-    ("POST", "/sessions/{id}/attendance", "record_attendance", "Save a session's whole sheet in one transaction, "
-     "made from the version given; a newer version answers 409 with the differences.", "AttendanceSave",
-     "AttendanceSheet"),
-    ("POST", "/{resource}", "create_record", "Refused: cycles and sessions are made in the app, attendance is "
-     "saved a sheet at a time.", None, None),
-    ("PATCH", "/{resource}/{id}", "update_record", "Refused: screenings are facts, cycles and sessions change in "
-     "the app, attendance is saved a sheet at a time.", None, None),
-    ("DELETE", "/{resource}/{id}", "delete_record", "Refused for every resource: nothing is deleted through the "
-     "API.", None, None),
+    (
+        "POST",
+        "/participants",
+        "create_participant",
+        "Register a person (as the registration page does): the "
+        "server gives the programme code, records the consents and flags possible duplicates.",
+        "ParticipantNew",
+        "ParticipantSaved",
+    ),
+    (
+        "PATCH",
+        "/participants/{id}",
+        "update_participant",
+        "Change the name, village, phone or language, with the "
+        "registration's checks. A status change is refused (403): screenings, cycles and coordinators change it.",
+        "ParticipantChange",
+        "ParticipantSaved",
+    ),
+    (
+        "POST",
+        "/screenings",
+        "create_screening",
+        "Score and save a screening on the server. A risk answer (e.g. "
+        "PHQ-9 question 9 above 0), risk observed or an exclusion creates its unacknowledged safety referral in the "
+        "same transaction. The same submission_key again returns the saved screening with 200.",
+        "ScreeningNew",
+        "ScreeningSaved",
+    ),
+    (
+        "POST",
+        "/referrals",
+        "create_referral",
+        "Refer a person by hand (a risk seen outside a screening).",
+        "ReferralNew",
+        "referrals",
+    ),
+    (
+        "PATCH",
+        "/referrals/{id}",
+        "update_referral",
+        "One change as on the referral page: acknowledge the alert, "
+        "move the status forward (closing is for a coordinator or supervisor, in the app), or record a follow-up "
+        "contact.",
+        "ReferralChange",
+        "referrals",
+    ),
+    (
+        "GET",
+        "/sessions/{id}/attendance",
+        "get_attendance",
+        "A session's attendance sheet: its version, who belongs on it, what is saved.",
+        None,
+        "AttendanceSheet",
+    ),
+    (
+        "POST",
+        "/sessions/{id}/attendance",
+        "record_attendance",
+        "Save a session's whole sheet in one transaction, "
+        "made from the version given; a newer version answers 409 with the differences.",
+        "AttendanceSave",
+        "AttendanceSheet",
+    ),
+    (
+        "POST",
+        "/{resource}",
+        "create_record",
+        "Refused: cycles and sessions are made in the app, attendance is saved a sheet at a time.",
+        None,
+        None,
+    ),
+    (
+        "PATCH",
+        "/{resource}/{id}",
+        "update_record",
+        "Refused: screenings are facts, cycles and sessions change in the app, attendance is saved a sheet at a time.",
+        None,
+        None,
+    ),
+    (
+        "DELETE",
+        "/{resource}/{id}",
+        "delete_record",
+        "Refused for every resource: nothing is deleted through the API.",
+        None,
+        None,
+    ),
 ]
 # The generic write routes only answer 405 (the resources with real writes have their own routes).
 REFUSING = {"create_record": "POST", "update_record": "PATCH", "delete_record": "DELETE"}
@@ -109,8 +195,13 @@ def record_error(exc: RecordError):
 @bp.errorhandler(StaleSession)
 def stale_session(exc: StaleSession):
     """Someone saved the sheet since the version sent: nothing saved, here is what differs."""
-    return error(str(exc), 409, field="version", current_version=exc.current_version,
-                 differences=[str(d) for d in exc.differences])
+    return error(
+        str(exc),
+        409,
+        field="version",
+        current_version=exc.current_version,
+        differences=[str(d) for d in exc.differences],
+    )
 
 
 @bp.errorhandler(DomainError)
@@ -128,8 +219,11 @@ def integrity_error(exc: sqlite3.IntegrityError):
 def allow_header(response: Response) -> Response:
     """A 405 of routing names the methods the URL really answers (RFC 9110): Werkzeug's list, which the
     app's error page sends, also names the generic routes that only refuse."""
-    if (response.status_code == 405 and isinstance(request.routing_exception, MethodNotAllowed)
-            and request.path.startswith(f"{bp.url_prefix}/")):
+    if (
+        response.status_code == 405
+        and isinstance(request.routing_exception, MethodNotAllowed)
+        and request.path.startswith(f"{bp.url_prefix}/")
+    ):
         response.headers["Allow"] = ", ".join(allowed_methods())
     return response
 
@@ -144,8 +238,9 @@ def require_token():
     db = get_db()
     device = devices.authenticate(db, token.strip())
     if device is None:
-        known = db.execute("select revoked_at from sync_devices where token_hash = ?",
-                           (devices.hash_token(token.strip()),)).fetchone()
+        known = db.execute(
+            "select revoked_at from sync_devices where token_hash = ?", (devices.hash_token(token.strip()),)
+        ).fetchone()
         if known:
             raise ApiError(f"This device was revoked on {known[0]}; ask the central office for a new token.", 401)
         raise ApiError("Unknown token. Check the token given when the device was added.", 401)
@@ -216,8 +311,9 @@ def reply(obj, status: int = 200) -> Response:
 def central_config() -> server.CentralConfig:
     if not current_app.config.get("SYNC_CENTRAL"):
         raise ApiError("This server is not a central server (start it with 'group-ipt serve --central').", 404)
-    return server.CentralConfig.from_app_config(current_app.config,
-                                                current_app.extensions["group_ipt_forms"].instruments)
+    return server.CentralConfig.from_app_config(
+        current_app.config, current_app.extensions["group_ipt_forms"].instruments
+    )
 
 
 def note_version() -> None:
@@ -301,8 +397,16 @@ def list_records(resource):
     if not (raw.isascii() and raw.isdigit() and len(raw) <= 9):
         raise ApiError("'limit' must be a whole number.", 400)
     limit = int(raw)
-    return reply(records.list_records(get_db(), resource, g.device["site_id"], after=request.args.get("after"),
-                                      limit=limit, updated_since=moment(request.args.get("updated_since"))))
+    return reply(
+        records.list_records(
+            get_db(),
+            resource,
+            g.device["site_id"],
+            after=request.args.get("after"),
+            limit=limit,
+            updated_since=moment(request.args.get("updated_since")),
+        )
+    )
 
 
 DATE_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})")
@@ -317,8 +421,11 @@ def moment(value: str | None) -> str | None:
             raise ValueError(value)
         return datetime.fromisoformat(value.upper()).astimezone(UTC).isoformat()
     except (ValueError, OverflowError):
-        raise ApiError("'updated_since' must be a date and time with its offset, as 2026-03-02T09:00:00+00:00 "
-                       "or 2026-03-02T06:00:00Z.", 400) from None
+        raise ApiError(
+            "'updated_since' must be a date and time with its offset, as 2026-03-02T09:00:00+00:00 "
+            "or 2026-03-02T06:00:00Z.",
+            400,
+        ) from None
 
 
 @bp.route("/<resource>/<record_id>", methods=["GET"])
@@ -329,13 +436,19 @@ def get_record(resource, record_id):
 
 def rules() -> records.Rules:
     forms = current_app.extensions["group_ipt_forms"]
-    return records.Rules(instruments=forms.instruments, intake=forms.intake, protocols=forms.protocols,
-                         plan=referrals.FollowupPlan.from_config(current_app.config),
-                         cutoffs=current_app.config["ELIGIBILITY_CUTOFFS"] or {})
+    return records.Rules(
+        instruments=forms.instruments,
+        intake=forms.intake,
+        protocols=forms.protocols,
+        plan=referrals.FollowupPlan.from_config(current_app.config),
+        cutoffs=current_app.config["ELIGIBILITY_CUTOFFS"] or {},
+    )
 
 
-CODES_ONLY = ("This central server keeps programme codes only (SYNC_SEND_NAMES is off): register people and "
-              "change their names or phones on a laptop, which sends the rest by sync.")
+CODES_ONLY = (
+    "This central server keeps programme codes only (SYNC_SEND_NAMES is off): register people and "
+    "change their names or phones on a laptop, which sends the rest by sync."
+)
 
 
 def refuse_names_on_codes_only_central(body: object) -> None:
@@ -416,57 +529,127 @@ SQL_TYPES = {"integer": "integer", "real": "number", "text": "string", "": "stri
 
 HLC = r"^[0-9]{15}\.[0-9]{10}\.[A-Za-z0-9_-]{1,40}$"  # tracking.HLC_RE
 SYNC_SCHEMAS = {
-    "Error": {"type": "object", "required": ["error"], "properties": {
-        "error": {"type": "string"},
-        "field": {"type": ["string", "null"], "description": "the field at fault, when one is"},
-        "current_version": {"type": "integer", "description": "a stale sheet (409): the session's version now"},
-        "differences": {"type": "array", "items": {"type": "string"},
-                        "description": "a stale sheet (409): what the other save recorded"}}},
-    "Hello": {"type": "object", "properties": {
-        "device_id": {"type": "string"}, "device_name": {"type": "string"}, "site": {"type": "object"},
-        "settings": {"type": "object", "properties": {"send_names": {"type": "boolean"}}},
-        "server_time": {"type": "string"},
-        "centre_key": {"type": "string", "description": "the centre's Ed25519 public key (base64) for reply files"},
-        "key_state": {"type": "string", "enum": ["ed25519", "legacy", "none"]}}},
-    "KeyRegistration": {"type": "object", "required": ["public_key"], "properties": {
-        "public_key": {"type": "string", "pattern": "^[A-Za-z0-9+/]{43}=$",
-                       "description": "the laptop's Ed25519 public key, base64 of 32 bytes"}}},
-    "KeyReply": {"type": "object", "properties": {
-        "centre_key": {"type": "string"}, "key_state": {"type": "string", "enum": ["ed25519"]}}},
-    "Change": {"type": "object", "required": ["t", "id", "site", "hlc", "del"], "properties": {
-        "t": {"type": "string", "minLength": 1, "maxLength": 200, "description": "table"},
-        "id": {"type": "string", "minLength": 1, "maxLength": 200},
-        "site": {"type": "string", "minLength": 1, "maxLength": 200, "description": "the device's site id"},
-        "hlc": {"type": "string", "pattern": HLC, "description": "hybrid logical clock: 15-digit ms . 10-digit "
-                                                                "counter . node"},
-        "base": {"type": ["string", "null"], "pattern": HLC,
-                 "description": "the version this one was made on top of"},
-        "del": {"type": "boolean"}, "data": {"type": ["object", "null"]}}},
-    "Batch": {"type": "object", "required": ["batch_no", "records"], "properties": {
-        "batch_no": {"type": "integer", "minimum": 1, "maximum": MAX_INTEGER}, "node": {"type": "string"},
-        "records": {"type": "array", "items": {"$ref": "#/components/schemas/Change"}}}},
-    "Ack": {"type": "object", "properties": {
-        "batch_no": {"type": "integer"}, "duplicate": {"type": "boolean"}, "applied": {"type": "integer"},
-        "duplicates": {"type": "integer"}, "conflicts": {"type": "integer"}, "quarantined": {"type": "integer"},
-        "merged": {"type": "integer"}, "renamed": {"type": "integer"}, "released": {"type": "integer"}}},
-    "PullRequest": {"type": "object", "properties": {
-        "cursor": {"type": "integer", "minimum": 0, "maximum": MAX_INTEGER},
-        "limit": {"type": "integer", "minimum": 1, "maximum": 10000},
-        "first": {"type": "boolean"},
-        "files": {"type": "object", "additionalProperties": {"type": "string"},
-                  "description": "the laptop's shared files: path -> sha256"}}},
-    "PullPage": {"type": "object", "properties": {
-        "changes": {"type": "array", "items": {"$ref": "#/components/schemas/Change"}},
-        "cursor": {"type": "integer"}, "more": {"type": "boolean"}, "settings": {"type": "object"},
-        "open_conflicts": {"type": "integer"}, "reference": {"type": "object"},
-        "files": {"type": "object", "additionalProperties": {"type": "string", "contentEncoding": "base64"}}}},
+    "Error": {
+        "type": "object",
+        "required": ["error"],
+        "properties": {
+            "error": {"type": "string"},
+            "field": {"type": ["string", "null"], "description": "the field at fault, when one is"},
+            "current_version": {"type": "integer", "description": "a stale sheet (409): the session's version now"},
+            "differences": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "a stale sheet (409): what the other save recorded",
+            },
+        },
+    },
+    "Hello": {
+        "type": "object",
+        "properties": {
+            "device_id": {"type": "string"},
+            "device_name": {"type": "string"},
+            "site": {"type": "object"},
+            "settings": {"type": "object", "properties": {"send_names": {"type": "boolean"}}},
+            "server_time": {"type": "string"},
+            "centre_key": {"type": "string", "description": "the centre's Ed25519 public key (base64) for reply files"},
+            "key_state": {"type": "string", "enum": ["ed25519", "legacy", "none"]},
+        },
+    },
+    "KeyRegistration": {
+        "type": "object",
+        "required": ["public_key"],
+        "properties": {
+            "public_key": {
+                "type": "string",
+                "pattern": "^[A-Za-z0-9+/]{43}=$",
+                "description": "the laptop's Ed25519 public key, base64 of 32 bytes",
+            }
+        },
+    },
+    "KeyReply": {
+        "type": "object",
+        "properties": {"centre_key": {"type": "string"}, "key_state": {"type": "string", "enum": ["ed25519"]}},
+    },
+    "Change": {
+        "type": "object",
+        "required": ["t", "id", "site", "hlc", "del"],
+        "properties": {
+            "t": {"type": "string", "minLength": 1, "maxLength": 200, "description": "table"},
+            "id": {"type": "string", "minLength": 1, "maxLength": 200},
+            "site": {"type": "string", "minLength": 1, "maxLength": 200, "description": "the device's site id"},
+            "hlc": {
+                "type": "string",
+                "pattern": HLC,
+                "description": "hybrid logical clock: 15-digit ms . 10-digit counter . node",
+            },
+            "base": {
+                "type": ["string", "null"],
+                "pattern": HLC,
+                "description": "the version this one was made on top of",
+            },
+            "del": {"type": "boolean"},
+            "data": {"type": ["object", "null"]},
+        },
+    },
+    "Batch": {
+        "type": "object",
+        "required": ["batch_no", "records"],
+        "properties": {
+            "batch_no": {"type": "integer", "minimum": 1, "maximum": MAX_INTEGER},
+            "node": {"type": "string"},
+            "records": {"type": "array", "items": {"$ref": "#/components/schemas/Change"}},
+        },
+    },
+    "Ack": {
+        "type": "object",
+        "properties": {
+            "batch_no": {"type": "integer"},
+            "duplicate": {"type": "boolean"},
+            "applied": {"type": "integer"},
+            "duplicates": {"type": "integer"},
+            "conflicts": {"type": "integer"},
+            "quarantined": {"type": "integer"},
+            "merged": {"type": "integer"},
+            "renamed": {"type": "integer"},
+            "released": {"type": "integer"},
+        },
+    },
+    "PullRequest": {
+        "type": "object",
+        "properties": {
+            "cursor": {"type": "integer", "minimum": 0, "maximum": MAX_INTEGER},
+            "limit": {"type": "integer", "minimum": 1, "maximum": 10000},
+            "first": {"type": "boolean"},
+            "files": {
+                "type": "object",
+                "additionalProperties": {"type": "string"},
+                "description": "the laptop's shared files: path -> sha256",
+            },
+        },
+    },
+    "PullPage": {
+        "type": "object",
+        "properties": {
+            "changes": {"type": "array", "items": {"$ref": "#/components/schemas/Change"}},
+            "cursor": {"type": "integer"},
+            "more": {"type": "boolean"},
+            "settings": {"type": "object"},
+            "open_conflicts": {"type": "integer"},
+            "reference": {"type": "object"},
+            "files": {"type": "object", "additionalProperties": {"type": "string", "contentEncoding": "base64"}},
+        },
+    },
 }
 
 # The JSON types of the write bodies in sync.records.
 BODY_TYPES = {
-    "string": {"type": "string"}, "string|null": {"type": ["string", "null"]}, "integer": {"type": "integer"},
-    "integer|string": {"type": ["integer", "string"]}, "boolean": {"type": "boolean"},
-    "date": {"type": "string", "format": "date"}, "array": {"type": "array", "items": {"type": "string"}},
+    "string": {"type": "string"},
+    "string|null": {"type": ["string", "null"]},
+    "integer": {"type": "integer"},
+    "integer|string": {"type": ["integer", "string"]},
+    "boolean": {"type": "boolean"},
+    "date": {"type": "string", "format": "date"},
+    "array": {"type": "array", "items": {"type": "string"}},
     "object": {"type": "object"},
 }
 
@@ -486,12 +669,23 @@ def _write_schemas(instruments: list[str] | None) -> dict:
     def ref(name):
         return {"$ref": f"#/components/schemas/{name}"}
 
-    check = {"type": "object", "additionalProperties": False, "properties": {
-        "trend": {"type": ["string", "null"], "enum": [*sessions.TRENDS, None]},
-        "rating": {"type": ["integer", "null"], "minimum": 0, "maximum": 10}}}
-    plan = {"type": "object", "additionalProperties": False, "properties": {
-        "problem_area": {"type": ["string", "null"]}, "problem_area_2": {"type": ["string", "null"]},
-        "goals": {"type": ["string", "null"]}}}
+    check = {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "trend": {"type": ["string", "null"], "enum": [*sessions.TRENDS, None]},
+            "rating": {"type": ["integer", "null"], "minimum": 0, "maximum": 10},
+        },
+    }
+    plan = {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "problem_area": {"type": ["string", "null"]},
+            "problem_area_2": {"type": ["string", "null"]},
+            "goals": {"type": ["string", "null"]},
+        },
+    }
     note = {"type": ["string", "null"], "maxLength": referrals.MAX_NOTE}
     # Bounds apply to numbers only: a number must be in range, text (e.g. "34") is checked by the server.
     year = clock.today().year
@@ -499,79 +693,176 @@ def _write_schemas(instruments: list[str] | None) -> dict:
     name = {**text, "maxLength": fields.limit("participants", "name")}
     village = {**text, "maxLength": fields.limit("participants", "village")}
     participant_new = _body(
-        records.PARTICIPANT_NEW, records.PARTICIPANT_NEW_REQUIRED, name=name, village=village,
+        records.PARTICIPANT_NEW,
+        records.PARTICIPANT_NEW_REQUIRED,
+        name=name,
+        village=village,
         language={"maxLength": fields.limit("participants", "language")},
         phone={"maxLength": fields.limit("participants", "phone")},
         sex={"enum": list(participants.SEXES)},
-        age={"type": ["integer", "string", "null"], "minimum": participants.MIN_AGE, "maximum": participants.MAX_AGE,
-             "description": "in years, an estimate is fine; give age or birth_year, not both"},
-        birth_year={"type": ["integer", "string", "null"], "minimum": year - participants.MAX_AGE,
-                    "maximum": year - participants.MIN_AGE},
-        consents={"items": {"type": "string", "enum": list(participants.CONSENT_PURPOSES)},
-                  "contains": {"const": "screening"},
-                  "description": "every purpose the person agreed to; 'screening' is required"},
-        consent_given_by="who gave consent (a guardian's name); blank: the person")
+        age={
+            "type": ["integer", "string", "null"],
+            "minimum": participants.MIN_AGE,
+            "maximum": participants.MAX_AGE,
+            "description": "in years, an estimate is fine; give age or birth_year, not both",
+        },
+        birth_year={
+            "type": ["integer", "string", "null"],
+            "minimum": year - participants.MAX_AGE,
+            "maximum": year - participants.MIN_AGE,
+        },
+        consents={
+            "items": {"type": "string", "enum": list(participants.CONSENT_PURPOSES)},
+            "contains": {"const": "screening"},
+            "description": "every purpose the person agreed to; 'screening' is required",
+        },
+        consent_given_by="who gave consent (a guardian's name); blank: the person",
+    )
     participant_new["anyOf"] = [{"required": ["age"]}, {"required": ["birth_year"]}]
     return {
         "ParticipantNew": participant_new,
-        "ParticipantChange": {**_body(records.PARTICIPANT_CHANGE, name=name, village=village),
-                              "description": "Only these fields; sex, birth year, code and status are refused."},
-        "ParticipantSaved": {"allOf": [ref("participants"), {"type": "object", "properties": {
-            "possible_duplicates": {"type": "array", "items": {"type": "object", "properties": {
-                "id": {"type": "string"}, "code": {"type": "string"}}},
-                "description": "flagged for a coordinator's review; nothing is merged"}}}]},
+        "ParticipantChange": {
+            **_body(records.PARTICIPANT_CHANGE, name=name, village=village),
+            "description": "Only these fields; sex, birth year, code and status are refused.",
+        },
+        "ParticipantSaved": {
+            "allOf": [
+                ref("participants"),
+                {
+                    "type": "object",
+                    "properties": {
+                        "possible_duplicates": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "properties": {"id": {"type": "string"}, "code": {"type": "string"}},
+                            },
+                            "description": "flagged for a coordinator's review; nothing is merged",
+                        }
+                    },
+                },
+            ]
+        },
         "ScreeningNew": _body(
-            records.SCREENING_NEW, records.SCREENING_NEW_REQUIRED,
+            records.SCREENING_NEW,
+            records.SCREENING_NEW_REQUIRED,
             instrument_id={"enum": instruments} if instruments else "an instrument of forms/instruments",
-            answers={"additionalProperties": {"type": ["integer", "string", "null"]},
-                     "description": "question id -> the option's value; null or absent: not answered"},
-            submission_key={"pattern": "^[A-Za-z0-9_-]{16,64}$",
-                            "description": "a new random key per screening; the same key again returns the "
-                                           "saved screening (200) and saves nothing"},
+            answers={
+                "additionalProperties": {"type": ["integer", "string", "null"]},
+                "description": "question id -> the option's value; null or absent: not answered",
+            },
+            submission_key={
+                "pattern": "^[A-Za-z0-9_-]{16,64}$",
+                "description": "a new random key per screening; the same key again returns the "
+                "saved screening (200) and saves nothing",
+            },
             occasion={"enum": list(screening.OCCASIONS), "default": "screening"},
             administered_on={"type": ["string", "null"], "description": "default: today; not in the future"},
             risk_observed="the facilitator saw a risk: an urgent referral",
-            exclusions={"type": ["array", "null"], "items": {"type": "string"},
-                        "description": "codes of forms/intake.yaml: a referral"},
-            cycle_id="with session_id: the cycle measure this answers (the person must be a member)"),
-        "ScreeningSaved": {"allOf": [ref("screenings"), {"type": "object", "properties": {
-            "referral_id": {"type": ["string", "null"], "description": "the safety referral, when one was made"},
-            "referral_urgency": {"type": ["string", "null"], "enum": [*referrals.URGENCIES, None]},
-            "safety_steps": {"type": ["object", "null"], "description": "what to do now (forms/intake.yaml)",
-                             "properties": {"title": {"type": "string"},
-                                            "steps": {"type": "array", "items": {"type": "string"}}}}}}],
-            "description": "total is the score; band, eligible (1, 0 or null) and risk (1 or 0) are the "
-                           "server's."},
-        "ReferralNew": _body(records.REFERRAL_NEW, records.REFERRAL_NEW_REQUIRED, reason=text,
-                             urgency={"enum": list(referrals.URGENCIES)}, note=note),
-        "ReferralChange": {"oneOf": [
-            _body({"acknowledge": "boolean"}, ["acknowledge"],
-                  acknowledge={"const": True, "description": "the alert and its steps were seen"}),
-            _body({"status": "string", "note": "string|null", "referred_to": "string|null"}, ["status"],
-                  status={"enum": [s for s in referrals.STATUSES if s not in ("open", "closed")],
-                          "description": "forward only, after acknowledging; 'referred' needs referred_to"},
-                  note=note),
-            _body({"followup_id": "string", "done_on": "date", "note": "string|null"}, ["followup_id", "done_on"],
-                  note=note),
-        ]},
+            exclusions={
+                "type": ["array", "null"],
+                "items": {"type": "string"},
+                "description": "codes of forms/intake.yaml: a referral",
+            },
+            cycle_id="with session_id: the cycle measure this answers (the person must be a member)",
+        ),
+        "ScreeningSaved": {
+            "allOf": [
+                ref("screenings"),
+                {
+                    "type": "object",
+                    "properties": {
+                        "referral_id": {
+                            "type": ["string", "null"],
+                            "description": "the safety referral, when one was made",
+                        },
+                        "referral_urgency": {"type": ["string", "null"], "enum": [*referrals.URGENCIES, None]},
+                        "safety_steps": {
+                            "type": ["object", "null"],
+                            "description": "what to do now (forms/intake.yaml)",
+                            "properties": {
+                                "title": {"type": "string"},
+                                "steps": {"type": "array", "items": {"type": "string"}},
+                            },
+                        },
+                    },
+                },
+            ],
+            "description": "total is the score; band, eligible (1, 0 or null) and risk (1 or 0) are the server's.",
+        },
+        "ReferralNew": _body(
+            records.REFERRAL_NEW,
+            records.REFERRAL_NEW_REQUIRED,
+            reason=text,
+            urgency={"enum": list(referrals.URGENCIES)},
+            note=note,
+        ),
+        "ReferralChange": {
+            "oneOf": [
+                _body(
+                    {"acknowledge": "boolean"},
+                    ["acknowledge"],
+                    acknowledge={"const": True, "description": "the alert and its steps were seen"},
+                ),
+                _body(
+                    {"status": "string", "note": "string|null", "referred_to": "string|null"},
+                    ["status"],
+                    status={
+                        "enum": [s for s in referrals.STATUSES if s not in ("open", "closed")],
+                        "description": "forward only, after acknowledging; 'referred' needs referred_to",
+                    },
+                    note=note,
+                ),
+                _body(
+                    {"followup_id": "string", "done_on": "date", "note": "string|null"},
+                    ["followup_id", "done_on"],
+                    note=note,
+                ),
+            ]
+        },
         "AttendanceSave": _body(
-            records.SHEET_SAVE, records.SHEET_SAVE_REQUIRED,
+            records.SHEET_SAVE,
+            records.SHEET_SAVE_REQUIRED,
             version="the session's version the sheet was made from (GET .../attendance)",
-            attendance={"additionalProperties": {"enum": list(sessions.ATTENDANCE)},
-                        "description": "member id -> status, for everyone on the sheet (a make-up: who came)"},
-            checks={"type": ["object", "null"], "additionalProperties": check,
-                    "description": "member id -> symptom check (present or late only); absent: keep the saved; "
-                                   "null: none"},
+            attendance={
+                "additionalProperties": {"enum": list(sessions.ATTENDANCE)},
+                "description": "member id -> status, for everyone on the sheet (a make-up: who came)",
+            },
+            checks={
+                "type": ["object", "null"],
+                "additionalProperties": check,
+                "description": "member id -> symptom check (present or late only); absent: keep the saved; null: none",
+            },
             note={"type": ["string", "null"], "description": "absent: keep the saved note; null: none"},
-            plans={"type": ["object", "null"], "additionalProperties": plan,
-                   "description": "pre-group session: member id -> plan"}),
-        "AttendanceSheet": {"type": "object", "properties": {
-            "session": ref("sessions"), "version": {"type": "integer"},
-            "members": {"type": "array", "items": {"type": "object", "properties": {
-                "member_id": {"type": "string"}, "participant_id": {"type": "string"}, "code": {"type": "string"},
-                "name": {"type": "string"}, "status": {"type": "string"}}}},
-            "attendance": {"type": "object", "additionalProperties": {"type": "string"}},
-            "checks": {"type": "object", "additionalProperties": check}, "note": {"type": "string"}}},
+            plans={
+                "type": ["object", "null"],
+                "additionalProperties": plan,
+                "description": "pre-group session: member id -> plan",
+            },
+        ),
+        "AttendanceSheet": {
+            "type": "object",
+            "properties": {
+                "session": ref("sessions"),
+                "version": {"type": "integer"},
+                "members": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "member_id": {"type": "string"},
+                            "participant_id": {"type": "string"},
+                            "code": {"type": "string"},
+                            "name": {"type": "string"},
+                            "status": {"type": "string"},
+                        },
+                    },
+                },
+                "attendance": {"type": "object", "additionalProperties": {"type": "string"}},
+                "checks": {"type": "object", "additionalProperties": check},
+                "note": {"type": "string"},
+            },
+        },
     }
 
 
@@ -583,11 +874,18 @@ def _resource_schemas(db) -> dict:
         cols = records.columns(db, resource)
         schemas[resource] = {
             "type": "object",
-            "properties": {c["name"]: {"type": [SQL_TYPES.get(c["type"], "string"), "null"],
-                                       **({"maxLength": fields.limit(table, c["name"])}
-                                          if SQL_TYPES.get(c["type"], "string") == "string" else {}),
-                                       **({"readOnly": True} if c["name"] in records.MANAGED else {})}
-                           for c in cols},
+            "properties": {
+                c["name"]: {
+                    "type": [SQL_TYPES.get(c["type"], "string"), "null"],
+                    **(
+                        {"maxLength": fields.limit(table, c["name"])}
+                        if SQL_TYPES.get(c["type"], "string") == "string"
+                        else {}
+                    ),
+                    **({"readOnly": True} if c["name"] in records.MANAGED else {}),
+                }
+                for c in cols
+            },
             "required": [c["name"] for c in cols if c["required"] and c["name"] not in records.MANAGED],
         }
     return schemas
@@ -601,14 +899,22 @@ def openapi_document(db, instruments: list[str] | None = None) -> dict:
     paths: dict = {}
 
     def error_response(text: str) -> dict:
-        return {"description": text, "content": {"application/json": {
-            "schema": {"$ref": "#/components/schemas/Error"}}}}
+        return {
+            "description": text,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+        }
 
-    errors = {code: error_response(text) for code, text in [
-        ("400", "malformed request, or a rule of the domain refused it (error names the field)"),
-        ("401", "missing, unknown or revoked token"), ("403", "another site's data, or not allowed to a device"),
-        ("404", "not found, or another site's"), ("409", "conflicts with a rule, or a stale version"),
-        ("413", "too large")]}
+    errors = {
+        code: error_response(text)
+        for code, text in [
+            ("400", "malformed request, or a rule of the domain refused it (error names the field)"),
+            ("401", "missing, unknown or revoked token"),
+            ("403", "another site's data, or not allowed to a device"),
+            ("404", "not found, or another site's"),
+            ("409", "conflicts with a rule, or a stale version"),
+            ("413", "too large"),
+        ]
+    }
 
     def schema_of(name: str, resources: list[str]) -> dict:
         record = {"anyOf": [{"$ref": f"#/components/schemas/{r}"} for r in resources if r in resource_schemas]}
@@ -617,8 +923,11 @@ def openapi_document(db, instruments: list[str] | None = None) -> dict:
         if name == "Record":
             return record
         if name == "Page":
-            return {"type": "object", "required": ["items", "next_after"], "properties": {
-                "items": {"type": "array", "items": record}, "next_after": {"type": ["string", "null"]}}}
+            return {
+                "type": "object",
+                "required": ["items", "next_after"],
+                "properties": {"items": {"type": "array", "items": record}, "next_after": {"type": ["string", "null"]}},
+            }
         if name == "object":
             return {"type": "object"}
         return {"$ref": f"#/components/schemas/{name}"}
@@ -635,39 +944,54 @@ def openapi_document(db, instruments: list[str] | None = None) -> dict:
         op_id = f"{endpoint}_{resource}" if resource else endpoint
         if refused:
             reasons = "; ".join(f"{r}: {records.REFUSED[(r, refused)]}" for r in resources)
-            op: dict = {"operationId": op_id, "summary": summary, "responses": {
-                "401": errors["401"], "404": error_response("unknown resource"),
-                "405": {**error_response(f"always refused, with the reason ({reasons})"),
-                        "headers": {"Allow": {"schema": {"type": "string"}}}}}}
+            op: dict = {
+                "operationId": op_id,
+                "summary": summary,
+                "responses": {
+                    "401": errors["401"],
+                    "404": error_response("unknown resource"),
+                    "405": {
+                        **error_response(f"always refused, with the reason ({reasons})"),
+                        "headers": {"Allow": {"schema": {"type": "string"}}},
+                    },
+                },
+            }
         else:
             op = {"operationId": op_id, "summary": summary, "responses": {**errors}}
         params = []
         if "{resource}" in path and not resource:
-            params.append({"name": "resource", "in": "path", "required": True,
-                           "schema": {"type": "string", "enum": resources}})
+            params.append(
+                {"name": "resource", "in": "path", "required": True, "schema": {"type": "string", "enum": resources}}
+            )
         if "{id}" in path:
             params.append({"name": "id", "in": "path", "required": True, "schema": {"type": "string"}})
         if endpoint == "list_records":
             params += [
-                {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1,
-                                                             "maximum": records.MAX_PAGE}},
+                {
+                    "name": "limit",
+                    "in": "query",
+                    "schema": {"type": "integer", "minimum": 1, "maximum": records.MAX_PAGE},
+                },
                 {"name": "after", "in": "query", "schema": {"type": "string"}},
                 {"name": "updated_since", "in": "query", "schema": {"type": "string", "format": "date-time"}},
             ]
         if params:
             op["parameters"] = params
         if body:
-            op["requestBody"] = {"required": True, "content": {"application/json": {
-                "schema": schema_of(body, resources)}}}
+            op["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": schema_of(body, resources)}},
+            }
         if not refused:
-            oks = {"create_participant": ["201"], "create_referral": ["201"],
-                   "create_screening": ["201", "200"]}.get(endpoint, ["200"])
+            oks = {"create_participant": ["201"], "create_referral": ["201"], "create_screening": ["201", "200"]}.get(
+                endpoint, ["200"]
+            )
             for ok in oks:
-                op["responses"][ok] = {"description": "saved again: the same submission_key" if ok == "200" and
-                                       len(oks) > 1 else "success"}
+                op["responses"][ok] = {
+                    "description": "saved again: the same submission_key" if ok == "200" and len(oks) > 1 else "success"
+                }
                 if response:
-                    op["responses"][ok]["content"] = {"application/json": {
-                        "schema": schema_of(response, resources)}}
+                    op["responses"][ok]["content"] = {"application/json": {"schema": schema_of(response, resources)}}
         return op
 
     for method, path, endpoint, summary, body, response in ROUTES:
@@ -685,12 +1009,15 @@ def openapi_document(db, instruments: list[str] | None = None) -> dict:
                 paths[own][method.lower()] = operation(endpoint, path, summary, body, response, resource)
     return {
         "openapi": "3.1.0",
-        "info": {"title": "group-ipt API", "version": __version__,
-                 "description": "Sync and the main records of a group IPT programme. Every call needs a device "
-                                "token (group-ipt devices add) as 'Authorization: Bearer <token>'. Writes go "
-                                "through the programme's rules (codes, scores and safety referrals are made by "
-                                "the server); what the API does not allow answers 405 with the reason. Errors "
-                                "are JSON: {\"error\": \"...\", \"field\": \"...\"}."},
+        "info": {
+            "title": "group-ipt API",
+            "version": __version__,
+            "description": "Sync and the main records of a group IPT programme. Every call needs a device "
+            "token (group-ipt devices add) as 'Authorization: Bearer <token>'. Writes go "
+            "through the programme's rules (codes, scores and safety referrals are made by "
+            "the server); what the API does not allow answers 405 with the reason. Errors "
+            'are JSON: {"error": "...", "field": "..."}.',
+        },
         "servers": [{"url": "/api/v1"}],
         "security": [{"deviceToken": []}],
         "paths": paths,

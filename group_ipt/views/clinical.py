@@ -27,18 +27,31 @@ CLOSENESS_LABELS = {"close": _l("close"), "distant": _l("distant")}
 QUALITY_LABELS = {"supportive": _l("supportive"), "conflicted": _l("conflicted"), "mixed": _l("mixed")}
 # I18N: how the member's mood changed with an event on the timeline
 MOOD_LABELS = {"lower": _l("mood went down"), "same": _l("no change in mood"), "better": _l("mood got better")}
-# I18N: progress on a member's personal goals
-PROGRESS_LABELS = {"none": _l("no progress yet"), "some": _l("some progress"), "good": _l("good progress"),
-                   "achieved": _l("goal reached")}
-# I18N: what happens after the cycle for a member
-DECISION_LABELS = {"well": _l("completed and well"), "extend": _l("extend with extra sessions"),
-                   "refer": _l("refer elsewhere"), "maintenance": _l("monthly maintenance sessions")}
+PROGRESS_LABELS = {
+    # I18N: progress on a member's personal goals
+    "none": _l("no progress yet"),
+    "some": _l("some progress"),
+    "good": _l("good progress"),
+    "achieved": _l("goal reached"),
+}
+DECISION_LABELS = {
+    # I18N: what happens after the cycle for a member
+    "well": _l("completed and well"),
+    "extend": _l("extend with extra sessions"),
+    "refer": _l("refer elsewhere"),
+    "maintenance": _l("monthly maintenance sessions"),
+}
 
 
 @bp.app_context_processor
 def labels():
-    return {"closeness_labels": CLOSENESS_LABELS, "quality_labels": QUALITY_LABELS, "mood_labels": MOOD_LABELS,
-            "progress_labels": PROGRESS_LABELS, "decision_labels": DECISION_LABELS}
+    return {
+        "closeness_labels": CLOSENESS_LABELS,
+        "quality_labels": QUALITY_LABELS,
+        "mood_labels": MOOD_LABELS,
+        "progress_labels": PROGRESS_LABELS,
+        "decision_labels": DECISION_LABELS,
+    }
 
 
 @bp.app_template_global()
@@ -94,12 +107,17 @@ def render_record(member_id: str, status: int = 200):
         except KeyError:
             end_instruments = ()
     return render_template(
-        "clinical/record.html", **data, cycle=cycle, protocol=protocol,
+        "clinical/record.html",
+        **data,
+        cycle=cycle,
+        protocol=protocol,
         past_sessions=[s for s in cycle_sessions if s["scheduled_date"] <= clock.today().isoformat()],
         can_edit=clinical.can_edit_record(db, current_user.record, member),
         instruments=current_app.extensions["group_ipt_forms"].instruments,
-        last_session=last_session, end_instruments=end_instruments,
-        max_extra=clinical.MAX_EXTRA_SESSIONS, form=request.form if status != 200 else {},
+        last_session=last_session,
+        end_instruments=end_instruments,
+        max_extra=clinical.MAX_EXTRA_SESSIONS,
+        form=request.form if status != 200 else {},
     ), status
 
 
@@ -120,10 +138,19 @@ def pregroup(member_id):
     consent = {"1": True, "0": False}.get(form.get("group_consent", ""))
     try:
         clinical.save_pregroup(
-            get_db(), member, actor=current_user.record, plan=plan(), screening_id=form.get("screening_id") or None,
-            problem_area=form.get("problem_area"), problem_area_2=form.get("problem_area_2"),
-            formulation=form.get("formulation", ""), goals=form.get("goals", ""),
-            medication_assessment=form.get("medication_assessment"), group_consent=consent, today=clock.today())
+            get_db(),
+            member,
+            actor=current_user.record,
+            plan=plan(),
+            screening_id=form.get("screening_id") or None,
+            problem_area=form.get("problem_area"),
+            problem_area_2=form.get("problem_area_2"),
+            formulation=form.get("formulation", ""),
+            goals=form.get("goals", ""),
+            medication_assessment=form.get("medication_assessment"),
+            group_consent=consent,
+            today=clock.today(),
+        )
     except DomainError as exc:
         return failed(member, exc)
     flash(_("The pre-group record is saved."), "success")
@@ -137,9 +164,16 @@ def add_person(member_id):
     member = editable_member_or_404(member_id)
     form = request.form
     try:
-        clinical.add_person(get_db(), member, actor=current_user.record, name=form.get("person_name", ""),
-                            relationship=form.get("relationship", ""), closeness=form.get("closeness"),
-                            quality=form.get("quality"), recent_change=form.get("recent_change", ""))
+        clinical.add_person(
+            get_db(),
+            member,
+            actor=current_user.record,
+            name=form.get("person_name", ""),
+            relationship=form.get("relationship", ""),
+            closeness=form.get("closeness"),
+            quality=form.get("quality"),
+            recent_change=form.get("recent_change", ""),
+        )
     except DomainError as exc:
         return failed(member, exc)
     return back(member, "#inventory")
@@ -150,8 +184,14 @@ def add_event(member_id):
     member = editable_member_or_404(member_id)
     form = request.form
     try:
-        clinical.add_event(get_db(), member, actor=current_user.record, happened=form.get("happened", ""),
-                           event=form.get("event", ""), mood=form.get("mood"))
+        clinical.add_event(
+            get_db(),
+            member,
+            actor=current_user.record,
+            happened=form.get("happened", ""),
+            event=form.get("event", ""),
+            mood=form.get("mood"),
+        )
     except DomainError as exc:
         return failed(member, exc)
     return back(member, "#timeline")
@@ -175,10 +215,16 @@ def problem_area(member_id):
     member = editable_member_or_404(member_id)
     form = request.form
     try:
-        clinical.revise_problem_area(get_db(), member, actor=current_user.record,
-                                     problem_area=form.get("problem_area"), problem_area_2=form.get("problem_area_2"),
-                                     reason=form.get("reason", ""), formulation=form.get("formulation", ""),
-                                     session_id=form.get("session_id") or None)
+        clinical.revise_problem_area(
+            get_db(),
+            member,
+            actor=current_user.record,
+            problem_area=form.get("problem_area"),
+            problem_area_2=form.get("problem_area_2"),
+            reason=form.get("reason", ""),
+            formulation=form.get("formulation", ""),
+            session_id=form.get("session_id") or None,
+        )
     except DomainError as exc:
         return failed(member, exc)
     flash(_("The problem area is changed; the earlier one stays in the history."), "success")
@@ -190,9 +236,15 @@ def goal_progress(member_id):
     member = editable_member_or_404(member_id)
     form = request.form
     try:
-        clinical.record_goal_progress(get_db(), member, actor=current_user.record,
-                                      session_id=form.get("session_id", ""), progress=form.get("progress", ""),
-                                      note=form.get("note", ""), today=clock.today())
+        clinical.record_goal_progress(
+            get_db(),
+            member,
+            actor=current_user.record,
+            session_id=form.get("session_id", ""),
+            progress=form.get("progress", ""),
+            note=form.get("note", ""),
+            today=clock.today(),
+        )
     except DomainError as exc:
         return failed(member, exc)
     return back(member, "#during")
@@ -203,9 +255,14 @@ def relapse_plan(member_id):
     member = editable_member_or_404(member_id)
     form = request.form
     try:
-        clinical.save_relapse_plan(get_db(), member, actor=current_user.record,
-                                   warning_signs=form.get("warning_signs", ""), people=form.get("people", ""),
-                                   actions=form.get("actions", ""))
+        clinical.save_relapse_plan(
+            get_db(),
+            member,
+            actor=current_user.record,
+            warning_signs=form.get("warning_signs", ""),
+            people=form.get("people", ""),
+            actions=form.get("actions", ""),
+        )
     except DomainError as exc:
         return failed(member, exc)
     flash(_("The relapse-prevention plan is saved."), "success")
@@ -219,14 +276,27 @@ def outcome(member_id):
     extra = form.get("extra_sessions", "").strip()
     try:
         result = clinical.decide_outcome(
-            get_db(), member, actor=current_user.record, decision=form.get("decision", ""),
-            note=form.get("note", ""), protocols=protocols(), plan=plan(),
+            get_db(),
+            member,
+            actor=current_user.record,
+            decision=form.get("decision", ""),
+            note=form.get("note", ""),
+            protocols=protocols(),
+            plan=plan(),
             extra_sessions=int(extra) if extra.isascii() and extra.isdigit() and len(extra) <= 3 else 0,
-            today=clock.today())
+            today=clock.today(),
+        )
     except DomainError as exc:
         return failed(member, exc)
     flash(_("The outcome decision is saved."), "success")
     if result["sessions_added"]:
-        flash(ngettext("%(n)d session was added to the cycle.", "%(n)d sessions were added to the cycle.",
-                       result["sessions_added"], n=result["sessions_added"]), "info")
+        flash(
+            ngettext(
+                "%(n)d session was added to the cycle.",
+                "%(n)d sessions were added to the cycle.",
+                result["sessions_added"],
+                n=result["sessions_added"],
+            ),
+            "info",
+        )
     return back(member, "#termination")

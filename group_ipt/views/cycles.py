@@ -24,21 +24,34 @@ PROBLEM_AREA_LABELS = {code: _l(text) for code, text in cycles.PROBLEM_AREA_LABE
 ATTENDANCE_LABELS = {"present": _l("present"), "absent": _l("absent"), "excused": _l("excused"), "late": _l("late")}
 TREND_LABELS = {"better": _l("better"), "same": _l("same"), "worse": _l("worse")}
 SESSION_STATUS_LABELS = {"scheduled": _l("planned"), "held": _l("held"), "cancelled": _l("cancelled")}
-MEMBER_STATUS_LABELS = {"active": _l("active"), "completed": _l("completed"), "withdrawn": _l("withdrawn"),
-                        "transferred": _l("transferred"), "dropped_out": _l("dropped out"),
-                        "on_track": _l("on track"), "dropping_out": _l("cannot complete any more")}
+MEMBER_STATUS_LABELS = {
+    "active": _l("active"),
+    "completed": _l("completed"),
+    "withdrawn": _l("withdrawn"),
+    "transferred": _l("transferred"),
+    "dropped_out": _l("dropped out"),
+    "on_track": _l("on track"),
+    "dropping_out": _l("cannot complete any more"),
+}
 MEASURE_STATUS_LABELS = {"done": _l("done"), "due": _l("due"), "overdue": _l("overdue"), "upcoming": _l("upcoming")}
-OCCASION_LABELS = {"baseline": _l("pre-group session"), "mid": _l("middle of the cycle"), "end": _l("last session"),
-                   "followup": _l("follow-up after the cycle")}
-CHANGE_LABELS = {"moved": _l("moved"), "cancelled": _l("cancelled"), "makeup_added": _l("make-up added"),
-                 "closed_early": _l("cancelled: cycle closed early")}
+OCCASION_LABELS = {
+    "baseline": _l("pre-group session"),
+    "mid": _l("middle of the cycle"),
+    "end": _l("last session"),
+    "followup": _l("follow-up after the cycle"),
+}
+CHANGE_LABELS = {
+    "moved": _l("moved"),
+    "cancelled": _l("cancelled"),
+    "makeup_added": _l("make-up added"),
+    "closed_early": _l("cancelled: cycle closed early"),
+}
 
 
 def tr(message: Message | DomainError) -> str:
     """Translate a core message or error, showing its dates in the user's language."""
     msgid = message.msgid if isinstance(message, Message) else message.message
-    params = {k: format_date(v) if isinstance(v, date) else ("" if v is None else v)
-              for k, v in message.params.items()}
+    params = {k: format_date(v) if isinstance(v, date) else ("" if v is None else v) for k, v in message.params.items()}
     if isinstance(msgid, tuple):
         return ngettext(*msgid, message.params["count"], **params)
     return _(msgid, **params)
@@ -51,10 +64,14 @@ def translate(msgid: str, **params) -> str:
 @bp.app_context_processor
 def labels():
     return {
-        "group_type_labels": GROUP_TYPE_LABELS, "problem_area_labels": PROBLEM_AREA_LABELS,
-        "attendance_labels": ATTENDANCE_LABELS, "trend_labels": TREND_LABELS,
-        "session_status_labels": SESSION_STATUS_LABELS, "member_status_labels": MEMBER_STATUS_LABELS,
-        "measure_status_labels": MEASURE_STATUS_LABELS, "occasion_labels": OCCASION_LABELS,
+        "group_type_labels": GROUP_TYPE_LABELS,
+        "problem_area_labels": PROBLEM_AREA_LABELS,
+        "attendance_labels": ATTENDANCE_LABELS,
+        "trend_labels": TREND_LABELS,
+        "session_status_labels": SESSION_STATUS_LABELS,
+        "member_status_labels": MEMBER_STATUS_LABELS,
+        "measure_status_labels": MEASURE_STATUS_LABELS,
+        "occasion_labels": OCCASION_LABELS,
         "change_labels": CHANGE_LABELS,
     }
 
@@ -117,8 +134,9 @@ def index():
     db = get_db()
     mine_only = request.args.get("mine") == "1"
     found = cycles.list_cycles(db, current_user.site_ids, user_id=current_user.id if mine_only else None)
-    mine = {r["cycle_id"] for r in db.query("select cycle_id from cycle_facilitators where user_id = ?",
-                                            (current_user.id,))}
+    mine = {
+        r["cycle_id"] for r in db.query("select cycle_id from cycle_facilitators where user_id = ?", (current_user.id,))
+    }
     stages = {c["id"]: tr(cycles.stage(c, cycles.sessions(db, c["id"]))) for c in found}
     return render_template("cycles/index.html", found=found, mine=mine, mine_only=mine_only, stages=stages)
 
@@ -132,11 +150,16 @@ def _new_form_context(form, *, site_first: bool = False):
     db = get_db()
     sites = user_sites()
     site = next((s for s in sites if s["id"] == form.get("site_id")), None)
-    staff = cycles.site_facilitators(db, site["id"]) if site else cycles.facilitators_of_sites(
-        db, [s["id"] for s in sites])
+    staff = (
+        cycles.site_facilitators(db, site["id"]) if site else cycles.facilitators_of_sites(db, [s["id"] for s in sites])
+    )
     return {
-        "form": form, "sites": sites, "site": site, "site_first": site_first and site is None,
-        "protocols": sorted(protocols().values(), key=lambda p: p.name), "facilitators": staff,
+        "form": form,
+        "sites": sites,
+        "site": site,
+        "site_first": site_first and site is None,
+        "protocols": sorted(protocols().values(), key=lambda p: p.name),
+        "facilitators": staff,
         "group_types": cycles.GROUP_TYPES,
     }
 
@@ -147,8 +170,9 @@ def new():
     if request.method == "GET":
         # With several sites, the site is chosen first (no script needed to narrow the pickers to it).
         site_id = current_user.site_ids[0] if len(current_user.site_ids) == 1 else request.args.get("site_id", "")
-        return render_template("cycles/new.html", **_new_form_context({"site_id": site_id, "start_time": "14:00"},
-                                                                      site_first=True))
+        return render_template(
+            "cycles/new.html", **_new_form_context({"site_id": site_id, "start_time": "14:00"}, site_first=True)
+        )
     form = request.form
     db = get_db()
     try:
@@ -160,14 +184,20 @@ def new():
             raise CycleError(N_("Choose a protocol."))
         first_date = cycles.parse_date(form.get("first_date", ""))
         weekday_text = form.get("weekday", "")
-        weekday = int(weekday_text) if weekday_text in ("0", "1", "2", "3", "4", "5", "6") \
-            else first_date.weekday()
+        weekday = int(weekday_text) if weekday_text in ("0", "1", "2", "3", "4", "5", "6") else first_date.weekday()
         cycle = cycles.create_cycle(
-            db, site_id=site_id, protocol=protocol,
+            db,
+            site_id=site_id,
+            protocol=protocol,
             facilitator_ids=[form.get("facilitator_1", ""), form.get("facilitator_2", "")],
-            group_type=form.get("group_type", ""), venue=form.get("venue", ""), first_date=first_date,
-            weekday=weekday, start_time=form.get("start_time", ""), name=form.get("name", ""),
-            actor=current_user.record, now=clock.now(),
+            group_type=form.get("group_type", ""),
+            venue=form.get("venue", ""),
+            first_date=first_date,
+            weekday=weekday,
+            start_time=form.get("start_time", ""),
+            name=form.get("name", ""),
+            actor=current_user.record,
+            now=clock.now(),
         )
     except DomainError as exc:
         flash(tr(exc), "error")
@@ -189,22 +219,47 @@ def show(cycle_id):
     cycle_sessions = cycles.sessions(db, cycle["id"])
     warnings, summaries = [], {}
     if protocol is None:
-        flash(tr(CycleError(N_("The protocol %(protocol)s of this cycle is missing from the forms folder.",
-                            protocol=cycle["protocol_id"]))), "error")
+        flash(
+            tr(
+                CycleError(
+                    N_(
+                        "The protocol %(protocol)s of this cycle is missing from the forms folder.",
+                        protocol=cycle["protocol_id"],
+                    )
+                )
+            ),
+            "error",
+        )
     else:
         warnings = [tr(w) for w in cycles.cycle_warnings(db, cycle, protocol, today=clock.today())]
         summaries = followup.member_summaries(db, cycle, protocol)
     can_manage = current_user.has_role("coordinator")
-    other_cycles = [c for c in cycles.list_cycles(db, [cycle["site_id"]], statuses=("planned", "active"))
-                    if c["id"] != cycle["id"]]
+    other_cycles = [
+        c for c in cycles.list_cycles(db, [cycle["site_id"]], statuses=("planned", "active")) if c["id"] != cycle["id"]
+    ]
     return render_template(
-        "cycles/show.html", cycle=cycle, protocol=protocol, sessions=cycle_sessions,
-        facilitators=cycles.facilitators(db, cycle["id"]), members=cycles.members(db, cycle["id"]),
-        summaries=summaries, rates=followup.session_rates(db, cycle["id"]), warnings=warnings,
-        history=cycles.session_history(db, cycle["id"]), stage=tr(cycles.stage(cycle, cycle_sessions)),
-        followups=followup.followups_needed(db, current_user.site_ids, protocols(), today=clock.today(),
-                                            due_days=current_app.config["FOLLOWUP_DUE_DAYS"], cycle_id=cycle["id"]),
-        can_manage=can_manage, other_cycles=other_cycles, today=clock.today().isoformat(),
+        "cycles/show.html",
+        cycle=cycle,
+        protocol=protocol,
+        sessions=cycle_sessions,
+        facilitators=cycles.facilitators(db, cycle["id"]),
+        members=cycles.members(db, cycle["id"]),
+        summaries=summaries,
+        rates=followup.session_rates(db, cycle["id"]),
+        warnings=warnings,
+        history=cycles.session_history(db, cycle["id"]),
+        stage=tr(cycles.stage(cycle, cycle_sessions)),
+        followups=followup.followups_needed(
+            db,
+            current_user.site_ids,
+            protocols(),
+            today=clock.today(),
+            due_days=current_app.config["FOLLOWUP_DUE_DAYS"],
+            cycle_id=cycle["id"],
+        ),
+        can_manage=can_manage,
+        other_cycles=other_cycles,
+        today=clock.today().isoformat(),
         closed=cycle["status"] in ("closed", "closed_early"),
     )
 
@@ -217,8 +272,9 @@ def calendar(cycle_id):
     except CycleError as exc:
         flash(tr(exc), "error")
         return back_to(cycle)
-    return Response(text, mimetype="text/calendar", headers={
-        "Content-Disposition": f'attachment; filename="{cycle["code"]}.ics"'})
+    return Response(
+        text, mimetype="text/calendar", headers={"Content-Disposition": f'attachment; filename="{cycle["code"]}.ics"'}
+    )
 
 
 # --- changing sessions -------------------------------------------------------------
@@ -255,8 +311,14 @@ def reschedule(cycle_id, session_id):
         mode = form.get("mode", "")
         if mode not in ("only", "shift"):
             raise CycleError(N_("Choose whether to move only this session or all later sessions too."))
-        moved = cycles.reschedule_session(get_db(), session["id"], cycles.parse_date(form.get("new_date", "")), mode,
-                                          reason=form.get("reason", ""), actor=current_user.record)
+        moved = cycles.reschedule_session(
+            get_db(),
+            session["id"],
+            cycles.parse_date(form.get("new_date", "")),
+            mode,
+            reason=form.get("reason", ""),
+            actor=current_user.record,
+        )
         return ngettext("%(count)s session moved.", "%(count)s sessions moved.", len(moved), count=len(moved))
 
     return _session_action(cycle_id, session_id, act)
@@ -276,8 +338,14 @@ def cancel(cycle_id, session_id):
 @role_required("coordinator")
 def makeup(cycle_id, session_id):
     def act(cycle, session, form):
-        cycles.add_makeup(get_db(), session["id"], cycles.parse_date(form.get("makeup_date", "")),
-                          form.get("makeup_time", ""), reason=form.get("reason", ""), actor=current_user.record)
+        cycles.add_makeup(
+            get_db(),
+            session["id"],
+            cycles.parse_date(form.get("makeup_date", "")),
+            form.get("makeup_time", ""),
+            reason=form.get("reason", ""),
+            actor=current_user.record,
+        )
         return _("Make-up session added.")
 
     return _session_action(cycle_id, session_id, act)
@@ -288,14 +356,26 @@ def makeup(cycle_id, session_id):
 def close(cycle_id):
     cycle = cycle_or_404(cycle_id)
     try:
-        counts = cycles.close_cycle(get_db(), cycle["id"], cycles.protocol_of(cycle, protocols()),
-                                    early=request.form.get("early") == "1", reason=request.form.get("reason", ""),
-                                    actor=current_user.record, today=clock.today())
+        counts = cycles.close_cycle(
+            get_db(),
+            cycle["id"],
+            cycles.protocol_of(cycle, protocols()),
+            early=request.form.get("early") == "1",
+            reason=request.form.get("reason", ""),
+            actor=current_user.record,
+            today=clock.today(),
+        )
     except DomainError as exc:
         flash(tr(exc), "error")
         return back_to(cycle, "#close")
-    flash(_("Cycle closed: %(completed)s completed, %(dropped)s dropped out.", completed=counts["completed"],
-            dropped=counts["dropped_out"]), "success")
+    flash(
+        _(
+            "Cycle closed: %(completed)s completed, %(dropped)s dropped out.",
+            completed=counts["completed"],
+            dropped=counts["dropped_out"],
+        ),
+        "success",
+    )
     return back_to(cycle)
 
 
@@ -316,8 +396,9 @@ def enrol(cycle_id):
         enrolled = 0
         for participant_id, why in [*((p, "") for p in chosen), *([(override, reason)] if override else [])]:
             try:
-                _member, warnings = cycles.enrol(db, cycle["id"], participant_id, actor=current_user.record,
-                                                 today=clock.today(), override_reason=why)
+                _member, warnings = cycles.enrol(
+                    db, cycle["id"], participant_id, actor=current_user.record, today=clock.today(), override_reason=why
+                )
             except DomainError as exc:
                 flash(tr(exc), "error")
                 continue
@@ -325,19 +406,39 @@ def enrol(cycle_id):
             for warning in warnings:
                 flash(tr(warning), "warning")
         if enrolled:
-            flash(ngettext("%(count)s person enrolled in %(cycle)s.", "%(count)s people enrolled in %(cycle)s.",
-                           enrolled, count=enrolled, cycle=cycle["code"]), "success")
+            flash(
+                ngettext(
+                    "%(count)s person enrolled in %(cycle)s.",
+                    "%(count)s people enrolled in %(cycle)s.",
+                    enrolled,
+                    count=enrolled,
+                    cycle=cycle["code"],
+                ),
+                "success",
+            )
             protocol = protocols().get(cycle["protocol_id"])
             count = len(cycles.members(db, cycle["id"], active_only=True))
             if protocol and count > protocol.group_size_max:
-                flash(_("The group has %(count)s members; the protocol recommends %(min)s to %(max)s.", count=count,
-                        min=protocol.group_size_min, max=protocol.group_size_max), "warning")
+                flash(
+                    _(
+                        "The group has %(count)s members; the protocol recommends %(min)s to %(max)s.",
+                        count=count,
+                        min=protocol.group_size_min,
+                        max=protocol.group_size_max,
+                    ),
+                    "warning",
+                )
             return back_to(cycle, "#members")
-    return render_template("cycles/enrol.html", cycle=cycle,
-                           eligible=cycles.eligible_participants(db, cycle["site_id"]),
-                           others=[p for p in cycles.eligible_participants(db, cycle["site_id"],
-                                                                           include_not_eligible=True)
-                                   if p["status"] != "eligible"]), 400 if request.method == "POST" else 200
+    return render_template(
+        "cycles/enrol.html",
+        cycle=cycle,
+        eligible=cycles.eligible_participants(db, cycle["site_id"]),
+        others=[
+            p
+            for p in cycles.eligible_participants(db, cycle["site_id"], include_not_eligible=True)
+            if p["status"] != "eligible"
+        ],
+    ), 400 if request.method == "POST" else 200
 
 
 def _member_action(cycle_id, member_id, action, anchor="#members"):
@@ -356,8 +457,9 @@ def _member_action(cycle_id, member_id, action, anchor="#members"):
 @role_required("coordinator")
 def withdraw(cycle_id, member_id):
     def act(cycle, member, form):
-        cycles.withdraw(get_db(), member["id"], reason=form.get("reason", ""), actor=current_user.record,
-                        today=clock.today())
+        cycles.withdraw(
+            get_db(), member["id"], reason=form.get("reason", ""), actor=current_user.record, today=clock.today()
+        )
         return _("%(name)s has left the group.", name=member["name"])
 
     return _member_action(cycle_id, member_id, act)
@@ -367,8 +469,14 @@ def withdraw(cycle_id, member_id):
 @role_required("coordinator")
 def transfer(cycle_id, member_id):
     def act(cycle, member, form):
-        new = cycles.transfer(get_db(), member["id"], form.get("to_cycle_id", ""), reason=form.get("reason", ""),
-                              actor=current_user.record, today=clock.today())
+        new = cycles.transfer(
+            get_db(),
+            member["id"],
+            form.get("to_cycle_id", ""),
+            reason=form.get("reason", ""),
+            actor=current_user.record,
+            today=clock.today(),
+        )
         target = cycles.get_cycle(get_db(), new["cycle_id"])
         return _("%(name)s moved to %(cycle)s.", name=member["name"], cycle=target["code"])
 
@@ -379,8 +487,14 @@ def transfer(cycle_id, member_id):
 @role_required("facilitator", "coordinator", "supervisor")
 def plan(cycle_id, member_id):
     def act(cycle, member, form):
-        cycles.set_member_plan(get_db(), member["id"], form.get("problem_area"), form.get("problem_area_2"),
-                               form.get("goals", ""), actor=current_user.record)
+        cycles.set_member_plan(
+            get_db(),
+            member["id"],
+            form.get("problem_area"),
+            form.get("problem_area_2"),
+            form.get("goals", ""),
+            actor=current_user.record,
+        )
         return _("Problem area and goals of %(name)s saved.", name=member["name"])
 
     return _member_action(cycle_id, member_id, act)
@@ -391,8 +505,9 @@ def plan(cycle_id, member_id):
 def record_followup(cycle_id, member_id):
     def act(cycle, member, form):
         done_on = cycles.parse_date(form.get("done_on", "") or clock.today().isoformat())
-        followup.record_followup(get_db(), member["id"], done_on, form.get("note", ""), actor=current_user.record,
-                                 today=clock.today())
+        followup.record_followup(
+            get_db(), member["id"], done_on, form.get("note", ""), actor=current_user.record, today=clock.today()
+        )
         return _("Follow-up of %(name)s recorded.", name=member["name"])
 
     back = request.form.get("back", "")
@@ -404,8 +519,13 @@ def record_followup(cycle_id, member_id):
 
 @bp.route("/cycles/followups")
 def followups():
-    found = followup.followups_needed(get_db(), current_user.site_ids, protocols(), today=clock.today(),
-                                      due_days=current_app.config["FOLLOWUP_DUE_DAYS"])
+    found = followup.followups_needed(
+        get_db(),
+        current_user.site_ids,
+        protocols(),
+        today=clock.today(),
+        due_days=current_app.config["FOLLOWUP_DUE_DAYS"],
+    )
     return render_template("cycles/followups.html", found=found, today=clock.today().isoformat())
 
 
@@ -427,19 +547,31 @@ def holidays(code):
     status = 200
     if request.method == "POST":
         try:
-            clash = cycles.add_holiday(db, site["id"], cycles.parse_date(request.form.get("date", "")),
-                                       request.form.get("label", ""), actor=current_user.record)
+            clash = cycles.add_holiday(
+                db,
+                site["id"],
+                cycles.parse_date(request.form.get("date", "")),
+                request.form.get("label", ""),
+                actor=current_user.record,
+            )
         except DomainError as exc:
             flash(tr(exc), "error")
             status = 400
         else:
             flash(_("Date added. New cycles will skip it."), "success")
             for s in clash:
-                flash(_("Session %(number)s of %(cycle)s is already planned on that day: move it.",
-                        number=s["number"], cycle=s["cycle_code"]), "warning")
+                flash(
+                    _(
+                        "Session %(number)s of %(cycle)s is already planned on that day: move it.",
+                        number=s["number"],
+                        cycle=s["cycle_code"],
+                    ),
+                    "warning",
+                )
             return redirect(url_for("cycles.holidays", code=site["code"]), 303)
-    return render_template("cycles/holidays.html", site=site, holidays=cycles.holidays(db, site["id"]),
-                           form=request.form), status
+    return render_template(
+        "cycles/holidays.html", site=site, holidays=cycles.holidays(db, site["id"]), form=request.form
+    ), status
 
 
 @bp.route("/sites/<code>/holidays/<holiday_id>/delete", methods=["POST"])
@@ -463,27 +595,39 @@ def measures_due(participant) -> list[dict]:
     """Return the cycle measures due for a participant (a row or an id), for the participant page."""
     participant_id = participant if isinstance(participant, str) else participant["id"]
     db = get_db()
-    if not row(db, f"select 1 as x from participants where id = ? and site_id in"
-                   f" ({','.join('?' * len(current_user.site_ids)) or chr(39) * 2})",
-               (participant_id, *current_user.site_ids)):
+    if not row(
+        db,
+        f"select 1 as x from participants where id = ? and site_id in"
+        f" ({','.join('?' * len(current_user.site_ids)) or chr(39) * 2})",
+        (participant_id, *current_user.site_ids),
+    ):
         return []
-    found = followup.measures_due(db, participant_id, protocols(), today=clock.today(),
-                                  grace_days=current_app.config["MEASURE_GRACE_DAYS"])
+    found = followup.measures_due(
+        db, participant_id, protocols(), today=clock.today(), grace_days=current_app.config["MEASURE_GRACE_DAYS"]
+    )
     for item in found:
         instrument = instruments().get(item["instrument_id"])
-        item["instrument_name"] = _(instrument.name) if instrument and getattr(instrument, "name", None) \
-            else item["instrument_id"]
+        item["instrument_name"] = (
+            _(instrument.name) if instrument and getattr(instrument, "name", None) else item["instrument_id"]
+        )
     return found
 
 
 @bp.app_template_global()
-def screening_link(participant_id: str, instrument_id: str, occasion: str, cycle_id: str | None = None,
-                   session_id: str | None = None) -> str | None:
+def screening_link(
+    participant_id: str, instrument_id: str, occasion: str, cycle_id: str | None = None, session_id: str | None = None
+) -> str | None:
     """Return the link to give an instrument, if the screening pages exist."""
     if "screening.form" not in current_app.view_functions:
         return None
-    return url_for("screening.form", participant_id=participant_id, instrument_id=instrument_id, occasion=occasion,
-                   cycle_id=cycle_id, session_id=session_id)
+    return url_for(
+        "screening.form",
+        participant_id=participant_id,
+        instrument_id=instrument_id,
+        occasion=occasion,
+        cycle_id=cycle_id,
+        session_id=session_id,
+    )
 
 
 @bp.app_template_global()
@@ -500,9 +644,14 @@ def home_cycles() -> dict:
     if not current_user.is_authenticated:
         return {}
     data = followup.home_summary(
-        get_db(), user_id=current_user.id, site_ids=current_user.site_ids,
-        coordinator=current_user.has_role("coordinator", "supervisor"), protocols=protocols(),
-        today=clock.today(), due_days=current_app.config["FOLLOWUP_DUE_DAYS"])
+        get_db(),
+        user_id=current_user.id,
+        site_ids=current_user.site_ids,
+        coordinator=current_user.has_role("coordinator", "supervisor"),
+        protocols=protocols(),
+        today=clock.today(),
+        due_days=current_app.config["FOLLOWUP_DUE_DAYS"],
+    )
     data["stages"] = {k: tr(v) for k, v in data["stages"].items()}
     return data
 

@@ -66,11 +66,22 @@ def index():
     query = request.args.get("q", "")
     result = participants.search(get_db(), current_user.site_ids, query)
     if result.code_typo:
-        flash(_("No participant has the code %(code)s, and its last letter does not match its digits: "
-                "a digit may be mistyped. Check the code on the paper form.", code=query.strip().upper()), "warning")
+        flash(
+            _(
+                "No participant has the code %(code)s, and its last letter does not match its digits: "
+                "a digit may be mistyped. Check the code on the paper form.",
+                code=query.strip().upper(),
+            ),
+            "warning",
+        )
     flags = participants.duplicate_flags(get_db(), current_user.site_ids)
-    return render_template("participants/index.html", query=query, found=result.participants,
-                           many_sites=len(current_user.site_ids) > 1, open_flags=len(flags))
+    return render_template(
+        "participants/index.html",
+        query=query,
+        found=result.participants,
+        many_sites=len(current_user.site_ids) > 1,
+        open_flags=len(flags),
+    )
 
 
 def consent_text():
@@ -93,11 +104,18 @@ def new():
     sites = user_sites()
     form = request.form if request.method == "POST" else {}
     if request.method == "GET":
-        return render_template("participants/new.html", sites=sites, form={}, errors={},
-                               consent_labels=CONSENT_LABELS, **consent_context(request.args.get("consent_lang")))
+        return render_template(
+            "participants/new.html",
+            sites=sites,
+            form={},
+            errors={},
+            consent_labels=CONSENT_LABELS,
+            **consent_context(request.args.get("consent_lang")),
+        )
     if not sites:
-        flash(_("You are not assigned to any site, so you cannot register participants. Ask an administrator."),
-              "error")
+        flash(
+            _("You are not assigned to any site, so you cannot register participants. Ask an administrator."), "error"
+        )
         return _render_new(sites, form, {}, 400)
     if len(sites) == 1:
         site = sites[0]
@@ -109,29 +127,55 @@ def new():
     db = get_db()
     try:
         registration = participants.register(
-            db, site=site, actor=current_user.record,
+            db,
+            site=site,
+            actor=current_user.record,
             consents=[p for p in participants.CONSENT_PURPOSES if form.get(f"consent_{p}")],
-            consent_given_by=form.get("consent_given_by", ""), consent_text=consent_text(),
-            consent_version=form.get("consent_version"), consent_language=form.get("consent_language"),
-            name=form.get("name", ""), sex=form.get("sex", ""), age=form.get("age", ""),
-            birth_year=form.get("birth_year", ""), village=form.get("village", ""),
-            phone=form.get("phone", ""), language=form.get("language", ""),
+            consent_given_by=form.get("consent_given_by", ""),
+            consent_text=consent_text(),
+            consent_version=form.get("consent_version"),
+            consent_language=form.get("consent_language"),
+            name=form.get("name", ""),
+            sex=form.get("sex", ""),
+            age=form.get("age", ""),
+            birth_year=form.get("birth_year", ""),
+            village=form.get("village", ""),
+            phone=form.get("phone", ""),
+            language=form.get("language", ""),
         )
     except ParticipantError as exc:
         flash(exc.translated(_), "error")
         return _render_new(sites, form, {exc.field: True}, 400)
     participant = registration.participant
-    flash(_("%(name)s is registered with the programme code %(code)s. Write the code on the paper form.",
-            name=participant["name"], code=participant["code"]), "success")
+    flash(
+        _(
+            "%(name)s is registered with the programme code %(code)s. Write the code on the paper form.",
+            name=participant["name"],
+            code=participant["code"],
+        ),
+        "success",
+    )
     for other in registration.duplicates:
-        flash(_("Possible duplicate: %(other)s has the same name, village and age band. A coordinator will "
-                "review it; nothing is merged.", other=other["code"]), "warning")
+        flash(
+            _(
+                "Possible duplicate: %(other)s has the same name, village and age band. A coordinator will "
+                "review it; nothing is merged.",
+                other=other["code"],
+            ),
+            "warning",
+        )
     return redirect(url_for("participants.detail", participant_id=participant["id"]), 303)
 
 
 def _render_new(sites, form, errors, status):
-    return render_template("participants/new.html", sites=sites, form=form, errors=errors,
-                           consent_labels=CONSENT_LABELS, **consent_context(form.get("consent_language"))), status
+    return render_template(
+        "participants/new.html",
+        sites=sites,
+        form=form,
+        errors=errors,
+        consent_labels=CONSENT_LABELS,
+        **consent_context(form.get("consent_language")),
+    ), status
 
 
 @bp.route("/<participant_id>")
@@ -155,8 +199,10 @@ def detail(participant_id):
         sex_labels=SEX_LABELS,
         manual_statuses=MANUAL_STATUSES if current_user.has_role("coordinator", "supervisor") else (),
         blockers=participants.enrolment_blockers(db, participant_id),
-        **consent_context(request.args.get("consent_lang")
-                          or consentmod.language_for(consent_text(), participant["language"], language_names())),
+        **consent_context(
+            request.args.get("consent_lang")
+            or consentmod.language_for(consent_text(), participant["language"], language_names())
+        ),
     )
 
 
@@ -172,20 +218,25 @@ def _charts(history: list[dict], instruments: dict) -> list[dict]:
         instrument = instruments.get(instrument_id)
         if instrument is None or instrument.min_total is None:
             continue
-        points = [charts.Point(date.fromisoformat(e["administered_on"]), e["total"], bool(e["risk"]))
-                  for e in entries]
+        points = [charts.Point(date.fromisoformat(e["administered_on"]), e["total"], bool(e["risk"])) for e in entries]
         name = _(instrument.name)
-        result.append({
-            "instrument": instrument,
-            "svg": charts.totals_chart(
-                points, low=instrument.min_total, high=instrument.max_total,
-                title=_("%(instrument)s: total at each screening", instrument=name),
-                format_date=lambda d: format_date(d, "medium"),
-                cutoff=entries[-1]["cutoff"], cutoff_label=_("cut-off"),
-                missing_label=_("no total (answers missing)"), risk_label=_("safety risk"),
-                chart_id=f"chart-{index}",
-            ),
-        })
+        result.append(
+            {
+                "instrument": instrument,
+                "svg": charts.totals_chart(
+                    points,
+                    low=instrument.min_total,
+                    high=instrument.max_total,
+                    title=_("%(instrument)s: total at each screening", instrument=name),
+                    format_date=lambda d: format_date(d, "medium"),
+                    cutoff=entries[-1]["cutoff"],
+                    cutoff_label=_("cut-off"),
+                    missing_label=_("no total (answers missing)"),
+                    risk_label=_("safety risk"),
+                    chart_id=f"chart-{index}",
+                ),
+            }
+        )
     return result
 
 
@@ -198,10 +249,17 @@ def consent(participant_id):
         flash(_("Say whether the person agrees."), "error")
         return detail(participant_id), 400
     try:
-        participants.record_consent(get_db(), participant, purpose, given == "yes",
-                                    request.form.get("given_by", ""), current_user.record,
-                                    consent_text=consent_text(), consent_version=request.form.get("consent_version"),
-                                    consent_language=request.form.get("consent_language"))
+        participants.record_consent(
+            get_db(),
+            participant,
+            purpose,
+            given == "yes",
+            request.form.get("given_by", ""),
+            current_user.record,
+            consent_text=consent_text(),
+            consent_version=request.form.get("consent_version"),
+            consent_language=request.form.get("consent_language"),
+        )
     except ParticipantError as exc:
         flash(exc.translated(_), "error")
         return detail(participant_id), 400
@@ -243,16 +301,20 @@ def review_duplicate(flag_id):
         abort(403)
     db = get_db()
     placeholders = ",".join("?" for _ in current_user.site_ids) or "''"
-    if not row(db, f"select id from duplicate_flags where id = ? and site_id in ({placeholders})",
-               (flag_id, *current_user.site_ids)):
+    if not row(
+        db,
+        f"select id from duplicate_flags where id = ? and site_id in ({placeholders})",
+        (flag_id, *current_user.site_ids),
+    ):
         abort(404)
     try:
-        participants.review_duplicate(db, flag_id, current_user.site_ids, request.form.get("decision", ""),
-                                      current_user.record)
+        participants.review_duplicate(
+            db, flag_id, current_user.site_ids, request.form.get("decision", ""), current_user.record
+        )
     except ParticipantError as exc:
         flash(exc.translated(_), "error")
-        return render_template("participants/duplicates.html",
-                               flags=participants.duplicate_flags(db, current_user.site_ids)), 400
+        return render_template(
+            "participants/duplicates.html", flags=participants.duplicate_flags(db, current_user.site_ids)
+        ), 400
     flash(_("Your review is recorded. Nothing was merged."), "success")
     return redirect(url_for("participants.duplicates"), 303)
-

@@ -117,8 +117,14 @@ def session_script_pdf(protocol_id: str, number: int):
 def _booklet(protocol_id: str, number: int | None) -> Response:
     lang = _language()
     try:
-        data = pdfdata.booklet_data(_forms(), protocol_id, programme=_programme(), lang=lang, session=number,
-                                    safety_contacts=referrals.safety_contacts(current_app.config["SAFETY_CONTACTS"]))
+        data = pdfdata.booklet_data(
+            _forms(),
+            protocol_id,
+            programme=_programme(),
+            lang=lang,
+            session=number,
+            safety_contacts=referrals.safety_contacts(current_app.config["SAFETY_CONTACTS"]),
+        )
     except pdfdata.NotFound:
         abort(404)
     name = f"scripts-{protocol_id}" + (f"-session-{number}" if number is not None else "") + f"-{lang.code}.pdf"
@@ -138,8 +144,12 @@ def referral_slip_pdf(referral_id: str):
         reasons = [describe_trigger(t) for t in referral["triggers"]]
         urgency = urgency_label(referral["urgency"])
     data = referral_slip.ReferralSlip(
-        programme=_programme(), code=referral["participant_code"], name=referral["participant_name"] or "",
-        urgency=urgency, reasons=reasons, referred_to=referral["referred_to"] or "",
+        programme=_programme(),
+        code=referral["participant_code"],
+        name=referral["participant_name"] or "",
+        urgency=urgency,
+        reasons=reasons,
+        referred_to=referral["referred_to"] or "",
         raised_on=lang.date(date.fromisoformat(referral["created_at"][:10])),
         raised_by=referral["created_by_name"] or "—",
         contacts=[(c["name"], c["phone"]) for c in referrals.safety_contacts(current_app.config["SAFETY_CONTACTS"])],
@@ -152,8 +162,7 @@ def _consent_pdf(code: str | None, **person) -> Response:
     code = code or str(get_locale() or current_app.config["DEFAULT_LANGUAGE"])
     if code not in text.languages or code not in current_app.extensions["group_ipt_languages"]:
         abort(404)
-    data = consent_form.ConsentForm(wording=text.wording(code), version=text.version, programme=_programme(),
-                                    **person)
+    data = consent_form.ConsentForm(wording=text.wording(code), version=text.version, programme=_programme(), **person)
     return _pdf(consent_form.render(data, PdfLanguage.from_app(code)), f"consent-v{text.version}-{code}.pdf")
 
 
@@ -177,8 +186,14 @@ def participant_consent_pdf(participant_id: str):
     names = {code: lang.name for code, lang in current_app.extensions["group_ipt_languages"].items()}
     current = participants.current_consents(db, participant_id)
     read_in = next((c["text_language"] for c in participants.consents(db, participant_id) if c["text_language"]), None)
-    code = (request.args.get("lang") or consentmod.language_for(_forms().consent, participant["language"], names)
-            or read_in)
+    code = (
+        request.args.get("lang") or consentmod.language_for(_forms().consent, participant["language"], names) or read_in
+    )
     given_by = next((c["given_by"] for c in current.values()), "")
-    return _consent_pdf(code, participant_code=participant["code"], participant_name=participant["name"] or "",
-                        answers={purpose: bool(c["given"]) for purpose, c in current.items()}, given_by=given_by)
+    return _consent_pdf(
+        code,
+        participant_code=participant["code"],
+        participant_name=participant["name"] or "",
+        answers={purpose: bool(c["given"]) for purpose, c in current.items()},
+        given_by=given_by,
+    )

@@ -73,7 +73,7 @@ def home_referrals() -> dict:
     found["risk_checks"] = screening.open_risk_checks(get_db(), current_user.site_ids)
     overdue = [r for r in found["open"] if r["overdue"]]
     others = [r for r in found["open"] if not r["overdue"]]
-    found["shown"] = overdue + others[:max(0, HOME_OPEN_SHOWN - len(overdue))]
+    found["shown"] = overdue + others[: max(0, HOME_OPEN_SHOWN - len(overdue))]
     found["not_shown"] = len(found["open"]) - len(found["shown"])
     return found
 
@@ -97,18 +97,30 @@ def describe_trigger(trigger: dict) -> str:
     if trigger["kind"] == "risk_item":
         instrument = forms.instruments.get(trigger["instrument"])
         if instrument is None:
-            return _("%(instrument)s question %(item)s answered %(value)s", instrument=trigger["instrument"],
-                     item=trigger["item"], value=trigger["value"])
+            return _(
+                "%(instrument)s question %(item)s answered %(value)s",
+                instrument=trigger["instrument"],
+                item=trigger["item"],
+                value=trigger["value"],
+            )
         try:
             item = instrument.item(trigger["item"])
         except KeyError:  # the instrument file changed since the screening
-            return _("%(instrument)s question %(item)s answered %(value)s", instrument=_(instrument.name),
-                     item=trigger["item"], value=trigger["value"])
+            return _(
+                "%(instrument)s question %(item)s answered %(value)s",
+                instrument=_(instrument.name),
+                item=trigger["item"],
+                value=trigger["value"],
+            )
         number = [i.id for i in instrument.items].index(item.id) + 1
         option = item.option(trigger["value"])
-        return _("%(instrument)s, question %(number)d (“%(text)s”): answered “%(answer)s”",
-                 instrument=_(instrument.name), number=number, text=_(item.text),
-                 answer=_(option.label) if option else trigger["value"])
+        return _(
+            "%(instrument)s, question %(number)d (“%(text)s”): answered “%(answer)s”",
+            instrument=_(instrument.name),
+            number=number,
+            text=_(item.text),
+            answer=_(option.label) if option else trigger["value"],
+        )
     if trigger["kind"] == "risk_observed":
         return _("The facilitator observed a risk")
     if trigger["kind"] == "session_risk":
@@ -141,19 +153,30 @@ def _back(default: str) -> str:
 def index():
     show_closed = request.args.get("closed") == "1"
     found = referrals.listing(get_db(), current_user.site_ids, include_closed=show_closed)
-    return render_template("referrals/index.html", referrals=found, show_closed=show_closed,
-                           today=clock.today().isoformat())
+    return render_template(
+        "referrals/index.html", referrals=found, show_closed=show_closed, today=clock.today().isoformat()
+    )
 
 
 def render_detail(referral: dict, status: int = 200, form=None):
     db = get_db()
-    allowed = [s for s in referrals.STATUSES if referrals.STATUSES.index(s) > referrals.STATUSES.index(
-        referral["status"]) and (s != "closed" or current_user.has_role(*referrals.CLOSING_ROLES))]
+    allowed = [
+        s
+        for s in referrals.STATUSES
+        if referrals.STATUSES.index(s) > referrals.STATUSES.index(referral["status"])
+        and (s != "closed" or current_user.has_role(*referrals.CLOSING_ROLES))
+    ]
     followups = referrals.followups(db, referral["id"])
     return render_template(
-        "referrals/detail.html", referral=referral, history=referrals.history(db, referral),
-        followups=followups, contacts_done=sum(1 for f in followups if f["done_on"]), allowed_statuses=allowed,
-        outcomes=OUTCOME_LABELS, today=clock.today().isoformat(), form=form or {},
+        "referrals/detail.html",
+        referral=referral,
+        history=referrals.history(db, referral),
+        followups=followups,
+        contacts_done=sum(1 for f in followups if f["done_on"]),
+        allowed_statuses=allowed,
+        outcomes=OUTCOME_LABELS,
+        today=clock.today().isoformat(),
+        form=form or {},
     ), status
 
 
@@ -174,10 +197,16 @@ def acknowledge(referral_id):
 def status(referral_id):
     referral = get_referral_or_404(referral_id)
     try:
-        referrals.set_status(get_db(), referral, request.form.get("status", ""), current_user.record,
-                             note=request.form.get("note"), referred_to=request.form.get("referred_to"),
-                             outcome=request.form.get("outcome") or None,
-                             unreachable_tries=current_app.config["REFERRAL_UNREACHABLE_TRIES"])
+        referrals.set_status(
+            get_db(),
+            referral,
+            request.form.get("status", ""),
+            current_user.record,
+            note=request.form.get("note"),
+            referred_to=request.form.get("referred_to"),
+            outcome=request.form.get("outcome") or None,
+            unreachable_tries=current_app.config["REFERRAL_UNREACHABLE_TRIES"],
+        )
     except ReferralError as exc:
         flash(exc.translated(_), "error")
         return render_detail(referral, 400, request.form)
@@ -217,9 +246,15 @@ def followup(referral_id, followup_id):
         flash(exc.translated(_), "error")
         return render_detail(referral, 400, request.form)
     try:
-        referrals.record_followup(get_db(), referral, followup_id, current_user.record,
-                                  note=request.form.get("note"), done_on=done_on,
-                                  plan=referrals.FollowupPlan.from_config(current_app.config))
+        referrals.record_followup(
+            get_db(),
+            referral,
+            followup_id,
+            current_user.record,
+            note=request.form.get("note"),
+            done_on=done_on,
+            plan=referrals.FollowupPlan.from_config(current_app.config),
+        )
     except ReferralError as exc:
         flash(exc.translated(_), "error")
         return render_detail(referral, 400, request.form)
@@ -237,8 +272,12 @@ def new(participant_id):
     reason = request.form.get("reason", "").strip()
     try:
         referral = referrals.create(
-            get_db(), participant=participant, reason=reason, triggers=[{"kind": "manual", "reason": reason}],
-            urgency=request.form.get("urgency", ""), actor=current_user.record,
+            get_db(),
+            participant=participant,
+            reason=reason,
+            triggers=[{"kind": "manual", "reason": reason}],
+            urgency=request.form.get("urgency", ""),
+            actor=current_user.record,
             plan=referrals.FollowupPlan.from_config(current_app.config),
         )
     except ReferralError as exc:

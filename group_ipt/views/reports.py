@@ -32,21 +32,49 @@ FILTER_ARGS = ("period", "from", "to", "site", "facilitator", "protocol", "group
 
 # I18N: column headings of the lists of records behind the report figures
 COLUMN_LABELS = {
-    "participant_code": _l("Code"), "name": _l("Name"), "site_code": _l("Site"),
-    "first_screened_on": _l("First screened"), "screenings": _l("Screenings"), "eligible": _l("Eligible"),
-    "raised_on": _l("Raised on"), "urgency": _l("Urgency"), "status": _l("Status"), "reasons": _l("Reasons"),
-    "next_due_on": _l("Next follow-up"), "overdue": _l("Overdue"), "cycle_code": _l("Cycle"),
-    "enrolled_on": _l("Enrolled on"), "protocol_id": _l("Protocol"), "group_type": _l("Group"),
-    "facilitators": _l("Facilitators"), "first_held_on": _l("First group session"), "closed_on": _l("Closed on"),
-    "members": _l("Members"), "session_number": _l("Session"), "session_date": _l("Date"),
-    "attended": _l("Attended"), "outcome": _l("Outcome"), "group_sessions_attended": _l("Sessions attended"),
-    "last_session_attended": _l("Last session attended"), "baseline": _l("Baseline"),
-    "baseline_on": _l("Baseline date"), "end": _l("End score"), "end_on": _l("End date"), "change": _l("Score change"),
-    "improved_50": _l("Score at least halved"), "below_5": _l("Below 5"), "checklists": _l("Checklists"),
-    "items_done": _l("Items done"), "items_answered": _l("Items answered"),
+    "participant_code": _l("Code"),
+    "name": _l("Name"),
+    "site_code": _l("Site"),
+    "first_screened_on": _l("First screened"),
+    "screenings": _l("Screenings"),
+    "eligible": _l("Eligible"),
+    "raised_on": _l("Raised on"),
+    "urgency": _l("Urgency"),
+    "status": _l("Status"),
+    "reasons": _l("Reasons"),
+    "next_due_on": _l("Next follow-up"),
+    "overdue": _l("Overdue"),
+    "cycle_code": _l("Cycle"),
+    "enrolled_on": _l("Enrolled on"),
+    "protocol_id": _l("Protocol"),
+    "group_type": _l("Group"),
+    "facilitators": _l("Facilitators"),
+    "first_held_on": _l("First group session"),
+    "closed_on": _l("Closed on"),
+    "members": _l("Members"),
+    "session_number": _l("Session"),
+    "session_date": _l("Date"),
+    "attended": _l("Attended"),
+    "outcome": _l("Outcome"),
+    "group_sessions_attended": _l("Sessions attended"),
+    "last_session_attended": _l("Last session attended"),
+    "baseline": _l("Baseline"),
+    "baseline_on": _l("Baseline date"),
+    "end": _l("End score"),
+    "end_on": _l("End date"),
+    "change": _l("Score change"),
+    "improved_50": _l("Score at least halved"),
+    "below_5": _l("Below 5"),
+    "checklists": _l("Checklists"),
+    "items_done": _l("Items done"),
+    "items_answered": _l("Items answered"),
 }
-FILTER_LABELS = {"site": _l("site"), "facilitator": _l("facilitator"), "protocol": _l("protocol"),
-                 "group_type": _l("group type")}
+FILTER_LABELS = {
+    "site": _l("site"),
+    "facilitator": _l("facilitator"),
+    "protocol": _l("protocol"),
+    "group_type": _l("group type"),
+}
 YES_NO_COLUMNS = ("eligible", "overdue", "attended", "improved_50", "below_5")
 
 
@@ -79,8 +107,12 @@ def read_filters() -> tuple[Filters, dict]:
     """Return the filters of the query string and the choices the form offers; FilterError or PeriodError."""
     args = request.args
     sites = _sites()
-    choices = {"sites": sites, "facilitators": _facilitators(sites), "protocols": _forms().protocols,
-               "group_types": GROUP_TYPES}
+    choices = {
+        "sites": sites,
+        "facilitators": _facilitators(sites),
+        "protocols": _forms().protocols,
+        "group_types": GROUP_TYPES,
+    }
     if args.get("from") or args.get("to"):
         if not (args.get("from") and args.get("to")):
             raise FilterError(N_("Give both dates of the period (from and to)."))
@@ -115,8 +147,9 @@ def filter_args() -> dict:
 
 
 def _report(filters: Filters) -> Report:
-    return Report(get_db(), filters, _forms().protocols, today=clock.today(),
-                  grace_days=current_app.config["MEASURE_GRACE_DAYS"])
+    return Report(
+        get_db(), filters, _forms().protocols, today=clock.today(), grace_days=current_app.config["MEASURE_GRACE_DAYS"]
+    )
 
 
 def tr(msgid: str, **params) -> str:
@@ -154,8 +187,10 @@ def record_links(args: dict):
 
     The page has ~150 such links: built from two url_for() results, not 150 url_for() calls.
     """
-    paths = {"records": url_for("reports.records", indicator_id=_ID),
-             "csv": url_for("reports.records_csv", indicator_id=_ID)}
+    paths = {
+        "records": url_for("reports.records", indicator_id=_ID),
+        "csv": url_for("reports.records_csv", indicator_id=_ID),
+    }
     query = urlencode(args)
 
     def link(kind: str, indicator_id: str, part: str | None = None) -> str:
@@ -182,25 +217,68 @@ def _charts(report: Report, by_id: dict) -> list[dict]:
             change_title = _("Mean PHQ-9 score of the %(count)s latest cycles: baseline and end", count=CHART_CYCLES)
     result = []
     if enrolment:
-        result.append({"title": _("People enrolled over time"), "svg": report_charts.bar_chart(
-            [report_charts.Bar(label, n, format_decimal(n), link("records", "enrolled")) for label, n in enrolment],
-            title=_("People enrolled over time"), chart_id="chart-enrolment")})
+        result.append(
+            {
+                "title": _("People enrolled over time"),
+                "svg": report_charts.bar_chart(
+                    [
+                        report_charts.Bar(label, n, format_decimal(n), link("records", "enrolled"))
+                        for label, n in enrolment
+                    ],
+                    title=_("People enrolled over time"),
+                    chart_id="chart-enrolment",
+                ),
+            }
+        )
     if attendance.parts:
-        result.append({"title": _("Attendance by session number"), "svg": report_charts.bar_chart(
-            [report_charts.Bar(part_label(p), None if p.value is None else p.value * 100, show(p.value, "share"),
-                               link("records", "attendance_rate", p.key))
-             for p in attendance.parts],
-            title=_("Attendance by session number"), high=100, axis_format=lambda v: f"{v:g}%",
-            chart_id="chart-attendance")})
+        result.append(
+            {
+                "title": _("Attendance by session number"),
+                "svg": report_charts.bar_chart(
+                    [
+                        report_charts.Bar(
+                            part_label(p),
+                            None if p.value is None else p.value * 100,
+                            show(p.value, "share"),
+                            link("records", "attendance_rate", p.key),
+                        )
+                        for p in attendance.parts
+                    ],
+                    title=_("Attendance by session number"),
+                    high=100,
+                    axis_format=lambda v: f"{v:g}%",
+                    chart_id="chart-attendance",
+                ),
+            }
+        )
     if change:
-        result.append({"title": change_title, "svg": report_charts.change_chart(
-            [report_charts.Change(label, c["baseline"], c["end"],
-                                  ngettext("%(before)s → %(after)s (%(count)s member)",
-                                           "%(before)s → %(after)s (%(count)s members)", c["members"],
-                                           before=show(c["baseline"], "mean"), after=show(c["end"], "mean"),
-                                           count=c["members"])) for label, c in change],
-            title=change_title, before_label=_("baseline"), after_label=_("end of the cycle"),
-            chart_id="chart-change")})
+        result.append(
+            {
+                "title": change_title,
+                "svg": report_charts.change_chart(
+                    [
+                        report_charts.Change(
+                            label,
+                            c["baseline"],
+                            c["end"],
+                            ngettext(
+                                "%(before)s → %(after)s (%(count)s member)",
+                                "%(before)s → %(after)s (%(count)s members)",
+                                c["members"],
+                                before=show(c["baseline"], "mean"),
+                                after=show(c["end"], "mean"),
+                                count=c["members"],
+                            ),
+                        )
+                        for label, c in change
+                    ],
+                    title=change_title,
+                    before_label=_("baseline"),
+                    after_label=_("end of the cycle"),
+                    chart_id="chart-change",
+                ),
+            }
+        )
     return result
 
 
@@ -210,18 +288,25 @@ def index():
         filters, choices = read_filters()
     except (FilterError, PeriodError) as exc:
         flash(exc.translated(_), "error")
-        return render_template("reports/index.html", filters=None, choices=None, sections=[], charts=[],
-                               args=filter_args(), tables=[]), 400
+        return render_template(
+            "reports/index.html", filters=None, choices=None, sections=[], charts=[], args=filter_args(), tables=[]
+        ), 400
     report = _report(filters)
     by_id = {i.id: i for i in report.indicators}
     sections: dict[str, list] = {}
     for indicator in report.indicators:
         sections.setdefault(indicator.section, []).append(indicator)
     return render_template(
-        "reports/index.html", filters=filters, choices=choices, sections=list(sections.items()),
-        charts=_charts(report, by_id), args=filter_args(), period_text=_period_text(filters),
+        "reports/index.html",
+        filters=filters,
+        choices=choices,
+        sections=list(sections.items()),
+        charts=_charts(report, by_id),
+        args=filter_args(),
+        period_text=_period_text(filters),
         link=record_links(filter_args()),
-        tables=exports.exportable_tables(get_db()), ignored=_ignored(filters),
+        tables=exports.exportable_tables(get_db()),
+        ignored=_ignored(filters),
     )
 
 
@@ -259,16 +344,23 @@ def records(indicator_id: str):
     part_obj = next((p for p in indicator.parts if p.key == part), None)
     spec = indicators.SPEC_BY_ID[indicator_id]
     return render_template(
-        "reports/records.html", indicator=indicator, part=part_obj, part_key=part, rows=found,
-        columns=indicators.COLUMNS[spec.family], column_labels=COLUMN_LABELS, yes_no=YES_NO_COLUMNS,
-        args=filter_args(), period_text=_period_text(filters),
+        "reports/records.html",
+        indicator=indicator,
+        part=part_obj,
+        part_key=part,
+        rows=found,
+        columns=indicators.COLUMNS[spec.family],
+        column_labels=COLUMN_LABELS,
+        yes_no=YES_NO_COLUMNS,
+        args=filter_args(),
+        period_text=_period_text(filters),
     )
 
 
 def _csv(content: bytes, filename: str) -> Response:
     response = Response(content, mimetype="text/csv")
     response.headers["Content-Type"] = "text/csv; charset=utf-8"
-    response.headers["Content-Disposition"] = f"attachment; filename=\"{quote(filename)}\""
+    response.headers["Content-Disposition"] = f'attachment; filename="{quote(filename)}"'
     response.headers["Cache-Control"] = "no-store"  # lists of people: keep them out of caches
     return response
 
@@ -285,9 +377,13 @@ def indicators_csv():
         abort(400)
     report = _report(filters)
     codes = ",".join(s["code"] for s in choices["sites"] if s["id"] in filters.site_ids)
-    rows = exports.indicator_rows(report.indicators, period=_period_text(filters), sites=codes,
-                                  filters=" ".join(f"{k}={v}" for k, v in filter_args().items()
-                                                   if k not in ("period", "from", "to", "site")), translate=tr)
+    rows = exports.indicator_rows(
+        report.indicators,
+        period=_period_text(filters),
+        sites=codes,
+        filters=" ".join(f"{k}={v}" for k, v in filter_args().items() if k not in ("period", "from", "to", "site")),
+        translate=tr,
+    )
     return _csv(exports.csv_bytes(exports.INDICATOR_COLUMNS, rows), f"indicators-{_period_text(filters)}.csv")
 
 

@@ -62,8 +62,7 @@ def forms():
 def get_instrument_or_404(instrument_id: str):
     instrument = forms().instruments.get(instrument_id)
     if instrument is None:
-        fail(404, _("There is no instrument called %(id)s. Choose one from the participant's page.",
-                    id=instrument_id))
+        fail(404, _("There is no instrument called %(id)s. Choose one from the participant's page.", id=instrument_id))
     return instrument
 
 
@@ -74,9 +73,16 @@ def risk_values(instrument) -> dict[str, set[int]]:
 
 def render_form(participant, instrument, form, *, key: str, status: int = 200, error_field: str | None = None):
     return render_template(
-        "screening/form.html", participant=participant, instrument=instrument, form=form, submission_key=key,
-        occasions=OCCASION_LABELS, intake=forms().intake, risk_values=risk_values(instrument),
-        today=clock.today().isoformat(), error_field=error_field,
+        "screening/form.html",
+        participant=participant,
+        instrument=instrument,
+        form=form,
+        submission_key=key,
+        occasions=OCCASION_LABELS,
+        intake=forms().intake,
+        risk_values=risk_values(instrument),
+        today=clock.today().isoformat(),
+        error_field=error_field,
     ), status
 
 
@@ -101,21 +107,29 @@ def save(participant_id, instrument_id):
 
     def refuse(message: str, field: str | None = None):
         flash(message, "error")
-        return render_form(participant, instrument, form, key=key or screening.new_submission_key(),
-                           status=400, error_field=field)
+        return render_form(
+            participant, instrument, form, key=key or screening.new_submission_key(), status=400, error_field=field
+        )
 
     # Hidden fields must say what the URL says: anything else is an edited or mixed-up form.
-    if (form.get("participant_id") != participant["id"] or form.get("instrument_id") != instrument.id
-            or form.get("instrument_version") != str(instrument.version)):
-        return refuse(_("This form does not match the participant or the questionnaire it was made for "
-                        "(it may have been changed). Nothing was saved. Answer the questions again."))
+    if (
+        form.get("participant_id") != participant["id"]
+        or form.get("instrument_id") != instrument.id
+        or form.get("instrument_version") != str(instrument.version)
+    ):
+        return refuse(
+            _(
+                "This form does not match the participant or the questionnaire it was made for "
+                "(it may have been changed). Nothing was saved. Answer the questions again."
+            )
+        )
     if not form.get("administered_on", "").strip():
         return refuse(_("Enter the date of the screening."), "administered_on")
     try:
         administered_on = bounds.parse_date(form.get("administered_on"), field="administered_on")
     except bounds.BoundsError as exc:
         return refuse(exc.translated(_), "administered_on")
-    raw = {k[len(ANSWER_PREFIX):]: v for k, v in form.items() if k.startswith(ANSWER_PREFIX)}
+    raw = {k[len(ANSWER_PREFIX) :]: v for k, v in form.items() if k.startswith(ANSWER_PREFIX)}
     try:
         outcome = screening.save_screening(
             get_db(),
@@ -137,8 +151,9 @@ def save(participant_id, instrument_id):
             session_id=form.get("session_id"),
         )
     except TamperedForm as exc:
-        return refuse(_("This form was changed or already used: %(reason)s Nothing was saved.",
-                        reason=exc.translated(_)))
+        return refuse(
+            _("This form was changed or already used: %(reason)s Nothing was saved.", reason=exc.translated(_))
+        )
     except ScreeningError as exc:
         return refuse(_("Nothing was saved. %(reason)s", reason=exc.translated(_)), exc.field)
     if not outcome.created:
@@ -155,18 +170,30 @@ def result(screening_id):
     participant = get_participant_or_404(found["participant_id"])
     instrument = forms().instruments.get(found["instrument_id"])
     band = instrument.band_for(found["total"]) if instrument and found["total"] is not None else None
-    risk_unanswered = [] if instrument is None else [
-        item for item in instrument.risk_items if found["answers"].get(item.id) is None
-    ]
+    risk_unanswered = (
+        [] if instrument is None else [item for item in instrument.risk_items if found["answers"].get(item.id) is None]
+    )
     next_instrument = None
-    if (instrument is not None and instrument.leads_to and instrument.eligibility and found["total"] is not None
-            and instrument.eligibility.is_met(found["total"], found["cutoff"])):
+    if (
+        instrument is not None
+        and instrument.leads_to
+        and instrument.eligibility
+        and found["total"] is not None
+        and instrument.eligibility.is_met(found["total"], found["cutoff"])
+    ):
         next_instrument = forms().instruments.get(instrument.leads_to)
     return render_template(
-        "screening/result.html", screening=found, participant=participant, instrument=instrument, band=band,
-        referral=referrals.for_screening(db, screening_id), risk_unanswered=risk_unanswered,
-        risk_check=screening.risk_check_for(db, screening_id), next_instrument=next_instrument,
-        occasions=OCCASION_LABELS, intake=forms().intake,
+        "screening/result.html",
+        screening=found,
+        participant=participant,
+        instrument=instrument,
+        band=band,
+        referral=referrals.for_screening(db, screening_id),
+        risk_unanswered=risk_unanswered,
+        risk_check=screening.risk_check_for(db, screening_id),
+        next_instrument=next_instrument,
+        occasions=OCCASION_LABELS,
+        intake=forms().intake,
     )
 
 
@@ -177,17 +204,29 @@ def get_risk_check_or_404(check_id: str) -> dict:
     return found
 
 
-def render_risk_check(check: dict, *, status: int = 200, key: str | None = None, form=None,
-                      error_field: str | None = None):
+def render_risk_check(
+    check: dict, *, status: int = 200, key: str | None = None, form=None, error_field: str | None = None
+):
     instrument = forms().instruments.get(check["instrument_id"])
     if instrument is None:
-        fail(404, _("There is no instrument called %(id)s. Choose one from the participant's page.",
-                    id=check["instrument_id"]))
+        fail(
+            404,
+            _(
+                "There is no instrument called %(id)s. Choose one from the participant's page.",
+                id=check["instrument_id"],
+            ),
+        )
     items = [instrument.item(item_id) for item_id in check["items"] if item_id in {i.id for i in instrument.items}]
     return render_template(
-        "screening/risk_check.html", check=check, instrument=instrument, items=items, form=form or {},
-        submission_key=key or screening.new_submission_key(), today=clock.today().isoformat(),
-        error_field=error_field, risk_values=risk_values(instrument),
+        "screening/risk_check.html",
+        check=check,
+        instrument=instrument,
+        items=items,
+        form=form or {},
+        submission_key=key or screening.new_submission_key(),
+        today=clock.today().isoformat(),
+        error_field=error_field,
+        risk_values=risk_values(instrument),
     ), status
 
 
@@ -205,20 +244,32 @@ def answer_risk_check(check_id):
     form = request.form
     key = form.get("submission_key", "")
     if instrument is None:
-        fail(404, _("There is no instrument called %(id)s. Choose one from the participant's page.",
-                    id=check["instrument_id"]))
-    raw = {k[len(ANSWER_PREFIX):]: v for k, v in form.items() if k.startswith(ANSWER_PREFIX)}
+        fail(
+            404,
+            _(
+                "There is no instrument called %(id)s. Choose one from the participant's page.",
+                id=check["instrument_id"],
+            ),
+        )
+    raw = {k[len(ANSWER_PREFIX) :]: v for k, v in form.items() if k.startswith(ANSWER_PREFIX)}
     try:
         outcome = screening.answer_risk_check(
-            get_db(), check, raw, instrument=instrument, participant=participant, submission_key=key,
-            actor=current_user.record, intake=forms().intake,
+            get_db(),
+            check,
+            raw,
+            instrument=instrument,
+            participant=participant,
+            submission_key=key,
+            actor=current_user.record,
+            intake=forms().intake,
             plan=referrals.FollowupPlan.from_config(current_app.config),
             cutoff=(current_app.config["ELIGIBILITY_CUTOFFS"] or {}).get(instrument.id),
             language=current_language().code,
         )
     except TamperedForm as exc:
-        flash(_("This form was changed or already used: %(reason)s Nothing was saved.", reason=exc.translated(_)),
-              "error")
+        flash(
+            _("This form was changed or already used: %(reason)s Nothing was saved.", reason=exc.translated(_)), "error"
+        )
         return render_risk_check(check, status=400, form=form)
     except ScreeningError as exc:
         flash(_("Nothing was saved. %(reason)s", reason=exc.translated(_)), "error")

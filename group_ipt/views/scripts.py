@@ -47,8 +47,14 @@ def protocol_script(protocol_id: str, number: int):
         script = forms.scripts.script_for(protocol_id, number)
     except scripts.ScriptNotFound:
         abort(404)
-    return render_template("scripts/script.html", script=_translated(script, protocol), protocol=protocol,
-                           cycle=None, session=None, context=None)
+    return render_template(
+        "scripts/script.html",
+        script=_translated(script, protocol),
+        protocol=protocol,
+        cycle=None,
+        session=None,
+        context=None,
+    )
 
 
 def group_context(db, cycle: dict, session: dict, protocol) -> dict:
@@ -93,8 +99,7 @@ def session_script(cycle_id: str, number: int):
     protocol = cycles.protocol_of(cycle, forms.protocols)
     session_rows = rows(
         db,
-        "select * from sessions where cycle_id = ? and number = ? and kind != 'makeup'"
-        " order by scheduled_date limit 1",
+        "select * from sessions where cycle_id = ? and number = ? and kind != 'makeup' order by scheduled_date limit 1",
         (cycle["id"], number),
     )
     if not session_rows:
@@ -107,5 +112,11 @@ def session_script(cycle_id: str, number: int):
         script = forms.scripts.script_for(protocol.id, number, areas)
     except scripts.ScriptNotFound:
         abort(404)
-    return render_template("scripts/script.html", script=_translated(script, protocol), protocol=protocol,
-                           cycle=cycle, session=session, context=context)
+    return render_template(
+        "scripts/script.html",
+        script=_translated(script, protocol),
+        protocol=protocol,
+        cycle=cycle,
+        session=session,
+        context=context,
+    )

@@ -30,8 +30,9 @@ def session_or_404(session_id: str) -> tuple[dict, dict]:
     return session, cycles.get_cycle(db, session["cycle_id"])
 
 
-def parse_entry(form, people: list[dict], session: dict, checklist_ids: list[str],
-                had_fidelity: bool) -> tuple[SessionEntry, cycles.CycleError | None, list[str]]:
+def parse_entry(
+    form, people: list[dict], session: dict, checklist_ids: list[str], had_fidelity: bool
+) -> tuple[SessionEntry, cycles.CycleError | None, list[str]]:
     """Read the sheet; return it, the error of a rating that is not a whole number (kept out of the entry),
     and the names of members not marked present whose symptom answers were left out.
 
@@ -52,8 +53,9 @@ def parse_entry(form, people: list[dict], session: dict, checklist_ids: list[str
             if rating_text.isascii() and rating_text.isdigit() and len(rating_text) <= 3:
                 rating = int(rating_text)
             elif error is None:
-                error = cycles.CycleError(N_("The rating of %(name)s must be a whole number from 0 to 10."),
-                                          name=m["name"])
+                error = cycles.CycleError(
+                    N_("The rating of %(name)s must be a whole number from 0 to 10."), name=m["name"]
+                )
         if (trend or rating is not None) and attendance.get(m["id"]) not in ("present", "late"):
             dropped.append(m["name"])
         elif trend or rating is not None:
@@ -61,25 +63,38 @@ def parse_entry(form, people: list[dict], session: dict, checklist_ids: list[str
         if form.get(f"risk-{m['id']}") == "1":
             risks.add(m["id"])
         if session["kind"] == "pre-group" or (session["number"] == 0 and session["kind"] == "makeup"):
-            plans[m["id"]] = (form.get(f"area-{m['id']}") or None, form.get(f"area2-{m['id']}") or None,
-                              form.get(f"goals-{m['id']}", ""))
+            plans[m["id"]] = (
+                form.get(f"area-{m['id']}") or None,
+                form.get(f"area2-{m['id']}") or None,
+                form.get(f"goals-{m['id']}", ""),
+            )
     ticked = {i: form.get(f"fid-{i}") == "1" for i in checklist_ids}
     fidelity = ticked if any(ticked.values()) or had_fidelity else None
     return SessionEntry(attendance, checks, form.get("note", ""), fidelity, plans, risks), error, dropped
 
 
-def render_sheet(session, cycle, entry: SessionEntry, *, version: int, status: int = 200, differences=(),
-                 draft: dict | None = None):
+def render_sheet(
+    session, cycle, entry: SessionEntry, *, version: int, status: int = 200, differences=(), draft: dict | None = None
+):
     db = get_db()
     protocol = cycles.protocol_of(cycle, protocols())
     people = sessions.expected_members(db, session)
     plan = next((p for p in protocol.sessions if p.number == session["number"]), None)
     return render_template(
-        "sessions/take.html", session=session, cycle=cycle, protocol=protocol, plan=plan, people=people,
-        entry=entry, version=version, differences=differences, risk_marked=sessions.risk_marked(db, session["id"]),
+        "sessions/take.html",
+        session=session,
+        cycle=cycle,
+        protocol=protocol,
+        plan=plan,
+        people=people,
+        entry=entry,
+        version=version,
+        differences=differences,
+        risk_marked=sessions.risk_marked(db, session["id"]),
         due=sessions.instruments_today(db, session, protocol, grace_days=current_app.config["MEASURE_GRACE_DAYS"]),
         instruments=current_app.extensions["group_ipt_forms"].instruments,
-        future=session["scheduled_date"] > clock.today().isoformat(), draft=draft,
+        future=session["scheduled_date"] > clock.today().isoformat(),
+        draft=draft,
     ), status
 
 
@@ -111,8 +126,9 @@ def take(session_id):
             flash(_("This session was cancelled; attendance cannot be recorded for it."), "warning")
         elif draft is not None:
             had_fidelity = sessions.saved_entry(db, session["id"], current_user.id).fidelity is not None
-            entry = parse_entry(MultiDict(draft["fields"]), people, session,
-                                [i.id for i in protocol.fidelity_checklist], had_fidelity)[0]
+            entry = parse_entry(
+                MultiDict(draft["fields"]), people, session, [i.id for i in protocol.fidelity_checklist], had_fidelity
+            )[0]
             return render_sheet(session, cycle, entry, version=draft["version"], draft=draft)
         entry = sessions.saved_entry(db, session["id"], current_user.id)
         if session["status"] != "held" and session["kind"] != "makeup":
@@ -125,28 +141,39 @@ def take(session_id):
     if request.form.get("give"):
         return give_questionnaire(session, people, protocol, version)
     had_fidelity = sessions.saved_entry(db, session["id"], current_user.id).fidelity is not None
-    entry, error, dropped = parse_entry(request.form, people, session, [i.id for i in protocol.fidelity_checklist],
-                                        had_fidelity)
+    entry, error, dropped = parse_entry(
+        request.form, people, session, [i.id for i in protocol.fidelity_checklist], had_fidelity
+    )
     try:
         if error is not None:
             raise error
         unknown = [k for k in request.form if k.startswith("att-") and k[4:] not in {m["id"] for m in people}]
         if unknown:
             raise cycles.CycleError(N_("Someone on this form is not a member of this cycle; reload the page."))
-        saved = sessions.record_session(db, session["id"], entry, expected_version=version, protocols=protocols(),
-                                        actor=current_user.record, today=clock.today(),
-                                        plan=referrals.FollowupPlan.from_config(current_app.config))
+        saved = sessions.record_session(
+            db,
+            session["id"],
+            entry,
+            expected_version=version,
+            protocols=protocols(),
+            actor=current_user.record,
+            today=clock.today(),
+            plan=referrals.FollowupPlan.from_config(current_app.config),
+        )
     except StaleSession as exc:
         flash(tr(exc), "error")
-        return render_sheet(session, cycle, entry, version=exc.current_version, status=409,
-                            differences=[tr(d) for d in exc.differences])
+        return render_sheet(
+            session, cycle, entry, version=exc.current_version, status=409, differences=[tr(d) for d in exc.differences]
+        )
     except DomainError as exc:
         flash(tr(exc), "error")
         return render_sheet(session, cycle, entry, version=version, status=400)
     flash(_("Session saved: %(title)s.", title=cycles.session_title(cycle, session, _)), "success")
     if dropped:
-        flash(_("No symptom check was stored for members not marked present: %(names)s.",
-                names=", ".join(dropped)), "info")
+        flash(
+            _("No symptom check was stored for members not marked present: %(names)s.", names=", ".join(dropped)),
+            "info",
+        )
     if saved["risk_referrals"]:
         # Straight to the alert and its steps, as after a risk answer.
         return redirect(url_for("referrals.detail", referral_id=saved["risk_referrals"][0]["id"]), 303)
@@ -167,19 +194,33 @@ def give_questionnaire(session: dict, people: list[dict], protocol, version: int
     except ValueError:
         abort(400)
     due = sessions.instruments_today(db, session, protocol, grace_days=current_app.config["MEASURE_GRACE_DAYS"])
-    found = next((d for d in due if d["instrument_id"] == instrument_id
-                  and any(m["participant_id"] == participant_id for m in d["members"])), None)
+    found = next(
+        (
+            d
+            for d in due
+            if d["instrument_id"] == instrument_id and any(m["participant_id"] == participant_id for m in d["members"])
+        ),
+        None,
+    )
     if found is None:
         abort(400)
-    fields = {k: v for k, v in request.form.items()
-              if k == "note" or k.startswith(DRAFT_PREFIXES)}
+    fields = {k: v for k, v in request.form.items() if k == "note" or k.startswith(DRAFT_PREFIXES)}
     try:
         sessions.save_draft(db, session["id"], current_user.id, fields, version=version)
     except DomainError as exc:
         flash(tr(exc), "error")
         return redirect(url_for("sessions.take", session_id=session["id"]), 303)
-    return redirect(url_for("screening.form", participant_id=participant_id, instrument_id=instrument_id,
-                            occasion=found["occasion"], cycle_id=session["cycle_id"], session_id=session["id"]), 303)
+    return redirect(
+        url_for(
+            "screening.form",
+            participant_id=participant_id,
+            instrument_id=instrument_id,
+            occasion=found["occasion"],
+            cycle_id=session["cycle_id"],
+            session_id=session["id"],
+        ),
+        303,
+    )
 
 
 @bp.route("/<session_id>/draft/discard", methods=["POST"])

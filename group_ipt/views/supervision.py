@@ -30,8 +30,9 @@ def check_settings(state):
     from .. import ConfigError
 
     threshold = state.app.config["SUPERVISION_ADHERENCE_THRESHOLD"]
-    if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))
-                                  or not 0 <= threshold <= 100):
+    if threshold is not None and (
+        isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 <= threshold <= 100
+    ):
         raise ConfigError("SUPERVISION_ADHERENCE_THRESHOLD must be a percentage from 0 to 100.")
     points = state.app.config["SUPERVISION_WORSENING_POINTS"]
     if isinstance(points, bool) or not isinstance(points, int) or points < 1:
@@ -46,8 +47,13 @@ def supervision_labels():
 def rating_form():
     form = current_app.extensions["group_ipt_forms"].ratings.get(current_app.config["SUPERVISION_RATING_FORM"])
     if form is None:
-        flash(_("No rating form %(id)s in the forms folder (forms/ratings/).",
-                id=current_app.config["SUPERVISION_RATING_FORM"]), "error")
+        flash(
+            _(
+                "No rating form %(id)s in the forms folder (forms/ratings/).",
+                id=current_app.config["SUPERVISION_RATING_FORM"],
+            ),
+            "error",
+        )
     return form
 
 
@@ -60,21 +66,30 @@ def threshold() -> float:
 
 
 def options() -> dict:
-    return {"threshold": threshold(), "today": clock.today(), "due_days": current_app.config["FOLLOWUP_DUE_DAYS"],
-            "worsening_points": current_app.config["SUPERVISION_WORSENING_POINTS"]}
+    return {
+        "threshold": threshold(),
+        "today": clock.today(),
+        "due_days": current_app.config["FOLLOWUP_DUE_DAYS"],
+        "worsening_points": current_app.config["SUPERVISION_WORSENING_POINTS"],
+    }
 
 
 def adherence_chart(summary: supervision.FacilitatorSummary, chart_id: str):
-    points = [charts.Point(date.fromisoformat(r["observed_on"]), r["percent"], bool(r["low"]))
-              for r in summary.ratings]
+    points = [charts.Point(date.fromisoformat(r["observed_on"]), r["percent"], bool(r["low"])) for r in summary.ratings]
     if not any(p.total is not None for p in points):
         return None
     return charts.totals_chart(
-        points, low=0, high=100,
+        points,
+        low=0,
+        high=100,
         title=_("Adherence of %(name)s over time (%%)", name=summary.facilitator["display_name"]),
-        format_date=lambda d: format_date(d, "short"), cutoff=summary.threshold,
-        cutoff_label=_("threshold %(n)s%%", n=int(summary.threshold)), missing_label=_("incomplete"),
-        risk_label=_("low adherence"), chart_id=chart_id)
+        format_date=lambda d: format_date(d, "short"),
+        cutoff=summary.threshold,
+        cutoff_label=_("threshold %(n)s%%", n=int(summary.threshold)),
+        missing_label=_("incomplete"),
+        risk_label=_("low adherence"),
+        chart_id=chart_id,
+    )
 
 
 @bp.route("/")
@@ -83,10 +98,15 @@ def index():
     db = get_db()
     summaries = supervision.overview(db, current_user.record, current_user.site_ids, protocols(), **options())
     chart_list = {s.facilitator["id"]: adherence_chart(s, f"chart-{i}") for i, s in enumerate(summaries)}
-    return render_template("supervision/index.html", summaries=summaries, chart_list=chart_list,
-                           threshold=threshold(), can_rate=current_user.has_role("supervisor"),
-                           urgent=referrals.concerns(db, current_user.site_ids, clock.today()),
-                           risk_checks=screening.open_risk_checks(db, current_user.site_ids))
+    return render_template(
+        "supervision/index.html",
+        summaries=summaries,
+        chart_list=chart_list,
+        threshold=threshold(),
+        can_rate=current_user.has_role("supervisor"),
+        urgent=referrals.concerns(db, current_user.site_ids, clock.today()),
+        risk_checks=screening.open_risk_checks(db, current_user.site_ids),
+    )
 
 
 def facilitator_or_404(user_id: str) -> dict:
@@ -103,9 +123,13 @@ def facilitator(user_id):
     person = facilitator_or_404(user_id)
     sites = supervision.supervision_sites(db, current_user.record, user_id, current_user.site_ids)
     summary = supervision.facilitator_summary(db, person, sites, protocols(), **options())
-    return render_template("supervision/facilitator.html", summary=summary, chart=adherence_chart(summary, "chart"),
-                           can_rate=current_user.has_role("supervisor"),
-                           cycles_led=cycles.list_cycles(db, sites, user_id=user_id))
+    return render_template(
+        "supervision/facilitator.html",
+        summary=summary,
+        chart=adherence_chart(summary, "chart"),
+        can_rate=current_user.has_role("supervisor"),
+        cycles_led=cycles.list_cycles(db, sites, user_id=user_id),
+    )
 
 
 def session_or_404(session_id: str) -> tuple[dict, dict]:
@@ -128,11 +152,18 @@ def session_phase(session: dict, cycle: dict) -> str | None:
 
 def render_rating(session, cycle, form, values: dict, status: int = 200):
     phase = session_phase(session, cycle)
-    return render_template("supervision/rate.html", session=session, cycle=cycle, form=form, values=values,
-                           items=form.items_for(phase), phase=phase,
-                           facilitators=cycles.facilitators(get_db(), cycle["id"]),
-                           saved=supervision.get_rating(get_db(), session["id"], current_user.id),
-                           today=clock.today().isoformat()), status
+    return render_template(
+        "supervision/rate.html",
+        session=session,
+        cycle=cycle,
+        form=form,
+        values=values,
+        items=form.items_for(phase),
+        phase=phase,
+        facilitators=cycles.facilitators(get_db(), cycle["id"]),
+        saved=supervision.get_rating(get_db(), session["id"], current_user.id),
+        today=clock.today().isoformat(),
+    ), status
 
 
 @bp.route("/sessions/<session_id>/rate", methods=["GET", "POST"])
@@ -144,25 +175,41 @@ def rate(session_id):
         return redirect(url_for("supervision.index"), 303)
     if request.method == "GET":
         saved = supervision.get_rating(get_db(), session_id, current_user.id)
-        values = {**(saved["answers"] if saved else {}), "observed_on": saved["observed_on"] if saved else
-                  min(session["scheduled_date"], clock.today().isoformat()), "note": saved["note"] if saved else ""}
+        values = {
+            **(saved["answers"] if saved else {}),
+            "observed_on": saved["observed_on"] if saved else min(session["scheduled_date"], clock.today().isoformat()),
+            "note": saved["note"] if saved else "",
+        }
         return render_rating(session, cycle, form, values)
     phase = session_phase(session, cycle)
     answers = {item.id: request.form.get(f"item-{item.id}", "") for item in form.items_for(phase)}
     try:
         observed_on = cycles.parse_date(request.form.get("observed_on", ""))
-        rating = supervision.save_rating(get_db(), session, form, answers, actor=current_user.record,
-                                         observed_on=observed_on, note=request.form.get("note", ""),
-                                         today=clock.today(), phase=phase)
+        rating = supervision.save_rating(
+            get_db(),
+            session,
+            form,
+            answers,
+            actor=current_user.record,
+            observed_on=observed_on,
+            note=request.form.get("note", ""),
+            today=clock.today(),
+            phase=phase,
+        )
     except DomainError as exc:
         flash(tr(exc), "error")
         return render_rating(session, cycle, form, request.form, 400)
     if rating["complete"]:
         flash(_("Rating saved: adherence %(percent)s%%.", percent=rating["percent"]), "success")
     else:
-        flash(ngettext("Rating saved as incomplete: %(num)d item is blank, so it has no score. Fill it in when "
-                       "you can.", "Rating saved as incomplete: %(num)d items are blank, so it has no score. Fill "
-                       "them in when you can.", len(rating["missing"])), "warning")
+        flash(
+            ngettext(
+                "Rating saved as incomplete: %(num)d item is blank, so it has no score. Fill it in when you can.",
+                "Rating saved as incomplete: %(num)d items are blank, so it has no score. Fill them in when you can.",
+                len(rating["missing"]),
+            ),
+            "warning",
+        )
     leader = cycles.facilitators(get_db(), cycle["id"])
     if leader:
         return redirect(url_for("supervision.facilitator", user_id=leader[0]["id"]), 303)
@@ -184,10 +231,17 @@ def new_log():
         if chosen is None:
             raise SupervisionError(N_("Choose a facilitator you supervise."), field="facilitator_id")
         sites = supervision.supervision_sites(db, current_user.record, chosen["id"], current_user.site_ids)
-        supervision.add_log(db, supervisor=current_user.record, facilitator_id=chosen["id"], site_id=sites[0],
-                            held_on=cycles.parse_date(request.form.get("held_on", "")),
-                            cycle_ids=request.form.getlist("cycle_ids"), cases=request.form.get("cases", ""),
-                            actions=request.form.get("actions", ""), today=clock.today())
+        supervision.add_log(
+            db,
+            supervisor=current_user.record,
+            facilitator_id=chosen["id"],
+            site_id=sites[0],
+            held_on=cycles.parse_date(request.form.get("held_on", "")),
+            cycle_ids=request.form.getlist("cycle_ids"),
+            cases=request.form.get("cases", ""),
+            actions=request.form.get("actions", ""),
+            today=clock.today(),
+        )
     except DomainError as exc:
         flash(tr(exc), "error")
         return render_template("supervision/log.html", values=request.form, **context), 400
@@ -205,9 +259,13 @@ def assignments():
             site_id = request.form.get("site_id", "")
             if site_id not in current_user.site_ids:
                 raise SupervisionError(N_("Choose the site."), field="site_id")
-            supervision.assign(db, supervisor_id=request.form.get("supervisor_id", ""),
-                               facilitator_id=request.form.get("facilitator_id", ""), site_id=site_id,
-                               actor=current_user.record)
+            supervision.assign(
+                db,
+                supervisor_id=request.form.get("supervisor_id", ""),
+                facilitator_id=request.form.get("facilitator_id", ""),
+                site_id=site_id,
+                actor=current_user.record,
+            )
         except DomainError as exc:
             flash(tr(exc), "error")
             status = 400
@@ -216,10 +274,12 @@ def assignments():
             return redirect(url_for("supervision.assignments"), 303)
     sites = current_user.site_ids
     return render_template(
-        "supervision/assignments.html", found=supervision.assignments(db, sites),
+        "supervision/assignments.html",
+        found=supervision.assignments(db, sites),
         supervisors=supervision.people_of_sites(db, sites, ("supervisor",)),
         facilitators=supervision.people_of_sites(db, sites, ("facilitator", "coordinator", "supervisor")),
-        sites=[row(db, "select * from sites where id = ?", (s,)) for s in sites]), status
+        sites=[row(db, "select * from sites where id = ?", (s,)) for s in sites],
+    ), status
 
 
 @bp.route("/assignments/<assignment_id>/delete", methods=["POST"])

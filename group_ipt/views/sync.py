@@ -45,8 +45,7 @@ def index():
 @role_required("coordinator", "supervisor")
 def resolve(conflict_id):
     try:
-        review.resolve_conflict(get_db(), conflict_id, request.form.get("action", ""), user=_actor(),
-                                site_ids=_scope())
+        review.resolve_conflict(get_db(), conflict_id, request.form.get("action", ""), user=_actor(), site_ids=_scope())
     except ReviewError as exc:
         flash(str(exc), "error")
         return redirect(url_for("sync.index"), 303)
@@ -60,10 +59,17 @@ def quarantined(item_id):
     action = request.form.get("action", "")
     try:
         if action == "retry":
-            ok = review.retry_quarantined(get_db(), item_id, user=_actor(), site_ids=_scope(),
-                                          instruments=current_app.extensions["group_ipt_forms"].instruments)
-            flash(_("The record was applied.") if ok else _("The record still cannot be applied; see its error."),
-                  "info" if ok else "error")
+            ok = review.retry_quarantined(
+                get_db(),
+                item_id,
+                user=_actor(),
+                site_ids=_scope(),
+                instruments=current_app.extensions["group_ipt_forms"].instruments,
+            )
+            flash(
+                _("The record was applied.") if ok else _("The record still cannot be applied; see its error."),
+                "info" if ok else "error",
+            )
         elif action == "dismiss":
             review.dismiss_quarantined(get_db(), item_id, user=_actor(), site_ids=_scope())
             flash(_("The record was set aside; it stays in the quarantine list as dismissed."), "info")
