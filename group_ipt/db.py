@@ -9,9 +9,10 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence, Sized
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import sqlite_utils
 from flask import current_app, g
@@ -105,15 +106,33 @@ def write(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
         db.conn.commit()
 
 
-def row(db: sqlite_utils.Database, sql: str, params: dict | tuple = ()) -> dict | None:
+Params = Mapping[str, Any] | Sequence[Any]
+
+
+def _bound(params: Params) -> dict | tuple:
+    """sqlite-utils is typed for a dict or a tuple; lists and other mappings are given as those."""
+    if isinstance(params, dict | tuple):
+        return params
+    return dict(params) if isinstance(params, Mapping) else tuple(params)
+
+
+def row(db: sqlite_utils.Database, sql: str, params: Params = ()) -> dict[str, Any] | None:
     """Return the first row of a query as a dict, or None."""
-    for r in db.query(sql, params):
+    for r in db.query(sql, _bound(params)):
         return r
     return None
 
 
-def rows(db: sqlite_utils.Database, sql: str, params: dict | tuple = ()) -> list[dict]:
-    return list(db.query(sql, params))
+def rows(db: sqlite_utils.Database, sql: str, params: Params = ()) -> list[dict[str, Any]]:
+    return list(db.query(sql, _bound(params)))
+
+
+def marks(values: Sized) -> str:
+    """Placeholders for ``in (...)``: one ``?`` per value, or ``''`` so an empty list matches nothing.
+
+    ``in ()`` is a syntax error in SQLite; ``in ('')`` is valid and matches no id.
+    """
+    return ",".join("?" * len(values)) or "''"
 
 
 def in_clock_order(table: str, alias: str) -> tuple[str, str]:
