@@ -16,16 +16,17 @@ Plain Python, no Flask: the view passes the loaded forms and settings as ``Rules
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from datetime import date
 from typing import NoReturn
 
+from jsonschema import ValidationError
+
 from .. import clock, cycles, participants, referrals, screening, sessions
-from ..db import row, rows
+from ..db import row, rows, write
 from ..instruments import Instrument
 from ..intake import Intake
-from . import tracking
+from . import schemas, tracking
 
 # API name -> table. Each is a synced table (id, site_id, created_at, updated_at).
 RESOURCES = {
@@ -70,45 +71,9 @@ REFERRAL_CHANGES = (
     '"referred_to": ...}; or {"followup_id": ..., "done_on": "YYYY-MM-DD", "note": ...}.'
 )
 
-# The bodies each write accepts (field -> JSON type), and which are required.
-PARTICIPANT_NEW = {
-    "name": "string",
-    "sex": "string",
-    "age": "integer|string",
-    "birth_year": "integer|string",
-    "village": "string",
-    "phone": "string|null",
-    "language": "string|null",
-    "consents": "array",
-    "consent_given_by": "string|null",
-}
-PARTICIPANT_NEW_REQUIRED = ("name", "sex", "village", "consents")
-PARTICIPANT_CHANGE = {"name": "string", "village": "string", "phone": "string|null", "language": "string|null"}
-SCREENING_NEW = {
-    "participant_id": "string",
-    "instrument_id": "string",
-    "answers": "object",
-    "submission_key": "string",
-    "occasion": "string",
-    "administered_on": "date",
-    "risk_observed": "boolean",
-    "exclusions": "array",
-    "cycle_id": "string|null",
-    "session_id": "string|null",
-    "note": "string|null",
-    "language": "string|null",
-}
-SCREENING_NEW_REQUIRED = ("participant_id", "instrument_id", "answers", "submission_key")
-REFERRAL_NEW = {"participant_id": "string", "reason": "string", "urgency": "string", "note": "string|null"}
-REFERRAL_NEW_REQUIRED = ("participant_id", "reason", "urgency")
-REFERRAL_ACTIONS = {
-    "acknowledge": ("acknowledge",),
-    "status": ("status", "note", "referred_to"),
-    "followup_id": ("followup_id", "done_on", "note"),
-}
-SHEET_SAVE = {"version": "integer", "attendance": "object", "checks": "object", "note": "string", "plans": "object"}
-SHEET_SAVE_REQUIRED = ("version", "attendance")
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# The three changes of a referral, by the field that names each, in the order of the
+# ReferralChange schema's ``oneOf`` (sync/schemas.py).
+REFERRAL_ACTIONS = ("acknowledge", "status", "followup_id")
 
 
 class RecordError(ValueError):
@@ -199,8 +164,50 @@ def get_record(db, resource: str, site_id: str, record_id: str) -> dict:
 # ---- checking a body ------------------------------------------------------------------------
 
 
-def _fields(db, resource: str, data: object, accepted: dict, *, creating: bool, required=()) -> dict:
-    """Return ``data`` if it is an object of accepted fields with every required one, else raise."""
+@dataclass
+class Body:
+    """A write body checked against the schema the API publishes (``sync/schemas.py``).
+
+    Its structure (types, required and unknown fields, dates) is checked at once. Its value rules
+    (an urgency of the list, an age in range, a name not blank) are the domain's too: the domain
+    function answers them in its own words, and ``confirm`` refuses, before the write commits,
+    whatever the domain let through that the schema does not allow.
+    """
+
+    data: dict
+    pending: list[ValidationError]
+
+    def confirm(self) -> None:
+        if self.pending:
+            message, field_name = schemas.value_message(self.pending[0])
+            raise RecordError(message, field=field_name)
+
+
+def _checked(
+    db, resource: str, name: str, data: object, rules: Rules, *, creating: bool, also=(), branch: int | None = None
+) -> Body:
+    """Check ``data`` against the published schema ``name``; raise the first structural fault.
+
+    ``also`` are fields accepted beyond the schema, for a clearer refusal further on.
+    """
+    instruments = tuple(sorted(rules.instruments))
+    schema = schemas.schema_of(name, instruments, branch)
+    if branch is None:
+        _known_fields(db, resource, data, [*schema["properties"], *also], creating=creating)
+    assert isinstance(data, dict)
+    missing = [k for k in schema.get("required", ()) if data.get(k) is None]
+    if missing:
+        raise RecordError(f"Missing required field(s) for {resource}: {', '.join(missing)}.", field=missing[0])
+    found = schemas.errors(name, {k: v for k, v in data.items() if k not in also}, instruments, branch)
+    for error in found:
+        if schemas.is_structure(error):
+            message, field_name = schemas.structure_message(error)
+            raise RecordError(message, field=field_name)
+    return Body(data, found)
+
+
+def _known_fields(db, resource: str, data: object, accepted: list[str], *, creating: bool) -> None:
+    """Refuse a body that is not an object, or that holds a field the write does not take."""
     if not isinstance(data, dict):
         raise RecordError("The body must be a JSON object of fields.")
     names = {c["name"] for c in columns(db, resource)}
@@ -215,68 +222,11 @@ def _fields(db, resource: str, data: object, accepted: dict, *, creating: bool, 
         if creating or set(refused) <= set(MANAGED):
             raise RecordError(f"These fields are set by the server: {', '.join(refused)}.", field=refused[0])
         raise RecordError(f"These fields cannot be changed through the API: {', '.join(refused)}.", field=refused[0])
-    missing = [k for k in required if data.get(k) is None]
-    if missing:
-        raise RecordError(f"Missing required field(s) for {resource}: {', '.join(missing)}.", field=missing[0])
-    return data
 
 
-def _text(data: dict, key: str, default: str | None = None) -> str | None:
-    value = data.get(key, default)
-    if value is not None and not isinstance(value, str):
-        raise RecordError(f"'{key}' must be text.", field=key)
-    return value
-
-
-def _number_or_text(data: dict, key: str) -> int | str | None:
-    value = data.get(key)
-    if value is None or isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool)):
-        return value
-    raise RecordError(f"'{key}' must be a whole number.", field=key)
-
-
-def _whole(data: dict, key: str) -> int:
-    value = data.get(key)
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise RecordError(f"'{key}' must be a whole number.", field=key)
-    return value
-
-
-def _flag(data: dict, key: str) -> bool:
-    value = data.get(key, False)
-    if not isinstance(value, bool):
-        raise RecordError(f"'{key}' must be true or false.", field=key)
-    return value
-
-
-def _text_list(data: dict, key: str) -> list[str]:
-    value = data.get(key)
-    if value is None:
-        return []
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise RecordError(f"'{key}' must be a list of text.", field=key)
-    return value
-
-
-def _object(data: dict, key: str) -> dict:
-    value = data.get(key)
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise RecordError(f"'{key}' must be a JSON object.", field=key)
-    return value
-
-
-def _day(data: dict, key: str) -> date | None:
-    value = _text(data, key)
-    if value is None:
-        return None
-    try:
-        if not _DATE.match(value):
-            raise ValueError(value)
-        return date.fromisoformat(value)
-    except ValueError:
-        raise RecordError(f"'{key}' must be a date written YYYY-MM-DD.", field=key) from None
+def _day(value: str | None) -> date | None:
+    """A date the schema's ``format: date`` already checked (YYYY-MM-DD)."""
+    return None if value is None else date.fromisoformat(value)
 
 
 def _actor(device: dict) -> dict:
@@ -294,33 +244,33 @@ def _participant(db, device: dict, participant_id: str) -> dict:
 # ---- participants ---------------------------------------------------------------------------
 
 
-def create_participant(db, device: dict, data: object) -> dict:
+def create_participant(db, device: dict, data: object, rules: Rules) -> dict:
     """Register a person (participants.register): a new programme code, consents, duplicate flags."""
-    data = _fields(db, "participants", data, PARTICIPANT_NEW, creating=True, required=PARTICIPANT_NEW_REQUIRED)
-    fields = {k: _text(data, k) for k in ("name", "sex", "village", "phone", "language")}
-    fields.update({k: _number_or_text(data, k) for k in ("age", "birth_year")})
+    body = _checked(db, "participants", "ParticipantNew", data, rules, creating=True)
+    data = body.data
     site = row(db, "select * from sites where id = ?", (device["site_id"],))
-    registration = participants.register(
-        db,
-        site=site,
-        actor=_actor(device),
-        consents=_text_list(data, "consents"),
-        consent_given_by=_text(data, "consent_given_by") or "",
-        **fields,
-    )
+    with write(db):
+        registration = participants.register(
+            db,
+            site=site,
+            actor=_actor(device),
+            consents=data["consents"],
+            consent_given_by=data.get("consent_given_by") or "",
+            **{k: data.get(k) for k in ("name", "sex", "village", "phone", "language", "age", "birth_year")},
+        )
+        body.confirm()
     return _with_duplicates(db, device, registration)
 
 
-def update_participant(db, device: dict, participant_id: str, data: object) -> dict:
+def update_participant(db, device: dict, participant_id: str, data: object, rules: Rules) -> dict:
     """Change a participant's name, village, phone or language (participants.update_details)."""
-    data = _fields(
-        db, "participants", data, {**PARTICIPANT_CHANGE, "status": "string", "reason": "string"}, creating=False
-    )
+    body = _checked(db, "participants", "ParticipantChange", data, rules, creating=False, also=("status", "reason"))
     get_record(db, "participants", device["site_id"], participant_id)
-    if "status" in data or "reason" in data:
+    if "status" in body.data or "reason" in body.data:
         raise RecordError(STATUS_BY_DEVICE, 403, field="status")
-    changes = {k: _text(data, k) for k in data}
-    registration = participants.update_details(db, participant_id, changes, _actor(device))
+    with write(db):
+        registration = participants.update_details(db, participant_id, dict(body.data), _actor(device))
+        body.confirm()
     return _with_duplicates(db, device, registration)
 
 
@@ -339,38 +289,36 @@ def create_screening(db, device: dict, data: object, rules: Rules) -> tuple[dict
     Return the saved screening and whether it was created now (False: the submission key
     was already saved, and that screening is returned).
     """
-    data = _fields(db, "screenings", data, SCREENING_NEW, creating=True, required=SCREENING_NEW_REQUIRED)
-    participant = _participant(db, device, _text(data, "participant_id"))
-    instrument_id = _text(data, "instrument_id")
-    instrument = rules.instruments.get(instrument_id)
+    body = _checked(db, "screenings", "ScreeningNew", data, rules, creating=True)
+    data = body.data
+    participant = _participant(db, device, data["participant_id"])
+    instrument = rules.instruments.get(data["instrument_id"])
     if instrument is None:
         raise RecordError(
-            f"No instrument {instrument_id!r}; choose one of: {', '.join(sorted(rules.instruments))}.",
+            f"No instrument {data['instrument_id']!r}; choose one of: {', '.join(sorted(rules.instruments))}.",
             field="instrument_id",
         )
-    answers = _object(data, "answers")
-    for item, value in answers.items():
-        if value is not None and not isinstance(value, str) and (not isinstance(value, int) or isinstance(value, bool)):
-            raise RecordError(f"The answer to {item} must be a whole number, text or null.", field=item)
-    outcome = screening.save_screening(
-        db,
-        participant=participant,
-        instrument=instrument,
-        raw_answers=answers,
-        submission_key=_text(data, "submission_key"),
-        actor=_actor(device),
-        intake=rules.intake,
-        plan=rules.plan,
-        occasion=_text(data, "occasion", "screening"),
-        administered_on=_day(data, "administered_on"),
-        risk_observed=_flag(data, "risk_observed"),
-        exclusions=_text_list(data, "exclusions"),
-        cutoff=(rules.cutoffs or {}).get(instrument.id),
-        language=_text(data, "language"),
-        note=_text(data, "note"),
-        cycle_id=_text(data, "cycle_id"),
-        session_id=_text(data, "session_id"),
-    )
+    with write(db):
+        outcome = screening.save_screening(
+            db,
+            participant=participant,
+            instrument=instrument,
+            raw_answers=data["answers"],
+            submission_key=data["submission_key"],
+            actor=_actor(device),
+            intake=rules.intake,
+            plan=rules.plan,
+            occasion=data.get("occasion", "screening"),
+            administered_on=_day(data.get("administered_on")),
+            risk_observed=data.get("risk_observed", False),
+            exclusions=data.get("exclusions") or [],
+            cutoff=(rules.cutoffs or {}).get(instrument.id),
+            language=data.get("language"),
+            note=data.get("note"),
+            cycle_id=data.get("cycle_id"),
+            session_id=data.get("session_id"),
+        )
+        body.confirm()
     out = get_record(db, "screenings", device["site_id"], outcome.screening["id"])
     referral = outcome.referral
     out["referral_id"] = referral["id"] if referral else None
@@ -385,33 +333,32 @@ def create_screening(db, device: dict, data: object, rules: Rules) -> tuple[dict
 
 def create_referral(db, device: dict, data: object, rules: Rules) -> dict:
     """Refer a person by hand (a risk seen outside a screening): referrals.create."""
-    data = _fields(db, "referrals", data, REFERRAL_NEW, creating=True, required=REFERRAL_NEW_REQUIRED)
-    participant = _participant(db, device, _text(data, "participant_id"))
-    reason = (_text(data, "reason") or "").strip()
-    referral = referrals.create(
-        db,
-        participant=participant,
-        reason=reason,
-        triggers=[{"kind": "manual", "reason": reason}],
-        urgency=_text(data, "urgency"),
-        actor=_actor(device),
-        plan=rules.plan,
-        note=_text(data, "note"),
-    )
+    body = _checked(db, "referrals", "ReferralNew", data, rules, creating=True)
+    data = body.data
+    participant = _participant(db, device, data["participant_id"])
+    reason = data["reason"].strip()
+    with write(db):
+        referral = referrals.create(
+            db,
+            participant=participant,
+            reason=reason,
+            triggers=[{"kind": "manual", "reason": reason}],
+            urgency=data["urgency"],
+            actor=_actor(device),
+            plan=rules.plan,
+            note=data.get("note"),
+        )
+        body.confirm()
     return get_record(db, "referrals", device["site_id"], referral["id"])
 
 
 def update_referral(db, device: dict, referral_id: str, data: object, rules: Rules) -> dict:
     """Move a referral forward as the referral page does: acknowledge, a new status, or a follow-up."""
-    accepted = {
-        "acknowledge": "boolean",
-        "status": "string",
-        "note": "string|null",
-        "referred_to": "string|null",
-        "followup_id": "string",
-        "done_on": "date",
-    }
-    data = _fields(db, "referrals", data, accepted, creating=False)
+    instruments = tuple(sorted(rules.instruments))
+    branches = schemas.schema_of("ReferralChange", instruments)["oneOf"]
+    every = list(dict.fromkeys(name for branch in branches for name in branch["properties"]))
+    _known_fields(db, "referrals", data, every, creating=False)
+    assert isinstance(data, dict)
     referral = referrals.get(db, referral_id, [device["site_id"]])
     if referral is None:
         raise RecordError(f"No referrals record {referral_id!r}.", 404)
@@ -419,36 +366,32 @@ def update_referral(db, device: dict, referral_id: str, data: object, rules: Rul
     if len(actions) != 1:
         raise RecordError(REFERRAL_CHANGES)
     action = actions[0]
-    extra = sorted(set(data) - set(REFERRAL_ACTIONS[action]))
+    branch = list(REFERRAL_ACTIONS).index(action)
+    extra = sorted(set(data) - set(branches[branch]["properties"]))
     if extra:
         raise RecordError(f"{', '.join(extra)} cannot go with '{action}'. {REFERRAL_CHANGES}", field=extra[0])
+    body = _checked(db, "referrals", "ReferralChange", data, rules, creating=False, branch=branch)
     actor = _actor(device)
-    if action == "acknowledge":
-        if _flag(data, "acknowledge") is not True:
-            raise RecordError('An acknowledgement cannot be undone; send "acknowledge": true.', field="acknowledge")
-        referrals.acknowledge(db, referral, actor)
-    elif action == "status":
-        referrals.set_status(
-            db,
-            referral,
-            _text(data, "status") or "",
-            actor,
-            note=_text(data, "note"),
-            referred_to=_text(data, "referred_to"),
-        )
-    else:
-        done_on = _day(data, "done_on")
-        if done_on is None:
-            raise RecordError("Missing required field(s) for referrals: done_on.", field="done_on")
-        referrals.record_followup(
-            db,
-            referral,
-            _text(data, "followup_id") or "",
-            actor,
-            note=_text(data, "note"),
-            done_on=done_on,
-            plan=rules.plan,
-        )
+    with write(db):
+        if action == "acknowledge":
+            if data["acknowledge"] is not True:
+                raise RecordError('An acknowledgement cannot be undone; send "acknowledge": true.', field="acknowledge")
+            referrals.acknowledge(db, referral, actor)
+        elif action == "status":
+            referrals.set_status(
+                db, referral, data["status"], actor, note=data.get("note"), referred_to=data.get("referred_to")
+            )
+        else:
+            referrals.record_followup(
+                db,
+                referral,
+                data["followup_id"],
+                actor,
+                note=data.get("note"),
+                done_on=_day(data["done_on"]),
+                plan=rules.plan,
+            )
+        body.confirm()
     return get_record(db, "referrals", device["site_id"], referral_id)
 
 
@@ -492,53 +435,32 @@ def record_attendance(db, device: dict, session_id: str, data: object, rules: Ru
     StaleSession. Absent ``note`` or ``checks`` keep what is saved (checks only for members
     still marked present or late); sent ones replace it.
     """
-    data = _fields(db, "sessions", data, SHEET_SAVE, creating=False, required=SHEET_SAVE_REQUIRED)
+    body = _checked(db, "sessions", "AttendanceSave", data, rules, creating=False)
+    data = body.data
     session = _session(db, device, session_id)
-    version = _whole(data, "version")
-    attendance = _object(data, "attendance")
-    for member_id, status in attendance.items():
-        if not isinstance(status, str):
-            raise RecordError(
-                f"The attendance of {member_id} must be text: {', '.join(sessions.ATTENDANCE)}.", field="attendance"
-            )
+    attendance = data["attendance"]
     saved = sessions.saved_entry(db, session_id)
     if "checks" in data:
-        checks = {}
-        for member_id, check in _object(data, "checks").items():
-            if not isinstance(check, dict) or set(check) - {"trend", "rating"}:
-                raise RecordError(
-                    'A symptom check is {"trend": better|same|worse|null, "rating": 0-10|null}.', field="checks"
-                )
-            trend, rating = check.get("trend"), check.get("rating")
-            if (trend is not None and not isinstance(trend, str)) or (
-                rating is not None and (not isinstance(rating, int) or isinstance(rating, bool))
-            ):
-                raise RecordError(
-                    'A symptom check is {"trend": better|same|worse|null, "rating": 0-10|null}.', field="checks"
-                )
-            checks[member_id] = (trend, rating)
+        checks = {m: (c.get("trend"), c.get("rating")) for m, c in (data["checks"] or {}).items()}
     else:
         checks = {m: c for m, c in saved.checks.items() if attendance.get(m) in ("present", "late")}
-    plans = {}
-    for member_id, plan in _object(data, "plans").items():
-        if (
-            not isinstance(plan, dict)
-            or set(plan) - {"problem_area", "problem_area_2", "goals"}
-            or not all(v is None or isinstance(v, str) for v in plan.values())
-        ):
-            raise RecordError('A plan is {"problem_area": ..., "problem_area_2": ..., "goals": "..."}.', field="plans")
-        plans[member_id] = (plan.get("problem_area"), plan.get("problem_area_2"), plan.get("goals") or "")
-    note = _text(data, "note") if "note" in data else saved.note
+    plans = {
+        m: (p.get("problem_area"), p.get("problem_area_2"), p.get("goals") or "")
+        for m, p in (data.get("plans") or {}).items()
+    }
+    note = data.get("note", saved.note)
     entry = sessions.SessionEntry(attendance, checks, note or "", None, plans)
-    sessions.record_session(
-        db,
-        session["id"],
-        entry,
-        expected_version=version,
-        protocols=rules.protocols,
-        actor=_actor(device),
-        today=clock.today(),
-    )
+    with write(db):
+        sessions.record_session(
+            db,
+            session["id"],
+            entry,
+            expected_version=data["version"],
+            protocols=rules.protocols,
+            actor=_actor(device),
+            today=clock.today(),
+        )
+        body.confirm()
     return attendance_sheet(db, device, session_id)
 
 

@@ -22,7 +22,7 @@ from .. import fields, inflate, referrals
 from ..db import get_db
 from ..errors import DomainError
 from ..sessions import StaleSession
-from ..sync import devices, records, server
+from ..sync import devices, records, schemas, server
 from ..sync.engine import MAX_INTEGER, SyncRejected
 from ..sync.records import RecordError
 
@@ -464,14 +464,14 @@ def refuse_names_on_codes_only_central(body: object) -> None:
 def create_participant():
     body = body_json()
     refuse_names_on_codes_only_central(body)
-    return reply(records.create_participant(get_db(), g.device, body), 201)
+    return reply(records.create_participant(get_db(), g.device, body, rules()), 201)
 
 
 @bp.route("/participants/<record_id>", methods=["PATCH"])
 def update_participant(record_id):
     body = body_json()
     refuse_names_on_codes_only_central(body)
-    return reply(records.update_participant(get_db(), g.device, record_id, body))
+    return reply(records.update_participant(get_db(), g.device, record_id, body, rules()))
 
 
 @bp.route("/screenings", methods=["POST"])
@@ -641,230 +641,6 @@ SYNC_SCHEMAS = {
     },
 }
 
-# The JSON types of the write bodies in sync.records.
-BODY_TYPES = {
-    "string": {"type": "string"},
-    "string|null": {"type": ["string", "null"]},
-    "integer": {"type": "integer"},
-    "integer|string": {"type": ["integer", "string"]},
-    "boolean": {"type": "boolean"},
-    "date": {"type": "string", "format": "date"},
-    "array": {"type": "array", "items": {"type": "string"}},
-    "object": {"type": "object"},
-}
-
-
-def _body(fields: dict, required=(), **details) -> dict:
-    """A write body's schema: the fields' JSON types, plus descriptions or enums per field."""
-    properties = {}
-    for name, kind in fields.items():
-        extra = details.get(name, {})
-        properties[name] = {**BODY_TYPES[kind], **({"description": extra} if isinstance(extra, str) else extra)}
-    return {"type": "object", "additionalProperties": False, "required": list(required), "properties": properties}
-
-
-def _write_schemas(instruments: list[str] | None) -> dict:
-    from .. import clock, participants, screening, sessions
-
-    def ref(name):
-        return {"$ref": f"#/components/schemas/{name}"}
-
-    check = {
-        "type": "object",
-        "additionalProperties": False,
-        "properties": {
-            "trend": {"type": ["string", "null"], "enum": [*sessions.TRENDS, None]},
-            "rating": {"type": ["integer", "null"], "minimum": 0, "maximum": 10},
-        },
-    }
-    plan = {
-        "type": "object",
-        "additionalProperties": False,
-        "properties": {
-            "problem_area": {"type": ["string", "null"]},
-            "problem_area_2": {"type": ["string", "null"]},
-            "goals": {"type": ["string", "null"]},
-        },
-    }
-    note = {"type": ["string", "null"], "maxLength": referrals.MAX_NOTE}
-    # Bounds apply to numbers only: a number must be in range, text (e.g. "34") is checked by the server.
-    year = clock.today().year
-    text = {"minLength": 1, "description": "not blank"}
-    name = {**text, "maxLength": fields.limit("participants", "name")}
-    village = {**text, "maxLength": fields.limit("participants", "village")}
-    participant_new = _body(
-        records.PARTICIPANT_NEW,
-        records.PARTICIPANT_NEW_REQUIRED,
-        name=name,
-        village=village,
-        language={"maxLength": fields.limit("participants", "language")},
-        phone={"maxLength": fields.limit("participants", "phone")},
-        sex={"enum": list(participants.SEXES)},
-        age={
-            "type": ["integer", "string", "null"],
-            "minimum": participants.MIN_AGE,
-            "maximum": participants.MAX_AGE,
-            "description": "in years, an estimate is fine; give age or birth_year, not both",
-        },
-        birth_year={
-            "type": ["integer", "string", "null"],
-            "minimum": year - participants.MAX_AGE,
-            "maximum": year - participants.MIN_AGE,
-        },
-        consents={
-            "items": {"type": "string", "enum": list(participants.CONSENT_PURPOSES)},
-            "contains": {"const": "screening"},
-            "description": "every purpose the person agreed to; 'screening' is required",
-        },
-        consent_given_by="who gave consent (a guardian's name); blank: the person",
-    )
-    participant_new["anyOf"] = [{"required": ["age"]}, {"required": ["birth_year"]}]
-    return {
-        "ParticipantNew": participant_new,
-        "ParticipantChange": {
-            **_body(records.PARTICIPANT_CHANGE, name=name, village=village),
-            "description": "Only these fields; sex, birth year, code and status are refused.",
-        },
-        "ParticipantSaved": {
-            "allOf": [
-                ref("participants"),
-                {
-                    "type": "object",
-                    "properties": {
-                        "possible_duplicates": {
-                            "type": "array",
-                            "items": {
-                                "type": "object",
-                                "properties": {"id": {"type": "string"}, "code": {"type": "string"}},
-                            },
-                            "description": "flagged for a coordinator's review; nothing is merged",
-                        }
-                    },
-                },
-            ]
-        },
-        "ScreeningNew": _body(
-            records.SCREENING_NEW,
-            records.SCREENING_NEW_REQUIRED,
-            instrument_id={"enum": instruments} if instruments else "an instrument of forms/instruments",
-            answers={
-                "additionalProperties": {"type": ["integer", "string", "null"]},
-                "description": "question id -> the option's value; null or absent: not answered",
-            },
-            submission_key={
-                "pattern": "^[A-Za-z0-9_-]{16,64}$",
-                "description": "a new random key per screening; the same key again returns the "
-                "saved screening (200) and saves nothing",
-            },
-            occasion={"enum": list(screening.OCCASIONS), "default": "screening"},
-            administered_on={"type": ["string", "null"], "description": "default: today; not in the future"},
-            risk_observed="the facilitator saw a risk: an urgent referral",
-            exclusions={
-                "type": ["array", "null"],
-                "items": {"type": "string"},
-                "description": "codes of forms/intake.yaml: a referral",
-            },
-            cycle_id="with session_id: the cycle measure this answers (the person must be a member)",
-        ),
-        "ScreeningSaved": {
-            "allOf": [
-                ref("screenings"),
-                {
-                    "type": "object",
-                    "properties": {
-                        "referral_id": {
-                            "type": ["string", "null"],
-                            "description": "the safety referral, when one was made",
-                        },
-                        "referral_urgency": {"type": ["string", "null"], "enum": [*referrals.URGENCIES, None]},
-                        "safety_steps": {
-                            "type": ["object", "null"],
-                            "description": "what to do now (forms/intake.yaml)",
-                            "properties": {
-                                "title": {"type": "string"},
-                                "steps": {"type": "array", "items": {"type": "string"}},
-                            },
-                        },
-                    },
-                },
-            ],
-            "description": "total is the score; band, eligible (1, 0 or null) and risk (1 or 0) are the server's.",
-        },
-        "ReferralNew": _body(
-            records.REFERRAL_NEW,
-            records.REFERRAL_NEW_REQUIRED,
-            reason=text,
-            urgency={"enum": list(referrals.URGENCIES)},
-            note=note,
-        ),
-        "ReferralChange": {
-            "oneOf": [
-                _body(
-                    {"acknowledge": "boolean"},
-                    ["acknowledge"],
-                    acknowledge={"const": True, "description": "the alert and its steps were seen"},
-                ),
-                _body(
-                    {"status": "string", "note": "string|null", "referred_to": "string|null"},
-                    ["status"],
-                    status={
-                        "enum": [s for s in referrals.STATUSES if s not in ("open", "closed")],
-                        "description": "forward only, after acknowledging; 'referred' needs referred_to",
-                    },
-                    note=note,
-                ),
-                _body(
-                    {"followup_id": "string", "done_on": "date", "note": "string|null"},
-                    ["followup_id", "done_on"],
-                    note=note,
-                ),
-            ]
-        },
-        "AttendanceSave": _body(
-            records.SHEET_SAVE,
-            records.SHEET_SAVE_REQUIRED,
-            version="the session's version the sheet was made from (GET .../attendance)",
-            attendance={
-                "additionalProperties": {"enum": list(sessions.ATTENDANCE)},
-                "description": "member id -> status, for everyone on the sheet (a make-up: who came)",
-            },
-            checks={
-                "type": ["object", "null"],
-                "additionalProperties": check,
-                "description": "member id -> symptom check (present or late only); absent: keep the saved; null: none",
-            },
-            note={"type": ["string", "null"], "description": "absent: keep the saved note; null: none"},
-            plans={
-                "type": ["object", "null"],
-                "additionalProperties": plan,
-                "description": "pre-group session: member id -> plan",
-            },
-        ),
-        "AttendanceSheet": {
-            "type": "object",
-            "properties": {
-                "session": ref("sessions"),
-                "version": {"type": "integer"},
-                "members": {
-                    "type": "array",
-                    "items": {
-                        "type": "object",
-                        "properties": {
-                            "member_id": {"type": "string"},
-                            "participant_id": {"type": "string"},
-                            "code": {"type": "string"},
-                            "name": {"type": "string"},
-                            "status": {"type": "string"},
-                        },
-                    },
-                },
-                "attendance": {"type": "object", "additionalProperties": {"type": "string"}},
-                "checks": {"type": "object", "additionalProperties": check},
-                "note": {"type": "string"},
-            },
-        },
-    }
-
 
 def _resource_schemas(db) -> dict:
     schemas = {}
@@ -1023,6 +799,6 @@ def openapi_document(db, instruments: list[str] | None = None) -> dict:
         "paths": paths,
         "components": {
             "securitySchemes": {"deviceToken": {"type": "http", "scheme": "bearer"}},
-            "schemas": {**SYNC_SCHEMAS, **_write_schemas(instruments), **resource_schemas},
+            "schemas": {**SYNC_SCHEMAS, **schemas.write_schemas(instruments), **resource_schemas},
         },
     }
