@@ -16,6 +16,7 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 
 from . import bundle, i18n
 from . import db as dbmod
+from .errors import DomainError
 from .schema import migrate
 from .settings import DEV_SECRET_KEY, default_data_dir, defaults
 
@@ -278,6 +279,13 @@ def register_error_pages(app: Flask) -> None:
         app.register_error_handler(
             code, lambda e, code=code: render_error(code, getattr(e, "user_message", None), error_headers(e))
         )
+
+    @app.errorhandler(DomainError)
+    def refused(e: DomainError):
+        """A refusal no page caught (e.g. the record rules' last gate at commit): 400 with its reason."""
+        from flask_babel import ngettext
+
+        return render_error(400, e.translated(_, ngettext))
 
     def disk_full_message() -> str:
         return _("The computer's disk is full: nothing was saved. Free some space, then try again.")

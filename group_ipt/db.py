@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import uuid
-from collections.abc import Iterator, Mapping, Sequence, Sized
+from collections.abc import Callable, Iterator, Mapping, Sequence, Sized
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -97,13 +97,36 @@ def write(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
         return
     db.execute("BEGIN IMMEDIATE")
     try:
+        mark = _change_mark(db) if _COMMIT_CHECKS else None
         yield db
+        if mark is not None:
+            for check in _COMMIT_CHECKS:
+                check(db, mark)
     except BaseException:
         if db.conn.in_transaction:
             db.conn.rollback()
         raise
     else:
         db.conn.commit()
+
+
+# Checks every write runs on the rows it changed, just before it commits: (db, mark) -> None,
+# raising to undo the write. The record rules register theirs (sync/rules.py, check_local): they
+# sit above this module, which only knows that changed rows are logged in sync_log after ``mark``.
+_COMMIT_CHECKS: list[Callable[[sqlite_utils.Database, int], None]] = []
+
+
+def on_commit(check: Callable[[sqlite_utils.Database, int], None]) -> None:
+    if check not in _COMMIT_CHECKS:
+        _COMMIT_CHECKS.append(check)
+
+
+def _change_mark(db: sqlite_utils.Database) -> int | None:
+    """The last change logged before this write (None: a database without sync tables yet)."""
+    try:
+        return db.execute("select coalesce(max(seq), 0) from sync_log").fetchone()[0]
+    except sqlite3.OperationalError:
+        return None
 
 
 Params = Mapping[str, Any] | Sequence[Any]

@@ -30,9 +30,10 @@ import json
 import operator
 from dataclasses import dataclass, field
 
+from .. import db as db_module
 from .. import fields, referrals
 from ..db import row
-from ..errors import N_
+from ..errors import N_, DomainError
 
 # Longest text a column holds: one source (group_ipt/fields.py) for the domain's checks, the
 # API's schema and sync ingest.
@@ -711,3 +712,128 @@ def keys_applied(records: list[dict]) -> list[str]:
         if r["t"] == "referrals" and r["data"].get("screening_id"):
             out.append(f"referrals:screening:{r['data']['screening_id']}")
     return out
+
+
+# ---- the same rules on every local write ------------------------------------------------------
+
+
+class RecordRuleError(DomainError):
+    """A write on this computer (web page, API, command line) broke a record rule; it is undone.
+
+    The domain functions check what a person types first, in their own words; this is the last
+    gate, at commit, so that no path writes a row the centre would refuse (and laptops diverge).
+    """
+
+    def __init__(self, problem: Problem) -> None:
+        super().__init__(problem.message, **problem.params)
+        self.problem = problem
+
+    def __str__(self) -> str:
+        return LOCAL_REFUSAL % {"reason": str(self.problem)}
+
+    def translated(self, gettext, ngettext=None) -> str:
+        return gettext(LOCAL_REFUSAL, reason=self.problem.translated(gettext))
+
+
+LOCAL_REFUSAL = N_(
+    "Nothing was saved: this change breaks a rule every record follows, here and at the central "
+    "server. Tell technical support. (%(reason)s)"
+)
+
+
+def _local_tables(db) -> dict[str, Table]:
+    """The synced tables described, cached per database file and schema version like ``schema``."""
+    path = db.execute("pragma database_list").fetchone()[2]
+    version = db.execute("pragma schema_version").fetchone()[0]
+    key = ("local", path, version)
+    if path and key in _DESCRIBED:
+        return _DESCRIBED[key]
+    from .tracking import synced_tables  # tracking imports nothing of rules: no circle
+
+    out = schema(db, synced_tables(db))
+    if path:
+        _DESCRIBED[key] = out
+    return out
+
+
+def check_local(db, since: int) -> None:
+    """Check the rows changed by this write (the triggers logged them after ``since``) before it commits.
+
+    The rules of ``screen_batch`` that a local write can break: the shape of each row (types,
+    lengths: fields.py), that every row it refers to is of its own site, a risk screening with its
+    referral, no referral deleted or closed otherwise than the app closes it. Rows written while
+    sync applies received records are not logged (``applying``): ingest screens them itself.
+    """
+    changed = db.execute(
+        "select distinct table_name, record_id from sync_log where seq > ? order by seq", (since,)
+    ).fetchall()
+    if not changed:
+        return
+    tables = _local_tables(db)
+    records = _current_rows(db, [(t, i) for t, i in changed if t in tables])
+    for key, rec in records.items():
+        table = tables[key[0]]
+        problem = None if rec["del"] else check_shape(table, rec["data"])
+        if problem is None and key[0] == "referrals":
+            problem = _local_referral_problem(db, rec, records)
+        elif problem is None and key[0] in INVARIANT_TABLES:
+            problem = check_invariants(db, table, rec, records, _flagged_risk)
+        if problem is None and not rec["del"]:
+            problem = _local_reference_problem(db, table, rec)
+        if problem is not None:
+            raise RecordRuleError(problem)
+
+
+def _local_referral_problem(db, rec: dict, records: dict[tuple[str, str], dict]) -> Problem | None:
+    """A referral is never deleted, and a closed one has what closing needs.
+
+    Unlike ingest, the row's status before this write is not at hand (the write changed it), so
+    every closed referral the write touches must satisfy the closing rule; one closed by the app
+    always does. Empty columns count as absent, as in a record from older software.
+    """
+    if rec["del"]:
+        return Problem(REFERRAL_DELETED)
+    if rec["data"].get("status") != REFERRAL_CLOSED:
+        return None
+    filled = {**rec, "data": {k: v for k, v in rec["data"].items() if v is not None}}
+    return None if _closed_as_the_app_closes(db, filled, records) else Problem(REFERRAL_CLOSED_INCOMPLETE)
+
+
+def _flagged_risk(data: dict) -> bool:
+    # Locally the screening was scored by this software (screening.save_screening): its flag is true.
+    return bool(data.get("risk") or data.get("risk_observed"))
+
+
+def _current_rows(db, keys: list[tuple[str, str]]) -> dict[tuple[str, str], dict]:
+    """Each changed row as ingest sees a record: {t, id, del, data, site}, a few queries per table."""
+    by_table: dict[str, list[str]] = {}
+    for t, i in keys:
+        by_table.setdefault(t, []).append(i)
+    out: dict[tuple[str, str], dict] = {}
+    for t, ids in by_table.items():
+        found: dict[str, dict] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            found.update((r["id"], r) for r in db.query(f'select * from "{t}" where id in ({marks})', chunk))
+        for i in ids:
+            data = found.get(i)
+            out[(t, i)] = {"t": t, "id": i, "del": data is None, "data": data, "site": (data or {}).get("site_id")}
+    return out
+
+
+def _local_reference_problem(db, table: Table, rec: dict) -> Problem | None:
+    """A row refers only to rows of its own site (the database's foreign keys say they exist)."""
+    for ref in table.references:
+        value = rec["data"].get(ref.column)
+        if value is None or ref.parent in ("sites", "users"):
+            continue
+        parent = row(db, f'select site_id from "{ref.parent}" where id = ?', (value,))
+        if parent is not None and parent["site_id"] != rec["site"]:
+            return Problem(OTHER_SITE_PARENT, {"table": table.name, "parent": ref.parent})
+    return None
+
+
+# Every write of this software runs check_local before it commits (db.write): the web, the API and
+# the command line obey the rules ingest applies, whichever path they take.
+db_module.on_commit(check_local)
