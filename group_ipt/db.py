@@ -84,12 +84,14 @@ def close_db(_exc: BaseException | None = None) -> None:
 
 
 @contextlib.contextmanager
-def write(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
+def write(db: sqlite_utils.Database, *, checks: bool = True) -> Iterator[sqlite_utils.Database]:
     """Run a group of writes as one transaction that takes the write lock at once.
 
     ``BEGIN IMMEDIATE`` avoids the deadlock a deferred transaction meets when two
     connections both read and then try to write; nested ``db.atomic()`` blocks
-    inside become savepoints. On any error nothing of the group is kept.
+    inside become savepoints. On any error nothing of the group is kept. Before it commits, the
+    registered commit checks (``on_commit``) see the rows it changed; ``checks=False`` is for sync
+    applying received records, which screens them itself (sync/rules.screen_batch).
     """
     if db.conn.in_transaction:
         with db.atomic():
@@ -97,7 +99,7 @@ def write(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
         return
     db.execute("BEGIN IMMEDIATE")
     try:
-        mark = _change_mark(db) if _COMMIT_CHECKS else None
+        mark = _change_mark(db) if checks and _COMMIT_CHECKS else None
         yield db
         if mark is not None:
             for check in _COMMIT_CHECKS:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import operator
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from .. import db as db_module
@@ -276,7 +277,7 @@ def _value_ok(col: Column, value, kind: type) -> bool:
     return kind is not float or (value == value and abs(value) != float("inf"))
 
 
-def _column_ok(col: Column, values: list, required: bool) -> bool:
+def _column_ok(col: Column, values: Sequence, required: bool) -> bool:
     """Whether every value fits the column, checked a column at a time (the fast path of ingest)."""
     kinds = set(map(type, values))
     allowed = {*_TYPES_OK[col.kind]} if required else {*_TYPES_OK[col.kind], type(None)}
@@ -306,11 +307,14 @@ def _misshapen(records: dict[tuple[str, str], dict], tables: dict[str, Table]) -
     doubtful: set[tuple[str, str]] = set()
     for (name, cols), keys in groups.items():
         table = tables[name]
-        datas = [records[k]["data"] for k in keys]
-        if not (
-            set(cols) <= table.columns.keys()
-            and table.required <= set(cols)
-            and all(_column_ok(table.columns[c], [d[c] for d in datas], c in table.required) for c in cols)
+        if not (set(cols) <= table.columns.keys() and table.required <= set(cols)):
+            doubtful.update(keys)
+            continue
+        # The group's values column by column, transposed in one pass at C speed.
+        values = [records[k]["data"].values() for k in keys]
+        if not all(
+            _column_ok(table.columns[c], column, c in table.required)
+            for c, column in zip(cols, zip(*values, strict=True), strict=True)
         ):
             doubtful.update(keys)
     return doubtful
