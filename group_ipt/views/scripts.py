@@ -8,6 +8,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from .. import cycles, scripts
+from .. import forms as formsmod
 from ..db import get_db, rows
 
 bp = Blueprint("scripts", __name__)
@@ -20,17 +21,13 @@ def labels():
     return {"phase_labels": PHASE_LABELS}
 
 
-def _forms():
-    return current_app.extensions["group_ipt_forms"]
-
-
 def _translated(script: scripts.Script, protocol) -> scripts.Script:
     return scripts.placeholders_filled(script, scripts.session_context(protocol, script.session_number), gettext)
 
 
 @bp.route("/scripts/")
 def index():
-    forms = _forms()
+    forms = formsmod.loaded(current_app.extensions)
     library = forms.scripts
     protocols = [forms.protocols[pid] for pid in library.protocol_ids if pid in forms.protocols]
     return render_template("scripts/index.html", protocols=protocols, library=library)
@@ -39,7 +36,7 @@ def index():
 @bp.route("/scripts/<protocol_id>/<int:number>")
 def protocol_script(protocol_id: str, number: int):
     """Show one session's script of a protocol, with the guidance for all four problem areas."""
-    forms = _forms()
+    forms = formsmod.loaded(current_app.extensions)
     protocol = forms.protocols.get(protocol_id)
     if protocol is None:
         abort(404)
@@ -95,7 +92,7 @@ def session_script(cycle_id: str, number: int):
     cycle = cycles.get_cycle(db, cycle_id, current_user.site_ids)
     if cycle is None:
         abort(404)
-    forms = _forms()
+    forms = formsmod.loaded(current_app.extensions)
     protocol = cycles.protocol_of(cycle, forms.protocols)
     session_rows = rows(
         db,
