@@ -21,10 +21,10 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from .protocols import PHASES, Protocol
-from .yamlfile import DataFileError, line_of, read_yaml
+from .yamlfile import DataFileError, FileChecker, valid, yaml_files
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +35,6 @@ PLACEHOLDERS = {
     "sessions_left": "the number of group sessions still to come after this one",
 }
 SHARED_DIR = "shared"
-SCRIPT_SUFFIXES = (".yaml", ".yml")
 SLOT = "session"
 MAX_STEP_MINUTES = 240
 # Text fields of a step, a block and problem-area guidance: each a list of strings.
@@ -64,33 +63,7 @@ _ITEM_KEYS = {"block": False, "minutes": True, "title": False, "guidance": False
 
 
 class ScriptFileError(DataFileError):
-    """A script file that cannot be used, with where and why."""
-
-    def __init__(
-        self,
-        file: str | Path,
-        message: str,
-        *,
-        session: int | None = None,
-        item: str | None = None,
-        field: str | None = None,
-        line: int | None = None,
-    ) -> None:
-        self.file = str(file)
-        self.message = message
-        self.session = session
-        self.item = item
-        self.field = field
-        self.line = line
-        super().__init__(str(self))
-
-    def _context(self) -> list[str]:
-        parts = [] if self.session is None else [f"session {self.session}"]
-        if self.item is not None:
-            parts.append(self.item)
-        if self.field is not None:
-            parts.append(f"field {self.field!r}")
-        return parts
+    """A script file that cannot be used, with where and why (the session, the item and the field)."""
 
 
 class ScriptNotFound(LookupError):
@@ -341,13 +314,15 @@ class _Item:
     guidance: str | None
 
 
-class _Checker:
+class _Checker(FileChecker[ScriptFileError]):
     """Read the shared files and the protocol script files, collecting every error."""
 
+    error_class = ScriptFileError
+
     def __init__(self, directory: Path, protocols: Mapping[str, Protocol] | None) -> None:
+        super().__init__()
         self.directory = directory
         self.protocols = protocols
-        self.errors: list[ScriptFileError] = []
         self.reminder: tuple[str, ...] = ()
         self.reminder_file: Path | None = None
         self.blocks: dict[str, _Block] = {}
@@ -358,33 +333,13 @@ class _Checker:
         self.guidance_refs: list[tuple[_Where, Any, str, str | None]] = []
 
     def error(self, where: _Where, message: str, field: str | None = None, at: Any = None, key: Any = None) -> None:
-        self.errors.append(
-            ScriptFileError(
-                where.path, message, session=where.session, item=where.item, field=field, line=line_of(at, key)
-            )
-        )
+        self.report(where.path, message, at=at, key=key, session=where.session, item=where.item, field=field)
 
     # -- small readers --
 
-    def read(self, path: Path) -> Any:
-        try:
-            return read_yaml(path, lambda message, line: ScriptFileError(path, message, line=line))
-        except ScriptFileError as exc:
-            self.errors.append(exc)
-        return None
-
-    def keys(self, where: _Where, node: Any, spec: dict[str, bool], prefix: str = "") -> bool:
+    def keys(self, where: _Where, node: Any, spec: dict[str, bool], prefix: str = "") -> TypeGuard[dict[Any, Any]]:
         """Report unknown and missing keys; return False if ``node`` is no mapping."""
-        if not isinstance(node, dict):
-            self.error(where, "must be a mapping", prefix.rstrip(".") or None)
-            return False
-        for key in node:
-            if key not in spec:
-                self.error(where, f"unknown key (allowed: {', '.join(spec)})", f"{prefix}{key}", node, key)
-        for key, required in spec.items():
-            if required and key not in node:
-                self.error(where, "is missing", f"{prefix}{key}", node)
-        return True
+        return self.spec_keys(where.path, node, spec, prefix, session=where.session, item=where.item)
 
     def ident(self, where: _Where, node: dict, key: str, field: str) -> str | None:
         value = node.get(key)
@@ -446,7 +401,7 @@ class _Checker:
             self.errors.append(ScriptFileError(shared_dir, "shared script folder not found"))
             return
         files = []
-        for path in _yaml_files(shared_dir):
+        for path in yaml_files(shared_dir):
             data = self.read(path)
             if data is not None and self.keys(_Where(path), data, _SHARED_KEYS):
                 files.append((path, data))
@@ -771,7 +726,7 @@ class _Checker:
         if self.errors:
             # Sessions built on broken blocks would only repeat the same errors.
             return
-        files = _yaml_files(self.directory)
+        files = yaml_files(self.directory)
         for path in files:
             self.script_file(path)
         self.check_guidance_refs()
@@ -799,10 +754,6 @@ def placeholder_problem(text: str) -> str | None:
     return None
 
 
-def _yaml_files(directory: Path) -> list[Path]:
-    return sorted(p for p in directory.iterdir() if p.suffix in SCRIPT_SUFFIXES and p.is_file())
-
-
 def _check_all(
     directory: str | Path, protocols: Mapping[str, Protocol] | None
 ) -> tuple[ScriptLibrary, list[ScriptFileError]]:
@@ -826,7 +777,4 @@ def check_scripts(directory: str | Path, protocols: Mapping[str, Protocol] | Non
 
 def load_scripts(directory: str | Path, protocols: Mapping[str, Protocol]) -> ScriptLibrary:
     """Load and assemble every script; raise ScriptFileError for the first problem."""
-    library, errors = _check_all(directory, protocols)
-    if errors:
-        raise errors[0]
-    return library
+    return valid(_check_all(directory, protocols))

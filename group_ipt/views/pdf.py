@@ -156,8 +156,14 @@ def referral_slip_pdf(referral_id: str):
     return _pdf(referral_slip.render(data, lang), f"referral-{referral['participant_code']}.pdf")
 
 
-def _consent_pdf(code: str | None, **person) -> Response:
+def _consent_text() -> consentmod.ConsentText:
     text = formsmod.loaded(current_app.extensions).consent
+    assert text is not None  # forms.load_all always reads consent.yaml
+    return text
+
+
+def _consent_pdf(code: str | None, **person) -> Response:
+    text = _consent_text()
     code = code or str(get_locale() or current_app.config["DEFAULT_LANGUAGE"])
     if code not in text.languages or code not in current_app.extensions["group_ipt_languages"]:
         abort(404)
@@ -186,9 +192,7 @@ def participant_consent_pdf(participant_id: str):
     current = participants.current_consents(db, participant_id)
     read_in = next((c["text_language"] for c in participants.consents(db, participant_id) if c["text_language"]), None)
     code = (
-        request.args.get("lang")
-        or consentmod.language_for(formsmod.loaded(current_app.extensions).consent, participant["language"], names)
-        or read_in
+        request.args.get("lang") or consentmod.language_for(_consent_text(), participant["language"], names) or read_in
     )
     given_by = next((c["given_by"] for c in current.values()), "")
     return _consent_pdf(
