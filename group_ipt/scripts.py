@@ -21,9 +21,9 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeGuard
+from typing import Any
 
-from .protocols import PHASES, Protocol
+from .protocols import PHASES, Protocol, SessionPlan
 from .yamlfile import DataFileError, FileChecker, valid, yaml_files
 
 logger = logging.getLogger(__name__)
@@ -252,7 +252,7 @@ def _map_texts(script: Script, fn: Callable[[str], str]) -> Script:
     def many(texts: tuple[str, ...]) -> tuple[str, ...]:
         return tuple(fn(t) for t in texts)
 
-    def texts_of(obj: Any) -> dict[str, tuple[str, ...]]:
+    def texts_of(obj: Any) -> dict[str, Any]:  # Any: mypy checks ** of a uniform dict against every field
         return {name: many(getattr(obj, name)) for name in STEP_TEXTS}
 
     agenda = tuple(
@@ -298,7 +298,7 @@ class _Block:
 class _Template:
     id: str
     phases: tuple[str, ...]
-    agenda: list[Any]  # _Item or SLOT
+    agenda: list[_Item | str]  # SLOT marks where a session's own steps go
     watch: tuple[str, ...]
     reminder: tuple[str, ...]
 
@@ -337,7 +337,7 @@ class _Checker(FileChecker[ScriptFileError]):
 
     # -- small readers --
 
-    def keys(self, where: _Where, node: Any, spec: dict[str, bool], prefix: str = "") -> TypeGuard[dict[Any, Any]]:
+    def keys(self, where: _Where, node: Any, spec: dict[str, bool], prefix: str = "") -> bool:
         """Report unknown and missing keys; return False if ``node`` is no mapping."""
         return self.spec_keys(where.path, node, spec, prefix, session=where.session, item=where.item)
 
@@ -573,88 +573,141 @@ class _Checker(FileChecker[ScriptFileError]):
     def script_file(self, path: Path) -> None:
         data = self.read(path)
         where = _Where(path)
-        if data is None:
+        if data is None or not self.keys(where, data, _FILE_KEYS):
             return
-        if not self.keys(where, data, _FILE_KEYS):
+        found = self.script_protocol(where, data)
+        if found is None:
             return
-        protocol_id = data.get("id")
-        protocol = None
-        if not isinstance(protocol_id, str):
-            if "id" in data:
-                self.error(where, "must be the id of a protocol in forms/protocols (such as who-8)", "id", data, "id")
-            return
-        if protocol_id in self.scripts:
-            self.error(where, f"protocol {protocol_id!r} already has a script file", "id", data, "id")
-            return
-        if self.protocols is not None:
-            protocol = self.protocols.get(protocol_id)
-            if protocol is None:
-                known = ", ".join(sorted(self.protocols)) or "none"
-                self.error(where, f"no protocol {protocol_id!r} in forms/protocols (known: {known})", "id", data, "id")
-                return
+        protocol_id, protocol = found
         scripts: dict[int, Script] = {}
         self.scripts[protocol_id] = scripts
         for node in self.items(where, data, "sessions", "sessions"):
-            number = node.get("number") if isinstance(node, dict) else None
-            if not isinstance(number, int) or isinstance(number, bool) or number < 0:
-                self.error(
-                    where,
-                    "must be a session number (0 for the pre-group session)",
-                    "number",
-                    node if isinstance(node, dict) else data,
-                    "number",
-                )
+            number = self.session_number(where, node, data, protocol_id, protocol, scripts)
+            if number is None:
                 continue
-            session_where = _Where(path, session=number)
-            if number in scripts:
-                self.error(session_where, "is given twice", "number", node, "number")
-                continue
-            if protocol is not None and number not in {s.number for s in protocol.sessions}:
-                numbers = ", ".join(str(s.number) for s in protocol.sessions)
-                self.error(
-                    session_where,
-                    f"protocol {protocol_id!r} has no such session (it has {numbers})",
-                    "number",
-                    node,
-                    "number",
-                )
-                continue
-            script = self.session(session_where, node, protocol_id, protocol)
+            plan = protocol.session(number) if protocol is not None else None
+            script = self.session(_Where(path, session=number), node, protocol_id, plan)
             if script is not None:
                 scripts[number] = script
         if protocol is not None:
-            for plan in protocol.sessions:
-                if plan.number not in scripts and not any(
-                    e.session == plan.number for e in self.errors if e.file == str(path)
-                ):
-                    self.error(
-                        _Where(path, session=plan.number),
-                        f"has no script; protocol {protocol_id!r} has this {plan.phase} session",
-                        None,
-                        data,
-                        "sessions",
-                    )
+            self.check_every_session(where, data, protocol, scripts)
 
-    def session(self, where: _Where, node: dict, protocol_id: str, protocol: Protocol | None) -> Script | None:
+    def script_protocol(self, where: _Where, data: dict) -> tuple[str, Protocol | None] | None:
+        """Return the id of the protocol a script file is for, and the protocol if they are known; None if wrong."""
+        protocol_id = data.get("id")
+        if not isinstance(protocol_id, str):
+            if "id" in data:
+                self.error(where, "must be the id of a protocol in forms/protocols (such as who-8)", "id", data, "id")
+            return None
+        if protocol_id in self.scripts:
+            self.error(where, f"protocol {protocol_id!r} already has a script file", "id", data, "id")
+            return None
+        if self.protocols is None:
+            return protocol_id, None
+        protocol = self.protocols.get(protocol_id)
+        if protocol is None:
+            known = ", ".join(sorted(self.protocols)) or "none"
+            self.error(where, f"no protocol {protocol_id!r} in forms/protocols (known: {known})", "id", data, "id")
+            return None
+        return protocol_id, protocol
+
+    def session_number(
+        self,
+        where: _Where,
+        node: Any,
+        data: dict,
+        protocol_id: str,
+        protocol: Protocol | None,
+        scripts: dict[int, Script],
+    ) -> int | None:
+        """Return the number of a session's script, or None (reported) if it is wrong, repeated or unplanned."""
+        number = node.get("number") if isinstance(node, dict) else None
+        if not isinstance(number, int) or isinstance(number, bool) or number < 0:
+            self.error(
+                where,
+                "must be a session number (0 for the pre-group session)",
+                "number",
+                node if isinstance(node, dict) else data,
+                "number",
+            )
+            return None
+        session_where = _Where(where.path, session=number)
+        if number in scripts:
+            self.error(session_where, "is given twice", "number", node, "number")
+            return None
+        if protocol is not None and number not in {s.number for s in protocol.sessions}:
+            numbers = ", ".join(str(s.number) for s in protocol.sessions)
+            self.error(
+                session_where,
+                f"protocol {protocol_id!r} has no such session (it has {numbers})",
+                "number",
+                node,
+                "number",
+            )
+            return None
+        return number
+
+    def check_every_session(self, where: _Where, data: dict, protocol: Protocol, scripts: dict[int, Script]) -> None:
+        """Report each session of the protocol without a script (unless its script was reported already)."""
+        for plan in protocol.sessions:
+            if plan.number not in scripts and not any(
+                e.session == plan.number for e in self.errors if e.file == str(where.path)
+            ):
+                self.error(
+                    _Where(where.path, session=plan.number),
+                    f"has no script; protocol {protocol.id!r} has this {plan.phase} session",
+                    None,
+                    data,
+                    "sessions",
+                )
+
+    def session(self, where: _Where, node: dict, protocol_id: str, plan: SessionPlan | None) -> Script | None:
+        """Assemble one session's script from its template and its own agenda; None if anything is wrong."""
         errors_before = len(self.errors)
         self.keys(where, node, _SESSION_KEYS)
         title = self.title(where, node, "title", "title")
-        plan = protocol.session(where.session) if protocol is not None else None
-        template = None
-        if "template" in node:
-            name = node["template"]
-            template = self.templates.get(name) if isinstance(name, str) else None
-            if template is None:
-                known = ", ".join(sorted(self.templates)) or "none"
-                self.error(where, f"unknown template {name!r} (known: {known})", "template", node, "template")
-            elif plan is not None and plan.phase not in template.phases:
-                self.error(
-                    where,
-                    f"template {name!r} is for {', '.join(template.phases)} sessions, not for a {plan.phase} session",
-                    "template",
-                    node,
-                    "template",
-                )
+        template = self.session_template(where, node, plan)
+        items = self.session_agenda(where, node, template)
+        watch = self.texts(where, node, "watch", "watch")
+        reminder = self.texts(where, node, "reminder", "reminder")
+        if plan is not None and len(self.errors) == errors_before:
+            self.check_minutes(where, node, template, items, plan)
+        if len(self.errors) != errors_before or title is None:
+            return None
+        return Script(
+            protocol_id=protocol_id,
+            session_number=where.session or 0,
+            phase=plan.phase if plan is not None else "",
+            minutes=sum(item.minutes for item in items),
+            title=title,
+            goals=plan.goals if plan is not None else (),
+            agenda=tuple(self.step(item) for item in items),
+            watch=(template.watch if template is not None else ()) + watch,
+            reminder=reminder or (template.reminder if template is not None else ()) or self.reminder,
+            template=template.id if template is not None else None,
+        )
+
+    def session_template(self, where: _Where, node: dict, plan: SessionPlan | None) -> _Template | None:
+        """Return the template a session names, if it exists and suits the session's phase (else reported)."""
+        if "template" not in node:
+            return None
+        name = node["template"]
+        template = self.templates.get(name) if isinstance(name, str) else None
+        if template is None:
+            known = ", ".join(sorted(self.templates)) or "none"
+            self.error(where, f"unknown template {name!r} (known: {known})", "template", node, "template")
+        elif plan is not None and plan.phase not in template.phases:
+            self.error(
+                where,
+                f"template {name!r} is for {', '.join(template.phases)} sessions, not for a {plan.phase} session",
+                "template",
+                node,
+                "template",
+            )
+        return template
+
+    def session_agenda(self, where: _Where, node: dict, template: _Template | None) -> list[_Item]:
+        """Return a session's agenda: the template's steps with the session's own in its slot."""
         own: list[_Item] = []
         if "agenda" in node:
             for i, entry in enumerate(self.items(where, node, "agenda", "agenda")):
@@ -669,39 +722,29 @@ class _Checker(FileChecker[ScriptFileError]):
             self.error(where, message, "agenda", node, "template")
         elif "template" not in node and "agenda" not in node:
             self.error(where, "needs an 'agenda', a 'template', or both", None, node)
-        frame = template.agenda if template is not None else [SLOT]
+        frame: list[_Item | str] = template.agenda if template is not None else [SLOT]
         items: list[_Item] = []
         for entry in frame:
-            items += own if entry == SLOT else [entry]
-        watch = self.texts(where, node, "watch", "watch")
-        reminder = self.texts(where, node, "reminder", "reminder")
-        if plan is not None and len(self.errors) == errors_before:
-            total = sum(item.minutes for item in items)
-            if total != plan.minutes:
-                detail = ""
-                if template is not None and SLOT in template.agenda:
-                    frame_minutes = sum(e.minutes for e in template.agenda if e != SLOT)
-                    detail = f" (template {template.id!r} {frame_minutes} + session {total - frame_minutes})"
-                self.error(
-                    where,
-                    f"minutes add up to {total}{detail}, the protocol says {plan.minutes}",
-                    "agenda",
-                    node,
-                    "agenda" if "agenda" in node else "template",
-                )
-        if len(self.errors) != errors_before or title is None:
-            return None
-        return Script(
-            protocol_id=protocol_id,
-            session_number=where.session or 0,
-            phase=plan.phase if plan is not None else "",
-            minutes=sum(item.minutes for item in items),
-            title=title,
-            goals=plan.goals if plan is not None else (),
-            agenda=tuple(self.step(item) for item in items),
-            watch=(template.watch if template is not None else ()) + watch,
-            reminder=reminder or (template.reminder if template is not None else ()) or self.reminder,
-            template=template.id if template is not None else None,
+            items += [entry] if isinstance(entry, _Item) else own
+        return items
+
+    def check_minutes(
+        self, where: _Where, node: dict, template: _Template | None, items: list[_Item], plan: SessionPlan
+    ) -> None:
+        """Report an agenda whose minutes do not add up to the session's length in the protocol."""
+        total = sum(item.minutes for item in items)
+        if total == plan.minutes:
+            return
+        detail = ""
+        if template is not None and SLOT in template.agenda:
+            frame_minutes = sum(e.minutes for e in template.agenda if isinstance(e, _Item))
+            detail = f" (template {template.id!r} {frame_minutes} + session {total - frame_minutes})"
+        self.error(
+            where,
+            f"minutes add up to {total}{detail}, the protocol says {plan.minutes}",
+            "agenda",
+            node,
+            "agenda" if "agenda" in node else "template",
         )
 
     def step(self, item: _Item) -> Step:
