@@ -12,7 +12,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from .formfile import FormChecker, FormFileError
 from .yamlfile import LineMap, valid
@@ -56,13 +55,9 @@ def load_consent(forms_dir: str | Path) -> ConsentText:
 
 
 class _Checker(FormChecker[ConsentText]):
-    def check(self, data: Any) -> ConsentText | None:
-        if not isinstance(data, LineMap):
-            self.error(None, None, "the file must be a mapping with version and texts")
-            return None
-        return self.consent(data)
+    not_a_mapping = "the file must be a mapping with version and texts"
 
-    def consent(self, data: LineMap) -> ConsentText:
+    def form(self, data: LineMap) -> ConsentText:
         self.keys(data, ("version", "texts"))
         version = data.get("version")
         if isinstance(version, bool) or not isinstance(version, int) or version < 1:

@@ -45,6 +45,7 @@ class FormChecker(FileChecker[FormFileError], Generic[T]):
 
     error_class = FormFileError
     loader = _FormLoader
+    not_a_mapping = "must be a YAML mapping"  # said of a file that holds no mapping: a subclass names its fields
 
     def __init__(self, file: str) -> None:
         super().__init__()
@@ -62,6 +63,13 @@ class FormChecker(FileChecker[FormFileError], Generic[T]):
 
     def check(self, data: Any) -> T | None:
         """Turn the parsed file into its form, reporting every error on the way."""
+        if not isinstance(data, LineMap):
+            self.error(None, None, self.not_a_mapping)
+            return None
+        return self.form(data)
+
+    def form(self, data: LineMap) -> T | None:
+        """Turn the file's top mapping into its form (a subclass does, section by section)."""
         raise NotImplementedError
 
     def new_error(self, file: str | Path, message: str, line: int | None, **where: Any) -> FormFileError:

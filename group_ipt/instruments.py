@@ -451,12 +451,11 @@ def _read_directory(directory: Path) -> tuple[dict[str, Instrument], list[FormFi
 class _Checker(FormChecker[Instrument]):
     """Turn parsed YAML into an Instrument, collecting every error on the way."""
 
+    not_a_mapping = "must be a YAML mapping with id, name, items, scoring..."
+
     # The instrument, section by section.
 
-    def check(self, data: Any) -> Instrument | None:
-        if not isinstance(data, LineMap):
-            self.error(None, None, "must be a YAML mapping with id, name, items, scoring...")
-            return None
+    def form(self, data: LineMap) -> Instrument | None:
         self.keys(data, _TOP_KEYS)
         instrument_id = self.identifier(data, _INSTRUMENT_ID, first="a letter")
         name = self.text(data, "name")

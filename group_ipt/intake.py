@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from .formfile import FormChecker, FormFileError
 from .yamlfile import LineMap, valid
@@ -60,13 +59,9 @@ def load_intake(forms_dir: str | Path) -> Intake:
 
 
 class _Checker(FormChecker[Intake]):
-    def check(self, data: Any) -> Intake | None:
-        if not isinstance(data, LineMap):
-            self.error(None, None, "the file must be a mapping with exclusions and safety_steps")
-            return None
-        return self.intake(data)
+    not_a_mapping = "the file must be a mapping with exclusions and safety_steps"
 
-    def intake(self, data: LineMap) -> Intake:
+    def form(self, data: LineMap) -> Intake:
         self.keys(data, ("exclusions", "safety_steps"))
         return Intake(self.exclusions(data), self.safety_steps(data))
 

@@ -172,10 +172,9 @@ def read_rating_form(path: Path) -> tuple[RatingForm | None, list[FormFileError]
 
 
 class _Checker(FormChecker[RatingForm]):
-    def check(self, data: Any) -> RatingForm | None:
-        if not isinstance(data, LineMap):
-            self.error(None, None, "must be a YAML mapping with id, name, scale, scoring and items")
-            return None
+    not_a_mapping = "must be a YAML mapping with id, name, scale, scoring and items"
+
+    def form(self, data: LineMap) -> RatingForm | None:
         self.keys(data, _TOP_KEYS)
         form_id = self.identifier(data, _ID, first="a letter", required=False)
         name = self.text(data, "name")
