@@ -18,9 +18,9 @@ import yaml
 YAML_SUFFIXES = (".yaml", ".yml")
 
 if TYPE_CHECKING:
-    _SafeLoader = yaml.SafeLoader
+    SafeLoader = yaml.SafeLoader
 else:
-    _SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: 10x faster
+    SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: 10x faster
 
 
 class DataFileError(Exception):
@@ -73,7 +73,7 @@ class LineMap(dict):  # type: ignore[type-arg]
     key_lines: dict[Any, int]
 
 
-class LineLoader(_SafeLoader):
+class LineLoader(SafeLoader):
     """SafeLoader whose mappings keep their line numbers and refuse repeated keys.
 
     The class attributes word its errors and choose how the file is read; a
