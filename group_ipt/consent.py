@@ -13,8 +13,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .instruments import FormChecker, FormFileError, read_form_yaml
-from .yamlfile import LineMap
+from .formfile import FormChecker, FormFileError
+from .yamlfile import LineMap, valid
 
 CONSENT_FILE = "consent.yaml"
 PURPOSES = ("screening", "group", "data_sharing")  # participants.CONSENT_PURPOSES, in the same order
@@ -46,40 +46,18 @@ class ConsentText:
 
 def check_consent(forms_dir: str | Path) -> list[FormFileError]:
     """Return every error in ``forms_dir/consent.yaml`` (empty when it is valid)."""
-    return _read(Path(forms_dir) / CONSENT_FILE)[1]
+    return _Checker.load(Path(forms_dir) / CONSENT_FILE)[1]
 
 
 def load_consent(forms_dir: str | Path) -> ConsentText:
     """Load ``forms_dir/consent.yaml``; raise the first FormFileError in it."""
-    text, errors = _read(Path(forms_dir) / CONSENT_FILE)
-    if errors:
-        raise errors[0]
-    assert text is not None
-    return text
+    return valid(_Checker.load(Path(forms_dir) / CONSENT_FILE))
 
 
-def _read(path: Path) -> tuple[ConsentText | None, list[FormFileError]]:
-    file = str(path)
-    try:
-        data = read_form_yaml(path)
-    except FormFileError as exc:
-        return None, [exc]
-    if not isinstance(data, LineMap):
-        return None, [FormFileError(file, None, None, "the file must be a mapping with version and texts")]
-    checker = _Checker(file)
-    text = checker.consent(data)
-    return (None, checker.errors) if checker.errors else (text, [])
+class _Checker(FormChecker[ConsentText]):
+    not_a_mapping = "the file must be a mapping with version and texts"
 
-
-class _Checker(FormChecker):
-    def text(self, mapping: LineMap, key: str, item: str | None) -> str:
-        value = mapping.get(key)
-        if not isinstance(value, str) or not value.strip():
-            self.error(mapping, key, "must be a non-empty text", item)
-            return ""
-        return value.strip()
-
-    def consent(self, data: LineMap) -> ConsentText:
+    def form(self, data: LineMap) -> ConsentText:
         self.keys(data, ("version", "texts"))
         version = data.get("version")
         if isinstance(version, bool) or not isinstance(version, int) or version < 1:
@@ -104,7 +82,7 @@ class _Checker(FormChecker):
 
     def wording(self, language: str, entry: LineMap) -> ConsentWording:
         self.keys(entry, ("heading", "read_aloud", "purposes"), language)
-        heading = self.text(entry, "heading", language)
+        heading = self.stripped_text(entry, "heading", language)
         paragraphs = entry.get("read_aloud")
         if (
             not isinstance(paragraphs, list)
@@ -122,7 +100,7 @@ class _Checker(FormChecker):
         else:
             self.keys(purposes, PURPOSES, language)
             for purpose in PURPOSES:
-                sentences[purpose] = self.text(purposes, purpose, f"{language}.purposes")
+                sentences[purpose] = self.stripped_text(purposes, purpose, f"{language}.purposes")
         return ConsentWording(language, heading, tuple(p.strip() for p in paragraphs), sentences)
 
 

@@ -9,14 +9,22 @@ from __future__ import annotations
 
 import json
 import random
+import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 import sqlite_utils
-from flask import Flask
 
 from . import clock, users
+from . import forms as formsmod
 from .db import row, utcnow, write
+
+if TYPE_CHECKING:
+    from .protocols import Protocol
+    from .screening import Outcome
+    from .sessions import SessionEntry
 
 DEMO_PASSWORD = "demo-pass"  # noqa: S105 (printed on purpose; demo data only)
 
@@ -37,6 +45,35 @@ DEMO_USERS = [
 ]
 
 
+class Running(typing.Protocol):
+    """A running app as the commands pass it: its settings and its extensions (the loaded forms)."""
+
+    @property
+    def config(self) -> Mapping[str, Any]: ...
+
+    @property
+    def extensions(self) -> Mapping[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class Programme:
+    """What demo data is made from: the programme's settings and its checked forms.
+
+    Plain data, so the demo (and the generator at scale) runs from a database and the
+    forms folder (``forms.load_all``) without a web app.
+    """
+
+    config: Mapping[str, Any]
+    forms: formsmod.Forms
+
+    @classmethod
+    def of(cls, source: Programme | Running) -> Programme:
+        """Return ``source`` itself, or the settings and forms of a running app."""
+        if isinstance(source, Programme):
+            return source
+        return cls(source.config, formsmod.loaded(source.extensions))
+
+
 @dataclass
 class DemoSummary:
     created: dict[str, int] = field(default_factory=dict)
@@ -46,18 +83,22 @@ class DemoSummary:
         self.created[what] = self.created.get(what, 0) + n
 
 
-def load_demo(db: sqlite_utils.Database, app: Flask) -> DemoSummary:
-    """Create the demo sites and users, then the demo participants, screenings and cycles."""
+def load_demo(db: sqlite_utils.Database, source: Programme | Running) -> DemoSummary:
+    """Create the demo sites and users, then the demo participants, screenings and cycles.
+
+    ``source`` is a Programme, or the running app (its settings and loaded forms).
+    """
+    programme = Programme.of(source)
     summary = DemoSummary()
-    hash_method = app.config["PASSWORD_HASH_METHOD"]
+    hash_method = programme.config["PASSWORD_HASH_METHOD"]
     for code, name, lang in DEMO_SITES:
         if users.get_site(db, code) is None:
             users.create_site(db, code, name, lang)
             summary.add("sites")
-    for username, role, display, site_codes, lang in DEMO_USERS:
+    for username, role, display, site_codes, language in DEMO_USERS:
         summary.logins.append((username, role))
         if users.get_user_by_username(db, username) is None:
-            site_ids = [users.get_site(db, c)["id"] for c in site_codes]
+            site_ids = [_required(users.get_site(db, c), c)["id"] for c in site_codes]
             users.create_user(
                 db,
                 username,
@@ -65,12 +106,12 @@ def load_demo(db: sqlite_utils.Database, app: Flask) -> DemoSummary:
                 role,
                 display_name=display,
                 site_ids=site_ids,
-                language=lang,
+                language=language,
                 hash_method=hash_method,
             )
             summary.add("users")
     if row(db, "select value from settings where key = ?", (DEMO_MARKER,)) is None:
-        load_programme(db, app, summary, clock.today())
+        load_programme(db, programme, summary, clock.today())
     return summary
 
 
@@ -129,129 +170,107 @@ GOALS = (
 DEMO_MARKER = "demo_programme"
 
 
-def _by_name(db: sqlite_utils.Database, name: str) -> dict:
-    return row(db, "select * from participants where name = ?", (name,))
+def _by_name(db: sqlite_utils.Database, name: str) -> dict[str, Any]:
+    return _required(row(db, "select * from participants where name = ?", (name,)), name)
 
 
-def _screen(db, app, participant, answers, q10, on, actor, *, occasion="screening", cycle_id=None, session_id=None):
-    from . import referrals, screening
-
-    forms = app.extensions["group_ipt_forms"]
-    raw = {f"q{i + 1}": str(a) for i, a in enumerate(answers)}
-    raw["q10"] = str(q10)
-    return screening.save_screening(
-        db,
-        participant=participant,
-        instrument=forms.instruments["phq9"],
-        raw_answers=raw,
-        submission_key=screening.new_submission_key(),
-        actor=actor,
-        intake=forms.intake,
-        plan=referrals.FollowupPlan.from_config(app.config),
-        occasion=occasion,
-        administered_on=on,
-        cycle_id=cycle_id,
-        session_id=session_id,
-    )
+def _required(found: dict[str, Any] | None, what: str) -> dict[str, Any]:
+    assert found is not None, what  # written by an earlier step of the demo
+    return found
 
 
 def _first_on_weekday(day: date, weekday: int) -> date:
     return day + timedelta(days=(weekday - day.weekday()) % 7)
 
 
-def _run_sessions(db, app, cycle, members, upto: int, rng: random.Random, actor, absent_streak: dict | None = None):
-    """Record attendance, symptom checks and fidelity for the cycle's sessions numbered up to ``upto``."""
-    from . import cycles, sessions
-    from .followup import occasion_of
+@dataclass
+class _Demo:
+    """The demo programme being written: the database, the programme, the random source, sites and staff."""
 
-    forms = app.extensions["group_ipt_forms"]
-    protocol = forms.protocols[cycle["protocol_id"]]
-    last_number = max(s.number for s in protocol.group_sessions)
-    for session in cycles.sessions(db, cycle["id"]):
-        if session["number"] > upto or session["kind"] != "group" and session["kind"] != "pre-group":
-            continue
-        day = date.fromisoformat(session["scheduled_date"])
-        attendance, checks = {}, {}
-        for m in members:
-            skip = absent_streak and m["id"] in absent_streak and session["number"] in absent_streak[m["id"]]
-            status = "absent" if skip else rng.choices(["present", "present", "present", "late", "excused"])[0]
-            attendance[m["id"]] = status
-            if status in ("present", "late") and session["number"] > 0:
-                trend = rng.choices(["better", "same", "worse"], weights=[5, 3, 1])[0]
-                checks[m["id"]] = (trend, max(0, min(10, 7 - session["number"] // 2 + rng.randint(-1, 1))))
-        fidelity = {item.id: rng.random() > 0.15 for item in protocol.fidelity_checklist}
-        note = "Group met as planned." if session["number"] else "Individual meetings held."
-        entry = sessions.SessionEntry(attendance=attendance, checks=checks, fidelity=fidelity, note=note)
-        sessions.record_session(
-            db,
-            session["id"],
-            entry,
-            expected_version=session["version"],
-            protocols=forms.protocols,
+    db: sqlite_utils.Database
+    programme: Programme
+    rng: random.Random
+    sites: dict[str, dict[str, Any]]  # by site code
+    people: dict[str, dict[str, Any]]  # the demo users, by username
+    summary: DemoSummary
+
+    def screen(
+        self,
+        participant: dict[str, Any],
+        answers: list[int],
+        q10: int,
+        on: date,
+        actor: dict[str, Any],
+        *,
+        occasion: str = "screening",
+        cycle_id: str | None = None,
+        session_id: str | None = None,
+    ) -> Outcome:
+        from . import referrals, screening
+
+        forms = self.programme.forms
+        assert forms.intake is not None  # forms.load_all always reads intake.yaml
+        raw: dict[str, str | int | None] = {f"q{i + 1}": str(a) for i, a in enumerate(answers)}
+        raw["q10"] = str(q10)
+        return screening.save_screening(
+            self.db,
+            participant=participant,
+            instrument=forms.instruments["phq9"],
+            raw_answers=raw,
+            submission_key=screening.new_submission_key(),
             actor=actor,
-            today=day,
+            intake=forms.intake,
+            plan=referrals.FollowupPlan.from_config(self.programme.config),
+            occasion=occasion,
+            administered_on=on,
+            cycle_id=cycle_id,
+            session_id=session_id,
         )
-        due = protocol.instruments_due(session["number"]) if session["number"] <= last_number else ()
-        if "phq9" in due:
-            occasion = occasion_of(session["number"], protocol)
-            for m in members:
-                if attendance[m["id"]] in ("present", "late"):
-                    participant = row(db, "select * from participants where id = ?", (m["participant_id"],))
-                    base = max(4, 14 - session["number"] - rng.randint(0, 4))
-                    answers = [min(3, base // 9 + (1 if i < base % 9 else 0)) for i in range(9)]
-                    answers[8] = 0
-                    _screen(
-                        db,
-                        app,
-                        participant,
-                        answers,
-                        1,
-                        day,
-                        actor,
-                        occasion=occasion,
-                        cycle_id=cycle["id"],
-                        session_id=session["id"],
-                    )
 
+    def register_people(self, today: date) -> None:
+        """Register and screen every demo person twelve weeks ago (risk answers this week)."""
+        from . import participants
 
-def load_programme(db: sqlite_utils.Database, app: Flask, summary: DemoSummary, today: date) -> None:
-    """Register the demo people, screen them, and run three cycles at different stages around ``today``."""
-    from . import cycles, participants, referrals
+        screened_on = today - timedelta(weeks=12)
+        for name, sex, age, village, site_code, answers, q10 in DEMO_PEOPLE:
+            actor = self.people["amina"] if site_code == "KMP" else self.people["grace"]
+            reg = participants.register(
+                self.db,
+                site=self.sites[site_code],
+                actor=actor,
+                consents=["screening", "group", "data_sharing"],
+                today=screened_on,
+                name=name,
+                sex=sex,
+                age=age,
+                village=village,
+                phone=f"07{self.rng.randint(10000000, 99999999)}",
+                language=None,
+            )
+            # Risk answers were screened this week, so their weekly follow-ups are just starting.
+            on = today - timedelta(days=4) if answers[8] else screened_on + timedelta(days=self.rng.randint(0, 6))
+            self.screen(reg.participant, answers, q10, on, actor)
+            self.summary.add("participants")
 
-    rng = random.Random(2026)  # noqa: S311 (made-up demo data, not secrets)
-    forms = app.extensions["group_ipt_forms"]
-    sites = {code: users.get_site(db, code) for code, _, _ in DEMO_SITES}
-    people = {u: users.get_user_by_username(db, u) for u, *_ in DEMO_USERS}
-    screened_on = today - timedelta(weeks=12)
-    for name, sex, age, village, site_code, answers, q10 in DEMO_PEOPLE:
-        actor = people["amina"] if site_code == "KMP" else people["grace"]
-        reg = participants.register(
-            db,
-            site=sites[site_code],
-            actor=actor,
-            consents=["screening", "group", "data_sharing"],
-            today=screened_on,
-            name=name,
-            sex=sex,
-            age=age,
-            village=village,
-            phone=f"07{rng.randint(10000000, 99999999)}",
-            language=None,
-        )
-        # Risk answers were screened this week, so their weekly follow-ups are just starting.
-        on = today - timedelta(days=4) if answers[8] else screened_on + timedelta(days=rng.randint(0, 6))
-        _screen(db, app, reg.participant, answers, q10, on, actor)
-        summary.add("participants")
-    # One open referral acknowledged with a follow-up visit; the other waits for acknowledgement.
-    teopista = _by_name(db, "Teopista Nalubega")
-    for referral in referrals.for_participant(db, teopista["id"]):
-        referrals.acknowledge(db, referral, people["amina"])
+    def start(
+        self,
+        site_code: str,
+        protocol_id: str,
+        group_type: str,
+        venue: str,
+        first: date,
+        facilitators: list[str],
+        names: list[str],
+        time: str = "10:00",
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """Create a cycle and enrol the named people, each with a problem area and a goal."""
+        from . import cycles
 
-    def start(site_code, protocol_id, group_type, venue, first, facilitators, names, time="10:00"):
+        db, people = self.db, self.people
         cycle = cycles.create_cycle(
             db,
-            site_id=sites[site_code]["id"],
-            protocol=forms.protocols[protocol_id],
+            site_id=self.sites[site_code]["id"],
+            protocol=self.programme.forms.protocols[protocol_id],
             facilitator_ids=[people[f]["id"] for f in facilitators],
             group_type=group_type,
             venue=venue,
@@ -267,24 +286,147 @@ def load_programme(db: sqlite_utils.Database, app: Flask, summary: DemoSummary, 
                 db, cycle["id"], _by_name(db, n)["id"], actor=people["coord"], today=first - timedelta(days=3)
             )
             cycles.set_member_plan(
-                db, member["id"], rng.choice(AREAS), None, rng.choice(GOALS), actor=people[facilitators[0]]
+                db, member["id"], self.rng.choice(AREAS), None, self.rng.choice(GOALS), actor=people[facilitators[0]]
             )
             members.append(member)
-        summary.add("cycles")
+        self.summary.add("cycles")
         return cycle, members
 
+    def run_sessions(
+        self,
+        cycle: dict[str, Any],
+        members: list[dict[str, Any]],
+        upto: int,
+        actor: dict[str, Any],
+        absent_streak: dict[str, set[int]] | None = None,
+    ) -> None:
+        """Record attendance, symptom checks and fidelity for the cycle's sessions numbered up to ``upto``."""
+        from . import cycles, sessions
+
+        protocols = self.programme.forms.protocols
+        protocol = protocols[cycle["protocol_id"]]
+        last_number = max(s.number for s in protocol.group_sessions)
+        for session in cycles.sessions(self.db, cycle["id"]):
+            if session["number"] > upto or session["kind"] != "group" and session["kind"] != "pre-group":
+                continue
+            day = date.fromisoformat(session["scheduled_date"])
+            entry = self.session_entry(session["number"], protocol, members, absent_streak or {})
+            sessions.record_session(
+                self.db,
+                session["id"],
+                entry,
+                expected_version=session["version"],
+                protocols=protocols,
+                actor=actor,
+                today=day,
+            )
+            due = protocol.instruments_due(session["number"]) if session["number"] <= last_number else ()
+            if "phq9" in due:
+                self.screen_members(cycle, session, protocol, members, entry.attendance, actor)
+
+    def session_entry(
+        self, number: int, protocol: Protocol, members: list[dict[str, Any]], absent_streak: dict[str, set[int]]
+    ) -> SessionEntry:
+        """Make up what the facilitator fills in for session ``number``: attendance, checks, fidelity."""
+        from . import sessions
+
+        rng = self.rng
+        attendance: dict[str, str] = {}
+        checks: dict[str, tuple[str | None, int | None]] = {}
+        for m in members:
+            skip = m["id"] in absent_streak and number in absent_streak[m["id"]]
+            status = "absent" if skip else rng.choices(["present", "present", "present", "late", "excused"])[0]
+            attendance[m["id"]] = status
+            if status in ("present", "late") and number > 0:
+                trend = rng.choices(["better", "same", "worse"], weights=[5, 3, 1])[0]
+                checks[m["id"]] = (trend, max(0, min(10, 7 - number // 2 + rng.randint(-1, 1))))
+        fidelity = {item.id: rng.random() > 0.15 for item in protocol.fidelity_checklist}
+        note = "Group met as planned." if number else "Individual meetings held."
+        return sessions.SessionEntry(attendance=attendance, checks=checks, fidelity=fidelity, note=note)
+
+    def screen_members(
+        self,
+        cycle: dict[str, Any],
+        session: dict[str, Any],
+        protocol: Protocol,
+        members: list[dict[str, Any]],
+        attendance: dict[str, str],
+        actor: dict[str, Any],
+    ) -> None:
+        """Give the PHQ-9 due at a session to the members who came, with scores falling as the cycle goes on."""
+        from .followup import occasion_of
+
+        occasion = occasion_of(session["number"], protocol)
+        day = date.fromisoformat(session["scheduled_date"])
+        for m in members:
+            if attendance[m["id"]] not in ("present", "late"):
+                continue
+            participant = _required(
+                row(self.db, "select * from participants where id = ?", (m["participant_id"],)), m["participant_id"]
+            )
+            base = max(4, 14 - session["number"] - self.rng.randint(0, 4))
+            answers = [min(3, base // 9 + (1 if i < base % 9 else 0)) for i in range(9)]
+            answers[8] = 0
+            self.screen(
+                participant,
+                answers,
+                1,
+                day,
+                actor,
+                occasion=occasion,
+                cycle_id=cycle["id"],
+                session_id=session["id"],
+            )
+
+
+def load_programme(db: sqlite_utils.Database, source: Programme | Running, summary: DemoSummary, today: date) -> None:
+    """Register the demo people, screen them, and run three cycles at different stages around ``today``."""
+    from . import referrals
+
+    demo = _Demo(
+        db,
+        Programme.of(source),
+        random.Random(2026),  # noqa: S311 (made-up demo data, not secrets)
+        sites={code: _required(users.get_site(db, code), code) for code, _, _ in DEMO_SITES},
+        people={u: _required(users.get_user_by_username(db, u), u) for u, *_ in DEMO_USERS},
+        summary=summary,
+    )
+    demo.register_people(today)
+    # One open referral acknowledged with a follow-up visit; the other waits for acknowledgement.
+    teopista = _by_name(db, "Teopista Nalubega")
+    for referral in referrals.for_participant(db, teopista["id"]):
+        referrals.acknowledge(db, referral, demo.people["amina"])
+    running = _cycles(demo, today)
+    _supervision(db, demo.people, demo.sites, running, today)
+    with write(db):
+        db.execute(
+            "insert into settings (key, value, updated_at) values (?, ?, ?)",
+            (DEMO_MARKER, json.dumps({"loaded_on": today.isoformat()}), utcnow()),
+        )
+
+
+def _cycles(demo: _Demo, today: date) -> dict[str, Any]:
+    """Run three cycles: one finished, one five sessions in, one starting next week; return the running one."""
+    from . import cycles
+
+    people = demo.people
     # 1. A who-8 women's group at Kampala North that has finished.
     first = _first_on_weekday(today - timedelta(weeks=11), 1)
-    done, done_members = start(
+    done, done_members = demo.start(
         "KMP", "who-8", "women", "St. Luke's church hall", first, ["amina", "joseph"], [p[0] for p in DEMO_PEOPLE[:8]]
     )
-    _run_sessions(db, app, done, done_members, 8, rng, people["amina"])
+    demo.run_sessions(done, done_members, 8, people["amina"])
     cycles.close_cycle(
-        db, done["id"], forms.protocols["who-8"], early=False, actor=people["coord"], today=today - timedelta(days=3)
+        demo.db,
+        done["id"],
+        demo.programme.forms.protocols["who-8"],
+        early=False,
+        actor=people["coord"],
+        today=today - timedelta(days=3),
     )
     # 2. A strongminds-12 women's group, five sessions in; one member missed the last two.
     first = _first_on_weekday(today - timedelta(weeks=6), 3)
-    running, running_members = start(
+    running, running_members = demo.start(
         "KMP",
         "strongminds-12",
         "women",
@@ -294,20 +436,13 @@ def load_programme(db: sqlite_utils.Database, app: Flask, summary: DemoSummary, 
         [p[0] for p in DEMO_PEOPLE[8:18]],
         time="14:00",
     )
-    _run_sessions(
-        db, app, running, running_members, 4, rng, people["amina"], absent_streak={running_members[1]["id"]: {3, 4}}
-    )
+    demo.run_sessions(running, running_members, 4, people["amina"], absent_streak={running_members[1]["id"]: {3, 4}})
     # 3. A short-6 men's group at Masaka that starts next week.
     first = _first_on_weekday(today + timedelta(days=2), 2)
-    start(
+    demo.start(
         "MSK", "short-6", "men", "Nyendo primary school", first, ["grace", "peter"], [p[0] for p in DEMO_PEOPLE[24:32]]
     )
-    _supervision(db, people, sites, running, today)
-    with write(db):
-        db.execute(
-            "insert into settings (key, value, updated_at) values (?, ?, ?)",
-            (DEMO_MARKER, json.dumps({"loaded_on": today.isoformat()}), utcnow()),
-        )
+    return running
 
 
 def _supervision(db, people: dict, sites: dict, running: dict, today: date) -> None:

@@ -6,8 +6,10 @@ item and field of every error; ``group-ipt forms check`` prints the same list.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, cast
 
 from . import consent as consentmod
 from . import instruments as instrumentsmod
@@ -33,6 +35,19 @@ class Forms:
     scripts: scriptsmod.ScriptLibrary = field(default_factory=scriptsmod.ScriptLibrary)  # facilitator scripts
     ratings: dict = field(default_factory=dict)  # supervisors' rating forms (forms/ratings/), by id
     consent: consentmod.ConsentText | None = None  # the consent text read at intake (forms/consent.yaml)
+
+
+# The key under which the app keeps its loaded forms in ``app.extensions``.
+EXTENSION = "group_ipt_forms"
+
+
+def loaded(extensions: Mapping[str, Any]) -> Forms:
+    """Return the forms the app loaded when it started, from its ``extensions``.
+
+    The one way views, commands and the demo reach the forms: they were checked once,
+    at start, so nobody reads a form file again while serving.
+    """
+    return cast(Forms, extensions[EXTENSION])
 
 
 def check_all(forms_dir: Path) -> list[Exception]:

@@ -20,6 +20,8 @@ from typing import IO, Any
 
 import yaml
 
+from .yamlfile import SafeLoader
+
 TRANSLATABLE_KEYS = frozenset(
     {
         "text",
@@ -60,7 +62,7 @@ def extract_yaml(
     """
     encoding = options.get("encoding", "utf-8")
     text = fileobj.read().decode(encoding)
-    for document in yaml.compose_all(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+    for document in yaml.compose_all(text, Loader=SafeLoader):
         if document is not None:
             yield from _walk(document, [])
 

@@ -15,7 +15,6 @@ Two rules shape the scoring code:
 
 from __future__ import annotations
 
-import difflib
 import itertools
 import math
 import operator
@@ -27,7 +26,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from .yamlfile import DataFileError, LineLoader, LineMap, read_yaml
+from .formfile import FormChecker, FormFileError, read_form_directory
+from .yamlfile import LineMap, valid
 
 __all__ = [
     "Band",
@@ -82,24 +82,6 @@ _SCORING_KEYS = ("method", "multiplier", "missing")
 _MISSING_KEYS = ("prorate_max_missing",)
 _BAND_KEYS = ("min", "max", "label", "explanation")
 _ELIGIBILITY_KEYS = ("cutoff", "direction", "configurable")
-
-
-class FormFileError(DataFileError):
-    """A form file that cannot be used, naming the file, line, item and field."""
-
-    def __init__(self, file: str, item: str | None, field: str | None, message: str, line: int | None = None) -> None:
-        super().__init__(file, item, field, message, line)
-        self.file = file
-        self.item = item
-        self.field = field
-        self.message = message
-        self.line = line
-
-    def _context(self) -> list[str]:
-        parts = [] if self.item is None else [f"item {self.item}"]
-        if self.field is not None:
-            parts.append(f"field '{self.field}'")
-        return parts
 
 
 class InvalidAnswer(ValueError):
@@ -437,11 +419,7 @@ def _not_an_option(item: Item, value: int) -> str:
 
 def load_instrument(path: str | Path) -> Instrument:
     """Load one instrument file; raise the first FormFileError found in it."""
-    instrument, errors = _read_instrument(Path(path))
-    if errors:
-        raise errors[0]
-    assert instrument is not None
-    return instrument
+    return valid(_Checker.load(Path(path)))
 
 
 def load_instruments(directory: str | Path) -> dict[str, Instrument]:
@@ -450,10 +428,7 @@ def load_instruments(directory: str | Path) -> dict[str, Instrument]:
     Raise the first FormFileError of any file: a programme never runs with
     some of its instruments silently left out.
     """
-    instruments, errors = _read_directory(Path(directory))
-    if errors:
-        raise errors[0]
-    return instruments
+    return valid(_read_directory(Path(directory)))
 
 
 def check_instruments(directory: str | Path) -> list[FormFileError]:
@@ -462,7 +437,7 @@ def check_instruments(directory: str | Path) -> list[FormFileError]:
 
 
 def _read_directory(directory: Path) -> tuple[dict[str, Instrument], list[FormFileError]]:
-    found, errors = read_form_directory(directory, _read_instrument, required=True)
+    found, errors = read_form_directory(directory, _Checker.load, required=True)
     for instrument in found.values():
         if instrument.leads_to is not None and instrument.leads_to not in found:
             errors.append(
@@ -473,138 +448,16 @@ def _read_directory(directory: Path) -> tuple[dict[str, Instrument], list[FormFi
     return found, errors
 
 
-def _read_instrument(path: Path) -> tuple[Instrument | None, list[FormFileError]]:
-    try:
-        data = read_form_yaml(path)
-    except FormFileError as exc:
-        return None, [exc]
-    checker = _Checker(str(path))
-    instrument = checker.instrument(data)
-    if checker.errors:
-        return None, checker.errors
-    return instrument, []
-
-
-class _FormLoader(LineLoader):
-    """LineLoader reading and wording its errors as form files always have."""
-
-    stream = False
-    duplicate_key = "duplicate key '{key}'"
-    unhashable_key = "a key must be a plain word"
-    unreadable = "cannot read the file: {error}"
-    invalid = "not valid YAML: {error}"
-
-
-def read_form_yaml(path: Path) -> Any:
-    """Parse a form file (instrument, intake, rating form); raise FormFileError if it is not valid YAML."""
-    file = str(path)
-    return read_yaml(path, lambda message, line: FormFileError(file, None, None, message, line), _FormLoader)
-
-
-class FormChecker:
-    """Collect every error of one form file (instrument, intake or rating form) with its line."""
-
-    def __init__(self, file: str) -> None:
-        self.file = file
-        self.errors: list[FormFileError] = []
-
-    def error(self, where: Any, field: str | None, message: str, item: str | None = None) -> None:
-        line = None
-        if isinstance(where, LineMap):
-            line = where.key_lines.get(field, where.line)
-        self.errors.append(FormFileError(self.file, item, field, message, line))
-
-    def keys(self, data: LineMap, allowed: tuple[str, ...], item: str | None = None) -> None:
-        for key in data:
-            if key not in allowed:
-                hint = difflib.get_close_matches(str(key), allowed, n=1)
-                message = "unknown field" + (f" (did you mean '{hint[0]}'?)" if hint else "")
-                message += "; allowed: " + ", ".join(allowed)
-                self.error(data, str(key), message, item)
-
-
-def read_form_directory(directory: Path, read_one, *, required: bool) -> tuple[dict, list[FormFileError]]:
-    """Read every YAML file of a folder with ``read_one(path) -> (form or None, errors)``; refuse repeated ids.
-
-    A missing folder is an error when ``required``, else simply no forms.
-    """
-    if not directory.is_dir():
-        return {}, [FormFileError(str(directory), None, None, "no such directory")] if required else []
-    found: dict = {}
-    errors: list[FormFileError] = []
-    for path in sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")]):
-        form, file_errors = read_one(path)
-        errors.extend(file_errors)
-        if form is None:
-            continue
-        if form.id in found:
-            first = found[form.id].source
-            errors.append(FormFileError(str(path), None, "id", f"id '{form.id}' is already used by {first}"))
-            continue
-        found[form.id] = form
-    return found, errors
-
-
-class _Checker(FormChecker):
+class _Checker(FormChecker[Instrument]):
     """Turn parsed YAML into an Instrument, collecting every error on the way."""
 
-    def mapping(self, value: Any, field: str, parent: Any, item: str | None = None) -> LineMap | None:
-        if isinstance(value, LineMap):
-            return value
-        self.error(parent, field, "must be a mapping of 'key: value' lines", item)
-        return None
-
-    def text(self, data: LineMap, field: str, item: str | None = None, required: bool = True) -> str | None:
-        if field not in data:
-            if required:
-                self.error(data, field, "is missing", item)
-            return None
-        value = data[field]
-        if not isinstance(value, str) or not value.strip():
-            # YAML reads bare yes/no/on/off as true/false: say how to keep the words.
-            hint = " (put quotes around it)" if isinstance(value, (bool, int, float)) else ""
-            self.error(data, field, f"must be non-empty text{hint}", item)
-            return None
-        # Kept exactly as written: it is the msgid the extractor puts in the catalog.
-        return value
-
-    def integer(self, data: LineMap, field: str, item: str | None = None) -> int | None:
-        if field not in data:
-            self.error(data, field, "is missing", item)
-            return None
-        value = data[field]
-        if isinstance(value, bool) or not isinstance(value, int):
-            self.error(data, field, f"must be a whole number, not {value!r}", item)
-            return None
-        return value
-
-    def boolean(self, data: LineMap, field: str, default: bool, item: str | None = None) -> bool:
-        value = data.get(field, default)
-        if not isinstance(value, bool):
-            self.error(data, field, f"must be true or false, not {value!r}", item)
-            return default
-        return value
-
-    def identifier(self, data: LineMap, pattern: re.Pattern[str], item: str | None = None) -> str | None:
-        value = data.get("id")
-        if "id" not in data:
-            self.error(data, "id", "is missing", item)
-            return None
-        if not isinstance(value, str) or not pattern.match(value):
-            first = "a letter" if pattern is _INSTRUMENT_ID else "a letter or digit"
-            message = f"{value!r} must start with {first}, then lower-case letters, digits, '-' or '_'"
-            self.error(data, "id", message, item)
-            return None
-        return value
+    not_a_mapping = "must be a YAML mapping with id, name, items, scoring..."
 
     # The instrument, section by section.
 
-    def instrument(self, data: Any) -> Instrument | None:
-        if not isinstance(data, LineMap):
-            self.error(None, None, "must be a YAML mapping with id, name, items, scoring...")
-            return None
+    def form(self, data: LineMap) -> Instrument | None:
         self.keys(data, _TOP_KEYS)
-        instrument_id = self.identifier(data, _INSTRUMENT_ID)
+        instrument_id = self.identifier(data, _INSTRUMENT_ID, first="a letter")
         name = self.text(data, "name")
         recall = self.text(data, "recall")
         description = self.text(data, "description", required=False)
@@ -723,7 +576,7 @@ class _Checker(FormChecker):
             item_data = self.mapping(entry, "items", data, f"#{position}")
             if item_data is None:
                 continue
-            item_id = self.identifier(item_data, _ITEM_ID, f"#{position}")
+            item_id = self.identifier(item_data, _ITEM_ID, f"#{position}", first="a letter or digit")
             label = item_id or f"#{position}"
             self.keys(item_data, _ITEM_KEYS, label)
             if item_id is not None and item_id in seen:

@@ -11,8 +11,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .instruments import FormChecker, FormFileError, read_form_yaml
-from .yamlfile import LineMap
+from .formfile import FormChecker, FormFileError
+from .yamlfile import LineMap, valid
 
 INTAKE_FILE = "intake.yaml"
 URGENCIES = ("urgent", "routine")
@@ -50,40 +50,18 @@ class Intake:
 
 def check_intake(forms_dir: str | Path) -> list[FormFileError]:
     """Return every error in ``forms_dir/intake.yaml`` (empty when it is valid)."""
-    return _read(Path(forms_dir) / INTAKE_FILE)[1]
+    return _Checker.load(Path(forms_dir) / INTAKE_FILE)[1]
 
 
 def load_intake(forms_dir: str | Path) -> Intake:
     """Load ``forms_dir/intake.yaml``; raise the first FormFileError in it."""
-    intake, errors = _read(Path(forms_dir) / INTAKE_FILE)
-    if errors:
-        raise errors[0]
-    assert intake is not None
-    return intake
+    return valid(_Checker.load(Path(forms_dir) / INTAKE_FILE))
 
 
-def _read(path: Path) -> tuple[Intake | None, list[FormFileError]]:
-    file = str(path)
-    try:
-        data = read_form_yaml(path)
-    except FormFileError as exc:
-        return None, [exc]
-    if not isinstance(data, LineMap):
-        return None, [FormFileError(file, None, None, "the file must be a mapping with exclusions and safety_steps")]
-    checker = _Checker(file)
-    intake = checker.intake(data)
-    return (None, checker.errors) if checker.errors else (intake, [])
+class _Checker(FormChecker[Intake]):
+    not_a_mapping = "the file must be a mapping with exclusions and safety_steps"
 
-
-class _Checker(FormChecker):
-    def text(self, mapping: LineMap, key: str, item: str | None) -> str:
-        value = mapping.get(key)
-        if not isinstance(value, str) or not value.strip():
-            self.error(mapping, key, "must be a non-empty text", item)
-            return ""
-        return value.strip()
-
-    def intake(self, data: LineMap) -> Intake:
+    def form(self, data: LineMap) -> Intake:
         self.keys(data, ("exclusions", "safety_steps"))
         return Intake(self.exclusions(data), self.safety_steps(data))
 
@@ -106,7 +84,7 @@ class _Checker(FormChecker):
             self.keys(entry, ("code", "label", "urgency"), code)
             if any(e.code == code for e in found):
                 self.error(entry, "code", f"'{code}' is used twice", code)
-            label = self.text(entry, "label", code)
+            label = self.stripped_text(entry, "label", code)
             urgency = entry.get("urgency", "routine")
             if urgency not in URGENCIES:
                 self.error(entry, "urgency", f"must be one of: {', '.join(URGENCIES)}", code)
@@ -126,7 +104,7 @@ class _Checker(FormChecker):
                 self.error(block, urgency, f"needs '{urgency}' with a title and a list of steps")
                 continue
             self.keys(entry, ("title", "steps"), urgency)
-            title = self.text(entry, "title", urgency)
+            title = self.stripped_text(entry, "title", urgency)
             steps = entry.get("steps")
             if not isinstance(steps, list) or not steps or not all(isinstance(s, str) and s.strip() for s in steps):
                 self.error(entry, "steps", "must be a non-empty list of texts", urgency)

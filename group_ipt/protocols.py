@@ -13,12 +13,11 @@ import re
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
-from .yamlfile import DataFileError, line_of, read_yaml
+from .yamlfile import DataFileError, FileChecker, valid, yaml_files
 
 PHASES = ("pre-group", "initial", "middle", "termination")
-PROTOCOL_SUFFIXES = (".yaml", ".yml")
 DEFAULT_ABSENCES_FOR_FOLLOWUP = 2
 MAX_SESSION_MINUTES = 240
 
@@ -49,29 +48,7 @@ _CHECKLIST_ID = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
 class ProtocolFileError(DataFileError):
-    """A protocol file that cannot be used, with where and why."""
-
-    def __init__(
-        self,
-        file: str | Path,
-        message: str,
-        *,
-        session: int | None = None,
-        field: str | None = None,
-        line: int | None = None,
-    ) -> None:
-        self.file = str(file)
-        self.session = session
-        self.field = field
-        self.message = message
-        self.line = line
-        super().__init__(str(self))
-
-    def _context(self) -> list[str]:
-        parts = [] if self.session is None else [f"session {self.session}"]
-        if self.field is not None:
-            parts.append(f"field {self.field!r}")
-        return parts
+    """A protocol file that cannot be used, with where and why (the session and the field)."""
 
 
 @dataclass(frozen=True)
@@ -149,7 +126,7 @@ class Protocol:
         return attended >= Fraction(repr(self.min_attended_share))
 
 
-def _is_int(value: Any) -> bool:
+def _is_int(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
@@ -160,13 +137,15 @@ def _is_text(value: Any) -> bool:
 # --- checking one file ------------------------------------------------------
 
 
-class _FileChecker:
+class _FileChecker(FileChecker[ProtocolFileError]):
     """Turn one parsed protocol file into a Protocol, collecting every error."""
 
+    error_class = ProtocolFileError
+
     def __init__(self, path: str | Path, known_instruments: set[str] | None) -> None:
+        super().__init__()
         self.path = path
         self.known_instruments = known_instruments
-        self.errors: list[ProtocolFileError] = []
 
     def error(
         self,
@@ -177,28 +156,13 @@ class _FileChecker:
         session: int | None = None,
     ) -> None:
         """Record a problem; ``at`` and ``key`` locate its line in the file."""
-        line = line_of(at, key)
-        self.errors.append(ProtocolFileError(self.path, message, session=session, field=field, line=line))
+        self.report(self.path, message, at=at, key=key, session=session, field=field)
 
     def keys(
-        self,
-        node: Any,
-        spec: dict[str, bool],
-        prefix: str = "",
-        session: int | None = None,
-    ) -> bool:
+        self, node: Any, spec: dict[str, bool], prefix: str = "", session: int | None = None
+    ) -> TypeGuard[dict[Any, Any]]:
         """Report unknown and missing keys; return False if ``node`` is no mapping."""
-        if not isinstance(node, dict):
-            self.error("must be a mapping", prefix.rstrip(".") or None, session=session)
-            return False
-        for key in node:
-            if key not in spec:
-                message = f"unknown key (allowed: {', '.join(spec)})"
-                self.error(message, f"{prefix}{key}", node, key, session)
-        for key, required in spec.items():
-            if required and key not in node:
-                self.error("is missing", f"{prefix}{key}", node, session=session)
-        return True
+        return self.spec_keys(self.path, node, spec, prefix, session=session)
 
     def text(self, node: dict, key: str, field: str) -> str:
         value = node.get(key, "")
@@ -330,26 +294,12 @@ class _FileChecker:
         numbers: set[int] = set()
         previous_phase: str | None = None
         for i, item in enumerate(items):
-            number = item.get("number") if isinstance(item, dict) else None
-            if not _is_int(number) or number < 0:
-                if isinstance(item, dict) and "number" in item:
-                    message = "must be a whole number (0 for the pre-group session)"
-                    self.error(message, f"sessions[{i}].number", item, "number")
-                number = None
+            number = self.session_number(item, i)
             prefix = "" if number is not None else f"sessions[{i}]."
             if not self.keys(item, _SESSION_KEYS, prefix, number) or number is None:
                 continue
             numbers.add(number)
-            if expected is None:
-                # Start at 0 or 1; a missing session 0 is reported under pre_group.
-                expected = 0 if number == 0 else 1
-            if number == 0 and pre_group is False:
-                message = "session 0 is the pre-group session, but pre_group is false"
-                self.error(message, "number", item, "number", number)
-            if number != expected:
-                message = f"session numbers must run in order, without gaps or repeats: expected {expected}"
-                self.error(message, "number", item, "number", number)
-            expected = number + 1
+            expected = self.numbered_in_order(item, number, expected, pre_group)
             plan = self.session(item, number)
             if plan is not None:
                 self.phase_order(plan, previous_phase, item)
@@ -357,8 +307,37 @@ class _FileChecker:
             # Order is judged against the session listed just before, even if that
             # one has other errors; after an unknown phase it cannot be judged.
             previous_phase = item.get("phase") if item.get("phase") in PHASES else "?"
+        self.check_sessions(data, pre_group, plans, numbers, started=expected is not None)
+        return tuple(plans)
 
-        if pre_group is True and expected is not None and 0 not in numbers:
+    def session_number(self, item: Any, i: int) -> int | None:
+        """Return the number of the ``i``-th session listed, or None (reported) if it has no usable one."""
+        number = item.get("number") if isinstance(item, dict) else None
+        if _is_int(number) and number >= 0:
+            return number
+        if isinstance(item, dict) and "number" in item:
+            message = "must be a whole number (0 for the pre-group session)"
+            self.error(message, f"sessions[{i}].number", item, "number")
+        return None
+
+    def numbered_in_order(self, item: dict, number: int, expected: int | None, pre_group: bool | None) -> int:
+        """Report a session number out of order or against pre_group; return the number expected next."""
+        if expected is None:
+            # Start at 0 or 1; a missing session 0 is reported under pre_group.
+            expected = 0 if number == 0 else 1
+        if number == 0 and pre_group is False:
+            message = "session 0 is the pre-group session, but pre_group is false"
+            self.error(message, "number", item, "number", number)
+        if number != expected:
+            message = f"session numbers must run in order, without gaps or repeats: expected {expected}"
+            self.error(message, "number", item, "number", number)
+        return number + 1
+
+    def check_sessions(
+        self, data: dict, pre_group: bool | None, plans: list[SessionPlan], numbers: set[int], *, started: bool
+    ) -> None:
+        """Check the list as a whole: session 0 when pre_group, a group session, termination last."""
+        if pre_group is True and started and 0 not in numbers:
             self.error(
                 "pre_group is true, but there is no session 0",
                 "pre_group",
@@ -372,7 +351,6 @@ class _FileChecker:
         if group and group[-1].number == max(numbers) and group[-1].phase != "termination":
             message = "the last group session must be in the termination phase"
             self.error(message, "phase", session=group[-1].number)
-        return tuple(plans)
 
     def session(self, item: dict, number: int) -> SessionPlan | None:
         before = len(self.errors)
@@ -440,15 +418,8 @@ class _FileChecker:
 
     # -- the whole file --
 
-    def read(self) -> Any:
-        try:
-            return read_yaml(self.path, lambda message, line: ProtocolFileError(self.path, message, line=line))
-        except ProtocolFileError as exc:
-            self.errors.append(exc)
-        return None
-
     def check(self) -> Protocol | None:
-        data = self.read()
+        data = self.read(self.path)
         if self.errors:
             return None
         if not isinstance(data, dict):
@@ -463,26 +434,35 @@ class _FileChecker:
         if "pre_group" in data and not isinstance(pre_group, bool):
             self.error("must be true or false", "pre_group", data, "pre_group")
             pre_group = None
-        protocol = {
-            "id": protocol_id,
-            "name": self.text(data, "name", "name"),
-            "version": self.integer(data, "version", "version", 1),
-            "pre_group": pre_group,
-            "sessions": self.sessions(data, pre_group),
-            "group_size_min": 0,
-            "group_size_max": 0,
-            "min_attended_share": self.completion(data),
-            "absences_for_followup": self.integer(data, "absences_for_followup", "absences_for_followup", 1)
-            or DEFAULT_ABSENCES_FOR_FOLLOWUP,
-            "fidelity_checklist": self.fidelity_checklist(data),
-            "followup": self.followup(data),
-            "maintenance_monthly_sessions": self.maintenance(data),
-            "description": self.text(data, "description", "description"),
-        }
-        protocol["group_size_min"], protocol["group_size_max"] = self.group_size(data)
+        name = self.text(data, "name", "name")
+        version = self.integer(data, "version", "version", 1)
+        sessions = self.sessions(data, pre_group)
+        min_attended_share = self.completion(data)
+        absences = self.integer(data, "absences_for_followup", "absences_for_followup", 1)
+        fidelity_checklist = self.fidelity_checklist(data)
+        followup = self.followup(data)
+        maintenance = self.maintenance(data)
+        description = self.text(data, "description", "description")
+        group_size_min, group_size_max = self.group_size(data)
         if self.errors:
             return None
-        return Protocol(**protocol)
+        # Without errors every required field is there with its type (a missing one is an error).
+        assert isinstance(protocol_id, str) and version is not None and isinstance(pre_group, bool)
+        return Protocol(
+            id=protocol_id,
+            name=name,
+            version=version,
+            pre_group=pre_group,
+            sessions=sessions,
+            group_size_min=group_size_min,
+            group_size_max=group_size_max,
+            min_attended_share=min_attended_share,
+            absences_for_followup=absences or DEFAULT_ABSENCES_FOR_FOLLOWUP,
+            fidelity_checklist=fidelity_checklist,
+            followup=followup,
+            maintenance_monthly_sessions=maintenance,
+            description=description,
+        )
 
 
 # --- public loaders ---------------------------------------------------------
@@ -502,16 +482,12 @@ def _protocol_files(directory: str | Path) -> list[Path]:
     directory = Path(directory)
     if not directory.is_dir():
         raise ProtocolFileError(directory, "protocol directory not found")
-    return sorted(p for p in directory.iterdir() if p.suffix in PROTOCOL_SUFFIXES and p.is_file())
+    return yaml_files(directory)
 
 
 def load_protocol(path: str | Path, *, known_instruments: set[str] | None = None) -> Protocol:
     """Load one protocol file; raise ProtocolFileError for its first problem."""
-    protocol, errors = _check_file(path, known_instruments)
-    if errors:
-        raise errors[0]
-    assert protocol is not None
-    return protocol
+    return valid(_check_file(path, known_instruments))
 
 
 def _check_all(
@@ -545,10 +521,7 @@ def load_protocols(directory: str | Path, *, known_instruments: set[str] | None 
     Nothing is returned unless every file is valid: the first problem found is
     raised as ProtocolFileError.
     """
-    protocols, errors = _check_all(directory, known_instruments)
-    if errors:
-        raise errors[0]
-    return protocols
+    return valid(_check_all(directory, known_instruments))
 
 
 def check_protocols(directory: str | Path, known_instruments: set[str] | None = None) -> list[ProtocolFileError]:

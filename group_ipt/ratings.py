@@ -17,14 +17,16 @@ Plain Python, no Flask.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .instruments import FormChecker, FormFileError, Option, read_form_directory, read_form_yaml
+from .formfile import FormChecker, FormFileError, read_form_directory
+from .instruments import Option
 from .protocols import PHASES
-from .yamlfile import LineMap
+from .yamlfile import LineMap, valid
 
 SCORING_METHODS = ("mean", "sum")
 MISSING_RULES = ("incomplete",)
@@ -34,7 +36,7 @@ NOT_APPLICABLE = "na"  # the stored answer "not applicable"
 _SCALE_KEYS = ("value", "label")
 _SCORING_KEYS = ("method", "missing", "threshold")
 _ITEM_KEYS = ("id", "text", "section", "description", "phases")
-_ID_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789_-")
+_ID = re.compile(r"[a-z][a-z0-9_-]*\Z")
 
 
 @dataclass(frozen=True)
@@ -156,10 +158,7 @@ def check_ratings(directory: Path) -> list[FormFileError]:
 
 def load_ratings(directory: Path) -> dict[str, RatingForm]:
     """Load every rating form; raise the first FormFileError found."""
-    forms, errors = _read_all(directory)
-    if errors:
-        raise errors[0]
-    return forms
+    return valid(_read_all(directory))
 
 
 def _read_all(directory: Path) -> tuple[dict[str, RatingForm], list[FormFileError]]:
@@ -169,44 +168,15 @@ def _read_all(directory: Path) -> tuple[dict[str, RatingForm], list[FormFileErro
 
 def read_rating_form(path: Path) -> tuple[RatingForm | None, list[FormFileError]]:
     """Read one rating form file; return it, or None and every error in it."""
-    file = str(path)
-    try:
-        data = read_form_yaml(path)
-    except FormFileError as exc:
-        return None, [exc]
-    checker = _Checker(file)
-    form = checker.form(data)
-    return (None, checker.errors) if checker.errors else (form, [])
+    return _Checker.load(path)
 
 
-class _Checker(FormChecker):
-    def text(self, data: LineMap, field: str, item: str | None = None, required: bool = True) -> str | None:
-        if field not in data:
-            if required:
-                self.error(data, field, "is missing", item)
-            return None
-        value = data[field]
-        if not isinstance(value, str) or not value.strip():
-            hint = " (put quotes around it)" if isinstance(value, (bool, int, float)) else ""
-            self.error(data, field, f"must be non-empty text{hint}", item)
-            return None
-        return value
+class _Checker(FormChecker[RatingForm]):
+    not_a_mapping = "must be a YAML mapping with id, name, scale, scoring and items"
 
-    def identifier(self, data: LineMap, item: str | None = None) -> str | None:
-        value = data.get("id")
-        if not isinstance(value, str) or not value or not set(value) <= _ID_CHARS or not value[0].isalpha():
-            self.error(
-                data, "id", f"{value!r} must start with a letter, then lower-case letters, digits, '-' or '_'", item
-            )
-            return None
-        return value
-
-    def form(self, data: Any) -> RatingForm | None:
-        if not isinstance(data, LineMap):
-            self.error(None, None, "must be a YAML mapping with id, name, scale, scoring and items")
-            return None
+    def form(self, data: LineMap) -> RatingForm | None:
         self.keys(data, _TOP_KEYS)
-        form_id = self.identifier(data)
+        form_id = self.identifier(data, _ID, first="a letter", required=False)
         name = self.text(data, "name")
         description = self.text(data, "description", required=False)
         version = data.get("version")
@@ -217,6 +187,8 @@ class _Checker(FormChecker):
         items = self.items(data)
         if self.errors:
             return None
+        # Without errors every field above was found valid.
+        assert form_id is not None and name is not None and isinstance(version, int) and method is not None
         not_applicable = data.get("not_applicable", False)
         if not isinstance(not_applicable, bool):
             self.error(data, "not_applicable", f"must be true or false, not {not_applicable!r}")
@@ -248,7 +220,7 @@ class _Checker(FormChecker):
                 options.append(Option(number, label))
         return tuple(sorted(options, key=lambda o: o.value))
 
-    def scoring(self, data: LineMap) -> tuple[str, float]:
+    def scoring(self, data: LineMap) -> tuple[str | None, float]:
         scoring = data.get("scoring")
         if not isinstance(scoring, LineMap):
             self.error(data, "scoring", "must be a mapping with method, missing and threshold")
@@ -275,12 +247,12 @@ class _Checker(FormChecker):
             self.error(data, "items", "must be a non-empty list of items")
             return ()
         items: list[RatingItem] = []
-        seen: set[str] = set()
+        seen: set[str | None] = set()  # None too: a second bad id is reported as a duplicate
         for position, entry in enumerate(value, start=1):
             if not isinstance(entry, LineMap):
                 self.error(data, "items", f"item #{position} must be a mapping with id, text and section")
                 continue
-            item_id = self.identifier(entry, f"#{position}")
+            item_id = self.identifier(entry, _ID, f"#{position}", first="a letter", required=False)
             label = item_id or f"#{position}"
             self.keys(entry, _ITEM_KEYS, label)
             if item_id in seen:

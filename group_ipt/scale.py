@@ -48,19 +48,19 @@ import heapq
 import json
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 import sqlite_utils
-from flask import Flask
 from werkzeug.security import generate_password_hash
 
-from .db import row, utcnow, write
-from .demo import DEMO_PASSWORD
+from .db import marks, row, utcnow, write
+from .demo import DEMO_PASSWORD, Programme, Running
 from .followup import _add_months, occasion_of
 from .instruments import Instrument
 from .participants import AGE_BAND_YEARS, make_code, name_key
-from .protocols import Protocol
+from .protocols import Protocol, SessionPlan
 from .referrals import FollowupPlan
 from .screening import _reason as screening_reason
 from .sync.tracking import _log_existing_rows, synced_tables
@@ -529,9 +529,8 @@ def _insert(
 ) -> None:
     if not records:
         return
-    marks = ", ".join("?" for _ in columns)
     records.sort()  # by id: neighbouring keys land in the same B-tree pages
-    db.conn.executemany(f'insert into "{table}" ({", ".join(columns)}) values ({marks})', records)
+    db.conn.executemany(f'insert into "{table}" ({", ".join(columns)}) values ({marks(columns)})', records)
     summary.add(table, len(records))
 
 
@@ -547,9 +546,18 @@ def _mark(table: tuple[tuple[float, str], ...], r: float) -> str:
 
 
 def generate(
-    db: sqlite_utils.Database, app: Flask, n_people: int, *, today: date, seed: int = 2026, progress=None
+    db: sqlite_utils.Database,
+    source: Programme | Running,
+    n_people: int,
+    *,
+    today: date,
+    seed: int = 2026,
+    progress: Callable[[int, int], None] | None = None,
 ) -> ScaleSummary:
-    """Write a programme of ``n_people`` participants (sites, users, cycles...) into ``db``."""
+    """Write a programme of ``n_people`` participants (sites, users, cycles...) into ``db``.
+
+    ``source`` is a demo.Programme (settings and forms), or the running app.
+    """
     if row(db, "select value from settings where key = ?", (SCALE_MARKER,)):
         raise ValueError("This database already holds a generated programme; use a new data folder.")
     # Random-key inserts into big indexes: a large page cache saves most of the reads.
@@ -559,13 +567,13 @@ def generate(
     # rollback journal stays in memory, so an error still undoes the site being written, but a
     # killed process leaves a database to throw away (as a half-generated programme is anyway).
     fast = (
-        row(db, "select count(*) as n from participants")["n"] == 0
+        db.execute("select count(*) from participants").fetchone()[0] == 0
         and db.execute("pragma journal_mode = memory").fetchone()[0] == "memory"
     )
     if fast:
         db.execute("pragma synchronous = off")
     try:
-        return _generate(db, app, n_people, today=today, seed=seed, progress=progress)
+        return _generate(db, Programme.of(source), n_people, today=today, seed=seed, progress=progress)
     finally:
         if fast:
             db.execute("pragma journal_mode = wal")
@@ -573,79 +581,45 @@ def generate(
 
 
 def _generate(
-    db: sqlite_utils.Database, app: Flask, n_people: int, *, today: date, seed: int, progress
+    db: sqlite_utils.Database,
+    programme: Programme,
+    n_people: int,
+    *,
+    today: date,
+    seed: int,
+    progress: Callable[[int, int], None] | None,
 ) -> ScaleSummary:
-    forms = app.extensions["group_ipt_forms"]
+    forms = programme.forms
     rng = random.Random(seed)  # noqa: S311 (made-up benchmark data, not secrets)
     new_id = _Ids(rng)
     summary = ScaleSummary()
     now = utcnow()
-    pw_hash = generate_password_hash(DEMO_PASSWORD, method=app.config["PASSWORD_HASH_METHOD"])
-    n_sites = max(2, math.ceil(n_people / PEOPLE_PER_SITE))
-    existing_codes = {r["code"] for r in db.query("select code from sites")}
-    site_codes, k = [], 1
-    while len(site_codes) < n_sites:
-        if f"S{k:03d}" not in existing_codes:
-            site_codes.append(f"S{k:03d}")
-        k += 1
-
+    pw_hash = generate_password_hash(DEMO_PASSWORD, method=programme.config["PASSWORD_HASH_METHOD"])
+    site_codes = _new_site_codes(db, max(2, math.ceil(n_people / PEOPLE_PER_SITE)))
     with write(db):
-        sites = [(new_id(), code, f"Site {code}", "en", now, now) for code in site_codes]
-        _insert(db, "sites", sites, summary, ("id", "code", "name", "default_language", "created_at", "updated_at"))
-        site_ids = [s[0] for s in sites]
-        user_cols = ("id", "username", "display_name", "password_hash", "role", "active", "created_at", "updated_at")
-        staff, links, facilitators, roles = [], [], {}, {}
-        for username, role in (("scale-admin", "admin"), ("scale-coord", "coordinator"), ("scale-super", "supervisor")):
-            uid = new_id()
-            roles[role] = uid
-            staff.append((uid, username, username.replace("-", " ").title(), pw_hash, role, 1, now, now))
-            if role != "admin":
-                links += [(uid, sid) for sid in site_ids]
-        for sid, code in zip(site_ids, site_codes, strict=True):
-            facilitators[sid] = []
-            for i in range(1, FACILITATORS_PER_SITE + 1):
-                uid = new_id()
-                staff.append(
-                    (
-                        uid,
-                        f"fac-{code.lower()}-{i}",
-                        f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}",
-                        pw_hash,
-                        "facilitator",
-                        1,
-                        now,
-                        now,
-                    )
-                )
-                links.append((uid, sid))
-                facilitators[sid].append(uid)
-        _insert(db, "users", staff, summary, user_cols)
-        _insert(db, "user_sites", links, summary, ("user_id", "site_id"))
-
+        staff = _Staff.insert(db, site_codes, rng, new_id, pw_hash, now, summary)
     shared = _Shared(
         rng=rng,
         new_id=new_id,
         today=today,
         phq9=forms.instruments["phq9"],
-        cutoff=int(app.config.get("ELIGIBILITY_CUTOFFS", {}).get("phq9", 10)),
+        cutoff=int(programme.config.get("ELIGIBILITY_CUTOFFS", {}).get("phq9", 10)),
         protocols={pid: forms.protocols[pid] for pid, _ in PROTOCOL_MIX},
-        plan=FollowupPlan.from_config(app.config),
-        coordinator=roles["coordinator"],
-        supervisor=roles["supervisor"],
+        plan=FollowupPlan.from_config(programme.config),
+        coordinator=staff.roles["coordinator"],
+        supervisor=staff.roles["supervisor"],
     )
-    base, extra = divmod(n_people, n_sites)
-    for index, (sid, code) in enumerate(zip(site_ids, site_codes, strict=True)):
-        size = base + (1 if index < extra else 0)
-        site = _Site(shared, sid, code, facilitators[sid], now)
-        site.build(size)
+    base, extra = divmod(n_people, len(site_codes))
+    for index, (sid, code) in enumerate(zip(staff.site_ids, site_codes, strict=True)):
+        site = _Site(shared, sid, code, staff.facilitators[sid], now)
+        site.build(base + (1 if index < extra else 0))
         with write(db):
             db.execute("update sync_clock set applying = 1 where id = 1")
             for table, columns in COLUMNS.items():
                 _insert(db, table, site.rows[table], summary, columns)
             db.execute("update sync_clock set applying = 0 where id = 1")
         if progress:
-            progress(index + 1, n_sites)
-
+            progress(index + 1, len(site_codes))
     with write(db):
         for table in synced_tables(db):
             if table in summary.created:
@@ -662,6 +636,65 @@ def _generate(
     return summary
 
 
+def _new_site_codes(db: sqlite_utils.Database, n_sites: int) -> list[str]:
+    """Return ``n_sites`` codes S001, S002... that no site of ``db`` has yet."""
+    existing_codes = {r["code"] for r in db.query("select code from sites")}
+    site_codes: list[str] = []
+    k = 1
+    while len(site_codes) < n_sites:
+        if f"S{k:03d}" not in existing_codes:
+            site_codes.append(f"S{k:03d}")
+        k += 1
+    return site_codes
+
+
+@dataclass
+class _Staff:
+    """The sites and the people who work in them: an admin, a coordinator, a supervisor, facilitators."""
+
+    site_ids: list[str]
+    roles: dict[str, str]  # role -> user id, for the admin, coordinator and supervisor
+    facilitators: dict[str, list[str]]  # site id -> its facilitators' user ids
+
+    @classmethod
+    def insert(
+        cls,
+        db: sqlite_utils.Database,
+        site_codes: list[str],
+        rng: random.Random,
+        new_id: _Ids,
+        pw_hash: str,
+        now: str,
+        summary: ScaleSummary,
+    ) -> _Staff:
+        """Insert the sites, users and their site links; return who is who."""
+        sites = [(new_id(), code, f"Site {code}", "en", now, now) for code in site_codes]
+        _insert(db, "sites", sites, summary, ("id", "code", "name", "default_language", "created_at", "updated_at"))
+        site_ids = [s[0] for s in sites]
+        user_cols = ("id", "username", "display_name", "password_hash", "role", "active", "created_at", "updated_at")
+        staff: list[tuple] = []
+        links: list[tuple[str, str]] = []
+        facilitators: dict[str, list[str]] = {}
+        roles: dict[str, str] = {}
+        for username, role in (("scale-admin", "admin"), ("scale-coord", "coordinator"), ("scale-super", "supervisor")):
+            uid = new_id()
+            roles[role] = uid
+            staff.append((uid, username, username.replace("-", " ").title(), pw_hash, role, 1, now, now))
+            if role != "admin":
+                links += [(uid, sid) for sid in site_ids]
+        for sid, code in zip(site_ids, site_codes, strict=True):
+            facilitators[sid] = []
+            for i in range(1, FACILITATORS_PER_SITE + 1):
+                uid = new_id()
+                name = f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}"
+                staff.append((uid, f"fac-{code.lower()}-{i}", name, pw_hash, "facilitator", 1, now, now))
+                links.append((uid, sid))
+                facilitators[sid].append(uid)
+        _insert(db, "users", staff, summary, user_cols)
+        _insert(db, "user_sites", links, summary, ("user_id", "site_id"))
+        return cls(site_ids, roles, facilitators)
+
+
 @dataclass
 class _Shared:
     rng: random.Random
@@ -673,6 +706,30 @@ class _Shared:
     plan: FollowupPlan
     coordinator: str
     supervisor: str
+
+
+@dataclass
+class _Cycle:
+    """One cycle being made up: its schedule, how far it got, and who leads it."""
+
+    id: str
+    code: str
+    protocol: Protocol
+    first: date
+    plans: list[SessionPlan]  # by number
+    dates: list[date]  # of each plan
+    last_group: int  # the number of the last group session
+    early: bool  # closed early: the sessions from ``stop`` on are cancelled
+    stop: int
+    closing: date | None
+    close_stamp: str | None
+    held_count: int
+    status: str
+    lead: str
+    enrolled_on: date
+    created: str
+    reason: str | None  # why it closed early
+    start_time: str
 
 
 @dataclass
@@ -689,6 +746,55 @@ class _Member:
     present_at: list[tuple[int, str, date]] = field(default_factory=list)  # group sessions attended
 
 
+@dataclass
+class _Referral:
+    """A referral being made up: its status, who acknowledged it, and its events so far."""
+
+    id: str
+    by: str  # who opened it
+    created: str
+    status: str = "open"
+    updated: str = ""
+    referred_to: str | None = None
+    note: str | None = None
+    acknowledged_by: str | None = None
+    acknowledged_at: str | None = None
+    closed_at: str | None = None
+    events: list[tuple[str, str | None, str, str]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.updated = self.created
+        self.events.append(("open", None, self.by, self.created))
+
+    def move(self, status: str, stamp: str, note: str | None = None, by: str | None = None) -> None:
+        """Record a change of status at ``stamp``, as a referral event."""
+        self.status, self.updated = status, stamp
+        self.events.append((status, note, by or self.by, stamp))
+
+    def row(
+        self, sid: str, participant_id: str, screening_id: str | None, reason: str, triggers: list[dict], urgency: str
+    ) -> tuple:
+        return (
+            self.id,
+            sid,
+            participant_id,
+            screening_id,
+            reason,
+            json.dumps(triggers, ensure_ascii=False),
+            urgency,
+            self.status,
+            self.referred_to,
+            self.note,
+            self.acknowledged_by,
+            self.acknowledged_at,
+            self.by,
+            self.closed_at,
+            CLOSING_OUTCOMES[self.note] if self.status == "closed" and self.note else None,
+            self.created,
+            self.updated,
+        )
+
+
 class _Site:
     """The rows of one site, built in memory, then inserted table by table in one transaction."""
 
@@ -700,7 +806,8 @@ class _Site:
         self.severity: list[int] = []
         phq9 = shared.phq9
         self.scored = [item.id for item in phq9.scored_items]
-        self.risk_rules = [(item.id, item.risk, max(item.values)) for item in phq9.risk_items]
+        # (item id, its alert rule, its highest answer) of each risk item: risk_items all have a rule.
+        self.risk_rules = [(item.id, item.risk, max(item.values)) for item in phq9.risk_items if item.risk is not None]
 
     # --- people ---------------------------------------------------------------------------
 
@@ -824,15 +931,7 @@ class _Site:
     ) -> tuple[str, bool]:
         """Add a PHQ-9 answered at about ``severity``; a risk answer adds its referral. Return (id, eligible)."""
         rng, phq9 = self.rng, self.s.phq9
-        severity = max(0, min(27, severity))
-        high, extra = divmod(severity, 9)
-        bits = rng.getrandbits
-        answers = {item: min(3, max(0, high + (n <= extra) + NOISE[bits(2)])) for n, item in enumerate(ITEMS, 1)}
-        # Thoughts of self-harm: more often the more depressed (about 1 in 10 at screening).
-        answers["q9"] = 0
-        if rng.random() < min(0.15, max(0.01, (severity - 7) * 0.008)):
-            answers["q9"] = rng.choices((1, 2, 3), (6, 3, 1))[0]
-        answers["q10"] = rng.randint(0, 3)
+        answers = self._answers(severity)
         total = sum(answers[item] for item in self.scored)
         band = phq9.band_for(total)
         risk_items = [item for item, rule, _top in self.risk_rules if rule.matches(answers[item])]
@@ -864,22 +963,42 @@ class _Site:
             )
         )
         if risk_items:
-            triggers = [
-                {"kind": "risk_item", "instrument": phq9.id, "item": item, "value": answers[item]}
-                for item in risk_items
-            ]
-            urgent = any(answers[item] == top for item, _rule, top in self.risk_rules if item in risk_items)
-            self._referral(
-                i,
-                reason=screening_reason(phq9, triggers),
-                triggers=triggers,
-                urgency="urgent" if urgent else "routine",
-                on=on,
-                by=by,
-                time=time,
-                screening_id=screening_id,
-            )
+            self._risk_referral(i, answers, risk_items, on=on, by=by, time=time, screening_id=screening_id)
         return screening_id, eligible
+
+    def _answers(self, severity: int) -> dict[str, int]:
+        """Return PHQ-9 answers adding up to about ``severity``, with a risk answer as often as in real screening."""
+        rng = self.rng
+        severity = max(0, min(27, severity))
+        high, extra = divmod(severity, 9)
+        bits = rng.getrandbits
+        answers = {item: min(3, max(0, high + (n <= extra) + NOISE[bits(2)])) for n, item in enumerate(ITEMS, 1)}
+        # Thoughts of self-harm: more often the more depressed (about 1 in 10 at screening).
+        answers["q9"] = 0
+        if rng.random() < min(0.15, max(0.01, (severity - 7) * 0.008)):
+            answers["q9"] = rng.choices((1, 2, 3), (6, 3, 1))[0]
+        answers["q10"] = rng.randint(0, 3)
+        return answers
+
+    def _risk_referral(
+        self, i: int, answers: dict[str, int], risk_items: list[str], *, on: date, by: str, time: str, screening_id: str
+    ) -> None:
+        """Add the safety referral a risk answer raises, worded and graded as ``screening.save_screening`` does."""
+        phq9 = self.s.phq9
+        triggers = [
+            {"kind": "risk_item", "instrument": phq9.id, "item": item, "value": answers[item]} for item in risk_items
+        ]
+        urgent = any(answers[item] == top for item, _rule, top in self.risk_rules if item in risk_items)
+        self._referral(
+            i,
+            reason=screening_reason(phq9, triggers),
+            triggers=triggers,
+            urgency="urgent" if urgent else "routine",
+            on=on,
+            by=by,
+            time=time,
+            screening_id=screening_id,
+        )
 
     def _referral(
         self,
@@ -894,79 +1013,61 @@ class _Site:
         screening_id: str | None = None,
     ) -> str:
         """Add a referral with its planned follow-ups and its life so far: most closed, some open or overdue."""
-        rng, today, sid = self.rng, self.today, self.sid
-        rid, created = self.new_id(), _stamp(on, time)
+        rng, today = self.rng, self.today
+        ref = _Referral(self.new_id(), by, _stamp(on, time))
         age = (today - on).days
-        events = [("open", None, by, created)]
-        acknowledged_by = acknowledged_at = referred_to = note = closed_at = None
-        status, updated = "open", created
         stalled = age < 150 and rng.random() < REFERRAL_STALLED
         closing = on + timedelta(days=rng.randint(35, 120))
         closed = not stalled and closing < today
         limit = closing if closed else today  # follow-ups are done up to here
         stop = on + timedelta(days=rng.randint(10, 60)) if stalled else limit
         if age > 2 or rng.random() < 0.5:  # the alert is acknowledged at once, but a few are still waiting
-            acknowledged_by, acknowledged_at = by, _stamp(on, "19:00:00")
-            updated = acknowledged_at
+            ref.acknowledged_by, ref.acknowledged_at = by, _stamp(on, "19:00:00")
+            ref.updated = ref.acknowledged_at
             referred_on = on + timedelta(days=rng.randint(1, 5))
             if referred_on <= limit:
-                status, referred_to, updated = "referred", rng.choice(REFERRED_TO), _stamp(referred_on, "12:00:00")
-                events.append(("referred", None, by, updated))
+                ref.move("referred", _stamp(referred_on, "12:00:00"))
+                ref.referred_to = rng.choice(REFERRED_TO)
+        self._referral_followups(ref, on, stop, limit)
+        if closed and ref.acknowledged_at:
+            ref.note = rng.choice(CLOSING_NOTES)
+            ref.closed_at = _stamp(closing, "16:00:00")
+            ref.move("closed", ref.closed_at, ref.note, rng.choice((self.s.coordinator, self.s.supervisor)))
+        for event_status, event_note, event_by, stamp in ref.events:
+            self.rows["referral_events"].append(
+                (self.new_id(), self.sid, ref.id, event_status, event_note, event_by, stamp, stamp)
+            )
+        self.rows["referrals"].append(ref.row(self.sid, self.people[i][0], screening_id, reason, triggers, urgency))
+        return ref.id
+
+    def _referral_followups(self, ref: _Referral, on: date, stop: date, limit: date) -> None:
+        """Add the planned follow-ups of a referral, done up to ``stop`` (and ``limit``), the rest still due."""
+        rng, sid, rid, by, created = self.rng, self.sid, ref.id, ref.by, ref.created
         followups, done = self.rows["referral_followups"], 0
         for due in self.s.plan.dates(on):
             done_on = due + timedelta(days=rng.randint(0, 2))
-            if due <= stop and done_on <= limit:
-                stamp = _stamp(done_on, "15:00:00")
-                followups.append(
-                    (
-                        self.new_id(),
-                        sid,
-                        rid,
-                        due.isoformat(),
-                        done_on.isoformat(),
-                        by,
-                        rng.choice(FOLLOWUP_NOTES),
-                        created,
-                        stamp,
-                    )
-                )
-                done += 1
-                updated = max(updated, stamp)
-                if done == 2 and status == "referred":
-                    status = "followed_up"
-                    events.append(("followed_up", None, by, stamp))
-            else:
+            if not (due <= stop and done_on <= limit):
                 followups.append((self.new_id(), sid, rid, due.isoformat(), None, None, None, created, created))
-        if closed and acknowledged_at:
-            status, note = "closed", rng.choice(CLOSING_NOTES)
-            closed_at = updated = _stamp(closing, "16:00:00")
-            events.append(("closed", note, rng.choice((self.s.coordinator, self.s.supervisor)), closed_at))
-        for event_status, event_note, event_by, stamp in events:
-            self.rows["referral_events"].append(
-                (self.new_id(), sid, rid, event_status, event_note, event_by, stamp, stamp)
+                continue
+            stamp = _stamp(done_on, "15:00:00")
+            followups.append(
+                (
+                    self.new_id(),
+                    sid,
+                    rid,
+                    due.isoformat(),
+                    done_on.isoformat(),
+                    by,
+                    rng.choice(FOLLOWUP_NOTES),
+                    created,
+                    stamp,
+                )
             )
-        self.rows["referrals"].append(
-            (
-                rid,
-                sid,
-                self.people[i][0],
-                screening_id,
-                reason,
-                json.dumps(triggers, ensure_ascii=False),
-                urgency,
-                status,
-                referred_to,
-                note,
-                acknowledged_by,
-                acknowledged_at,
-                by,
-                closed_at,
-                CLOSING_OUTCOMES[note] if status == "closed" else None,
-                created,
-                updated,
-            )
-        )
-        return rid
+            done += 1
+            ref.updated = max(ref.updated, stamp)
+            if done == 2 and ref.status == "referred":
+                ref.status = "followed_up"
+                ref.events.append(("followed_up", None, by, stamp))
 
     # --- cycles ---------------------------------------------------------------------------
 
@@ -989,12 +1090,22 @@ class _Site:
 
     def _cycle(self, number: int, protocol: Protocol, group: list[tuple[date, int]]) -> list[tuple[date, int]]:
         """Add one cycle with its sessions, members and what happened at each session; return who joins again."""
-        rng, today, sid, rows = self.rng, self.today, self.sid, self.rows
+        cycle = self._plan_cycle(number, protocol, group)
+        self._cycle_rows(cycle)
+        members = self._enrol(cycle, group)
+        self._cycle_sessions(cycle, members)
+        rejoin: list[tuple[date, int]] = []
+        for m in members:
+            self._member(cycle, m, rejoin)
+        return rejoin
+
+    def _plan_cycle(self, number: int, protocol: Protocol, group: list[tuple[date, int]]) -> _Cycle:
+        """Choose a cycle's dates, how far it got (held, closed, closed early) and its lead facilitator."""
+        rng, today = self.rng, self.today
         latest = max(day for day, _i in group)
         first = min(latest + timedelta(days=rng.randint(7, 30)), today + timedelta(days=rng.randint(1, 20)))
         plans = sorted(protocol.sessions, key=lambda p: p.number)
         dates = [first + timedelta(weeks=p.number if protocol.pre_group else p.number - 1) for p in plans]
-        last_group = max(p.number for p in protocol.group_sessions)
         # How far it got: every session before today held, unless the cycle was closed early.
         stop = len(plans)
         closing: date | None = None
@@ -1010,36 +1121,61 @@ class _Site:
             "planned" if held_count == 0 else "active" if closing is None else "closed_early" if early else "closed"
         )
         cid, lead = self.new_id(), rng.choice(self.facs)
-        code = f"{self.code}-C{number:03d}"
         enrolled_on = min(today, max(latest + timedelta(days=1), first - timedelta(days=7)))
-        created = _stamp(enrolled_on, "08:00:00")
         reason = rng.choice(EARLY_REASONS) if early else None
-        close_stamp = _stamp(closing, "17:00:00") if closing else None
         start_time = rng.choice(("10:00", "14:00"))
+        return _Cycle(
+            id=cid,
+            first=first,
+            code=f"{self.code}-C{number:03d}",
+            protocol=protocol,
+            plans=plans,
+            dates=dates,
+            last_group=max(p.number for p in protocol.group_sessions),
+            early=early,
+            stop=stop,
+            closing=closing,
+            close_stamp=_stamp(closing, "17:00:00") if closing else None,
+            held_count=held_count,
+            status=status,
+            lead=lead,
+            enrolled_on=enrolled_on,
+            created=_stamp(enrolled_on, "08:00:00"),
+            reason=reason,
+            start_time=start_time,
+        )
+
+    def _cycle_rows(self, c: _Cycle) -> None:
+        """Add the cycle's row and its facilitators: the lead, and a co-facilitator in 40% of cycles."""
+        rng, sid, rows = self.rng, self.sid, self.rows
+        first = c.first
         rows["cycles"].append(
             (
-                cid,
+                c.id,
                 sid,
-                code,
-                protocol.id,
-                protocol.version,
+                c.code,
+                c.protocol.id,
+                c.protocol.version,
                 rng.choice(("women", "women", "men", "mixed")),
                 rng.choice(VENUES),
                 first.weekday(),
-                start_time,
+                c.start_time,
                 first.isoformat(),
-                status,
-                closing.isoformat() if closing else None,
-                reason,
-                lead,
-                created,
-                close_stamp or (_stamp(dates[0], "12:00:00") if held_count else created),
+                c.status,
+                c.closing.isoformat() if c.closing else None,
+                c.reason,
+                c.lead,
+                c.created,
+                c.close_stamp or (_stamp(c.dates[0], "12:00:00") if c.held_count else c.created),
             )
         )
-        team = [lead] + ([rng.choice([f for f in self.facs if f != lead])] if rng.random() < 0.4 else [])
+        team = [c.lead] + ([rng.choice([f for f in self.facs if f != c.lead])] if rng.random() < 0.4 else [])
         for role, uid in zip(("lead", "co"), team, strict=False):
-            rows["cycle_facilitators"].append((self.new_id(), sid, cid, uid, role, created, created))
+            rows["cycle_facilitators"].append((self.new_id(), sid, c.id, uid, role, c.created, c.created))
 
+    def _enrol(self, c: _Cycle, group: list[tuple[date, int]]) -> list[_Member]:
+        """Enrol the group: each member's chance to drop out and to respond is drawn now."""
+        rng = self.rng
         members = []
         for _day, i in group:
             drops = rng.random() < DROPOUT_SHARE
@@ -1049,133 +1185,155 @@ class _Site:
                     i,
                     self.severity[i],
                     rng.random() >= NON_RESPONDER_SHARE,
-                    rng.randint(2, max(2, last_group - 2)) if drops else None,
+                    rng.randint(2, max(2, c.last_group - 2)) if drops else None,
                 )
             )
-            self._status(i, "enrolled", f"enrolled in {code}", lead, created)
+            self._status(i, "enrolled", f"enrolled in {c.code}", c.lead, c.created)
+        return members
 
-        fidelity_items = [item.id for item in protocol.fidelity_checklist]
-        for index, (plan, day) in enumerate(zip(plans, dates, strict=True)):
+    def _cycle_sessions(self, c: _Cycle, members: list[_Member]) -> None:
+        """Add every session of the cycle: held ones with attendance and fidelity, later ones scheduled or cancelled."""
+        fidelity_items = [item.id for item in c.protocol.fidelity_checklist]
+        for index, (plan, day) in enumerate(zip(c.plans, c.dates, strict=True)):
             ses_id = self.new_id()
-            held, cancelled = index < held_count, early and index >= stop
-            stamp = _stamp(day, "12:00:00")
-            rows["sessions"].append(
+            held, cancelled = index < c.held_count, c.early and index >= c.stop
+            self._session_rows(c, plan, day, ses_id, held=held, cancelled=cancelled)
+            if held:
+                self._held_session(c.protocol, plan, day, ses_id, c.id, c.lead, members, c.last_group)
+                answers = {item: self.rng.random() > 0.15 for item in fidelity_items}
+                stamp = _stamp(day, "12:00:00")
+                self.rows["fidelity_checklists"].append(
+                    (self.new_id(), self.sid, ses_id, c.lead, json.dumps(answers, sort_keys=True), stamp, stamp)
+                )
+
+    def _session_rows(
+        self, c: _Cycle, plan: SessionPlan, day: date, ses_id: str, *, held: bool, cancelled: bool
+    ) -> None:
+        """Add a session's row, and the change that cancelled it when the cycle closed early."""
+        stamp = _stamp(day, "12:00:00")
+        self.rows["sessions"].append(
+            (
+                ses_id,
+                self.sid,
+                c.id,
+                plan.number,
+                "group" if plan.is_group else "pre-group",
+                plan.phase,
+                day.isoformat(),
+                c.start_time,
+                plan.minutes,
+                "held" if held else "cancelled" if cancelled else "scheduled",
+                "Group met as planned." if held else "",
+                c.lead if held else None,
+                stamp if held else None,
+                1 if held or cancelled else 0,
+                c.created,
+                stamp if held else c.close_stamp if cancelled else c.created,
+            )
+        )
+        if cancelled:
+            self.rows["session_changes"].append(
                 (
+                    self.new_id(),
+                    self.sid,
+                    c.id,
                     ses_id,
-                    sid,
-                    cid,
-                    plan.number,
-                    "group" if plan.is_group else "pre-group",
-                    plan.phase,
+                    "closed_early",
                     day.isoformat(),
-                    start_time,
-                    plan.minutes,
-                    "held" if held else "cancelled" if cancelled else "scheduled",
-                    "Group met as planned." if held else "",
-                    lead if held else None,
-                    stamp if held else None,
-                    1 if held or cancelled else 0,
-                    created,
-                    stamp if held else close_stamp if cancelled else created,
+                    None,
+                    c.reason,
+                    self.s.coordinator,
+                    c.close_stamp,
+                    c.close_stamp,
                 )
             )
-            if cancelled:
-                rows["session_changes"].append(
+
+    def _member(self, c: _Cycle, m: _Member, rejoin: list[tuple[date, int]]) -> None:
+        """Add a member's row and what follows from it: the close, absence visits, clinical record, follow-up PHQ-9."""
+        rng, i = self.rng, m.person
+        override = self.rejoining.pop(i, None)
+        m_status = "active" if c.closing is None else self._close_member(c, m, rejoin)
+        area: str | None = None
+        area2: str | None = None
+        goals = ""
+        pregroup_held = c.held_count > 0
+        if pregroup_held:
+            area, goals = rng.choice(AREAS), rng.choice(GOALS)
+            area2 = rng.choice([a for a in AREAS if a != area]) if rng.random() < 0.15 else None
+        self._absence_followups(c, m)
+        if pregroup_held and rng.random() < CLINICAL_SHARE:
+            assert area is not None  # chosen at the pre-group session
+            area, area2 = self._record(c, m, area, area2, m_status)
+        self.rows["members"].append(
+            (
+                m.id,
+                self.sid,
+                c.id,
+                self.people[i][0],
+                m_status,
+                area,
+                area2,
+                goals,
+                c.enrolled_on.isoformat(),
+                override,
+                c.closing.isoformat() if m_status != "active" and c.closing else None,
+                c.reason if m_status != "active" else None,
+                c.lead,
+                c.created,
+                c.close_stamp or c.created,
+            )
+        )
+        # The protocol's follow-up PHQ-9, months after the last group session (not after an early close).
+        if c.status == "closed" and rng.random() < FOLLOWUP_SCREENED.get(m_status, 0):
+            self._followup_screening(c, m)
+
+    def _close_member(self, c: _Cycle, m: _Member, rejoin: list[tuple[date, int]]) -> str:
+        """Close a member's place as the protocol's rule says; some join a later group. Return the status."""
+        rng, i = self.rng, m.person
+        assert c.closing is not None and c.close_stamp is not None
+        m_status = "completed" if c.protocol.is_completed(m.attended) else "dropped_out"
+        self._status(i, m_status, f"cycle {c.code} closed", self.s.coordinator, c.close_stamp)
+        # Dropouts, and members still depressed at the end, may join a later group.
+        again = m_status == "dropped_out" or not m.responder
+        rejoin_on = c.closing + timedelta(days=rng.randint(14, 90))
+        if again and rng.random() < REJOIN_SHARE and rejoin_on < self.today - timedelta(days=7):
+            rejoin.append((rejoin_on, i))
+            self.rejoining[i] = (
+                f"Joins again after dropping out of {c.code}"
+                if m_status == "dropped_out"
+                else f"Joins again: still depressed at the end of {c.code}"
+            )
+        return m_status
+
+    def _absence_followups(self, c: _Cycle, m: _Member) -> None:
+        """Add the call or visit after most runs of absences, a few days after the run."""
+        rng = self.rng
+        for when in m.triggers:
+            done_on = when + timedelta(days=rng.randint(1, 6))
+            if rng.random() < ABSENCE_FOLLOWED_UP and done_on <= self.today:
+                stamp = _stamp(done_on, "16:00:00")
+                self.rows["absence_followups"].append(
                     (
                         self.new_id(),
-                        sid,
-                        cid,
-                        ses_id,
-                        "closed_early",
-                        day.isoformat(),
-                        None,
-                        reason,
-                        self.s.coordinator,
-                        close_stamp,
-                        close_stamp,
+                        self.sid,
+                        m.id,
+                        done_on.isoformat(),
+                        rng.choice(ABSENCE_NOTES),
+                        c.lead,
+                        stamp,
+                        stamp,
                     )
-                )
-            if held:
-                self._held_session(protocol, plan, day, ses_id, cid, lead, members, last_group)
-                answers = {item: rng.random() > 0.15 for item in fidelity_items}
-                rows["fidelity_checklists"].append(
-                    (self.new_id(), sid, ses_id, lead, json.dumps(answers, sort_keys=True), stamp, stamp)
                 )
 
-        rejoin = []
-        pregroup_held = held_count > 0
-        for m in members:
-            i = m.person
-            m_status, override = "active", self.rejoining.pop(i, None)
-            if closing is not None:
-                m_status = "completed" if protocol.is_completed(m.attended) else "dropped_out"
-                self._status(i, m_status, f"cycle {code} closed", self.s.coordinator, close_stamp)
-                # Dropouts, and members still depressed at the end, may join a later group.
-                again = m_status == "dropped_out" or not m.responder
-                rejoin_on = closing + timedelta(days=rng.randint(14, 90))
-                if again and rng.random() < REJOIN_SHARE and rejoin_on < today - timedelta(days=7):
-                    rejoin.append((rejoin_on, i))
-                    self.rejoining[i] = (
-                        f"Joins again after dropping out of {code}"
-                        if m_status == "dropped_out"
-                        else f"Joins again: still depressed at the end of {code}"
-                    )
-            area = area2 = None
-            goals = ""
-            if pregroup_held:
-                area, goals = rng.choice(AREAS), rng.choice(GOALS)
-                area2 = rng.choice([a for a in AREAS if a != area]) if rng.random() < 0.15 else None
-            member_updated = close_stamp or created
-            for when in m.triggers:
-                done_on = when + timedelta(days=rng.randint(1, 6))
-                if rng.random() < ABSENCE_FOLLOWED_UP and done_on <= today:
-                    stamp = _stamp(done_on, "16:00:00")
-                    rows["absence_followups"].append(
-                        (self.new_id(), sid, m.id, done_on.isoformat(), rng.choice(ABSENCE_NOTES), lead, stamp, stamp)
-                    )
-            if pregroup_held and rng.random() < CLINICAL_SHARE:
-                area, area2 = self._record(
-                    m,
-                    protocol,
-                    lead,
-                    dates,
-                    held_count,
-                    area,
-                    area2,
-                    m_status,
-                    closing,
-                    closed_normally=status == "closed",
-                )
-            rows["members"].append(
-                (
-                    m.id,
-                    sid,
-                    cid,
-                    self.people[i][0],
-                    m_status,
-                    area,
-                    area2,
-                    goals,
-                    enrolled_on.isoformat(),
-                    override,
-                    closing.isoformat() if m_status != "active" else None,
-                    reason if m_status != "active" else None,
-                    lead,
-                    created,
-                    member_updated,
-                )
-            )
-            # The protocol's follow-up PHQ-9, months after the last group session (not after an early close).
-            if status == "closed" and rng.random() < FOLLOWUP_SCREENED.get(m_status, 0):
-                last_day = dates[[p.number for p in plans].index(last_group)]
-                for item in protocol.followup:
-                    due = _add_months(last_day, item.months_after_end)
-                    if item.instrument == self.s.phq9.id and due <= today:
-                        on = min(today, due + timedelta(days=rng.randint(0, 14)))
-                        self._screening(
-                            i, "followup", on, lead, self._severity_at(m, last_group, last_group) + 1, cycle_id=cid
-                        )
-        return rejoin
+    def _followup_screening(self, c: _Cycle, m: _Member) -> None:
+        """Add the PHQ-9s the protocol's follow-up asks for, months after the last group session, when due."""
+        last_day = c.dates[[p.number for p in c.plans].index(c.last_group)]
+        for item in c.protocol.followup:
+            due = _add_months(last_day, item.months_after_end)
+            if item.instrument == self.s.phq9.id and due <= self.today:
+                on = min(self.today, due + timedelta(days=self.rng.randint(0, 14)))
+                severity = self._severity_at(m, c.last_group, c.last_group) + 1
+                self._screening(m.person, "followup", on, c.lead, severity, cycle_id=c.id)
 
     def _severity_at(self, m: _Member, number: int, last_group: int) -> int:
         fall = 0.6 if m.responder else 0.15
@@ -1241,22 +1399,20 @@ class _Site:
 
     # --- clinical record ------------------------------------------------------------------
 
-    def _record(
-        self,
-        m: _Member,
-        protocol: Protocol,
-        lead: str,
-        dates: list[date],
-        held_count: int,
-        area: str,
-        area2: str | None,
-        m_status: str,
-        closing: date | None,
-        closed_normally: bool,
-    ) -> tuple[str, str | None]:
+    def _record(self, c: _Cycle, m: _Member, area: str, area2: str | None, m_status: str) -> tuple[str, str | None]:
         """Fill in a member's clinical record, as ``clinical`` saves it; return the problem areas it ends with."""
+        formulation = self._pregroup_record(c, m, area, area2)
+        self._inventory_and_timeline(c, m)
+        area, area2 = self._revised_area(c, m, area, area2, formulation)
+        self._goal_progress(c, m)
+        if c.closing is not None:
+            self._end_of_cycle(c, m, m_status)
+        return area, area2
+
+    def _pregroup_record(self, c: _Cycle, m: _Member, area: str, area2: str | None) -> str:
+        """Add the pre-group record (a medication assessment sometimes opens a referral); return the formulation."""
         rng, sid, rows, i = self.rng, self.sid, self.rows, m.person
-        day0 = dates[0]
+        day0 = c.dates[0]
         stamp0 = _stamp(day0, "13:00:00")
         medication = rng.choices(("no", "yes", None), (90, 5, 5))[0]
         referral_id = None
@@ -1268,21 +1424,27 @@ class _Site:
                 triggers=[{"kind": "medication_assessment", "reason": why}],
                 urgency="routine",
                 on=day0,
-                by=lead,
+                by=c.lead,
                 time="13:00:00",
             )
         formulation = FORMULATIONS[area]
         rows["pregroup_records"].append(
-            (self.new_id(), sid, m.id, m.baseline_id, formulation, medication, referral_id, 1, lead, stamp0, stamp0)
+            (self.new_id(), sid, m.id, m.baseline_id, formulation, medication, referral_id, 1, c.lead, stamp0, stamp0)
         )
         # Consent to the group, asked again at the pre-group session, is recorded anew.
         rows["consents"].append(
-            (self.new_id(), sid, self.people[i][0], "group", 1, "participant", lead, stamp0, stamp0)
+            (self.new_id(), sid, self.people[i][0], "group", 1, "participant", c.lead, stamp0, stamp0)
         )
-        history = rows["problem_area_history"]
-        history.append(
-            (self.new_id(), sid, m.id, area, area2, formulation, "pre-group session", None, lead, stamp0, stamp0)
+        rows["problem_area_history"].append(
+            (self.new_id(), sid, m.id, area, area2, formulation, "pre-group session", None, c.lead, stamp0, stamp0)
         )
+        return formulation
+
+    def _inventory_and_timeline(self, c: _Cycle, m: _Member) -> None:
+        """Add the interpersonal inventory (2-5 people) and the timeline (1-3 events) of the pre-group session."""
+        rng, sid, rows, lead = self.rng, self.sid, self.rows, c.lead
+        day0 = c.dates[0]
+        stamp0 = _stamp(day0, "13:00:00")
         for _n in range(rng.randint(2, 5)):
             rows["inventory_people"].append(
                 (
@@ -1308,49 +1470,62 @@ class _Site:
             rows["timeline_events"].append(
                 (self.new_id(), sid, m.id, happened, sort_key, event, mood, lead, stamp0, stamp0)
             )
-        last_group = max(p.number for p in protocol.group_sessions)
-        attended = [p for p in m.present_at if p[0] < last_group]
-        if attended and rng.random() < 0.15:  # revised when a new problem came out in the group
-            number, ses_id, day = rng.choice(attended)
-            area, area2 = rng.choice([a for a in AREAS if a != area]), None
-            stamp = _stamp(day, "13:30:00")
-            history.append(
-                (
-                    self.new_id(),
-                    sid,
-                    m.id,
-                    area,
-                    area2,
-                    formulation,
-                    f"A new problem came out at session {number}.",
-                    ses_id,
-                    lead,
-                    stamp,
-                    stamp,
-                )
+
+    def _revised_area(
+        self, c: _Cycle, m: _Member, area: str, area2: str | None, formulation: str
+    ) -> tuple[str, str | None]:
+        """Sometimes revise the problem area at a group session (a new problem came out); return the areas."""
+        rng = self.rng
+        attended = [p for p in m.present_at if p[0] < c.last_group]
+        if not attended or rng.random() >= 0.15:
+            return area, area2
+        number, ses_id, day = rng.choice(attended)
+        area, area2 = rng.choice([a for a in AREAS if a != area]), None
+        stamp = _stamp(day, "13:30:00")
+        self.rows["problem_area_history"].append(
+            (
+                self.new_id(),
+                self.sid,
+                m.id,
+                area,
+                area2,
+                formulation,
+                f"A new problem came out at session {number}.",
+                ses_id,
+                c.lead,
+                stamp,
+                stamp,
             )
+        )
+        return area, area2
+
+    def _goal_progress(self, c: _Cycle, m: _Member) -> None:
+        """Note the member's goal progress at 2-4 of the sessions they came to (faster for responders)."""
+        rng = self.rng
         progress = ("none", "some", "good", "achieved")
         noted = sorted(rng.sample(m.present_at, min(len(m.present_at), rng.randint(2, 4))))
         for step, (_number, ses_id, day) in enumerate(noted):
             stamp = _stamp(day, "13:30:00")
-            rows["goal_progress"].append(
+            self.rows["goal_progress"].append(
                 (
                     self.new_id(),
-                    sid,
+                    self.sid,
                     m.id,
                     ses_id,
                     progress[min(3, step + (1 if m.responder else 0))],
                     "",
-                    lead,
+                    c.lead,
                     stamp,
                     stamp,
                 )
             )
-        if closing is None:
-            return area, area2
-        close_stamp = _stamp(closing, "17:00:00")
-        if m_status == "completed" and closed_normally:
-            last_stamp = _stamp(dates[held_count - 1], "13:30:00")
+
+    def _end_of_cycle(self, c: _Cycle, m: _Member, m_status: str) -> None:
+        """Add the relapse-prevention plan of a completer and the outcome decision (some referred on)."""
+        rng, sid, rows, lead = self.rng, self.sid, self.rows, c.lead
+        assert c.closing is not None and c.close_stamp is not None
+        if m_status == "completed" and c.status == "closed":
+            last_stamp = _stamp(c.dates[c.held_count - 1], "13:30:00")
             rows["relapse_plans"].append(
                 (
                     self.new_id(),
@@ -1365,23 +1540,22 @@ class _Site:
                 )
             )
         if m_status == "dropped_out" and rng.random() < 0.5:
-            return area, area2
+            return
         decision, note, referral_id = "well", "", None
         if rng.random() < (0.1 if m_status == "completed" else 0.3):
             decision, note = "refer", rng.choice(REFER_ON_NOTES)
             referral_id = self._referral(
-                i,
+                m.person,
                 reason=f"referred elsewhere at the end of the cycle: {note}",
                 triggers=[{"kind": "outcome_referral", "reason": note}],
                 urgency="routine",
-                on=closing,
+                on=c.closing,
                 by=lead,
                 time="17:00:00",
             )
         rows["outcome_decisions"].append(
-            (self.new_id(), sid, m.id, decision, note, 0, referral_id, lead, close_stamp, close_stamp)
+            (self.new_id(), sid, m.id, decision, note, 0, referral_id, lead, c.close_stamp, c.close_stamp)
         )
-        return area, area2
 
 
 def describe(summary: ScaleSummary) -> str:

@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .protocols import PHASES, Protocol
-from .yamlfile import DataFileError, line_of, read_yaml
+from .protocols import PHASES, Protocol, SessionPlan
+from .yamlfile import DataFileError, FileChecker, valid, yaml_files
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +35,6 @@ PLACEHOLDERS = {
     "sessions_left": "the number of group sessions still to come after this one",
 }
 SHARED_DIR = "shared"
-SCRIPT_SUFFIXES = (".yaml", ".yml")
 SLOT = "session"
 MAX_STEP_MINUTES = 240
 # Text fields of a step, a block and problem-area guidance: each a list of strings.
@@ -64,33 +63,7 @@ _ITEM_KEYS = {"block": False, "minutes": True, "title": False, "guidance": False
 
 
 class ScriptFileError(DataFileError):
-    """A script file that cannot be used, with where and why."""
-
-    def __init__(
-        self,
-        file: str | Path,
-        message: str,
-        *,
-        session: int | None = None,
-        item: str | None = None,
-        field: str | None = None,
-        line: int | None = None,
-    ) -> None:
-        self.file = str(file)
-        self.message = message
-        self.session = session
-        self.item = item
-        self.field = field
-        self.line = line
-        super().__init__(str(self))
-
-    def _context(self) -> list[str]:
-        parts = [] if self.session is None else [f"session {self.session}"]
-        if self.item is not None:
-            parts.append(self.item)
-        if self.field is not None:
-            parts.append(f"field {self.field!r}")
-        return parts
+    """A script file that cannot be used, with where and why (the session, the item and the field)."""
 
 
 class ScriptNotFound(LookupError):
@@ -279,7 +252,7 @@ def _map_texts(script: Script, fn: Callable[[str], str]) -> Script:
     def many(texts: tuple[str, ...]) -> tuple[str, ...]:
         return tuple(fn(t) for t in texts)
 
-    def texts_of(obj: Any) -> dict[str, tuple[str, ...]]:
+    def texts_of(obj: Any) -> dict[str, Any]:  # Any: mypy checks ** of a uniform dict against every field
         return {name: many(getattr(obj, name)) for name in STEP_TEXTS}
 
     agenda = tuple(
@@ -325,7 +298,7 @@ class _Block:
 class _Template:
     id: str
     phases: tuple[str, ...]
-    agenda: list[Any]  # _Item or SLOT
+    agenda: list[_Item | str]  # SLOT marks where a session's own steps go
     watch: tuple[str, ...]
     reminder: tuple[str, ...]
 
@@ -341,13 +314,15 @@ class _Item:
     guidance: str | None
 
 
-class _Checker:
+class _Checker(FileChecker[ScriptFileError]):
     """Read the shared files and the protocol script files, collecting every error."""
 
+    error_class = ScriptFileError
+
     def __init__(self, directory: Path, protocols: Mapping[str, Protocol] | None) -> None:
+        super().__init__()
         self.directory = directory
         self.protocols = protocols
-        self.errors: list[ScriptFileError] = []
         self.reminder: tuple[str, ...] = ()
         self.reminder_file: Path | None = None
         self.blocks: dict[str, _Block] = {}
@@ -358,33 +333,13 @@ class _Checker:
         self.guidance_refs: list[tuple[_Where, Any, str, str | None]] = []
 
     def error(self, where: _Where, message: str, field: str | None = None, at: Any = None, key: Any = None) -> None:
-        self.errors.append(
-            ScriptFileError(
-                where.path, message, session=where.session, item=where.item, field=field, line=line_of(at, key)
-            )
-        )
+        self.report(where.path, message, at=at, key=key, session=where.session, item=where.item, field=field)
 
     # -- small readers --
 
-    def read(self, path: Path) -> Any:
-        try:
-            return read_yaml(path, lambda message, line: ScriptFileError(path, message, line=line))
-        except ScriptFileError as exc:
-            self.errors.append(exc)
-        return None
-
     def keys(self, where: _Where, node: Any, spec: dict[str, bool], prefix: str = "") -> bool:
         """Report unknown and missing keys; return False if ``node`` is no mapping."""
-        if not isinstance(node, dict):
-            self.error(where, "must be a mapping", prefix.rstrip(".") or None)
-            return False
-        for key in node:
-            if key not in spec:
-                self.error(where, f"unknown key (allowed: {', '.join(spec)})", f"{prefix}{key}", node, key)
-        for key, required in spec.items():
-            if required and key not in node:
-                self.error(where, "is missing", f"{prefix}{key}", node)
-        return True
+        return self.spec_keys(where.path, node, spec, prefix, session=where.session, item=where.item)
 
     def ident(self, where: _Where, node: dict, key: str, field: str) -> str | None:
         value = node.get(key)
@@ -446,7 +401,7 @@ class _Checker:
             self.errors.append(ScriptFileError(shared_dir, "shared script folder not found"))
             return
         files = []
-        for path in _yaml_files(shared_dir):
+        for path in yaml_files(shared_dir):
             data = self.read(path)
             if data is not None and self.keys(_Where(path), data, _SHARED_KEYS):
                 files.append((path, data))
@@ -618,88 +573,141 @@ class _Checker:
     def script_file(self, path: Path) -> None:
         data = self.read(path)
         where = _Where(path)
-        if data is None:
+        if data is None or not self.keys(where, data, _FILE_KEYS):
             return
-        if not self.keys(where, data, _FILE_KEYS):
+        found = self.script_protocol(where, data)
+        if found is None:
             return
-        protocol_id = data.get("id")
-        protocol = None
-        if not isinstance(protocol_id, str):
-            if "id" in data:
-                self.error(where, "must be the id of a protocol in forms/protocols (such as who-8)", "id", data, "id")
-            return
-        if protocol_id in self.scripts:
-            self.error(where, f"protocol {protocol_id!r} already has a script file", "id", data, "id")
-            return
-        if self.protocols is not None:
-            protocol = self.protocols.get(protocol_id)
-            if protocol is None:
-                known = ", ".join(sorted(self.protocols)) or "none"
-                self.error(where, f"no protocol {protocol_id!r} in forms/protocols (known: {known})", "id", data, "id")
-                return
+        protocol_id, protocol = found
         scripts: dict[int, Script] = {}
         self.scripts[protocol_id] = scripts
         for node in self.items(where, data, "sessions", "sessions"):
-            number = node.get("number") if isinstance(node, dict) else None
-            if not isinstance(number, int) or isinstance(number, bool) or number < 0:
-                self.error(
-                    where,
-                    "must be a session number (0 for the pre-group session)",
-                    "number",
-                    node if isinstance(node, dict) else data,
-                    "number",
-                )
+            number = self.session_number(where, node, data, protocol_id, protocol, scripts)
+            if number is None:
                 continue
-            session_where = _Where(path, session=number)
-            if number in scripts:
-                self.error(session_where, "is given twice", "number", node, "number")
-                continue
-            if protocol is not None and number not in {s.number for s in protocol.sessions}:
-                numbers = ", ".join(str(s.number) for s in protocol.sessions)
-                self.error(
-                    session_where,
-                    f"protocol {protocol_id!r} has no such session (it has {numbers})",
-                    "number",
-                    node,
-                    "number",
-                )
-                continue
-            script = self.session(session_where, node, protocol_id, protocol)
+            plan = protocol.session(number) if protocol is not None else None
+            script = self.session(_Where(path, session=number), node, protocol_id, plan)
             if script is not None:
                 scripts[number] = script
         if protocol is not None:
-            for plan in protocol.sessions:
-                if plan.number not in scripts and not any(
-                    e.session == plan.number for e in self.errors if e.file == str(path)
-                ):
-                    self.error(
-                        _Where(path, session=plan.number),
-                        f"has no script; protocol {protocol_id!r} has this {plan.phase} session",
-                        None,
-                        data,
-                        "sessions",
-                    )
+            self.check_every_session(where, data, protocol, scripts)
 
-    def session(self, where: _Where, node: dict, protocol_id: str, protocol: Protocol | None) -> Script | None:
+    def script_protocol(self, where: _Where, data: dict) -> tuple[str, Protocol | None] | None:
+        """Return the id of the protocol a script file is for, and the protocol if they are known; None if wrong."""
+        protocol_id = data.get("id")
+        if not isinstance(protocol_id, str):
+            if "id" in data:
+                self.error(where, "must be the id of a protocol in forms/protocols (such as who-8)", "id", data, "id")
+            return None
+        if protocol_id in self.scripts:
+            self.error(where, f"protocol {protocol_id!r} already has a script file", "id", data, "id")
+            return None
+        if self.protocols is None:
+            return protocol_id, None
+        protocol = self.protocols.get(protocol_id)
+        if protocol is None:
+            known = ", ".join(sorted(self.protocols)) or "none"
+            self.error(where, f"no protocol {protocol_id!r} in forms/protocols (known: {known})", "id", data, "id")
+            return None
+        return protocol_id, protocol
+
+    def session_number(
+        self,
+        where: _Where,
+        node: Any,
+        data: dict,
+        protocol_id: str,
+        protocol: Protocol | None,
+        scripts: dict[int, Script],
+    ) -> int | None:
+        """Return the number of a session's script, or None (reported) if it is wrong, repeated or unplanned."""
+        number = node.get("number") if isinstance(node, dict) else None
+        if not isinstance(number, int) or isinstance(number, bool) or number < 0:
+            self.error(
+                where,
+                "must be a session number (0 for the pre-group session)",
+                "number",
+                node if isinstance(node, dict) else data,
+                "number",
+            )
+            return None
+        session_where = _Where(where.path, session=number)
+        if number in scripts:
+            self.error(session_where, "is given twice", "number", node, "number")
+            return None
+        if protocol is not None and number not in {s.number for s in protocol.sessions}:
+            numbers = ", ".join(str(s.number) for s in protocol.sessions)
+            self.error(
+                session_where,
+                f"protocol {protocol_id!r} has no such session (it has {numbers})",
+                "number",
+                node,
+                "number",
+            )
+            return None
+        return number
+
+    def check_every_session(self, where: _Where, data: dict, protocol: Protocol, scripts: dict[int, Script]) -> None:
+        """Report each session of the protocol without a script (unless its script was reported already)."""
+        for plan in protocol.sessions:
+            if plan.number not in scripts and not any(
+                e.session == plan.number for e in self.errors if e.file == str(where.path)
+            ):
+                self.error(
+                    _Where(where.path, session=plan.number),
+                    f"has no script; protocol {protocol.id!r} has this {plan.phase} session",
+                    None,
+                    data,
+                    "sessions",
+                )
+
+    def session(self, where: _Where, node: dict, protocol_id: str, plan: SessionPlan | None) -> Script | None:
+        """Assemble one session's script from its template and its own agenda; None if anything is wrong."""
         errors_before = len(self.errors)
         self.keys(where, node, _SESSION_KEYS)
         title = self.title(where, node, "title", "title")
-        plan = protocol.session(where.session) if protocol is not None else None
-        template = None
-        if "template" in node:
-            name = node["template"]
-            template = self.templates.get(name) if isinstance(name, str) else None
-            if template is None:
-                known = ", ".join(sorted(self.templates)) or "none"
-                self.error(where, f"unknown template {name!r} (known: {known})", "template", node, "template")
-            elif plan is not None and plan.phase not in template.phases:
-                self.error(
-                    where,
-                    f"template {name!r} is for {', '.join(template.phases)} sessions, not for a {plan.phase} session",
-                    "template",
-                    node,
-                    "template",
-                )
+        template = self.session_template(where, node, plan)
+        items = self.session_agenda(where, node, template)
+        watch = self.texts(where, node, "watch", "watch")
+        reminder = self.texts(where, node, "reminder", "reminder")
+        if plan is not None and len(self.errors) == errors_before:
+            self.check_minutes(where, node, template, items, plan)
+        if len(self.errors) != errors_before or title is None:
+            return None
+        return Script(
+            protocol_id=protocol_id,
+            session_number=where.session or 0,
+            phase=plan.phase if plan is not None else "",
+            minutes=sum(item.minutes for item in items),
+            title=title,
+            goals=plan.goals if plan is not None else (),
+            agenda=tuple(self.step(item) for item in items),
+            watch=(template.watch if template is not None else ()) + watch,
+            reminder=reminder or (template.reminder if template is not None else ()) or self.reminder,
+            template=template.id if template is not None else None,
+        )
+
+    def session_template(self, where: _Where, node: dict, plan: SessionPlan | None) -> _Template | None:
+        """Return the template a session names, if it exists and suits the session's phase (else reported)."""
+        if "template" not in node:
+            return None
+        name = node["template"]
+        template = self.templates.get(name) if isinstance(name, str) else None
+        if template is None:
+            known = ", ".join(sorted(self.templates)) or "none"
+            self.error(where, f"unknown template {name!r} (known: {known})", "template", node, "template")
+        elif plan is not None and plan.phase not in template.phases:
+            self.error(
+                where,
+                f"template {name!r} is for {', '.join(template.phases)} sessions, not for a {plan.phase} session",
+                "template",
+                node,
+                "template",
+            )
+        return template
+
+    def session_agenda(self, where: _Where, node: dict, template: _Template | None) -> list[_Item]:
+        """Return a session's agenda: the template's steps with the session's own in its slot."""
         own: list[_Item] = []
         if "agenda" in node:
             for i, entry in enumerate(self.items(where, node, "agenda", "agenda")):
@@ -714,39 +722,29 @@ class _Checker:
             self.error(where, message, "agenda", node, "template")
         elif "template" not in node and "agenda" not in node:
             self.error(where, "needs an 'agenda', a 'template', or both", None, node)
-        frame = template.agenda if template is not None else [SLOT]
+        frame: list[_Item | str] = template.agenda if template is not None else [SLOT]
         items: list[_Item] = []
         for entry in frame:
-            items += own if entry == SLOT else [entry]
-        watch = self.texts(where, node, "watch", "watch")
-        reminder = self.texts(where, node, "reminder", "reminder")
-        if plan is not None and len(self.errors) == errors_before:
-            total = sum(item.minutes for item in items)
-            if total != plan.minutes:
-                detail = ""
-                if template is not None and SLOT in template.agenda:
-                    frame_minutes = sum(e.minutes for e in template.agenda if e != SLOT)
-                    detail = f" (template {template.id!r} {frame_minutes} + session {total - frame_minutes})"
-                self.error(
-                    where,
-                    f"minutes add up to {total}{detail}, the protocol says {plan.minutes}",
-                    "agenda",
-                    node,
-                    "agenda" if "agenda" in node else "template",
-                )
-        if len(self.errors) != errors_before or title is None:
-            return None
-        return Script(
-            protocol_id=protocol_id,
-            session_number=where.session or 0,
-            phase=plan.phase if plan is not None else "",
-            minutes=sum(item.minutes for item in items),
-            title=title,
-            goals=plan.goals if plan is not None else (),
-            agenda=tuple(self.step(item) for item in items),
-            watch=(template.watch if template is not None else ()) + watch,
-            reminder=reminder or (template.reminder if template is not None else ()) or self.reminder,
-            template=template.id if template is not None else None,
+            items += [entry] if isinstance(entry, _Item) else own
+        return items
+
+    def check_minutes(
+        self, where: _Where, node: dict, template: _Template | None, items: list[_Item], plan: SessionPlan
+    ) -> None:
+        """Report an agenda whose minutes do not add up to the session's length in the protocol."""
+        total = sum(item.minutes for item in items)
+        if total == plan.minutes:
+            return
+        detail = ""
+        if template is not None and SLOT in template.agenda:
+            frame_minutes = sum(e.minutes for e in template.agenda if isinstance(e, _Item))
+            detail = f" (template {template.id!r} {frame_minutes} + session {total - frame_minutes})"
+        self.error(
+            where,
+            f"minutes add up to {total}{detail}, the protocol says {plan.minutes}",
+            "agenda",
+            node,
+            "agenda" if "agenda" in node else "template",
         )
 
     def step(self, item: _Item) -> Step:
@@ -771,7 +769,7 @@ class _Checker:
         if self.errors:
             # Sessions built on broken blocks would only repeat the same errors.
             return
-        files = _yaml_files(self.directory)
+        files = yaml_files(self.directory)
         for path in files:
             self.script_file(path)
         self.check_guidance_refs()
@@ -799,10 +797,6 @@ def placeholder_problem(text: str) -> str | None:
     return None
 
 
-def _yaml_files(directory: Path) -> list[Path]:
-    return sorted(p for p in directory.iterdir() if p.suffix in SCRIPT_SUFFIXES and p.is_file())
-
-
 def _check_all(
     directory: str | Path, protocols: Mapping[str, Protocol] | None
 ) -> tuple[ScriptLibrary, list[ScriptFileError]]:
@@ -826,7 +820,4 @@ def check_scripts(directory: str | Path, protocols: Mapping[str, Protocol] | Non
 
 def load_scripts(directory: str | Path, protocols: Mapping[str, Protocol]) -> ScriptLibrary:
     """Load and assemble every script; raise ScriptFileError for the first problem."""
-    library, errors = _check_all(directory, protocols)
-    if errors:
-        raise errors[0]
-    return library
+    return valid(_check_all(directory, protocols))

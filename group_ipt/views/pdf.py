@@ -16,6 +16,7 @@ from flask_login import current_user
 from werkzeug.utils import secure_filename
 
 from .. import consent as consentmod
+from .. import forms as formsmod
 from .. import participants, referrals, users
 from ..db import get_db
 from ..pdf import PdfLanguage, consent_form, cycle_report, referral_slip, roster, screening_form, script_booklet
@@ -37,10 +38,6 @@ def _privacy() -> bool:
 
 def _programme() -> str:
     return current_app.config["PROGRAMME_NAME"]
-
-
-def _forms():
-    return current_app.extensions["group_ipt_forms"]
 
 
 def _pdf(content: bytes, filename: str) -> Response:
@@ -67,7 +64,7 @@ def cycle_roster(cycle_id: str):
 def cycle_report_pdf(cycle_id: str):
     """Print a cycle's report: attendance, completion, symptom change, open referrals."""
     lang = _language()
-    forms = _forms()
+    forms = formsmod.loaded(current_app.extensions)
     try:
         data = pdfdata.cycle_report_data(
             get_db(),
@@ -96,7 +93,9 @@ def screening_form_pdf(instrument_id: str):
             abort(404)
         site = found["name"]
     try:
-        data = pdfdata.screening_form_data(_forms().instruments, instrument_id, programme=_programme(), site=site)
+        data = pdfdata.screening_form_data(
+            formsmod.loaded(current_app.extensions).instruments, instrument_id, programme=_programme(), site=site
+        )
     except pdfdata.NotFound:
         abort(404)
     return _pdf(screening_form.render(data, _language()), f"form-{instrument_id}.pdf")
@@ -118,7 +117,7 @@ def _booklet(protocol_id: str, number: int | None) -> Response:
     lang = _language()
     try:
         data = pdfdata.booklet_data(
-            _forms(),
+            formsmod.loaded(current_app.extensions),
             protocol_id,
             programme=_programme(),
             lang=lang,
@@ -157,8 +156,14 @@ def referral_slip_pdf(referral_id: str):
     return _pdf(referral_slip.render(data, lang), f"referral-{referral['participant_code']}.pdf")
 
 
+def _consent_text() -> consentmod.ConsentText:
+    text = formsmod.loaded(current_app.extensions).consent
+    assert text is not None  # forms.load_all always reads consent.yaml
+    return text
+
+
 def _consent_pdf(code: str | None, **person) -> Response:
-    text = _forms().consent
+    text = _consent_text()
     code = code or str(get_locale() or current_app.config["DEFAULT_LANGUAGE"])
     if code not in text.languages or code not in current_app.extensions["group_ipt_languages"]:
         abort(404)
@@ -187,7 +192,7 @@ def participant_consent_pdf(participant_id: str):
     current = participants.current_consents(db, participant_id)
     read_in = next((c["text_language"] for c in participants.consents(db, participant_id) if c["text_language"]), None)
     code = (
-        request.args.get("lang") or consentmod.language_for(_forms().consent, participant["language"], names) or read_in
+        request.args.get("lang") or consentmod.language_for(_consent_text(), participant["language"], names) or read_in
     )
     given_by = next((c["given_by"] for c in current.values()), "")
     return _consent_pdf(

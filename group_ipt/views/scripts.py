@@ -8,7 +8,9 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from .. import cycles, scripts
+from .. import forms as formsmod
 from ..db import get_db, rows
+from ..protocols import Protocol
 
 bp = Blueprint("scripts", __name__)
 
@@ -20,17 +22,37 @@ def labels():
     return {"phase_labels": PHASE_LABELS}
 
 
-def _forms():
-    return current_app.extensions["group_ipt_forms"]
-
-
 def _translated(script: scripts.Script, protocol) -> scripts.Script:
     return scripts.placeholders_filled(script, scripts.session_context(protocol, script.session_number), gettext)
 
 
+def _script_page(
+    protocol: Protocol,
+    number: int,
+    areas: set[str] | None = None,
+    *,
+    cycle: dict | None = None,
+    session: dict | None = None,
+    context: dict | None = None,
+) -> str:
+    """Render session ``number``'s script of ``protocol`` with guidance for ``areas`` (None: all); 404 if none."""
+    try:
+        script = formsmod.loaded(current_app.extensions).scripts.script_for(protocol.id, number, areas)
+    except scripts.ScriptNotFound:
+        abort(404)
+    return render_template(
+        "scripts/script.html",
+        script=_translated(script, protocol),
+        protocol=protocol,
+        cycle=cycle,
+        session=session,
+        context=context,
+    )
+
+
 @bp.route("/scripts/")
 def index():
-    forms = _forms()
+    forms = formsmod.loaded(current_app.extensions)
     library = forms.scripts
     protocols = [forms.protocols[pid] for pid in library.protocol_ids if pid in forms.protocols]
     return render_template("scripts/index.html", protocols=protocols, library=library)
@@ -39,22 +61,11 @@ def index():
 @bp.route("/scripts/<protocol_id>/<int:number>")
 def protocol_script(protocol_id: str, number: int):
     """Show one session's script of a protocol, with the guidance for all four problem areas."""
-    forms = _forms()
+    forms = formsmod.loaded(current_app.extensions)
     protocol = forms.protocols.get(protocol_id)
     if protocol is None:
         abort(404)
-    try:
-        script = forms.scripts.script_for(protocol_id, number)
-    except scripts.ScriptNotFound:
-        abort(404)
-    return render_template(
-        "scripts/script.html",
-        script=_translated(script, protocol),
-        protocol=protocol,
-        cycle=None,
-        session=None,
-        context=None,
-    )
+    return _script_page(protocol, number)
 
 
 def group_context(db, cycle: dict, session: dict, protocol) -> dict:
@@ -95,7 +106,7 @@ def session_script(cycle_id: str, number: int):
     cycle = cycles.get_cycle(db, cycle_id, current_user.site_ids)
     if cycle is None:
         abort(404)
-    forms = _forms()
+    forms = formsmod.loaded(current_app.extensions)
     protocol = cycles.protocol_of(cycle, forms.protocols)
     session_rows = rows(
         db,
@@ -106,17 +117,6 @@ def session_script(cycle_id: str, number: int):
         abort(404)
     session = session_rows[0]
     context = group_context(db, cycle, session, protocol)
-    try:
-        # Middle-phase guidance only for the problem areas this group's members have.
-        areas = context["areas"] if number > 0 and context["areas"] else None
-        script = forms.scripts.script_for(protocol.id, number, areas)
-    except scripts.ScriptNotFound:
-        abort(404)
-    return render_template(
-        "scripts/script.html",
-        script=_translated(script, protocol),
-        protocol=protocol,
-        cycle=cycle,
-        session=session,
-        context=context,
-    )
+    # Middle-phase guidance only for the problem areas this group's members have.
+    areas = context["areas"] if number > 0 and context["areas"] else None
+    return _script_page(protocol, number, areas, cycle=cycle, session=session, context=context)
