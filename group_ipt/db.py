@@ -152,6 +152,20 @@ def rows(db: sqlite_utils.Database, sql: str, params: Params = ()) -> list[dict[
     return list(db.query(sql, _bound(params)))
 
 
+def one(db: sqlite_utils.Database, sql: str, params: Params = ()) -> dict[str, Any]:
+    """Return the first row of a query that always finds one (a row known to exist); else raise."""
+    found = row(db, sql, params)
+    if found is None:
+        raise LookupError(f"no row for: {sql}")
+    return found
+
+
+def scalar(db: sqlite_utils.Database, sql: str, params: Params = ()) -> Any:
+    """The first column of the first row: a count, a sum, a max (None when there is no row)."""
+    found = db.execute(sql, _bound(params)).fetchone()
+    return None if found is None else found[0]
+
+
 def marks(values: Sized) -> str:
     """Placeholders for ``in (...)``: one ``?`` per value, or ``''`` so an empty list matches nothing.
 

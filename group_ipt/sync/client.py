@@ -9,11 +9,12 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import sqlite_utils
 
 from .. import __version__, inflate
-from ..db import new_id, row, rows, utcnow, write
+from ..db import new_id, one, row, rows, utcnow, write
 from . import devices, engine, files, keys, tracking
 from .engine import SyncRejected, get_state, set_state
 
@@ -82,12 +83,16 @@ MAX_REPLY_UNPACKED = 128 * 1024 * 1024
 def _read_json(raw: bytes, encoding: str | None) -> dict:
     if encoding == "gzip":
         try:
-            return inflate.inflate_json(raw, MAX_REPLY_UNPACKED)
+            found = inflate.inflate_json(raw, MAX_REPLY_UNPACKED)
         except inflate.TooLarge as exc:
             raise SyncRejected(f"The server's answer is too large: {exc}", 413) from exc
         except inflate.Unreadable as exc:
             raise ValueError(str(exc)) from exc
-    return json.loads(raw)
+    else:
+        found = json.loads(raw)
+    if not isinstance(found, dict):
+        raise ValueError("The server's answer is not a JSON object.")
+    return found
 
 
 def transport_for(db: sqlite_utils.Database, timeout: float = 60) -> HttpTransport:
@@ -219,7 +224,7 @@ def pull(
 ) -> dict:
     """Fetch the site's changes from the centre page by page; each page is applied atomically."""
     _require_setup(db)
-    summary = {"applied": 0, "skipped": 0, "quarantined": 0, "files": [], "problems": []}
+    summary: dict[str, Any] = {"applied": 0, "skipped": 0, "quarantined": 0, "files": [], "problems": []}
     first = True
     try:
         _ensure_key(db, transport)
@@ -285,7 +290,7 @@ def export_file(db: sqlite_utils.Database, path: Path, *, folders: dict[str, Pat
     engine.restamp_future(db)
     while engine.cut_batch(db, max_records=BATCH_RECORDS, send_names=get_state(db, "send_names", False)):
         pass
-    waiting = row(db, "select count(*) as batches, coalesce(sum(records), 0) as records from sync_outbox_batches")
+    waiting = one(db, "select count(*) as batches, coalesce(sum(records), 0) as records from sync_outbox_batches")
     body = {
         "cursor": get_state(db, "pull_cursor", 0),
         "files": files.manifest(folders or {}),
@@ -362,7 +367,14 @@ def import_reply(
         parts = itertools.chain(
             ({"ack": a} for a in body.get("acks") or []), ({"page": p} for p in body.get("pages") or [])
         )
-    summary = {"acknowledged": 0, "applied": 0, "skipped": 0, "quarantined": 0, "files": [], "problems": []}
+    summary: dict[str, Any] = {
+        "acknowledged": 0,
+        "applied": 0,
+        "skipped": 0,
+        "quarantined": 0,
+        "files": [],
+        "problems": [],
+    }
     n = 0
     for part in parts:
         if "ack" in part:

@@ -14,7 +14,7 @@ import secrets
 import sqlite_utils
 
 from .. import audit
-from ..db import new_id, row, rows, utcnow, write
+from ..db import new_id, one, row, rows, utcnow, write
 
 NAME_RE = re.compile(r"^[A-Za-z0-9._-]{2,60}$")
 # Each push and pull names the laptop's group-ipt version in this header (a USB file: "app_version").
@@ -78,7 +78,7 @@ def add_device(db: sqlite_utils.Database, name: str, site_code: str, *, actor: d
     }
     with write(db):
         device["code_block"] = free_code_block(db, site["id"])
-        db["sync_devices"].insert(device)
+        db.table("sync_devices").insert(device)
         audit.log(
             db,
             user=actor,
@@ -108,7 +108,7 @@ def revoke_device(db: sqlite_utils.Database, name: str, *, actor: dict | None = 
         audit.log(
             db, user=actor, action="revoke", table="sync_devices", record_id=device["id"], site_id=device["site_id"]
         )
-    return row(db, "select * from sync_devices where id = ?", (device["id"],))
+    return one(db, "select * from sync_devices where id = ?", (device["id"],))
 
 
 def authenticate(db: sqlite_utils.Database, token: str | None) -> dict | None:
@@ -203,7 +203,7 @@ def register_key(db: sqlite_utils.Database, device: dict, public_key: object, *,
             before={"public_key": device.get("public_key")},
             after={"public_key": public_key},
         )
-    return get_device(db, device["id"])
+    return one(db, "select * from sync_devices where id = ?", (device["id"],))
 
 
 def key_state(device: dict) -> str:

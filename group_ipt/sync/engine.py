@@ -18,13 +18,13 @@ import contextlib
 import gzip
 import json
 import operator
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 
 import sqlite_utils
 
 from .. import audit, cycles, participants
-from ..db import row, rows, utcnow, write
+from ..db import one, row, rows, scalar, utcnow, write
 from . import rules, tracking
 from .tracking import PRIVATE_FIELDS, observe, row_json
 
@@ -183,12 +183,12 @@ def read_changes(db, keys: list[tuple[str, str]], *, send_names: bool = True) ->
 
 def pending_records(db) -> int:
     """Local changes not yet acknowledged by the central office (records, not edits)."""
-    waiting = row(
+    waiting = scalar(
         db,
-        "select count(*) as n from (select distinct table_name, record_id from sync_log where seq > ?)",
+        "select count(*) from (select distinct table_name, record_id from sync_log where seq > ?)",
         (get_state(db, "outbox_cut_seq", 0),),
-    )["n"]
-    in_batches = row(db, "select coalesce(sum(records), 0) as n from sync_outbox_batches")["n"]
+    )
+    in_batches = scalar(db, "select coalesce(sum(records), 0) from sync_outbox_batches")
     return waiting + in_batches
 
 
@@ -237,7 +237,7 @@ def restamp_future(db) -> int:
         ahead = rows(
             db, "select table_name, record_id, hlc, synced_hlc, unacked_batch from sync_rows where hlc > ?", (future,)
         )
-        clock_ahead = row(db, "select wall from sync_clock where id = 1")["wall"] > now + MAX_AHEAD_MS
+        clock_ahead = scalar(db, "select wall from sync_clock where id = 1") > now + MAX_AHEAD_MS
         if clock_ahead:
             db.execute("update sync_clock set wall = ?, counter = 0 where id = 1", (now,))
         unsent = [v for v in ahead if v["hlc"] != v["synced_hlc"] or v["unacked_batch"] is not None]
@@ -424,7 +424,7 @@ class _Apply:
         self.described = described or {}
         self.upserts: dict[tuple[str, tuple[str, ...]], list[dict]] = {}
         self.deletes: dict[str, list[dict]] = {}
-        self.quarantine: list[tuple[dict, str]] = []
+        self.quarantine: list[tuple[dict, str | rules.Problem]] = []
 
     def add(self, rec: dict) -> None:
         if rec["del"]:
@@ -631,7 +631,7 @@ def apply_records(
         observe(db, screened.accepted[key]["hlc"])
         screened.accepted[key] = {**screened.accepted[key], "hlc": tracking.tick(db)}
     work = _Apply(db, origin, tables, described)
-    work.quarantine = unknown + screened.refused
+    work.quarantine = [*unknown, *screened.refused]
     conflicts, reemit = [], []
     now = utcnow()
     latest = screened.accepted
@@ -768,7 +768,7 @@ def _rename_code(db, table: str, data: dict, taken: set) -> str:
 
     The centre's own block (0) keeps the new code apart from every laptop's.
     """
-    site = row(db, "select id, code from sites where id = ?", (data["site_id"],))
+    site = one(db, "select id, code from sites where id = ?", (data["site_id"],))
     if table == "participants":
         for _ in range(200):
             code = participants.generate_code(db, site["id"], site["code"], block=0)
@@ -799,7 +799,7 @@ def _merge(db, work: _Apply, rec: dict, into: str, accepted: dict, origin: str, 
         stored_hlc = version["hlc"] if version else ""
     incoming = {**rec["data"], "id": into, "created_at": stored["created_at"]}
     differs = any(incoming.get(k) != stored.get(k) for k in incoming if k not in _MERGE_SKIP)
-    out = []
+    out: list[tuple] = []
     if rec["hlc"] > stored_hlc:
         merged = {**rec, "id": into, "base": None, "data": incoming}
         if target is not None:
@@ -860,7 +860,7 @@ def _release_waiting(db, done: list[dict], *, send_names: bool, instruments: dic
         keys = []
         for item in waiting:
             record = json.loads(item["record_json"])
-            before = row(db, "select max(id) as n from sync_quarantine")["n"]
+            before = scalar(db, "select max(id) from sync_quarantine")
             counts = apply_records(
                 db,
                 [record],
@@ -885,7 +885,7 @@ def _release_waiting(db, done: list[dict], *, send_names: bool, instruments: dic
 
 def quarantine(
     db,
-    items: list[tuple[dict, str | rules.Problem]],
+    items: Sequence[tuple[dict, str | rules.Problem]],
     *,
     direction: str,
     device_id: str | None = None,
@@ -1036,7 +1036,7 @@ def reference_data(db, site_id: str) -> dict:
 
 def open_conflicts(db, site_id: str | None = None) -> int:
     sql = "select count(*) as n from sync_conflicts where status = 'open'"
-    return row(db, sql + (" and site_id = ?" if site_id else ""), (site_id,) if site_id else ())["n"]
+    return scalar(db, sql + (" and site_id = ?" if site_id else ""), (site_id,) if site_id else ())
 
 
 # ---- laptop: applying the feed -------------------------------------------------------

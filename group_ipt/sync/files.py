@@ -58,9 +58,10 @@ class Parts:
 
     def __init__(self, blob: bytes, limit: int):
         self.blob, self.limit = blob, limit
-        self.meta = next(self._lines(), None)
-        if not isinstance(self.meta, dict):
+        meta = next(self._lines(), None)
+        if not isinstance(meta, dict):
             raise SyncRejected("The file's payload has no summary line.")
+        self.meta: dict = meta
 
     def _lines(self) -> Iterator[object]:
         try:
@@ -224,7 +225,8 @@ def install_files(folders: dict[str, Path], files: dict, backup_dir: Path) -> tu
     """
     if not files:
         return [], []
-    problems, todo = [], {}
+    problems: list[str] = []
+    todo: dict[str, tuple[Path, bytes]] = {}
     for key, content in files.items():
         target = _safe_target(folders, key)
         if target is None:
@@ -259,8 +261,8 @@ def install_files(folders: dict[str, Path], files: dict, backup_dir: Path) -> tu
             keep.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(target, keep)
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(target.name + ".part")
-        tmp.write_bytes(content)
-        oscompat.replace(tmp, target)
+        part = target.with_name(target.name + ".part")
+        part.write_bytes(content)
+        oscompat.replace(part, target)
         written.append(key)
     return written, problems

@@ -23,7 +23,7 @@ from typing import NoReturn
 from jsonschema import ValidationError
 
 from .. import clock, cycles, participants, referrals, screening, sessions
-from ..db import row, rows, write
+from ..db import one, row, rows, write
 from ..instruments import Instrument
 from ..intake import Intake
 from . import schemas, tracking
@@ -248,7 +248,7 @@ def create_participant(db, device: dict, data: object, rules: Rules) -> dict:
     """Register a person (participants.register): a new programme code, consents, duplicate flags."""
     body = _checked(db, "participants", "ParticipantNew", data, rules, creating=True)
     data = body.data
-    site = row(db, "select * from sites where id = ?", (device["site_id"],))
+    site = one(db, "select * from sites where id = ?", (device["site_id"],))
     with write(db):
         registration = participants.register(
             db,
@@ -388,7 +388,7 @@ def update_referral(db, device: dict, referral_id: str, data: object, rules: Rul
                 data["followup_id"],
                 actor,
                 note=data.get("note"),
-                done_on=_day(data["done_on"]),
+                done_on=date.fromisoformat(data["done_on"]),
                 plan=rules.plan,
             )
         body.confirm()

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import sqlite_utils
 
 from .. import audit
-from ..db import row, rows, utcnow, write
+from ..db import row, rows, scalar, utcnow, write
 from . import engine, rules, tracking
 
 
@@ -127,7 +127,7 @@ def retry_quarantined(
     if item["direction"] != "in" or not {"t", "id", "site", "hlc", "del"} <= set(record):
         raise ReviewError("Only records received from a laptop can be retried here; sync the laptop again.")
     with engine.applying(db):
-        before = row(db, "select max(id) as n from sync_quarantine")["n"]
+        before = scalar(db, "select max(id) from sync_quarantine")
         counts = engine.apply_records(
             db,
             [record],

@@ -12,6 +12,7 @@ domain's own words, and the schema still holds for anything the domain would let
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 from jsonschema import Draft202012Validator, ValidationError
 
@@ -53,7 +54,7 @@ SHEET_SAVE_REQUIRED = ("version", "attendance")
 
 
 # The JSON types of the write bodies' fields.
-BODY_TYPES = {
+BODY_TYPES: dict[str, dict[str, Any]] = {
     "string": {"type": "string"},
     "string|null": {"type": ["string", "null"]},
     "integer": {"type": "integer"},
@@ -65,7 +66,7 @@ BODY_TYPES = {
 }
 
 
-def _body(fields: dict, required=(), **details) -> dict:
+def _body(fields: dict, required=(), **details: Any) -> dict:
     """A write body's schema: the fields' JSON types, plus descriptions or enums per field."""
     properties = {}
     for name, kind in fields.items():

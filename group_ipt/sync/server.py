@@ -106,7 +106,7 @@ def _cursor(cursor: object) -> int:
     return cursor
 
 
-def _verify_push(path: Path, doc: dict, device: dict) -> dict:
+def _verify_push(path: Path, doc: dict, device: dict) -> dict | files.Parts:
     """Check a laptop's file with the device's public key (version 2) or its legacy key (version 1)."""
     if doc["version"] == files.FILE_VERSION:
         if not device.get("public_key"):

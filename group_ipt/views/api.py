@@ -14,6 +14,7 @@ import json
 import re
 import sqlite3
 from datetime import UTC, datetime
+from typing import Any
 
 from flask import Blueprint, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
@@ -167,7 +168,8 @@ class ApiError(Exception):
 
 
 def error(message: str, status: int, **extra) -> Response:
-    response = current_app.json.response({"error": message, **extra})
+    # Flask's JSON provider is typed with werkzeug's base Response; what it makes is the app's (flask's).
+    response: Response = current_app.json.response({"error": message, **extra})  # type: ignore[assignment]
     response.status_code = status
     if status == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="group-ipt"'
@@ -693,7 +695,9 @@ def openapi_document(db, instruments: list[str] | None = None) -> dict:
     }
 
     def schema_of(name: str, resources: list[str]) -> dict:
-        record = {"anyOf": [{"$ref": f"#/components/schemas/{r}"} for r in resources if r in resource_schemas]}
+        record: dict[str, Any] = {
+            "anyOf": [{"$ref": f"#/components/schemas/{r}"} for r in resources if r in resource_schemas]
+        }
         if len(record["anyOf"]) == 1:
             record = record["anyOf"][0]
         if name == "Record":
