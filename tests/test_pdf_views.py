@@ -69,6 +69,8 @@ def add_referral(db, participant: dict, status: str = "open") -> None:
                 "reason": "risk answer",
                 "urgency": "urgent",
                 "status": status,
+                # A closed referral carries what closing needs (here a note, as older software closed one).
+                "note": "closed" if status == "closed" else None,
                 "created_at": stamp,
                 "updated_at": stamp,
             }
