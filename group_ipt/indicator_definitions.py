@@ -226,89 +226,85 @@ SPECS: tuple[Spec, ...] = (
         "outcome",
     ),
 )
-_SCORED = {
-    "completers": N_("Members who completed, in cycles closed in the period, with both a baseline and an end score."),
-    "everyone": N_(
-        "Members of the cycles closed in the period, completed or not, with both a baseline and an end score."
+# The PHQ-9 figures, once over the members who completed and once over everyone at the end
+# of a cycle: (measure, kind, label for completers, label for everyone, definition for
+# completers, definition for everyone).
+_SCORE_SPECS = (
+    (
+        "scored",
+        "count",
+        N_("Completers with a baseline and an end score"),
+        N_("Members with a baseline and an end score"),
+        N_("Members who completed, in cycles closed in the period, with both a baseline and an end score."),
+        N_("Members of the cycles closed in the period, completed or not, with both a baseline and an end score."),
     ),
-}
-_NO_END = {
-    "completers": N_(
-        "Members who completed, in cycles closed in the period, without an end score (or without a "
-        "baseline): left out of the figures below."
+    (
+        "no_end_score",
+        "count",
+        N_("Completers with no end score"),
+        N_("Members with no end score"),
+        N_(
+            "Members who completed, in cycles closed in the period, without an end score (or without a "
+            "baseline): left out of the figures below."
+        ),
+        N_(
+            "Members of the cycles closed in the period without an end score (or without a baseline): left "
+            "out of the figures below."
+        ),
     ),
-    "everyone": N_(
-        "Members of the cycles closed in the period without an end score (or without a baseline): left "
-        "out of the figures below."
+    (
+        "baseline_mean",
+        "mean",
+        N_("Mean baseline score, completers"),
+        N_("Mean baseline score, everyone enrolled"),
+        N_("Mean PHQ-9 at the pre-group session (or the latest before enrolment), of members with both scores."),
+        None,  # the same for both
     ),
-}
-for _group in ("completers", "everyone"):
-    SPECS += (
-        Spec(
-            f"{_group}_scored",
-            S_OUTCOME,
-            N_("Completers with a baseline and an end score")
-            if _group == "completers"
-            else N_("Members with a baseline and an end score"),
-            _SCORED[_group],
-            "count",
-            "outcome",
-        ),
-        Spec(
-            f"{_group}_no_end_score",
-            S_OUTCOME,
-            N_("Completers with no end score") if _group == "completers" else N_("Members with no end score"),
-            _NO_END[_group],
-            "count",
-            "outcome",
-        ),
-        Spec(
-            f"{_group}_baseline_mean",
-            S_OUTCOME,
-            N_("Mean baseline score, completers")
-            if _group == "completers"
-            else N_("Mean baseline score, everyone enrolled"),
-            N_("Mean PHQ-9 at the pre-group session (or the latest before enrolment), of members with both scores."),
-            "mean",
-            "outcome",
-        ),
-        Spec(
-            f"{_group}_end_mean",
-            S_OUTCOME,
-            N_("Mean end score, completers") if _group == "completers" else N_("Mean end score, everyone enrolled"),
-            N_("Mean PHQ-9 at the last group session, of members with both scores."),
-            "mean",
-            "outcome",
-        ),
-        Spec(
-            f"{_group}_change_mean",
-            S_OUTCOME,
-            N_("Mean change, completers") if _group == "completers" else N_("Mean change, everyone enrolled"),
-            N_("Mean of end minus baseline score (negative: fewer symptoms), of members with both scores."),
-            "mean",
-            "outcome",
-        ),
-        Spec(
-            f"{_group}_response_rate",
-            S_OUTCOME,
-            N_("Score at least halved, completers")
-            if _group == "completers"
-            else N_("Score at least halved, everyone enrolled"),
-            N_("Share of members with both scores whose end score is at most half their baseline."),
-            "share",
-            "outcome",
-        ),
-        Spec(
-            f"{_group}_remission_rate",
-            S_OUTCOME,
-            N_("Below 5 at the end, completers")
-            if _group == "completers"
-            else N_("Below 5 at the end, everyone enrolled"),
-            N_("Share of members with both scores whose end score is below 5 (minimal symptoms)."),
-            "share",
-            "outcome",
-        ),
+    (
+        "end_mean",
+        "mean",
+        N_("Mean end score, completers"),
+        N_("Mean end score, everyone enrolled"),
+        N_("Mean PHQ-9 at the last group session, of members with both scores."),
+        None,
+    ),
+    (
+        "change_mean",
+        "mean",
+        N_("Mean change, completers"),
+        N_("Mean change, everyone enrolled"),
+        N_("Mean of end minus baseline score (negative: fewer symptoms), of members with both scores."),
+        None,
+    ),
+    (
+        "response_rate",
+        "share",
+        N_("Score at least halved, completers"),
+        N_("Score at least halved, everyone enrolled"),
+        N_("Share of members with both scores whose end score is at most half their baseline."),
+        None,
+    ),
+    (
+        "remission_rate",
+        "share",
+        N_("Below 5 at the end, completers"),
+        N_("Below 5 at the end, everyone enrolled"),
+        N_("Share of members with both scores whose end score is below 5 (minimal symptoms)."),
+        None,
+    ),
+)
+SPECS += tuple(
+    Spec(
+        f"{group}_{measure}",
+        S_OUTCOME,
+        completers_label if group == "completers" else everyone_label,
+        completers_definition if group == "completers" or everyone_definition is None else everyone_definition,
+        kind,
+        "outcome",
     )
+    for group in ("completers", "everyone")
+    for measure, kind, completers_label, everyone_label, completers_definition, everyone_definition in _SCORE_SPECS
+)
 SPECS += (
     Spec(
         "fidelity_checklist_rate",
