@@ -40,7 +40,8 @@ from .indicator_definitions import Filters
 from .indicator_records import RecordReader
 from .protocols import Protocol
 
-# Raise when the rules of indicators.py or this module change: every stored figure is recomputed.
+# Raise when the rules of indicator_definitions.py, indicator_records.py or this module change:
+# every stored figure is recomputed.
 RULES_VERSION = 1
 CHUNK = 50  # cycles per write transaction (~0.5 s of holding the write lock)
 log = logging.getLogger(__name__)
