@@ -18,7 +18,8 @@ from typing import Any
 
 import yaml
 
-from .indicators import SPEC_BY_ID, Indicator, UnknownIndicator, split_id, value_of
+from .indicator_definitions import SPEC_BY_ID, Filters, Indicator, UnknownIndicator, split_id, value_of
+from .indicators import Report
 from .periods import Period
 
 TOP_KEYS = ("dataSet", "attributeOptionCombo", "org_units", "data_elements")
@@ -260,12 +261,12 @@ def validate(document: Any) -> list[str]:
         problems += [f"dataValues[{n}]: unknown key {k!r}" for k in sorted(extra)]
         if isinstance(value.get("period"), str) and not DHIS2_PERIOD.match(value["period"]):
             problems.append(f"dataValues[{n}].period {value['period']!r} is not a DHIS2 period")
-        key = tuple(
+        combo = tuple(
             value.get(k) for k in ("dataElement", "period", "orgUnit", "categoryOptionCombo", "attributeOptionCombo")
         )
-        if key in seen:
+        if combo in seen:
             problems.append(f"dataValues[{n}] repeats a data element, period, org unit and combos already given")
-        seen.add(key)
+        seen.add(combo)
     return problems
 
 
@@ -285,8 +286,6 @@ def export(
     Every site counted needs an org unit in the mapping, and every org unit a
     site: a site left out of a ministry's report must be a choice (``site_codes``).
     """
-    from .indicators import Filters, Report
-
     check_period(period)
     sites = {r["code"]: r["id"] for r in db.query("select id, code from sites order by code")}
     unknown = [code for code in mapping.org_units if code not in sites]

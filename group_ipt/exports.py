@@ -21,12 +21,15 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import sqlite_utils
 
-from .indicators import COLUMNS, PERSONAL_COLUMNS, SPEC_BY_ID, Indicator, Report
+from .db import marks
+from .indicator_definitions import COLUMNS, PERSONAL_COLUMNS, SPEC_BY_ID, Indicator
+from .indicators import Report
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -166,10 +169,6 @@ def write_folder(directory: Path, files: dict[str, Callable[[BinaryIO], Any]]) -
 # --- tables ----------------------------------------------------------------------------------
 
 
-def _marks(values) -> str:
-    return ",".join("?" for _ in values) or "''"
-
-
 def exportable_tables(db: sqlite_utils.Database) -> list[str]:
     existing = set(db.table_names())
     return [t for t in TABLES if t in existing]
@@ -183,11 +182,11 @@ def table_rows(
         raise ExportError(f"No table {table!r} to export (tables: {', '.join(exportable_tables(db))}).")
     columns = [c for c in db[table].columns_dict if c not in SECRET_COLUMNS.get(table, ())]
     if table == "sites":
-        where = f"id in ({_marks(site_ids)})"
+        where = f"id in ({marks(site_ids)})"
     elif table == "users":
-        where = f"id in (select user_id from user_sites where site_id in ({_marks(site_ids)})) or role = 'admin'"
+        where = f"id in (select user_id from user_sites where site_id in ({marks(site_ids)})) or role = 'admin'"
     else:
-        where = f"site_id in ({_marks(site_ids)})"
+        where = f"site_id in ({marks(site_ids)})"
     order = "created_at, id" if "created_at" in columns else "rowid"
     query = db.query(f"select {', '.join(columns)} from [{table}] where {where} order by {order}", list(site_ids))
     if names:
@@ -311,9 +310,11 @@ def export_folder(
     """
     files: dict[str, Callable[[BinaryIO], Any]] = {}
     for table in exportable_tables(db):
-        files[f"{table}.csv"] = lambda out, table=table: write_table(out, db, table, site_ids, names=names)
+        files[f"{table}.csv"] = partial(write_table, db=db, table=table, site_ids=site_ids, names=names)
     rows = indicator_rows(report.indicators, period=period, sites=sites)
-    files["indicators.csv"] = lambda out: write_csv(out, INDICATOR_COLUMNS, rows)
+    files["indicators.csv"] = partial(write_csv, columns=INDICATOR_COLUMNS, rows=rows)
     for indicator_id in SPEC_BY_ID:
-        files[f"indicator-{indicator_id}.csv"] = lambda out, i=indicator_id: write_records(out, report, i, names=names)
+        files[f"indicator-{indicator_id}.csv"] = partial(
+            write_records, report=report, indicator_id=indicator_id, names=names
+        )
     return write_folder(directory, files)

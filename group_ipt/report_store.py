@@ -8,7 +8,7 @@ members, attendance, fidelity checklists or a member's PHQ-9 change, so:
 - triggers (migration 0007) put the cycle of every such change in ``report_stale``, on
   every write path (web, API, sync, file import, the scale generator);
 - :func:`refresh` recomputes the stale cycles with the *same code* that lists the records
-  behind an indicator (``indicators.Report`` limited to those cycles, all time) and stores
+  behind an indicator (``indicator_records.RecordReader`` limited to those cycles, all time) and stores
   per cycle: enrolments per day, attendance counted per session number and date, the members
   of a closed cycle counted per outcome (with their scores summed), one fidelity row per held
   group session, the first held session's date;
@@ -28,18 +28,24 @@ import hashlib
 import json
 import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable
 from datetime import date
+from typing import Any, TypeVar, cast
+from typing import Protocol as Interface
 
 import sqlite_utils
 
-from .db import utcnow, write
+from .db import marks, utcnow, write
+from .indicator_definitions import Filters
+from .indicator_records import RecordReader
 from .protocols import Protocol
 
-# Raise when the rules of indicators.py or this module change: every stored figure is recomputed.
+# Raise when the rules of indicator_definitions.py, indicator_records.py or this module change:
+# every stored figure is recomputed.
 RULES_VERSION = 1
 CHUNK = 50  # cycles per write transaction (~0.5 s of holding the write lock)
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def fingerprint(protocols: dict[str, Protocol], grace_days: int) -> str:
@@ -79,12 +85,13 @@ class Remembered:
         self.found: dict[tuple, object] = {}
         self.lock = threading.Lock()
 
-    def get(self, key: tuple, compute):
+    def get(self, key: tuple, compute: Callable[[], T]) -> T:
+        """Return the value remembered under ``key``, else ``compute()`` (then remembered)."""
         with self.lock:
             if key in self.found:
                 value = self.found.pop(key)
                 self.found[key] = value  # most recently used last
-                return value
+                return cast(T, value)  # put there by a compute() of the same key
         value = compute()
         with self.lock:
             self.found[key] = value
@@ -137,29 +144,60 @@ def refresh(
             if not ids:
                 break
             _store(db, ids, protocols, today=today, grace_days=grace_days)
-            db.execute(f"delete from report_stale where cycle_id in ({_marks(ids)})", ids)
+            db.execute(f"delete from report_stale where cycle_id in ({marks(ids)})", ids)
         done += len(ids)
     return done
 
 
-def _marks(values: Iterable) -> str:
-    return ",".join("?" for _ in values)
+STORED_TABLES = ("report_cycles", "report_enrolment", "report_attendance", "report_outcomes", "report_fidelity")
+# Per cycle: site, protocol, group type, code, status, closed on (the columns every stored row repeats).
+CycleFacts = dict[str, tuple]
 
 
 def _store(
     db: sqlite_utils.Database, cycle_ids: list[str], protocols: dict[str, Protocol], *, today: date, grace_days: int
 ) -> None:
-    from .indicators import Filters, Report  # indicators imports this module
+    """Replace the stored rows of ``cycle_ids`` with rows summed from their records."""
+    sites = tuple(
+        r[0] for r in db.execute(f"select distinct site_id from cycles where id in ({marks(cycle_ids)})", cycle_ids)
+    )
+    _new_generations(db, cycle_ids, sites)
+    for table in STORED_TABLES:
+        db.execute(f"delete from {table} where cycle_id in ({marks(cycle_ids)})", cycle_ids)
+    if not sites:  # every cycle of the chunk was deleted
+        return
+    records = RecordReader(
+        db, Filters(site_ids=sites, cycle_ids=tuple(cycle_ids)), protocols, today=today, grace_days=grace_days
+    )
+    about: CycleFacts = {
+        r[0]: r[1:]
+        for r in db.execute(
+            "select id, site_id, protocol_id, group_type, code, status, closed_on from cycles"
+            f" where id in ({marks(cycle_ids)})",
+            cycle_ids,
+        )
+    }
+    _store_cycles(db, records, about)
+    _store_enrolment(db, records, about)
+    _store_attendance(db, records, about)
+    _store_outcomes(db, records, about)
+    _store_fidelity(db, records, about)
 
-    marks = _marks(cycle_ids)
-    tables = ("report_cycles", "report_enrolment", "report_attendance", "report_outcomes", "report_fidelity")
-    sites = tuple(r[0] for r in db.execute(f"select distinct site_id from cycles where id in ({marks})", cycle_ids))
-    # Every site whose stored rows change (a cycle can move site, or be gone) gets a new
-    # generation, so the sums remembered for it are read again (indicators.Report._summed).
+
+def _new_generations(db: sqlite_utils.Database, cycle_ids: list[str], sites: tuple[str, ...]) -> None:
+    """Count one more refresh for every site whose stored rows change (a cycle can move site, or be gone).
+
+    The sums remembered for such a site are then read again (indicators.Report._summed).
+    """
     touched = set(sites).union(
         *(
-            {r[0] for r in db.execute(f"select distinct site_id from {table} where cycle_id in ({marks})", cycle_ids)}
-            for table in tables
+            {
+                r[0]
+                for r in db.execute(
+                    f"select distinct site_id from {table} where cycle_id in ({marks(cycle_ids)})", cycle_ids
+                )
+            }
+            for table in STORED_TABLES
         )
     )
     db.conn.executemany(
@@ -167,28 +205,21 @@ def _store(
         " on conflict (site_id) do update set generation = generation + 1",
         [(s,) for s in sorted(touched)],
     )
-    for table in tables:
-        db.execute(f"delete from {table} where cycle_id in ({marks})", cycle_ids)
-    if not sites:  # every cycle of the chunk was deleted
-        return
-    report = Report(
-        db, Filters(site_ids=sites, cycle_ids=tuple(cycle_ids)), protocols, today=today, grace_days=grace_days
-    )
-    about = {
-        r[0]: r[1:]
-        for r in db.execute(
-            f"select id, site_id, protocol_id, group_type, code, status, closed_on from cycles where id in ({marks})",
-            cycle_ids,
-        )
-    }
+
+
+def _store_cycles(db: sqlite_utils.Database, records: RecordReader, about: CycleFacts) -> None:
     stamp = utcnow()
     db.conn.executemany(
         "insert into report_cycles (cycle_id, site_id, protocol_id, group_type, status, closed_on, first_held_on,"
         " computed_at) values (?, ?, ?, ?, ?, ?, ?, ?)",
-        [(c["id"], *about[c["id"]][:3], *about[c["id"]][4:], c["first_held_on"], stamp) for c in report.cycles],
+        [(c["id"], *about[c["id"]][:3], *about[c["id"]][4:], c["first_held_on"], stamp) for c in records.cycles],
     )
+
+
+def _store_enrolment(db: sqlite_utils.Database, records: RecordReader, about: CycleFacts) -> None:
+    """Store the members enrolled per cycle and day."""
     enrolled: dict[tuple[str, str], int] = {}
-    for r in report.enrolment:
+    for r in records.enrolment:
         key = (r["enrolled_on"][:10], r["cycle_id"])
         enrolled[key] = enrolled.get(key, 0) + 1
     db.conn.executemany(
@@ -196,8 +227,12 @@ def _store(
         " values (?, ?, ?, ?, ?, ?)",
         [(day, cycle_id, *about[cycle_id][:3], n) for (day, cycle_id), n in enrolled.items()],
     )
+
+
+def _store_attendance(db: sqlite_utils.Database, records: RecordReader, about: CycleFacts) -> None:
+    """Store the attendance marked and attended per cycle, session number and date."""
     counted: dict[tuple[str, int, str], list[int]] = {}
-    for r in report.attendance:
+    for r in records.attendance:
         found = counted.setdefault((r["cycle_id"], r["session_number"], r["session_date"]), [0, 0])
         found[0] += r["attended"]
         found[1] += 1
@@ -206,8 +241,12 @@ def _store(
         " attended, marked) values (?, ?, ?, ?, ?, ?, ?, ?)",
         [(day, cycle_id, number, *about[cycle_id][:3], a, m) for (cycle_id, number, day), (a, m) in counted.items()],
     )
+
+
+def _store_outcomes(db: sqlite_utils.Database, records: RecordReader, about: CycleFacts) -> None:
+    """Store the members of a closed cycle per outcome and last session attended, their scores summed."""
     ended: dict[tuple[str, str, int], list] = {}
-    for r in report.outcome:
+    for r in records.outcome:
         found = ended.setdefault((r["cycle_id"], r["outcome"], r["last_session_attended"]), [0, 0, 0.0, 0.0, 0.0, 0, 0])
         found[0] += 1
         if r["change"] is not None:  # both scores
@@ -226,6 +265,10 @@ def _store(
             for (cycle_id, outcome, last), sums in ended.items()
         ],
     )
+
+
+def _store_fidelity(db: sqlite_utils.Database, records: RecordReader, about: CycleFacts) -> None:
+    """Store one row per held group session: its checklists and items done and answered."""
     db.conn.executemany(
         "insert into report_fidelity (session_date, session_id, cycle_id, site_id, protocol_id, group_type,"
         " session_number, checklists, items_done, items_answered) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -240,7 +283,7 @@ def _store(
                 r["items_done"],
                 r["items_answered"],
             )
-            for r in report.fidelity
+            for r in records.fidelity
         ],
     )
 
@@ -263,7 +306,14 @@ class BackgroundRefresh:
         self.thread.join(timeout)
 
 
-def start_background_refresh(app, seconds: float) -> BackgroundRefresh | None:
+class ServingApp(Interface):
+    """What the refresh thread reads of the web application (this layer imports no Flask)."""
+
+    config: Any
+    extensions: Any
+
+
+def start_background_refresh(app: ServingApp, seconds: float) -> BackgroundRefresh | None:
     """Refresh the stale cycles every ``seconds`` in a daemon thread of ``group-ipt serve``.
 
     A central server takes in changes from hundreds of laptops; without this the first

@@ -8,6 +8,7 @@ The filters travel in the query string, so every link and download repeats them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from urllib.parse import quote, urlencode
 
 from flask import Blueprint, Response, abort, current_app, flash, render_template, request, url_for
@@ -18,7 +19,7 @@ from flask_login import current_user
 
 from .. import bounds, clock, exports, indicators, report_charts
 from ..cycles import GROUP_TYPES, facilitators_of_sites
-from ..db import get_db
+from ..db import get_db, marks
 from ..errors import N_, DomainError
 from ..i18n import format_decimal, format_percent
 from ..indicators import Filters, Report, UnknownIndicator
@@ -94,8 +95,7 @@ def _forms():
 
 def _sites() -> list[dict]:
     ids = current_user.site_ids
-    marks = ",".join("?" for _ in ids) or "''"
-    return list(get_db().query(f"select id, code, name from sites where id in ({marks}) order by code", ids))
+    return list(get_db().query(f"select id, code, name from sites where id in ({marks(ids)}) order by code", ids))
 
 
 def _facilitators(sites: list[dict]) -> list[dict]:
@@ -164,7 +164,7 @@ def part_label(part: indicators.Part) -> str:
     return _(part.label, **params)
 
 
-def show(value, kind: str) -> str:
+def show(value: float | None, kind: str) -> str:
     if value is None:
         return "—"
     if kind == "share":
@@ -182,7 +182,7 @@ CHART_CYCLES = 30  # most cycles one chart shows
 _ID = "__indicator__"
 
 
-def record_links(args: dict):
+def record_links(args: dict) -> Callable[..., str]:
     """Return ``link(kind, indicator_id, part=None)``: the URL of the records (or their CSV) behind a figure.
 
     The page has ~150 such links: built from two url_for() results, not 150 url_for() calls.
@@ -202,84 +202,85 @@ def record_links(args: dict):
 
 
 def _charts(report: Report, by_id: dict) -> list[dict]:
+    """Return the charts of the indicators page (title and SVG), each only when it has something to show."""
     link = record_links(filter_args())
+    found = [
+        _enrolment_chart(report, link),
+        _attendance_chart(by_id["attendance_rate"], link),
+        _change_chart(report),
+    ]
+    return [chart for chart in found if chart is not None]
+
+
+def _enrolment_chart(report: Report, link: Callable[..., str]) -> dict | None:
     enrolment = report.enrolment_series()
-    attendance = by_id["attendance_rate"]
+    if not enrolment:
+        return None
+    title = _("People enrolled over time")
+    bars = [report_charts.Bar(label, n, format_decimal(n), link("records", "enrolled")) for label, n in enrolment]
+    return {"title": title, "svg": report_charts.bar_chart(bars, title=title, chart_id="chart-enrolment")}
+
+
+def _attendance_chart(attendance: indicators.Indicator, link: Callable[..., str]) -> dict | None:
+    if not attendance.parts:
+        return None
+    title = _("Attendance by session number")
+    bars = [
+        report_charts.Bar(
+            part_label(p),
+            None if p.value is None else p.value * 100,
+            show(p.value, "share"),
+            link("records", "attendance_rate", p.key),
+        )
+        for p in attendance.parts
+    ]
+    svg = report_charts.bar_chart(
+        bars, title=title, high=100, axis_format=lambda v: f"{v:g}%", chart_id="chart-attendance"
+    )
+    return {"title": title, "svg": svg}
+
+
+def _change_series(report: Report) -> tuple[str, list[tuple[str, dict]]]:
+    """Return the title and (label, mean scores) of the score chart: per cycle, per site, or the latest cycles."""
     change = [(c["cycle_code"], c) for c in report.score_change_by_cycle()]
-    change_title = _("Mean PHQ-9 score per cycle: baseline and end")
-    if len(change) > CHART_CYCLES:  # hundreds of bars say nothing: per site, or a site's latest cycles
-        by_site = report.score_change_by_site()
-        if len(by_site) > 1:
-            change = [(c["site_code"], c) for c in by_site]
-            change_title = _("Mean PHQ-9 score per site: baseline and end")
-        else:
-            change = change[-CHART_CYCLES:]
-            change_title = _("Mean PHQ-9 score of the %(count)s latest cycles: baseline and end", count=CHART_CYCLES)
-    result = []
-    if enrolment:
-        result.append(
-            {
-                "title": _("People enrolled over time"),
-                "svg": report_charts.bar_chart(
-                    [
-                        report_charts.Bar(label, n, format_decimal(n), link("records", "enrolled"))
-                        for label, n in enrolment
-                    ],
-                    title=_("People enrolled over time"),
-                    chart_id="chart-enrolment",
-                ),
-            }
+    if len(change) <= CHART_CYCLES:
+        return _("Mean PHQ-9 score per cycle: baseline and end"), change
+    # Hundreds of bars say nothing: per site, or a site's latest cycles.
+    by_site = report.score_change_by_site()
+    if len(by_site) > 1:
+        return _("Mean PHQ-9 score per site: baseline and end"), [(c["site_code"], c) for c in by_site]
+    title = _("Mean PHQ-9 score of the %(count)s latest cycles: baseline and end", count=CHART_CYCLES)
+    return title, change[-CHART_CYCLES:]
+
+
+def _change_chart(report: Report) -> dict | None:
+    title, change = _change_series(report)
+    if not change:
+        return None
+    changes = [
+        report_charts.Change(
+            label,
+            c["baseline"],
+            c["end"],
+            ngettext(
+                "%(before)s → %(after)s (%(count)s member)",
+                "%(before)s → %(after)s (%(count)s members)",
+                c["members"],
+                before=show(c["baseline"], "mean"),
+                after=show(c["end"], "mean"),
+                count=c["members"],
+            ),
         )
-    if attendance.parts:
-        result.append(
-            {
-                "title": _("Attendance by session number"),
-                "svg": report_charts.bar_chart(
-                    [
-                        report_charts.Bar(
-                            part_label(p),
-                            None if p.value is None else p.value * 100,
-                            show(p.value, "share"),
-                            link("records", "attendance_rate", p.key),
-                        )
-                        for p in attendance.parts
-                    ],
-                    title=_("Attendance by session number"),
-                    high=100,
-                    axis_format=lambda v: f"{v:g}%",
-                    chart_id="chart-attendance",
-                ),
-            }
-        )
-    if change:
-        result.append(
-            {
-                "title": change_title,
-                "svg": report_charts.change_chart(
-                    [
-                        report_charts.Change(
-                            label,
-                            c["baseline"],
-                            c["end"],
-                            ngettext(
-                                "%(before)s → %(after)s (%(count)s member)",
-                                "%(before)s → %(after)s (%(count)s members)",
-                                c["members"],
-                                before=show(c["baseline"], "mean"),
-                                after=show(c["end"], "mean"),
-                                count=c["members"],
-                            ),
-                        )
-                        for label, c in change
-                    ],
-                    title=change_title,
-                    before_label=_("baseline"),
-                    after_label=_("end of the cycle"),
-                    chart_id="chart-change",
-                ),
-            }
-        )
-    return result
+        for label, c in change
+    ]
+    svg = report_charts.change_chart(
+        changes,
+        title=title,
+        before_label=_("baseline"),
+        after_label=_("end of the cycle"),
+        chart_id="chart-change",
+    )
+    return {"title": title, "svg": svg}
 
 
 @bp.route("/")
@@ -413,7 +414,7 @@ def table_csv(table: str):
 
 @bp.app_template_global()
 def report_value(indicator, kind: str | None = None) -> str:
-    return show(indicator.value, kind or getattr(indicator, "kind", "count"))
+    return show(indicator.value, kind or str(getattr(indicator, "kind", "count")))
 
 
 @bp.app_template_global()
