@@ -18,6 +18,7 @@ from flask_babel import ngettext
 from flask_login import current_user
 
 from .. import bounds, clock, exports, indicators, report_charts
+from .. import forms as formsmod
 from ..cycles import GROUP_TYPES, facilitators_of_sites
 from ..db import get_db, marks
 from ..errors import N_, DomainError
@@ -89,10 +90,6 @@ def only_report_roles():
         abort(403)
 
 
-def _forms():
-    return current_app.extensions["group_ipt_forms"]
-
-
 def _sites() -> list[dict]:
     ids = current_user.site_ids
     return list(get_db().query(f"select id, code, name from sites where id in ({marks(ids)}) order by code", ids))
@@ -110,7 +107,7 @@ def read_filters() -> tuple[Filters, dict]:
     choices = {
         "sites": sites,
         "facilitators": _facilitators(sites),
-        "protocols": _forms().protocols,
+        "protocols": formsmod.loaded(current_app.extensions).protocols,
         "group_types": GROUP_TYPES,
     }
     if args.get("from") or args.get("to"):
@@ -148,7 +145,11 @@ def filter_args() -> dict:
 
 def _report(filters: Filters) -> Report:
     return Report(
-        get_db(), filters, _forms().protocols, today=clock.today(), grace_days=current_app.config["MEASURE_GRACE_DAYS"]
+        get_db(),
+        filters,
+        formsmod.loaded(current_app.extensions).protocols,
+        today=clock.today(),
+        grace_days=current_app.config["MEASURE_GRACE_DAYS"],
     )
 
 
@@ -159,7 +160,7 @@ def tr(msgid: str, **params) -> str:
 def part_label(part: indicators.Part) -> str:
     params = dict(part.params)
     if "exclusion" in params:
-        exclusion = _forms().intake.exclusion(params["exclusion"])
+        exclusion = formsmod.loaded(current_app.extensions).intake.exclusion(params["exclusion"])
         params["exclusion"] = _(exclusion.label) if exclusion else params["exclusion"]
     return _(part.label, **params)
 
