@@ -15,6 +15,7 @@ import threading
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+from . import clock
 from .oscompat import sqlite_uri
 
 log = logging.getLogger(__name__)
@@ -326,8 +327,6 @@ def start_daily_backups(app, *, every_seconds: float = 3600) -> threading.Event 
     """
     if not app.config.get("BACKUP_DAILY"):
         return None
-    from .clock import today
-
     stopping = threading.Event()
 
     def run() -> None:
@@ -336,7 +335,7 @@ def start_daily_backups(app, *, every_seconds: float = 3600) -> threading.Event 
                 daily_backup(
                     Path(app.config["DATABASE"]),
                     Path(app.config["DATA_DIR"]),
-                    today=today(),
+                    today=clock.today(),
                     keep_days=app.config["BACKUP_KEEP_DAYS"],
                     keep_weeks=app.config["BACKUP_KEEP_WEEKS"],
                 )

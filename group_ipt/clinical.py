@@ -27,6 +27,7 @@ from . import audit, cycles, participants, referrals, scheduling
 from .db import new_id, row, rows, utcnow, write
 from .errors import N_, DomainError
 from .protocols import Protocol
+from .users import user_site_ids
 
 MEDICATION_CHOICES = ("yes", "no")
 CLOSENESS = ("close", "distant")
@@ -44,12 +45,6 @@ class ClinicalError(DomainError):
 
 
 # --- access ---------------------------------------------------------------------------
-
-
-def _site_ids(db: sqlite_utils.Database, user: dict) -> list[str]:
-    from .users import user_site_ids
-
-    return user_site_ids(db, user)
 
 
 def cycle_facilitator_ids(db: sqlite_utils.Database, cycle_id: str) -> set[str]:
@@ -79,7 +74,7 @@ def can_see_record(db: sqlite_utils.Database, user: dict, member: dict) -> bool:
     """
     if user["role"] == "admin":
         return True
-    if member["site_id"] not in _site_ids(db, user):
+    if member["site_id"] not in user_site_ids(db, user):
         return False
     if user["role"] == "coordinator":
         return True
@@ -93,7 +88,7 @@ def can_edit_record(db: sqlite_utils.Database, user: dict, member: dict) -> bool
     """Tell whether ``user`` may write to the record: its facilitators, the site's coordinators, admins."""
     if user["role"] == "admin":
         return True
-    if member["site_id"] not in _site_ids(db, user):
+    if member["site_id"] not in user_site_ids(db, user):
         return False
     return user["role"] == "coordinator" or user["id"] in cycle_facilitator_ids(db, member["cycle_id"])
 

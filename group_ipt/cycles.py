@@ -19,7 +19,10 @@ from typing import Any
 
 import sqlite_utils
 
-from . import audit, scheduling
+from . import audit, calendar_ics, participants, scheduling
+from .attendance import attended_group_sessions
+from .bounds import BoundsError
+from .bounds import parse_date as bounded_date
 from .db import code_block, in_clock_order, new_id, row, rows, utcnow, write
 from .errors import N_, NP_, DomainError, english
 from .protocols import Protocol
@@ -290,9 +293,6 @@ def parse_time(text: str) -> str:
 
 def parse_date(text: str) -> date:
     """Return ``text`` (YYYY-MM-DD) as a date; CycleError if the date does not exist or is out of bounds."""
-    from .bounds import BoundsError
-    from .bounds import parse_date as bounded_date
-
     try:
         return bounded_date(text)
     except BoundsError as exc:
@@ -809,8 +809,6 @@ def set_participant_status(
     db: sqlite_utils.Database, participant_id: str, status: str, reason: str, actor: dict | None
 ) -> None:
     """Set a participant's status through the participants module (inside the caller's transaction)."""
-    from . import participants
-
     participants.set_status(db, participant_id, status, reason, actor)
 
 
@@ -1014,8 +1012,6 @@ def close_cycle(
     stay in the history). A normal close needs every session held or cancelled.
     Returns how many members completed and dropped out.
     """
-    from . import followup
-
     cycle = _editable_cycle(db, cycle_id)
     reason = (reason or "").strip()
     open_sessions = [s for s in sessions(db, cycle_id) if s["status"] == "scheduled"]
@@ -1030,7 +1026,7 @@ def close_cycle(
             ),
             count=len(open_sessions),
         )
-    attended = followup.attended_group_sessions(db, cycle_id)
+    attended = attended_group_sessions(db, cycle_id)
     stamp = utcnow()
     counts = {"completed": 0, "dropped_out": 0}
     with write(db):
@@ -1133,8 +1129,6 @@ def calendar(
     db: sqlite_utils.Database, cycle: dict, protocol: Protocol, *, translate=_english, now: datetime | None = None
 ) -> str:
     """Return the cycle's sessions as iCalendar text; cancelled ones are marked cancelled."""
-    from . import calendar_ics
-
     cycle_sessions = sessions(db, cycle["id"])
     if not any(s["status"] != "cancelled" for s in cycle_sessions):
         raise CycleError(N_("Cycle %(cycle)s has no sessions to put in a calendar."), cycle=cycle["code"])

@@ -15,7 +15,6 @@ Plain functions (no Flask). Rules:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -23,60 +22,14 @@ import sqlite_utils
 
 from . import audit
 from . import cycles as cycles_module
-from .cycles import N_, CycleError, _in, members, protocol_of, sessions
-from .db import new_id, row, rows, utcnow, write
+from .attendance import ATTENDED, absence_streak, group_attended, member_records, member_records_of
+from .attendance import attended_group_sessions as attended_group_sessions  # re-exported: read as followup.*
+from .cycles import CycleError, list_cycles, members, protocol_of, sessions, stage
+from .db import marks, new_id, row, rows, utcnow, write
+from .errors import N_
 from .protocols import Protocol
 
-ATTENDED = ("present", "late")
 RECENTLY_CLOSED_DAYS = 60  # a closed cycle stays on its facilitator's home page this long
-
-
-def absence_streak(statuses: Sequence[str]) -> int:
-    """Count the absences at the end of ``statuses`` (oldest first), skipping "excused".
-
-    >>> absence_streak(["present", "absent", "excused", "absent"])
-    2
-    """
-    streak = 0
-    for status in reversed(statuses):
-        if status == "absent":
-            streak += 1
-        elif status in ATTENDED:
-            break
-    return streak
-
-
-MEMBER_RECORDS_SQL = (
-    "select a.member_id, a.status, x.id as session_id, x.cycle_id, x.number, x.kind, x.scheduled_date"
-    " from attendance a join sessions x on x.id = a.session_id where x.cycle_id in ({cycles}) and x.status = 'held'"
-    " order by x.scheduled_date, x.created_at"
-)
-
-
-def member_records(db: sqlite_utils.Database, cycle_id: str) -> dict[str, list[dict]]:
-    """Return each member's attendance at the held sessions of a cycle, oldest first."""
-    return member_records_of(db, [cycle_id]).get(cycle_id, {})
-
-
-def member_records_of(db: sqlite_utils.Database, cycle_ids: Sequence[str]) -> dict[str, dict[str, list[dict]]]:
-    """Return :func:`member_records` of several cycles in one query: {cycle id: {member id: records}}."""
-    result: dict[str, dict[str, list[dict]]] = {}
-    for r in db.query(MEMBER_RECORDS_SQL.format(cycles=_in(cycle_ids)), list(cycle_ids)):
-        result.setdefault(r["cycle_id"], {}).setdefault(r["member_id"], []).append(r)
-    return result
-
-
-def _group_attended(records: dict[str, list[dict]]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for member_id, found in records.items():
-        numbers = {r["number"] for r in found if r["status"] in ATTENDED and r["number"] > 0}
-        counts[member_id] = len(numbers)
-    return counts
-
-
-def attended_group_sessions(db: sqlite_utils.Database, cycle_id: str) -> dict[str, int]:
-    """Return, per member, how many distinct group session numbers they attended (make-ups included)."""
-    return _group_attended(member_records(db, cycle_id))
 
 
 @dataclass(frozen=True)
@@ -123,7 +76,7 @@ def followups_needed(
     user_id: str | None = None,
 ) -> list[dict]:
     """Return the active members who need a call or visit, with phone, village and cycle."""
-    sql = f"select * from cycles where site_id in ({_in(site_ids)}) and status in ('planned', 'active')"
+    sql = f"select * from cycles where site_id in ({marks(site_ids)}) and status in ('planned', 'active')"
     params: list = list(site_ids)
     if cycle_id:
         sql += " and id = ?"
@@ -140,7 +93,7 @@ def followups_needed(
     visits: dict[str, list[dict]] = {}
     for f in db.query(
         "select f.* from absence_followups f join members m on m.id = f.member_id"
-        f" where m.cycle_id in ({_in(ids)}) and m.status = 'active' order by f.done_on, f.created_at",
+        f" where m.cycle_id in ({marks(ids)}) and m.status = 'active' order by f.done_on, f.created_at",
         ids,
     ):
         visits.setdefault(f["member_id"], []).append(f)
@@ -220,7 +173,7 @@ def summarise_members(
     cycle_sessions: list[dict], records: dict[str, list[dict]], cycle_members: list[dict], protocol: Protocol
 ) -> dict[str, dict]:
     """Compute :func:`member_summaries` from rows already read (the indicators read many cycles at once)."""
-    attended = _group_attended(records)
+    attended = group_attended(records)
     left = {s["number"] for s in cycle_sessions if s["kind"] == "group" and s["status"] == "scheduled"}
     result = {}
     for member in cycle_members:
@@ -251,7 +204,8 @@ def summarise_members(
 # --- measures due -------------------------------------------------------------------
 
 
-def _add_months(d: date, months: int) -> date:
+def add_months(d: date, months: int) -> date:
+    """Return the same day ``months`` later, or the month's last day when it has no such day."""
     month = d.month - 1 + months
     year, month = d.year + month // 12, month % 12 + 1
     for day in (d.day, 30, 29, 28):
@@ -260,6 +214,9 @@ def _add_months(d: date, months: int) -> date:
         except ValueError:
             continue
     raise AssertionError("unreachable")
+
+
+_add_months = add_months  # the old private name, still imported by scale.py (issue 20: drop once it imports add_months)
 
 
 def screening_matches(
@@ -383,7 +340,7 @@ def measures_due(
             )
     if last_date is not None and not ended_on:
         for item in protocol.followup:
-            due_on = _add_months(last_date, item.months_after_end)
+            due_on = add_months(last_date, item.months_after_end)
             result.append(
                 {
                     "instrument_id": item.instrument,
@@ -414,7 +371,6 @@ def home_summary(
     due_days: int,
 ) -> dict:
     """Return the home page's cycle panel: my next session and cycles; for coordinators, every site's."""
-    from .cycles import list_cycles, stage
 
     def open_first(found: list[dict]) -> list[dict]:
         return sorted(found, key=lambda c: (c["status"] in ("closed", "closed_early"), c["first_date"]))
@@ -427,7 +383,7 @@ def home_summary(
         db,
         "select x.* from sessions x join cycles c on c.id = x.cycle_id"
         " where x.cycle_id in (select cycle_id from cycle_facilitators where user_id = ?)"
-        f" and x.site_id in ({_in(site_ids)}) and x.status = 'scheduled' and x.scheduled_date >= ?"
+        f" and x.site_id in ({marks(site_ids)}) and x.status = 'scheduled' and x.scheduled_date >= ?"
         " and c.status in ('planned', 'active') order by x.scheduled_date, x.start_time limit 1",
         (user_id, *site_ids, today.isoformat()),
     )
@@ -447,7 +403,7 @@ def home_summary(
     missing = rows(
         db,
         "select x.*, c.code as cycle_code from sessions x join cycles c on c.id = x.cycle_id"
-        f" where x.site_id in ({_in(site_ids)}) and x.status = 'scheduled' and x.scheduled_date < ?"
+        f" where x.site_id in ({marks(site_ids)}) and x.status = 'scheduled' and x.scheduled_date < ?"
         " and c.status in ('planned', 'active')"
         + (" and c.id in (select cycle_id from cycle_facilitators where user_id = ?)" if scope_user else "")
         + " order by x.scheduled_date",

@@ -107,6 +107,14 @@ def check(
     return SessionCheck(row(db, "select * from users where id = ?", (found["user_id"],)), None)
 
 
+def retag(db: sqlite_utils.Database, token: str, password_hash: str) -> None:
+    """Let the session of ``token`` go on under a new password (the one that changed it)."""
+    with write(db):
+        db.execute(
+            "update login_sessions set password_tag = ? where id = ?", (password_tag(password_hash), _digest(token))
+        )
+
+
 def _end(db: sqlite_utils.Database, where: str, params: tuple, reason: str) -> int:
     with write(db):
         sql = f"update login_sessions set ended_at = ?, ended_reason = ? where ended_at is null and {where}"

@@ -103,7 +103,7 @@ def risk_triggers(
     return triggers
 
 
-def _reason(instrument: Instrument, triggers: list[dict]) -> str:
+def referral_reason(instrument: Instrument, triggers: list[dict]) -> str:
     """Return a plain English summary for the referrals table (the pages use the triggers)."""
     parts = []
     for trigger in triggers:
@@ -115,6 +115,11 @@ def _reason(instrument: Instrument, triggers: list[dict]) -> str:
         else:
             parts.append(f"exclusion at intake: {trigger['code']}")
     return "; ".join(parts)
+
+
+_reason = (
+    referral_reason  # the old private name, still imported by scale.py (issue 20: drop once it imports referral_reason)
+)
 
 
 def save_screening(
@@ -235,7 +240,7 @@ def save_screening(
                 referral = referrals.create(
                     db,
                     participant=participant,
-                    reason=_reason(instrument, triggers),
+                    reason=referral_reason(instrument, triggers),
                     triggers=triggers,
                     urgency=urgency_for(instrument, answers, result, risk_observed, exclusions, intake),
                     actor=actor,

@@ -25,6 +25,7 @@ from .cycles import (
     protocol_of,
 )
 from .db import new_id, row, rows, utcnow, write
+from .followup import occasion_of, screening_matches
 from .protocols import Protocol
 
 ATTENDANCE = ("present", "absent", "excused", "late")
@@ -411,8 +412,6 @@ def fidelity_items(protocol: Protocol) -> list:
 
 def instruments_today(db: sqlite_utils.Database, session: dict, protocol: Protocol, *, grace_days: int) -> list[dict]:
     """Return the instruments due at this session, each with the members and whether they have done it."""
-    from .followup import occasion_of, screening_matches
-
     try:
         due = protocol.instruments_due(session["number"])
     except KeyError:

@@ -17,7 +17,8 @@ from pathlib import Path
 import sqlite_utils
 
 from . import __version__
-from .db import row, utcnow, write
+from .backup import backup, backup_dir
+from .db import connect, row, utcnow, write
 from .schema import all_migrations, current_version, migrate, pending
 
 VERSION_KEY = "app_version"
@@ -99,11 +100,10 @@ def upgrade(db_path: Path, data_dir: Path, *, version: str = __version__, now: d
     Returns {"from", "to", "backup" (path or None), "migrations" [(number, name)], "changes"}.
     Nothing is backed up or written when the database is already at this version.
     """
-    from . import db as dbmod
-    from .backup import backup, backup_dir
+    # sync sits above the store; the lead moves trigger setup below upgrade (issue 20 report).
     from .sync.tracking import ensure_triggers
 
-    db = dbmod.connect(db_path)
+    db = connect(db_path)
     try:
         check_not_newer(db, version)
         old = recorded_version(db)

@@ -206,10 +206,11 @@ def set_password(
     if user is None:
         raise UserError(f"No user called {username!r}.")
     validate_password(password)
+    password_hash = generate_password_hash(password, method=hash_method)
     with write(db):
         db.execute(
             "update users set password_hash = ?, updated_at = ? where id = ?",
-            (generate_password_hash(password, method=hash_method), utcnow(), user["id"]),
+            (password_hash, utcnow(), user["id"]),
         )
         ended = login_sessions.end_all(db, user["id"], "password_changed", keep_token=keep_session)
         audit.log(
@@ -218,14 +219,7 @@ def set_password(
         _unlock(db, user, "password_reset", actor)
     if keep_session:
         # The session that changed the password goes on, under the new password.
-        with write(db):
-            db.execute(
-                "update login_sessions set password_tag = ? where id = ?",
-                (
-                    login_sessions.password_tag(get_user(db, user["id"])["password_hash"]),
-                    login_sessions._digest(keep_session),
-                ),
-            )
+        login_sessions.retag(db, keep_session, password_hash)
 
 
 def set_language(db: sqlite_utils.Database, user: dict, language: str | None) -> None:
