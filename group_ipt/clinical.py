@@ -24,7 +24,7 @@ from datetime import date, timedelta
 import sqlite_utils
 
 from . import audit, cycles, participants, referrals, scheduling
-from .db import new_id, row, rows, utcnow, write
+from .db import marks, new_id, row, rows, utcnow, write
 from .errors import N_, DomainError
 from .protocols import Protocol
 from .users import user_site_ids
@@ -55,11 +55,11 @@ def supervisor_ids_of(db: sqlite_utils.Database, facilitator_ids: set[str], site
     """Return the supervisors assigned to any of ``facilitator_ids`` at ``site_id``."""
     if not facilitator_ids:
         return set()
-    marks = ",".join("?" * len(facilitator_ids))
     return {
         r["supervisor_id"]
         for r in db.query(
-            f"select supervisor_id from supervisor_facilitators where site_id = ? and facilitator_id in ({marks})",
+            "select supervisor_id from supervisor_facilitators"
+            f" where site_id = ? and facilitator_id in ({marks(facilitator_ids)})",
             (site_id, *facilitator_ids),
         )
     }

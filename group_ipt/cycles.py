@@ -23,7 +23,7 @@ from . import audit, calendar_ics, participants, scheduling
 from .attendance import attended_group_sessions
 from .bounds import BoundsError
 from .bounds import parse_date as bounded_date
-from .db import code_block, in_clock_order, new_id, row, rows, utcnow, write
+from .db import code_block, in_clock_order, marks, new_id, row, rows, utcnow, write
 from .errors import N_, NP_, DomainError, english
 from .protocols import Protocol
 
@@ -57,10 +57,6 @@ class CycleError(DomainError):
 # --- reading ----------------------------------------------------------------------
 
 
-def _in(site_ids: list[str]) -> str:
-    return ",".join("?" for _ in site_ids) or "''"
-
-
 def get_cycle(db: sqlite_utils.Database, cycle_id: str, site_ids: list[str] | None = None) -> dict | None:
     """Return the cycle by id (or by code), or None; with ``site_ids``, only one of those sites."""
     sql = (
@@ -69,7 +65,7 @@ def get_cycle(db: sqlite_utils.Database, cycle_id: str, site_ids: list[str] | No
     )
     params: list = [cycle_id, cycle_id.upper()]
     if site_ids is not None:
-        sql += f" and c.site_id in ({_in(site_ids)})"
+        sql += f" and c.site_id in ({marks(site_ids)})"
         params += site_ids
     return row(db, sql, params)
 
@@ -90,14 +86,14 @@ def list_cycles(
         " (select count(*) from sessions x where x.cycle_id = c.id and x.kind = 'group'"
         "  and x.status = 'held') as held_sessions,"
         " (select count(*) from sessions x where x.cycle_id = c.id and x.kind = 'group') as group_sessions"
-        f" from cycles c join sites s on s.id = c.site_id where c.site_id in ({_in(site_ids)})"
+        f" from cycles c join sites s on s.id = c.site_id where c.site_id in ({marks(site_ids)})"
     )
     params: list = list(site_ids)
     if user_id:
         sql += " and c.id in (select cycle_id from cycle_facilitators where user_id = ?)"
         params.append(user_id)
     if statuses:  # a site has hundreds of closed cycles after a few years: count only the ones asked for
-        sql += f" and c.status in ({_in(list(statuses))})"
+        sql += f" and c.status in ({marks(statuses)})"
         params += statuses
     return rows(db, sql + " order by c.first_date desc, c.code", params)
 
@@ -120,7 +116,7 @@ def get_session(db: sqlite_utils.Database, session_id: str, site_ids: list[str] 
     sql = "select * from sessions where id = ?"
     params: list = [session_id]
     if site_ids is not None:
-        sql += f" and site_id in ({_in(site_ids)})"
+        sql += f" and site_id in ({marks(site_ids)})"
         params += site_ids
     return row(db, sql, params)
 
@@ -159,7 +155,7 @@ def members(db: sqlite_utils.Database, cycle_id: str, *, active_only: bool = Fal
 def members_of(db: sqlite_utils.Database, cycle_ids: list[str]) -> dict[str, list[dict]]:
     """Return :func:`members` of several cycles in one query: {cycle id: members in the same order}."""
     result: dict[str, list[dict]] = {}
-    for r in db.query(MEMBERS_SQL.format(cycles=_in(cycle_ids)) + MEMBERS_ORDER, list(cycle_ids)):
+    for r in db.query(MEMBERS_SQL.format(cycles=marks(cycle_ids)) + MEMBERS_ORDER, list(cycle_ids)):
         result.setdefault(r["cycle_id"], []).append(r)
     return result
 
@@ -168,7 +164,7 @@ def sessions_of(db: sqlite_utils.Database, cycle_ids: list[str]) -> dict[str, li
     """Return :func:`sessions` of several cycles in one query: {cycle id: sessions in date order}."""
     result: dict[str, list[dict]] = {}
     for r in db.query(
-        f"select * from sessions where cycle_id in ({_in(cycle_ids)}) order by scheduled_date, number, created_at",
+        f"select * from sessions where cycle_id in ({marks(cycle_ids)}) order by scheduled_date, number, created_at",
         list(cycle_ids),
     ):
         result.setdefault(r["cycle_id"], []).append(r)
@@ -182,7 +178,7 @@ def get_member(db: sqlite_utils.Database, member_id: str, site_ids: list[str] | 
     )
     params: list = [member_id]
     if site_ids is not None:
-        sql += f" and m.site_id in ({_in(site_ids)})"
+        sql += f" and m.site_id in ({marks(site_ids)})"
         params += site_ids
     return row(db, sql, params)
 
@@ -347,7 +343,7 @@ def facilitators_of_sites(db: sqlite_utils.Database, site_ids: list[str]) -> lis
     return rows(
         db,
         "select u.id, u.username, u.display_name, u.role from users u"
-        f" where u.id in (select user_id from user_sites where site_id in ({_in(site_ids)}))"
+        f" where u.id in (select user_id from user_sites where site_id in ({marks(site_ids)}))"
         " and u.active = 1 and u.role in ('facilitator', 'coordinator', 'supervisor')"
         " order by u.role != 'facilitator', u.display_name",
         list(site_ids),

@@ -21,7 +21,7 @@ from datetime import date
 import sqlite_utils
 
 from . import audit, clock, fields
-from .db import code_block, in_clock_order, new_id, row, rows, utcnow, write
+from .db import code_block, in_clock_order, marks, new_id, row, rows, utcnow, write
 from .errors import N_, DomainError
 
 SEXES = ("female", "male", "other")
@@ -452,16 +452,12 @@ def possible_duplicates(db: sqlite_utils.Database, participant: dict) -> list[di
     ]
 
 
-def _in(site_ids: list[str]) -> str:
-    return ",".join("?" for _ in site_ids) or "''"
-
-
 def get(db: sqlite_utils.Database, participant_id: str, site_ids: list[str]) -> dict | None:
     """Return the participant if it belongs to one of ``site_ids``, else None."""
     return row(
         db,
         "select p.*, s.code as site_code, s.name as site_name from participants p join sites s on s.id = p.site_id"
-        f" where p.id = ? and p.site_id in ({_in(site_ids)})",
+        f" where p.id = ? and p.site_id in ({marks(site_ids)})",
         (participant_id, *site_ids),
     )
 
@@ -476,7 +472,7 @@ def search(db: sqlite_utils.Database, site_ids: list[str], query: str = "", limi
     """Find participants by programme code (forgiving spaces and case) or part of the name."""
     base = (
         "select p.*, s.code as site_code from participants p join sites s on s.id = p.site_id"
-        f" where p.site_id in ({_in(site_ids)})"
+        f" where p.site_id in ({marks(site_ids)})"
     )
     query = (query or "").strip()
     if not query:
@@ -611,7 +607,7 @@ def duplicate_flags(
         "select f.*, a.code as code, a.name as name, b.code as other_code, b.name as other_name,"
         " b.village as other_village, b.birth_year as other_birth_year from duplicate_flags f"
         " join participants a on a.id = f.participant_id join participants b on b.id = f.other_participant_id"
-        f" where f.site_id in ({_in(site_ids)})"
+        f" where f.site_id in ({marks(site_ids)})"
     )
     params: list = [*site_ids]
     if status:
@@ -629,7 +625,7 @@ def review_duplicate(db: sqlite_utils.Database, flag_id: str, site_ids: list[str
         raise ParticipantError(N_("Choose whether the two records are the same person."), field="decision")
     with write(db):
         before = row(
-            db, f"select * from duplicate_flags where id = ? and site_id in ({_in(site_ids)})", (flag_id, *site_ids)
+            db, f"select * from duplicate_flags where id = ? and site_id in ({marks(site_ids)})", (flag_id, *site_ids)
         )
         if before is None:
             raise ParticipantError(N_("No such duplicate flag."))

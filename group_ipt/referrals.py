@@ -21,7 +21,7 @@ from datetime import date, timedelta
 import sqlite_utils
 
 from . import audit, clock, fields
-from .db import in_clock_order, new_id, row, rows, utcnow, write
+from .db import in_clock_order, marks, new_id, row, rows, utcnow, write
 from .errors import N_, DomainError
 
 STATUSES = ("open", "referred", "followed_up", "closed")
@@ -92,10 +92,6 @@ def safety_contacts(value: object) -> list[dict]:
             )
         contacts.append({"name": name.strip(), "phone": phone.strip()})
     return contacts
-
-
-def _in(site_ids: list[str]) -> str:
-    return ",".join("?" for _ in site_ids) or "''"
 
 
 def create(
@@ -202,7 +198,7 @@ _SELECT = (
 
 def get(db: sqlite_utils.Database, referral_id: str, site_ids: list[str]) -> dict | None:
     """Return the referral if it belongs to one of ``site_ids``, else None."""
-    return _decode(row(db, f"{_SELECT} where r.id = ? and r.site_id in ({_in(site_ids)})", (referral_id, *site_ids)))
+    return _decode(row(db, f"{_SELECT} where r.id = ? and r.site_id in ({marks(site_ids)})", (referral_id, *site_ids)))
 
 
 def _decode(referral: dict | None) -> dict | None:
@@ -227,7 +223,7 @@ def listing(db: sqlite_utils.Database, site_ids: list[str], *, include_closed: b
     where = "" if include_closed else " and r.status != 'closed'"
     found = rows(
         db,
-        f"{_SELECT} where r.site_id in ({_in(site_ids)}){where}"
+        f"{_SELECT} where r.site_id in ({marks(site_ids)}){where}"
         " order by r.acknowledged_at is not null, r.status = 'closed', r.urgency != 'urgent',"
         " next_due_on is null, next_due_on, r.created_at",
         site_ids,
@@ -247,7 +243,7 @@ def home_summary(db: sqlite_utils.Database, site_ids: list[str], today: date | N
         "select f.*, p.code as participant_code, p.name as participant_name, r.urgency as urgency"
         " from referrals r cross join referral_followups f on f.referral_id = r.id"  # r first: its index
         " join participants p on p.id = r.participant_id"
-        f" where r.site_id in ({_in(site_ids)}) and r.status in ('open', 'referred', 'followed_up')"
+        f" where r.site_id in ({marks(site_ids)}) and r.status in ('open', 'referred', 'followed_up')"
         " and f.done_on is null and f.due_on < ? order by f.due_on",
         (*site_ids, today_text),
     )
@@ -439,7 +435,7 @@ def concerns(db: sqlite_utils.Database, site_ids: list[str], today: date | None 
     today_text = (today or clock.today()).isoformat()
     found = rows(
         db,
-        f"{_SELECT} where r.site_id in ({_in(site_ids)}) and r.status != 'closed' and r.urgency = 'urgent'"
+        f"{_SELECT} where r.site_id in ({marks(site_ids)}) and r.status != 'closed' and r.urgency = 'urgent'"
         # Its day: the screening's date, else the day it was made (as indicators.RAISED_ON).
         " and ((r.acknowledged_at is null and coalesce((select s.administered_on from screenings s"
         "       where s.id = r.screening_id), substr(r.created_at, 1, 10)) < ?)"

@@ -32,7 +32,7 @@ from datetime import date
 import sqlite_utils
 
 from . import audit, clock, participants, referrals
-from .db import new_id, row, rows, utcnow, write
+from .db import marks, new_id, row, rows, utcnow, write
 from .errors import N_, DomainError
 from .instruments import Instrument, InvalidAnswer, ScoreResult
 from .intake import Intake
@@ -316,10 +316,6 @@ def _close_check_answered(
     )
 
 
-def _marks(site_ids: list[str]) -> str:
-    return ",".join("?" for _ in site_ids) or "''"
-
-
 def get_risk_check(db: sqlite_utils.Database, check_id: str, site_ids: list[str]) -> dict | None:
     """Return a risk check of one of ``site_ids`` with its screening's answers, else None."""
     found = row(
@@ -328,7 +324,7 @@ def get_risk_check(db: sqlite_utils.Database, check_id: str, site_ids: list[str]
         " p.code as participant_code, p.name as participant_name, u.display_name as resolved_by_name"
         " from risk_checks k join screenings s on s.id = k.screening_id"
         " join participants p on p.id = k.participant_id left join users u on u.id = k.resolved_by"
-        f" where k.id = ? and k.site_id in ({_marks(site_ids)})",
+        f" where k.id = ? and k.site_id in ({marks(site_ids)})",
         (check_id, *site_ids),
     )
     if found is not None:
@@ -356,7 +352,7 @@ def open_risk_checks(db: sqlite_utils.Database, site_ids: list[str]) -> list[dic
         "select k.*, p.code as participant_code, p.name as participant_name, s.administered_on"
         " from risk_checks k join participants p on p.id = k.participant_id"
         " join screenings s on s.id = k.screening_id"
-        f" where k.site_id in ({_marks(site_ids)}) and k.status = 'open'"
+        f" where k.site_id in ({marks(site_ids)}) and k.status = 'open'"
         " order by k.created_at",
         site_ids,
     )
@@ -481,11 +477,10 @@ def _status_after(screening: dict, exclusions: list[str]) -> str:
 
 def get(db: sqlite_utils.Database, screening_id: str, site_ids: list[str]) -> dict | None:
     """Return a screening with its decoded JSON fields if it belongs to one of ``site_ids``."""
-    placeholders = ",".join("?" for _ in site_ids) or "''"
     found = row(
         db,
         "select s.*, u.display_name as administered_by_name from screenings s"
-        f" left join users u on u.id = s.administered_by where s.id = ? and s.site_id in ({placeholders})",
+        f" left join users u on u.id = s.administered_by where s.id = ? and s.site_id in ({marks(site_ids)})",
         (screening_id, *site_ids),
     )
     return _decode(found) if found else None

@@ -24,7 +24,7 @@ from .cycles import (
     members,
     protocol_of,
 )
-from .db import new_id, row, rows, utcnow, write
+from .db import marks, new_id, row, rows, utcnow, write
 from .followup import occasion_of, screening_matches
 from .protocols import Protocol
 
@@ -259,9 +259,8 @@ def record_session(
         if session["kind"] == "makeup":
             # On a make-up sheet, a member left blank was not expected: drop any earlier mark.
             kept = list(entry.attendance)
-            placeholders = ",".join("?" * len(kept))
             db.execute(
-                f"delete from attendance where session_id = ? and member_id not in ({placeholders})",
+                f"delete from attendance where session_id = ? and member_id not in ({marks(kept)})",
                 [session_id, *kept],
             )
         for member_id in everyone:
