@@ -23,7 +23,7 @@ from datetime import date, timedelta
 
 import sqlite_utils
 
-from . import audit, cycles, participants, referrals, scheduling
+from . import audit, cycles, errors, participants, referrals, scheduling
 from .db import marks, new_id, row, rows, utcnow, write
 from .errors import N_, DomainError
 from .protocols import Protocol
@@ -193,13 +193,19 @@ def _text(value: str | None, field: str, *, required: bool = False, limit: int =
     return value
 
 
-def _choice(value: str | None, allowed: tuple[str, ...], field: str, *, required: bool = False) -> str | None:
+def _choice(value: str | None, allowed: tuple[str, ...], field: str) -> str | None:
     value = (value or "").strip() or None
-    if value is None and required:
-        raise ClinicalError(N_("Choose one of the answers."), field=field)
     if value is not None and value not in allowed:
         raise ClinicalError(N_("Unknown answer %(value)s."), field=field, value=value)
     return value
+
+
+def _chosen(value: str | None, allowed: tuple[str, ...], field: str) -> str:
+    """Return an answer that must be given: one of ``allowed``."""
+    chosen = _choice(value, allowed, field)
+    if chosen is None:
+        raise ClinicalError(N_("Choose one of the answers."), field=field)
+    return chosen
 
 
 # --- pre-group session ----------------------------------------------------------------
@@ -221,7 +227,7 @@ def _add_history(
         "created_at": now,
         "updated_at": now,
     }
-    db["problem_area_history"].insert(entry)
+    db.table("problem_area_history").insert(entry)
     return entry
 
 
@@ -262,11 +268,11 @@ def save_pregroup(
         raise ClinicalError(N_("That symptom review belongs to someone else."), field="screening_id")
     now = utcnow()
     with write(db):
-        current = row(db, "select * from members where id = ?", (member["id"],))
+        current = cycles.member_row(db, member["id"])
         before = row(db, "select * from pregroup_records where member_id = ?", (member["id"],))
         referral_id = before["medication_referral_id"] if before else None
         if medication == "yes" and referral_id is None:
-            participant = row(db, "select * from participants where id = ?", (member["participant_id"],))
+            participant = participants.participant_row(db, member["participant_id"])
             referral = referrals.create(
                 db,
                 participant=participant,
@@ -293,7 +299,7 @@ def save_pregroup(
             "created_at": before["created_at"] if before else now,
             "updated_at": now,
         }
-        db["pregroup_records"].upsert(record, pk="id")
+        db.table("pregroup_records").upsert(record, pk="id")
         area_changed = (area, area2) != (current["problem_area"], current["problem_area_2"])
         if area_changed or goals != current["goals"]:
             db.execute(
@@ -360,7 +366,7 @@ def add_person(
         "updated_at": now,
     }
     with write(db):
-        db["inventory_people"].insert(person)
+        db.table("inventory_people").insert(person)
         audit.log(
             db,
             user=actor,
@@ -400,7 +406,7 @@ def add_event(
         "updated_at": now,
     }
     with write(db):
-        db["timeline_events"].insert(entry)
+        db.table("timeline_events").insert(entry)
         audit.log(
             db,
             user=actor,
@@ -451,7 +457,7 @@ def revise_problem_area(
         _session_of(db, member, session_id)
     now = utcnow()
     with write(db):
-        current = row(db, "select * from members where id = ?", (member["id"],))
+        current = cycles.member_row(db, member["id"])
         if (area, area2) == (current["problem_area"], current["problem_area_2"]) and not formulation:
             raise ClinicalError(N_("This is already the member's problem area."), field="problem_area")
         if not formulation:
@@ -480,6 +486,11 @@ def revise_problem_area(
     return entry
 
 
+def _cycle_of(db: sqlite_utils.Database, member: dict) -> dict:
+    """Return the member's cycle (with its site's code and name, as cycles.get_cycle gives it)."""
+    return errors.required(cycles.get_cycle(db, member["cycle_id"]), "cycle " + member["cycle_id"])
+
+
 def _session_of(db, member: dict, session_id: str) -> dict:
     session = row(db, "select * from sessions where id = ? and cycle_id = ?", (session_id, member["cycle_id"]))
     if session is None:
@@ -496,7 +507,7 @@ def record_goal_progress(
         raise ClinicalError(N_("That session was cancelled."), field="session_id")
     if session["scheduled_date"] > today.isoformat():
         raise ClinicalError(N_("That session has not happened yet."), field="session_id")
-    progress = _choice(progress, PROGRESS, "progress", required=True)
+    progress = _chosen(progress, PROGRESS, "progress")
     note = _text(note, "note", limit=MAX_SHORT)
     now = utcnow()
     with write(db):
@@ -514,7 +525,7 @@ def record_goal_progress(
             "created_at": before["created_at"] if before else now,
             "updated_at": now,
         }
-        db["goal_progress"].upsert(entry, pk="id")
+        db.table("goal_progress").upsert(entry, pk="id")
         audit.log(
             db,
             user=actor,
@@ -552,7 +563,7 @@ def save_relapse_plan(
             "created_at": before["created_at"] if before else now,
             "updated_at": now,
         }
-        db["relapse_plans"].upsert(plan, pk="id")
+        db.table("relapse_plans").upsert(plan, pk="id")
         audit.log(
             db,
             user=actor,
@@ -574,7 +585,7 @@ def _extension_dates(db, cycle: dict, count: int) -> tuple[dict, list[date]]:
         date.fromisoformat(s["scheduled_date"]) for s in cycles.sessions(db, cycle["id"]) if s["status"] != "cancelled"
     }
     blackout = cycles.holiday_dates(db, cycle["site_id"])
-    day, found = date.fromisoformat(last["scheduled_date"]), []
+    day, found = date.fromisoformat(last["scheduled_date"]), list[date]()
     while len(found) < count:
         day += timedelta(weeks=1)
         try:
@@ -588,7 +599,7 @@ def _extension_dates(db, cycle: dict, count: int) -> tuple[dict, list[date]]:
 
 def _extend(db, member: dict, count: int, actor: dict) -> int:
     """Make sure the cycle has ``count`` extra sessions after its last one; return how many were added."""
-    cycle = cycles.get_cycle(db, member["cycle_id"])
+    cycle = _cycle_of(db, member)
     if cycle["status"] in ("closed", "closed_early"):
         raise ClinicalError(
             N_("The cycle is closed: extra sessions can only be added before it closes."), field="decision"
@@ -615,7 +626,7 @@ def _extend(db, member: dict, count: int, actor: dict) -> int:
 
 def _maintenance(db, member: dict, protocol: Protocol, actor: dict) -> int:
     """Schedule the protocol's monthly maintenance sessions after the cycle (once per cycle)."""
-    cycle = cycles.get_cycle(db, member["cycle_id"])
+    cycle = _cycle_of(db, member)
     monthly = protocol.maintenance_monthly_sessions
     if monthly <= 0:
         raise ClinicalError(
@@ -663,7 +674,7 @@ def _maintenance(db, member: dict, protocol: Protocol, actor: dict) -> int:
             "created_at": now,
             "updated_at": now,
         }
-        db["sessions"].insert(session)
+        db.table("sessions").insert(session)
         audit.log(
             db,
             user=actor,
@@ -695,13 +706,13 @@ def decide_outcome(
     maintenance sessions after the cycle (once per cycle; the cycle must be
     closed); ``refer`` opens a routine referral (once).
     """
-    decision = _choice(decision, DECISIONS, "decision", required=True)
+    decision = _chosen(decision, DECISIONS, "decision")
     note = _text(note, "note")
     if decision == "extend" and not 1 <= extra_sessions <= MAX_EXTRA_SESSIONS:
         raise ClinicalError(N_("Choose from 1 to %(n)d extra sessions."), field="extra_sessions", n=MAX_EXTRA_SESSIONS)
     if decision == "refer" and not note:
         raise ClinicalError(N_("Say where the member is referred and why."), field="note")
-    cycle = cycles.get_cycle(db, member["cycle_id"])
+    cycle = _cycle_of(db, member)
     protocol = cycles.protocol_of(cycle, protocols)
     now = utcnow()
     with write(db):
@@ -713,7 +724,7 @@ def decide_outcome(
         elif decision == "maintenance":
             added = _maintenance(db, member, protocol, actor)
         elif decision == "refer" and referral_id is None:
-            participant = row(db, "select * from participants where id = ?", (member["participant_id"],))
+            participant = participants.participant_row(db, member["participant_id"])
             referral_id = referrals.create(
                 db,
                 participant=participant,
@@ -738,7 +749,7 @@ def decide_outcome(
             "created_at": before["created_at"] if before else now,
             "updated_at": now,
         }
-        db["outcome_decisions"].upsert(outcome, pk="id")
+        db.table("outcome_decisions").upsert(outcome, pk="id")
         audit.log(
             db,
             user=actor,

@@ -24,7 +24,7 @@ from .attendance import attended_group_sessions
 from .bounds import BoundsError
 from .bounds import parse_date as bounded_date
 from .db import code_block, in_clock_order, marks, new_id, row, rows, utcnow, write
-from .errors import N_, NP_, DomainError, english
+from .errors import N_, NP_, DomainError, english, required
 from .protocols import Protocol
 
 GROUP_TYPES = ("women", "men", "mixed", "adolescents")
@@ -239,7 +239,7 @@ def add_holiday(db: sqlite_utils.Database, site_id: str, day: date, label: str, 
         "updated_at": now,
     }
     with write(db):
-        db["site_holidays"].insert(holiday)
+        db.table("site_holidays").insert(holiday)
         audit.log(
             db,
             user=actor,
@@ -303,7 +303,7 @@ def next_code(db: sqlite_utils.Database, site: dict, *, block: int | None = -1, 
     offline. ``block`` -1: this database's own (none: any number); ``taken``: codes to avoid too.
     """
     block = code_block(db) if block == -1 else block
-    n = row(db, "select count(*) as n from cycles where site_id = ?", (site["id"],))["n"] + 1
+    n = db.execute("select count(*) from cycles where site_id = ?", (site["id"],)).fetchone()[0] + 1
     while True:
         code = f"{site['code']}-C{n:03d}"
         if (
@@ -397,7 +397,7 @@ def create_cycle(
     except scheduling.ScheduleError as exc:
         raise CycleError(N_("The protocol gives this cycle no sessions.")) from exc
     stamp = utcnow()
-    cycle = {
+    cycle: dict[str, Any] = {
         "id": new_id(),
         "site_id": site_id,
         "code": next_code(db, site),
@@ -417,9 +417,9 @@ def create_cycle(
         "updated_at": stamp,
     }
     with write(db):
-        db["cycles"].insert(cycle)
+        db.table("cycles").insert(cycle)
         for i, user in enumerate(chosen):
-            db["cycle_facilitators"].insert(
+            db.table("cycle_facilitators").insert(
                 {
                     "id": new_id(),
                     "site_id": site_id,
@@ -431,7 +431,7 @@ def create_cycle(
                 }
             )
         for plan, day in zip(protocol.sessions, dates, strict=True):
-            db["sessions"].insert(
+            db.table("sessions").insert(
                 {
                     "id": new_id(),
                     "site_id": site_id,
@@ -613,15 +613,30 @@ def _schedule_error(exc: scheduling.ScheduleError) -> CycleError:
     return CycleError(msgid, date=dates[0], other=dates[1], detail=str(exc))
 
 
+def session_row(db: sqlite_utils.Database, session_id: str) -> dict:
+    """Return a session the caller found in its site scope (a view or sync); RecordMissing if gone."""
+    return required(row(db, "select * from sessions where id = ?", (session_id,)), f"session {session_id}")
+
+
+def member_row(db: sqlite_utils.Database, member_id: str) -> dict:
+    """Return a membership the caller found in its site scope; RecordMissing if gone."""
+    return required(row(db, "select * from members where id = ?", (member_id,)), f"member {member_id}")
+
+
+def cycle_row(db: sqlite_utils.Database, cycle_id: str) -> dict:
+    """Return a cycle the caller found in its site scope, or that a session or member points to."""
+    return required(row(db, "select * from cycles where id = ?", (cycle_id,)), f"cycle {cycle_id}")
+
+
 def _editable_cycle(db: sqlite_utils.Database, cycle_id: str) -> dict:
-    cycle = row(db, "select * from cycles where id = ?", (cycle_id,))
+    cycle = cycle_row(db, cycle_id)
     if cycle["status"] in ("closed", "closed_early"):
         raise CycleError(N_("Cycle %(cycle)s is closed; its sessions can no longer change."), cycle=cycle["code"])
     return cycle
 
 
 def _change(db, session: dict, action: str, old: str | None, new: str | None, reason: str, actor, stamp) -> None:
-    db["session_changes"].insert(
+    db.table("session_changes").insert(
         {
             "id": new_id(),
             "site_id": session["site_id"],
@@ -642,7 +657,7 @@ def reschedule_session(
     db: sqlite_utils.Database, session_id: str, new_date: date, mode: str, *, reason: str = "", actor: dict | None
 ) -> list[dict]:
     """Move a session: ``mode="only"`` this one, ``"shift"`` it and every later one; return the moved sessions."""
-    session = row(db, "select * from sessions where id = ?", (session_id,))
+    session = session_row(db, session_id)
     cycle = _editable_cycle(db, session["cycle_id"])
     if session["status"] == "held":
         raise CycleError(
@@ -669,10 +684,13 @@ def reschedule_session(
         dates = [None if s["status"] == "cancelled" else date.fromisoformat(s["scheduled_date"]) for s in regular]
         index = next(i for i, s in enumerate(regular) if s["id"] == session_id)
         try:
-            result = scheduling.reschedule(dates, index, new_date, mode, blackout)  # type: ignore[arg-type]
+            result = scheduling.reschedule(dates, index, new_date, mode, blackout)
         except scheduling.ScheduleError as exc:
             raise _schedule_error(exc) from exc
-        moves = {s["id"]: new for s, old, new in zip(regular, dates, result, strict=True) if new != old}
+        # A cancelled session (None) stays cancelled, so a move always has a new date.
+        moves = {
+            s["id"]: new for s, old, new in zip(regular, dates, result, strict=True) if new != old and new is not None
+        }
         held = [s for s in regular if s["id"] in moves and s["status"] == "held"]
         if held:
             raise CycleError(
@@ -706,7 +724,7 @@ def reschedule_session(
 
 def cancel_session(db: sqlite_utils.Database, session_id: str, *, reason: str, actor: dict | None) -> None:
     """Cancel a session (it stays in the history); at least one session must remain."""
-    session = row(db, "select * from sessions where id = ?", (session_id,))
+    session = session_row(db, session_id)
     cycle = _editable_cycle(db, session["cycle_id"])
     if not (reason or "").strip():
         raise CycleError(N_("Say why the session is cancelled."))
@@ -716,9 +734,9 @@ def cancel_session(db: sqlite_utils.Database, session_id: str, *, reason: str, a
         raise CycleError(
             N_("Session %(number)s already has attendance recorded; it cannot be cancelled."), number=session["number"]
         )
-    remaining = row(
-        db, "select count(*) as n from sessions where cycle_id = ? and status != 'cancelled'", (cycle["id"],)
-    )["n"]
+    remaining = db.execute(
+        "select count(*) from sessions where cycle_id = ? and status != 'cancelled'", (cycle["id"],)
+    ).fetchone()[0]
     if remaining <= 1:
         raise CycleError(N_("A cycle needs at least one session; close the cycle early instead."))
     stamp = utcnow()
@@ -744,7 +762,7 @@ def add_makeup(
     db: sqlite_utils.Database, session_id: str, day: date, start_time: str, *, reason: str = "", actor: dict | None
 ) -> dict:
     """Add a make-up session for session ``session_id`` (cancelled or missed by some) on ``day``."""
-    original = row(db, "select * from sessions where id = ?", (session_id,))
+    original = session_row(db, session_id)
     cycle = _editable_cycle(db, original["cycle_id"])
     start_time = parse_time(start_time)
     existing = [
@@ -775,7 +793,7 @@ def add_makeup(
         "updated_at": stamp,
     }
     with write(db):
-        db["sessions"].insert(makeup)
+        db.table("sessions").insert(makeup)
         _change(
             db,
             makeup,
@@ -857,7 +875,7 @@ def enrol(
         "updated_at": stamp,
     }
     with write(db):
-        db["members"].insert(member)
+        db.table("members").insert(member)
         set_participant_status(db, participant_id, "enrolled", f"enrolled in {cycle['code']}", actor)
         audit.log(
             db,
@@ -875,7 +893,7 @@ def transfer(
     db: sqlite_utils.Database, member_id: str, to_cycle_id: str, *, reason: str, actor: dict | None, today: date
 ) -> dict:
     """Move an active member to another open cycle of the same site; both memberships stay."""
-    member = row(db, "select * from members where id = ?", (member_id,))
+    member = member_row(db, member_id)
     if member["status"] != "active":
         raise CycleError(N_("Only an active member can be transferred."))
     if not (reason or "").strip():
@@ -905,7 +923,7 @@ def transfer(
             "update members set status = 'transferred', ended_on = ?, end_reason = ?, updated_at = ? where id = ?",
             (today.isoformat(), reason.strip(), stamp, member_id),
         )
-        db["members"].insert(new)
+        db.table("members").insert(new)
         db.execute("update members set transferred_to = ? where id = ?", (new["id"], member_id))
         audit.log(
             db,
@@ -922,7 +940,7 @@ def transfer(
 
 def withdraw(db: sqlite_utils.Database, member_id: str, *, reason: str, actor: dict | None, today: date) -> None:
     """End an active membership at the member's or programme's wish, with a reason."""
-    member = row(db, "select * from members where id = ?", (member_id,))
+    member = member_row(db, member_id)
     if member["status"] != "active":
         raise CycleError(N_("Only an active member can be withdrawn."))
     if not (reason or "").strip():
@@ -970,7 +988,7 @@ def set_member_plan(
 ) -> None:
     """Record a member's focal problem area(s) and personal goals (chosen in the pre-group session)."""
     area, area2 = check_plan(problem_area, problem_area_2)
-    member = row(db, "select * from members where id = ?", (member_id,))
+    member = member_row(db, member_id)
     after = {"problem_area": area, "problem_area_2": area2, "goals": (goals or "").strip()}
     with write(db):
         db.execute(

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import Any
 
 import sqlite_utils
 
@@ -24,7 +25,7 @@ from . import audit
 from . import cycles as cycles_module
 from .attendance import ATTENDED, absence_streak, group_attended, member_records, member_records_of
 from .attendance import attended_group_sessions as attended_group_sessions  # re-exported: read as followup.*
-from .cycles import CycleError, list_cycles, members, protocol_of, sessions, stage
+from .cycles import CycleError, cycle_row, list_cycles, member_row, members, protocol_of, sessions, stage
 from .db import marks, new_id, row, rows, utcnow, write
 from .errors import N_
 from .protocols import Protocol
@@ -84,7 +85,7 @@ def followups_needed(
     if user_id:
         sql += " and id in (select cycle_id from cycle_facilitators where user_id = ?)"
         params.append(user_id)
-    found = []
+    found: list[dict[str, Any]] = []
     open_cycles = rows(db, sql, params)
     ids = [c["id"] for c in open_cycles]
     # Three queries for every open cycle together (a facilitator's home lists them all).
@@ -114,7 +115,7 @@ def record_followup(
     db: sqlite_utils.Database, member_id: str, done_on: date, note: str, *, actor: dict | None, today: date
 ) -> dict:
     """Record a call or home visit to a member after absences."""
-    member = row(db, "select * from members where id = ?", (member_id,))
+    member = member_row(db, member_id)
     if done_on > today:
         raise CycleError(N_("The visit date %(date)s is in the future."), date=done_on)
     stamp = utcnow()
@@ -129,7 +130,7 @@ def record_followup(
         "updated_at": stamp,
     }
     with write(db):
-        db["absence_followups"].insert(record)
+        db.table("absence_followups").insert(record)
         audit.log(
             db,
             user=actor,
@@ -274,7 +275,7 @@ def measures_due(
     )
     if member is None:
         return []
-    cycle = row(db, "select * from cycles where id = ?", (member["cycle_id"],))
+    cycle = cycle_row(db, member["cycle_id"])
     try:
         protocol = protocol_of(cycle, protocols)
     except CycleError:

@@ -51,7 +51,7 @@ def start(db: sqlite_utils.Database, user: dict, remote_addr: str | None = None)
     forget = (datetime.now(UTC) - timedelta(days=KEEP_DAYS)).replace(microsecond=0).isoformat()
     with write(db):
         db.execute("delete from login_sessions where last_seen_at < ?", (forget,))
-        db["login_sessions"].insert(
+        db.table("login_sessions").insert(
             {
                 "id": _digest(token),
                 "user_id": user["id"],
@@ -135,4 +135,6 @@ def end_all(db: sqlite_utils.Database, user_id: str, reason: str, *, keep_token:
 
 
 def open_sessions(db: sqlite_utils.Database, user_id: str) -> int:
-    return row(db, "select count(*) as n from login_sessions where user_id = ? and ended_at is null", (user_id,))["n"]
+    return db.execute(
+        "select count(*) from login_sessions where user_id = ? and ended_at is null", (user_id,)
+    ).fetchone()[0]

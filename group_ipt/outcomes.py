@@ -109,6 +109,7 @@ def remission_below(instrument: Instrument | None) -> float:
 def last_group_session(sessions: Sequence[dict], protocol: Protocol | None) -> dict | None:
     """Return the cycle's last group session (the protocol's last number), where the end measure is due."""
     regular = [s for s in sessions if s["kind"] == "group"]
+    number: int | None
     if protocol is not None and protocol.group_sessions:
         number = max(p.number for p in protocol.group_sessions)
     else:

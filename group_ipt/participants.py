@@ -17,12 +17,13 @@ import secrets
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import date
+from typing import Any
 
 import sqlite_utils
 
 from . import audit, clock, fields
 from .db import code_block, in_clock_order, marks, new_id, row, rows, utcnow, write
-from .errors import N_, DomainError
+from .errors import N_, DomainError, required
 
 SEXES = ("female", "male", "other")
 STATUSES = ("registered", "screened", "eligible", "not_eligible", "referred", "enrolled", "completed", "dropped_out")
@@ -119,11 +120,11 @@ class Registration:
 
 def validate(
     *,
-    name: str,
-    sex: str,
+    name: str | None,
+    sex: str | None,
     age: str | int | None,
     birth_year: str | int | None,
-    village: str,
+    village: str | None,
     phone: str | None,
     language: str | None,
     today: date,
@@ -231,7 +232,14 @@ def register(
     """
     today = today or clock.today()
     clean = validate(
-        today=today, **{k: fields.get(k) for k in ("name", "sex", "age", "birth_year", "village", "phone", "language")}
+        name=fields.get("name"),
+        sex=fields.get("sex"),
+        age=fields.get("age"),
+        birth_year=fields.get("birth_year"),
+        village=fields.get("village"),
+        phone=fields.get("phone"),
+        language=fields.get("language"),
+        today=today,
     )
     unknown = [p for p in consents if p not in CONSENT_PURPOSES]
     if unknown:
@@ -253,7 +261,7 @@ def register(
             "created_at": now,
             "updated_at": now,
         }
-        db["participants"].insert(participant)
+        db.table("participants").insert(participant)
         audit.log(
             db,
             user=actor,
@@ -278,7 +286,7 @@ def register(
                 "created_at": now,
                 "updated_at": now,
             }
-            db["duplicate_flags"].insert(flag)
+            db.table("duplicate_flags").insert(flag)
             audit.log(
                 db,
                 user=actor,
@@ -302,7 +310,7 @@ def update_details(db: sqlite_utils.Database, participant_id: str, changes: dict
     not_editable = sorted(set(changes) - set(EDITABLE_FIELDS))
     if not_editable:
         raise ValueError(f"update_details cannot change {', '.join(not_editable)}")
-    clean = {key: EDITABLE_FIELDS[key](value) for key, value in changes.items()}
+    clean: dict[str, Any] = {key: EDITABLE_FIELDS[key](value) for key, value in changes.items()}
     if "name" in clean:
         clean["name_key"] = name_key(clean["name"])
     with write(db):
@@ -313,7 +321,7 @@ def update_details(db: sqlite_utils.Database, participant_id: str, changes: dict
         if not changed:
             return Registration(before)
         now = utcnow()
-        db["participants"].update(participant_id, {**changed, "updated_at": now})
+        db.table("participants").update(participant_id, {**changed, "updated_at": now})
         after = {**before, **changed, "updated_at": now}
         audit.log(
             db,
@@ -347,7 +355,7 @@ def update_details(db: sqlite_utils.Database, participant_id: str, changes: dict
                     "created_at": now,
                     "updated_at": now,
                 }
-                db["duplicate_flags"].insert(flag)
+                db.table("duplicate_flags").insert(flag)
                 audit.log(
                     db,
                     user=actor,
@@ -378,7 +386,7 @@ def _add_status(db, participant: dict, status: str, reason: str | None, actor: d
         "created_at": now,
         "updated_at": now,
     }
-    db["participant_status_history"].insert(entry)
+    db.table("participant_status_history").insert(entry)
     return entry
 
 
@@ -395,7 +403,7 @@ def consent_reading(consent_text, version: int | str | None, language: str | Non
             field="consent",
             version=consent_text.version,
         )
-    if language not in consent_text.languages:
+    if language is None or language not in consent_text.languages:
         raise ParticipantError(N_("Choose the language the consent text was read in."), field="consent_language")
     return consent_text.version, language
 
@@ -423,7 +431,7 @@ def _add_consent(
     }
     if reading is not None:
         consent["text_version"], consent["text_language"] = reading
-    db["consents"].insert(consent)
+    db.table("consents").insert(consent)
     audit.log(
         db,
         user=actor,
@@ -450,6 +458,13 @@ def possible_duplicates(db: sqlite_utils.Database, participant: dict) -> list[di
         if name_key(p["village"]) == village
         and abs((p["birth_year"] or 0) - (participant["birth_year"] or 0)) <= AGE_BAND_YEARS
     ]
+
+
+def participant_row(db: sqlite_utils.Database, participant_id: str) -> dict:
+    """Return a participant a member, screening or referral points to; RecordMissing if gone."""
+    return required(
+        row(db, "select * from participants where id = ?", (participant_id,)), "participant " + participant_id
+    )
 
 
 def get(db: sqlite_utils.Database, participant_id: str, site_ids: list[str]) -> dict | None:

@@ -26,6 +26,7 @@ import json
 import re
 import secrets
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
@@ -33,7 +34,7 @@ import sqlite_utils
 
 from . import audit, clock, participants, referrals
 from .db import marks, new_id, row, rows, utcnow, write
-from .errors import N_, DomainError
+from .errors import N_, DomainError, required
 from .instruments import Instrument, InvalidAnswer, ScoreResult
 from .intake import Intake
 
@@ -80,7 +81,8 @@ def urgency_for(
     Which answers are urgent is the instrument's rule (PHQ-9 question 9 of 2 or 3;
     an item without one: its highest answer), so ``result.urgent_items`` says it.
     """
-    if risk_observed or any(intake.exclusion(code).urgency == "urgent" for code in exclusions):
+    urgent = {e.code for e in intake.exclusions if e.urgency == "urgent"}
+    if risk_observed or any(code in urgent for code in exclusions):
         return "urgent"
     return "urgent" if result.urgent_items else "routine"
 
@@ -135,7 +137,7 @@ def save_screening(
     occasion: str = "screening",
     administered_on: date | None = None,
     risk_observed: bool = False,
-    exclusions: list[str] = (),
+    exclusions: Sequence[str] = (),
     cutoff: int | None = None,
     language: str | None = None,
     note: str | None = None,
@@ -223,7 +225,7 @@ def save_screening(
     referral = risk_check = None
     try:
         with write(db):
-            db["screenings"].insert(screening)
+            db.table("screenings").insert(screening)
             if risk_check_id is not None:
                 _close_check_answered(db, risk_check_id, participant, instrument, screening["id"], actor, now)
             audit.log(
@@ -251,7 +253,7 @@ def save_screening(
             if result.risk_unanswered:
                 risk_check = _open_check(db, screening, result.risk_unanswered, actor, now)
             status = _status_after(screening, exclusions)
-            current = row(db, "select status from participants where id = ?", (participant["id"],))["status"]
+            current = participants.participant_row(db, participant["id"])["status"]
             if current in participants.PRE_ENROLMENT and status != current:
                 participants.set_status(db, participant["id"], status, f"{instrument.id} screening", actor)
     except sqlite3.IntegrityError:
@@ -275,7 +277,7 @@ def _open_check(db, screening: dict, items: list[str], actor: dict, now: str) ->
         "created_at": now,
         "updated_at": now,
     }
-    db["risk_checks"].insert(check)
+    db.table("risk_checks").insert(check)
     audit.log(
         db,
         user=actor,
@@ -303,7 +305,7 @@ def _close_check_answered(
         "resolved_at": now,
         "updated_at": now,
     }
-    db["risk_checks"].update(check_id, changes)
+    db.table("risk_checks").update(check_id, changes)
     audit.log(
         db,
         user=actor,
@@ -383,9 +385,11 @@ def answer_risk_check(
         raise TamperedForm(N_("Only the safety question can be answered here."))
     earlier = check.get("answers")
     if earlier is None:
-        earlier = json.loads(
-            row(db, "select answers_json from screenings where id = ?", (check["screening_id"],))["answers_json"]
+        screening = required(
+            row(db, "select answers_json from screenings where id = ?", (check["screening_id"],)),
+            "screening " + check["screening_id"],
         )
+        earlier = json.loads(screening["answers_json"])
     raw = {**{k: v for k, v in earlier.items() if v is not None}, **risk_answers}
     occasion = check.get("occasion") or "screening"
     return save_screening(
@@ -427,7 +431,7 @@ def acknowledge_risk_check(db: sqlite_utils.Database, check: dict, actor: dict, 
             "resolved_at": now,
             "updated_at": now,
         }
-        db["risk_checks"].update(check["id"], changes)
+        db.table("risk_checks").update(check["id"], changes)
         audit.log(
             db,
             user=actor,

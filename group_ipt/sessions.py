@@ -15,17 +15,11 @@ from datetime import date
 import sqlite_utils
 
 from . import audit, referrals
-from .cycles import (
-    N_,
-    PROBLEM_AREAS,
-    CycleError,
-    Message,
-    check_plan,
-    members,
-    protocol_of,
-)
+from .cycles import PROBLEM_AREAS, CycleError, Message, check_plan, cycle_row, members, protocol_of, session_row
 from .db import marks, new_id, row, rows, utcnow, write
+from .errors import N_
 from .followup import occasion_of, screening_matches
+from .participants import participant_row
 from .protocols import Protocol
 
 ATTENDANCE = ("present", "absent", "excused", "late")
@@ -117,9 +111,15 @@ def saved_entry(db: sqlite_utils.Database, session_id: str, user_id: str | None 
 
 
 def _snapshot(db: sqlite_utils.Database, session_id: str) -> dict:
-    s = row(db, "select status, note, version from sessions where id = ?", (session_id,))
+    s = session_row(db, session_id)
     entry = saved_entry(db, session_id)
-    return {**s, "attendance": entry.attendance, "checks": {k: list(v) for k, v in entry.checks.items()}}
+    return {
+        "status": s["status"],
+        "note": s["note"],
+        "version": s["version"],
+        "attendance": entry.attendance,
+        "checks": {k: list(v) for k, v in entry.checks.items()},
+    }
 
 
 def _check(db, session: dict, entry: SessionEntry, protocol: Protocol) -> dict[str, dict]:
@@ -127,7 +127,7 @@ def _check(db, session: dict, entry: SessionEntry, protocol: Protocol) -> dict[s
         raise CycleError(
             N_("Session %(number)s was cancelled; attendance cannot be recorded for it."), number=session["number"]
         )
-    cycle = row(db, "select * from cycles where id = ?", (session["cycle_id"],))
+    cycle = cycle_row(db, session["cycle_id"])
     # Monthly maintenance sessions are held after the cycle closed (the outcome decision adds them).
     if (
         cycle["status"] in ("closed", "closed_early")
@@ -228,7 +228,7 @@ def record_session(
         session = row(db, "select * from sessions where id = ?", (session_id,))
         if session is None:
             raise CycleError(N_("This session does not exist."))
-        cycle = row(db, "select * from cycles where id = ?", (session["cycle_id"],))
+        cycle = cycle_row(db, session["cycle_id"])
         protocol = protocol_of(cycle, protocols)
         everyone = _check(db, session, entry, protocol)
         if session["version"] != expected_version:
@@ -313,7 +313,7 @@ def record_session(
         if actor_id:
             # The sheet is saved: a draft kept while giving a questionnaire is done with.
             db.execute("delete from session_drafts where session_id = ? and user_id = ?", (session_id, actor_id))
-        return {**row(db, "select * from sessions where id = ?", (session_id,)), "risk_referrals": raised}
+        return {**session_row(db, session_id), "risk_referrals": raised}
 
 
 def _refer_risks(
@@ -338,7 +338,7 @@ def _refer_risks(
             is not None
         ):
             continue  # the sheet saved again: one referral per member and session
-        participant = row(db, "select * from participants where id = ?", (member["participant_id"],))
+        participant = participant_row(db, member["participant_id"])
         trigger = {"kind": "session_risk", "session_id": session["id"], "number": session["number"]}
         raised.append(
             referrals.create(

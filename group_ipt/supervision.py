@@ -80,7 +80,7 @@ def assign(db: sqlite_utils.Database, *, supervisor_id: str, facilitator_id: str
         "updated_at": now,
     }
     with write(db):
-        db["supervisor_facilitators"].insert(entry)
+        db.table("supervisor_facilitators").insert(entry)
         audit.log(
             db,
             user=actor,
@@ -260,7 +260,7 @@ def save_rating(
             "created_at": before["created_at"] if before else now,
             "updated_at": now,
         }
-        db["session_ratings"].upsert(rating, pk="id")
+        db.table("session_ratings").upsert(rating, pk="id")
         audit.log(
             db,
             user=actor,
@@ -316,7 +316,7 @@ def add_log(
         "updated_at": now,
     }
     with write(db):
-        db["supervision_logs"].insert(entry)
+        db.table("supervision_logs").insert(entry)
         audit.log(
             db,
             user=supervisor,
@@ -514,7 +514,7 @@ def facilitator_summary(
         " and x.status = 'held' and x.kind != 'pre-group' order by x.scheduled_date, x.created_at",
         (facilitator["id"], *cycle_ids),
     )
-    by_session = {}
+    by_session: dict[str, list[dict]] = {}
     for r in rows(
         db,
         "select r.*, u.display_name as supervisor_name from session_ratings r"

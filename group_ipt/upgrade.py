@@ -13,6 +13,7 @@ import json
 import re
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import sqlite_utils
 
@@ -108,7 +109,7 @@ def upgrade(db_path: Path, data_dir: Path, *, version: str = __version__, now: d
         check_not_newer(db, version)
         old = recorded_version(db)
         todo = pending(db)
-        result = {"from": old, "to": version, "backup": None, "migrations": [], "changes": []}
+        result: dict[str, Any] = {"from": old, "to": version, "backup": None, "migrations": [], "changes": []}
         if not todo and old == version:
             return result
         if todo:
