@@ -655,25 +655,15 @@ def _maintenance(db, member: dict, protocol: Protocol, actor: dict) -> int:
         day += timedelta(weeks=4)
         while day in blackout:
             day += timedelta(weeks=1)
-        session = {
-            "id": new_id(),
-            "site_id": cycle["site_id"],
-            "cycle_id": cycle["id"],
-            "number": last["number"],
-            "kind": "maintenance",
-            "phase": "maintenance",
-            "makeup_for": None,
-            "scheduled_date": day.isoformat(),
-            "start_time": cycle["start_time"],
-            "minutes": last["minutes"],
-            "status": "scheduled",
-            "note": "",
-            "recorded_by": None,
-            "recorded_at": None,
-            "version": 0,
-            "created_at": now,
-            "updated_at": now,
-        }
+        session = cycles.session_record(
+            cycle,
+            number=last["number"],
+            kind="maintenance",
+            phase="maintenance",
+            day=day,
+            minutes=last["minutes"],
+            stamp=now,
+        )
         db.table("sessions").insert(session)
         audit.log(
             db,

@@ -350,6 +350,7 @@ def facilitators_of_sites(db: sqlite_utils.Database, site_ids: list[str]) -> lis
     )
 
 
+# Long only in its keyword-only signature (the new-cycle form) and the cycle row it writes.
 def create_cycle(
     db: sqlite_utils.Database,
     *,
@@ -369,33 +370,11 @@ def create_cycle(
 
     ``now`` is the local time: a first session before it is refused.
     """
-    site = row(db, "select * from sites where id = ?", (site_id,))
-    if site is None:
-        raise CycleError(N_("Unknown site."))
-    if group_type not in GROUP_TYPES:
-        raise CycleError(N_("Choose the kind of group."))
-    venue = (venue or "").strip()
-    if not venue:
-        raise CycleError(N_("Say where the group meets (the venue)."))
+    site, venue = _check_group(db, site_id, group_type, venue)
     start_time = parse_time(start_time)
-    if not 0 <= weekday <= 6:
-        raise CycleError(N_("Choose the day of the week the group meets."))
-    if first_date.weekday() != weekday:
-        raise CycleError(
-            N_("%(date)s is not on the weekday chosen for the group; pick a date on that weekday."),
-            date=first_date,
-        )
-    if first_date < now.date() or (first_date == now.date() and start_time <= now.strftime("%H:%M")):
-        raise CycleError(
-            N_("The first session (%(date)s %(time)s) is in the past; choose a later date."),
-            date=first_date,
-            time=start_time,
-        )
+    _check_first_session(first_date, weekday, start_time, now)
     chosen = _check_facilitators(db, site_id, facilitator_ids)
-    try:
-        dates = scheduling.weekly_dates(first_date, len(protocol.sessions), holiday_dates(db, site_id))
-    except scheduling.ScheduleError as exc:
-        raise CycleError(N_("The protocol gives this cycle no sessions.")) from exc
+    dates = _session_dates(db, site_id, protocol, first_date)
     stamp = utcnow()
     cycle: dict[str, Any] = {
         "id": new_id(),
@@ -418,39 +397,18 @@ def create_cycle(
     }
     with write(db):
         db.table("cycles").insert(cycle)
-        for i, user in enumerate(chosen):
-            db.table("cycle_facilitators").insert(
-                {
-                    "id": new_id(),
-                    "site_id": site_id,
-                    "cycle_id": cycle["id"],
-                    "user_id": user["id"],
-                    "role": "lead" if i == 0 else "co",
-                    "created_at": stamp,
-                    "updated_at": stamp,
-                }
-            )
+        _add_facilitators(db, cycle, chosen, stamp)
         for plan, day in zip(protocol.sessions, dates, strict=True):
             db.table("sessions").insert(
-                {
-                    "id": new_id(),
-                    "site_id": site_id,
-                    "cycle_id": cycle["id"],
-                    "number": plan.number,
-                    "kind": "group" if plan.is_group else "pre-group",
-                    "phase": plan.phase,
-                    "makeup_for": None,
-                    "scheduled_date": day.isoformat(),
-                    "start_time": start_time,
-                    "minutes": plan.minutes,
-                    "status": "scheduled",
-                    "note": "",
-                    "recorded_by": None,
-                    "recorded_at": None,
-                    "version": 0,
-                    "created_at": stamp,
-                    "updated_at": stamp,
-                }
+                session_record(
+                    cycle,
+                    number=plan.number,
+                    kind="group" if plan.is_group else "pre-group",
+                    phase=plan.phase,
+                    day=day,
+                    minutes=plan.minutes,
+                    stamp=stamp,
+                )
             )
         audit.log(
             db,
@@ -462,6 +420,94 @@ def create_cycle(
             after={**cycle, "facilitators": [u["id"] for u in chosen], "dates": [d.isoformat() for d in dates]},
         )
     return cycle
+
+
+def _check_group(db: sqlite_utils.Database, site_id: str, group_type: str, venue: str) -> tuple[dict, str]:
+    """Return the site and the venue of a new group; refuse an unknown site or kind of group, or no venue."""
+    site = row(db, "select * from sites where id = ?", (site_id,))
+    if site is None:
+        raise CycleError(N_("Unknown site."))
+    if group_type not in GROUP_TYPES:
+        raise CycleError(N_("Choose the kind of group."))
+    venue = (venue or "").strip()
+    if not venue:
+        raise CycleError(N_("Say where the group meets (the venue)."))
+    return site, venue
+
+
+def _session_dates(db: sqlite_utils.Database, site_id: str, protocol: Protocol, first_date: date) -> list[date]:
+    """Return one date a week from ``first_date`` for each session of the protocol, skipping holidays."""
+    try:
+        return scheduling.weekly_dates(first_date, len(protocol.sessions), holiday_dates(db, site_id))
+    except scheduling.ScheduleError as exc:
+        raise CycleError(N_("The protocol gives this cycle no sessions.")) from exc
+
+
+def _add_facilitators(db: sqlite_utils.Database, cycle: dict, chosen: list[dict], stamp: str) -> None:
+    """Make the first chosen user the cycle's lead facilitator and the second its co-facilitator."""
+    for i, user in enumerate(chosen):
+        db.table("cycle_facilitators").insert(
+            {
+                "id": new_id(),
+                "site_id": cycle["site_id"],
+                "cycle_id": cycle["id"],
+                "user_id": user["id"],
+                "role": "lead" if i == 0 else "co",
+                "created_at": stamp,
+                "updated_at": stamp,
+            }
+        )
+
+
+def _check_first_session(first_date: date, weekday: int, start_time: str, now: datetime) -> None:
+    """Refuse a weekday out of range, a first date on another weekday, or a first session already past."""
+    if not 0 <= weekday <= 6:
+        raise CycleError(N_("Choose the day of the week the group meets."))
+    if first_date.weekday() != weekday:
+        raise CycleError(
+            N_("%(date)s is not on the weekday chosen for the group; pick a date on that weekday."),
+            date=first_date,
+        )
+    if first_date < now.date() or (first_date == now.date() and start_time <= now.strftime("%H:%M")):
+        raise CycleError(
+            N_("The first session (%(date)s %(time)s) is in the past; choose a later date."),
+            date=first_date,
+            time=start_time,
+        )
+
+
+def session_record(
+    cycle: dict,
+    *,
+    number: int,
+    kind: str,
+    phase: str,
+    day: date,
+    minutes: int,
+    stamp: str,
+    makeup_for: str | None = None,
+    start_time: str | None = None,
+) -> dict:
+    """Return a new scheduled session row of ``cycle`` (at the cycle's start time unless given)."""
+    return {
+        "id": new_id(),
+        "site_id": cycle["site_id"],
+        "cycle_id": cycle["id"],
+        "number": number,
+        "kind": kind,
+        "phase": phase,
+        "makeup_for": makeup_for,
+        "scheduled_date": day.isoformat(),
+        "start_time": start_time or cycle["start_time"],
+        "minutes": minutes,
+        "status": "scheduled",
+        "note": "",
+        "recorded_by": None,
+        "recorded_at": None,
+        "version": 0,
+        "created_at": stamp,
+        "updated_at": stamp,
+    }
 
 
 # --- warnings (shown, never blocking) ----------------------------------------------
@@ -505,9 +551,29 @@ def member_warnings(cycle: dict, member: dict, on: date) -> list[Message]:
 
 def cycle_warnings(db: sqlite_utils.Database, cycle: dict, protocol: Protocol, *, today: date) -> list[Message]:
     """Return the cycle's warnings: double bookings, group size, members not fitting the group."""
-    found: list[Message] = []
-    own = [s for s in sessions(db, cycle["id"]) if s["status"] != "cancelled"]
     own_facilitators = {f["id"]: f for f in facilitators(db, cycle["id"])}
+    found = _clash_messages(cycle, _clashes(db, cycle, own_facilitators), own_facilitators)
+    active = members(db, cycle["id"], active_only=True)
+    if cycle["status"] not in ("closed", "closed_early") and not (
+        protocol.group_size_min <= len(active) <= protocol.group_size_max
+    ):
+        found.append(
+            Message(
+                NP_(
+                    "The group has %(count)s member; the protocol recommends %(min)s to %(max)s.",
+                    "The group has %(count)s members; the protocol recommends %(min)s to %(max)s.",
+                ),
+                {"count": len(active), "min": protocol.group_size_min, "max": protocol.group_size_max},
+            )
+        )
+    for member in active:
+        found.extend(member_warnings(cycle, member, today))
+    return found
+
+
+def _clashes(db: sqlite_utils.Database, cycle: dict, own_facilitators: dict[str, dict]) -> dict[tuple, list[dict]]:
+    """Return the other cycles' sessions that overlap ours, by (facilitator or venue, user id, other cycle)."""
+    own = [s for s in sessions(db, cycle["id"]) if s["status"] != "cancelled"]
     # Only these can clash: open cycles of the same site (venue) and cycles sharing a
     # facilitator. They are found first, then their sessions on our dates through
     # sessions_by_cycle; starting from the dates read every group meeting in the country on
@@ -544,7 +610,12 @@ def cycle_warnings(db: sqlite_utils.Database, cycle: dict, protocol: Protocol, *
                 clashes.setdefault(("facilitator", user_id, o["cycle_id"]), []).append(o)
             if o["cycle_site"] == cycle["site_id"] and o["venue"].strip().casefold() == cycle["venue"].casefold():
                 clashes.setdefault(("venue", None, o["cycle_id"]), []).append(o)
-    # One warning per clashing cycle, not one per date.
+    return clashes
+
+
+def _clash_messages(cycle: dict, clashes: dict[tuple, list[dict]], own_facilitators: dict[str, dict]) -> list[Message]:
+    """Say each clash once per clashing cycle, not once per date: how many sessions, and the first."""
+    found: list[Message] = []
     for (kind, user_id, _other), found_sessions in clashes.items():
         first = min(found_sessions, key=lambda o: (o["scheduled_date"], o["start_time"]))
         params = {
@@ -576,21 +647,6 @@ def cycle_warnings(db: sqlite_utils.Database, cycle: dict, protocol: Protocol, *
                     {"venue": cycle["venue"], **params},
                 )
             )
-    active = members(db, cycle["id"], active_only=True)
-    if cycle["status"] not in ("closed", "closed_early") and not (
-        protocol.group_size_min <= len(active) <= protocol.group_size_max
-    ):
-        found.append(
-            Message(
-                NP_(
-                    "The group has %(count)s member; the protocol recommends %(min)s to %(max)s.",
-                    "The group has %(count)s members; the protocol recommends %(min)s to %(max)s.",
-                ),
-                {"count": len(active), "min": protocol.group_size_min, "max": protocol.group_size_max},
-            )
-        )
-    for member in active:
-        found.extend(member_warnings(cycle, member, today))
     return found
 
 
@@ -653,36 +709,26 @@ def _change(db, session: dict, action: str, old: str | None, new: str | None, re
     )
 
 
-def reschedule_session(
-    db: sqlite_utils.Database, session_id: str, new_date: date, mode: str, *, reason: str = "", actor: dict | None
-) -> list[dict]:
-    """Move a session: ``mode="only"`` this one, ``"shift"`` it and every later one; return the moved sessions."""
-    session = session_row(db, session_id)
-    cycle = _editable_cycle(db, session["cycle_id"])
-    if session["status"] == "held":
-        raise CycleError(
-            N_("Session %(number)s already has attendance recorded; it cannot be moved."), number=session["number"]
-        )
-    blackout = holiday_dates(db, cycle["site_id"])
-    everything = sessions(db, cycle["id"])
+def _moves(session: dict, everything: list[dict], new_date: date, mode: str, blackout: set[date]) -> dict[str, date]:
+    """Return the new date of each session that moves: a make-up on its own, a regular one by ``mode``."""
     if session["kind"] not in REGULAR_KINDS:
         if mode != "only":
             raise CycleError(N_("A make-up session moves on its own; the other sessions stay."))
         existing = [
             date.fromisoformat(s["scheduled_date"])
             for s in everything
-            if s["status"] != "cancelled" and s["id"] != session_id
+            if s["status"] != "cancelled" and s["id"] != session["id"]
         ]
         try:
             scheduling.check_makeup_date(existing, new_date, blackout)
         except scheduling.ScheduleError as exc:
             raise _schedule_error(exc) from exc
-        moves = {session_id: new_date}
+        moves = {session["id"]: new_date}
     else:
         regular = [s for s in everything if s["kind"] in REGULAR_KINDS]
         regular.sort(key=lambda s: s["number"])
         dates = [None if s["status"] == "cancelled" else date.fromisoformat(s["scheduled_date"]) for s in regular]
-        index = next(i for i, s in enumerate(regular) if s["id"] == session_id)
+        index = next(i for i, s in enumerate(regular) if s["id"] == session["id"])
         try:
             result = scheduling.reschedule(dates, index, new_date, mode, blackout)
         except scheduling.ScheduleError as exc:
@@ -696,6 +742,21 @@ def reschedule_session(
             raise CycleError(
                 N_("Session %(number)s already has attendance recorded; it cannot be moved."), number=held[0]["number"]
             )
+    return moves
+
+
+def reschedule_session(
+    db: sqlite_utils.Database, session_id: str, new_date: date, mode: str, *, reason: str = "", actor: dict | None
+) -> list[dict]:
+    """Move a session: ``mode="only"`` this one, ``"shift"`` it and every later one; return the moved sessions."""
+    session = session_row(db, session_id)
+    cycle = _editable_cycle(db, session["cycle_id"])
+    if session["status"] == "held":
+        raise CycleError(
+            N_("Session %(number)s already has attendance recorded; it cannot be moved."), number=session["number"]
+        )
+    everything = sessions(db, cycle["id"])
+    moves = _moves(session, everything, new_date, mode, holiday_dates(db, cycle["site_id"]))
     stamp = utcnow()
     moved = []
     with write(db):
@@ -773,25 +834,17 @@ def add_makeup(
     except scheduling.ScheduleError as exc:
         raise _schedule_error(exc) from exc
     stamp = utcnow()
-    makeup = {
-        "id": new_id(),
-        "site_id": cycle["site_id"],
-        "cycle_id": cycle["id"],
-        "number": original["number"],
-        "kind": "makeup",
-        "phase": original["phase"],
-        "makeup_for": original["id"],
-        "scheduled_date": day.isoformat(),
-        "start_time": start_time,
-        "minutes": original["minutes"],
-        "status": "scheduled",
-        "note": "",
-        "recorded_by": None,
-        "recorded_at": None,
-        "version": 0,
-        "created_at": stamp,
-        "updated_at": stamp,
-    }
+    makeup = session_record(
+        cycle,
+        number=original["number"],
+        kind="makeup",
+        phase=original["phase"],
+        day=day,
+        minutes=original["minutes"],
+        stamp=stamp,
+        makeup_for=original["id"],
+        start_time=start_time,
+    )
     with write(db):
         db.table("sessions").insert(makeup)
         _change(
@@ -826,6 +879,27 @@ def set_participant_status(
     participants.set_status(db, participant_id, status, reason, actor)
 
 
+def _enrollable(db: sqlite_utils.Database, cycle: dict, participant_id: str, override_reason: str) -> dict:
+    """Return the participant if they may join the cycle: of its site, in no other cycle, eligible or a reason."""
+    participant = row(db, "select * from participants where id = ? and site_id = ?", (participant_id, cycle["site_id"]))
+    if participant is None:
+        raise CycleError(N_("This participant is not registered at the cycle's site."))
+    current = active_membership(db, participant_id)
+    if current is not None:
+        raise CycleError(
+            N_("%(name)s is already in cycle %(cycle)s; transfer them instead."),
+            name=participant["name"],
+            cycle=current["cycle_code"],
+        )
+    if participant["status"] != "eligible" and not override_reason:
+        raise CycleError(
+            N_("%(name)s is not marked eligible (status: %(status)s); give a reason to enrol anyway."),
+            name=participant["name"],
+            status=participant["status"],
+        )
+    return participant
+
+
 def enrol(
     db: sqlite_utils.Database,
     cycle_id: str,
@@ -837,23 +911,8 @@ def enrol(
 ) -> tuple[dict, list[Message]]:
     """Enrol an eligible participant (or anyone, with a reason); return the member and warnings."""
     cycle = _editable_cycle(db, cycle_id)
-    participant = row(db, "select * from participants where id = ? and site_id = ?", (participant_id, cycle["site_id"]))
-    if participant is None:
-        raise CycleError(N_("This participant is not registered at the cycle's site."))
-    current = active_membership(db, participant_id)
-    if current is not None:
-        raise CycleError(
-            N_("%(name)s is already in cycle %(cycle)s; transfer them instead."),
-            name=participant["name"],
-            cycle=current["cycle_code"],
-        )
     override_reason = (override_reason or "").strip()
-    if participant["status"] != "eligible" and not override_reason:
-        raise CycleError(
-            N_("%(name)s is not marked eligible (status: %(status)s); give a reason to enrol anyway."),
-            name=participant["name"],
-            status=participant["status"],
-        )
+    participant = _enrollable(db, cycle, participant_id, override_reason)
     stamp = utcnow()
     member = {
         "id": new_id(),
@@ -1042,7 +1101,6 @@ def close_cycle(
         )
     attended = attended_group_sessions(db, cycle_id)
     stamp = utcnow()
-    counts = {"completed": 0, "dropped_out": 0}
     with write(db):
         for s in open_sessions:
             db.execute(
@@ -1050,14 +1108,7 @@ def close_cycle(
                 (stamp, s["id"]),
             )
             _change(db, s, "closed_early", s["scheduled_date"], None, reason, actor, stamp)
-        for member in members(db, cycle_id, active_only=True):
-            outcome = "completed" if protocol.is_completed(attended.get(member["id"], 0)) else "dropped_out"
-            counts[outcome] += 1
-            db.execute(
-                "update members set status = ?, ended_on = ?, end_reason = ?, updated_at = ? where id = ?",
-                (outcome, today.isoformat(), reason or None, stamp, member["id"]),
-            )
-            set_participant_status(db, member["participant_id"], outcome, f"cycle {cycle['code']} closed", actor)
+        counts = _end_memberships(db, cycle, protocol, attended, reason=reason, actor=actor, today=today, stamp=stamp)
         status = "closed_early" if early else "closed"
         db.execute(
             "update cycles set status = ?, closed_on = ?, closed_reason = ?, updated_at = ? where id = ?",
@@ -1073,6 +1124,30 @@ def close_cycle(
             before={"status": cycle["status"]},
             after={"status": status, "reason": reason, **counts},
         )
+    return counts
+
+
+def _end_memberships(
+    db: sqlite_utils.Database,
+    cycle: dict,
+    protocol: Protocol,
+    attended: dict[str, int],
+    *,
+    reason: str,
+    actor: dict | None,
+    today: date,
+    stamp: str,
+) -> dict[str, int]:
+    """End each active membership of a closing cycle: completed or dropped out by the protocol's rule."""
+    counts = {"completed": 0, "dropped_out": 0}
+    for member in members(db, cycle["id"], active_only=True):
+        outcome = "completed" if protocol.is_completed(attended.get(member["id"], 0)) else "dropped_out"
+        counts[outcome] += 1
+        db.execute(
+            "update members set status = ?, ended_on = ?, end_reason = ?, updated_at = ? where id = ?",
+            (outcome, today.isoformat(), reason or None, stamp, member["id"]),
+        )
+        set_participant_status(db, member["participant_id"], outcome, f"cycle {cycle['code']} closed", actor)
     return counts
 
 
