@@ -280,40 +280,75 @@ def measures_due(
         protocol = protocol_of(cycle, protocols)
     except CycleError:
         return []
-    cycle_sessions = [s for s in sessions(db, cycle["id"]) if s["kind"] in ("pre-group", "group")]
-    last_group = max((p.number for p in protocol.group_sessions), default=None)
     done = rows(
         db,
         "select instrument_id, occasion, cycle_id, session_id, administered_on from screenings"
         " where participant_id = ?",
         (participant_id,),
     )
+    due = _Due(cycle, done, today, grace_days)
     ended_on = member["ended_on"] if member["status"] in ("withdrawn", "transferred") else None
+    result, last_date = _session_measures(db, cycle, protocol, due, ended_on)
+    if last_date is not None and not ended_on:
+        for item in protocol.followup:
+            due_on = add_months(last_date, item.months_after_end)
+            result.append(
+                {
+                    "instrument_id": item.instrument,
+                    "occasion": "followup",
+                    "due_on": due_on.isoformat(),
+                    "session_id": None,
+                    "session_number": None,
+                    "cycle_id": cycle["id"],
+                    "cycle_code": cycle["code"],
+                    "months": item.months_after_end,
+                    "status": due.status(item.instrument, "followup", None, due_on),
+                }
+            )
+    return result
 
-    def is_done(instrument: str, occasion: str, session_id: str | None, due_on: date) -> bool:
-        return any(
+
+@dataclass(frozen=True)
+class _Due:
+    """The screenings a participant has done, to tell the status of each measure owed in one cycle."""
+
+    cycle: dict
+    done: list[dict]
+    today: date
+    grace_days: int
+
+    def status(self, instrument: str, occasion: str, session_id: str | None, due_on: date) -> str:
+        """Return done, upcoming, due, or overdue (more than ``grace_days`` after ``due_on``)."""
+        finished = any(
             screening_matches(
                 d,
                 instrument=instrument,
                 occasion=occasion,
-                cycle_id=cycle["id"],
+                cycle_id=self.cycle["id"],
                 session_id=session_id,
                 due_on=due_on,
-                grace_days=grace_days,
+                grace_days=self.grace_days,
             )
-            for d in done
+            for d in self.done
         )
-
-    def status(due_on: date, finished: bool) -> str:
         if finished:
             return "done"
-        if due_on > today:
+        if due_on > self.today:
             return "upcoming"
-        return "overdue" if (today - due_on).days > grace_days else "due"
+        return "overdue" if (self.today - due_on).days > self.grace_days else "due"
 
+
+def _session_measures(
+    db: sqlite_utils.Database, cycle: dict, protocol: Protocol, due: _Due, ended_on: str | None
+) -> tuple[list[dict], date | None]:
+    """Return the measures due at the cycle's sessions (none after the member left) and the date of
+    the last group session, from which follow-up measures count."""
+    last_group = max((p.number for p in protocol.group_sessions), default=None)
     result = []
     last_date: date | None = None
-    for s in cycle_sessions:
+    for s in sessions(db, cycle["id"]):
+        if s["kind"] not in ("pre-group", "group"):
+            continue
         if s["number"] == last_group and s["status"] != "cancelled":
             last_date = date.fromisoformat(s["scheduled_date"])
         try:
@@ -336,29 +371,26 @@ def measures_due(
                     "session_number": s["number"],
                     "cycle_id": cycle["id"],
                     "cycle_code": cycle["code"],
-                    "status": status(due_on, is_done(instrument, occasion, s["id"], due_on)),
+                    "status": due.status(instrument, occasion, s["id"], due_on),
                 }
             )
-    if last_date is not None and not ended_on:
-        for item in protocol.followup:
-            due_on = add_months(last_date, item.months_after_end)
-            result.append(
-                {
-                    "instrument_id": item.instrument,
-                    "occasion": "followup",
-                    "due_on": due_on.isoformat(),
-                    "session_id": None,
-                    "session_number": None,
-                    "cycle_id": cycle["id"],
-                    "cycle_code": cycle["code"],
-                    "months": item.months_after_end,
-                    "status": status(due_on, is_done(item.instrument, "followup", None, due_on)),
-                }
-            )
-    return result
+    return result, last_date
 
 
 # --- home page ----------------------------------------------------------------------
+
+
+def _without_attendance(db: sqlite_utils.Database, site_ids: list[str], user_id: str | None, today: date) -> list[dict]:
+    """Return the open cycles' sessions whose day has passed with no attendance (only ``user_id``'s cycles if given)."""
+    return rows(
+        db,
+        "select x.*, c.code as cycle_code from sessions x join cycles c on c.id = x.cycle_id"
+        f" where x.site_id in ({marks(site_ids)}) and x.status = 'scheduled' and x.scheduled_date < ?"
+        " and c.status in ('planned', 'active')"
+        + (" and c.id in (select cycle_id from cycle_facilitators where user_id = ?)" if user_id else "")
+        + " order by x.scheduled_date",
+        (*site_ids, today.isoformat(), *([user_id] if user_id else [])),
+    )
 
 
 def home_summary(
@@ -401,15 +433,7 @@ def home_summary(
             "expected": members(db, cycle["id"], active_only=True),
             "followups": [f for f in needs if f["cycle"]["id"] == cycle["id"]],
         }
-    missing = rows(
-        db,
-        "select x.*, c.code as cycle_code from sessions x join cycles c on c.id = x.cycle_id"
-        f" where x.site_id in ({marks(site_ids)}) and x.status = 'scheduled' and x.scheduled_date < ?"
-        " and c.status in ('planned', 'active')"
-        + (" and c.id in (select cycle_id from cycle_facilitators where user_id = ?)" if scope_user else "")
-        + " order by x.scheduled_date",
-        (*site_ids, today.isoformat(), *([scope_user] if scope_user else [])),
-    )
+    missing = _without_attendance(db, site_ids, scope_user, today)
     overdue = [f for f in needs if f["need"].overdue]
     site_cycles = []
     if coordinator:
