@@ -256,36 +256,17 @@ def save_pregroup(
     formulation = _text(formulation, "formulation", limit=MAX_SHORT)
     goals = _text(goals, "goals")
     medication = _choice(medication_assessment, MEDICATION_CHOICES, "medication_assessment")
-    if (
-        screening_id
-        and row(
-            db,
-            "select 1 as x from screenings where id = ? and participant_id = ?",
-            (screening_id, member["participant_id"]),
-        )
-        is None
-    ):
-        raise ClinicalError(N_("That symptom review belongs to someone else."), field="screening_id")
+    if screening_id:
+        _check_own_screening(db, member, screening_id)
     now = utcnow()
     with write(db):
         current = cycles.member_row(db, member["id"])
         before = row(db, "select * from pregroup_records where member_id = ?", (member["id"],))
         referral_id = before["medication_referral_id"] if before else None
         if medication == "yes" and referral_id is None:
-            participant = participants.participant_row(db, member["participant_id"])
-            referral = referrals.create(
-                db,
-                participant=participant,
-                reason="medication assessment asked at the pre-group session",
-                triggers=[
-                    {"kind": "medication_assessment", "reason": "medication assessment asked at the pre-group session"}
-                ],
-                urgency="routine",
-                actor=actor,
-                plan=plan,
-                start=today,
-            )
-            referral_id = referral["id"]
+            reason = "medication assessment asked at the pre-group session"
+            trigger = {"kind": "medication_assessment", "reason": reason}
+            referral_id = _refer(db, member, reason=reason, trigger=trigger, actor=actor, plan=plan, today=today)
         record = {
             "id": before["id"] if before else new_id(),
             "site_id": member["site_id"],
@@ -300,25 +281,11 @@ def save_pregroup(
             "updated_at": now,
         }
         db.table("pregroup_records").upsert(record, pk="id")
-        area_changed = (area, area2) != (current["problem_area"], current["problem_area_2"])
-        if area_changed or goals != current["goals"]:
-            db.execute(
-                "update members set problem_area = ?, problem_area_2 = ?, goals = ?, updated_at = ? where id = ?",
-                (area, area2, goals, now, member["id"]),
-            )
         formulation_changed = before is None or before["formulation"] != formulation
-        if area is not None and (area_changed or formulation_changed):
-            _add_history(db, member, area, area2, formulation, "pre-group session", actor, now)
+        _update_plan(db, member, current, (area, area2), goals, formulation, formulation_changed, actor, now)
         if group_consent is not None and (before is None or before["group_consent"] != int(group_consent)):
-            participants._add_consent(
-                db,
-                {"id": member["participant_id"], "site_id": member["site_id"]},
-                "group",
-                group_consent,
-                "participant",
-                actor,
-                now,
-            )
+            participant = {"id": member["participant_id"], "site_id": member["site_id"]}
+            participants.add_consent(db, participant, "group", group_consent, "participant", actor, now)
         audit.log(
             db,
             user=actor,
@@ -330,6 +297,67 @@ def save_pregroup(
             after={**record, "problem_area": area, "problem_area_2": area2, "goals": goals},
         )
     return record
+
+
+def _check_own_screening(db: sqlite_utils.Database, member: dict, screening_id: str) -> None:
+    """Refuse a symptom review (screening) of another participant."""
+    if (
+        row(
+            db,
+            "select 1 as x from screenings where id = ? and participant_id = ?",
+            (screening_id, member["participant_id"]),
+        )
+        is None
+    ):
+        raise ClinicalError(N_("That symptom review belongs to someone else."), field="screening_id")
+
+
+def _refer(
+    db: sqlite_utils.Database,
+    member: dict,
+    *,
+    reason: str,
+    trigger: dict,
+    actor: dict,
+    plan: referrals.FollowupPlan,
+    today: date,
+) -> str:
+    """Open a routine referral of the member (a medication assessment, or elsewhere after the cycle)."""
+    referral = referrals.create(
+        db,
+        participant=participants.participant_row(db, member["participant_id"]),
+        reason=reason,
+        triggers=[trigger],
+        urgency="routine",
+        actor=actor,
+        plan=plan,
+        start=today,
+    )
+    return referral["id"]
+
+
+def _update_plan(
+    db: sqlite_utils.Database,
+    member: dict,
+    current: dict,
+    areas: tuple[str | None, str | None],
+    goals: str,
+    formulation: str,
+    formulation_changed: bool,
+    actor: dict,
+    now: str,
+) -> None:
+    """Save the member's problem areas and goals if they changed; a change of area or formulation
+    goes into the problem-area history."""
+    area, area2 = areas
+    area_changed = (area, area2) != (current["problem_area"], current["problem_area_2"])
+    if area_changed or goals != current["goals"]:
+        db.execute(
+            "update members set problem_area = ?, problem_area_2 = ?, goals = ?, updated_at = ? where id = ?",
+            (area, area2, goals, now, member["id"]),
+        )
+    if area is not None and (area_changed or formulation_changed):
+        _add_history(db, member, area, area2, formulation, "pre-group session", actor, now)
 
 
 def _plan(problem_area: str | None, problem_area_2: str | None) -> tuple[str | None, str | None]:
@@ -714,17 +742,9 @@ def decide_outcome(
         elif decision == "maintenance":
             added = _maintenance(db, member, protocol, actor)
         elif decision == "refer" and referral_id is None:
-            participant = participants.participant_row(db, member["participant_id"])
-            referral_id = referrals.create(
-                db,
-                participant=participant,
-                reason=f"referred elsewhere at the end of the cycle: {note}",
-                triggers=[{"kind": "outcome_referral", "reason": note}],
-                urgency="routine",
-                actor=actor,
-                plan=plan,
-                start=today,
-            )["id"]
+            reason = f"referred elsewhere at the end of the cycle: {note}"
+            trigger = {"kind": "outcome_referral", "reason": note}
+            referral_id = _refer(db, member, reason=reason, trigger=trigger, actor=actor, plan=plan, today=today)
         outcome = {
             "id": before["id"] if before else new_id(),
             "site_id": member["site_id"],

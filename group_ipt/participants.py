@@ -273,7 +273,7 @@ def register(
         )
         _add_status(db, participant, "registered", None, actor, now)
         for purpose in CONSENT_PURPOSES:
-            _add_consent(db, participant, purpose, purpose in consents, given_by, actor, now, reading)
+            add_consent(db, participant, purpose, purpose in consents, given_by, actor, now, reading)
         duplicates = possible_duplicates(db, participant)
         for other in duplicates:
             flag = {
@@ -408,7 +408,7 @@ def consent_reading(consent_text, version: int | str | None, language: str | Non
     return consent_text.version, language
 
 
-def _add_consent(
+def add_consent(
     db,
     participant: dict,
     purpose: str,
@@ -593,7 +593,7 @@ def record_consent(
     who = _given_by(given_by)
     reading = consent_reading(consent_text, consent_version, consent_language)
     with write(db):
-        return _add_consent(db, participant, purpose, given, who, actor, utcnow(), reading)
+        return add_consent(db, participant, purpose, given, who, actor, utcnow(), reading)
 
 
 def consents(db: sqlite_utils.Database, participant_id: str) -> list[dict]:
