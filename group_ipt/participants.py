@@ -231,7 +231,7 @@ def register(
     languages; both are kept on each consent record.
     """
     today = today or clock.today()
-    clean = validate(
+    clean = validate(  # each field by name: **fields may hold more than the form's person fields
         name=fields.get("name"),
         sex=fields.get("sex"),
         age=fields.get("age"),
@@ -241,11 +241,7 @@ def register(
         language=fields.get("language"),
         today=today,
     )
-    unknown = [p for p in consents if p not in CONSENT_PURPOSES]
-    if unknown:
-        raise ParticipantError(N_("Unknown consent purpose %(purpose)s."), field="consent", purpose=unknown[0])
-    if "screening" not in consents:
-        raise ParticipantError(N_("The person must agree to screening before you register them."), field="consent")
+    _check_consents(consents)
     given_by = _given_by(consent_given_by)
     reading = consent_reading(consent_text, consent_version, consent_language)
     now = utcnow()
@@ -275,28 +271,17 @@ def register(
         for purpose in CONSENT_PURPOSES:
             add_consent(db, participant, purpose, purpose in consents, given_by, actor, now, reading)
         duplicates = possible_duplicates(db, participant)
-        for other in duplicates:
-            flag = {
-                "id": new_id(),
-                "site_id": site["id"],
-                "participant_id": participant["id"],
-                "other_participant_id": other["id"],
-                "reason": "same name, village and age band",
-                "status": "open",
-                "created_at": now,
-                "updated_at": now,
-            }
-            db.table("duplicate_flags").insert(flag)
-            audit.log(
-                db,
-                user=actor,
-                action="flag_duplicate",
-                table="duplicate_flags",
-                record_id=flag["id"],
-                site_id=site["id"],
-                after=flag,
-            )
+        _flag_duplicates(db, participant, duplicates, actor, now)
     return Registration(participant, duplicates)
+
+
+def _check_consents(consents: list[str]) -> None:
+    """Refuse an unknown consent purpose, or a registration without consent to screening."""
+    unknown = [p for p in consents if p not in CONSENT_PURPOSES]
+    if unknown:
+        raise ParticipantError(N_("Unknown consent purpose %(purpose)s."), field="consent", purpose=unknown[0])
+    if "screening" not in consents:
+        raise ParticipantError(N_("The person must agree to screening before you register them."), field="consent")
 
 
 def update_details(db: sqlite_utils.Database, participant_id: str, changes: dict, actor: dict | None) -> Registration:
@@ -335,37 +320,49 @@ def update_details(db: sqlite_utils.Database, participant_id: str, changes: dict
         )
         duplicates = []
         if {"name", "village"} & set(changed) and after["name_key"]:  # a blanked name matches nobody
-            flagged = {
-                r["other"]
-                for r in db.query(
-                    "select other_participant_id as other from duplicate_flags where participant_id = ?"
-                    " union select participant_id from duplicate_flags where other_participant_id = ?",
-                    (participant_id, participant_id),
-                )
-            }
+            flagged = _flagged_with(db, participant_id)
             duplicates = [p for p in possible_duplicates(db, after) if p["id"] not in flagged]
-            for other in duplicates:
-                flag = {
-                    "id": new_id(),
-                    "site_id": before["site_id"],
-                    "participant_id": participant_id,
-                    "other_participant_id": other["id"],
-                    "reason": "same name, village and age band",
-                    "status": "open",
-                    "created_at": now,
-                    "updated_at": now,
-                }
-                db.table("duplicate_flags").insert(flag)
-                audit.log(
-                    db,
-                    user=actor,
-                    action="flag_duplicate",
-                    table="duplicate_flags",
-                    record_id=flag["id"],
-                    site_id=before["site_id"],
-                    after=flag,
-                )
+            _flag_duplicates(db, after, duplicates, actor, now)
     return Registration(after, duplicates)
+
+
+def _flagged_with(db: sqlite_utils.Database, participant_id: str) -> set[str]:
+    """Return the participants already flagged as possible duplicates of this one (either way round)."""
+    return {
+        r["other"]
+        for r in db.query(
+            "select other_participant_id as other from duplicate_flags where participant_id = ?"
+            " union select participant_id from duplicate_flags where other_participant_id = ?",
+            (participant_id, participant_id),
+        )
+    }
+
+
+def _flag_duplicates(
+    db: sqlite_utils.Database, participant: dict, others: list[dict], actor: dict | None, now: str
+) -> None:
+    """Flag each of ``others`` as a possible duplicate of ``participant``, for a person to review."""
+    for other in others:
+        flag = {
+            "id": new_id(),
+            "site_id": participant["site_id"],
+            "participant_id": participant["id"],
+            "other_participant_id": other["id"],
+            "reason": "same name, village and age band",
+            "status": "open",
+            "created_at": now,
+            "updated_at": now,
+        }
+        db.table("duplicate_flags").insert(flag)
+        audit.log(
+            db,
+            user=actor,
+            action="flag_duplicate",
+            table="duplicate_flags",
+            record_id=flag["id"],
+            site_id=participant["site_id"],
+            after=flag,
+        )
 
 
 def _given_by(text: str | None) -> str:
