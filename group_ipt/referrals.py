@@ -115,16 +115,7 @@ def create(
     is ever saved without the other. ``note`` (optional) goes on the referral and
     its first event.
     """
-    if urgency not in URGENCIES:
-        raise ReferralError(N_("Choose how urgent the referral is."), field="urgency")
-    reason = (reason or "").strip()
-    if not reason:
-        raise ReferralError(N_("Say why the person is referred."), field="reason")
-    if len(reason) > MAX_NOTE:
-        raise ReferralError(N_("The reason is too long."), field="reason")
-    note = (note or "").strip() or None
-    if note and len(note) > MAX_NOTE:
-        raise ReferralError(N_("The note is too long."), field="note")
+    reason, note = _check_new(urgency, reason, note)
     start = start or clock.today()
     now = utcnow()
     referral = {
@@ -157,6 +148,21 @@ def create(
             after=referral,
         )
     return referral
+
+
+def _check_new(urgency: str, reason: str, note: str | None) -> tuple[str, str | None]:
+    """Return a new referral's reason and note, trimmed; refuse an unknown urgency, no reason, or too long."""
+    if urgency not in URGENCIES:
+        raise ReferralError(N_("Choose how urgent the referral is."), field="urgency")
+    reason = (reason or "").strip()
+    if not reason:
+        raise ReferralError(N_("Say why the person is referred."), field="reason")
+    if len(reason) > MAX_NOTE:
+        raise ReferralError(N_("The reason is too long."), field="reason")
+    note = (note or "").strip() or None
+    if note and len(note) > MAX_NOTE:
+        raise ReferralError(N_("The note is too long."), field="note")
+    return reason, note
 
 
 def _event(db, referral: dict, status: str, note: str | None, actor: dict | None, now: str) -> None:
@@ -325,14 +331,7 @@ def set_status(
         if status == "referred" and not (referred_to or current["referred_to"]):
             raise ReferralError(N_("Say where or to whom the person was referred."), field="referred_to")
         now = utcnow()
-        changes: dict[str, Any] = {"status": status, "updated_at": now}
-        if referred_to:
-            changes["referred_to"] = referred_to
-        if note:
-            changes["note"] = note
-        if status == "closed":
-            changes["closed_at"] = now
-            changes["outcome"] = outcome
+        changes = _status_changes(status, now, referred_to=referred_to, note=note, outcome=outcome)
         db.table("referrals").update(referral["id"], changes)
         _event(db, current, status, note, actor, now)
         audit.log(
@@ -346,6 +345,21 @@ def set_status(
             after=changes,
         )
     return {**current, **changes}
+
+
+def _status_changes(
+    status: str, now: str, *, referred_to: str | None, note: str | None, outcome: str | None
+) -> dict[str, Any]:
+    """Return the columns a status change sets: the given referral place and note, the outcome on closing."""
+    changes: dict[str, Any] = {"status": status, "updated_at": now}
+    if referred_to:
+        changes["referred_to"] = referred_to
+    if note:
+        changes["note"] = note
+    if status == "closed":
+        changes["closed_at"] = now
+        changes["outcome"] = outcome
+    return changes
 
 
 def _check_outcome(db, referral: dict, outcome: str | None, note: str | None, unreachable_tries: int) -> None:
@@ -475,6 +489,19 @@ def events(db: sqlite_utils.Database, referral_id: str) -> list[dict]:
     )
 
 
+def _plan_one_more_if_last(db: sqlite_utils.Database, referral: dict, plan: FollowupPlan, now: str) -> None:
+    """With no follow-up left to do, plan one more an interval after the latest contact
+    (not after a date planned earlier)."""
+    pending = db.execute(
+        "select count(*) from referral_followups where referral_id = ? and done_on is null", (referral["id"],)
+    ).fetchone()[0]
+    if pending == 0:
+        last = db.execute(
+            "select max(done_on) from referral_followups where referral_id = ?", (referral["id"],)
+        ).fetchone()[0]
+        _plan_followup(db, referral, date.fromisoformat(last) + timedelta(weeks=plan.later_interval_weeks), now)
+
+
 def record_followup(
     db: sqlite_utils.Database,
     referral: dict,
@@ -518,15 +545,7 @@ def record_followup(
                 " where referral_id = ? and done_on is null and due_on > ?",
                 (f"-{early} days", now, referral["id"], followup["due_on"]),
             )
-        pending = db.execute(
-            "select count(*) from referral_followups where referral_id = ? and done_on is null", (referral["id"],)
-        ).fetchone()[0]
-        if pending == 0:
-            # One more, an interval after the latest contact (not after a date planned earlier).
-            last = db.execute(
-                "select max(done_on) from referral_followups where referral_id = ?", (referral["id"],)
-            ).fetchone()[0]
-            _plan_followup(db, current, date.fromisoformat(last) + timedelta(weeks=plan.later_interval_weeks), now)
+        _plan_one_more_if_last(db, current, plan, now)
         audit.log(
             db,
             user=actor,

@@ -157,18 +157,24 @@ def reschedule(
                 dates=[new_date, after],
             )
     else:
-        # Pushes add up, so a session moved off a blackout date never lands
-        # on (or behind) the next one: the whole rest of the cycle follows it.
-        offset = new_date - old_date
-        for i in range(index + 1, len(result)):
-            day = result[i]
-            if day is None:
-                continue
-            moved = _skip_blackout(day + offset, closed)
-            offset = moved - day
-            result[i] = moved
+        _shift_later(result, index, new_date - old_date, closed)
     check_order(result)
     return result
+
+
+def _shift_later(result: list[date | None], index: int, offset: timedelta, closed: frozenset[date]) -> None:
+    """Move every session after ``index`` by ``offset``, a further week off each blackout date.
+
+    Pushes add up, so a session moved off a blackout date never lands on (or behind)
+    the next one: the whole rest of the cycle follows it.
+    """
+    for i in range(index + 1, len(result)):
+        day = result[i]
+        if day is None:
+            continue
+        moved = _skip_blackout(day + offset, closed)
+        offset = moved - day
+        result[i] = moved
 
 
 def check_makeup_date(existing: Sequence[date | None], d: date, blackout: Iterable[date] = ()) -> None:

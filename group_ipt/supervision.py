@@ -207,6 +207,25 @@ def _decode(rating: dict) -> dict:
     return rating
 
 
+def _check_rating(
+    session: dict, form: RatingForm, raw_answers: dict, observed_on: date, note: str, today: date, phase: str | None
+) -> tuple[dict, str]:
+    """Return a rating's parsed answers and trimmed note; refuse a cancelled session, a future date,
+    an answer off the scale or a note too long."""
+    if session["status"] == "cancelled":
+        raise SupervisionError(N_("This session was cancelled; it cannot be rated."))
+    if observed_on > today:
+        raise SupervisionError(N_("The date of the observation cannot be in the future."), field="observed_on")
+    try:
+        answers = form.parse(raw_answers, phase)
+    except ValueError as exc:
+        raise SupervisionError(N_("An answer is not on the rating scale: %(detail)s."), detail=str(exc)) from exc
+    note = (note or "").strip()
+    if len(note) > MAX_TEXT:
+        raise SupervisionError(N_("The note is too long."), field="note")
+    return answers, note
+
+
 def save_rating(
     db: sqlite_utils.Database,
     session: dict,
@@ -225,17 +244,7 @@ def save_rating(
     (the session's) leaves out the items of other phases; "not applicable" answers are
     left out of the score.
     """
-    if session["status"] == "cancelled":
-        raise SupervisionError(N_("This session was cancelled; it cannot be rated."))
-    if observed_on > today:
-        raise SupervisionError(N_("The date of the observation cannot be in the future."), field="observed_on")
-    try:
-        answers = form.parse(raw_answers, phase)
-    except ValueError as exc:
-        raise SupervisionError(N_("An answer is not on the rating scale: %(detail)s."), detail=str(exc)) from exc
-    note = (note or "").strip()
-    if len(note) > MAX_TEXT:
-        raise SupervisionError(N_("The note is too long."), field="note")
+    answers, note = _check_rating(session, form, raw_answers, observed_on, note, today, phase)
     result = form.score(answers, phase)
     now = utcnow()
     with write(db):
