@@ -108,16 +108,22 @@ def _readable(db_path: Path) -> bool:
     return True
 
 
-def _move_aside(db_path: Path, now: datetime | None) -> Path:
-    """Move a damaged database (and its -wal and -shm files) into ``restore-backups/``; return its new path."""
+def _kept_path(db_path: Path, label: str, now: datetime | None) -> Path:
+    """Return a free name in ``restore-backups/`` beside the database for a copy kept as ``label``."""
     stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%S")
     keep_dir = db_path.parent / RESTORE_KEEP_DIR
     keep_dir.mkdir(exist_ok=True)
-    kept = keep_dir / f"{db_path.stem}-damaged-{stamp}.db"
+    kept = keep_dir / f"{db_path.stem}-{label}-{stamp}.db"
     n = 1
     while kept.exists():
         n += 1
-        kept = keep_dir / f"{db_path.stem}-damaged-{stamp}-{n}.db"
+        kept = keep_dir / f"{db_path.stem}-{label}-{stamp}-{n}.db"
+    return kept
+
+
+def _move_aside(db_path: Path, now: datetime | None) -> Path:
+    """Move a damaged database (and its -wal and -shm files) into ``restore-backups/``; return its new path."""
+    kept = _kept_path(db_path, "damaged", now)
     for suffix in ("-wal", "-shm"):
         side = db_path.with_name(db_path.name + suffix)
         if side.exists():
@@ -150,14 +156,7 @@ def unsynced_changes(db_path: Path) -> int:
 
 def _keep_copy(db_path: Path, now: datetime | None) -> Path:
     """Back the current database up into ``restore-backups/`` beside it (a new name each time); return the copy."""
-    stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%S")
-    keep_dir = db_path.parent / RESTORE_KEEP_DIR
-    keep_dir.mkdir(exist_ok=True)
-    kept = keep_dir / f"{db_path.stem}-before-restore-{stamp}.db"
-    n = 1
-    while kept.exists():
-        n += 1
-        kept = keep_dir / f"{db_path.stem}-before-restore-{stamp}-{n}.db"
+    kept = _kept_path(db_path, "before-restore", now)
     backup(db_path, kept)
     return kept
 
