@@ -15,6 +15,7 @@ import threading
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+from . import clock
 from .oscompat import sqlite_uri
 
 log = logging.getLogger(__name__)
@@ -107,16 +108,22 @@ def _readable(db_path: Path) -> bool:
     return True
 
 
-def _move_aside(db_path: Path, now: datetime | None) -> Path:
-    """Move a damaged database (and its -wal and -shm files) into ``restore-backups/``; return its new path."""
+def _kept_path(db_path: Path, label: str, now: datetime | None) -> Path:
+    """Return a free name in ``restore-backups/`` beside the database for a copy kept as ``label``."""
     stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%S")
     keep_dir = db_path.parent / RESTORE_KEEP_DIR
     keep_dir.mkdir(exist_ok=True)
-    kept = keep_dir / f"{db_path.stem}-damaged-{stamp}.db"
+    kept = keep_dir / f"{db_path.stem}-{label}-{stamp}.db"
     n = 1
     while kept.exists():
         n += 1
-        kept = keep_dir / f"{db_path.stem}-damaged-{stamp}-{n}.db"
+        kept = keep_dir / f"{db_path.stem}-{label}-{stamp}-{n}.db"
+    return kept
+
+
+def _move_aside(db_path: Path, now: datetime | None) -> Path:
+    """Move a damaged database (and its -wal and -shm files) into ``restore-backups/``; return its new path."""
+    kept = _kept_path(db_path, "damaged", now)
     for suffix in ("-wal", "-shm"):
         side = db_path.with_name(db_path.name + suffix)
         if side.exists():
@@ -147,6 +154,29 @@ def unsynced_changes(db_path: Path) -> int:
         conn.close()
 
 
+def _keep_copy(db_path: Path, now: datetime | None) -> Path:
+    """Back the current database up into ``restore-backups/`` beside it (a new name each time); return the copy."""
+    kept = _kept_path(db_path, "before-restore", now)
+    backup(db_path, kept)
+    return kept
+
+
+def _copy_into(src: sqlite3.Connection, db_path: Path) -> None:
+    """Copy the open backup ``src`` into the live database file, page by page."""
+    dest = sqlite3.connect(str(db_path), timeout=30)
+    try:
+        # Into the live file through SQLite's locks: a running server sees the old or the new data.
+        src.backup(dest)
+        dest.execute("pragma journal_mode=WAL")
+        # Running servers remember report figures per data version; the restored file may
+        # carry an older version number, so it gets a new epoch (report_store.data_version).
+        # (suppress: a backup older than the report tables has none to mark)
+        with contextlib.suppress(sqlite3.OperationalError), dest:
+            dest.execute("insert or replace into report_meta (key, value) values ('epoch', lower(hex(randomblob(8))))")
+    finally:
+        dest.close()
+
+
 def restore(source: Path, db_path: Path, *, force: bool = False, now: datetime | None = None) -> dict:
     """Replace the database ``db_path`` with the backup ``source``; return what was done.
 
@@ -173,31 +203,10 @@ def restore(source: Path, db_path: Path, *, force: bool = False, now: datetime |
                 "lose them. Run 'group-ipt sync' first, or restore with --force (a copy of the current "
                 "database is kept). Nothing was changed."
             )
-        stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%S")
-        keep_dir = db_path.parent / RESTORE_KEEP_DIR
-        keep_dir.mkdir(exist_ok=True)
-        kept = keep_dir / f"{db_path.stem}-before-restore-{stamp}.db"
-        n = 1
-        while kept.exists():
-            n += 1
-            kept = keep_dir / f"{db_path.stem}-before-restore-{stamp}-{n}.db"
-        backup(db_path, kept)
+        kept = _keep_copy(db_path, now)
     src = _open(source, readonly=True)
     try:
-        dest = sqlite3.connect(str(db_path), timeout=30)
-        try:
-            # Into the live file through SQLite's locks: a running server sees the old or the new data.
-            src.backup(dest)
-            dest.execute("pragma journal_mode=WAL")
-            # Running servers remember report figures per data version; the restored file may
-            # carry an older version number, so it gets a new epoch (report_store.data_version).
-            # (suppress: a backup older than the report tables has none to mark)
-            with contextlib.suppress(sqlite3.OperationalError), dest:
-                dest.execute(
-                    "insert or replace into report_meta (key, value) values ('epoch', lower(hex(randomblob(8))))"
-                )
-        finally:
-            dest.close()
+        _copy_into(src, db_path)
     except sqlite3.Error as exc:
         raise BackupError(f"The restore failed: {exc}. The previous database is kept at {kept}.") from exc
     finally:
@@ -326,8 +335,6 @@ def start_daily_backups(app, *, every_seconds: float = 3600) -> threading.Event 
     """
     if not app.config.get("BACKUP_DAILY"):
         return None
-    from .clock import today
-
     stopping = threading.Event()
 
     def run() -> None:
@@ -336,7 +343,7 @@ def start_daily_backups(app, *, every_seconds: float = 3600) -> threading.Event 
                 daily_backup(
                     Path(app.config["DATABASE"]),
                     Path(app.config["DATA_DIR"]),
-                    today=today(),
+                    today=clock.today(),
                     keep_days=app.config["BACKUP_KEEP_DAYS"],
                     keep_weeks=app.config["BACKUP_KEEP_WEEKS"],
                 )

@@ -23,10 +23,11 @@ from datetime import date, timedelta
 
 import sqlite_utils
 
-from . import audit, cycles, participants, referrals, scheduling
-from .db import new_id, row, rows, utcnow, write
+from . import audit, cycles, errors, participants, referrals, scheduling
+from .db import marks, new_id, row, rows, utcnow, write
 from .errors import N_, DomainError
 from .protocols import Protocol
+from .users import user_site_ids
 
 MEDICATION_CHOICES = ("yes", "no")
 CLOSENESS = ("close", "distant")
@@ -46,12 +47,6 @@ class ClinicalError(DomainError):
 # --- access ---------------------------------------------------------------------------
 
 
-def _site_ids(db: sqlite_utils.Database, user: dict) -> list[str]:
-    from .users import user_site_ids
-
-    return user_site_ids(db, user)
-
-
 def cycle_facilitator_ids(db: sqlite_utils.Database, cycle_id: str) -> set[str]:
     return {r["user_id"] for r in db.query("select user_id from cycle_facilitators where cycle_id = ?", (cycle_id,))}
 
@@ -60,11 +55,11 @@ def supervisor_ids_of(db: sqlite_utils.Database, facilitator_ids: set[str], site
     """Return the supervisors assigned to any of ``facilitator_ids`` at ``site_id``."""
     if not facilitator_ids:
         return set()
-    marks = ",".join("?" * len(facilitator_ids))
     return {
         r["supervisor_id"]
         for r in db.query(
-            f"select supervisor_id from supervisor_facilitators where site_id = ? and facilitator_id in ({marks})",
+            "select supervisor_id from supervisor_facilitators"
+            f" where site_id = ? and facilitator_id in ({marks(facilitator_ids)})",
             (site_id, *facilitator_ids),
         )
     }
@@ -79,7 +74,7 @@ def can_see_record(db: sqlite_utils.Database, user: dict, member: dict) -> bool:
     """
     if user["role"] == "admin":
         return True
-    if member["site_id"] not in _site_ids(db, user):
+    if member["site_id"] not in user_site_ids(db, user):
         return False
     if user["role"] == "coordinator":
         return True
@@ -93,7 +88,7 @@ def can_edit_record(db: sqlite_utils.Database, user: dict, member: dict) -> bool
     """Tell whether ``user`` may write to the record: its facilitators, the site's coordinators, admins."""
     if user["role"] == "admin":
         return True
-    if member["site_id"] not in _site_ids(db, user):
+    if member["site_id"] not in user_site_ids(db, user):
         return False
     return user["role"] == "coordinator" or user["id"] in cycle_facilitator_ids(db, member["cycle_id"])
 
@@ -198,13 +193,19 @@ def _text(value: str | None, field: str, *, required: bool = False, limit: int =
     return value
 
 
-def _choice(value: str | None, allowed: tuple[str, ...], field: str, *, required: bool = False) -> str | None:
+def _choice(value: str | None, allowed: tuple[str, ...], field: str) -> str | None:
     value = (value or "").strip() or None
-    if value is None and required:
-        raise ClinicalError(N_("Choose one of the answers."), field=field)
     if value is not None and value not in allowed:
         raise ClinicalError(N_("Unknown answer %(value)s."), field=field, value=value)
     return value
+
+
+def _chosen(value: str | None, allowed: tuple[str, ...], field: str) -> str:
+    """Return an answer that must be given: one of ``allowed``."""
+    chosen = _choice(value, allowed, field)
+    if chosen is None:
+        raise ClinicalError(N_("Choose one of the answers."), field=field)
+    return chosen
 
 
 # --- pre-group session ----------------------------------------------------------------
@@ -226,7 +227,7 @@ def _add_history(
         "created_at": now,
         "updated_at": now,
     }
-    db["problem_area_history"].insert(entry)
+    db.table("problem_area_history").insert(entry)
     return entry
 
 
@@ -255,36 +256,17 @@ def save_pregroup(
     formulation = _text(formulation, "formulation", limit=MAX_SHORT)
     goals = _text(goals, "goals")
     medication = _choice(medication_assessment, MEDICATION_CHOICES, "medication_assessment")
-    if (
-        screening_id
-        and row(
-            db,
-            "select 1 as x from screenings where id = ? and participant_id = ?",
-            (screening_id, member["participant_id"]),
-        )
-        is None
-    ):
-        raise ClinicalError(N_("That symptom review belongs to someone else."), field="screening_id")
+    if screening_id:
+        _check_own_screening(db, member, screening_id)
     now = utcnow()
     with write(db):
-        current = row(db, "select * from members where id = ?", (member["id"],))
+        current = cycles.member_row(db, member["id"])
         before = row(db, "select * from pregroup_records where member_id = ?", (member["id"],))
         referral_id = before["medication_referral_id"] if before else None
         if medication == "yes" and referral_id is None:
-            participant = row(db, "select * from participants where id = ?", (member["participant_id"],))
-            referral = referrals.create(
-                db,
-                participant=participant,
-                reason="medication assessment asked at the pre-group session",
-                triggers=[
-                    {"kind": "medication_assessment", "reason": "medication assessment asked at the pre-group session"}
-                ],
-                urgency="routine",
-                actor=actor,
-                plan=plan,
-                start=today,
-            )
-            referral_id = referral["id"]
+            reason = "medication assessment asked at the pre-group session"
+            trigger = {"kind": "medication_assessment", "reason": reason}
+            referral_id = _refer(db, member, reason=reason, trigger=trigger, actor=actor, plan=plan, today=today)
         record = {
             "id": before["id"] if before else new_id(),
             "site_id": member["site_id"],
@@ -298,26 +280,12 @@ def save_pregroup(
             "created_at": before["created_at"] if before else now,
             "updated_at": now,
         }
-        db["pregroup_records"].upsert(record, pk="id")
-        area_changed = (area, area2) != (current["problem_area"], current["problem_area_2"])
-        if area_changed or goals != current["goals"]:
-            db.execute(
-                "update members set problem_area = ?, problem_area_2 = ?, goals = ?, updated_at = ? where id = ?",
-                (area, area2, goals, now, member["id"]),
-            )
+        db.table("pregroup_records").upsert(record, pk="id")
         formulation_changed = before is None or before["formulation"] != formulation
-        if area is not None and (area_changed or formulation_changed):
-            _add_history(db, member, area, area2, formulation, "pre-group session", actor, now)
+        _update_plan(db, member, current, (area, area2), goals, formulation, formulation_changed, actor, now)
         if group_consent is not None and (before is None or before["group_consent"] != int(group_consent)):
-            participants._add_consent(
-                db,
-                {"id": member["participant_id"], "site_id": member["site_id"]},
-                "group",
-                group_consent,
-                "participant",
-                actor,
-                now,
-            )
+            participant = {"id": member["participant_id"], "site_id": member["site_id"]}
+            participants.add_consent(db, participant, "group", group_consent, "participant", actor, now)
         audit.log(
             db,
             user=actor,
@@ -329,6 +297,67 @@ def save_pregroup(
             after={**record, "problem_area": area, "problem_area_2": area2, "goals": goals},
         )
     return record
+
+
+def _check_own_screening(db: sqlite_utils.Database, member: dict, screening_id: str) -> None:
+    """Refuse a symptom review (screening) of another participant."""
+    if (
+        row(
+            db,
+            "select 1 as x from screenings where id = ? and participant_id = ?",
+            (screening_id, member["participant_id"]),
+        )
+        is None
+    ):
+        raise ClinicalError(N_("That symptom review belongs to someone else."), field="screening_id")
+
+
+def _refer(
+    db: sqlite_utils.Database,
+    member: dict,
+    *,
+    reason: str,
+    trigger: dict,
+    actor: dict,
+    plan: referrals.FollowupPlan,
+    today: date,
+) -> str:
+    """Open a routine referral of the member (a medication assessment, or elsewhere after the cycle)."""
+    referral = referrals.create(
+        db,
+        participant=participants.participant_row(db, member["participant_id"]),
+        reason=reason,
+        triggers=[trigger],
+        urgency="routine",
+        actor=actor,
+        plan=plan,
+        start=today,
+    )
+    return referral["id"]
+
+
+def _update_plan(
+    db: sqlite_utils.Database,
+    member: dict,
+    current: dict,
+    areas: tuple[str | None, str | None],
+    goals: str,
+    formulation: str,
+    formulation_changed: bool,
+    actor: dict,
+    now: str,
+) -> None:
+    """Save the member's problem areas and goals if they changed; a change of area or formulation
+    goes into the problem-area history."""
+    area, area2 = areas
+    area_changed = (area, area2) != (current["problem_area"], current["problem_area_2"])
+    if area_changed or goals != current["goals"]:
+        db.execute(
+            "update members set problem_area = ?, problem_area_2 = ?, goals = ?, updated_at = ? where id = ?",
+            (area, area2, goals, now, member["id"]),
+        )
+    if area is not None and (area_changed or formulation_changed):
+        _add_history(db, member, area, area2, formulation, "pre-group session", actor, now)
 
 
 def _plan(problem_area: str | None, problem_area_2: str | None) -> tuple[str | None, str | None]:
@@ -365,7 +394,7 @@ def add_person(
         "updated_at": now,
     }
     with write(db):
-        db["inventory_people"].insert(person)
+        db.table("inventory_people").insert(person)
         audit.log(
             db,
             user=actor,
@@ -405,7 +434,7 @@ def add_event(
         "updated_at": now,
     }
     with write(db):
-        db["timeline_events"].insert(entry)
+        db.table("timeline_events").insert(entry)
         audit.log(
             db,
             user=actor,
@@ -456,7 +485,7 @@ def revise_problem_area(
         _session_of(db, member, session_id)
     now = utcnow()
     with write(db):
-        current = row(db, "select * from members where id = ?", (member["id"],))
+        current = cycles.member_row(db, member["id"])
         if (area, area2) == (current["problem_area"], current["problem_area_2"]) and not formulation:
             raise ClinicalError(N_("This is already the member's problem area."), field="problem_area")
         if not formulation:
@@ -485,6 +514,11 @@ def revise_problem_area(
     return entry
 
 
+def _cycle_of(db: sqlite_utils.Database, member: dict) -> dict:
+    """Return the member's cycle (with its site's code and name, as cycles.get_cycle gives it)."""
+    return errors.required(cycles.get_cycle(db, member["cycle_id"]), "cycle " + member["cycle_id"])
+
+
 def _session_of(db, member: dict, session_id: str) -> dict:
     session = row(db, "select * from sessions where id = ? and cycle_id = ?", (session_id, member["cycle_id"]))
     if session is None:
@@ -501,7 +535,7 @@ def record_goal_progress(
         raise ClinicalError(N_("That session was cancelled."), field="session_id")
     if session["scheduled_date"] > today.isoformat():
         raise ClinicalError(N_("That session has not happened yet."), field="session_id")
-    progress = _choice(progress, PROGRESS, "progress", required=True)
+    progress = _chosen(progress, PROGRESS, "progress")
     note = _text(note, "note", limit=MAX_SHORT)
     now = utcnow()
     with write(db):
@@ -519,7 +553,7 @@ def record_goal_progress(
             "created_at": before["created_at"] if before else now,
             "updated_at": now,
         }
-        db["goal_progress"].upsert(entry, pk="id")
+        db.table("goal_progress").upsert(entry, pk="id")
         audit.log(
             db,
             user=actor,
@@ -557,7 +591,7 @@ def save_relapse_plan(
             "created_at": before["created_at"] if before else now,
             "updated_at": now,
         }
-        db["relapse_plans"].upsert(plan, pk="id")
+        db.table("relapse_plans").upsert(plan, pk="id")
         audit.log(
             db,
             user=actor,
@@ -579,7 +613,7 @@ def _extension_dates(db, cycle: dict, count: int) -> tuple[dict, list[date]]:
         date.fromisoformat(s["scheduled_date"]) for s in cycles.sessions(db, cycle["id"]) if s["status"] != "cancelled"
     }
     blackout = cycles.holiday_dates(db, cycle["site_id"])
-    day, found = date.fromisoformat(last["scheduled_date"]), []
+    day, found = date.fromisoformat(last["scheduled_date"]), list[date]()
     while len(found) < count:
         day += timedelta(weeks=1)
         try:
@@ -593,7 +627,7 @@ def _extension_dates(db, cycle: dict, count: int) -> tuple[dict, list[date]]:
 
 def _extend(db, member: dict, count: int, actor: dict) -> int:
     """Make sure the cycle has ``count`` extra sessions after its last one; return how many were added."""
-    cycle = cycles.get_cycle(db, member["cycle_id"])
+    cycle = _cycle_of(db, member)
     if cycle["status"] in ("closed", "closed_early"):
         raise ClinicalError(
             N_("The cycle is closed: extra sessions can only be added before it closes."), field="decision"
@@ -620,7 +654,7 @@ def _extend(db, member: dict, count: int, actor: dict) -> int:
 
 def _maintenance(db, member: dict, protocol: Protocol, actor: dict) -> int:
     """Schedule the protocol's monthly maintenance sessions after the cycle (once per cycle)."""
-    cycle = cycles.get_cycle(db, member["cycle_id"])
+    cycle = _cycle_of(db, member)
     monthly = protocol.maintenance_monthly_sessions
     if monthly <= 0:
         raise ClinicalError(
@@ -649,26 +683,16 @@ def _maintenance(db, member: dict, protocol: Protocol, actor: dict) -> int:
         day += timedelta(weeks=4)
         while day in blackout:
             day += timedelta(weeks=1)
-        session = {
-            "id": new_id(),
-            "site_id": cycle["site_id"],
-            "cycle_id": cycle["id"],
-            "number": last["number"],
-            "kind": "maintenance",
-            "phase": "maintenance",
-            "makeup_for": None,
-            "scheduled_date": day.isoformat(),
-            "start_time": cycle["start_time"],
-            "minutes": last["minutes"],
-            "status": "scheduled",
-            "note": "",
-            "recorded_by": None,
-            "recorded_at": None,
-            "version": 0,
-            "created_at": now,
-            "updated_at": now,
-        }
-        db["sessions"].insert(session)
+        session = cycles.session_record(
+            cycle,
+            number=last["number"],
+            kind="maintenance",
+            phase="maintenance",
+            day=day,
+            minutes=last["minutes"],
+            stamp=now,
+        )
+        db.table("sessions").insert(session)
         audit.log(
             db,
             user=actor,
@@ -700,13 +724,13 @@ def decide_outcome(
     maintenance sessions after the cycle (once per cycle; the cycle must be
     closed); ``refer`` opens a routine referral (once).
     """
-    decision = _choice(decision, DECISIONS, "decision", required=True)
+    decision = _chosen(decision, DECISIONS, "decision")
     note = _text(note, "note")
     if decision == "extend" and not 1 <= extra_sessions <= MAX_EXTRA_SESSIONS:
         raise ClinicalError(N_("Choose from 1 to %(n)d extra sessions."), field="extra_sessions", n=MAX_EXTRA_SESSIONS)
     if decision == "refer" and not note:
         raise ClinicalError(N_("Say where the member is referred and why."), field="note")
-    cycle = cycles.get_cycle(db, member["cycle_id"])
+    cycle = _cycle_of(db, member)
     protocol = cycles.protocol_of(cycle, protocols)
     now = utcnow()
     with write(db):
@@ -718,17 +742,9 @@ def decide_outcome(
         elif decision == "maintenance":
             added = _maintenance(db, member, protocol, actor)
         elif decision == "refer" and referral_id is None:
-            participant = row(db, "select * from participants where id = ?", (member["participant_id"],))
-            referral_id = referrals.create(
-                db,
-                participant=participant,
-                reason=f"referred elsewhere at the end of the cycle: {note}",
-                triggers=[{"kind": "outcome_referral", "reason": note}],
-                urgency="routine",
-                actor=actor,
-                plan=plan,
-                start=today,
-            )["id"]
+            reason = f"referred elsewhere at the end of the cycle: {note}"
+            trigger = {"kind": "outcome_referral", "reason": note}
+            referral_id = _refer(db, member, reason=reason, trigger=trigger, actor=actor, plan=plan, today=today)
         outcome = {
             "id": before["id"] if before else new_id(),
             "site_id": member["site_id"],
@@ -743,7 +759,7 @@ def decide_outcome(
             "created_at": before["created_at"] if before else now,
             "updated_at": now,
         }
-        db["outcome_decisions"].upsert(outcome, pk="id")
+        db.table("outcome_decisions").upsert(outcome, pk="id")
         audit.log(
             db,
             user=actor,

@@ -19,9 +19,12 @@ from typing import Any
 
 import sqlite_utils
 
-from . import audit, scheduling
-from .db import code_block, in_clock_order, new_id, row, rows, utcnow, write
-from .errors import N_, NP_, DomainError, english
+from . import audit, calendar_ics, participants, scheduling
+from .attendance import attended_group_sessions
+from .bounds import BoundsError
+from .bounds import parse_date as bounded_date
+from .db import code_block, in_clock_order, marks, new_id, row, rows, utcnow, write
+from .errors import N_, NP_, DomainError, english, required
 from .protocols import Protocol
 
 GROUP_TYPES = ("women", "men", "mixed", "adolescents")
@@ -54,10 +57,6 @@ class CycleError(DomainError):
 # --- reading ----------------------------------------------------------------------
 
 
-def _in(site_ids: list[str]) -> str:
-    return ",".join("?" for _ in site_ids) or "''"
-
-
 def get_cycle(db: sqlite_utils.Database, cycle_id: str, site_ids: list[str] | None = None) -> dict | None:
     """Return the cycle by id (or by code), or None; with ``site_ids``, only one of those sites."""
     sql = (
@@ -66,7 +65,7 @@ def get_cycle(db: sqlite_utils.Database, cycle_id: str, site_ids: list[str] | No
     )
     params: list = [cycle_id, cycle_id.upper()]
     if site_ids is not None:
-        sql += f" and c.site_id in ({_in(site_ids)})"
+        sql += f" and c.site_id in ({marks(site_ids)})"
         params += site_ids
     return row(db, sql, params)
 
@@ -87,14 +86,14 @@ def list_cycles(
         " (select count(*) from sessions x where x.cycle_id = c.id and x.kind = 'group'"
         "  and x.status = 'held') as held_sessions,"
         " (select count(*) from sessions x where x.cycle_id = c.id and x.kind = 'group') as group_sessions"
-        f" from cycles c join sites s on s.id = c.site_id where c.site_id in ({_in(site_ids)})"
+        f" from cycles c join sites s on s.id = c.site_id where c.site_id in ({marks(site_ids)})"
     )
     params: list = list(site_ids)
     if user_id:
         sql += " and c.id in (select cycle_id from cycle_facilitators where user_id = ?)"
         params.append(user_id)
     if statuses:  # a site has hundreds of closed cycles after a few years: count only the ones asked for
-        sql += f" and c.status in ({_in(list(statuses))})"
+        sql += f" and c.status in ({marks(statuses)})"
         params += statuses
     return rows(db, sql + " order by c.first_date desc, c.code", params)
 
@@ -117,7 +116,7 @@ def get_session(db: sqlite_utils.Database, session_id: str, site_ids: list[str] 
     sql = "select * from sessions where id = ?"
     params: list = [session_id]
     if site_ids is not None:
-        sql += f" and site_id in ({_in(site_ids)})"
+        sql += f" and site_id in ({marks(site_ids)})"
         params += site_ids
     return row(db, sql, params)
 
@@ -156,7 +155,7 @@ def members(db: sqlite_utils.Database, cycle_id: str, *, active_only: bool = Fal
 def members_of(db: sqlite_utils.Database, cycle_ids: list[str]) -> dict[str, list[dict]]:
     """Return :func:`members` of several cycles in one query: {cycle id: members in the same order}."""
     result: dict[str, list[dict]] = {}
-    for r in db.query(MEMBERS_SQL.format(cycles=_in(cycle_ids)) + MEMBERS_ORDER, list(cycle_ids)):
+    for r in db.query(MEMBERS_SQL.format(cycles=marks(cycle_ids)) + MEMBERS_ORDER, list(cycle_ids)):
         result.setdefault(r["cycle_id"], []).append(r)
     return result
 
@@ -165,7 +164,7 @@ def sessions_of(db: sqlite_utils.Database, cycle_ids: list[str]) -> dict[str, li
     """Return :func:`sessions` of several cycles in one query: {cycle id: sessions in date order}."""
     result: dict[str, list[dict]] = {}
     for r in db.query(
-        f"select * from sessions where cycle_id in ({_in(cycle_ids)}) order by scheduled_date, number, created_at",
+        f"select * from sessions where cycle_id in ({marks(cycle_ids)}) order by scheduled_date, number, created_at",
         list(cycle_ids),
     ):
         result.setdefault(r["cycle_id"], []).append(r)
@@ -179,7 +178,7 @@ def get_member(db: sqlite_utils.Database, member_id: str, site_ids: list[str] | 
     )
     params: list = [member_id]
     if site_ids is not None:
-        sql += f" and m.site_id in ({_in(site_ids)})"
+        sql += f" and m.site_id in ({marks(site_ids)})"
         params += site_ids
     return row(db, sql, params)
 
@@ -240,7 +239,7 @@ def add_holiday(db: sqlite_utils.Database, site_id: str, day: date, label: str, 
         "updated_at": now,
     }
     with write(db):
-        db["site_holidays"].insert(holiday)
+        db.table("site_holidays").insert(holiday)
         audit.log(
             db,
             user=actor,
@@ -290,9 +289,6 @@ def parse_time(text: str) -> str:
 
 def parse_date(text: str) -> date:
     """Return ``text`` (YYYY-MM-DD) as a date; CycleError if the date does not exist or is out of bounds."""
-    from .bounds import BoundsError
-    from .bounds import parse_date as bounded_date
-
     try:
         return bounded_date(text)
     except BoundsError as exc:
@@ -307,7 +303,7 @@ def next_code(db: sqlite_utils.Database, site: dict, *, block: int | None = -1, 
     offline. ``block`` -1: this database's own (none: any number); ``taken``: codes to avoid too.
     """
     block = code_block(db) if block == -1 else block
-    n = row(db, "select count(*) as n from cycles where site_id = ?", (site["id"],))["n"] + 1
+    n = db.execute("select count(*) from cycles where site_id = ?", (site["id"],)).fetchone()[0] + 1
     while True:
         code = f"{site['code']}-C{n:03d}"
         if (
@@ -347,13 +343,14 @@ def facilitators_of_sites(db: sqlite_utils.Database, site_ids: list[str]) -> lis
     return rows(
         db,
         "select u.id, u.username, u.display_name, u.role from users u"
-        f" where u.id in (select user_id from user_sites where site_id in ({_in(site_ids)}))"
+        f" where u.id in (select user_id from user_sites where site_id in ({marks(site_ids)}))"
         " and u.active = 1 and u.role in ('facilitator', 'coordinator', 'supervisor')"
         " order by u.role != 'facilitator', u.display_name",
         list(site_ids),
     )
 
 
+# Long only in its keyword-only signature (the new-cycle form) and the cycle row it writes.
 def create_cycle(
     db: sqlite_utils.Database,
     *,
@@ -373,35 +370,13 @@ def create_cycle(
 
     ``now`` is the local time: a first session before it is refused.
     """
-    site = row(db, "select * from sites where id = ?", (site_id,))
-    if site is None:
-        raise CycleError(N_("Unknown site."))
-    if group_type not in GROUP_TYPES:
-        raise CycleError(N_("Choose the kind of group."))
-    venue = (venue or "").strip()
-    if not venue:
-        raise CycleError(N_("Say where the group meets (the venue)."))
+    site, venue = _check_group(db, site_id, group_type, venue)
     start_time = parse_time(start_time)
-    if not 0 <= weekday <= 6:
-        raise CycleError(N_("Choose the day of the week the group meets."))
-    if first_date.weekday() != weekday:
-        raise CycleError(
-            N_("%(date)s is not on the weekday chosen for the group; pick a date on that weekday."),
-            date=first_date,
-        )
-    if first_date < now.date() or (first_date == now.date() and start_time <= now.strftime("%H:%M")):
-        raise CycleError(
-            N_("The first session (%(date)s %(time)s) is in the past; choose a later date."),
-            date=first_date,
-            time=start_time,
-        )
+    _check_first_session(first_date, weekday, start_time, now)
     chosen = _check_facilitators(db, site_id, facilitator_ids)
-    try:
-        dates = scheduling.weekly_dates(first_date, len(protocol.sessions), holiday_dates(db, site_id))
-    except scheduling.ScheduleError as exc:
-        raise CycleError(N_("The protocol gives this cycle no sessions.")) from exc
+    dates = _session_dates(db, site_id, protocol, first_date)
     stamp = utcnow()
-    cycle = {
+    cycle: dict[str, Any] = {
         "id": new_id(),
         "site_id": site_id,
         "code": next_code(db, site),
@@ -421,40 +396,19 @@ def create_cycle(
         "updated_at": stamp,
     }
     with write(db):
-        db["cycles"].insert(cycle)
-        for i, user in enumerate(chosen):
-            db["cycle_facilitators"].insert(
-                {
-                    "id": new_id(),
-                    "site_id": site_id,
-                    "cycle_id": cycle["id"],
-                    "user_id": user["id"],
-                    "role": "lead" if i == 0 else "co",
-                    "created_at": stamp,
-                    "updated_at": stamp,
-                }
-            )
+        db.table("cycles").insert(cycle)
+        _add_facilitators(db, cycle, chosen, stamp)
         for plan, day in zip(protocol.sessions, dates, strict=True):
-            db["sessions"].insert(
-                {
-                    "id": new_id(),
-                    "site_id": site_id,
-                    "cycle_id": cycle["id"],
-                    "number": plan.number,
-                    "kind": "group" if plan.is_group else "pre-group",
-                    "phase": plan.phase,
-                    "makeup_for": None,
-                    "scheduled_date": day.isoformat(),
-                    "start_time": start_time,
-                    "minutes": plan.minutes,
-                    "status": "scheduled",
-                    "note": "",
-                    "recorded_by": None,
-                    "recorded_at": None,
-                    "version": 0,
-                    "created_at": stamp,
-                    "updated_at": stamp,
-                }
+            db.table("sessions").insert(
+                session_record(
+                    cycle,
+                    number=plan.number,
+                    kind="group" if plan.is_group else "pre-group",
+                    phase=plan.phase,
+                    day=day,
+                    minutes=plan.minutes,
+                    stamp=stamp,
+                )
             )
         audit.log(
             db,
@@ -466,6 +420,94 @@ def create_cycle(
             after={**cycle, "facilitators": [u["id"] for u in chosen], "dates": [d.isoformat() for d in dates]},
         )
     return cycle
+
+
+def _check_group(db: sqlite_utils.Database, site_id: str, group_type: str, venue: str) -> tuple[dict, str]:
+    """Return the site and the venue of a new group; refuse an unknown site or kind of group, or no venue."""
+    site = row(db, "select * from sites where id = ?", (site_id,))
+    if site is None:
+        raise CycleError(N_("Unknown site."))
+    if group_type not in GROUP_TYPES:
+        raise CycleError(N_("Choose the kind of group."))
+    venue = (venue or "").strip()
+    if not venue:
+        raise CycleError(N_("Say where the group meets (the venue)."))
+    return site, venue
+
+
+def _session_dates(db: sqlite_utils.Database, site_id: str, protocol: Protocol, first_date: date) -> list[date]:
+    """Return one date a week from ``first_date`` for each session of the protocol, skipping holidays."""
+    try:
+        return scheduling.weekly_dates(first_date, len(protocol.sessions), holiday_dates(db, site_id))
+    except scheduling.ScheduleError as exc:
+        raise CycleError(N_("The protocol gives this cycle no sessions.")) from exc
+
+
+def _add_facilitators(db: sqlite_utils.Database, cycle: dict, chosen: list[dict], stamp: str) -> None:
+    """Make the first chosen user the cycle's lead facilitator and the second its co-facilitator."""
+    for i, user in enumerate(chosen):
+        db.table("cycle_facilitators").insert(
+            {
+                "id": new_id(),
+                "site_id": cycle["site_id"],
+                "cycle_id": cycle["id"],
+                "user_id": user["id"],
+                "role": "lead" if i == 0 else "co",
+                "created_at": stamp,
+                "updated_at": stamp,
+            }
+        )
+
+
+def _check_first_session(first_date: date, weekday: int, start_time: str, now: datetime) -> None:
+    """Refuse a weekday out of range, a first date on another weekday, or a first session already past."""
+    if not 0 <= weekday <= 6:
+        raise CycleError(N_("Choose the day of the week the group meets."))
+    if first_date.weekday() != weekday:
+        raise CycleError(
+            N_("%(date)s is not on the weekday chosen for the group; pick a date on that weekday."),
+            date=first_date,
+        )
+    if first_date < now.date() or (first_date == now.date() and start_time <= now.strftime("%H:%M")):
+        raise CycleError(
+            N_("The first session (%(date)s %(time)s) is in the past; choose a later date."),
+            date=first_date,
+            time=start_time,
+        )
+
+
+def session_record(
+    cycle: dict,
+    *,
+    number: int,
+    kind: str,
+    phase: str,
+    day: date,
+    minutes: int,
+    stamp: str,
+    makeup_for: str | None = None,
+    start_time: str | None = None,
+) -> dict:
+    """Return a new scheduled session row of ``cycle`` (at the cycle's start time unless given)."""
+    return {
+        "id": new_id(),
+        "site_id": cycle["site_id"],
+        "cycle_id": cycle["id"],
+        "number": number,
+        "kind": kind,
+        "phase": phase,
+        "makeup_for": makeup_for,
+        "scheduled_date": day.isoformat(),
+        "start_time": start_time or cycle["start_time"],
+        "minutes": minutes,
+        "status": "scheduled",
+        "note": "",
+        "recorded_by": None,
+        "recorded_at": None,
+        "version": 0,
+        "created_at": stamp,
+        "updated_at": stamp,
+    }
 
 
 # --- warnings (shown, never blocking) ----------------------------------------------
@@ -509,9 +551,29 @@ def member_warnings(cycle: dict, member: dict, on: date) -> list[Message]:
 
 def cycle_warnings(db: sqlite_utils.Database, cycle: dict, protocol: Protocol, *, today: date) -> list[Message]:
     """Return the cycle's warnings: double bookings, group size, members not fitting the group."""
-    found: list[Message] = []
-    own = [s for s in sessions(db, cycle["id"]) if s["status"] != "cancelled"]
     own_facilitators = {f["id"]: f for f in facilitators(db, cycle["id"])}
+    found = _clash_messages(cycle, _clashes(db, cycle, own_facilitators), own_facilitators)
+    active = members(db, cycle["id"], active_only=True)
+    if cycle["status"] not in ("closed", "closed_early") and not (
+        protocol.group_size_min <= len(active) <= protocol.group_size_max
+    ):
+        found.append(
+            Message(
+                NP_(
+                    "The group has %(count)s member; the protocol recommends %(min)s to %(max)s.",
+                    "The group has %(count)s members; the protocol recommends %(min)s to %(max)s.",
+                ),
+                {"count": len(active), "min": protocol.group_size_min, "max": protocol.group_size_max},
+            )
+        )
+    for member in active:
+        found.extend(member_warnings(cycle, member, today))
+    return found
+
+
+def _clashes(db: sqlite_utils.Database, cycle: dict, own_facilitators: dict[str, dict]) -> dict[tuple, list[dict]]:
+    """Return the other cycles' sessions that overlap ours, by (facilitator or venue, user id, other cycle)."""
+    own = [s for s in sessions(db, cycle["id"]) if s["status"] != "cancelled"]
     # Only these can clash: open cycles of the same site (venue) and cycles sharing a
     # facilitator. They are found first, then their sessions on our dates through
     # sessions_by_cycle; starting from the dates read every group meeting in the country on
@@ -548,7 +610,12 @@ def cycle_warnings(db: sqlite_utils.Database, cycle: dict, protocol: Protocol, *
                 clashes.setdefault(("facilitator", user_id, o["cycle_id"]), []).append(o)
             if o["cycle_site"] == cycle["site_id"] and o["venue"].strip().casefold() == cycle["venue"].casefold():
                 clashes.setdefault(("venue", None, o["cycle_id"]), []).append(o)
-    # One warning per clashing cycle, not one per date.
+    return clashes
+
+
+def _clash_messages(cycle: dict, clashes: dict[tuple, list[dict]], own_facilitators: dict[str, dict]) -> list[Message]:
+    """Say each clash once per clashing cycle, not once per date: how many sessions, and the first."""
+    found: list[Message] = []
     for (kind, user_id, _other), found_sessions in clashes.items():
         first = min(found_sessions, key=lambda o: (o["scheduled_date"], o["start_time"]))
         params = {
@@ -580,21 +647,6 @@ def cycle_warnings(db: sqlite_utils.Database, cycle: dict, protocol: Protocol, *
                     {"venue": cycle["venue"], **params},
                 )
             )
-    active = members(db, cycle["id"], active_only=True)
-    if cycle["status"] not in ("closed", "closed_early") and not (
-        protocol.group_size_min <= len(active) <= protocol.group_size_max
-    ):
-        found.append(
-            Message(
-                NP_(
-                    "The group has %(count)s member; the protocol recommends %(min)s to %(max)s.",
-                    "The group has %(count)s members; the protocol recommends %(min)s to %(max)s.",
-                ),
-                {"count": len(active), "min": protocol.group_size_min, "max": protocol.group_size_max},
-            )
-        )
-    for member in active:
-        found.extend(member_warnings(cycle, member, today))
     return found
 
 
@@ -617,15 +669,30 @@ def _schedule_error(exc: scheduling.ScheduleError) -> CycleError:
     return CycleError(msgid, date=dates[0], other=dates[1], detail=str(exc))
 
 
+def session_row(db: sqlite_utils.Database, session_id: str) -> dict:
+    """Return a session the caller found in its site scope (a view or sync); RecordMissing if gone."""
+    return required(row(db, "select * from sessions where id = ?", (session_id,)), f"session {session_id}")
+
+
+def member_row(db: sqlite_utils.Database, member_id: str) -> dict:
+    """Return a membership the caller found in its site scope; RecordMissing if gone."""
+    return required(row(db, "select * from members where id = ?", (member_id,)), f"member {member_id}")
+
+
+def cycle_row(db: sqlite_utils.Database, cycle_id: str) -> dict:
+    """Return a cycle the caller found in its site scope, or that a session or member points to."""
+    return required(row(db, "select * from cycles where id = ?", (cycle_id,)), f"cycle {cycle_id}")
+
+
 def _editable_cycle(db: sqlite_utils.Database, cycle_id: str) -> dict:
-    cycle = row(db, "select * from cycles where id = ?", (cycle_id,))
+    cycle = cycle_row(db, cycle_id)
     if cycle["status"] in ("closed", "closed_early"):
         raise CycleError(N_("Cycle %(cycle)s is closed; its sessions can no longer change."), cycle=cycle["code"])
     return cycle
 
 
 def _change(db, session: dict, action: str, old: str | None, new: str | None, reason: str, actor, stamp) -> None:
-    db["session_changes"].insert(
+    db.table("session_changes").insert(
         {
             "id": new_id(),
             "site_id": session["site_id"],
@@ -642,46 +709,54 @@ def _change(db, session: dict, action: str, old: str | None, new: str | None, re
     )
 
 
-def reschedule_session(
-    db: sqlite_utils.Database, session_id: str, new_date: date, mode: str, *, reason: str = "", actor: dict | None
-) -> list[dict]:
-    """Move a session: ``mode="only"`` this one, ``"shift"`` it and every later one; return the moved sessions."""
-    session = row(db, "select * from sessions where id = ?", (session_id,))
-    cycle = _editable_cycle(db, session["cycle_id"])
-    if session["status"] == "held":
-        raise CycleError(
-            N_("Session %(number)s already has attendance recorded; it cannot be moved."), number=session["number"]
-        )
-    blackout = holiday_dates(db, cycle["site_id"])
-    everything = sessions(db, cycle["id"])
+def _moves(session: dict, everything: list[dict], new_date: date, mode: str, blackout: set[date]) -> dict[str, date]:
+    """Return the new date of each session that moves: a make-up on its own, a regular one by ``mode``."""
     if session["kind"] not in REGULAR_KINDS:
         if mode != "only":
             raise CycleError(N_("A make-up session moves on its own; the other sessions stay."))
         existing = [
             date.fromisoformat(s["scheduled_date"])
             for s in everything
-            if s["status"] != "cancelled" and s["id"] != session_id
+            if s["status"] != "cancelled" and s["id"] != session["id"]
         ]
         try:
             scheduling.check_makeup_date(existing, new_date, blackout)
         except scheduling.ScheduleError as exc:
             raise _schedule_error(exc) from exc
-        moves = {session_id: new_date}
+        moves = {session["id"]: new_date}
     else:
         regular = [s for s in everything if s["kind"] in REGULAR_KINDS]
         regular.sort(key=lambda s: s["number"])
         dates = [None if s["status"] == "cancelled" else date.fromisoformat(s["scheduled_date"]) for s in regular]
-        index = next(i for i, s in enumerate(regular) if s["id"] == session_id)
+        index = next(i for i, s in enumerate(regular) if s["id"] == session["id"])
         try:
-            result = scheduling.reschedule(dates, index, new_date, mode, blackout)  # type: ignore[arg-type]
+            result = scheduling.reschedule(dates, index, new_date, mode, blackout)
         except scheduling.ScheduleError as exc:
             raise _schedule_error(exc) from exc
-        moves = {s["id"]: new for s, old, new in zip(regular, dates, result, strict=True) if new != old}
+        # A cancelled session (None) stays cancelled, so a move always has a new date.
+        moves = {
+            s["id"]: new for s, old, new in zip(regular, dates, result, strict=True) if new != old and new is not None
+        }
         held = [s for s in regular if s["id"] in moves and s["status"] == "held"]
         if held:
             raise CycleError(
                 N_("Session %(number)s already has attendance recorded; it cannot be moved."), number=held[0]["number"]
             )
+    return moves
+
+
+def reschedule_session(
+    db: sqlite_utils.Database, session_id: str, new_date: date, mode: str, *, reason: str = "", actor: dict | None
+) -> list[dict]:
+    """Move a session: ``mode="only"`` this one, ``"shift"`` it and every later one; return the moved sessions."""
+    session = session_row(db, session_id)
+    cycle = _editable_cycle(db, session["cycle_id"])
+    if session["status"] == "held":
+        raise CycleError(
+            N_("Session %(number)s already has attendance recorded; it cannot be moved."), number=session["number"]
+        )
+    everything = sessions(db, cycle["id"])
+    moves = _moves(session, everything, new_date, mode, holiday_dates(db, cycle["site_id"]))
     stamp = utcnow()
     moved = []
     with write(db):
@@ -710,7 +785,7 @@ def reschedule_session(
 
 def cancel_session(db: sqlite_utils.Database, session_id: str, *, reason: str, actor: dict | None) -> None:
     """Cancel a session (it stays in the history); at least one session must remain."""
-    session = row(db, "select * from sessions where id = ?", (session_id,))
+    session = session_row(db, session_id)
     cycle = _editable_cycle(db, session["cycle_id"])
     if not (reason or "").strip():
         raise CycleError(N_("Say why the session is cancelled."))
@@ -720,9 +795,9 @@ def cancel_session(db: sqlite_utils.Database, session_id: str, *, reason: str, a
         raise CycleError(
             N_("Session %(number)s already has attendance recorded; it cannot be cancelled."), number=session["number"]
         )
-    remaining = row(
-        db, "select count(*) as n from sessions where cycle_id = ? and status != 'cancelled'", (cycle["id"],)
-    )["n"]
+    remaining = db.execute(
+        "select count(*) from sessions where cycle_id = ? and status != 'cancelled'", (cycle["id"],)
+    ).fetchone()[0]
     if remaining <= 1:
         raise CycleError(N_("A cycle needs at least one session; close the cycle early instead."))
     stamp = utcnow()
@@ -748,7 +823,7 @@ def add_makeup(
     db: sqlite_utils.Database, session_id: str, day: date, start_time: str, *, reason: str = "", actor: dict | None
 ) -> dict:
     """Add a make-up session for session ``session_id`` (cancelled or missed by some) on ``day``."""
-    original = row(db, "select * from sessions where id = ?", (session_id,))
+    original = session_row(db, session_id)
     cycle = _editable_cycle(db, original["cycle_id"])
     start_time = parse_time(start_time)
     existing = [
@@ -759,27 +834,19 @@ def add_makeup(
     except scheduling.ScheduleError as exc:
         raise _schedule_error(exc) from exc
     stamp = utcnow()
-    makeup = {
-        "id": new_id(),
-        "site_id": cycle["site_id"],
-        "cycle_id": cycle["id"],
-        "number": original["number"],
-        "kind": "makeup",
-        "phase": original["phase"],
-        "makeup_for": original["id"],
-        "scheduled_date": day.isoformat(),
-        "start_time": start_time,
-        "minutes": original["minutes"],
-        "status": "scheduled",
-        "note": "",
-        "recorded_by": None,
-        "recorded_at": None,
-        "version": 0,
-        "created_at": stamp,
-        "updated_at": stamp,
-    }
+    makeup = session_record(
+        cycle,
+        number=original["number"],
+        kind="makeup",
+        phase=original["phase"],
+        day=day,
+        minutes=original["minutes"],
+        stamp=stamp,
+        makeup_for=original["id"],
+        start_time=start_time,
+    )
     with write(db):
-        db["sessions"].insert(makeup)
+        db.table("sessions").insert(makeup)
         _change(
             db,
             makeup,
@@ -809,9 +876,28 @@ def set_participant_status(
     db: sqlite_utils.Database, participant_id: str, status: str, reason: str, actor: dict | None
 ) -> None:
     """Set a participant's status through the participants module (inside the caller's transaction)."""
-    from . import participants
-
     participants.set_status(db, participant_id, status, reason, actor)
+
+
+def _enrollable(db: sqlite_utils.Database, cycle: dict, participant_id: str, override_reason: str) -> dict:
+    """Return the participant if they may join the cycle: of its site, in no other cycle, eligible or a reason."""
+    participant = row(db, "select * from participants where id = ? and site_id = ?", (participant_id, cycle["site_id"]))
+    if participant is None:
+        raise CycleError(N_("This participant is not registered at the cycle's site."))
+    current = active_membership(db, participant_id)
+    if current is not None:
+        raise CycleError(
+            N_("%(name)s is already in cycle %(cycle)s; transfer them instead."),
+            name=participant["name"],
+            cycle=current["cycle_code"],
+        )
+    if participant["status"] != "eligible" and not override_reason:
+        raise CycleError(
+            N_("%(name)s is not marked eligible (status: %(status)s); give a reason to enrol anyway."),
+            name=participant["name"],
+            status=participant["status"],
+        )
+    return participant
 
 
 def enrol(
@@ -825,23 +911,8 @@ def enrol(
 ) -> tuple[dict, list[Message]]:
     """Enrol an eligible participant (or anyone, with a reason); return the member and warnings."""
     cycle = _editable_cycle(db, cycle_id)
-    participant = row(db, "select * from participants where id = ? and site_id = ?", (participant_id, cycle["site_id"]))
-    if participant is None:
-        raise CycleError(N_("This participant is not registered at the cycle's site."))
-    current = active_membership(db, participant_id)
-    if current is not None:
-        raise CycleError(
-            N_("%(name)s is already in cycle %(cycle)s; transfer them instead."),
-            name=participant["name"],
-            cycle=current["cycle_code"],
-        )
     override_reason = (override_reason or "").strip()
-    if participant["status"] != "eligible" and not override_reason:
-        raise CycleError(
-            N_("%(name)s is not marked eligible (status: %(status)s); give a reason to enrol anyway."),
-            name=participant["name"],
-            status=participant["status"],
-        )
+    participant = _enrollable(db, cycle, participant_id, override_reason)
     stamp = utcnow()
     member = {
         "id": new_id(),
@@ -863,7 +934,7 @@ def enrol(
         "updated_at": stamp,
     }
     with write(db):
-        db["members"].insert(member)
+        db.table("members").insert(member)
         set_participant_status(db, participant_id, "enrolled", f"enrolled in {cycle['code']}", actor)
         audit.log(
             db,
@@ -881,7 +952,7 @@ def transfer(
     db: sqlite_utils.Database, member_id: str, to_cycle_id: str, *, reason: str, actor: dict | None, today: date
 ) -> dict:
     """Move an active member to another open cycle of the same site; both memberships stay."""
-    member = row(db, "select * from members where id = ?", (member_id,))
+    member = member_row(db, member_id)
     if member["status"] != "active":
         raise CycleError(N_("Only an active member can be transferred."))
     if not (reason or "").strip():
@@ -911,7 +982,7 @@ def transfer(
             "update members set status = 'transferred', ended_on = ?, end_reason = ?, updated_at = ? where id = ?",
             (today.isoformat(), reason.strip(), stamp, member_id),
         )
-        db["members"].insert(new)
+        db.table("members").insert(new)
         db.execute("update members set transferred_to = ? where id = ?", (new["id"], member_id))
         audit.log(
             db,
@@ -928,7 +999,7 @@ def transfer(
 
 def withdraw(db: sqlite_utils.Database, member_id: str, *, reason: str, actor: dict | None, today: date) -> None:
     """End an active membership at the member's or programme's wish, with a reason."""
-    member = row(db, "select * from members where id = ?", (member_id,))
+    member = member_row(db, member_id)
     if member["status"] != "active":
         raise CycleError(N_("Only an active member can be withdrawn."))
     if not (reason or "").strip():
@@ -976,7 +1047,7 @@ def set_member_plan(
 ) -> None:
     """Record a member's focal problem area(s) and personal goals (chosen in the pre-group session)."""
     area, area2 = check_plan(problem_area, problem_area_2)
-    member = row(db, "select * from members where id = ?", (member_id,))
+    member = member_row(db, member_id)
     after = {"problem_area": area, "problem_area_2": area2, "goals": (goals or "").strip()}
     with write(db):
         db.execute(
@@ -1014,8 +1085,6 @@ def close_cycle(
     stay in the history). A normal close needs every session held or cancelled.
     Returns how many members completed and dropped out.
     """
-    from . import followup
-
     cycle = _editable_cycle(db, cycle_id)
     reason = (reason or "").strip()
     open_sessions = [s for s in sessions(db, cycle_id) if s["status"] == "scheduled"]
@@ -1030,9 +1099,8 @@ def close_cycle(
             ),
             count=len(open_sessions),
         )
-    attended = followup.attended_group_sessions(db, cycle_id)
+    attended = attended_group_sessions(db, cycle_id)
     stamp = utcnow()
-    counts = {"completed": 0, "dropped_out": 0}
     with write(db):
         for s in open_sessions:
             db.execute(
@@ -1040,14 +1108,7 @@ def close_cycle(
                 (stamp, s["id"]),
             )
             _change(db, s, "closed_early", s["scheduled_date"], None, reason, actor, stamp)
-        for member in members(db, cycle_id, active_only=True):
-            outcome = "completed" if protocol.is_completed(attended.get(member["id"], 0)) else "dropped_out"
-            counts[outcome] += 1
-            db.execute(
-                "update members set status = ?, ended_on = ?, end_reason = ?, updated_at = ? where id = ?",
-                (outcome, today.isoformat(), reason or None, stamp, member["id"]),
-            )
-            set_participant_status(db, member["participant_id"], outcome, f"cycle {cycle['code']} closed", actor)
+        counts = _end_memberships(db, cycle, protocol, attended, reason=reason, actor=actor, today=today, stamp=stamp)
         status = "closed_early" if early else "closed"
         db.execute(
             "update cycles set status = ?, closed_on = ?, closed_reason = ?, updated_at = ? where id = ?",
@@ -1063,6 +1124,30 @@ def close_cycle(
             before={"status": cycle["status"]},
             after={"status": status, "reason": reason, **counts},
         )
+    return counts
+
+
+def _end_memberships(
+    db: sqlite_utils.Database,
+    cycle: dict,
+    protocol: Protocol,
+    attended: dict[str, int],
+    *,
+    reason: str,
+    actor: dict | None,
+    today: date,
+    stamp: str,
+) -> dict[str, int]:
+    """End each active membership of a closing cycle: completed or dropped out by the protocol's rule."""
+    counts = {"completed": 0, "dropped_out": 0}
+    for member in members(db, cycle["id"], active_only=True):
+        outcome = "completed" if protocol.is_completed(attended.get(member["id"], 0)) else "dropped_out"
+        counts[outcome] += 1
+        db.execute(
+            "update members set status = ?, ended_on = ?, end_reason = ?, updated_at = ? where id = ?",
+            (outcome, today.isoformat(), reason or None, stamp, member["id"]),
+        )
+        set_participant_status(db, member["participant_id"], outcome, f"cycle {cycle['code']} closed", actor)
     return counts
 
 
@@ -1133,8 +1218,6 @@ def calendar(
     db: sqlite_utils.Database, cycle: dict, protocol: Protocol, *, translate=_english, now: datetime | None = None
 ) -> str:
     """Return the cycle's sessions as iCalendar text; cancelled ones are marked cancelled."""
-    from . import calendar_ics
-
     cycle_sessions = sessions(db, cycle["id"])
     if not any(s["status"] != "cancelled" for s in cycle_sessions):
         raise CycleError(N_("Cycle %(cycle)s has no sessions to put in a calendar."), cycle=cycle["code"])

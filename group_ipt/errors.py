@@ -8,6 +8,9 @@ whose values are kept apart; the view translates it with ``error.translated(_)``
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 def N_(message: str) -> str:  # noqa: N802 (Babel's marker name)
@@ -30,7 +33,7 @@ def english(message: str | tuple[str, str], params: dict) -> str:
 class DomainError(ValueError):
     """A request the core refuses; ``field`` names the form field at fault, if any."""
 
-    def __init__(self, message: str, *, field: str | None = None, **params: object) -> None:
+    def __init__(self, message: str | tuple[str, str], *, field: str | None = None, **params: Any) -> None:
         super().__init__(message)
         self.message = message
         self.field = field
@@ -46,3 +49,17 @@ class DomainError(ValueError):
                 return english(self.message, self.params)
             return ngettext(*self.message, self.params["count"], **self.params)
         return gettext(self.message, **self.params)
+
+
+class RecordMissing(LookupError):
+    """A record the caller named is not in the database: a stale id, or a caller that skipped its check.
+
+    Not a DomainError: no user can fix it, so it is not translated; the web layer answers 404 or 500.
+    """
+
+
+def required(value: T | None, what: str) -> T:
+    """Return ``value``, or raise RecordMissing naming ``what`` when the row it should be is not there."""
+    if value is None:
+        raise RecordMissing(f"{what} is not in the database")
+    return value

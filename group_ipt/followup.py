@@ -15,68 +15,22 @@ Plain functions (no Flask). Rules:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import Any
 
 import sqlite_utils
 
 from . import audit
 from . import cycles as cycles_module
-from .cycles import N_, CycleError, _in, members, protocol_of, sessions
-from .db import new_id, row, rows, utcnow, write
+from .attendance import ATTENDED, absence_streak, group_attended, member_records, member_records_of
+from .attendance import attended_group_sessions as attended_group_sessions  # re-exported: read as followup.*
+from .cycles import CycleError, cycle_row, list_cycles, member_row, members, protocol_of, sessions, stage
+from .db import marks, new_id, row, rows, utcnow, write
+from .errors import N_
 from .protocols import Protocol
 
-ATTENDED = ("present", "late")
 RECENTLY_CLOSED_DAYS = 60  # a closed cycle stays on its facilitator's home page this long
-
-
-def absence_streak(statuses: Sequence[str]) -> int:
-    """Count the absences at the end of ``statuses`` (oldest first), skipping "excused".
-
-    >>> absence_streak(["present", "absent", "excused", "absent"])
-    2
-    """
-    streak = 0
-    for status in reversed(statuses):
-        if status == "absent":
-            streak += 1
-        elif status in ATTENDED:
-            break
-    return streak
-
-
-MEMBER_RECORDS_SQL = (
-    "select a.member_id, a.status, x.id as session_id, x.cycle_id, x.number, x.kind, x.scheduled_date"
-    " from attendance a join sessions x on x.id = a.session_id where x.cycle_id in ({cycles}) and x.status = 'held'"
-    " order by x.scheduled_date, x.created_at"
-)
-
-
-def member_records(db: sqlite_utils.Database, cycle_id: str) -> dict[str, list[dict]]:
-    """Return each member's attendance at the held sessions of a cycle, oldest first."""
-    return member_records_of(db, [cycle_id]).get(cycle_id, {})
-
-
-def member_records_of(db: sqlite_utils.Database, cycle_ids: Sequence[str]) -> dict[str, dict[str, list[dict]]]:
-    """Return :func:`member_records` of several cycles in one query: {cycle id: {member id: records}}."""
-    result: dict[str, dict[str, list[dict]]] = {}
-    for r in db.query(MEMBER_RECORDS_SQL.format(cycles=_in(cycle_ids)), list(cycle_ids)):
-        result.setdefault(r["cycle_id"], {}).setdefault(r["member_id"], []).append(r)
-    return result
-
-
-def _group_attended(records: dict[str, list[dict]]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for member_id, found in records.items():
-        numbers = {r["number"] for r in found if r["status"] in ATTENDED and r["number"] > 0}
-        counts[member_id] = len(numbers)
-    return counts
-
-
-def attended_group_sessions(db: sqlite_utils.Database, cycle_id: str) -> dict[str, int]:
-    """Return, per member, how many distinct group session numbers they attended (make-ups included)."""
-    return _group_attended(member_records(db, cycle_id))
 
 
 @dataclass(frozen=True)
@@ -123,7 +77,7 @@ def followups_needed(
     user_id: str | None = None,
 ) -> list[dict]:
     """Return the active members who need a call or visit, with phone, village and cycle."""
-    sql = f"select * from cycles where site_id in ({_in(site_ids)}) and status in ('planned', 'active')"
+    sql = f"select * from cycles where site_id in ({marks(site_ids)}) and status in ('planned', 'active')"
     params: list = list(site_ids)
     if cycle_id:
         sql += " and id = ?"
@@ -131,7 +85,7 @@ def followups_needed(
     if user_id:
         sql += " and id in (select cycle_id from cycle_facilitators where user_id = ?)"
         params.append(user_id)
-    found = []
+    found: list[dict[str, Any]] = []
     open_cycles = rows(db, sql, params)
     ids = [c["id"] for c in open_cycles]
     # Three queries for every open cycle together (a facilitator's home lists them all).
@@ -140,7 +94,7 @@ def followups_needed(
     visits: dict[str, list[dict]] = {}
     for f in db.query(
         "select f.* from absence_followups f join members m on m.id = f.member_id"
-        f" where m.cycle_id in ({_in(ids)}) and m.status = 'active' order by f.done_on, f.created_at",
+        f" where m.cycle_id in ({marks(ids)}) and m.status = 'active' order by f.done_on, f.created_at",
         ids,
     ):
         visits.setdefault(f["member_id"], []).append(f)
@@ -161,7 +115,7 @@ def record_followup(
     db: sqlite_utils.Database, member_id: str, done_on: date, note: str, *, actor: dict | None, today: date
 ) -> dict:
     """Record a call or home visit to a member after absences."""
-    member = row(db, "select * from members where id = ?", (member_id,))
+    member = member_row(db, member_id)
     if done_on > today:
         raise CycleError(N_("The visit date %(date)s is in the future."), date=done_on)
     stamp = utcnow()
@@ -176,7 +130,7 @@ def record_followup(
         "updated_at": stamp,
     }
     with write(db):
-        db["absence_followups"].insert(record)
+        db.table("absence_followups").insert(record)
         audit.log(
             db,
             user=actor,
@@ -220,7 +174,7 @@ def summarise_members(
     cycle_sessions: list[dict], records: dict[str, list[dict]], cycle_members: list[dict], protocol: Protocol
 ) -> dict[str, dict]:
     """Compute :func:`member_summaries` from rows already read (the indicators read many cycles at once)."""
-    attended = _group_attended(records)
+    attended = group_attended(records)
     left = {s["number"] for s in cycle_sessions if s["kind"] == "group" and s["status"] == "scheduled"}
     result = {}
     for member in cycle_members:
@@ -251,7 +205,8 @@ def summarise_members(
 # --- measures due -------------------------------------------------------------------
 
 
-def _add_months(d: date, months: int) -> date:
+def add_months(d: date, months: int) -> date:
+    """Return the same day ``months`` later, or the month's last day when it has no such day."""
     month = d.month - 1 + months
     year, month = d.year + month // 12, month % 12 + 1
     for day in (d.day, 30, 29, 28):
@@ -260,6 +215,9 @@ def _add_months(d: date, months: int) -> date:
         except ValueError:
             continue
     raise AssertionError("unreachable")
+
+
+_add_months = add_months  # the old private name, still imported by scale.py (issue 20: drop once it imports add_months)
 
 
 def screening_matches(
@@ -317,45 +275,80 @@ def measures_due(
     )
     if member is None:
         return []
-    cycle = row(db, "select * from cycles where id = ?", (member["cycle_id"],))
+    cycle = cycle_row(db, member["cycle_id"])
     try:
         protocol = protocol_of(cycle, protocols)
     except CycleError:
         return []
-    cycle_sessions = [s for s in sessions(db, cycle["id"]) if s["kind"] in ("pre-group", "group")]
-    last_group = max((p.number for p in protocol.group_sessions), default=None)
     done = rows(
         db,
         "select instrument_id, occasion, cycle_id, session_id, administered_on from screenings"
         " where participant_id = ?",
         (participant_id,),
     )
+    due = _Due(cycle, done, today, grace_days)
     ended_on = member["ended_on"] if member["status"] in ("withdrawn", "transferred") else None
+    result, last_date = _session_measures(db, cycle, protocol, due, ended_on)
+    if last_date is not None and not ended_on:
+        for item in protocol.followup:
+            due_on = add_months(last_date, item.months_after_end)
+            result.append(
+                {
+                    "instrument_id": item.instrument,
+                    "occasion": "followup",
+                    "due_on": due_on.isoformat(),
+                    "session_id": None,
+                    "session_number": None,
+                    "cycle_id": cycle["id"],
+                    "cycle_code": cycle["code"],
+                    "months": item.months_after_end,
+                    "status": due.status(item.instrument, "followup", None, due_on),
+                }
+            )
+    return result
 
-    def is_done(instrument: str, occasion: str, session_id: str | None, due_on: date) -> bool:
-        return any(
+
+@dataclass(frozen=True)
+class _Due:
+    """The screenings a participant has done, to tell the status of each measure owed in one cycle."""
+
+    cycle: dict
+    done: list[dict]
+    today: date
+    grace_days: int
+
+    def status(self, instrument: str, occasion: str, session_id: str | None, due_on: date) -> str:
+        """Return done, upcoming, due, or overdue (more than ``grace_days`` after ``due_on``)."""
+        finished = any(
             screening_matches(
                 d,
                 instrument=instrument,
                 occasion=occasion,
-                cycle_id=cycle["id"],
+                cycle_id=self.cycle["id"],
                 session_id=session_id,
                 due_on=due_on,
-                grace_days=grace_days,
+                grace_days=self.grace_days,
             )
-            for d in done
+            for d in self.done
         )
-
-    def status(due_on: date, finished: bool) -> str:
         if finished:
             return "done"
-        if due_on > today:
+        if due_on > self.today:
             return "upcoming"
-        return "overdue" if (today - due_on).days > grace_days else "due"
+        return "overdue" if (self.today - due_on).days > self.grace_days else "due"
 
+
+def _session_measures(
+    db: sqlite_utils.Database, cycle: dict, protocol: Protocol, due: _Due, ended_on: str | None
+) -> tuple[list[dict], date | None]:
+    """Return the measures due at the cycle's sessions (none after the member left) and the date of
+    the last group session, from which follow-up measures count."""
+    last_group = max((p.number for p in protocol.group_sessions), default=None)
     result = []
     last_date: date | None = None
-    for s in cycle_sessions:
+    for s in sessions(db, cycle["id"]):
+        if s["kind"] not in ("pre-group", "group"):
+            continue
         if s["number"] == last_group and s["status"] != "cancelled":
             last_date = date.fromisoformat(s["scheduled_date"])
         try:
@@ -378,29 +371,26 @@ def measures_due(
                     "session_number": s["number"],
                     "cycle_id": cycle["id"],
                     "cycle_code": cycle["code"],
-                    "status": status(due_on, is_done(instrument, occasion, s["id"], due_on)),
+                    "status": due.status(instrument, occasion, s["id"], due_on),
                 }
             )
-    if last_date is not None and not ended_on:
-        for item in protocol.followup:
-            due_on = _add_months(last_date, item.months_after_end)
-            result.append(
-                {
-                    "instrument_id": item.instrument,
-                    "occasion": "followup",
-                    "due_on": due_on.isoformat(),
-                    "session_id": None,
-                    "session_number": None,
-                    "cycle_id": cycle["id"],
-                    "cycle_code": cycle["code"],
-                    "months": item.months_after_end,
-                    "status": status(due_on, is_done(item.instrument, "followup", None, due_on)),
-                }
-            )
-    return result
+    return result, last_date
 
 
 # --- home page ----------------------------------------------------------------------
+
+
+def _without_attendance(db: sqlite_utils.Database, site_ids: list[str], user_id: str | None, today: date) -> list[dict]:
+    """Return the open cycles' sessions whose day has passed with no attendance (only ``user_id``'s cycles if given)."""
+    return rows(
+        db,
+        "select x.*, c.code as cycle_code from sessions x join cycles c on c.id = x.cycle_id"
+        f" where x.site_id in ({marks(site_ids)}) and x.status = 'scheduled' and x.scheduled_date < ?"
+        " and c.status in ('planned', 'active')"
+        + (" and c.id in (select cycle_id from cycle_facilitators where user_id = ?)" if user_id else "")
+        + " order by x.scheduled_date",
+        (*site_ids, today.isoformat(), *([user_id] if user_id else [])),
+    )
 
 
 def home_summary(
@@ -414,7 +404,6 @@ def home_summary(
     due_days: int,
 ) -> dict:
     """Return the home page's cycle panel: my next session and cycles; for coordinators, every site's."""
-    from .cycles import list_cycles, stage
 
     def open_first(found: list[dict]) -> list[dict]:
         return sorted(found, key=lambda c: (c["status"] in ("closed", "closed_early"), c["first_date"]))
@@ -427,7 +416,7 @@ def home_summary(
         db,
         "select x.* from sessions x join cycles c on c.id = x.cycle_id"
         " where x.cycle_id in (select cycle_id from cycle_facilitators where user_id = ?)"
-        f" and x.site_id in ({_in(site_ids)}) and x.status = 'scheduled' and x.scheduled_date >= ?"
+        f" and x.site_id in ({marks(site_ids)}) and x.status = 'scheduled' and x.scheduled_date >= ?"
         " and c.status in ('planned', 'active') order by x.scheduled_date, x.start_time limit 1",
         (user_id, *site_ids, today.isoformat()),
     )
@@ -444,15 +433,7 @@ def home_summary(
             "expected": members(db, cycle["id"], active_only=True),
             "followups": [f for f in needs if f["cycle"]["id"] == cycle["id"]],
         }
-    missing = rows(
-        db,
-        "select x.*, c.code as cycle_code from sessions x join cycles c on c.id = x.cycle_id"
-        f" where x.site_id in ({_in(site_ids)}) and x.status = 'scheduled' and x.scheduled_date < ?"
-        " and c.status in ('planned', 'active')"
-        + (" and c.id in (select cycle_id from cycle_facilitators where user_id = ?)" if scope_user else "")
-        + " order by x.scheduled_date",
-        (*site_ids, today.isoformat(), *([scope_user] if scope_user else [])),
-    )
+    missing = _without_attendance(db, site_ids, scope_user, today)
     overdue = [f for f in needs if f["need"].overdue]
     site_cycles = []
     if coordinator:

@@ -51,7 +51,7 @@ def start(db: sqlite_utils.Database, user: dict, remote_addr: str | None = None)
     forget = (datetime.now(UTC) - timedelta(days=KEEP_DAYS)).replace(microsecond=0).isoformat()
     with write(db):
         db.execute("delete from login_sessions where last_seen_at < ?", (forget,))
-        db["login_sessions"].insert(
+        db.table("login_sessions").insert(
             {
                 "id": _digest(token),
                 "user_id": user["id"],
@@ -107,6 +107,14 @@ def check(
     return SessionCheck(row(db, "select * from users where id = ?", (found["user_id"],)), None)
 
 
+def retag(db: sqlite_utils.Database, token: str, password_hash: str) -> None:
+    """Let the session of ``token`` go on under a new password (the one that changed it)."""
+    with write(db):
+        db.execute(
+            "update login_sessions set password_tag = ? where id = ?", (password_tag(password_hash), _digest(token))
+        )
+
+
 def _end(db: sqlite_utils.Database, where: str, params: tuple, reason: str) -> int:
     with write(db):
         sql = f"update login_sessions set ended_at = ?, ended_reason = ? where ended_at is null and {where}"
@@ -127,4 +135,6 @@ def end_all(db: sqlite_utils.Database, user_id: str, reason: str, *, keep_token:
 
 
 def open_sessions(db: sqlite_utils.Database, user_id: str) -> int:
-    return row(db, "select count(*) as n from login_sessions where user_id = ? and ended_at is null", (user_id,))["n"]
+    return db.execute(
+        "select count(*) from login_sessions where user_id = ? and ended_at is null", (user_id,)
+    ).fetchone()[0]

@@ -29,7 +29,7 @@ from fractions import Fraction
 import sqlite_utils
 
 from . import followup
-from .db import row, rows
+from .db import marks, row, rows
 from .instruments import Instrument
 from .protocols import Protocol
 
@@ -109,6 +109,7 @@ def remission_below(instrument: Instrument | None) -> float:
 def last_group_session(sessions: Sequence[dict], protocol: Protocol | None) -> dict | None:
     """Return the cycle's last group session (the protocol's last number), where the end measure is due."""
     regular = [s for s in sessions if s["kind"] == "group"]
+    number: int | None
     if protocol is not None and protocol.group_sessions:
         number = max(p.number for p in protocol.group_sessions)
     else:
@@ -209,11 +210,10 @@ def cycle_scores(
         db, "select * from sessions where cycle_id = ? order by scheduled_date, number, created_at", (cycle["id"],)
     )
     last_session = last_group_session(sessions, protocol)
-    marks = ",".join("?" for _ in members)
     scores: dict[str, list[dict]] = {}
     for r in db.query(
         f"select * from screenings where instrument_id = ? and total is not null and participant_id"
-        f" in ({marks}) order by administered_on, created_at",
+        f" in ({marks(members)}) order by administered_on, created_at",
         [instrument.id, *(m["participant_id"] for m in members)],
     ):
         scores.setdefault(r["participant_id"], []).append(r)

@@ -17,12 +17,13 @@ import secrets
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import date
+from typing import Any
 
 import sqlite_utils
 
 from . import audit, clock, fields
-from .db import code_block, in_clock_order, new_id, row, rows, utcnow, write
-from .errors import N_, DomainError
+from .db import code_block, in_clock_order, marks, new_id, row, rows, utcnow, write
+from .errors import N_, DomainError, required
 
 SEXES = ("female", "male", "other")
 STATUSES = ("registered", "screened", "eligible", "not_eligible", "referred", "enrolled", "completed", "dropped_out")
@@ -119,11 +120,11 @@ class Registration:
 
 def validate(
     *,
-    name: str,
-    sex: str,
+    name: str | None,
+    sex: str | None,
     age: str | int | None,
     birth_year: str | int | None,
-    village: str,
+    village: str | None,
     phone: str | None,
     language: str | None,
     today: date,
@@ -230,14 +231,17 @@ def register(
     languages; both are kept on each consent record.
     """
     today = today or clock.today()
-    clean = validate(
-        today=today, **{k: fields.get(k) for k in ("name", "sex", "age", "birth_year", "village", "phone", "language")}
+    clean = validate(  # each field by name: **fields may hold more than the form's person fields
+        name=fields.get("name"),
+        sex=fields.get("sex"),
+        age=fields.get("age"),
+        birth_year=fields.get("birth_year"),
+        village=fields.get("village"),
+        phone=fields.get("phone"),
+        language=fields.get("language"),
+        today=today,
     )
-    unknown = [p for p in consents if p not in CONSENT_PURPOSES]
-    if unknown:
-        raise ParticipantError(N_("Unknown consent purpose %(purpose)s."), field="consent", purpose=unknown[0])
-    if "screening" not in consents:
-        raise ParticipantError(N_("The person must agree to screening before you register them."), field="consent")
+    _check_consents(consents)
     given_by = _given_by(consent_given_by)
     reading = consent_reading(consent_text, consent_version, consent_language)
     now = utcnow()
@@ -253,7 +257,7 @@ def register(
             "created_at": now,
             "updated_at": now,
         }
-        db["participants"].insert(participant)
+        db.table("participants").insert(participant)
         audit.log(
             db,
             user=actor,
@@ -265,30 +269,19 @@ def register(
         )
         _add_status(db, participant, "registered", None, actor, now)
         for purpose in CONSENT_PURPOSES:
-            _add_consent(db, participant, purpose, purpose in consents, given_by, actor, now, reading)
+            add_consent(db, participant, purpose, purpose in consents, given_by, actor, now, reading)
         duplicates = possible_duplicates(db, participant)
-        for other in duplicates:
-            flag = {
-                "id": new_id(),
-                "site_id": site["id"],
-                "participant_id": participant["id"],
-                "other_participant_id": other["id"],
-                "reason": "same name, village and age band",
-                "status": "open",
-                "created_at": now,
-                "updated_at": now,
-            }
-            db["duplicate_flags"].insert(flag)
-            audit.log(
-                db,
-                user=actor,
-                action="flag_duplicate",
-                table="duplicate_flags",
-                record_id=flag["id"],
-                site_id=site["id"],
-                after=flag,
-            )
+        _flag_duplicates(db, participant, duplicates, actor, now)
     return Registration(participant, duplicates)
+
+
+def _check_consents(consents: list[str]) -> None:
+    """Refuse an unknown consent purpose, or a registration without consent to screening."""
+    unknown = [p for p in consents if p not in CONSENT_PURPOSES]
+    if unknown:
+        raise ParticipantError(N_("Unknown consent purpose %(purpose)s."), field="consent", purpose=unknown[0])
+    if "screening" not in consents:
+        raise ParticipantError(N_("The person must agree to screening before you register them."), field="consent")
 
 
 def update_details(db: sqlite_utils.Database, participant_id: str, changes: dict, actor: dict | None) -> Registration:
@@ -302,7 +295,7 @@ def update_details(db: sqlite_utils.Database, participant_id: str, changes: dict
     not_editable = sorted(set(changes) - set(EDITABLE_FIELDS))
     if not_editable:
         raise ValueError(f"update_details cannot change {', '.join(not_editable)}")
-    clean = {key: EDITABLE_FIELDS[key](value) for key, value in changes.items()}
+    clean: dict[str, Any] = {key: EDITABLE_FIELDS[key](value) for key, value in changes.items()}
     if "name" in clean:
         clean["name_key"] = name_key(clean["name"])
     with write(db):
@@ -313,7 +306,7 @@ def update_details(db: sqlite_utils.Database, participant_id: str, changes: dict
         if not changed:
             return Registration(before)
         now = utcnow()
-        db["participants"].update(participant_id, {**changed, "updated_at": now})
+        db.table("participants").update(participant_id, {**changed, "updated_at": now})
         after = {**before, **changed, "updated_at": now}
         audit.log(
             db,
@@ -327,37 +320,49 @@ def update_details(db: sqlite_utils.Database, participant_id: str, changes: dict
         )
         duplicates = []
         if {"name", "village"} & set(changed) and after["name_key"]:  # a blanked name matches nobody
-            flagged = {
-                r["other"]
-                for r in db.query(
-                    "select other_participant_id as other from duplicate_flags where participant_id = ?"
-                    " union select participant_id from duplicate_flags where other_participant_id = ?",
-                    (participant_id, participant_id),
-                )
-            }
+            flagged = _flagged_with(db, participant_id)
             duplicates = [p for p in possible_duplicates(db, after) if p["id"] not in flagged]
-            for other in duplicates:
-                flag = {
-                    "id": new_id(),
-                    "site_id": before["site_id"],
-                    "participant_id": participant_id,
-                    "other_participant_id": other["id"],
-                    "reason": "same name, village and age band",
-                    "status": "open",
-                    "created_at": now,
-                    "updated_at": now,
-                }
-                db["duplicate_flags"].insert(flag)
-                audit.log(
-                    db,
-                    user=actor,
-                    action="flag_duplicate",
-                    table="duplicate_flags",
-                    record_id=flag["id"],
-                    site_id=before["site_id"],
-                    after=flag,
-                )
+            _flag_duplicates(db, after, duplicates, actor, now)
     return Registration(after, duplicates)
+
+
+def _flagged_with(db: sqlite_utils.Database, participant_id: str) -> set[str]:
+    """Return the participants already flagged as possible duplicates of this one (either way round)."""
+    return {
+        r["other"]
+        for r in db.query(
+            "select other_participant_id as other from duplicate_flags where participant_id = ?"
+            " union select participant_id from duplicate_flags where other_participant_id = ?",
+            (participant_id, participant_id),
+        )
+    }
+
+
+def _flag_duplicates(
+    db: sqlite_utils.Database, participant: dict, others: list[dict], actor: dict | None, now: str
+) -> None:
+    """Flag each of ``others`` as a possible duplicate of ``participant``, for a person to review."""
+    for other in others:
+        flag = {
+            "id": new_id(),
+            "site_id": participant["site_id"],
+            "participant_id": participant["id"],
+            "other_participant_id": other["id"],
+            "reason": "same name, village and age band",
+            "status": "open",
+            "created_at": now,
+            "updated_at": now,
+        }
+        db.table("duplicate_flags").insert(flag)
+        audit.log(
+            db,
+            user=actor,
+            action="flag_duplicate",
+            table="duplicate_flags",
+            record_id=flag["id"],
+            site_id=participant["site_id"],
+            after=flag,
+        )
 
 
 def _given_by(text: str | None) -> str:
@@ -378,7 +383,7 @@ def _add_status(db, participant: dict, status: str, reason: str | None, actor: d
         "created_at": now,
         "updated_at": now,
     }
-    db["participant_status_history"].insert(entry)
+    db.table("participant_status_history").insert(entry)
     return entry
 
 
@@ -395,12 +400,12 @@ def consent_reading(consent_text, version: int | str | None, language: str | Non
             field="consent",
             version=consent_text.version,
         )
-    if language not in consent_text.languages:
+    if language is None or language not in consent_text.languages:
         raise ParticipantError(N_("Choose the language the consent text was read in."), field="consent_language")
     return consent_text.version, language
 
 
-def _add_consent(
+def add_consent(
     db,
     participant: dict,
     purpose: str,
@@ -423,7 +428,7 @@ def _add_consent(
     }
     if reading is not None:
         consent["text_version"], consent["text_language"] = reading
-    db["consents"].insert(consent)
+    db.table("consents").insert(consent)
     audit.log(
         db,
         user=actor,
@@ -452,8 +457,11 @@ def possible_duplicates(db: sqlite_utils.Database, participant: dict) -> list[di
     ]
 
 
-def _in(site_ids: list[str]) -> str:
-    return ",".join("?" for _ in site_ids) or "''"
+def participant_row(db: sqlite_utils.Database, participant_id: str) -> dict:
+    """Return a participant a member, screening or referral points to; RecordMissing if gone."""
+    return required(
+        row(db, "select * from participants where id = ?", (participant_id,)), "participant " + participant_id
+    )
 
 
 def get(db: sqlite_utils.Database, participant_id: str, site_ids: list[str]) -> dict | None:
@@ -461,7 +469,7 @@ def get(db: sqlite_utils.Database, participant_id: str, site_ids: list[str]) -> 
     return row(
         db,
         "select p.*, s.code as site_code, s.name as site_name from participants p join sites s on s.id = p.site_id"
-        f" where p.id = ? and p.site_id in ({_in(site_ids)})",
+        f" where p.id = ? and p.site_id in ({marks(site_ids)})",
         (participant_id, *site_ids),
     )
 
@@ -476,7 +484,7 @@ def search(db: sqlite_utils.Database, site_ids: list[str], query: str = "", limi
     """Find participants by programme code (forgiving spaces and case) or part of the name."""
     base = (
         "select p.*, s.code as site_code from participants p join sites s on s.id = p.site_id"
-        f" where p.site_id in ({_in(site_ids)})"
+        f" where p.site_id in ({marks(site_ids)})"
     )
     query = (query or "").strip()
     if not query:
@@ -582,7 +590,7 @@ def record_consent(
     who = _given_by(given_by)
     reading = consent_reading(consent_text, consent_version, consent_language)
     with write(db):
-        return _add_consent(db, participant, purpose, given, who, actor, utcnow(), reading)
+        return add_consent(db, participant, purpose, given, who, actor, utcnow(), reading)
 
 
 def consents(db: sqlite_utils.Database, participant_id: str) -> list[dict]:
@@ -611,7 +619,7 @@ def duplicate_flags(
         "select f.*, a.code as code, a.name as name, b.code as other_code, b.name as other_name,"
         " b.village as other_village, b.birth_year as other_birth_year from duplicate_flags f"
         " join participants a on a.id = f.participant_id join participants b on b.id = f.other_participant_id"
-        f" where f.site_id in ({_in(site_ids)})"
+        f" where f.site_id in ({marks(site_ids)})"
     )
     params: list = [*site_ids]
     if status:
@@ -629,7 +637,7 @@ def review_duplicate(db: sqlite_utils.Database, flag_id: str, site_ids: list[str
         raise ParticipantError(N_("Choose whether the two records are the same person."), field="decision")
     with write(db):
         before = row(
-            db, f"select * from duplicate_flags where id = ? and site_id in ({_in(site_ids)})", (flag_id, *site_ids)
+            db, f"select * from duplicate_flags where id = ? and site_id in ({marks(site_ids)})", (flag_id, *site_ids)
         )
         if before is None:
             raise ParticipantError(N_("No such duplicate flag."))

@@ -17,12 +17,13 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import Any
 
 import sqlite_utils
 
 from . import audit, clock, fields
-from .db import in_clock_order, new_id, row, rows, utcnow, write
-from .errors import N_, DomainError
+from .db import in_clock_order, marks, new_id, row, rows, utcnow, write
+from .errors import N_, DomainError, required
 
 STATUSES = ("open", "referred", "followed_up", "closed")
 URGENCIES = ("urgent", "routine")
@@ -94,10 +95,6 @@ def safety_contacts(value: object) -> list[dict]:
     return contacts
 
 
-def _in(site_ids: list[str]) -> str:
-    return ",".join("?" for _ in site_ids) or "''"
-
-
 def create(
     db: sqlite_utils.Database,
     *,
@@ -118,16 +115,7 @@ def create(
     is ever saved without the other. ``note`` (optional) goes on the referral and
     its first event.
     """
-    if urgency not in URGENCIES:
-        raise ReferralError(N_("Choose how urgent the referral is."), field="urgency")
-    reason = (reason or "").strip()
-    if not reason:
-        raise ReferralError(N_("Say why the person is referred."), field="reason")
-    if len(reason) > MAX_NOTE:
-        raise ReferralError(N_("The reason is too long."), field="reason")
-    note = (note or "").strip() or None
-    if note and len(note) > MAX_NOTE:
-        raise ReferralError(N_("The note is too long."), field="note")
+    reason, note = _check_new(urgency, reason, note)
     start = start or clock.today()
     now = utcnow()
     referral = {
@@ -146,7 +134,7 @@ def create(
         "updated_at": now,
     }
     with write(db):
-        db["referrals"].insert(referral)
+        db.table("referrals").insert(referral)
         _event(db, referral, "open", note, actor, now)
         for due in plan.dates(start):
             _plan_followup(db, referral, due, now)
@@ -162,8 +150,23 @@ def create(
     return referral
 
 
+def _check_new(urgency: str, reason: str, note: str | None) -> tuple[str, str | None]:
+    """Return a new referral's reason and note, trimmed; refuse an unknown urgency, no reason, or too long."""
+    if urgency not in URGENCIES:
+        raise ReferralError(N_("Choose how urgent the referral is."), field="urgency")
+    reason = (reason or "").strip()
+    if not reason:
+        raise ReferralError(N_("Say why the person is referred."), field="reason")
+    if len(reason) > MAX_NOTE:
+        raise ReferralError(N_("The reason is too long."), field="reason")
+    note = (note or "").strip() or None
+    if note and len(note) > MAX_NOTE:
+        raise ReferralError(N_("The note is too long."), field="note")
+    return reason, note
+
+
 def _event(db, referral: dict, status: str, note: str | None, actor: dict | None, now: str) -> None:
-    db["referral_events"].insert(
+    db.table("referral_events").insert(
         {
             "id": new_id(),
             "site_id": referral["site_id"],
@@ -178,7 +181,7 @@ def _event(db, referral: dict, status: str, note: str | None, actor: dict | None
 
 
 def _plan_followup(db, referral: dict, due: date, now: str) -> None:
-    db["referral_followups"].insert(
+    db.table("referral_followups").insert(
         {
             "id": new_id(),
             "site_id": referral["site_id"],
@@ -202,13 +205,18 @@ _SELECT = (
 
 def get(db: sqlite_utils.Database, referral_id: str, site_ids: list[str]) -> dict | None:
     """Return the referral if it belongs to one of ``site_ids``, else None."""
-    return _decode(row(db, f"{_SELECT} where r.id = ? and r.site_id in ({_in(site_ids)})", (referral_id, *site_ids)))
+    found = row(db, f"{_SELECT} where r.id = ? and r.site_id in ({marks(site_ids)})", (referral_id, *site_ids))
+    return None if found is None else _decode(found)
 
 
-def _decode(referral: dict | None) -> dict | None:
-    if referral is not None:
-        referral["triggers"] = json.loads(referral["triggers_json"])
+def _decode(referral: dict) -> dict:
+    referral["triggers"] = json.loads(referral["triggers_json"])
     return referral
+
+
+def _current(db: sqlite_utils.Database, referral: dict) -> dict:
+    """Read the referral again inside the write: another laptop's change may have come in since the page."""
+    return required(row(db, "select * from referrals where id = ?", (referral["id"],)), "referral " + referral["id"])
 
 
 def for_participant(db: sqlite_utils.Database, participant_id: str) -> list[dict]:
@@ -219,7 +227,8 @@ def for_participant(db: sqlite_utils.Database, participant_id: str) -> list[dict
 
 
 def for_screening(db: sqlite_utils.Database, screening_id: str) -> dict | None:
-    return _decode(row(db, f"{_SELECT} where r.screening_id = ?", (screening_id,)))
+    found = row(db, f"{_SELECT} where r.screening_id = ?", (screening_id,))
+    return None if found is None else _decode(found)
 
 
 def listing(db: sqlite_utils.Database, site_ids: list[str], *, include_closed: bool = False) -> list[dict]:
@@ -227,7 +236,7 @@ def listing(db: sqlite_utils.Database, site_ids: list[str], *, include_closed: b
     where = "" if include_closed else " and r.status != 'closed'"
     found = rows(
         db,
-        f"{_SELECT} where r.site_id in ({_in(site_ids)}){where}"
+        f"{_SELECT} where r.site_id in ({marks(site_ids)}){where}"
         " order by r.acknowledged_at is not null, r.status = 'closed', r.urgency != 'urgent',"
         " next_due_on is null, next_due_on, r.created_at",
         site_ids,
@@ -247,7 +256,7 @@ def home_summary(db: sqlite_utils.Database, site_ids: list[str], today: date | N
         "select f.*, p.code as participant_code, p.name as participant_name, r.urgency as urgency"
         " from referrals r cross join referral_followups f on f.referral_id = r.id"  # r first: its index
         " join participants p on p.id = r.participant_id"
-        f" where r.site_id in ({_in(site_ids)}) and r.status in ('open', 'referred', 'followed_up')"
+        f" where r.site_id in ({marks(site_ids)}) and r.status in ('open', 'referred', 'followed_up')"
         " and f.done_on is null and f.due_on < ? order by f.due_on",
         (*site_ids, today_text),
     )
@@ -261,7 +270,7 @@ def home_summary(db: sqlite_utils.Database, site_ids: list[str], today: date | N
 def acknowledge(db: sqlite_utils.Database, referral: dict, actor: dict) -> dict:
     """Record that ``actor`` has seen the alert and its steps; a second call changes nothing."""
     with write(db):
-        current = row(db, "select * from referrals where id = ?", (referral["id"],))
+        current = _current(db, referral)
         if current["acknowledged_at"] is not None:
             return current
         now = utcnow()
@@ -306,7 +315,7 @@ def set_status(
     if (note and len(note) > MAX_NOTE) or (referred_to and len(referred_to) > MAX_REFERRED_TO):
         raise ReferralError(N_("The note is too long."), field="note")
     with write(db):
-        current = row(db, "select * from referrals where id = ?", (referral["id"],))
+        current = _current(db, referral)
         if current["acknowledged_at"] is None:
             raise ReferralError(N_("Acknowledge the safety alert before changing the referral."))
         if STATUSES.index(status) <= STATUSES.index(current["status"]):
@@ -322,15 +331,8 @@ def set_status(
         if status == "referred" and not (referred_to or current["referred_to"]):
             raise ReferralError(N_("Say where or to whom the person was referred."), field="referred_to")
         now = utcnow()
-        changes = {"status": status, "updated_at": now}
-        if referred_to:
-            changes["referred_to"] = referred_to
-        if note:
-            changes["note"] = note
-        if status == "closed":
-            changes["closed_at"] = now
-            changes["outcome"] = outcome
-        db["referrals"].update(referral["id"], changes)
+        changes = _status_changes(status, now, referred_to=referred_to, note=note, outcome=outcome)
+        db.table("referrals").update(referral["id"], changes)
         _event(db, current, status, note, actor, now)
         audit.log(
             db,
@@ -345,14 +347,27 @@ def set_status(
     return {**current, **changes}
 
 
+def _status_changes(
+    status: str, now: str, *, referred_to: str | None, note: str | None, outcome: str | None
+) -> dict[str, Any]:
+    """Return the columns a status change sets: the given referral place and note, the outcome on closing."""
+    changes: dict[str, Any] = {"status": status, "updated_at": now}
+    if referred_to:
+        changes["referred_to"] = referred_to
+    if note:
+        changes["note"] = note
+    if status == "closed":
+        changes["closed_at"] = now
+        changes["outcome"] = outcome
+    return changes
+
+
 def _check_outcome(db, referral: dict, outcome: str | None, note: str | None, unreachable_tries: int) -> None:
     if outcome not in OUTCOMES:
         raise ReferralError(N_("Choose the outcome of the referral before closing it."), field="outcome")
-    contacts = row(
-        db,
-        "select count(*) as n from referral_followups where referral_id = ? and done_on is not null",
-        (referral["id"],),
-    )["n"]
+    contacts = db.execute(
+        "select count(*) from referral_followups where referral_id = ? and done_on is not null", (referral["id"],)
+    ).fetchone()[0]
     if contacts == 0:
         raise ReferralError(N_("Record at least one follow-up contact before closing the referral."), field="outcome")
     if outcome == "other" and not note:
@@ -375,14 +390,14 @@ def raise_urgency(db: sqlite_utils.Database, referral: dict, actor: dict, *, not
     if note and len(note) > MAX_NOTE:
         raise ReferralError(N_("The note is too long."), field="note")
     with write(db):
-        current = row(db, "select * from referrals where id = ?", (referral["id"],))
+        current = _current(db, referral)
         if current["status"] == "closed":
             raise ReferralError(N_("This referral is closed."))
         if current["urgency"] == "urgent":
             raise ReferralError(N_("This referral is already urgent."), field="urgency")
         now = utcnow()
         changes = {"urgency": "urgent", "escalated": 1, "updated_at": now}
-        db["referrals"].update(referral["id"], changes)
+        db.table("referrals").update(referral["id"], changes)
         _event(db, current, "urgency_raised", note, actor, now)
         audit.log(
             db,
@@ -439,7 +454,7 @@ def concerns(db: sqlite_utils.Database, site_ids: list[str], today: date | None 
     today_text = (today or clock.today()).isoformat()
     found = rows(
         db,
-        f"{_SELECT} where r.site_id in ({_in(site_ids)}) and r.status != 'closed' and r.urgency = 'urgent'"
+        f"{_SELECT} where r.site_id in ({marks(site_ids)}) and r.status != 'closed' and r.urgency = 'urgent'"
         # Its day: the screening's date, else the day it was made (as indicators.RAISED_ON).
         " and ((r.acknowledged_at is null and coalesce((select s.administered_on from screenings s"
         "       where s.id = r.screening_id), substr(r.created_at, 1, 10)) < ?)"
@@ -474,6 +489,19 @@ def events(db: sqlite_utils.Database, referral_id: str) -> list[dict]:
     )
 
 
+def _plan_one_more_if_last(db: sqlite_utils.Database, referral: dict, plan: FollowupPlan, now: str) -> None:
+    """With no follow-up left to do, plan one more an interval after the latest contact
+    (not after a date planned earlier)."""
+    pending = db.execute(
+        "select count(*) from referral_followups where referral_id = ? and done_on is null", (referral["id"],)
+    ).fetchone()[0]
+    if pending == 0:
+        last = db.execute(
+            "select max(done_on) from referral_followups where referral_id = ?", (referral["id"],)
+        ).fetchone()[0]
+        _plan_followup(db, referral, date.fromisoformat(last) + timedelta(weeks=plan.later_interval_weeks), now)
+
+
 def record_followup(
     db: sqlite_utils.Database,
     referral: dict,
@@ -495,7 +523,7 @@ def record_followup(
     if done_on > clock.today():
         raise ReferralError(N_("The date of the contact cannot be in the future."), field="done_on")
     with write(db):
-        current = row(db, "select * from referrals where id = ?", (referral["id"],))
+        current = _current(db, referral)
         if current["status"] == "closed":
             raise ReferralError(N_("This referral is closed."))
         followup = row(
@@ -507,7 +535,7 @@ def record_followup(
             raise ReferralError(N_("This follow-up was already recorded."))
         now = utcnow()
         changes = {"done_on": done_on.isoformat(), "done_by": actor["id"], "note": note, "updated_at": now}
-        db["referral_followups"].update(followup_id, changes)
+        db.table("referral_followups").update(followup_id, changes)
         early = (date.fromisoformat(followup["due_on"]) - done_on).days
         if early > 0:
             # Contact made before its date: the plan moves on from the real contact (the next one a week
@@ -517,17 +545,7 @@ def record_followup(
                 " where referral_id = ? and done_on is null and due_on > ?",
                 (f"-{early} days", now, referral["id"], followup["due_on"]),
             )
-        pending = row(
-            db,
-            "select count(*) as n from referral_followups where referral_id = ? and done_on is null",
-            (referral["id"],),
-        )["n"]
-        if pending == 0:
-            # One more, an interval after the latest contact (not after a date planned earlier).
-            last = row(db, "select max(done_on) as d from referral_followups where referral_id = ?", (referral["id"],))[
-                "d"
-            ]
-            _plan_followup(db, current, date.fromisoformat(last) + timedelta(weeks=plan.later_interval_weeks), now)
+        _plan_one_more_if_last(db, current, plan, now)
         audit.log(
             db,
             user=actor,

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import date, timedelta
-from typing import Literal
 
 WEEK = timedelta(days=7)
 
-RescheduleMode = Literal["only", "shift"]
+# How reschedule moves a session: "only" that one, or "shift" it and every later one. A plain str:
+# the mode comes from a form, and reschedule refuses any other value with a ScheduleError.
+RESCHEDULE_MODES = ("only", "shift")
 
 
 class ScheduleError(ValueError):
@@ -105,7 +106,7 @@ def reschedule(
     dates: Sequence[date | None],
     index: int,
     new_date: date,
-    mode: RescheduleMode,
+    mode: str,
     blackout: Iterable[date] = (),
 ) -> list[date | None]:
     """Move session ``index`` to ``new_date`` and return the new schedule.
@@ -120,7 +121,7 @@ def reschedule(
     >>> reschedule(d, 1, date(2026, 3, 11), "shift")[1:]
     [datetime.date(2026, 3, 11), datetime.date(2026, 3, 18)]
     """
-    if mode not in ("only", "shift"):
+    if mode not in RESCHEDULE_MODES:
         raise ScheduleError(f"mode must be 'only' or 'shift', not {mode!r}", reason="bad_mode")
     if not 0 <= index < len(dates):
         raise ScheduleError(f"there is no session at position {index}", reason="bad_index")
@@ -156,18 +157,24 @@ def reschedule(
                 dates=[new_date, after],
             )
     else:
-        # Pushes add up, so a session moved off a blackout date never lands
-        # on (or behind) the next one: the whole rest of the cycle follows it.
-        offset = new_date - old_date
-        for i in range(index + 1, len(result)):
-            day = result[i]
-            if day is None:
-                continue
-            moved = _skip_blackout(day + offset, closed)
-            offset = moved - day
-            result[i] = moved
+        _shift_later(result, index, new_date - old_date, closed)
     check_order(result)
     return result
+
+
+def _shift_later(result: list[date | None], index: int, offset: timedelta, closed: frozenset[date]) -> None:
+    """Move every session after ``index`` by ``offset``, a further week off each blackout date.
+
+    Pushes add up, so a session moved off a blackout date never lands on (or behind)
+    the next one: the whole rest of the cycle follows it.
+    """
+    for i in range(index + 1, len(result)):
+        day = result[i]
+        if day is None:
+            continue
+        moved = _skip_blackout(day + offset, closed)
+        offset = moved - day
+        result[i] = moved
 
 
 def check_makeup_date(existing: Sequence[date | None], d: date, blackout: Iterable[date] = ()) -> None:

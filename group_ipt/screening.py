@@ -26,14 +26,15 @@ import json
 import re
 import secrets
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
 import sqlite_utils
 
 from . import audit, clock, participants, referrals
-from .db import new_id, row, rows, utcnow, write
-from .errors import N_, DomainError
+from .db import marks, new_id, row, rows, utcnow, write
+from .errors import N_, DomainError, required
 from .instruments import Instrument, InvalidAnswer, ScoreResult
 from .intake import Intake
 
@@ -80,7 +81,8 @@ def urgency_for(
     Which answers are urgent is the instrument's rule (PHQ-9 question 9 of 2 or 3;
     an item without one: its highest answer), so ``result.urgent_items`` says it.
     """
-    if risk_observed or any(intake.exclusion(code).urgency == "urgent" for code in exclusions):
+    urgent = {e.code for e in intake.exclusions if e.urgency == "urgent"}
+    if risk_observed or any(code in urgent for code in exclusions):
         return "urgent"
     return "urgent" if result.urgent_items else "routine"
 
@@ -103,7 +105,7 @@ def risk_triggers(
     return triggers
 
 
-def _reason(instrument: Instrument, triggers: list[dict]) -> str:
+def referral_reason(instrument: Instrument, triggers: list[dict]) -> str:
     """Return a plain English summary for the referrals table (the pages use the triggers)."""
     parts = []
     for trigger in triggers:
@@ -117,6 +119,13 @@ def _reason(instrument: Instrument, triggers: list[dict]) -> str:
     return "; ".join(parts)
 
 
+_reason = (
+    referral_reason  # the old private name, still imported by scale.py (issue 20: drop once it imports referral_reason)
+)
+
+
+# Long only in its signature (every field of the form, keyword-only) and the calls that pass them on:
+# the body is the steps, check the form, score, build the row, store it and act on it.
 def save_screening(
     db: sqlite_utils.Database,
     *,
@@ -130,7 +139,7 @@ def save_screening(
     occasion: str = "screening",
     administered_on: date | None = None,
     risk_observed: bool = False,
-    exclusions: list[str] = (),
+    exclusions: Sequence[str] = (),
     cutoff: int | None = None,
     language: str | None = None,
     note: str | None = None,
@@ -153,6 +162,63 @@ def save_screening(
     earlier = row(db, "select * from screenings where submission_key = ?", (submission_key,))
     if earlier is not None:
         return _resubmitted(db, earlier, participant, instrument)
+    administered_on = _checked_date(occasion, administered_on)
+    exclusions = _known_exclusions(exclusions, intake)
+    cycle_id, session_id = cycle_id or None, session_id or None
+    _check_cycle(db, participant, cycle_id, session_id)
+    note = (note or "").strip() or None
+    if note and len(note) > referrals.MAX_NOTE:
+        raise ScreeningError(N_("The note is too long."), field="note")
+    answers, result = _scored(instrument, raw_answers, cutoff)
+    if risk_check_id is not None and result.risk_unanswered:
+        raise ScreeningError(
+            N_("Answer the safety question: that is what this form is for."), field=result.risk_unanswered[0]
+        )
+    now = utcnow()
+    screening = _screening_record(
+        participant,
+        instrument,
+        answers,
+        result,
+        occasion=occasion,
+        cycle_id=cycle_id,
+        session_id=session_id,
+        risk_observed=risk_observed,
+        exclusions=exclusions,
+        administered_on=administered_on,
+        actor=actor,
+        language=language,
+        submission_key=submission_key,
+        note=note,
+        now=now,
+    )
+    try:
+        with write(db):
+            referral, risk_check = _store(
+                db,
+                screening,
+                participant,
+                instrument,
+                answers,
+                result,
+                intake=intake,
+                plan=plan,
+                actor=actor,
+                exclusions=exclusions,
+                risk_observed=risk_observed,
+                risk_check_id=risk_check_id,
+            )
+    except sqlite3.IntegrityError:
+        # The same form sent twice at the same moment: the other request saved it.
+        earlier = row(db, "select * from screenings where submission_key = ?", (submission_key,))
+        if earlier is None:
+            raise
+        return _resubmitted(db, earlier, participant, instrument)
+    return Outcome(screening, result, referral, True, risk_check)
+
+
+def _checked_date(occasion: str, administered_on: date | None) -> date:
+    """Check the occasion and return the screening's date (today when not given): not future, not too old."""
     if occasion not in OCCASIONS:
         raise ScreeningError(N_("Unknown occasion %(occasion)s."), field="occasion", occasion=occasion)
     administered_on = administered_on or clock.today()
@@ -160,29 +226,54 @@ def save_screening(
         raise ScreeningError(N_("The date of the screening cannot be in the future."), field="administered_on")
     if administered_on < EARLIEST_DATE:
         raise ScreeningError(N_("The date of the screening is too far in the past."), field="administered_on")
-    exclusions = list(dict.fromkeys(exclusions))
-    unknown = [code for code in exclusions if intake.exclusion(code) is None]
+    return administered_on
+
+
+def _known_exclusions(exclusions: Sequence[str], intake: Intake) -> list[str]:
+    """Return the exclusion codes once each; an unknown one means the form was tampered with."""
+    found = list(dict.fromkeys(exclusions))
+    unknown = [code for code in found if intake.exclusion(code) is None]
     if unknown:
         raise TamperedForm(N_("Unknown exclusion %(code)s."), field="exclusions", code=unknown[0])
-    cycle_id, session_id = cycle_id or None, session_id or None
-    _check_cycle(db, participant, cycle_id, session_id)
-    note = (note or "").strip() or None
-    if note and len(note) > referrals.MAX_NOTE:
-        raise ScreeningError(N_("The note is too long."), field="note")
+    return found
+
+
+def _scored(
+    instrument: Instrument, raw_answers: dict[str, str | int | None], cutoff: int | None
+) -> tuple[dict[str, int | None], ScoreResult]:
+    """Parse and score the answers; a bad answer is a ScreeningError on its question."""
     try:
         answers = instrument.validate_answers(raw_answers)
-        result = instrument.score(answers, cutoff)
+        return answers, instrument.score(answers, cutoff)
     except InvalidAnswer as exc:
         raise ScreeningError(
             N_("Question %(item)s: %(problem)s."), field=exc.item, item=exc.item, problem=exc.message
         ) from exc
 
-    risk = bool(result.risk_items) or risk_observed
+
+def _screening_record(
+    participant: dict,
+    instrument: Instrument,
+    answers: dict[str, int | None],
+    result: ScoreResult,
+    *,
+    occasion: str,
+    cycle_id: str | None,
+    session_id: str | None,
+    risk_observed: bool,
+    exclusions: list[str],
+    administered_on: date,
+    actor: dict,
+    language: str | None,
+    submission_key: str,
+    note: str | None,
+    now: str,
+) -> dict:
+    """Return the screenings row: the answers, the score and what it means, who and when."""
     eligible = None if result.eligible is None else int(result.eligible)
     if exclusions:
         eligible = 0  # referred, not enrolled, whatever the score
-    now = utcnow()
-    screening = {
+    return {
         "id": new_id(),
         "site_id": participant["site_id"],
         "participant_id": participant["id"],
@@ -199,7 +290,7 @@ def save_screening(
         "cutoff": result.cutoff,
         "missing_json": json.dumps(result.missing),
         "prorated": int(result.prorated),
-        "risk": int(risk),
+        "risk": int(bool(result.risk_items) or risk_observed),
         "risk_items_json": json.dumps(result.risk_items),
         "risk_observed": int(risk_observed),
         "exclusions_json": json.dumps(exclusions),
@@ -211,51 +302,60 @@ def save_screening(
         "created_at": now,
         "updated_at": now,
     }
-    if risk_check_id is not None and result.risk_unanswered:
-        raise ScreeningError(
-            N_("Answer the safety question: that is what this form is for."), field=result.risk_unanswered[0]
-        )
+
+
+def _store(
+    db: sqlite_utils.Database,
+    screening: dict,
+    participant: dict,
+    instrument: Instrument,
+    answers: dict[str, int | None],
+    result: ScoreResult,
+    *,
+    intake: Intake,
+    plan: referrals.FollowupPlan,
+    actor: dict,
+    exclusions: list[str],
+    risk_observed: bool,
+    risk_check_id: str | None,
+) -> tuple[dict | None, dict | None]:
+    """Save the screening (inside the caller's write) and do what it asks: close the risk check it answers,
+    refer a risk or exclusion, open a risk check for a blank risk question, move the participant's status
+    on. Return (referral, risk check)."""
+    now = screening["created_at"]
+    db.table("screenings").insert(screening)
+    if risk_check_id is not None:
+        _close_check_answered(db, risk_check_id, participant, instrument, screening["id"], actor, now)
+    audit.log(
+        db,
+        user=actor,
+        action="create",
+        table="screenings",
+        record_id=screening["id"],
+        site_id=screening["site_id"],
+        after=screening,
+    )
     referral = risk_check = None
-    try:
-        with write(db):
-            db["screenings"].insert(screening)
-            if risk_check_id is not None:
-                _close_check_answered(db, risk_check_id, participant, instrument, screening["id"], actor, now)
-            audit.log(
-                db,
-                user=actor,
-                action="create",
-                table="screenings",
-                record_id=screening["id"],
-                site_id=screening["site_id"],
-                after=screening,
-            )
-            if risk or exclusions:
-                triggers = risk_triggers(instrument, answers, result, risk_observed, exclusions)
-                referral = referrals.create(
-                    db,
-                    participant=participant,
-                    reason=_reason(instrument, triggers),
-                    triggers=triggers,
-                    urgency=urgency_for(instrument, answers, result, risk_observed, exclusions, intake),
-                    actor=actor,
-                    plan=plan,
-                    start=administered_on,
-                    screening_id=screening["id"],
-                )
-            if result.risk_unanswered:
-                risk_check = _open_check(db, screening, result.risk_unanswered, actor, now)
-            status = _status_after(screening, exclusions)
-            current = row(db, "select status from participants where id = ?", (participant["id"],))["status"]
-            if current in participants.PRE_ENROLMENT and status != current:
-                participants.set_status(db, participant["id"], status, f"{instrument.id} screening", actor)
-    except sqlite3.IntegrityError:
-        # The same form sent twice at the same moment: the other request saved it.
-        earlier = row(db, "select * from screenings where submission_key = ?", (submission_key,))
-        if earlier is None:
-            raise
-        return _resubmitted(db, earlier, participant, instrument)
-    return Outcome(screening, result, referral, True, risk_check)
+    if screening["risk"] or exclusions:
+        triggers = risk_triggers(instrument, answers, result, risk_observed, exclusions)
+        referral = referrals.create(
+            db,
+            participant=participant,
+            reason=referral_reason(instrument, triggers),
+            triggers=triggers,
+            urgency=urgency_for(instrument, answers, result, risk_observed, exclusions, intake),
+            actor=actor,
+            plan=plan,
+            start=date.fromisoformat(screening["administered_on"]),
+            screening_id=screening["id"],
+        )
+    if result.risk_unanswered:
+        risk_check = _open_check(db, screening, result.risk_unanswered, actor, now)
+    status = _status_after(screening, exclusions)
+    current = participants.participant_row(db, participant["id"])["status"]
+    if current in participants.PRE_ENROLMENT and status != current:
+        participants.set_status(db, participant["id"], status, f"{instrument.id} screening", actor)
+    return referral, risk_check
 
 
 def _open_check(db, screening: dict, items: list[str], actor: dict, now: str) -> dict:
@@ -270,7 +370,7 @@ def _open_check(db, screening: dict, items: list[str], actor: dict, now: str) ->
         "created_at": now,
         "updated_at": now,
     }
-    db["risk_checks"].insert(check)
+    db.table("risk_checks").insert(check)
     audit.log(
         db,
         user=actor,
@@ -298,7 +398,7 @@ def _close_check_answered(
         "resolved_at": now,
         "updated_at": now,
     }
-    db["risk_checks"].update(check_id, changes)
+    db.table("risk_checks").update(check_id, changes)
     audit.log(
         db,
         user=actor,
@@ -311,10 +411,6 @@ def _close_check_answered(
     )
 
 
-def _marks(site_ids: list[str]) -> str:
-    return ",".join("?" for _ in site_ids) or "''"
-
-
 def get_risk_check(db: sqlite_utils.Database, check_id: str, site_ids: list[str]) -> dict | None:
     """Return a risk check of one of ``site_ids`` with its screening's answers, else None."""
     found = row(
@@ -323,7 +419,7 @@ def get_risk_check(db: sqlite_utils.Database, check_id: str, site_ids: list[str]
         " p.code as participant_code, p.name as participant_name, u.display_name as resolved_by_name"
         " from risk_checks k join screenings s on s.id = k.screening_id"
         " join participants p on p.id = k.participant_id left join users u on u.id = k.resolved_by"
-        f" where k.id = ? and k.site_id in ({_marks(site_ids)})",
+        f" where k.id = ? and k.site_id in ({marks(site_ids)})",
         (check_id, *site_ids),
     )
     if found is not None:
@@ -351,7 +447,7 @@ def open_risk_checks(db: sqlite_utils.Database, site_ids: list[str]) -> list[dic
         "select k.*, p.code as participant_code, p.name as participant_name, s.administered_on"
         " from risk_checks k join participants p on p.id = k.participant_id"
         " join screenings s on s.id = k.screening_id"
-        f" where k.site_id in ({_marks(site_ids)}) and k.status = 'open'"
+        f" where k.site_id in ({marks(site_ids)}) and k.status = 'open'"
         " order by k.created_at",
         site_ids,
     )
@@ -382,9 +478,11 @@ def answer_risk_check(
         raise TamperedForm(N_("Only the safety question can be answered here."))
     earlier = check.get("answers")
     if earlier is None:
-        earlier = json.loads(
-            row(db, "select answers_json from screenings where id = ?", (check["screening_id"],))["answers_json"]
+        screening = required(
+            row(db, "select answers_json from screenings where id = ?", (check["screening_id"],)),
+            "screening " + check["screening_id"],
         )
+        earlier = json.loads(screening["answers_json"])
     raw = {**{k: v for k, v in earlier.items() if v is not None}, **risk_answers}
     occasion = check.get("occasion") or "screening"
     return save_screening(
@@ -426,7 +524,7 @@ def acknowledge_risk_check(db: sqlite_utils.Database, check: dict, actor: dict, 
             "resolved_at": now,
             "updated_at": now,
         }
-        db["risk_checks"].update(check["id"], changes)
+        db.table("risk_checks").update(check["id"], changes)
         audit.log(
             db,
             user=actor,
@@ -476,11 +574,10 @@ def _status_after(screening: dict, exclusions: list[str]) -> str:
 
 def get(db: sqlite_utils.Database, screening_id: str, site_ids: list[str]) -> dict | None:
     """Return a screening with its decoded JSON fields if it belongs to one of ``site_ids``."""
-    placeholders = ",".join("?" for _ in site_ids) or "''"
     found = row(
         db,
         "select s.*, u.display_name as administered_by_name from screenings s"
-        f" left join users u on u.id = s.administered_by where s.id = ? and s.site_id in ({placeholders})",
+        f" left join users u on u.id = s.administered_by where s.id = ? and s.site_id in ({marks(site_ids)})",
         (screening_id, *site_ids),
     )
     return _decode(found) if found else None

@@ -15,16 +15,11 @@ from datetime import date
 import sqlite_utils
 
 from . import audit, referrals
-from .cycles import (
-    N_,
-    PROBLEM_AREAS,
-    CycleError,
-    Message,
-    check_plan,
-    members,
-    protocol_of,
-)
-from .db import new_id, row, rows, utcnow, write
+from .cycles import PROBLEM_AREAS, CycleError, Message, check_plan, cycle_row, members, protocol_of, session_row
+from .db import marks, new_id, row, rows, utcnow, write
+from .errors import N_
+from .followup import occasion_of, screening_matches
+from .participants import participant_row
 from .protocols import Protocol
 
 ATTENDANCE = ("present", "absent", "excused", "late")
@@ -116,9 +111,15 @@ def saved_entry(db: sqlite_utils.Database, session_id: str, user_id: str | None 
 
 
 def _snapshot(db: sqlite_utils.Database, session_id: str) -> dict:
-    s = row(db, "select status, note, version from sessions where id = ?", (session_id,))
+    s = session_row(db, session_id)
     entry = saved_entry(db, session_id)
-    return {**s, "attendance": entry.attendance, "checks": {k: list(v) for k, v in entry.checks.items()}}
+    return {
+        "status": s["status"],
+        "note": s["note"],
+        "version": s["version"],
+        "attendance": entry.attendance,
+        "checks": {k: list(v) for k, v in entry.checks.items()},
+    }
 
 
 def _check(db, session: dict, entry: SessionEntry, protocol: Protocol) -> dict[str, dict]:
@@ -126,7 +127,7 @@ def _check(db, session: dict, entry: SessionEntry, protocol: Protocol) -> dict[s
         raise CycleError(
             N_("Session %(number)s was cancelled; attendance cannot be recorded for it."), number=session["number"]
         )
-    cycle = row(db, "select * from cycles where id = ?", (session["cycle_id"],))
+    cycle = cycle_row(db, session["cycle_id"])
     # Monthly maintenance sessions are held after the cycle closed (the outcome decision adds them).
     if (
         cycle["status"] in ("closed", "closed_early")
@@ -227,68 +228,18 @@ def record_session(
         session = row(db, "select * from sessions where id = ?", (session_id,))
         if session is None:
             raise CycleError(N_("This session does not exist."))
-        cycle = row(db, "select * from cycles where id = ?", (session["cycle_id"],))
+        cycle = cycle_row(db, session["cycle_id"])
         protocol = protocol_of(cycle, protocols)
         everyone = _check(db, session, entry, protocol)
-        if session["version"] != expected_version:
-            saver = row(db, "select display_name from users where id = ?", (session["recorded_by"],))
-            raise StaleSession(
-                _differences(db, session_id, entry, everyone),
-                session["version"],
-                saver["display_name"] if saver else None,
-                session["recorded_at"] or session["updated_at"],
-            )
-        if date.fromisoformat(session["scheduled_date"]) > today:
-            raise CycleError(
-                N_("Session %(number)s is planned for %(date)s; attendance can be taken on the day."),
-                number=session["number"],
-                date=date.fromisoformat(session["scheduled_date"]),
-            )
+        _check_current(db, session, entry, everyone, expected_version, today)
         before = _snapshot(db, session_id)
         stamp = utcnow()
         actor_id = actor["id"] if actor else None
-        for member_id, status in entry.attendance.items():
-            db.execute(
-                "insert into attendance (id, site_id, session_id, member_id, status, recorded_by, created_at,"
-                " updated_at) values (?, ?, ?, ?, ?, ?, ?, ?) on conflict (session_id, member_id) do update set"
-                " status = excluded.status, recorded_by = excluded.recorded_by, updated_at = excluded.updated_at"
-                " where attendance.status != excluded.status",
-                (new_id(), session["site_id"], session_id, member_id, status, actor_id, stamp, stamp),
-            )
-        if session["kind"] == "makeup":
-            # On a make-up sheet, a member left blank was not expected: drop any earlier mark.
-            kept = list(entry.attendance)
-            placeholders = ",".join("?" * len(kept))
-            db.execute(
-                f"delete from attendance where session_id = ? and member_id not in ({placeholders})",
-                [session_id, *kept],
-            )
-        for member_id in everyone:
-            trend, rating = entry.checks.get(member_id, (None, None))
-            if entry.attendance.get(member_id) not in ("present", "late") or (trend is None and rating is None):
-                db.execute("delete from symptom_checks where session_id = ? and member_id = ?", (session_id, member_id))
-                continue
-            db.execute(
-                "insert into symptom_checks (id, site_id, session_id, member_id, trend, rating, created_at, updated_at)"
-                " values (?, ?, ?, ?, ?, ?, ?, ?) on conflict (session_id, member_id) do update set"
-                " trend = excluded.trend, rating = excluded.rating, updated_at = excluded.updated_at",
-                (new_id(), session["site_id"], session_id, member_id, trend, rating, stamp, stamp),
-            )
-        for member_id, (area, area2, goals) in entry.plans.items():
-            area, area2 = check_plan(area, area2)
-            db.execute(
-                "update members set problem_area = ?, problem_area_2 = ?, goals = ?, updated_at = ?"
-                " where id = ? and (problem_area is not ? or problem_area_2 is not ? or goals != ?)",
-                (area, area2, goals.strip(), stamp, member_id, area, area2, goals.strip()),
-            )
+        _write_attendance(db, session, entry, actor_id, stamp)
+        _write_checks(db, session, entry, everyone, stamp)
+        _write_plans(db, entry, stamp)
         if entry.fidelity is not None and actor_id:
-            answers = json.dumps(entry.fidelity, sort_keys=True)
-            db.execute(
-                "insert into fidelity_checklists (id, site_id, session_id, user_id, answers_json, created_at,"
-                " updated_at) values (?, ?, ?, ?, ?, ?, ?) on conflict (session_id, user_id) do update set"
-                " answers_json = excluded.answers_json, updated_at = excluded.updated_at",
-                (new_id(), session["site_id"], session_id, actor_id, answers, stamp, stamp),
-            )
+            _write_fidelity(db, session, entry.fidelity, actor_id, stamp)
         db.execute(
             "update sessions set status = 'held', note = ?, recorded_by = ?, recorded_at = ?, version = version + 1,"
             " updated_at = ? where id = ?",
@@ -313,7 +264,85 @@ def record_session(
         if actor_id:
             # The sheet is saved: a draft kept while giving a questionnaire is done with.
             db.execute("delete from session_drafts where session_id = ? and user_id = ?", (session_id, actor_id))
-        return {**row(db, "select * from sessions where id = ?", (session_id,)), "risk_referrals": raised}
+        return {**session_row(db, session_id), "risk_referrals": raised}
+
+
+def _check_current(
+    db: sqlite_utils.Database, session: dict, entry: SessionEntry, everyone: dict, expected_version: int, today: date
+) -> None:
+    """Refuse a sheet saved over someone else's newer save (StaleSession), or a session not yet due."""
+    if session["version"] != expected_version:
+        saver = row(db, "select display_name from users where id = ?", (session["recorded_by"],))
+        raise StaleSession(
+            _differences(db, session["id"], entry, everyone),
+            session["version"],
+            saver["display_name"] if saver else None,
+            session["recorded_at"] or session["updated_at"],
+        )
+    if date.fromisoformat(session["scheduled_date"]) > today:
+        raise CycleError(
+            N_("Session %(number)s is planned for %(date)s; attendance can be taken on the day."),
+            number=session["number"],
+            date=date.fromisoformat(session["scheduled_date"]),
+        )
+
+
+def _write_attendance(
+    db: sqlite_utils.Database, session: dict, entry: SessionEntry, actor_id: str | None, stamp: str
+) -> None:
+    """Save each member's mark; a row that did not change keeps its time and recorder."""
+    for member_id, status in entry.attendance.items():
+        db.execute(
+            "insert into attendance (id, site_id, session_id, member_id, status, recorded_by, created_at,"
+            " updated_at) values (?, ?, ?, ?, ?, ?, ?, ?) on conflict (session_id, member_id) do update set"
+            " status = excluded.status, recorded_by = excluded.recorded_by, updated_at = excluded.updated_at"
+            " where attendance.status != excluded.status",
+            (new_id(), session["site_id"], session["id"], member_id, status, actor_id, stamp, stamp),
+        )
+    if session["kind"] == "makeup":
+        # On a make-up sheet, a member left blank was not expected: drop any earlier mark.
+        kept = list(entry.attendance)
+        db.execute(
+            f"delete from attendance where session_id = ? and member_id not in ({marks(kept)})",
+            [session["id"], *kept],
+        )
+
+
+def _write_checks(db: sqlite_utils.Database, session: dict, entry: SessionEntry, everyone: dict, stamp: str) -> None:
+    """Save the symptom check of each member present; drop it for a member absent or left blank."""
+    for member_id in everyone:
+        trend, rating = entry.checks.get(member_id, (None, None))
+        if entry.attendance.get(member_id) not in ("present", "late") or (trend is None and rating is None):
+            db.execute("delete from symptom_checks where session_id = ? and member_id = ?", (session["id"], member_id))
+            continue
+        db.execute(
+            "insert into symptom_checks (id, site_id, session_id, member_id, trend, rating, created_at, updated_at)"
+            " values (?, ?, ?, ?, ?, ?, ?, ?) on conflict (session_id, member_id) do update set"
+            " trend = excluded.trend, rating = excluded.rating, updated_at = excluded.updated_at",
+            (new_id(), session["site_id"], session["id"], member_id, trend, rating, stamp, stamp),
+        )
+
+
+def _write_plans(db: sqlite_utils.Database, entry: SessionEntry, stamp: str) -> None:
+    """Save the problem areas and goals chosen on the sheet (the pre-group session); unchanged ones stay."""
+    for member_id, (area, area2, goals) in entry.plans.items():
+        area, area2 = check_plan(area, area2)
+        db.execute(
+            "update members set problem_area = ?, problem_area_2 = ?, goals = ?, updated_at = ?"
+            " where id = ? and (problem_area is not ? or problem_area_2 is not ? or goals != ?)",
+            (area, area2, goals.strip(), stamp, member_id, area, area2, goals.strip()),
+        )
+
+
+def _write_fidelity(db: sqlite_utils.Database, session: dict, fidelity: dict, actor_id: str, stamp: str) -> None:
+    """Save the facilitator's own fidelity checklist for the session (one per facilitator)."""
+    answers = json.dumps(fidelity, sort_keys=True)
+    db.execute(
+        "insert into fidelity_checklists (id, site_id, session_id, user_id, answers_json, created_at,"
+        " updated_at) values (?, ?, ?, ?, ?, ?, ?) on conflict (session_id, user_id) do update set"
+        " answers_json = excluded.answers_json, updated_at = excluded.updated_at",
+        (new_id(), session["site_id"], session["id"], actor_id, answers, stamp, stamp),
+    )
 
 
 def _refer_risks(
@@ -338,7 +367,7 @@ def _refer_risks(
             is not None
         ):
             continue  # the sheet saved again: one referral per member and session
-        participant = row(db, "select * from participants where id = ?", (member["participant_id"],))
+        participant = participant_row(db, member["participant_id"])
         trigger = {"kind": "session_risk", "session_id": session["id"], "number": session["number"]}
         raised.append(
             referrals.create(
@@ -411,8 +440,6 @@ def fidelity_items(protocol: Protocol) -> list:
 
 def instruments_today(db: sqlite_utils.Database, session: dict, protocol: Protocol, *, grace_days: int) -> list[dict]:
     """Return the instruments due at this session, each with the members and whether they have done it."""
-    from .followup import occasion_of, screening_matches
-
     try:
         due = protocol.instruments_due(session["number"])
     except KeyError:

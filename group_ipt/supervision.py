@@ -24,8 +24,7 @@ import sqlite_utils
 
 from . import audit, followup
 from .clinical import can_see_record
-from .cycles import _in
-from .db import new_id, row, rows, utcnow, write
+from .db import marks, new_id, row, rows, utcnow, write
 from .errors import N_, DomainError
 from .protocols import Protocol
 from .ratings import RatingForm
@@ -81,7 +80,7 @@ def assign(db: sqlite_utils.Database, *, supervisor_id: str, facilitator_id: str
         "updated_at": now,
     }
     with write(db):
-        db["supervisor_facilitators"].insert(entry)
+        db.table("supervisor_facilitators").insert(entry)
         audit.log(
             db,
             user=actor,
@@ -98,7 +97,7 @@ def unassign(db: sqlite_utils.Database, assignment_id: str, site_ids: list[str],
     with write(db):
         entry = row(
             db,
-            f"select * from supervisor_facilitators where id = ? and site_id in ({_in(site_ids)})",
+            f"select * from supervisor_facilitators where id = ? and site_id in ({marks(site_ids)})",
             (assignment_id, *site_ids),
         )
         if entry is None:
@@ -121,18 +120,17 @@ def assignments(db: sqlite_utils.Database, site_ids: list[str]) -> list[dict]:
         "select a.*, s.display_name as supervisor_name, f.display_name as facilitator_name, t.code as site_code"
         " from supervisor_facilitators a join users s on s.id = a.supervisor_id"
         " join users f on f.id = a.facilitator_id join sites t on t.id = a.site_id"
-        f" where a.site_id in ({_in(site_ids)}) order by s.display_name, f.display_name",
+        f" where a.site_id in ({marks(site_ids)}) order by s.display_name, f.display_name",
         site_ids,
     )
 
 
 def people_of_sites(db: sqlite_utils.Database, site_ids: list[str], roles: tuple[str, ...]) -> list[dict]:
-    marks = ",".join("?" * len(roles))
     return rows(
         db,
         "select distinct u.id, u.display_name, u.username, u.role, us.site_id from users u"
-        f" join user_sites us on us.user_id = u.id where us.site_id in ({_in(site_ids)}) and u.active = 1"
-        f" and u.role in ({marks}) order by u.display_name",
+        f" join user_sites us on us.user_id = u.id where us.site_id in ({marks(site_ids)}) and u.active = 1"
+        f" and u.role in ({marks(roles)}) order by u.display_name",
         (*site_ids, *roles),
     )
 
@@ -144,14 +142,14 @@ def supervised(db: sqlite_utils.Database, viewer: dict, site_ids: list[str]) -> 
         return rows(
             db,
             "select distinct u.id, u.display_name, u.username from supervisor_facilitators a"
-            f" join users u on u.id = a.facilitator_id where a.supervisor_id = ? and a.site_id in ({_in(site_ids)})"
+            f" join users u on u.id = a.facilitator_id where a.supervisor_id = ? and a.site_id in ({marks(site_ids)})"
             " order by u.display_name",
             (viewer["id"], *site_ids),
         )
     return rows(
         db,
         "select distinct u.id, u.display_name, u.username from cycle_facilitators f join users u on u.id = f.user_id"
-        f" where f.site_id in ({_in(site_ids)}) order by u.display_name",
+        f" where f.site_id in ({marks(site_ids)}) order by u.display_name",
         site_ids,
     )
 
@@ -168,7 +166,7 @@ def supervision_sites(db: sqlite_utils.Database, viewer: dict, facilitator_id: s
         r["site_id"]
         for r in db.query(
             f"select site_id from supervisor_facilitators where supervisor_id = ? and facilitator_id = ?"
-            f" and site_id in ({_in(site_ids)})",
+            f" and site_id in ({marks(site_ids)})",
             (viewer["id"], facilitator_id, *site_ids),
         )
     ]
@@ -209,6 +207,25 @@ def _decode(rating: dict) -> dict:
     return rating
 
 
+def _check_rating(
+    session: dict, form: RatingForm, raw_answers: dict, observed_on: date, note: str, today: date, phase: str | None
+) -> tuple[dict, str]:
+    """Return a rating's parsed answers and trimmed note; refuse a cancelled session, a future date,
+    an answer off the scale or a note too long."""
+    if session["status"] == "cancelled":
+        raise SupervisionError(N_("This session was cancelled; it cannot be rated."))
+    if observed_on > today:
+        raise SupervisionError(N_("The date of the observation cannot be in the future."), field="observed_on")
+    try:
+        answers = form.parse(raw_answers, phase)
+    except ValueError as exc:
+        raise SupervisionError(N_("An answer is not on the rating scale: %(detail)s."), detail=str(exc)) from exc
+    note = (note or "").strip()
+    if len(note) > MAX_TEXT:
+        raise SupervisionError(N_("The note is too long."), field="note")
+    return answers, note
+
+
 def save_rating(
     db: sqlite_utils.Database,
     session: dict,
@@ -227,17 +244,7 @@ def save_rating(
     (the session's) leaves out the items of other phases; "not applicable" answers are
     left out of the score.
     """
-    if session["status"] == "cancelled":
-        raise SupervisionError(N_("This session was cancelled; it cannot be rated."))
-    if observed_on > today:
-        raise SupervisionError(N_("The date of the observation cannot be in the future."), field="observed_on")
-    try:
-        answers = form.parse(raw_answers, phase)
-    except ValueError as exc:
-        raise SupervisionError(N_("An answer is not on the rating scale: %(detail)s."), detail=str(exc)) from exc
-    note = (note or "").strip()
-    if len(note) > MAX_TEXT:
-        raise SupervisionError(N_("The note is too long."), field="note")
+    answers, note = _check_rating(session, form, raw_answers, observed_on, note, today, phase)
     result = form.score(answers, phase)
     now = utcnow()
     with write(db):
@@ -262,7 +269,7 @@ def save_rating(
             "created_at": before["created_at"] if before else now,
             "updated_at": now,
         }
-        db["session_ratings"].upsert(rating, pk="id")
+        db.table("session_ratings").upsert(rating, pk="id")
         audit.log(
             db,
             user=actor,
@@ -318,7 +325,7 @@ def add_log(
         "updated_at": now,
     }
     with write(db):
-        db["supervision_logs"].insert(entry)
+        db.table("supervision_logs").insert(entry)
         audit.log(
             db,
             user=supervisor,
@@ -336,14 +343,14 @@ def logs(db: sqlite_utils.Database, facilitator_id: str, site_ids: list[str]) ->
         db,
         "select l.*, u.display_name as supervisor_name from supervision_logs l"
         " join users u on u.id = l.supervisor_id"
-        f" where l.facilitator_id = ? and l.site_id in ({_in(site_ids)})"
+        f" where l.facilitator_id = ? and l.site_id in ({marks(site_ids)})"
         " order by l.held_on desc, l.created_at desc",
         (facilitator_id, *site_ids),
     )
     for entry in found:
         ids = json.loads(entry["cycles_json"])
         entry["cycle_codes"] = [
-            r["code"] for r in db.query(f"select code from cycles where id in ({_in(ids)}) order by code", ids)
+            r["code"] for r in db.query(f"select code from cycles where id in ({marks(ids)}) order by code", ids)
         ]
     return found
 
@@ -416,7 +423,7 @@ def members_of_concern(
         db,
         "select m.*, p.name, p.code as participant_code, c.code as cycle_code, c.status as cycle_status"
         " from members m join participants p on p.id = m.participant_id join cycles c on c.id = m.cycle_id"
-        f" where m.site_id in ({_in(site_ids)})"
+        f" where m.site_id in ({marks(site_ids)})"
         " and m.cycle_id in (select cycle_id from cycle_facilitators where user_id = ?)"
         " order by p.name collate nocase",
         (*site_ids, facilitator_id),
@@ -504,7 +511,7 @@ def facilitator_summary(
     cycle_ids = [
         r["cycle_id"]
         for r in db.query(
-            f"select cycle_id from cycle_facilitators where user_id = ? and site_id in ({_in(site_ids)})",
+            f"select cycle_id from cycle_facilitators where user_id = ? and site_id in ({marks(site_ids)})",
             (facilitator["id"], *site_ids),
         )
     ]
@@ -512,15 +519,15 @@ def facilitator_summary(
         db,
         "select x.*, c.code as cycle_code, c.protocol_id, c.id as cycle_id,"
         " (select answers_json from fidelity_checklists k where k.session_id = x.id and k.user_id = ?) as fidelity"
-        f" from sessions x join cycles c on c.id = x.cycle_id where x.cycle_id in ({_in(cycle_ids)})"
+        f" from sessions x join cycles c on c.id = x.cycle_id where x.cycle_id in ({marks(cycle_ids)})"
         " and x.status = 'held' and x.kind != 'pre-group' order by x.scheduled_date, x.created_at",
         (facilitator["id"], *cycle_ids),
     )
-    by_session = {}
+    by_session: dict[str, list[dict]] = {}
     for r in rows(
         db,
         "select r.*, u.display_name as supervisor_name from session_ratings r"
-        f" join users u on u.id = r.supervisor_id where r.session_id in ({_in([s['id'] for s in held])})"
+        f" join users u on u.id = r.supervisor_id where r.session_id in ({marks([s['id'] for s in held])})"
         " order by r.observed_on, r.created_at",
         [s["id"] for s in held],
     ):

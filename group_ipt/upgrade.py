@@ -13,11 +13,13 @@ import json
 import re
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import sqlite_utils
 
 from . import __version__
-from .db import row, utcnow, write
+from .backup import backup, backup_dir
+from .db import connect, row, utcnow, write
 from .schema import all_migrations, current_version, migrate, pending
 
 VERSION_KEY = "app_version"
@@ -99,16 +101,15 @@ def upgrade(db_path: Path, data_dir: Path, *, version: str = __version__, now: d
     Returns {"from", "to", "backup" (path or None), "migrations" [(number, name)], "changes"}.
     Nothing is backed up or written when the database is already at this version.
     """
-    from . import db as dbmod
-    from .backup import backup, backup_dir
+    # sync sits above the store; the lead moves trigger setup below upgrade (issue 20 report).
     from .sync.tracking import ensure_triggers
 
-    db = dbmod.connect(db_path)
+    db = connect(db_path)
     try:
         check_not_newer(db, version)
         old = recorded_version(db)
         todo = pending(db)
-        result = {"from": old, "to": version, "backup": None, "migrations": [], "changes": []}
+        result: dict[str, Any] = {"from": old, "to": version, "backup": None, "migrations": [], "changes": []}
         if not todo and old == version:
             return result
         if todo:

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import sqlite_utils
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from . import audit, login_sessions
 from .db import new_id, row, rows, utcnow, write
+from .errors import required
 
 ROLES = ("facilitator", "coordinator", "supervisor", "admin")
 MIN_PASSWORD_LENGTH = 8
@@ -75,7 +78,7 @@ def create_site(
         "updated_at": now,
     }
     with write(db):
-        db["sites"].insert(site)
+        db.table("sites").insert(site)
         audit.log(db, user=actor, action="create", table="sites", record_id=site["id"], site_id=site["id"], after=site)
     return site
 
@@ -95,7 +98,7 @@ def create_user(
     role: str,
     *,
     display_name: str | None = None,
-    site_ids: list[str] = (),
+    site_ids: Sequence[str] = (),
     language: str | None = None,
     actor: dict | None = None,
     hash_method: str = "scrypt",
@@ -115,7 +118,7 @@ def create_user(
         if not row(db, "select id from sites where id = ?", (site_id,)):
             raise UserError(f"Unknown site {site_id!r}.")
     now = utcnow()
-    user = {
+    user: dict[str, Any] = {
         "id": new_id(),
         "username": username,
         "display_name": (display_name or username).strip(),
@@ -127,9 +130,9 @@ def create_user(
         "updated_at": now,
     }
     with write(db):
-        db["users"].insert(user)
+        db.table("users").insert(user)
         for site_id in site_ids:
-            db["user_sites"].insert({"user_id": user["id"], "site_id": site_id})
+            db.table("user_sites").insert({"user_id": user["id"], "site_id": site_id})
         audit.log(db, user=actor, action="create", table="users", record_id=user["id"], after=user)
     return user
 
@@ -172,14 +175,14 @@ def set_active(db: sqlite_utils.Database, username: str, active: bool, *, actor:
     if user["active"] == int(active):
         return user
     if not active and user["role"] == "admin":
-        admins = row(db, "select count(*) as n from users where role = 'admin' and active = 1")["n"]
+        admins = db.execute("select count(*) from users where role = 'admin' and active = 1").fetchone()[0]
         if admins <= 1:
             raise UserError("This is the last active admin; add another admin before disabling it.")
     with write(db):
         db.execute("update users set active = ?, updated_at = ? where id = ?", (int(active), utcnow(), user["id"]))
         if not active:
             login_sessions.end_all(db, user["id"], "disabled")
-        after = get_user(db, user["id"])
+        after = required(get_user(db, user["id"]), "the user just changed")
         audit.log(
             db,
             user=actor,
@@ -206,10 +209,11 @@ def set_password(
     if user is None:
         raise UserError(f"No user called {username!r}.")
     validate_password(password)
+    password_hash = generate_password_hash(password, method=hash_method)
     with write(db):
         db.execute(
             "update users set password_hash = ?, updated_at = ? where id = ?",
-            (generate_password_hash(password, method=hash_method), utcnow(), user["id"]),
+            (password_hash, utcnow(), user["id"]),
         )
         ended = login_sessions.end_all(db, user["id"], "password_changed", keep_token=keep_session)
         audit.log(
@@ -218,14 +222,7 @@ def set_password(
         _unlock(db, user, "password_reset", actor)
     if keep_session:
         # The session that changed the password goes on, under the new password.
-        with write(db):
-            db.execute(
-                "update login_sessions set password_tag = ? where id = ?",
-                (
-                    login_sessions.password_tag(get_user(db, user["id"])["password_hash"]),
-                    login_sessions._digest(keep_session),
-                ),
-            )
+        login_sessions.retag(db, keep_session, password_hash)
 
 
 def set_language(db: sqlite_utils.Database, user: dict, language: str | None) -> None:
@@ -263,9 +260,15 @@ def _delay(failures: int, threshold: int, cap_seconds: int) -> int:
     return min(cap_seconds, FIRST_DELAY_SECONDS * 2 ** min(failures - threshold, 20))
 
 
+def _last_unlock(db: sqlite_utils.Database, username: str) -> str:
+    """Return when the username's failed logins were last cleared ("" if never): older ones no longer count."""
+    return db.execute("select max(at) from login_unlocks where username = ?", (username,)).fetchone()[0] or ""
+
+
 def _count(db, where: str, params: tuple) -> tuple[int, str | None]:
-    found = row(db, f"select count(*) as n, max(at) as last from login_attempts where success = 0 and {where}", params)
-    return found["n"], found["last"]
+    sql = f"select count(*), max(at) from login_attempts where success = 0 and {where}"
+    failures, last = db.execute(sql, params).fetchone()
+    return failures, last
 
 
 def throttles(
@@ -288,15 +291,14 @@ def throttles(
     """
     now = now or datetime.now(UTC)
     since = _iso(now - timedelta(minutes=lock_minutes))
-    unlocked = row(db, "select max(at) as at from login_unlocks where username = ?", (username,))["at"] or ""
+    unlocked = _last_unlock(db, username)
     cap = lock_minutes * 60
     found = []
     pair_success = (
-        row(
-            db,
-            "select max(at) as at from login_attempts where username = ? and remote_addr is ? and success = 1",
+        db.execute(
+            "select max(at) from login_attempts where username = ? and remote_addr is ? and success = 1",
             (username, remote_addr),
-        )["at"]
+        ).fetchone()[0]
         or ""
     )
     # Failures after (not at) the moment that cleared them: a reset in the same second clears them too.
@@ -347,12 +349,11 @@ def login_locks(
 
 def _unlock(db, user: dict, reason: str, actor: dict | None) -> bool:
     """Record that the user's failed logins no longer count; audit it if any did."""
-    since = row(db, "select max(at) as at from login_unlocks where username = ?", (user["username"],))["at"] or ""
-    failures = row(
-        db,
-        "select count(*) as n from login_attempts where username = ? and success = 0 and at > ?",
+    since = _last_unlock(db, user["username"])
+    failures = db.execute(
+        "select count(*) from login_attempts where username = ? and success = 0 and at > ?",
         (user["username"], since),
-    )["n"]
+    ).fetchone()[0]
     db.execute(
         "insert into login_unlocks (username, at, reason, actor_id) values (?, ?, ?, ?)",
         (user["username"], utcnow(), reason, actor["id"] if actor else None),
@@ -411,13 +412,14 @@ def authenticate(
         ok = False
     else:
         ok = check_password_hash(user["password_hash"], password)
+    active = user is not None and bool(user["active"])
     at = _iso(now)
     with write(db):
         db.execute(
             "insert into login_attempts (username, remote_addr, at, success) values (?, ?, ?, ?)",
-            (username, remote_addr, at, int(ok and bool(user["active"]))),
+            (username, remote_addr, at, int(ok and active)),
         )
-        if ok and user["active"]:
+        if ok and active and user is not None:
             db.execute("update users set last_login_at = ? where id = ?", (at, user["id"]))
             audit.log(db, user=user, action="login", table="users", record_id=user["id"])
         else:
@@ -431,9 +433,9 @@ def authenticate(
             )
             if not ok:
                 _audit_new_lock(db, user, username, remote_addr, max_failures, lock_minutes, now)
-    if not ok:
+    if not ok or user is None:  # an unknown username never has ok
         return LoginResult(None, "bad_credentials")
-    if not user["active"]:
+    if not active:
         return LoginResult(None, "disabled")
     return LoginResult(user, None)
 
