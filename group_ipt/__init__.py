@@ -153,7 +153,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
             except upgrade.NewerDatabase as exc:
                 raise ConfigError(str(exc)) from exc
             migrate(conn)
-            from .sync.tracking import ensure_triggers
+            from .tracking import ensure_triggers
 
             ensure_triggers(conn)
             upgrade.record_version(conn)

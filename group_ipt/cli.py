@@ -15,7 +15,7 @@ from . import ConfigError, __version__, create_app
 from . import db as dbmod
 from .schema import current_version, migrate, pending
 from .settings import DEV_SECRET_KEY, default_data_dir
-from .sync.tracking import ensure_triggers
+from .tracking import ensure_triggers
 
 
 class Context:

@@ -8,7 +8,7 @@ Numbers are written as numbers (a change of -4 stays a number).
 
 Privacy (setting ``EXPORT_NAMES``, off by default): participants' names become
 their programme codes, phone numbers and a guardian's name are left out (the
-same fields sync keeps on the laptop, see ``sync.tracking.PRIVATE_FIELDS``), and
+same fields sync keeps on the laptop, see ``tracking.PRIVATE_FIELDS``), and
 free-text notes are emptied, since people's names end up in notes.
 """
 

@@ -217,9 +217,6 @@ def add_months(d: date, months: int) -> date:
     raise AssertionError("unreachable")
 
 
-_add_months = add_months  # the old private name, still imported by scale.py (issue 20: drop once it imports add_months)
-
-
 def screening_matches(
     screening: dict,
     *,

@@ -265,7 +265,7 @@ class Instrument:
                 return band
         return None
 
-    def validate_answers(self, raw: Mapping[str, str | None]) -> dict[str, int | None]:
+    def validate_answers(self, raw: Mapping[str, str | int | None]) -> dict[str, int | None]:
         """Parse submitted form strings into answers for every item.
 
         An empty string (or an absent item) is a missing answer. Raise

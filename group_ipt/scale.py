@@ -57,13 +57,13 @@ from werkzeug.security import generate_password_hash
 
 from .db import marks, row, utcnow, write
 from .demo import DEMO_PASSWORD, Programme, Running
-from .followup import _add_months, occasion_of
+from .followup import add_months, occasion_of
 from .instruments import Instrument
 from .participants import AGE_BAND_YEARS, make_code, name_key
 from .protocols import Protocol, SessionPlan
 from .referrals import FollowupPlan
-from .screening import _reason as screening_reason
-from .sync.tracking import _log_existing_rows, synced_tables
+from .screening import referral_reason as screening_reason
+from .tracking import log_existing_rows, synced_tables
 
 SCALE_MARKER = "scale_programme"
 PEOPLE_PER_SITE = 2500
@@ -623,7 +623,7 @@ def _generate(
     with write(db):
         for table in synced_tables(db):
             if table in summary.created:
-                _log_existing_rows(db, table)
+                log_existing_rows(db, table)
         db.execute(
             "insert into settings (key, value, updated_at) values (?, ?, ?)",
             (
@@ -1329,7 +1329,7 @@ class _Site:
         """Add the PHQ-9s the protocol's follow-up asks for, months after the last group session, when due."""
         last_day = c.dates[[p.number for p in c.plans].index(c.last_group)]
         for item in c.protocol.followup:
-            due = _add_months(last_day, item.months_after_end)
+            due = add_months(last_day, item.months_after_end)
             if item.instrument == self.s.phq9.id and due <= self.today:
                 on = min(self.today, due + timedelta(days=self.rng.randint(0, 14)))
                 severity = self._severity_at(m, c.last_group, c.last_group) + 1

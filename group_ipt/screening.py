@@ -119,11 +119,6 @@ def referral_reason(instrument: Instrument, triggers: list[dict]) -> str:
     return "; ".join(parts)
 
 
-_reason = (
-    referral_reason  # the old private name, still imported by scale.py (issue 20: drop once it imports referral_reason)
-)
-
-
 # Long only in its signature (every field of the form, keyword-only) and the calls that pass them on:
 # the body is the steps, check the form, score, build the row, store it and act on it.
 def save_screening(

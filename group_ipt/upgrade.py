@@ -21,6 +21,7 @@ from . import __version__
 from .backup import backup, backup_dir
 from .db import connect, row, utcnow, write
 from .schema import all_migrations, current_version, migrate, pending
+from .tracking import ensure_triggers
 
 VERSION_KEY = "app_version"
 
@@ -102,7 +103,6 @@ def upgrade(db_path: Path, data_dir: Path, *, version: str = __version__, now: d
     Nothing is backed up or written when the database is already at this version.
     """
     # sync sits above the store; the lead moves trigger setup below upgrade (issue 20 report).
-    from .sync.tracking import ensure_triggers
 
     db = connect(db_path)
     try:

@@ -26,11 +26,11 @@ import shutil
 import uuid
 from pathlib import Path
 
-from group_ipt import create_app, users
+from group_ipt import create_app, tracking, users
 from group_ipt import db as dbmod
 from group_ipt.cli import initialise
 from group_ipt.db import row, rows, utcnow, write
-from group_ipt.sync import client, devices, rules, tracking
+from group_ipt.sync import client, devices, rules
 from group_ipt.sync.client import SyncError
 
 from .syncing import AppTransport

@@ -11,7 +11,7 @@ import pytest
 
 from group_ipt import exports, indicators, users
 from group_ipt.periods import parse_period
-from group_ipt.sync.tracking import PRIVATE_FIELDS as SYNC_PRIVATE_FIELDS
+from group_ipt.tracking import PRIVATE_FIELDS as SYNC_PRIVATE_FIELDS
 
 from .conftest import add_participant
 from .report_data import build

@@ -12,7 +12,7 @@ from group_ipt import db as dbmod
 from group_ipt import scale as scalemod
 from group_ipt.demo import DEMO_PASSWORD
 from group_ipt.participants import code_is_valid
-from group_ipt.sync.tracking import synced_tables
+from group_ipt.tracking import synced_tables
 
 from .conftest import login, make_app
 

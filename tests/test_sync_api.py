@@ -12,8 +12,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from group_ipt import db as dbmod
+from group_ipt import tracking
 from group_ipt.db import row
-from group_ipt.sync import devices, records, tracking
+from group_ipt.sync import devices, records
 
 from .syncing import add_device, make_central
 

@@ -9,9 +9,9 @@ import json
 import pytest
 
 from group_ipt import db as dbmod
-from group_ipt import inflate
+from group_ipt import inflate, tracking
 from group_ipt.db import new_id, row, utcnow, write
-from group_ipt.sync import client, engine, files, review, tracking
+from group_ipt.sync import client, engine, files, review
 from group_ipt.sync.engine import SyncRejected
 
 from .syncing import AppTransport, add_device, make_central, new_laptop

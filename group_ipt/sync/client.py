@@ -13,9 +13,9 @@ from typing import Any
 
 import sqlite_utils
 
-from .. import __version__, inflate
+from .. import __version__, inflate, tracking
 from ..db import new_id, one, row, rows, utcnow, write
-from . import devices, engine, files, keys, tracking
+from . import devices, engine, files, keys
 from .engine import SyncRejected, get_state, set_state
 
 Progress = Callable[[str, int, int], None]

@@ -23,10 +23,10 @@ from datetime import UTC, datetime
 
 import sqlite_utils
 
-from .. import audit, cycles, participants
+from .. import audit, cycles, participants, tracking
 from ..db import one, row, rows, scalar, utcnow, write
-from . import rules, tracking
-from .tracking import PRIVATE_FIELDS, observe, row_json
+from ..tracking import PRIVATE_FIELDS, observe, row_json
+from . import rules
 
 CHUNK = 500
 MAX_BATCH_RECORDS = 5000

@@ -22,11 +22,11 @@ from typing import NoReturn
 
 from jsonschema import ValidationError
 
-from .. import clock, cycles, participants, referrals, screening, sessions
+from .. import clock, cycles, participants, referrals, screening, sessions, tracking
 from ..db import one, row, rows, write
 from ..instruments import Instrument
 from ..intake import Intake
-from . import schemas, tracking
+from . import schemas
 
 # API name -> table. Each is a synced table (id, site_id, created_at, updated_at).
 RESOURCES = {

@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import sqlite_utils
 
-from .. import audit
+from .. import audit, tracking
 from ..db import row, rows, scalar, utcnow, write
-from . import engine, rules, tracking
+from . import engine, rules
 
 
 class ReviewError(ValueError):

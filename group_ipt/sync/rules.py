@@ -32,7 +32,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from .. import db as db_module
-from .. import fields, referrals
+from .. import fields, referrals, tracking
 from ..db import row
 from ..errors import N_, DomainError
 
@@ -752,9 +752,8 @@ def _local_tables(db) -> dict[str, Table]:
     key = ("local", path, version)
     if path and key in _DESCRIBED:
         return _DESCRIBED[key]
-    from .tracking import synced_tables  # tracking imports nothing of rules: no circle
 
-    out = schema(db, synced_tables(db))
+    out = schema(db, tracking.synced_tables(db))
     if path:
         _DESCRIBED[key] = out
     return out

@@ -160,7 +160,8 @@ def tr(msgid: str, **params) -> str:
 def part_label(part: indicators.Part) -> str:
     params = dict(part.params)
     if "exclusion" in params:
-        exclusion = formsmod.loaded(current_app.extensions).intake.exclusion(params["exclusion"])
+        intake = formsmod.loaded(current_app.extensions).intake
+        exclusion = intake.exclusion(params["exclusion"]) if intake else None
         params["exclusion"] = _(exclusion.label) if exclusion else params["exclusion"]
     return _(part.label, **params)
 

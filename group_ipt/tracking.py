@@ -174,7 +174,7 @@ def ensure_triggers(db: sqlite_utils.Database) -> list[str]:
     todo = {t: sqls for t, sqls in todo.items() if any(existing.get(n) != s for n, s in sqls.items())}
     if not todo:
         return []
-    from ..db import write
+    from .db import write
 
     with write(db):
         for table, sqls in todo.items():
@@ -184,12 +184,12 @@ def ensure_triggers(db: sqlite_utils.Database) -> list[str]:
                     db.execute(f'drop trigger if exists "{name}"')
                     db.execute(sql)
             if first_time:
-                _log_existing_rows(db, table)
+                log_existing_rows(db, table)
             changed.append(table)
     return changed
 
 
-def _log_existing_rows(db: sqlite_utils.Database, table: str) -> None:
+def log_existing_rows(db: sqlite_utils.Database, table: str) -> None:
     hlc = tick(db)
     node = node_id(db)
     db.execute(
