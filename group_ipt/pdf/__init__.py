@@ -14,9 +14,10 @@ Every render function takes PLAIN DATA (the dataclasses of its module) and a
 data and picks the language. Translation works like this: the headings of a
 document are English msgids written as ``_("...")`` in its module (so
 ``pybabel extract`` finds them) where ``_`` is ``lang.translate``. The web and
-CLI edges build the language with :meth:`PdfLanguage.from_app`, which takes the
-catalog of that language out of flask-babel once (inside an app context); the
-PDF can then be drawn anywhere. Texts from ``forms/`` (instrument items, band
+CLI edges build the language with :meth:`PdfLanguage.load`, which reads the
+compiled catalog of that language from the app's translations folder once (with
+babel, the same files flask-babel serves to the pages); the PDF can then be
+drawn anywhere. Texts from ``forms/`` (instrument items, band
 labels...) are msgids too and go through the same ``lang.translate``. Texts a
 user typed (names, venues) are printed as typed.
 
@@ -49,13 +50,14 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple, Protocol
 from xml.sax.saxutils import escape as _xml_escape
 
 import arabic_reshaper
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_date
 from babel.numbers import format_decimal, format_percent
+from babel.support import Translations
 from bidi import get_display
 from reportlab.lib import colors
 from reportlab.lib.enums import TA_CENTER, TA_LEFT, TA_RIGHT
@@ -116,6 +118,16 @@ def register_fonts() -> None:
 
 
 # --- language ---------------------------------------------------------------
+
+
+class LanguageInfo(Protocol):
+    """What a document needs to know of a language besides its catalog (``i18n.Language`` has it)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def dir(self) -> str: ...  # ltr or rtl
 
 
 def _identity(message: str) -> str:
@@ -181,21 +193,16 @@ class PdfLanguage:
         return format_percent(share, locale=self.locale)
 
     @classmethod
-    def from_app(cls, code: str) -> PdfLanguage:
-        """Return the language ``code`` with the app's catalog for it.
+    def load(cls, code: str, translations_dir: str | Path, info: LanguageInfo | None = None) -> PdfLanguage:
+        """Return the language ``code`` with its compiled catalog from ``translations_dir``.
 
-        Needs an app context (the CLI pushes one; a request has one). The
-        catalog is taken from flask-babel under ``force_locale`` once, so the
-        document can be drawn afterwards without any Flask context. A string
-        missing from the catalog comes out in English.
+        ``translations_dir`` is the folder the app serves its pages from (setting
+        TRANSLATIONS_DIR, see ``bundle``), so the web and the CLI print the same text as
+        the pages show; ``info`` is the language's entry in its ``languages.yaml`` (name,
+        direction). The catalog is read once; the document can then be drawn anywhere.
+        A language without a catalog (English) and a string missing from one come out in English.
         """
-        from flask import current_app
-        from flask_babel import force_locale, get_translations
-
-        languages = current_app.extensions.get("group_ipt_languages", {})
-        with force_locale(code):
-            translations = get_translations()
-        info = languages.get(code)
+        translations = Translations.load(str(translations_dir), [code])
         return cls(
             code=code,
             gettext=translations.gettext,
@@ -203,6 +210,18 @@ class PdfLanguage:
             rtl=bool(info and info.dir == "rtl"),
             name=info.name if info else code,
         )
+
+    @classmethod
+    def from_app(cls, code: str) -> PdfLanguage:
+        """Return the language ``code`` with the current app's catalog (needs an app context).
+
+        Kept only until its callers (views/pdf.py, cli.py, tests/test_pdf.py) call the web
+        layer's ``i18n.pdf_language``: pdf/ is below the web layer and must not import Flask.
+        """
+        from flask import current_app  # the last Flask import in pdf/: goes with this method
+
+        info = current_app.extensions["group_ipt_languages"].get(code)
+        return cls.load(code, current_app.config["TRANSLATIONS_DIR"], info)
 
 
 # --- text -------------------------------------------------------------------
