@@ -78,6 +78,7 @@ __all__ = [
     "build_pdf",
     "cell",
     "content_width",
+    "document_setup",
     "esc",
     "fit_heads",
     "fit_widths",
@@ -377,6 +378,19 @@ def styles(lang: PdfLanguage | None = None, base_size: float = 10) -> Styles:
         cell_head=style("cell_head", fontName=FONT_BOLD, fontSize=s * 0.75, leading=s * 0.9),
         mark=style("mark", fontName=FONT_BOLD, fontSize=s * 1.2, alignment=TA_CENTER),
     )
+
+
+class DocumentSetup(NamedTuple):
+    """What every ``build_story`` starts from."""
+
+    translate: Callable[..., str]
+    styles: Styles
+    width: float
+
+
+def document_setup(lang: PdfLanguage, pagesize: tuple[float, float], base_size: float = 10) -> DocumentSetup:
+    """Return the translate function, the styles in ``base_size`` and the usable width of a document's pages."""
+    return DocumentSetup(lang.translate, styles(lang, base_size=base_size), content_width(pagesize))
 
 
 def fit_widths(

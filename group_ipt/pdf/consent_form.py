@@ -16,7 +16,7 @@ from reportlab.lib.pagesizes import A4
 from reportlab.platypus import Flowable, KeepTogether, Spacer, Table, TableStyle
 
 from ..consent import PURPOSES, ConsentWording
-from . import LINE, CheckBox, PdfLanguage, build_pdf, content_width, fit_widths, para, styles
+from . import LINE, CheckBox, PdfLanguage, build_pdf, document_setup, fit_widths, para
 
 __all__ = ["ConsentForm", "build_story", "render"]
 
@@ -39,9 +39,7 @@ class ConsentForm:
 
 def build_story(data: ConsentForm, lang: PdfLanguage) -> list[Flowable]:
     """Return the form's flowables: who, the text to read, a line per purpose, the signatures."""
-    _ = lang.translate
-    st = styles(lang, base_size=10.5)
-    width = content_width(PAGESIZE)
+    _, st, width = document_setup(lang, PAGESIZE, base_size=10.5)
     story: list[Flowable] = [para(data.wording.heading, st.title)]
     story.append(
         para(

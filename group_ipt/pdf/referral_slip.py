@@ -14,7 +14,7 @@ from datetime import datetime
 from reportlab.lib.pagesizes import A4
 from reportlab.platypus import Flowable, Spacer, Table, TableStyle
 
-from . import INK, LINE, WARN, PdfLanguage, build_pdf, content_width, labelled, para, styles
+from . import INK, LINE, WARN, PdfLanguage, build_pdf, document_setup, labelled, para
 
 __all__ = ["ReferralSlip", "build_story", "render"]
 
@@ -38,9 +38,7 @@ class ReferralSlip:
 
 def build_story(data: ReferralSlip, lang: PdfLanguage) -> list[Flowable]:
     """Return the slip's flowables."""
-    _ = lang.translate
-    st = styles(lang, base_size=11)
-    width = content_width(PAGESIZE)
+    _, st, width = document_setup(lang, PAGESIZE, base_size=11)
     story: list[Flowable] = [
         para(_("Referral slip"), st.title),
         para(data.programme, st.small),

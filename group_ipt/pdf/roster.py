@@ -32,12 +32,11 @@ from . import (
     Styles,
     build_pdf,
     cell,
-    content_width,
+    document_setup,
     esc,
     labelled,
     longest_word,
     para,
-    styles,
     visual,
 )
 
@@ -306,9 +305,7 @@ def _legend(lang: PdfLanguage, st: Styles) -> Flowable:
 
 def build_story(data: Roster, lang: PdfLanguage) -> list[Flowable]:
     """Return the roster's flowables: the cycle header, the table(s) and the legend."""
-    _ = lang.translate
-    st = styles(lang, base_size=10)
-    width = content_width(PAGESIZE)
+    _, st, width = document_setup(lang, PAGESIZE)
     story: list[Flowable] = _header(data, lang, st, width)
     chunks = [
         data.sessions[i : i + MAX_SESSIONS_PER_TABLE] for i in range(0, len(data.sessions), MAX_SESSIONS_PER_TABLE)

@@ -31,13 +31,12 @@ from . import (
     PdfLanguage,
     Styles,
     build_pdf,
-    content_width,
+    document_setup,
     esc,
     fit_widths,
     has_rtl,
     longest_word,
     para,
-    styles,
 )
 
 __all__ = ["ScreeningForm", "build_story", "render"]
@@ -380,9 +379,7 @@ def _scoring_guide(data: ScreeningForm, lang: PdfLanguage, st: Styles, width: fl
 
 def build_story(data: ScreeningForm, lang: PdfLanguage) -> list[Flowable]:
     """Return the form's flowables: the questions, then (on an even page) the scoring guide."""
-    _ = lang.translate
-    st = styles(lang)
-    width = content_width(PAGESIZE)
+    _, st, width = document_setup(lang, PAGESIZE)
     story = _front(data, lang, st, width)
     story.append(PageBreak())
     # Two-sided printing puts even pages on the back: keep the guide off the next sheet's front.

@@ -45,10 +45,9 @@ from . import (
     PdfLanguage,
     Styles,
     build_pdf,
-    content_width,
+    document_setup,
     labelled,
     para,
-    styles,
     visual,
 )
 
@@ -432,9 +431,8 @@ def _cover(
 
 def build_story(data: Booklet, lang: PdfLanguage) -> list[Flowable]:
     """Return the booklet's flowables: cover and contents (for several sessions), then each session."""
-    st = styles(lang, base_size=10.5)
+    _, st, width = document_setup(lang, PAGESIZE, base_size=10.5)
     extra = _extra_styles(st)
-    width = content_width(PAGESIZE)
     contents: list[tuple[str, int, str]] = []  # (heading, page, bookmark), filled while the pages are laid out
     story: list[Flowable] = []
     if data.has_contents:
