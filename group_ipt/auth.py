@@ -9,7 +9,7 @@ from flask_babel import gettext as _
 from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
 
 from . import login_sessions, users
-from .db import get_db, row
+from .db import get_db, marks, row, rows
 from .redirects import safe_target
 
 bp = Blueprint("auth", __name__)
@@ -73,6 +73,12 @@ def user_object(db, record: dict | None) -> User | None:
         site = row(db, "select default_language from sites where id = ?", (site_ids[0],))
         site_language = site["default_language"] if site else None
     return User(record, site_ids, site_language)
+
+
+def user_sites() -> list[dict]:
+    """Return the sites of the logged-in user, by name."""
+    site_ids = current_user.site_ids
+    return rows(get_db(), f"select * from sites where id in ({marks(site_ids)}) order by name", site_ids)
 
 
 def role_required(*roles: str):

@@ -7,16 +7,14 @@ from pathlib import Path
 from flask import Blueprint, current_app, render_template
 from flask_login import current_user
 
-from .db import get_db, rows
+from .auth import user_sites
 
 bp = Blueprint("home", __name__)
 
 
 @bp.route("/")
 def index():
-    db = get_db()
-    placeholders = ",".join("?" for _ in current_user.site_ids) or "''"
-    sites = rows(db, f"select * from sites where id in ({placeholders}) order by name", current_user.site_ids)
+    sites = user_sites()
     backups = None
     if current_user.role in ("coordinator", "admin"):
         from .backup import backup_state

@@ -15,6 +15,7 @@ from typing import Any
 import sqlite_utils
 
 from .. import clock, cycles, outcomes
+from ..db import marks
 from ..instruments import Instrument
 from ..protocols import Protocol
 from . import PdfLanguage
@@ -200,9 +201,9 @@ def cycle_report_data(
         )
 
     participant_ids = [m["participant_id"] for m in members]
-    marks = ",".join("?" for _ in participant_ids) or "''"
     [open_referrals] = db.execute(
-        f"select count(*) from referrals where status != 'closed' and participant_id in ({marks})", participant_ids
+        f"select count(*) from referrals where status != 'closed' and participant_id in ({marks(participant_ids)})",
+        participant_ids,
     ).fetchone()
     return CycleReport(
         programme=programme,

@@ -11,9 +11,9 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from .. import clock, cycles, followup, users
-from ..auth import role_required
+from ..auth import role_required, user_sites
 from ..cycles import CycleError, Message
-from ..db import get_db, row, rows
+from ..db import get_db, marks, row
 from ..errors import N_, DomainError
 
 bp = Blueprint("cycles", __name__)
@@ -115,11 +115,6 @@ def member_or_404(cycle: dict, member_id: str) -> dict:
     if member is None or member["cycle_id"] != cycle["id"]:
         abort(404)
     return member
-
-
-def user_sites() -> list[dict]:
-    placeholders = ",".join("?" for _ in current_user.site_ids) or "''"
-    return rows(get_db(), f"select * from sites where id in ({placeholders}) order by name", current_user.site_ids)
 
 
 def back_to(cycle: dict, anchor: str = ""):
@@ -597,8 +592,7 @@ def measures_due(participant) -> list[dict]:
     db = get_db()
     if not row(
         db,
-        f"select 1 as x from participants where id = ? and site_id in"
-        f" ({','.join('?' * len(current_user.site_ids)) or chr(39) * 2})",
+        f"select 1 as x from participants where id = ? and site_id in ({marks(current_user.site_ids)})",
         (participant_id, *current_user.site_ids),
     ):
         return []

@@ -11,7 +11,8 @@ from werkzeug.exceptions import default_exceptions
 
 from .. import charts, participants, referrals, screening
 from .. import consent as consentmod
-from ..db import get_db, row, rows
+from ..auth import user_sites
+from ..db import get_db, marks, row
 from ..participants import ParticipantError
 
 bp = Blueprint("participants", __name__, url_prefix="/participants")
@@ -49,11 +50,6 @@ def get_participant_or_404(participant_id: str) -> dict:
     if found is None:
         abort(404)
     return found
-
-
-def user_sites() -> list[dict]:
-    placeholders = ",".join("?" for _ in current_user.site_ids) or "''"
-    return rows(get_db(), f"select * from sites where id in ({placeholders}) order by name", current_user.site_ids)
 
 
 @bp.app_template_global()
@@ -300,10 +296,9 @@ def review_duplicate(flag_id):
     if not current_user.has_role("coordinator", "supervisor"):
         abort(403)
     db = get_db()
-    placeholders = ",".join("?" for _ in current_user.site_ids) or "''"
     if not row(
         db,
-        f"select id from duplicate_flags where id = ? and site_id in ({placeholders})",
+        f"select id from duplicate_flags where id = ? and site_id in ({marks(current_user.site_ids)})",
         (flag_id, *current_user.site_ids),
     ):
         abort(404)
