@@ -7,12 +7,13 @@ path on this site is followed; anything else goes to the default.
 
 from __future__ import annotations
 
+from typing import TypeGuard
 from urllib.parse import urlsplit
 
 MAX_TARGET = 2000
 
 
-def is_safe_target(target: object) -> bool:
+def is_safe_target(target: object) -> TypeGuard[str]:
     """Tell whether ``target`` is a path on this site that a browser cannot read as another site."""
     if not isinstance(target, str) or not target or len(target) > MAX_TARGET:
         return False

@@ -331,7 +331,7 @@ def _members_table(data: CycleReport, lang: PdfLanguage, st: Styles, width: floa
             para(yes if outcomes.remitted(m.last, data.remission_below) else no, st.cell_center),
         ]
         rows.append(row)
-    widths = [20, 72] + ([0] if not data.privacy else []) + [48, 56, 52, 38, 38, 40, 40, 38]
+    widths: list[float] = [20, 72, *([0] if not data.privacy else []), 48, 56, 52, 38, 38, 40, 40, 38]
     flexible = 2 if not data.privacy else 1
     widths[flexible] = 0
     widths[flexible] = width - sum(widths)

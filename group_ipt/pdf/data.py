@@ -224,6 +224,8 @@ def cycle_report_data(
 
 def _stage(cycle: dict, db: sqlite_utils.Database, lang: PdfLanguage) -> str:
     message = cycles.stage(cycle, cycles.sessions(db, cycle["id"]))
+    if isinstance(message.msgid, tuple):  # a text that depends on params["count"]
+        return lang.translate_plural(*message.msgid, message.params["count"], **message.params)
     return lang.translate(message.msgid, **message.params)
 
 

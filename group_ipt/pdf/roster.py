@@ -82,7 +82,7 @@ class RosterMember:
     name: str
     sex: str = ""
     problem_areas: Sequence[str] = ()
-    attendance: Mapping[int, str] = field(default_factory=dict)
+    attendance: Mapping[str | int, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -192,8 +192,8 @@ def _column_widths(
 ) -> dict[str, float]:
     """Return each column's width; ``needs`` gives a column's least width (its longest word and padding)."""
     fixed = {"no": 16.0, "code": 68.0, "sex": 46.0, "area": 74.0, "sign": 76.0}
-    for name, need in (needs or {}).items():
-        fixed[name] = max(fixed[name], need)
+    for column, need in (needs or {}).items():
+        fixed[column] = max(fixed[column], need)
     name_min = 0.0 if privacy else 116.0
     session = min(max((width - sum(fixed.values()) - name_min) / max(sessions, 1), 20.0), 46.0)
     rest = width - sum(fixed.values()) - session * sessions

@@ -98,14 +98,24 @@ class SessionScript:
 
 
 class _SessionLike(Protocol):
-    session_number: int
-    phase: str
-    minutes: int
-    title: str
-    goals: Sequence[str]
-    agenda: Sequence[Any]
-    watch: Sequence[str]
-    reminder: Sequence[str]
+    """A session's script as the booklet reads it (``scripts.Script``; read-only, so frozen classes fit)."""
+
+    @property
+    def session_number(self) -> int: ...
+    @property
+    def phase(self) -> str: ...
+    @property
+    def minutes(self) -> int: ...
+    @property
+    def title(self) -> str: ...
+    @property
+    def goals(self) -> Sequence[str]: ...
+    @property
+    def agenda(self) -> Sequence[Any]: ...
+    @property
+    def watch(self) -> Sequence[str]: ...
+    @property
+    def reminder(self) -> Sequence[str]: ...
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from .. import clinical, clock, cycles, referrals
 from ..clinical import ClinicalError
 from ..db import get_db
 from ..errors import DomainError
-from .cycles import protocols, tr
+from .cycles import cycle_of, protocols, tr
 
 bp = Blueprint("clinical", __name__, url_prefix="/members")
 
@@ -96,7 +96,7 @@ def render_record(member_id: str, status: int = 200):
     if data is None:
         abort(404)
     member = data["member"]
-    cycle = cycles.get_cycle(db, member["cycle_id"])
+    cycle = cycle_of(member)
     cycle_sessions = [s for s in cycles.sessions(db, cycle["id"]) if s["status"] != "cancelled"]
     protocol = protocols().get(cycle["protocol_id"])
     last_session = next((s for s in reversed(cycle_sessions) if s["kind"] == "group"), None)

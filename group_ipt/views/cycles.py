@@ -110,6 +110,14 @@ def session_or_404(cycle: dict, session_id: str) -> dict:
     return session
 
 
+def cycle_of(record: dict) -> dict:
+    """Return the cycle a session or member belongs to (a foreign key says it exists)."""
+    cycle = cycles.get_cycle(get_db(), record["cycle_id"])
+    if cycle is None:
+        abort(404)
+    return cycle
+
+
 def member_or_404(cycle: dict, member_id: str) -> dict:
     member = cycles.get_member(get_db(), member_id, current_user.site_ids)
     if member is None or member["cycle_id"] != cycle["id"]:

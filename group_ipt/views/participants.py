@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import NoReturn
+
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import format_date, get_locale
 from flask_babel import gettext as _
@@ -38,10 +40,10 @@ CONSENT_LABELS = {
 MANUAL_STATUSES = ("completed", "dropped_out", "not_eligible", "referred", "eligible")
 
 
-def fail(code: int, message: str):
+def fail(code: int, message: str) -> NoReturn:
     """Stop with an error page that says why (the app's error handler shows ``user_message``)."""
     error = default_exceptions[code]()
-    error.user_message = message
+    error.user_message = message  # type: ignore[attr-defined]  # read by the handlers create_app registers
     raise error
 
 

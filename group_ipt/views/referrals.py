@@ -56,7 +56,7 @@ def safety_contacts() -> list[dict]:
 
 @bp.app_template_global()
 def outcome_label(outcome: str | None) -> str:
-    return str(OUTCOME_LABELS.get(outcome, outcome or ""))
+    return str(OUTCOME_LABELS.get(outcome or "", outcome or ""))
 
 
 HOME_OPEN_SHOWN = 20  # open referrals listed on the home page beyond the overdue ones (all on /referrals/)

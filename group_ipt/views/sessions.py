@@ -17,7 +17,7 @@ from ..auth import role_required
 from ..db import get_db, rows
 from ..errors import N_, DomainError
 from ..sessions import SessionEntry, StaleSession
-from .cycles import protocols, tr
+from .cycles import cycle_of, protocols, tr
 
 bp = Blueprint("sessions", __name__, url_prefix="/sessions")
 
@@ -27,7 +27,7 @@ def session_or_404(session_id: str) -> tuple[dict, dict]:
     session = cycles.get_session(db, session_id, current_user.site_ids)
     if session is None:
         abort(404)
-    return session, cycles.get_cycle(db, session["cycle_id"])
+    return session, cycle_of(session)
 
 
 def parse_entry(

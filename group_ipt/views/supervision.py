@@ -16,7 +16,7 @@ from ..auth import role_required
 from ..db import get_db, row
 from ..errors import N_, DomainError
 from ..supervision import SupervisionError
-from .cycles import protocols, tr
+from .cycles import cycle_of, protocols, tr
 
 bp = Blueprint("supervision", __name__, url_prefix="/supervision")
 
@@ -113,7 +113,10 @@ def facilitator_or_404(user_id: str) -> dict:
     db = get_db()
     if not supervision.oversees(db, current_user.record, user_id, current_user.site_ids):
         abort(404)
-    return row(db, "select id, display_name, username from users where id = ?", (user_id,))
+    person = row(db, "select id, display_name, username from users where id = ?", (user_id,))
+    if person is None:
+        abort(404)
+    return person
 
 
 @bp.route("/facilitators/<user_id>")
@@ -139,7 +142,7 @@ def session_or_404(session_id: str) -> tuple[dict, dict]:
         abort(404)
     if not supervision.can_rate(db, current_user.record, session):
         abort(403)
-    return session, cycles.get_cycle(db, session["cycle_id"])
+    return session, cycle_of(session)
 
 
 def session_phase(session: dict, cycle: dict) -> str | None:
