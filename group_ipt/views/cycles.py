@@ -593,6 +593,8 @@ def delete_holiday(code, holiday_id):
 # --- panels for other pages ---------------------------------------------------------
 
 
+# Still a template global: tests/test_followup.py renders cycles/_participant_due.html with only
+# ``participant`` given, so the include must fetch its own rows (see the issue 20 report).
 @bp.app_template_global()
 def measures_due(participant) -> list[dict]:
     """Return the cycle measures due for a participant (a row or an id), for the participant page."""
@@ -640,11 +642,8 @@ def script_link(cycle: dict, session: dict) -> str | None:
     return f"/cycles/{cycle['id']}/sessions/{session['number']}/script"
 
 
-@bp.app_template_global()
-def home_cycles() -> dict:
-    """Return what the home page shows about cycles for the current user."""
-    if not current_user.is_authenticated:
-        return {}
+def home_panel() -> dict:
+    """Return what the home page shows about cycles: my next session, what to catch up, my and my sites' cycles."""
     data = followup.home_summary(
         get_db(),
         user_id=current_user.id,

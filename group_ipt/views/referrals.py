@@ -62,9 +62,8 @@ def outcome_label(outcome: str | None) -> str:
 HOME_OPEN_SHOWN = 20  # open referrals listed on the home page beyond the overdue ones (all on /referrals/)
 
 
-@bp.app_template_global()
-def home_referrals() -> dict:
-    """Return the safety items for the home page of the current user's sites.
+def home_panel() -> dict:
+    """Return the safety items of the current user's sites for the home page.
 
     Every unacknowledged alert and every referral with an overdue follow-up is listed; of the
     other open referrals (a busy site has dozens) the first few, with a link to all of them.
