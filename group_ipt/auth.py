@@ -10,7 +10,7 @@ from flask_login import LoginManager, UserMixin, current_user, login_user, logou
 
 from . import login_sessions, users
 from .db import get_db, marks, row, rows
-from .redirects import safe_target
+from .redirects import flash_and_redirect, safe_target
 
 bp = Blueprint("auth", __name__)
 login_manager = LoginManager()
@@ -184,8 +184,7 @@ def choose_login_language():
     from .i18n import languages
 
     if lang not in languages():
-        flash(_("Unknown language."), "error")
-        return redirect(url_for("auth.login"), 303)
+        return flash_and_redirect(_("Unknown language."), url_for("auth.login"), "error")
     session["lang"] = lang
     return redirect(url_for("auth.login"), 303)
 
@@ -195,5 +194,4 @@ def logout():
     login_sessions.end(get_db(), session.get("sid"), "logout")
     logout_user()
     _clear_session()
-    flash(_("You have logged out."), "info")
-    return redirect(url_for("auth.login"), 303)
+    return flash_and_redirect(_("You have logged out."), url_for("auth.login"), "info")

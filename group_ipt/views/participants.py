@@ -16,6 +16,7 @@ from .. import consent as consentmod
 from ..auth import user_sites
 from ..db import get_db, marks, row
 from ..participants import ParticipantError
+from ..redirects import flash_and_redirect
 
 bp = Blueprint("participants", __name__, url_prefix="/participants")
 
@@ -261,8 +262,9 @@ def consent(participant_id):
     except ParticipantError as exc:
         flash(exc.translated(_), "error")
         return detail(participant_id), 400
-    flash(_("The consent is recorded."), "success")
-    return redirect(url_for("participants.detail", participant_id=participant_id), 303)
+    return flash_and_redirect(
+        _("The consent is recorded."), url_for("participants.detail", participant_id=participant_id)
+    )
 
 
 @bp.route("/<participant_id>/status", methods=["POST"])
@@ -283,8 +285,10 @@ def status(participant_id):
     except ParticipantError as exc:
         flash(exc.translated(_), "error")
         return detail(participant_id), 400
-    flash(_("The status is now: %(status)s.", status=STATUS_LABELS[new_status]), "success")
-    return redirect(url_for("participants.detail", participant_id=participant_id), 303)
+    return flash_and_redirect(
+        _("The status is now: %(status)s.", status=STATUS_LABELS[new_status]),
+        url_for("participants.detail", participant_id=participant_id),
+    )
 
 
 @bp.route("/duplicates")
@@ -313,5 +317,4 @@ def review_duplicate(flag_id):
         return render_template(
             "participants/duplicates.html", flags=participants.duplicate_flags(db, current_user.site_ids)
         ), 400
-    flash(_("Your review is recorded. Nothing was merged."), "success")
-    return redirect(url_for("participants.duplicates"), 303)
+    return flash_and_redirect(_("Your review is recorded. Nothing was merged."), url_for("participants.duplicates"))

@@ -9,7 +9,7 @@ from flask_login import current_user
 
 from .. import bounds, clock, referrals, screening
 from ..db import get_db
-from ..redirects import safe_target
+from ..redirects import flash_and_redirect, safe_target
 from ..referrals import ReferralError
 
 bp = Blueprint("referrals", __name__, url_prefix="/referrals")
@@ -188,8 +188,10 @@ def detail(referral_id):
 def acknowledge(referral_id):
     referral = get_referral_or_404(referral_id)
     referrals.acknowledge(get_db(), referral, current_user.record)
-    flash(_("Alert acknowledged. Follow the steps, then record what was done on the referral."), "success")
-    return redirect(_back(url_for("referrals.detail", referral_id=referral_id)), 303)
+    return flash_and_redirect(
+        _("Alert acknowledged. Follow the steps, then record what was done on the referral."),
+        _back(url_for("referrals.detail", referral_id=referral_id)),
+    )
 
 
 @bp.route("/<referral_id>/status", methods=["POST"])
@@ -209,8 +211,10 @@ def status(referral_id):
     except ReferralError as exc:
         flash(exc.translated(_), "error")
         return render_detail(referral, 400, request.form)
-    flash(_("The referral is now: %(status)s.", status=STATUS_LABELS[request.form["status"]]), "success")
-    return redirect(url_for("referrals.detail", referral_id=referral_id), 303)
+    return flash_and_redirect(
+        _("The referral is now: %(status)s.", status=STATUS_LABELS[request.form["status"]]),
+        url_for("referrals.detail", referral_id=referral_id),
+    )
 
 
 @bp.route("/<referral_id>/urgency", methods=["POST"])
@@ -222,8 +226,10 @@ def urgency(referral_id):
     except ReferralError as exc:
         flash(exc.translated(_), "error")
         return render_detail(referral, 400, request.form)
-    flash(_("The referral is now urgent: your supervisor sees it on the list of concerns."), "success")
-    return redirect(url_for("referrals.detail", referral_id=referral_id), 303)
+    return flash_and_redirect(
+        _("The referral is now urgent: your supervisor sees it on the list of concerns."),
+        url_for("referrals.detail", referral_id=referral_id),
+    )
 
 
 @bp.route("/<referral_id>/slip")
@@ -257,8 +263,7 @@ def followup(referral_id, followup_id):
     except ReferralError as exc:
         flash(exc.translated(_), "error")
         return render_detail(referral, 400, request.form)
-    flash(_("The follow-up is recorded."), "success")
-    return redirect(url_for("referrals.detail", referral_id=referral_id), 303)
+    return flash_and_redirect(_("The follow-up is recorded."), url_for("referrals.detail", referral_id=referral_id))
 
 
 @bp.route("/new/<participant_id>", methods=["POST"])

@@ -11,6 +11,7 @@ from .. import bounds, clock, referrals, screening
 from ..db import get_db
 from ..i18n import current_language
 from ..instruments import InvalidCutoff
+from ..redirects import flash_and_redirect
 from ..screening import RiskCheckError, ScreeningError, TamperedForm
 from .participants import fail, get_participant_or_404
 
@@ -285,5 +286,7 @@ def acknowledge_risk_check(check_id):
     except RiskCheckError as exc:
         flash(_("Nothing was saved. %(reason)s", reason=exc.translated(_)), "error")
         return render_risk_check(check, status=400, form=request.form, error_field=exc.field)
-    flash(_("Recorded why the safety question could not be asked. Ask it at the next contact."), "success")
-    return redirect(url_for("screening.result", screening_id=check["screening_id"]), 303)
+    return flash_and_redirect(
+        _("Recorded why the safety question could not be asked. Ask it at the next contact."),
+        url_for("screening.result", screening_id=check["screening_id"]),
+    )

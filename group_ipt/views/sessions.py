@@ -16,6 +16,7 @@ from .. import bounds, clock, cycles, referrals, sessions
 from ..auth import role_required
 from ..db import get_db, rows
 from ..errors import N_, DomainError
+from ..redirects import flash_and_redirect
 from ..sessions import SessionEntry, StaleSession
 from .cycles import cycle_of, protocols, tr
 
@@ -108,8 +109,7 @@ def today():
         (current_user.id, clock.today().isoformat()),
     )
     if not found:
-        flash(_("You have no session today."), "info")
-        return redirect(url_for("home.index"), 303)
+        return flash_and_redirect(_("You have no session today."), url_for("home.index"), "info")
     return redirect(url_for("sessions.take", session_id=found[0]["id"]), 303)
 
 
@@ -208,8 +208,7 @@ def give_questionnaire(session: dict, people: list[dict], protocol, version: int
     try:
         sessions.save_draft(db, session["id"], current_user.id, fields, version=version)
     except DomainError as exc:
-        flash(tr(exc), "error")
-        return redirect(url_for("sessions.take", session_id=session["id"]), 303)
+        return flash_and_redirect(tr(exc), url_for("sessions.take", session_id=session["id"]), "error")
     return redirect(
         url_for(
             "screening.form",
@@ -229,5 +228,8 @@ def discard_draft(session_id):
     """Drop my unsaved marks and show the sheet as it was saved."""
     session, _cycle = session_or_404(session_id)
     sessions.discard_draft(get_db(), session["id"], current_user.id)
-    flash(_("Your unsaved marks were discarded; the sheet shows what is saved."), "info")
-    return redirect(url_for("sessions.take", session_id=session["id"]), 303)
+    return flash_and_redirect(
+        _("Your unsaved marks were discarded; the sheet shows what is saved."),
+        url_for("sessions.take", session_id=session["id"]),
+        "info",
+    )

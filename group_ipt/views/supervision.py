@@ -15,6 +15,7 @@ from .. import charts, clock, cycles, referrals, screening, supervision
 from ..auth import role_required
 from ..db import get_db, row
 from ..errors import N_, DomainError
+from ..redirects import flash_and_redirect
 from ..supervision import SupervisionError
 from .cycles import cycle_of, protocols, tr
 
@@ -248,8 +249,9 @@ def new_log():
     except DomainError as exc:
         flash(tr(exc), "error")
         return render_template("supervision/log.html", values=request.form, **context), 400
-    flash(_("The supervision meeting is saved."), "success")
-    return redirect(url_for("supervision.facilitator", user_id=chosen["id"]) + "#logs", 303)
+    return flash_and_redirect(
+        _("The supervision meeting is saved."), url_for("supervision.facilitator", user_id=chosen["id"]) + "#logs"
+    )
 
 
 @bp.route("/assignments", methods=["GET", "POST"])
@@ -273,8 +275,9 @@ def assignments():
             flash(tr(exc), "error")
             status = 400
         else:
-            flash(_("The facilitator is assigned to the supervisor."), "success")
-            return redirect(url_for("supervision.assignments"), 303)
+            return flash_and_redirect(
+                _("The facilitator is assigned to the supervisor."), url_for("supervision.assignments")
+            )
     sites = current_user.site_ids
     return render_template(
         "supervision/assignments.html",
