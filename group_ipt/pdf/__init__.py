@@ -529,6 +529,38 @@ class _Document(SimpleDocTemplate):
             self._after_flowable(self, flowable)
 
 
+def _draw_footer(
+    canvas: Canvas,
+    page: int,
+    pages: int,
+    *,
+    lang: PdfLanguage,
+    left_text: str,
+    pagesize: tuple[float, float],
+    margins: Sequence[float],
+) -> None:
+    """Draw a page's footer: ``left_text`` on the left, "page X of Y" on the right."""
+    _ = lang.translate
+    width = pagesize[0]
+    canvas.saveState()
+    canvas.setFillColor(GREY)
+    y = MARGIN / 2 + 2
+    right = visual(_("Page %(page)s of %(pages)s", page=page, pages=pages))
+    left = visual(left_text)
+    # The left part never runs into "page X of Y": a smaller font, then cut short with "…".
+    room = width - margins[0] - margins[1] - 2 * FRAME_PADDING - pdfmetrics.stringWidth(right, FONT, 7.5) - 12
+    size = 7.5
+    while size > 6 and pdfmetrics.stringWidth(left, FONT, size) > room:
+        size -= 0.5
+    while len(left) > 1 and pdfmetrics.stringWidth(left, FONT, size) > room:
+        left = left[:-2] + "…"
+    canvas.setFont(FONT, size)
+    canvas.drawString(margins[0] + FRAME_PADDING, y, left)
+    canvas.setFont(FONT, 7.5)
+    canvas.drawRightString(width - margins[1] - FRAME_PADDING, y, right)
+    canvas.restoreState()
+
+
 def build_pdf(
     story: list[Flowable],
     lang: PdfLanguage,
@@ -555,27 +587,9 @@ def build_pdf(
     created = created or datetime.now()
     _ = lang.translate
     printed = _("Printed %(date)s", date=lang.date(created))
-    width, _height = pagesize
-
-    def footer(canvas: Canvas, page: int, pages: int) -> None:
-        canvas.saveState()
-        canvas.setFillColor(GREY)
-        y = MARGIN / 2 + 2
-        right = visual(_("Page %(page)s of %(pages)s", page=page, pages=pages))
-        left = visual(f"{footer_left} · {printed}")
-        # The left part never runs into "page X of Y": a smaller font, then cut short with "…".
-        room = width - margins[0] - margins[1] - 2 * FRAME_PADDING - pdfmetrics.stringWidth(right, FONT, 7.5) - 12
-        size = 7.5
-        while size > 6 and pdfmetrics.stringWidth(left, FONT, size) > room:
-            size -= 0.5
-        while len(left) > 1 and pdfmetrics.stringWidth(left, FONT, size) > room:
-            left = left[:-2] + "…"
-        canvas.setFont(FONT, size)
-        canvas.drawString(margins[0] + FRAME_PADDING, y, left)
-        canvas.setFont(FONT, 7.5)
-        canvas.drawRightString(width - margins[1] - FRAME_PADDING, y, right)
-        canvas.restoreState()
-
+    footer = partial(
+        _draw_footer, lang=lang, left_text=f"{footer_left} · {printed}", pagesize=pagesize, margins=margins
+    )
     buffer = io.BytesIO()
     doc = _Document(
         buffer,
