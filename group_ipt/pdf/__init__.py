@@ -67,7 +67,7 @@ from reportlab.lib.units import mm
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen.canvas import Canvas
-from reportlab.platypus import Flowable, Paragraph, SimpleDocTemplate
+from reportlab.platypus import Flowable, Paragraph, SimpleDocTemplate, Table, TableStyle
 
 __all__ = [
     "FONT",
@@ -87,8 +87,10 @@ __all__ = [
     "labelled",
     "para",
     "register_fonts",
+    "safety_numbers",
     "styles",
     "visual",
+    "warning_box",
 ]
 
 FONTS_DIR = Path(__file__).resolve().parent.parent / "static" / "fonts"
@@ -448,6 +450,31 @@ def fit_heads(
 def content_width(pagesize: tuple[float, float], margins: Sequence[float] = (MARGIN, MARGIN)) -> float:
     """Return the width a flowable may take on a page of this size."""
     return pagesize[0] - margins[0] - margins[1] - 2 * FRAME_PADDING
+
+
+def safety_numbers(lang: PdfLanguage, contacts: Sequence[tuple[str, str]], st: Styles) -> list[list[Flowable]]:
+    """Return the rows "Emergency and referral numbers", then one per (name, phone), or a line to write one in."""
+    _ = lang.translate
+    rows = [[para(f"{name}: {phone}", st.body)] for name, phone in contacts] or [
+        [
+            para(
+                _(
+                    "No local emergency number is set for this programme. Ask your coordinator to add them (setting "
+                    "SAFETY_CONTACTS), and write your supervisor's number here:"
+                )
+                + " ____________",
+                st.body,
+            )
+        ]
+    ]
+    return [[para(_("Emergency and referral numbers"), st.cell_bold)], *rows]
+
+
+def warning_box(rows: list[list[Flowable]], width: float) -> Table:
+    """Return ``rows`` in a one-column box, shaded and framed, that the eye finds first on the page."""
+    box = Table(rows, colWidths=[width])
+    box.setStyle(TableStyle([("BACKGROUND", (0, 0), (-1, -1), WARN), ("BOX", (0, 0), (-1, -1), 1, INK)]))
+    return box
 
 
 class CheckBox(Flowable):

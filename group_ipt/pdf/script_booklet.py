@@ -41,14 +41,15 @@ from . import (
     INK,
     LINE,
     SHADE,
-    WARN,
     PdfLanguage,
     Styles,
     build_pdf,
     document_setup,
     labelled,
     para,
+    safety_numbers,
     visual,
+    warning_box,
 )
 
 __all__ = ["Booklet", "Guidance", "SessionScript", "Step", "build_story", "render"]
@@ -315,6 +316,7 @@ def _session(
     contents: list[tuple[str, int, str]],
     safety_contacts: Sequence[tuple[str, str]] = (),
 ) -> list[Flowable]:
+    """Return one session's pages: heading, goals, agenda, what to watch for, the safety box, the steps."""
     _ = lang.translate
     key = f"session-{script.session_number}-{len(contents)}"
     story: list[Flowable] = [
@@ -333,33 +335,20 @@ def _session(
             *[para(w, extra["bullet"]) for w in script.watch],
         ]
     if script.reminder:
-        box = Table(
-            [
-                [para(_("If someone talks about harming themselves"), st.cell_bold)],
-                *[[para(r, st.body)] for r in script.reminder],
-                [para(_("Emergency and referral numbers"), st.cell_bold)],
-                *(
-                    [[para(f"{name}: {phone}", st.body)] for name, phone in safety_contacts]
-                    or [
-                        [
-                            para(
-                                _(
-                                    "No local emergency number is set for this programme. "
-                                    "Ask your coordinator to add them "
-                                    "(setting SAFETY_CONTACTS), and write your supervisor's number here:"
-                                )
-                                + " ____________",
-                                st.body,
-                            )
-                        ]
-                    ]
-                ),
-            ],
-            colWidths=[width],
-        )
-        box.setStyle(TableStyle([("BACKGROUND", (0, 0), (-1, -1), WARN), ("BOX", (0, 0), (-1, -1), 1, INK)]))
-        story += [Spacer(1, 8), KeepTogether(box)]
+        rows = [
+            [para(_("If someone talks about harming themselves"), st.cell_bold)],
+            *[[para(r, st.body)] for r in script.reminder],
+            *safety_numbers(lang, safety_contacts, st),
+        ]
+        story += [Spacer(1, 8), KeepTogether(warning_box(rows, width))]
     story.append(para(_("Step by step"), st.heading))
+    return story + _steps(lang, script, st, extra)
+
+
+def _steps(lang: PdfLanguage, script: _SessionLike, st: Styles, extra: dict[str, ParagraphStyle]) -> list[Flowable]:
+    """Return each agenda step with its clock time, its texts and the guidance per problem area."""
+    _ = lang.translate
+    story: list[Flowable] = []
     elapsed = 0
     for step in script.agenda:
         clock = f"{elapsed // 60}:{elapsed % 60:02d}"
