@@ -116,24 +116,35 @@ def today():
 @bp.route("/<session_id>", methods=["GET", "POST"])
 @role_required("facilitator", "coordinator", "supervisor")
 def take(session_id):
+    """Show a session's attendance sheet (GET) or save it (POST)."""
     db = get_db()
     session, cycle = session_or_404(session_id)
     protocol = cycles.protocol_of(cycle, protocols())
     people = sessions.expected_members(db, session)
     if request.method == "GET":
-        draft = sessions.load_draft(db, session["id"], current_user.id)
-        if session["status"] == "cancelled":
-            flash(_("This session was cancelled; attendance cannot be recorded for it."), "warning")
-        elif draft is not None:
-            had_fidelity = sessions.saved_entry(db, session["id"], current_user.id).fidelity is not None
-            entry = parse_entry(
-                MultiDict(draft["fields"]), people, session, [i.id for i in protocol.fidelity_checklist], had_fidelity
-            )[0]
-            return render_sheet(session, cycle, entry, version=draft["version"], draft=draft)
-        entry = sessions.saved_entry(db, session["id"], current_user.id)
-        if session["status"] != "held" and session["kind"] != "makeup":
-            entry.attendance = {m["id"]: "present" for m in people}
-        return render_sheet(session, cycle, entry, version=session["version"])
+        return _show_sheet(db, session, cycle, protocol, people)
+    return _save_sheet(db, session, cycle, protocol, people)
+
+
+def _show_sheet(db, session: dict, cycle: dict, protocol, people: list[dict]):
+    """Render the sheet: the user's unsaved draft if any, else what is saved (all present on a new sheet)."""
+    draft = sessions.load_draft(db, session["id"], current_user.id)
+    if session["status"] == "cancelled":
+        flash(_("This session was cancelled; attendance cannot be recorded for it."), "warning")
+    elif draft is not None:
+        had_fidelity = sessions.saved_entry(db, session["id"], current_user.id).fidelity is not None
+        entry = parse_entry(
+            MultiDict(draft["fields"]), people, session, [i.id for i in protocol.fidelity_checklist], had_fidelity
+        )[0]
+        return render_sheet(session, cycle, entry, version=draft["version"], draft=draft)
+    entry = sessions.saved_entry(db, session["id"], current_user.id)
+    if session["status"] != "held" and session["kind"] != "makeup":
+        entry.attendance = {m["id"]: "present" for m in people}
+    return render_sheet(session, cycle, entry, version=session["version"])
+
+
+def _save_sheet(db, session: dict, cycle: dict, protocol, people: list[dict]):
+    """Save the posted sheet in one write; on a conflict or an error show it again with what was typed."""
     try:
         version = bounds.parse_int(request.form.get("version"), field="version")
     except bounds.BoundsError:
@@ -168,6 +179,11 @@ def take(session_id):
     except DomainError as exc:
         flash(tr(exc), "error")
         return render_sheet(session, cycle, entry, version=version, status=400)
+    return _saved(session, cycle, saved, dropped)
+
+
+def _saved(session: dict, cycle: dict, saved: dict, dropped: list[str]):
+    """Say the session is saved and go to the first new alert, else back to the cycle's sessions."""
     flash(_("Session saved: %(title)s.", title=cycles.session_title(cycle, session, _)), "success")
     if dropped:
         flash(
