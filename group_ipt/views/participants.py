@@ -100,48 +100,16 @@ def consent_context(chosen: str | None) -> dict:
 
 @bp.route("/new", methods=["GET", "POST"])
 def new():
+    """Show the registration form (GET) or register the person and their consent (POST)."""
     sites = user_sites()
-    form = request.form if request.method == "POST" else {}
     if request.method == "GET":
-        return render_template(
-            "participants/new.html",
-            sites=sites,
-            form={},
-            errors={},
-            consent_labels=CONSENT_LABELS,
-            **consent_context(request.args.get("consent_lang")),
-        )
-    if not sites:
-        flash(
-            _("You are not assigned to any site, so you cannot register participants. Ask an administrator."), "error"
-        )
-        return _render_new(sites, form, {}, 400)
-    if len(sites) == 1:
-        site = sites[0]
-    else:
-        site = next((s for s in sites if s["id"] == form.get("site_id")), None)
-        if site is None:
-            flash(_("Choose the site where the person is registered."), "error")
-            return _render_new(sites, form, {"site_id": True}, 400)
-    db = get_db()
+        return _render_new(sites, {}, {}, 200, request.args.get("consent_lang"))
+    form = request.form
+    site = _registration_site(sites, form)
+    if site is None:
+        return _render_new(sites, form, {"site_id": True} if sites else {}, 400)
     try:
-        registration = participants.register(
-            db,
-            site=site,
-            actor=current_user.record,
-            consents=[p for p in participants.CONSENT_PURPOSES if form.get(f"consent_{p}")],
-            consent_given_by=form.get("consent_given_by", ""),
-            consent_text=consent_text(),
-            consent_version=form.get("consent_version"),
-            consent_language=form.get("consent_language"),
-            name=form.get("name", ""),
-            sex=form.get("sex", ""),
-            age=form.get("age", ""),
-            birth_year=form.get("birth_year", ""),
-            village=form.get("village", ""),
-            phone=form.get("phone", ""),
-            language=form.get("language", ""),
-        )
+        registration = _register(site, form)
     except ParticipantError as exc:
         flash(exc.translated(_), "error")
         return _render_new(sites, form, {exc.field: True}, 400)
@@ -166,14 +134,50 @@ def new():
     return redirect(url_for("participants.detail", participant_id=participant["id"]), 303)
 
 
-def _render_new(sites, form, errors, status):
+def _registration_site(sites: list[dict], form) -> dict | None:
+    """Return the site the person is registered at (the user's only one, or the one chosen); flash why not."""
+    if not sites:
+        flash(
+            _("You are not assigned to any site, so you cannot register participants. Ask an administrator."), "error"
+        )
+        return None
+    if len(sites) == 1:
+        return sites[0]
+    site = next((s for s in sites if s["id"] == form.get("site_id")), None)
+    if site is None:
+        flash(_("Choose the site where the person is registered."), "error")
+    return site
+
+
+def _register(site: dict, form) -> participants.Registration:
+    """Register the person of the posted form at ``site``, with the consents ticked."""
+    return participants.register(
+        get_db(),
+        site=site,
+        actor=current_user.record,
+        consents=[p for p in participants.CONSENT_PURPOSES if form.get(f"consent_{p}")],
+        consent_given_by=form.get("consent_given_by", ""),
+        consent_text=consent_text(),
+        consent_version=form.get("consent_version"),
+        consent_language=form.get("consent_language"),
+        name=form.get("name", ""),
+        sex=form.get("sex", ""),
+        age=form.get("age", ""),
+        birth_year=form.get("birth_year", ""),
+        village=form.get("village", ""),
+        phone=form.get("phone", ""),
+        language=form.get("language", ""),
+    )
+
+
+def _render_new(sites, form, errors, status, consent_language: str | None = None):
     return render_template(
         "participants/new.html",
         sites=sites,
         form=form,
         errors=errors,
         consent_labels=CONSENT_LABELS,
-        **consent_context(form.get("consent_language")),
+        **consent_context(consent_language or form.get("consent_language")),
     ), status
 
 
