@@ -17,6 +17,7 @@ from .. import clinical, clock, cycles, referrals
 from ..clinical import ClinicalError
 from ..db import get_db
 from ..errors import DomainError
+from . import found_or_404
 from .cycles import cycle_of, protocols, tr
 
 bp = Blueprint("clinical", __name__, url_prefix="/members")
@@ -69,10 +70,7 @@ def record_link(member: dict) -> str | None:
 
 
 def member_or_404(member_id: str) -> dict:
-    member = clinical.visible_member(get_db(), member_id, current_user.record)
-    if member is None:
-        abort(404)
-    return member
+    return found_or_404(clinical.visible_member(get_db(), member_id, current_user.record))
 
 
 def editable_member_or_404(member_id: str) -> dict:

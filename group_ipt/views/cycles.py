@@ -15,6 +15,7 @@ from ..auth import role_required, user_sites
 from ..cycles import CycleError, Message
 from ..db import get_db, marks, row
 from ..errors import N_, DomainError
+from . import found_or_404
 
 bp = Blueprint("cycles", __name__)
 
@@ -97,10 +98,7 @@ def instruments() -> dict:
 
 
 def cycle_or_404(cycle_id: str) -> dict:
-    cycle = cycles.get_cycle(get_db(), cycle_id, current_user.site_ids)
-    if cycle is None:
-        abort(404)
-    return cycle
+    return found_or_404(cycles.get_cycle(get_db(), cycle_id, current_user.site_ids))
 
 
 def session_or_404(cycle: dict, session_id: str) -> dict:
@@ -112,10 +110,7 @@ def session_or_404(cycle: dict, session_id: str) -> dict:
 
 def cycle_of(record: dict) -> dict:
     """Return the cycle a session or member belongs to (a foreign key says it exists)."""
-    cycle = cycles.get_cycle(get_db(), record["cycle_id"])
-    if cycle is None:
-        abort(404)
-    return cycle
+    return found_or_404(cycles.get_cycle(get_db(), record["cycle_id"]))
 
 
 def member_or_404(cycle: dict, member_id: str) -> dict:

@@ -17,6 +17,7 @@ from ..auth import user_sites
 from ..db import get_db, marks, row
 from ..participants import ParticipantError
 from ..redirects import flash_and_redirect
+from . import found_or_404
 
 bp = Blueprint("participants", __name__, url_prefix="/participants")
 
@@ -49,10 +50,7 @@ def fail(code: int, message: str) -> NoReturn:
 
 
 def get_participant_or_404(participant_id: str) -> dict:
-    found = participants.get(get_db(), participant_id, current_user.site_ids)
-    if found is None:
-        abort(404)
-    return found
+    return found_or_404(participants.get(get_db(), participant_id, current_user.site_ids))
 
 
 @bp.app_template_global()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -11,6 +11,7 @@ from .. import bounds, clock, referrals, screening
 from ..db import get_db
 from ..redirects import flash_and_redirect, safe_target
 from ..referrals import ReferralError
+from . import found_or_404
 
 bp = Blueprint("referrals", __name__, url_prefix="/referrals")
 
@@ -138,10 +139,7 @@ def safety_steps(urgency: str):
 
 
 def get_referral_or_404(referral_id: str) -> dict:
-    found = referrals.get(get_db(), referral_id, current_user.site_ids)
-    if found is None:
-        abort(404)
-    return found
+    return found_or_404(referrals.get(get_db(), referral_id, current_user.site_ids))
 
 
 def _back(default: str) -> str:

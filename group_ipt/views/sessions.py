@@ -18,16 +18,14 @@ from ..db import get_db, rows
 from ..errors import N_, DomainError
 from ..redirects import flash_and_redirect
 from ..sessions import SessionEntry, StaleSession
+from . import found_or_404
 from .cycles import cycle_of, protocols, tr
 
 bp = Blueprint("sessions", __name__, url_prefix="/sessions")
 
 
 def session_or_404(session_id: str) -> tuple[dict, dict]:
-    db = get_db()
-    session = cycles.get_session(db, session_id, current_user.site_ids)
-    if session is None:
-        abort(404)
+    session = found_or_404(cycles.get_session(get_db(), session_id, current_user.site_ids))
     return session, cycle_of(session)
 
 

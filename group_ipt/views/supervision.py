@@ -17,6 +17,7 @@ from ..db import get_db, row
 from ..errors import N_, DomainError
 from ..redirects import flash_and_redirect
 from ..supervision import SupervisionError
+from . import found_or_404
 from .cycles import cycle_of, protocols, tr
 
 bp = Blueprint("supervision", __name__, url_prefix="/supervision")
@@ -114,10 +115,7 @@ def facilitator_or_404(user_id: str) -> dict:
     db = get_db()
     if not supervision.oversees(db, current_user.record, user_id, current_user.site_ids):
         abort(404)
-    person = row(db, "select id, display_name, username from users where id = ?", (user_id,))
-    if person is None:
-        abort(404)
-    return person
+    return found_or_404(row(db, "select id, display_name, username from users where id = ?", (user_id,)))
 
 
 @bp.route("/facilitators/<user_id>")
@@ -138,9 +136,7 @@ def facilitator(user_id):
 
 def session_or_404(session_id: str) -> tuple[dict, dict]:
     db = get_db()
-    session = cycles.get_session(db, session_id, current_user.site_ids)
-    if session is None:
-        abort(404)
+    session = found_or_404(cycles.get_session(db, session_id, current_user.site_ids))
     if not supervision.can_rate(db, current_user.record, session):
         abort(403)
     return session, cycle_of(session)
