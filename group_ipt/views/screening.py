@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -72,6 +74,16 @@ def risk_values(instrument) -> dict[str, set[int]]:
     return {item.id: {v for v in item.values if item.risk.matches(v)} for item in instrument.risk_items}
 
 
+def _answer_settings(instrument) -> dict[str, Any]:
+    """Return what saving answers to ``instrument`` takes from the programme's settings and the request."""
+    return {
+        "intake": forms().intake,
+        "plan": referrals.FollowupPlan.from_config(current_app.config),
+        "cutoff": (current_app.config["ELIGIBILITY_CUTOFFS"] or {}).get(instrument.id),
+        "language": current_language().code,
+    }
+
+
 def render_form(participant, instrument, form, *, key: str, status: int = 200, error_field: str | None = None):
     return render_template(
         "screening/form.html",
@@ -139,17 +151,14 @@ def save(participant_id, instrument_id):
             raw_answers=raw,
             submission_key=key,
             actor=current_user.record,
-            intake=forms().intake,
-            plan=referrals.FollowupPlan.from_config(current_app.config),
             occasion=form.get("occasion", ""),
             administered_on=administered_on,
             risk_observed=form.get("risk_observed") == "1",
             exclusions=form.getlist("exclusion"),
-            cutoff=(current_app.config["ELIGIBILITY_CUTOFFS"] or {}).get(instrument.id),
-            language=current_language().code,
             note=form.get("note"),
             cycle_id=form.get("cycle_id"),
             session_id=form.get("session_id"),
+            **_answer_settings(instrument),
         )
     except TamperedForm as exc:
         return refuse(
@@ -262,10 +271,7 @@ def answer_risk_check(check_id):
             participant=participant,
             submission_key=key,
             actor=current_user.record,
-            intake=forms().intake,
-            plan=referrals.FollowupPlan.from_config(current_app.config),
-            cutoff=(current_app.config["ELIGIBILITY_CUTOFFS"] or {}).get(instrument.id),
-            language=current_language().code,
+            **_answer_settings(instrument),
         )
     except TamperedForm as exc:
         flash(
