@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, current_app, flash, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_babel import refresh
 from flask_login import current_user
@@ -10,7 +10,7 @@ from flask_login import current_user
 from . import users
 from .db import get_db
 from .i18n import languages
-from .redirects import safe_target
+from .redirects import flash_and_redirect, safe_target
 
 bp = Blueprint("account", __name__, url_prefix="/account")
 
@@ -34,8 +34,9 @@ def language():
     # Say it in the language just chosen, not the one the request started with.
     current_user.language = new
     refresh()
-    flash(_("Your language has been saved."), "success")
-    return redirect(safe_target(request.form.get("back"), url_for("account.settings")), 303)
+    return flash_and_redirect(
+        _("Your language has been saved."), safe_target(request.form.get("back"), url_for("account.settings"))
+    )
 
 
 @bp.route("/password", methods=["POST"])
@@ -65,5 +66,4 @@ def password():
         hash_method=current_app.config["PASSWORD_HASH_METHOD"],
         keep_session=session.get("sid"),
     )
-    flash(_("Your password has been changed."), "success")
-    return redirect(url_for("account.settings"), 303)
+    return flash_and_redirect(_("Your password has been changed."), url_for("account.settings"))

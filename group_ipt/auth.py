@@ -9,8 +9,8 @@ from flask_babel import gettext as _
 from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
 
 from . import login_sessions, users
-from .db import get_db, row
-from .redirects import safe_target
+from .db import get_db, marks, row, rows
+from .redirects import flash_and_redirect, safe_target
 
 bp = Blueprint("auth", __name__)
 login_manager = LoginManager()
@@ -73,6 +73,12 @@ def user_object(db, record: dict | None) -> User | None:
         site = row(db, "select default_language from sites where id = ?", (site_ids[0],))
         site_language = site["default_language"] if site else None
     return User(record, site_ids, site_language)
+
+
+def user_sites() -> list[dict]:
+    """Return the sites of the logged-in user, by name."""
+    site_ids = current_user.site_ids
+    return rows(get_db(), f"select * from sites where id in ({marks(site_ids)}) order by name", site_ids)
 
 
 def role_required(*roles: str):
@@ -178,8 +184,7 @@ def choose_login_language():
     from .i18n import languages
 
     if lang not in languages():
-        flash(_("Unknown language."), "error")
-        return redirect(url_for("auth.login"), 303)
+        return flash_and_redirect(_("Unknown language."), url_for("auth.login"), "error")
     session["lang"] = lang
     return redirect(url_for("auth.login"), 303)
 
@@ -189,5 +194,4 @@ def logout():
     login_sessions.end(get_db(), session.get("sid"), "logout")
     logout_user()
     _clear_session()
-    flash(_("You have logged out."), "info")
-    return redirect(url_for("auth.login"), 303)
+    return flash_and_redirect(_("You have logged out."), url_for("auth.login"), "info")

@@ -1,4 +1,9 @@
-"""The home page: what a facilitator or coordinator needs to see first."""
+"""The home page: what a facilitator or coordinator needs to see first.
+
+The view gathers every panel's data (each area's view module makes its own: safety,
+cycles; then backups) and the templates only show it: nothing on the page queries the
+database while it is drawn.
+"""
 
 from __future__ import annotations
 
@@ -7,22 +12,26 @@ from pathlib import Path
 from flask import Blueprint, current_app, render_template
 from flask_login import current_user
 
-from .db import get_db, rows
+from . import clock
+from .auth import user_sites
+from .backup import backup_state
+from .views import cycles as cycles_views
+from .views import referrals as referrals_views
 
 bp = Blueprint("home", __name__)
 
 
 @bp.route("/")
 def index():
-    db = get_db()
-    placeholders = ",".join("?" for _ in current_user.site_ids) or "''"
-    sites = rows(db, f"select * from sites where id in ({placeholders}) order by name", current_user.site_ids)
     backups = None
     if current_user.role in ("coordinator", "admin"):
-        from .backup import backup_state
-        from .clock import today
-
         backups = backup_state(
-            Path(current_app.config["DATA_DIR"]), today=today(), warn_days=current_app.config["BACKUP_WARN_DAYS"]
+            Path(current_app.config["DATA_DIR"]), today=clock.today(), warn_days=current_app.config["BACKUP_WARN_DAYS"]
         )
-    return render_template("home/index.html", sites=sites, backups=backups)
+    return render_template(
+        "home/index.html",
+        sites=user_sites(),
+        backups=backups,
+        safety_panel=referrals_views.home_panel(),
+        cycles_panel=cycles_views.home_panel(),
+    )

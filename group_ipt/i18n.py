@@ -15,6 +15,7 @@ from flask_babel import get_locale
 from flask_login import current_user
 
 from . import oscompat
+from .pdf import PdfLanguage
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,15 @@ def current_language() -> Language:
     code = str(get_locale() or current_app.config["DEFAULT_LANGUAGE"])
     available = languages()
     return available.get(code) or available.get(code.split("_")[0]) or Language(code, code, "ltr", "draft")
+
+
+def pdf_language(code: str) -> PdfLanguage:
+    """Return the language ``code`` for a PDF, with the app's catalog (needs an app context).
+
+    The PDF reads the same compiled catalog as the pages (the app's TRANSLATIONS_DIR) but
+    not through flask-babel, so it can be drawn outside any request or app context.
+    """
+    return PdfLanguage.load(code, current_app.config["TRANSLATIONS_DIR"], languages().get(code))
 
 
 # --- coverage report -------------------------------------------------------

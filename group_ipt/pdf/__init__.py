@@ -14,9 +14,10 @@ Every render function takes PLAIN DATA (the dataclasses of its module) and a
 data and picks the language. Translation works like this: the headings of a
 document are English msgids written as ``_("...")`` in its module (so
 ``pybabel extract`` finds them) where ``_`` is ``lang.translate``. The web and
-CLI edges build the language with :meth:`PdfLanguage.from_app`, which takes the
-catalog of that language out of flask-babel once (inside an app context); the
-PDF can then be drawn anywhere. Texts from ``forms/`` (instrument items, band
+CLI edges build the language with :meth:`PdfLanguage.load`, which reads the
+compiled catalog of that language from the app's translations folder once (with
+babel, the same files flask-babel serves to the pages); the PDF can then be
+drawn anywhere. Texts from ``forms/`` (instrument items, band
 labels...) are msgids too and go through the same ``lang.translate``. Texts a
 user typed (names, venues) are printed as typed.
 
@@ -49,13 +50,14 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple, Protocol
 from xml.sax.saxutils import escape as _xml_escape
 
 import arabic_reshaper
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_date
 from babel.numbers import format_decimal, format_percent
+from babel.support import Translations
 from bidi import get_display
 from reportlab.lib import colors
 from reportlab.lib.enums import TA_CENTER, TA_LEFT, TA_RIGHT
@@ -65,7 +67,7 @@ from reportlab.lib.units import mm
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen.canvas import Canvas
-from reportlab.platypus import Flowable, Paragraph, SimpleDocTemplate
+from reportlab.platypus import Flowable, Paragraph, SimpleDocTemplate, Table, TableStyle
 
 __all__ = [
     "FONT",
@@ -76,6 +78,7 @@ __all__ = [
     "build_pdf",
     "cell",
     "content_width",
+    "document_setup",
     "esc",
     "fit_heads",
     "fit_widths",
@@ -84,8 +87,10 @@ __all__ = [
     "labelled",
     "para",
     "register_fonts",
+    "safety_numbers",
     "styles",
     "visual",
+    "warning_box",
 ]
 
 FONTS_DIR = Path(__file__).resolve().parent.parent / "static" / "fonts"
@@ -116,6 +121,16 @@ def register_fonts() -> None:
 
 
 # --- language ---------------------------------------------------------------
+
+
+class LanguageInfo(Protocol):
+    """What a document needs to know of a language besides its catalog (``i18n.Language`` has it)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def dir(self) -> str: ...  # ltr or rtl
 
 
 def _identity(message: str) -> str:
@@ -181,21 +196,16 @@ class PdfLanguage:
         return format_percent(share, locale=self.locale)
 
     @classmethod
-    def from_app(cls, code: str) -> PdfLanguage:
-        """Return the language ``code`` with the app's catalog for it.
+    def load(cls, code: str, translations_dir: str | Path, info: LanguageInfo | None = None) -> PdfLanguage:
+        """Return the language ``code`` with its compiled catalog from ``translations_dir``.
 
-        Needs an app context (the CLI pushes one; a request has one). The
-        catalog is taken from flask-babel under ``force_locale`` once, so the
-        document can be drawn afterwards without any Flask context. A string
-        missing from the catalog comes out in English.
+        ``translations_dir`` is the folder the app serves its pages from (setting
+        TRANSLATIONS_DIR, see ``bundle``), so the web and the CLI print the same text as
+        the pages show; ``info`` is the language's entry in its ``languages.yaml`` (name,
+        direction). The catalog is read once; the document can then be drawn anywhere.
+        A language without a catalog (English) and a string missing from one come out in English.
         """
-        from flask import current_app
-        from flask_babel import force_locale, get_translations
-
-        languages = current_app.extensions.get("group_ipt_languages", {})
-        with force_locale(code):
-            translations = get_translations()
-        info = languages.get(code)
+        translations = Translations.load(str(translations_dir), [code])
         return cls(
             code=code,
             gettext=translations.gettext,
@@ -203,6 +213,18 @@ class PdfLanguage:
             rtl=bool(info and info.dir == "rtl"),
             name=info.name if info else code,
         )
+
+    @classmethod
+    def from_app(cls, code: str) -> PdfLanguage:
+        """Return the language ``code`` with the current app's catalog (needs an app context).
+
+        Kept only until its callers (views/pdf.py, cli.py, tests/test_pdf.py) call the web
+        layer's ``i18n.pdf_language``: pdf/ is below the web layer and must not import Flask.
+        """
+        from flask import current_app  # the last Flask import in pdf/: goes with this method
+
+        info = current_app.extensions["group_ipt_languages"].get(code)
+        return cls.load(code, current_app.config["TRANSLATIONS_DIR"], info)
 
 
 # --- text -------------------------------------------------------------------
@@ -360,6 +382,19 @@ def styles(lang: PdfLanguage | None = None, base_size: float = 10) -> Styles:
     )
 
 
+class DocumentSetup(NamedTuple):
+    """What every ``build_story`` starts from."""
+
+    translate: Callable[..., str]
+    styles: Styles
+    width: float
+
+
+def document_setup(lang: PdfLanguage, pagesize: tuple[float, float], base_size: float = 10) -> DocumentSetup:
+    """Return the translate function, the styles in ``base_size`` and the usable width of a document's pages."""
+    return DocumentSetup(lang.translate, styles(lang, base_size=base_size), content_width(pagesize))
+
+
 def fit_widths(
     heads: Sequence[str], widths: Sequence[float], style: ParagraphStyle, flexible: int, padding: float = 7
 ) -> list[float]:
@@ -415,6 +450,31 @@ def fit_heads(
 def content_width(pagesize: tuple[float, float], margins: Sequence[float] = (MARGIN, MARGIN)) -> float:
     """Return the width a flowable may take on a page of this size."""
     return pagesize[0] - margins[0] - margins[1] - 2 * FRAME_PADDING
+
+
+def safety_numbers(lang: PdfLanguage, contacts: Sequence[tuple[str, str]], st: Styles) -> list[list[Flowable]]:
+    """Return the rows "Emergency and referral numbers", then one per (name, phone), or a line to write one in."""
+    _ = lang.translate
+    rows = [[para(f"{name}: {phone}", st.body)] for name, phone in contacts] or [
+        [
+            para(
+                _(
+                    "No local emergency number is set for this programme. Ask your coordinator to add them (setting "
+                    "SAFETY_CONTACTS), and write your supervisor's number here:"
+                )
+                + " ____________",
+                st.body,
+            )
+        ]
+    ]
+    return [[para(_("Emergency and referral numbers"), st.cell_bold)], *rows]
+
+
+def warning_box(rows: list[list[Flowable]], width: float) -> Table:
+    """Return ``rows`` in a one-column box, shaded and framed, that the eye finds first on the page."""
+    box = Table(rows, colWidths=[width])
+    box.setStyle(TableStyle([("BACKGROUND", (0, 0), (-1, -1), WARN), ("BOX", (0, 0), (-1, -1), 1, INK)]))
+    return box
 
 
 class CheckBox(Flowable):
@@ -496,6 +556,38 @@ class _Document(SimpleDocTemplate):
             self._after_flowable(self, flowable)
 
 
+def _draw_footer(
+    canvas: Canvas,
+    page: int,
+    pages: int,
+    *,
+    lang: PdfLanguage,
+    left_text: str,
+    pagesize: tuple[float, float],
+    margins: Sequence[float],
+) -> None:
+    """Draw a page's footer: ``left_text`` on the left, "page X of Y" on the right."""
+    _ = lang.translate
+    width = pagesize[0]
+    canvas.saveState()
+    canvas.setFillColor(GREY)
+    y = MARGIN / 2 + 2
+    right = visual(_("Page %(page)s of %(pages)s", page=page, pages=pages))
+    left = visual(left_text)
+    # The left part never runs into "page X of Y": a smaller font, then cut short with "…".
+    room = width - margins[0] - margins[1] - 2 * FRAME_PADDING - pdfmetrics.stringWidth(right, FONT, 7.5) - 12
+    size = 7.5
+    while size > 6 and pdfmetrics.stringWidth(left, FONT, size) > room:
+        size -= 0.5
+    while len(left) > 1 and pdfmetrics.stringWidth(left, FONT, size) > room:
+        left = left[:-2] + "…"
+    canvas.setFont(FONT, size)
+    canvas.drawString(margins[0] + FRAME_PADDING, y, left)
+    canvas.setFont(FONT, 7.5)
+    canvas.drawRightString(width - margins[1] - FRAME_PADDING, y, right)
+    canvas.restoreState()
+
+
 def build_pdf(
     story: list[Flowable],
     lang: PdfLanguage,
@@ -522,27 +614,9 @@ def build_pdf(
     created = created or datetime.now()
     _ = lang.translate
     printed = _("Printed %(date)s", date=lang.date(created))
-    width, _height = pagesize
-
-    def footer(canvas: Canvas, page: int, pages: int) -> None:
-        canvas.saveState()
-        canvas.setFillColor(GREY)
-        y = MARGIN / 2 + 2
-        right = visual(_("Page %(page)s of %(pages)s", page=page, pages=pages))
-        left = visual(f"{footer_left} · {printed}")
-        # The left part never runs into "page X of Y": a smaller font, then cut short with "…".
-        room = width - margins[0] - margins[1] - 2 * FRAME_PADDING - pdfmetrics.stringWidth(right, FONT, 7.5) - 12
-        size = 7.5
-        while size > 6 and pdfmetrics.stringWidth(left, FONT, size) > room:
-            size -= 0.5
-        while len(left) > 1 and pdfmetrics.stringWidth(left, FONT, size) > room:
-            left = left[:-2] + "…"
-        canvas.setFont(FONT, size)
-        canvas.drawString(margins[0] + FRAME_PADDING, y, left)
-        canvas.setFont(FONT, 7.5)
-        canvas.drawRightString(width - margins[1] - FRAME_PADDING, y, right)
-        canvas.restoreState()
-
+    footer = partial(
+        _draw_footer, lang=lang, left_text=f"{footer_left} · {printed}", pagesize=pagesize, margins=margins
+    )
     buffer = io.BytesIO()
     doc = _Document(
         buffer,

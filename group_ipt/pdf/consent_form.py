@@ -16,7 +16,7 @@ from reportlab.lib.pagesizes import A4
 from reportlab.platypus import Flowable, KeepTogether, Spacer, Table, TableStyle
 
 from ..consent import PURPOSES, ConsentWording
-from . import LINE, CheckBox, PdfLanguage, build_pdf, content_width, fit_widths, para, styles
+from . import LINE, CheckBox, PdfLanguage, Styles, build_pdf, document_setup, fit_widths, para
 
 __all__ = ["ConsentForm", "build_story", "render"]
 
@@ -39,9 +39,7 @@ class ConsentForm:
 
 def build_story(data: ConsentForm, lang: PdfLanguage) -> list[Flowable]:
     """Return the form's flowables: who, the text to read, a line per purpose, the signatures."""
-    _ = lang.translate
-    st = styles(lang, base_size=10.5)
-    width = content_width(PAGESIZE)
+    _, st, width = document_setup(lang, PAGESIZE, base_size=10.5)
     story: list[Flowable] = [para(data.wording.heading, st.title)]
     story.append(
         para(
@@ -53,7 +51,18 @@ def build_story(data: ConsentForm, lang: PdfLanguage) -> list[Flowable]:
             st.small,
         )
     )
-    story.append(Spacer(1, 6))
+    story += [Spacer(1, 6), _who(data, lang, st, width), Spacer(1, 8)]
+    story.append(para(_("Read this text aloud to the person, in their language:"), st.subheading))
+    story += [para(paragraph, st.body) for paragraph in data.wording.read_aloud]
+    story.append(para(_("The person agrees to:"), st.subheading))
+    story += [_purposes(data, lang, st, width), Spacer(1, 14)]
+    story.append(KeepTogether(_signatures(data, lang, st, width)))
+    return story
+
+
+def _who(data: ConsentForm, lang: PdfLanguage, st: Styles, width: float) -> Table:
+    """Return the lines for the person's programme code, name and the date."""
+    _ = lang.translate
     labels = (_("Programme code"), _("Name"), _("Date"))
     who = [
         [
@@ -82,10 +91,12 @@ def build_story(data: ConsentForm, lang: PdfLanguage) -> list[Flowable]:
             ]
         )
     )
-    story += [table, Spacer(1, 8)]
-    story.append(para(_("Read this text aloud to the person, in their language:"), st.subheading))
-    story += [para(paragraph, st.body) for paragraph in data.wording.read_aloud]
-    story.append(para(_("The person agrees to:"), st.subheading))
+    return table
+
+
+def _purposes(data: ConsentForm, lang: PdfLanguage, st: Styles, width: float) -> Table:
+    """Return a line per purpose: boxes to tick on a blank form, the recorded answer on a participant's."""
+    _ = lang.translate
     rows = []
     for purpose in PURPOSES:
         answer = data.answers.get(purpose)
@@ -106,7 +117,12 @@ def build_story(data: ConsentForm, lang: PdfLanguage) -> list[Flowable]:
             ]
         )
     )
-    story += [table, Spacer(1, 14)]
+    return table
+
+
+def _signatures(data: ConsentForm, lang: PdfLanguage, st: Styles, width: float) -> Table:
+    """Return the lines for who gave consent, their signature or thumbprint, and who read the text."""
+    _ = lang.translate
     given_by = data.given_by if data.given_by not in ("", "participant") else ""
     signatures = [
         [para(_("Consent given by (the person, or the guardian's name)"), st.cell), para(given_by, st.cell)],
@@ -115,8 +131,7 @@ def build_story(data: ConsentForm, lang: PdfLanguage) -> list[Flowable]:
     ]
     table = Table(signatures, colWidths=[width * 0.45, width * 0.55], rowHeights=[30, 38, 38])
     table.setStyle(TableStyle([("LINEBELOW", (1, 0), (1, -1), 0.5, LINE), ("VALIGN", (0, 0), (-1, -1), "BOTTOM")]))
-    story.append(KeepTogether(table))
-    return story
+    return table
 
 
 def render(data: ConsentForm, lang: PdfLanguage, *, created: datetime | None = None) -> bytes:

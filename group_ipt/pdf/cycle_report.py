@@ -35,14 +35,13 @@ from . import (
     PdfLanguage,
     Styles,
     build_pdf,
-    content_width,
+    document_setup,
     esc,
     fit_heads,
     fit_widths,
     labelled,
     longest_word,
     para,
-    styles,
     visual,
 )
 
@@ -332,7 +331,7 @@ def _members_table(data: CycleReport, lang: PdfLanguage, st: Styles, width: floa
             para(yes if outcomes.remitted(m.last, data.remission_below) else no, st.cell_center),
         ]
         rows.append(row)
-    widths = [20, 72] + ([0] if not data.privacy else []) + [48, 56, 52, 38, 38, 40, 40, 38]
+    widths: list[float] = [20, 72, *([0] if not data.privacy else []), 48, 56, 52, 38, 38, 40, 40, 38]
     flexible = 2 if not data.privacy else 1
     widths[flexible] = 0
     widths[flexible] = width - sum(widths)
@@ -377,9 +376,7 @@ def _outcome_lines(data: CycleReport, outcome: GroupOutcome, lang: PdfLanguage, 
 
 def build_story(data: CycleReport, lang: PdfLanguage) -> list[Flowable]:
     """Return the report's flowables."""
-    _ = lang.translate
-    st = styles(lang)
-    width = content_width(PAGESIZE)
+    _, st, width = document_setup(lang, PAGESIZE)
     outcome = group_outcome(data.members, data.remission_below)
     info = " · ".join(t for t in (data.programme, data.site, data.protocol) if t)
     dates = [s.date for s in data.sessions if s.date is not None]

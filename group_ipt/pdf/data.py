@@ -15,6 +15,7 @@ from typing import Any
 import sqlite_utils
 
 from .. import clock, cycles, outcomes
+from ..db import marks
 from ..instruments import Instrument
 from ..protocols import Protocol
 from . import PdfLanguage
@@ -163,47 +164,12 @@ def cycle_report_data(
     attendance = _attendance(db, cycle["id"])
     members = [m for m in cycles.members(db, cycle["id"]) if m["status"] != "transferred"]
 
-    summaries = []
-    for s in sessions:
-        statuses = [status for (member_id, session_id), status in attendance.items() if session_id == s["id"]]
-        summaries.append(
-            SessionSummary(
-                number=s["number"],
-                date=_date(s["scheduled_date"]),
-                status=s["status"],
-                present=sum(1 for status in statuses if status in PRESENT),
-                absent=statuses.count("absent"),
-                excused=statuses.count("excused"),
-                makeup=s["kind"] == "makeup",
-            )
-        )
-
+    summaries = _session_summaries(sessions, attendance)
     instrument = outcome_instrument(protocol, instruments)
     scores = outcomes.cycle_scores(
         db, cycle, members, protocol, instrument=instrument, grace_days=grace_days, today=today or clock.today()
     )
-    member_rows = []
-    for m in members:
-        # A session number attended twice (a session and its make-up) counts once.
-        attended = len({s["number"] for s in sessions if attendance.get((m["id"], s["id"])) in PRESENT})
-        member_scores = scores[m["id"]]
-        member_rows.append(
-            MemberSummary(
-                code=m["participant_code"],
-                name=m["name"],
-                attended=attended,
-                completed=m["status"] == "completed" or protocol.is_completed(attended),
-                dropped_out=m["status"] in LEFT,
-                baseline=member_scores.baseline_total,
-                last=member_scores.last_total,
-            )
-        )
-
-    participant_ids = [m["participant_id"] for m in members]
-    marks = ",".join("?" for _ in participant_ids) or "''"
-    [open_referrals] = db.execute(
-        f"select count(*) from referrals where status != 'closed' and participant_id in ({marks})", participant_ids
-    ).fetchone()
+    member_rows = _member_summaries(members, sessions, attendance, scores, protocol)
     return CycleReport(
         programme=programme,
         site=cycle["site_name"],
@@ -215,14 +181,71 @@ def cycle_report_data(
         instrument=_(instrument.name) if instrument else "—",
         facilitators=_facilitator_names(db, cycle["id"]),
         status=_stage(cycle, db, lang),
-        open_referrals=open_referrals,
+        open_referrals=_open_referrals(db, [m["participant_id"] for m in members]),
         remission_below=outcomes.remission_below(instrument),
         privacy=privacy,
     )
 
 
+def _session_summaries(sessions: list[dict], attendance: dict[tuple[str, str], str]) -> list[SessionSummary]:
+    """Return each group session's date, status and how many came, were absent or excused."""
+    summaries = []
+    for s in sessions:
+        statuses = [status for (_member_id, session_id), status in attendance.items() if session_id == s["id"]]
+        summaries.append(
+            SessionSummary(
+                number=s["number"],
+                date=_date(s["scheduled_date"]),
+                status=s["status"],
+                present=sum(1 for status in statuses if status in PRESENT),
+                absent=statuses.count("absent"),
+                excused=statuses.count("excused"),
+                makeup=s["kind"] == "makeup",
+            )
+        )
+    return summaries
+
+
+def _member_summaries(
+    members: list[dict],
+    sessions: list[dict],
+    attendance: dict[tuple[str, str], str],
+    scores: dict[str, outcomes.MemberScores],
+    protocol: Protocol,
+) -> list[MemberSummary]:
+    """Return each member's sessions attended, completion, leaving, and first and last score."""
+    rows = []
+    for m in members:
+        # A session number attended twice (a session and its make-up) counts once.
+        attended = len({s["number"] for s in sessions if attendance.get((m["id"], s["id"])) in PRESENT})
+        member_scores = scores[m["id"]]
+        rows.append(
+            MemberSummary(
+                code=m["participant_code"],
+                name=m["name"],
+                attended=attended,
+                completed=m["status"] == "completed" or protocol.is_completed(attended),
+                dropped_out=m["status"] in LEFT,
+                baseline=member_scores.baseline_total,
+                last=member_scores.last_total,
+            )
+        )
+    return rows
+
+
+def _open_referrals(db: sqlite_utils.Database, participant_ids: list[str]) -> int:
+    """Return how many referrals of these participants are not closed."""
+    [count] = db.execute(
+        f"select count(*) from referrals where status != 'closed' and participant_id in ({marks(participant_ids)})",
+        participant_ids,
+    ).fetchone()
+    return count
+
+
 def _stage(cycle: dict, db: sqlite_utils.Database, lang: PdfLanguage) -> str:
     message = cycles.stage(cycle, cycles.sessions(db, cycle["id"]))
+    if isinstance(message.msgid, tuple):  # a text that depends on params["count"]
+        return lang.translate_plural(*message.msgid, message.params["count"], **message.params)
     return lang.translate(message.msgid, **message.params)
 
 

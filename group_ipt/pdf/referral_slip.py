@@ -14,7 +14,7 @@ from datetime import datetime
 from reportlab.lib.pagesizes import A4
 from reportlab.platypus import Flowable, Spacer, Table, TableStyle
 
-from . import INK, LINE, WARN, PdfLanguage, build_pdf, content_width, labelled, para, styles
+from . import LINE, PdfLanguage, build_pdf, document_setup, labelled, para, safety_numbers, warning_box
 
 __all__ = ["ReferralSlip", "build_story", "render"]
 
@@ -38,9 +38,7 @@ class ReferralSlip:
 
 def build_story(data: ReferralSlip, lang: PdfLanguage) -> list[Flowable]:
     """Return the slip's flowables."""
-    _ = lang.translate
-    st = styles(lang, base_size=11)
-    width = content_width(PAGESIZE)
+    _, st, width = document_setup(lang, PAGESIZE, base_size=11)
     story: list[Flowable] = [
         para(_("Referral slip"), st.title),
         para(data.programme, st.small),
@@ -54,22 +52,7 @@ def build_story(data: ReferralSlip, lang: PdfLanguage) -> list[Flowable]:
         labelled([(_("Raised on"), f"{data.raised_on} · {data.raised_by}")], st.body),
         Spacer(1, 8),
     ]
-    numbers = [[para(_("Emergency and referral numbers"), st.cell_bold)]]
-    numbers += [[para(f"{name}: {phone}", st.body)] for name, phone in data.contacts] or [
-        [
-            para(
-                _(
-                    "No local emergency number is set for this programme. Ask your coordinator to add them (setting "
-                    "SAFETY_CONTACTS), and write your supervisor's number here:"
-                )
-                + " ____________",
-                st.body,
-            )
-        ]
-    ]
-    box = Table(numbers, colWidths=[width])
-    box.setStyle(TableStyle([("BACKGROUND", (0, 0), (-1, -1), WARN), ("BOX", (0, 0), (-1, -1), 1, INK)]))
-    story += [box, Spacer(1, 10)]
+    story += [warning_box(safety_numbers(lang, data.contacts, st), width), Spacer(1, 10)]
     story.append(
         para(
             _(

@@ -32,12 +32,11 @@ from . import (
     Styles,
     build_pdf,
     cell,
-    content_width,
+    document_setup,
     esc,
     labelled,
     longest_word,
     para,
-    styles,
     visual,
 )
 
@@ -83,7 +82,7 @@ class RosterMember:
     name: str
     sex: str = ""
     problem_areas: Sequence[str] = ()
-    attendance: Mapping[int, str] = field(default_factory=dict)
+    attendance: Mapping[str | int, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -193,8 +192,8 @@ def _column_widths(
 ) -> dict[str, float]:
     """Return each column's width; ``needs`` gives a column's least width (its longest word and padding)."""
     fixed = {"no": 16.0, "code": 68.0, "sex": 46.0, "area": 74.0, "sign": 76.0}
-    for name, need in (needs or {}).items():
-        fixed[name] = max(fixed[name], need)
+    for column, need in (needs or {}).items():
+        fixed[column] = max(fixed[column], need)
     name_min = 0.0 if privacy else 116.0
     session = min(max((width - sum(fixed.values()) - name_min) / max(sessions, 1), 20.0), 46.0)
     rest = width - sum(fixed.values()) - session * sessions
@@ -207,18 +206,35 @@ def _column_widths(
 
 
 def _table(data: Roster, sessions: Sequence[RosterSession], lang: PdfLanguage, st: Styles, width: float) -> Table:
-    _ = lang.translate
+    """Return the sign-in table: two heading rows, then a row per member."""
+    w = _column_widths(width, len(sessions), data.privacy, _least_widths(data, lang, st))
+    top, head, widths, first, last = _heading_rows(data, sessions, lang, st, w)
+    rows: list[list[Flowable | str]] = [top, head, *_member_rows(data, sessions, lang, st, w)]
+    table = Table(rows, colWidths=widths, repeatRows=2)
+    table.setStyle(_table_style(st, len(head), len(rows), first, last, bool(sessions)))
+    return table
+
+
+def _least_widths(data: Roster, lang: PdfLanguage, st: Styles) -> dict[str, float]:
+    """Return the least width of the text columns: their longest word and the cell's padding."""
     # A column is never narrower than its longest word: ReportLab would split the word in the middle.
+    _ = lang.translate
     sexes = [sex_label(lang, m.sex) for m in data.members]
     areas_text = [problem_area_label(lang, a) for m in data.members for a in m.problem_areas]
-    needs = {
+    return {
         "code": longest_word([m.code for m in data.members], st.cell) + 7,
         "sex": max(longest_word([_("Sex")], st.cell_bold), longest_word(sexes, st.cell)) + 7,
         "area": max(longest_word([_("Problem area")], st.cell_bold), longest_word(areas_text, st.cell)) + 7,
         "sign": longest_word([_("Signature or thumbprint")], st.cell_bold) + 7,
     }
-    w = _column_widths(width, len(sessions), data.privacy, needs)
-    head = [para("#", st.cell_small), para(_("Code"), st.cell_bold)]
+
+
+def _heading_rows(
+    data: Roster, sessions: Sequence[RosterSession], lang: PdfLanguage, st: Styles, w: dict[str, float]
+) -> tuple[list[Flowable | str], list[Flowable | str], list[float], int, int]:
+    """Return the two heading rows, the column widths, and the first and last session column."""
+    _ = lang.translate
+    head: list[Flowable | str] = [para("#", st.cell_small), para(_("Code"), st.cell_bold)]
     widths = [w["no"], w["code"]]
     if not data.privacy:
         head.append(para(_("Name"), st.cell_bold))
@@ -239,9 +255,15 @@ def _table(data: Roster, sessions: Sequence[RosterSession], lang: PdfLanguage, s
     top: list[Flowable | str] = [cell if not first <= col <= last else "" for col, cell in enumerate(head)]
     if sessions:
         top[first] = para(_("Sessions and their dates"), st.cell_center)
-
     head = [cell if first <= col <= last else "" for col, cell in enumerate(head)]
-    rows: list[list[Flowable | str]] = [top, head]
+    return top, head, widths, first, last
+
+
+def _member_rows(
+    data: Roster, sessions: Sequence[RosterSession], lang: PdfLanguage, st: Styles, w: dict[str, float]
+) -> list[list[Flowable | str]]:
+    """Return a row per member: number, code, name, sex, problem areas, a mark or a box per session."""
+    rows: list[list[Flowable | str]] = []
     room = {name: width - 6 for name, width in w.items()}  # less the cell's padding
     for index, member in enumerate(data.members, start=1):
         row: list[Flowable | str] = [str(index), cell(member.code, st.cell, room["code"])]
@@ -255,8 +277,11 @@ def _table(data: Roster, sessions: Sequence[RosterSession], lang: PdfLanguage, s
             row.append(visual(attendance_mark(lang, status)) if status else CheckBox(11))
         row.append("")
         rows.append(row)
+    return rows
 
-    table = Table(rows, colWidths=widths, repeatRows=2)
+
+def _table_style(st: Styles, columns: int, rows: int, first: int, last: int, has_sessions: bool) -> TableStyle:
+    """Return the table's grid, shading, paddings, fonts and the heading cells' spans."""
     commands: list[tuple] = [
         ("GRID", (0, 0), (-1, -1), 0.5, LINE),
         ("BACKGROUND", (0, 0), (-1, 1), SHADE),
@@ -276,15 +301,14 @@ def _table(data: Roster, sessions: Sequence[RosterSession], lang: PdfLanguage, s
         ("ALIGN", (0, 2), (0, -1), "CENTER"),
         ("FONT", (first, 2), (last, -1), FONT_BOLD, st.mark.fontSize, st.mark.leading),
     ]
-    for col in range(len(head)):
+    for col in range(columns):
         if col < first or col > last:
             commands.append(("SPAN", (col, 0), (col, 1)))
-    if sessions:
+    if has_sessions:
         commands.append(("SPAN", (first, 0), (last, 0)))
     # Every other row lightly shaded so a finger can follow a row across the page.
-    commands += [("BACKGROUND", (0, r), (-2, r), SHADE) for r in range(3, len(rows), 2)]
-    table.setStyle(TableStyle(commands))
-    return table
+    commands += [("BACKGROUND", (0, r), (-2, r), SHADE) for r in range(3, rows, 2)]
+    return TableStyle(commands)
 
 
 def _legend(lang: PdfLanguage, st: Styles) -> Flowable:
@@ -306,9 +330,7 @@ def _legend(lang: PdfLanguage, st: Styles) -> Flowable:
 
 def build_story(data: Roster, lang: PdfLanguage) -> list[Flowable]:
     """Return the roster's flowables: the cycle header, the table(s) and the legend."""
-    _ = lang.translate
-    st = styles(lang, base_size=10)
-    width = content_width(PAGESIZE)
+    _, st, width = document_setup(lang, PAGESIZE)
     story: list[Flowable] = _header(data, lang, st, width)
     chunks = [
         data.sessions[i : i + MAX_SESSIONS_PER_TABLE] for i in range(0, len(data.sessions), MAX_SESSIONS_PER_TABLE)

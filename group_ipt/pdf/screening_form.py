@@ -31,13 +31,12 @@ from . import (
     PdfLanguage,
     Styles,
     build_pdf,
-    content_width,
+    document_setup,
     esc,
     fit_widths,
     has_rtl,
     longest_word,
     para,
-    styles,
 )
 
 __all__ = ["ScreeningForm", "build_story", "render"]
@@ -239,150 +238,154 @@ def _question_list(numbers: list[int]) -> str:
 
 
 def _scoring_guide(data: ScreeningForm, lang: PdfLanguage, st: Styles, width: float) -> list[Flowable]:
+    """Return the back page: how to add up, what the total means, who can join, when to act now."""
     _ = lang.translate
     instrument = data.instrument
     numbers = {item.id: n for n, item in enumerate(instrument.items, start=1)}
-    scored = [numbers[item.id] for item in instrument.scored_items]
-    unscored = [numbers[item.id] for item in instrument.items if not item.scored]
     story: list[Flowable] = [
         para(_("Scoring guide: %(name)s", name=_(instrument.name)), st.title),
         para(_("For the facilitator. Do not show this page to the participant."), st.small),
         para(_("How to add up"), st.heading),
-    ]
-    method = instrument.scoring.method
-    if method == "none":
-        story.append(para(_("This form has no total: type in each answer as it was given."), st.body))
-    else:
-        text = _(
-            "Add up the numbers beside the ticked boxes of questions %(questions)s.", questions=_question_list(scored)
-        )
-        if method == "scaled":
-            text += " " + _(
-                "Then multiply the sum by %(multiplier)s.", multiplier=lang.number(instrument.scoring.multiplier)
-            )
-        story.append(para(text, st.body))
-        if unscored:
-            story.append(
-                para(
-                    _(
-                        "Question %(questions)s is recorded but not added to the total.",
-                        questions=_question_list(unscored),
-                    ),
-                    st.body,
-                )
-            )
-        story.append(
-            para(
-                _("Totals run from %(low)s to %(high)s.", low=instrument.min_total, high=instrument.max_total), st.body
-            )
-        )
-        allowed = instrument.scoring.prorate_max_missing
-        if allowed:
-            ngettext = lang.translate_plural
-            story.append(
-                para(
-                    ngettext(
-                        "A question without an answer is never counted as 0. If no more than %(num)s question was "
-                        "left unanswered, group-ipt estimates the total from the other answers; with more, there is "
-                        "no total.",
-                        "A question without an answer is never counted as 0. If no more than %(num)s questions were "
-                        "left unanswered, group-ipt estimates the total from the other answers; with more, there is "
-                        "no total.",
-                        allowed,
-                    ),
-                    st.body,
-                )
-            )
-        else:
-            story.append(
-                para(
-                    _(
-                        "A question without an answer is never counted as 0: if any question was left unanswered, "
-                        "there is no total."
-                    ),
-                    st.body,
-                )
-            )
-    story.append(
+        *_how_to_add_up(instrument, numbers, lang, st),
         para(
             _(
                 "To type the form in, enter the number beside each ticked box. Leave a question empty "
                 "when no box was ticked."
             ),
             st.body,
+        ),
+    ]
+    if instrument.bands:
+        story += [para(_("What the total means"), st.heading), _bands_table(instrument, lang, st, width)]
+    if instrument.eligibility is not None:
+        story += [para(_("Who can join a group"), st.heading), _eligibility_rule(data, lang, st)]
+    if instrument.risk_items:
+        story += [para(_("Act now"), st.heading), KeepTogether(_risk_table(instrument, numbers, lang, st, width))]
+    return story
+
+
+def _how_to_add_up(instrument: Instrument, numbers: dict[str, int], lang: PdfLanguage, st: Styles) -> list[Flowable]:
+    """Return which questions add up to the total, its range, and what a missing answer does."""
+    _ = lang.translate
+    method = instrument.scoring.method
+    if method == "none":
+        return [para(_("This form has no total: type in each answer as it was given."), st.body)]
+    scored = [numbers[item.id] for item in instrument.scored_items]
+    unscored = [numbers[item.id] for item in instrument.items if not item.scored]
+    text = _("Add up the numbers beside the ticked boxes of questions %(questions)s.", questions=_question_list(scored))
+    if method == "scaled":
+        text += " " + _(
+            "Then multiply the sum by %(multiplier)s.", multiplier=lang.number(instrument.scoring.multiplier)
         )
+    story = [para(text, st.body)]
+    if unscored:
+        story.append(
+            para(
+                _("Question %(questions)s is recorded but not added to the total.", questions=_question_list(unscored)),
+                st.body,
+            )
+        )
+    story.append(
+        para(_("Totals run from %(low)s to %(high)s.", low=instrument.min_total, high=instrument.max_total), st.body)
+    )
+    story.append(para(_missing_answers_rule(instrument, lang), st.body))
+    return story
+
+
+def _missing_answers_rule(instrument: Instrument, lang: PdfLanguage) -> str:
+    """Say what an unanswered question does to the total (estimated from the others, or no total)."""
+    _ = lang.translate
+    allowed = instrument.scoring.prorate_max_missing
+    if not allowed:
+        return _(
+            "A question without an answer is never counted as 0: if any question was left unanswered, "
+            "there is no total."
+        )
+    ngettext = lang.translate_plural
+    return ngettext(
+        "A question without an answer is never counted as 0. If no more than %(num)s question was "
+        "left unanswered, group-ipt estimates the total from the other answers; with more, there is "
+        "no total.",
+        "A question without an answer is never counted as 0. If no more than %(num)s questions were "
+        "left unanswered, group-ipt estimates the total from the other answers; with more, there is "
+        "no total.",
+        allowed,
     )
 
-    if instrument.bands:
-        story.append(para(_("What the total means"), st.heading))
-        rows: list[list[Flowable]] = [
-            [para(_("Total"), st.cell_bold), para(_("Meaning"), st.cell_bold), para(_("What to do"), st.cell_bold)]
-        ]
-        for band in instrument.bands:
-            rows.append(
-                [
-                    para(f"{band.min}–{band.max}", st.cell),
-                    para(_(band.label), st.cell_bold),
-                    para(_(band.explanation), st.cell),
-                ]
-            )
-        table = Table(rows, colWidths=[60, width * 0.28, width - 60 - width * 0.28], repeatRows=1)
-        table.setStyle(
-            TableStyle(
-                [
-                    ("GRID", (0, 0), (-1, -1), 0.5, LINE),
-                    ("BACKGROUND", (0, 0), (-1, 0), SHADE),
-                    ("VALIGN", (0, 0), (-1, -1), "TOP"),
-                ]
-            )
-        )
-        story.append(table)
 
-    if instrument.eligibility is not None:
-        eligibility = instrument.eligibility
-        cutoff = data.cutoff if data.cutoff is not None else eligibility.cutoff
-        story.append(para(_("Who can join a group"), st.heading))
-        if eligibility.direction == ">=":
-            text = _("A total of %(cutoff)s or more meets this programme's cut-off for joining a group.", cutoff=cutoff)
-        else:
-            text = _("A total of %(cutoff)s or less meets this programme's cut-off for joining a group.", cutoff=cutoff)
-        story.append(para(text, st.body))
-
-    if instrument.risk_items:
-        story.append(para(_("Act now"), st.heading))
-        rows = []
-        for item in instrument.risk_items:
-            assert item.risk is not None
-            answers = [option for option in item.options if item.risk.matches(option.value)]
-            listed = "; ".join(f"“{_(option.label)}” ({option.value})" for option in answers)
-            action = _(
-                "Question %(number)s: if the answer is one of %(answers)s, act now, whatever the total. "
-                "Ask about thoughts and plans of self-harm. If the danger is close, do not leave the person "
-                "alone and get urgent help. Tell your supervisor today, and record the answer in group-ipt: "
-                "it opens a referral that stays on the list until it is closed.",
-                number=numbers[item.id],
-                answers=listed,
-            )
-            rows.append([para(RISK_MARK, st.mark), para(action, st.body)])
-        table = Table(rows, colWidths=[24, width - 24])
-        table.setStyle(
-            TableStyle(
-                [
-                    ("BACKGROUND", (0, 0), (-1, -1), WARN),
-                    ("BOX", (0, 0), (-1, -1), 1, INK),
-                    ("VALIGN", (0, 0), (-1, -1), "TOP"),
-                ]
-            )
+def _bands_table(instrument: Instrument, lang: PdfLanguage, st: Styles, width: float) -> Table:
+    """Return the table of score bands: the range, its meaning and what to do."""
+    _ = lang.translate
+    rows: list[list[Flowable]] = [
+        [para(_("Total"), st.cell_bold), para(_("Meaning"), st.cell_bold), para(_("What to do"), st.cell_bold)]
+    ]
+    for band in instrument.bands:
+        rows.append(
+            [
+                para(f"{band.min}–{band.max}", st.cell),
+                para(_(band.label), st.cell_bold),
+                para(_(band.explanation), st.cell),
+            ]
         )
-        story.append(KeepTogether(table))
-    return story
+    table = Table(rows, colWidths=[60, width * 0.28, width - 60 - width * 0.28], repeatRows=1)
+    table.setStyle(
+        TableStyle(
+            [
+                ("GRID", (0, 0), (-1, -1), 0.5, LINE),
+                ("BACKGROUND", (0, 0), (-1, 0), SHADE),
+                ("VALIGN", (0, 0), (-1, -1), "TOP"),
+            ]
+        )
+    )
+    return table
+
+
+def _eligibility_rule(data: ScreeningForm, lang: PdfLanguage, st: Styles) -> Flowable:
+    """Say which totals meet the programme's cut-off (the programme's own, else the instrument's)."""
+    _ = lang.translate
+    eligibility = data.instrument.eligibility
+    assert eligibility is not None
+    cutoff = data.cutoff if data.cutoff is not None else eligibility.cutoff
+    if eligibility.direction == ">=":
+        text = _("A total of %(cutoff)s or more meets this programme's cut-off for joining a group.", cutoff=cutoff)
+    else:
+        text = _("A total of %(cutoff)s or less meets this programme's cut-off for joining a group.", cutoff=cutoff)
+    return para(text, st.body)
+
+
+def _risk_table(instrument: Instrument, numbers: dict[str, int], lang: PdfLanguage, st: Styles, width: float) -> Table:
+    """Return a row per risk question: which answers mean act now, and what to do."""
+    _ = lang.translate
+    rows = []
+    for item in instrument.risk_items:
+        assert item.risk is not None
+        answers = [option for option in item.options if item.risk.matches(option.value)]
+        listed = "; ".join(f"“{_(option.label)}” ({option.value})" for option in answers)
+        action = _(
+            "Question %(number)s: if the answer is one of %(answers)s, act now, whatever the total. "
+            "Ask about thoughts and plans of self-harm. If the danger is close, do not leave the person "
+            "alone and get urgent help. Tell your supervisor today, and record the answer in group-ipt: "
+            "it opens a referral that stays on the list until it is closed.",
+            number=numbers[item.id],
+            answers=listed,
+        )
+        rows.append([para(RISK_MARK, st.mark), para(action, st.body)])
+    table = Table(rows, colWidths=[24, width - 24])
+    table.setStyle(
+        TableStyle(
+            [
+                ("BACKGROUND", (0, 0), (-1, -1), WARN),
+                ("BOX", (0, 0), (-1, -1), 1, INK),
+                ("VALIGN", (0, 0), (-1, -1), "TOP"),
+            ]
+        )
+    )
+    return table
 
 
 def build_story(data: ScreeningForm, lang: PdfLanguage) -> list[Flowable]:
     """Return the form's flowables: the questions, then (on an even page) the scoring guide."""
-    _ = lang.translate
-    st = styles(lang)
-    width = content_width(PAGESIZE)
+    _, st, width = document_setup(lang, PAGESIZE)
     story = _front(data, lang, st, width)
     story.append(PageBreak())
     # Two-sided printing puts even pages on the back: keep the guide off the next sheet's front.

@@ -41,15 +41,15 @@ from . import (
     INK,
     LINE,
     SHADE,
-    WARN,
     PdfLanguage,
     Styles,
     build_pdf,
-    content_width,
+    document_setup,
     labelled,
     para,
-    styles,
+    safety_numbers,
     visual,
+    warning_box,
 )
 
 __all__ = ["Booklet", "Guidance", "SessionScript", "Step", "build_story", "render"]
@@ -99,14 +99,24 @@ class SessionScript:
 
 
 class _SessionLike(Protocol):
-    session_number: int
-    phase: str
-    minutes: int
-    title: str
-    goals: Sequence[str]
-    agenda: Sequence[Any]
-    watch: Sequence[str]
-    reminder: Sequence[str]
+    """A session's script as the booklet reads it (``scripts.Script``; read-only, so frozen classes fit)."""
+
+    @property
+    def session_number(self) -> int: ...
+    @property
+    def phase(self) -> str: ...
+    @property
+    def minutes(self) -> int: ...
+    @property
+    def title(self) -> str: ...
+    @property
+    def goals(self) -> Sequence[str]: ...
+    @property
+    def agenda(self) -> Sequence[Any]: ...
+    @property
+    def watch(self) -> Sequence[str]: ...
+    @property
+    def reminder(self) -> Sequence[str]: ...
 
 
 @dataclass(frozen=True)
@@ -306,6 +316,7 @@ def _session(
     contents: list[tuple[str, int, str]],
     safety_contacts: Sequence[tuple[str, str]] = (),
 ) -> list[Flowable]:
+    """Return one session's pages: heading, goals, agenda, what to watch for, the safety box, the steps."""
     _ = lang.translate
     key = f"session-{script.session_number}-{len(contents)}"
     story: list[Flowable] = [
@@ -324,33 +335,20 @@ def _session(
             *[para(w, extra["bullet"]) for w in script.watch],
         ]
     if script.reminder:
-        box = Table(
-            [
-                [para(_("If someone talks about harming themselves"), st.cell_bold)],
-                *[[para(r, st.body)] for r in script.reminder],
-                [para(_("Emergency and referral numbers"), st.cell_bold)],
-                *(
-                    [[para(f"{name}: {phone}", st.body)] for name, phone in safety_contacts]
-                    or [
-                        [
-                            para(
-                                _(
-                                    "No local emergency number is set for this programme. "
-                                    "Ask your coordinator to add them "
-                                    "(setting SAFETY_CONTACTS), and write your supervisor's number here:"
-                                )
-                                + " ____________",
-                                st.body,
-                            )
-                        ]
-                    ]
-                ),
-            ],
-            colWidths=[width],
-        )
-        box.setStyle(TableStyle([("BACKGROUND", (0, 0), (-1, -1), WARN), ("BOX", (0, 0), (-1, -1), 1, INK)]))
-        story += [Spacer(1, 8), KeepTogether(box)]
+        rows = [
+            [para(_("If someone talks about harming themselves"), st.cell_bold)],
+            *[[para(r, st.body)] for r in script.reminder],
+            *safety_numbers(lang, safety_contacts, st),
+        ]
+        story += [Spacer(1, 8), KeepTogether(warning_box(rows, width))]
     story.append(para(_("Step by step"), st.heading))
+    return story + _steps(lang, script, st, extra)
+
+
+def _steps(lang: PdfLanguage, script: _SessionLike, st: Styles, extra: dict[str, ParagraphStyle]) -> list[Flowable]:
+    """Return each agenda step with its clock time, its texts and the guidance per problem area."""
+    _ = lang.translate
+    story: list[Flowable] = []
     elapsed = 0
     for step in script.agenda:
         clock = f"{elapsed // 60}:{elapsed % 60:02d}"
@@ -432,9 +430,8 @@ def _cover(
 
 def build_story(data: Booklet, lang: PdfLanguage) -> list[Flowable]:
     """Return the booklet's flowables: cover and contents (for several sessions), then each session."""
-    st = styles(lang, base_size=10.5)
+    _, st, width = document_setup(lang, PAGESIZE, base_size=10.5)
     extra = _extra_styles(st)
-    width = content_width(PAGESIZE)
     contents: list[tuple[str, int, str]] = []  # (heading, page, bookmark), filled while the pages are laid out
     story: list[Flowable] = []
     if data.has_contents:

@@ -17,7 +17,8 @@ from .. import clinical, clock, cycles, referrals
 from ..clinical import ClinicalError
 from ..db import get_db
 from ..errors import DomainError
-from .cycles import protocols, tr
+from . import found_or_404
+from .cycles import cycle_of, protocols, tr
 
 bp = Blueprint("clinical", __name__, url_prefix="/members")
 
@@ -69,10 +70,7 @@ def record_link(member: dict) -> str | None:
 
 
 def member_or_404(member_id: str) -> dict:
-    member = clinical.visible_member(get_db(), member_id, current_user.record)
-    if member is None:
-        abort(404)
-    return member
+    return found_or_404(clinical.visible_member(get_db(), member_id, current_user.record))
 
 
 def editable_member_or_404(member_id: str) -> dict:
@@ -96,7 +94,7 @@ def render_record(member_id: str, status: int = 200):
     if data is None:
         abort(404)
     member = data["member"]
-    cycle = cycles.get_cycle(db, member["cycle_id"])
+    cycle = cycle_of(member)
     cycle_sessions = [s for s in cycles.sessions(db, cycle["id"]) if s["status"] != "cancelled"]
     protocol = protocols().get(cycle["protocol_id"])
     last_session = next((s for s in reversed(cycle_sessions) if s["kind"] == "group"), None)

@@ -11,10 +11,11 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from .. import clock, cycles, followup, users
-from ..auth import role_required
+from ..auth import role_required, user_sites
 from ..cycles import CycleError, Message
-from ..db import get_db, row, rows
+from ..db import get_db, marks, row
 from ..errors import N_, DomainError
+from . import found_or_404
 
 bp = Blueprint("cycles", __name__)
 
@@ -97,10 +98,7 @@ def instruments() -> dict:
 
 
 def cycle_or_404(cycle_id: str) -> dict:
-    cycle = cycles.get_cycle(get_db(), cycle_id, current_user.site_ids)
-    if cycle is None:
-        abort(404)
-    return cycle
+    return found_or_404(cycles.get_cycle(get_db(), cycle_id, current_user.site_ids))
 
 
 def session_or_404(cycle: dict, session_id: str) -> dict:
@@ -110,16 +108,16 @@ def session_or_404(cycle: dict, session_id: str) -> dict:
     return session
 
 
+def cycle_of(record: dict) -> dict:
+    """Return the cycle a session or member belongs to (a foreign key says it exists)."""
+    return found_or_404(cycles.get_cycle(get_db(), record["cycle_id"]))
+
+
 def member_or_404(cycle: dict, member_id: str) -> dict:
     member = cycles.get_member(get_db(), member_id, current_user.site_ids)
     if member is None or member["cycle_id"] != cycle["id"]:
         abort(404)
     return member
-
-
-def user_sites() -> list[dict]:
-    placeholders = ",".join("?" for _ in current_user.site_ids) or "''"
-    return rows(get_db(), f"select * from sites where id in ({placeholders}) order by name", current_user.site_ids)
 
 
 def back_to(cycle: dict, anchor: str = ""):
@@ -590,6 +588,8 @@ def delete_holiday(code, holiday_id):
 # --- panels for other pages ---------------------------------------------------------
 
 
+# Still a template global: tests/test_followup.py renders cycles/_participant_due.html with only
+# ``participant`` given, so the include must fetch its own rows (see the issue 20 report).
 @bp.app_template_global()
 def measures_due(participant) -> list[dict]:
     """Return the cycle measures due for a participant (a row or an id), for the participant page."""
@@ -597,8 +597,7 @@ def measures_due(participant) -> list[dict]:
     db = get_db()
     if not row(
         db,
-        f"select 1 as x from participants where id = ? and site_id in"
-        f" ({','.join('?' * len(current_user.site_ids)) or chr(39) * 2})",
+        f"select 1 as x from participants where id = ? and site_id in ({marks(current_user.site_ids)})",
         (participant_id, *current_user.site_ids),
     ):
         return []
@@ -638,11 +637,8 @@ def script_link(cycle: dict, session: dict) -> str | None:
     return f"/cycles/{cycle['id']}/sessions/{session['number']}/script"
 
 
-@bp.app_template_global()
-def home_cycles() -> dict:
-    """Return what the home page shows about cycles for the current user."""
-    if not current_user.is_authenticated:
-        return {}
+def home_panel() -> dict:
+    """Return what the home page shows about cycles: my next session, what to catch up, my and my sites' cycles."""
     data = followup.home_summary(
         get_db(),
         user_id=current_user.id,

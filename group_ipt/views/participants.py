@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import NoReturn
+
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import format_date, get_locale
 from flask_babel import gettext as _
@@ -11,8 +13,11 @@ from werkzeug.exceptions import default_exceptions
 
 from .. import charts, participants, referrals, screening
 from .. import consent as consentmod
-from ..db import get_db, row, rows
+from ..auth import user_sites
+from ..db import get_db, marks, row
 from ..participants import ParticipantError
+from ..redirects import flash_and_redirect
+from . import found_or_404
 
 bp = Blueprint("participants", __name__, url_prefix="/participants")
 
@@ -37,23 +42,15 @@ CONSENT_LABELS = {
 MANUAL_STATUSES = ("completed", "dropped_out", "not_eligible", "referred", "eligible")
 
 
-def fail(code: int, message: str):
+def fail(code: int, message: str) -> NoReturn:
     """Stop with an error page that says why (the app's error handler shows ``user_message``)."""
     error = default_exceptions[code]()
-    error.user_message = message
+    error.user_message = message  # type: ignore[attr-defined]  # read by the handlers create_app registers
     raise error
 
 
 def get_participant_or_404(participant_id: str) -> dict:
-    found = participants.get(get_db(), participant_id, current_user.site_ids)
-    if found is None:
-        abort(404)
-    return found
-
-
-def user_sites() -> list[dict]:
-    placeholders = ",".join("?" for _ in current_user.site_ids) or "''"
-    return rows(get_db(), f"select * from sites where id in ({placeholders}) order by name", current_user.site_ids)
+    return found_or_404(participants.get(get_db(), participant_id, current_user.site_ids))
 
 
 @bp.app_template_global()
@@ -101,48 +98,16 @@ def consent_context(chosen: str | None) -> dict:
 
 @bp.route("/new", methods=["GET", "POST"])
 def new():
+    """Show the registration form (GET) or register the person and their consent (POST)."""
     sites = user_sites()
-    form = request.form if request.method == "POST" else {}
     if request.method == "GET":
-        return render_template(
-            "participants/new.html",
-            sites=sites,
-            form={},
-            errors={},
-            consent_labels=CONSENT_LABELS,
-            **consent_context(request.args.get("consent_lang")),
-        )
-    if not sites:
-        flash(
-            _("You are not assigned to any site, so you cannot register participants. Ask an administrator."), "error"
-        )
-        return _render_new(sites, form, {}, 400)
-    if len(sites) == 1:
-        site = sites[0]
-    else:
-        site = next((s for s in sites if s["id"] == form.get("site_id")), None)
-        if site is None:
-            flash(_("Choose the site where the person is registered."), "error")
-            return _render_new(sites, form, {"site_id": True}, 400)
-    db = get_db()
+        return _render_new(sites, {}, {}, 200, request.args.get("consent_lang"))
+    form = request.form
+    site = _registration_site(sites, form)
+    if site is None:
+        return _render_new(sites, form, {"site_id": True} if sites else {}, 400)
     try:
-        registration = participants.register(
-            db,
-            site=site,
-            actor=current_user.record,
-            consents=[p for p in participants.CONSENT_PURPOSES if form.get(f"consent_{p}")],
-            consent_given_by=form.get("consent_given_by", ""),
-            consent_text=consent_text(),
-            consent_version=form.get("consent_version"),
-            consent_language=form.get("consent_language"),
-            name=form.get("name", ""),
-            sex=form.get("sex", ""),
-            age=form.get("age", ""),
-            birth_year=form.get("birth_year", ""),
-            village=form.get("village", ""),
-            phone=form.get("phone", ""),
-            language=form.get("language", ""),
-        )
+        registration = _register(site, form)
     except ParticipantError as exc:
         flash(exc.translated(_), "error")
         return _render_new(sites, form, {exc.field: True}, 400)
@@ -167,14 +132,50 @@ def new():
     return redirect(url_for("participants.detail", participant_id=participant["id"]), 303)
 
 
-def _render_new(sites, form, errors, status):
+def _registration_site(sites: list[dict], form) -> dict | None:
+    """Return the site the person is registered at (the user's only one, or the one chosen); flash why not."""
+    if not sites:
+        flash(
+            _("You are not assigned to any site, so you cannot register participants. Ask an administrator."), "error"
+        )
+        return None
+    if len(sites) == 1:
+        return sites[0]
+    site = next((s for s in sites if s["id"] == form.get("site_id")), None)
+    if site is None:
+        flash(_("Choose the site where the person is registered."), "error")
+    return site
+
+
+def _register(site: dict, form) -> participants.Registration:
+    """Register the person of the posted form at ``site``, with the consents ticked."""
+    return participants.register(
+        get_db(),
+        site=site,
+        actor=current_user.record,
+        consents=[p for p in participants.CONSENT_PURPOSES if form.get(f"consent_{p}")],
+        consent_given_by=form.get("consent_given_by", ""),
+        consent_text=consent_text(),
+        consent_version=form.get("consent_version"),
+        consent_language=form.get("consent_language"),
+        name=form.get("name", ""),
+        sex=form.get("sex", ""),
+        age=form.get("age", ""),
+        birth_year=form.get("birth_year", ""),
+        village=form.get("village", ""),
+        phone=form.get("phone", ""),
+        language=form.get("language", ""),
+    )
+
+
+def _render_new(sites, form, errors, status, consent_language: str | None = None):
     return render_template(
         "participants/new.html",
         sites=sites,
         form=form,
         errors=errors,
         consent_labels=CONSENT_LABELS,
-        **consent_context(form.get("consent_language")),
+        **consent_context(consent_language or form.get("consent_language")),
     ), status
 
 
@@ -263,8 +264,9 @@ def consent(participant_id):
     except ParticipantError as exc:
         flash(exc.translated(_), "error")
         return detail(participant_id), 400
-    flash(_("The consent is recorded."), "success")
-    return redirect(url_for("participants.detail", participant_id=participant_id), 303)
+    return flash_and_redirect(
+        _("The consent is recorded."), url_for("participants.detail", participant_id=participant_id)
+    )
 
 
 @bp.route("/<participant_id>/status", methods=["POST"])
@@ -285,8 +287,10 @@ def status(participant_id):
     except ParticipantError as exc:
         flash(exc.translated(_), "error")
         return detail(participant_id), 400
-    flash(_("The status is now: %(status)s.", status=STATUS_LABELS[new_status]), "success")
-    return redirect(url_for("participants.detail", participant_id=participant_id), 303)
+    return flash_and_redirect(
+        _("The status is now: %(status)s.", status=STATUS_LABELS[new_status]),
+        url_for("participants.detail", participant_id=participant_id),
+    )
 
 
 @bp.route("/duplicates")
@@ -300,10 +304,9 @@ def review_duplicate(flag_id):
     if not current_user.has_role("coordinator", "supervisor"):
         abort(403)
     db = get_db()
-    placeholders = ",".join("?" for _ in current_user.site_ids) or "''"
     if not row(
         db,
-        f"select id from duplicate_flags where id = ? and site_id in ({placeholders})",
+        f"select id from duplicate_flags where id = ? and site_id in ({marks(current_user.site_ids)})",
         (flag_id, *current_user.site_ids),
     ):
         abort(404)
@@ -316,5 +319,4 @@ def review_duplicate(flag_id):
         return render_template(
             "participants/duplicates.html", flags=participants.duplicate_flags(db, current_user.site_ids)
         ), 400
-    flash(_("Your review is recorded. Nothing was merged."), "success")
-    return redirect(url_for("participants.duplicates"), 303)
+    return flash_and_redirect(_("Your review is recorded. Nothing was merged."), url_for("participants.duplicates"))

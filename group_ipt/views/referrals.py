@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from .. import bounds, clock, referrals, screening
 from ..db import get_db
-from ..redirects import safe_target
+from ..redirects import flash_and_redirect, safe_target
 from ..referrals import ReferralError
+from . import found_or_404
 
 bp = Blueprint("referrals", __name__, url_prefix="/referrals")
 
@@ -56,15 +57,14 @@ def safety_contacts() -> list[dict]:
 
 @bp.app_template_global()
 def outcome_label(outcome: str | None) -> str:
-    return str(OUTCOME_LABELS.get(outcome, outcome or ""))
+    return str(OUTCOME_LABELS.get(outcome or "", outcome or ""))
 
 
 HOME_OPEN_SHOWN = 20  # open referrals listed on the home page beyond the overdue ones (all on /referrals/)
 
 
-@bp.app_template_global()
-def home_referrals() -> dict:
-    """Return the safety items for the home page of the current user's sites.
+def home_panel() -> dict:
+    """Return the safety items of the current user's sites for the home page.
 
     Every unacknowledged alert and every referral with an overdue follow-up is listed; of the
     other open referrals (a busy site has dozens) the first few, with a link to all of them.
@@ -139,10 +139,7 @@ def safety_steps(urgency: str):
 
 
 def get_referral_or_404(referral_id: str) -> dict:
-    found = referrals.get(get_db(), referral_id, current_user.site_ids)
-    if found is None:
-        abort(404)
-    return found
+    return found_or_404(referrals.get(get_db(), referral_id, current_user.site_ids))
 
 
 def _back(default: str) -> str:
@@ -189,8 +186,10 @@ def detail(referral_id):
 def acknowledge(referral_id):
     referral = get_referral_or_404(referral_id)
     referrals.acknowledge(get_db(), referral, current_user.record)
-    flash(_("Alert acknowledged. Follow the steps, then record what was done on the referral."), "success")
-    return redirect(_back(url_for("referrals.detail", referral_id=referral_id)), 303)
+    return flash_and_redirect(
+        _("Alert acknowledged. Follow the steps, then record what was done on the referral."),
+        _back(url_for("referrals.detail", referral_id=referral_id)),
+    )
 
 
 @bp.route("/<referral_id>/status", methods=["POST"])
@@ -210,8 +209,10 @@ def status(referral_id):
     except ReferralError as exc:
         flash(exc.translated(_), "error")
         return render_detail(referral, 400, request.form)
-    flash(_("The referral is now: %(status)s.", status=STATUS_LABELS[request.form["status"]]), "success")
-    return redirect(url_for("referrals.detail", referral_id=referral_id), 303)
+    return flash_and_redirect(
+        _("The referral is now: %(status)s.", status=STATUS_LABELS[request.form["status"]]),
+        url_for("referrals.detail", referral_id=referral_id),
+    )
 
 
 @bp.route("/<referral_id>/urgency", methods=["POST"])
@@ -223,8 +224,10 @@ def urgency(referral_id):
     except ReferralError as exc:
         flash(exc.translated(_), "error")
         return render_detail(referral, 400, request.form)
-    flash(_("The referral is now urgent: your supervisor sees it on the list of concerns."), "success")
-    return redirect(url_for("referrals.detail", referral_id=referral_id), 303)
+    return flash_and_redirect(
+        _("The referral is now urgent: your supervisor sees it on the list of concerns."),
+        url_for("referrals.detail", referral_id=referral_id),
+    )
 
 
 @bp.route("/<referral_id>/slip")
@@ -258,8 +261,7 @@ def followup(referral_id, followup_id):
     except ReferralError as exc:
         flash(exc.translated(_), "error")
         return render_detail(referral, 400, request.form)
-    flash(_("The follow-up is recorded."), "success")
-    return redirect(url_for("referrals.detail", referral_id=referral_id), 303)
+    return flash_and_redirect(_("The follow-up is recorded."), url_for("referrals.detail", referral_id=referral_id))
 
 
 @bp.route("/new/<participant_id>", methods=["POST"])

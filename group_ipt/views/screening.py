@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -11,6 +13,7 @@ from .. import bounds, clock, referrals, screening
 from ..db import get_db
 from ..i18n import current_language
 from ..instruments import InvalidCutoff
+from ..redirects import flash_and_redirect
 from ..screening import RiskCheckError, ScreeningError, TamperedForm
 from .participants import fail, get_participant_or_404
 
@@ -69,6 +72,16 @@ def get_instrument_or_404(instrument_id: str):
 def risk_values(instrument) -> dict[str, set[int]]:
     """Return, per risk item, the answer values that raise an alert (marked for the early warning)."""
     return {item.id: {v for v in item.values if item.risk.matches(v)} for item in instrument.risk_items}
+
+
+def _answer_settings(instrument) -> dict[str, Any]:
+    """Return what saving answers to ``instrument`` takes from the programme's settings and the request."""
+    return {
+        "intake": forms().intake,
+        "plan": referrals.FollowupPlan.from_config(current_app.config),
+        "cutoff": (current_app.config["ELIGIBILITY_CUTOFFS"] or {}).get(instrument.id),
+        "language": current_language().code,
+    }
 
 
 def render_form(participant, instrument, form, *, key: str, status: int = 200, error_field: str | None = None):
@@ -138,17 +151,14 @@ def save(participant_id, instrument_id):
             raw_answers=raw,
             submission_key=key,
             actor=current_user.record,
-            intake=forms().intake,
-            plan=referrals.FollowupPlan.from_config(current_app.config),
             occasion=form.get("occasion", ""),
             administered_on=administered_on,
             risk_observed=form.get("risk_observed") == "1",
             exclusions=form.getlist("exclusion"),
-            cutoff=(current_app.config["ELIGIBILITY_CUTOFFS"] or {}).get(instrument.id),
-            language=current_language().code,
             note=form.get("note"),
             cycle_id=form.get("cycle_id"),
             session_id=form.get("session_id"),
+            **_answer_settings(instrument),
         )
     except TamperedForm as exc:
         return refuse(
@@ -261,10 +271,7 @@ def answer_risk_check(check_id):
             participant=participant,
             submission_key=key,
             actor=current_user.record,
-            intake=forms().intake,
-            plan=referrals.FollowupPlan.from_config(current_app.config),
-            cutoff=(current_app.config["ELIGIBILITY_CUTOFFS"] or {}).get(instrument.id),
-            language=current_language().code,
+            **_answer_settings(instrument),
         )
     except TamperedForm as exc:
         flash(
@@ -285,5 +292,7 @@ def acknowledge_risk_check(check_id):
     except RiskCheckError as exc:
         flash(_("Nothing was saved. %(reason)s", reason=exc.translated(_)), "error")
         return render_risk_check(check, status=400, form=request.form, error_field=exc.field)
-    flash(_("Recorded why the safety question could not be asked. Ask it at the next contact."), "success")
-    return redirect(url_for("screening.result", screening_id=check["screening_id"]), 303)
+    return flash_and_redirect(
+        _("Recorded why the safety question could not be asked. Ask it at the next contact."),
+        url_for("screening.result", screening_id=check["screening_id"]),
+    )

@@ -16,18 +16,17 @@ from .. import bounds, clock, cycles, referrals, sessions
 from ..auth import role_required
 from ..db import get_db, rows
 from ..errors import N_, DomainError
+from ..redirects import flash_and_redirect
 from ..sessions import SessionEntry, StaleSession
-from .cycles import protocols, tr
+from . import found_or_404
+from .cycles import cycle_of, protocols, tr
 
 bp = Blueprint("sessions", __name__, url_prefix="/sessions")
 
 
 def session_or_404(session_id: str) -> tuple[dict, dict]:
-    db = get_db()
-    session = cycles.get_session(db, session_id, current_user.site_ids)
-    if session is None:
-        abort(404)
-    return session, cycles.get_cycle(db, session["cycle_id"])
+    session = found_or_404(cycles.get_session(get_db(), session_id, current_user.site_ids))
+    return session, cycle_of(session)
 
 
 def parse_entry(
@@ -108,32 +107,42 @@ def today():
         (current_user.id, clock.today().isoformat()),
     )
     if not found:
-        flash(_("You have no session today."), "info")
-        return redirect(url_for("home.index"), 303)
+        return flash_and_redirect(_("You have no session today."), url_for("home.index"), "info")
     return redirect(url_for("sessions.take", session_id=found[0]["id"]), 303)
 
 
 @bp.route("/<session_id>", methods=["GET", "POST"])
 @role_required("facilitator", "coordinator", "supervisor")
 def take(session_id):
+    """Show a session's attendance sheet (GET) or save it (POST)."""
     db = get_db()
     session, cycle = session_or_404(session_id)
     protocol = cycles.protocol_of(cycle, protocols())
     people = sessions.expected_members(db, session)
     if request.method == "GET":
-        draft = sessions.load_draft(db, session["id"], current_user.id)
-        if session["status"] == "cancelled":
-            flash(_("This session was cancelled; attendance cannot be recorded for it."), "warning")
-        elif draft is not None:
-            had_fidelity = sessions.saved_entry(db, session["id"], current_user.id).fidelity is not None
-            entry = parse_entry(
-                MultiDict(draft["fields"]), people, session, [i.id for i in protocol.fidelity_checklist], had_fidelity
-            )[0]
-            return render_sheet(session, cycle, entry, version=draft["version"], draft=draft)
-        entry = sessions.saved_entry(db, session["id"], current_user.id)
-        if session["status"] != "held" and session["kind"] != "makeup":
-            entry.attendance = {m["id"]: "present" for m in people}
-        return render_sheet(session, cycle, entry, version=session["version"])
+        return _show_sheet(db, session, cycle, protocol, people)
+    return _save_sheet(db, session, cycle, protocol, people)
+
+
+def _show_sheet(db, session: dict, cycle: dict, protocol, people: list[dict]):
+    """Render the sheet: the user's unsaved draft if any, else what is saved (all present on a new sheet)."""
+    draft = sessions.load_draft(db, session["id"], current_user.id)
+    if session["status"] == "cancelled":
+        flash(_("This session was cancelled; attendance cannot be recorded for it."), "warning")
+    elif draft is not None:
+        had_fidelity = sessions.saved_entry(db, session["id"], current_user.id).fidelity is not None
+        entry = parse_entry(
+            MultiDict(draft["fields"]), people, session, [i.id for i in protocol.fidelity_checklist], had_fidelity
+        )[0]
+        return render_sheet(session, cycle, entry, version=draft["version"], draft=draft)
+    entry = sessions.saved_entry(db, session["id"], current_user.id)
+    if session["status"] != "held" and session["kind"] != "makeup":
+        entry.attendance = {m["id"]: "present" for m in people}
+    return render_sheet(session, cycle, entry, version=session["version"])
+
+
+def _save_sheet(db, session: dict, cycle: dict, protocol, people: list[dict]):
+    """Save the posted sheet in one write; on a conflict or an error show it again with what was typed."""
     try:
         version = bounds.parse_int(request.form.get("version"), field="version")
     except bounds.BoundsError:
@@ -168,6 +177,11 @@ def take(session_id):
     except DomainError as exc:
         flash(tr(exc), "error")
         return render_sheet(session, cycle, entry, version=version, status=400)
+    return _saved(session, cycle, saved, dropped)
+
+
+def _saved(session: dict, cycle: dict, saved: dict, dropped: list[str]):
+    """Say the session is saved and go to the first new alert, else back to the cycle's sessions."""
     flash(_("Session saved: %(title)s.", title=cycles.session_title(cycle, session, _)), "success")
     if dropped:
         flash(
@@ -208,8 +222,7 @@ def give_questionnaire(session: dict, people: list[dict], protocol, version: int
     try:
         sessions.save_draft(db, session["id"], current_user.id, fields, version=version)
     except DomainError as exc:
-        flash(tr(exc), "error")
-        return redirect(url_for("sessions.take", session_id=session["id"]), 303)
+        return flash_and_redirect(tr(exc), url_for("sessions.take", session_id=session["id"]), "error")
     return redirect(
         url_for(
             "screening.form",
@@ -229,5 +242,8 @@ def discard_draft(session_id):
     """Drop my unsaved marks and show the sheet as it was saved."""
     session, _cycle = session_or_404(session_id)
     sessions.discard_draft(get_db(), session["id"], current_user.id)
-    flash(_("Your unsaved marks were discarded; the sheet shows what is saved."), "info")
-    return redirect(url_for("sessions.take", session_id=session["id"]), 303)
+    return flash_and_redirect(
+        _("Your unsaved marks were discarded; the sheet shows what is saved."),
+        url_for("sessions.take", session_id=session["id"]),
+        "info",
+    )

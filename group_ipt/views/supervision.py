@@ -15,8 +15,10 @@ from .. import charts, clock, cycles, referrals, screening, supervision
 from ..auth import role_required
 from ..db import get_db, row
 from ..errors import N_, DomainError
+from ..redirects import flash_and_redirect
 from ..supervision import SupervisionError
-from .cycles import protocols, tr
+from . import found_or_404
+from .cycles import cycle_of, protocols, tr
 
 bp = Blueprint("supervision", __name__, url_prefix="/supervision")
 
@@ -113,7 +115,7 @@ def facilitator_or_404(user_id: str) -> dict:
     db = get_db()
     if not supervision.oversees(db, current_user.record, user_id, current_user.site_ids):
         abort(404)
-    return row(db, "select id, display_name, username from users where id = ?", (user_id,))
+    return found_or_404(row(db, "select id, display_name, username from users where id = ?", (user_id,)))
 
 
 @bp.route("/facilitators/<user_id>")
@@ -134,12 +136,10 @@ def facilitator(user_id):
 
 def session_or_404(session_id: str) -> tuple[dict, dict]:
     db = get_db()
-    session = cycles.get_session(db, session_id, current_user.site_ids)
-    if session is None:
-        abort(404)
+    session = found_or_404(cycles.get_session(db, session_id, current_user.site_ids))
     if not supervision.can_rate(db, current_user.record, session):
         abort(403)
-    return session, cycles.get_cycle(db, session["cycle_id"])
+    return session, cycle_of(session)
 
 
 def session_phase(session: dict, cycle: dict) -> str | None:
@@ -245,8 +245,9 @@ def new_log():
     except DomainError as exc:
         flash(tr(exc), "error")
         return render_template("supervision/log.html", values=request.form, **context), 400
-    flash(_("The supervision meeting is saved."), "success")
-    return redirect(url_for("supervision.facilitator", user_id=chosen["id"]) + "#logs", 303)
+    return flash_and_redirect(
+        _("The supervision meeting is saved."), url_for("supervision.facilitator", user_id=chosen["id"]) + "#logs"
+    )
 
 
 @bp.route("/assignments", methods=["GET", "POST"])
@@ -270,8 +271,9 @@ def assignments():
             flash(tr(exc), "error")
             status = 400
         else:
-            flash(_("The facilitator is assigned to the supervisor."), "success")
-            return redirect(url_for("supervision.assignments"), 303)
+            return flash_and_redirect(
+                _("The facilitator is assigned to the supervisor."), url_for("supervision.assignments")
+            )
     sites = current_user.site_ids
     return render_template(
         "supervision/assignments.html",

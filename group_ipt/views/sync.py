@@ -9,6 +9,7 @@ from flask_login import current_user
 from .. import __version__
 from ..auth import role_required
 from ..db import get_db
+from ..redirects import flash_and_redirect
 from ..sync import devices, review
 from ..sync.review import ReviewError
 
@@ -47,10 +48,8 @@ def resolve(conflict_id):
     try:
         review.resolve_conflict(get_db(), conflict_id, request.form.get("action", ""), user=_actor(), site_ids=_scope())
     except ReviewError as exc:
-        flash(str(exc), "error")
-        return redirect(url_for("sync.index"), 303)
-    flash(_("The conflict is resolved."), "info")
-    return redirect(url_for("sync.index"), 303)
+        return flash_and_redirect(str(exc), url_for("sync.index"), "error")
+    return flash_and_redirect(_("The conflict is resolved."), url_for("sync.index"), "info")
 
 
 @bp.route("/quarantine/<int:item_id>", methods=["POST"])

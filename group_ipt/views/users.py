@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, url_for
+from flask import Blueprint, abort, current_app, render_template, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
 from .. import users
 from ..auth import role_required
 from ..db import get_db
+from ..redirects import flash_and_redirect
 
 bp = Blueprint("users", __name__, url_prefix="/users")
 
@@ -40,5 +41,6 @@ def unlock(user_id: str):
     if user is None:
         abort(404)
     users.unlock_login(db, user["username"], actor=current_user.record)
-    flash(_("%(name)s can try to log in again now.", name=user["display_name"]), "success")
-    return redirect(url_for("users.index"), 303)
+    return flash_and_redirect(
+        _("%(name)s can try to log in again now.", name=user["display_name"]), url_for("users.index")
+    )
