@@ -93,7 +93,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     from . import forms as formsmod
 
-    app.extensions["group_ipt_forms"] = formsmod.load_all(Path(app.config["FORMS_DIR"]))
+    app.extensions[formsmod.EXTENSION] = formsmod.load_all(Path(app.config["FORMS_DIR"]))
 
     Babel(app, locale_selector=i18n.select_locale)
     csrf.init_app(app)

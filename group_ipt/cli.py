@@ -13,6 +13,7 @@ import click
 
 from . import ConfigError, __version__, create_app
 from . import db as dbmod
+from .i18n import pdf_language
 from .schema import current_version, migrate, pending
 from .settings import DEV_SECRET_KEY, default_data_dir
 from .tracking import ensure_triggers
@@ -1166,14 +1167,13 @@ def pdf():
 
 def _pdf_language(app, code: str | None, fallback: str | None = None):
     """Return the PdfLanguage for ``code`` (else ``fallback``, else the default language); needs no context after."""
-    from .pdf import PdfLanguage
 
     code = code or fallback or app.config["DEFAULT_LANGUAGE"]
     if code not in app.extensions["group_ipt_languages"]:
         known = ", ".join(sorted(app.extensions["group_ipt_languages"]))
         raise click.ClickException(f"Unknown language {code!r} (known: {known}).")
     with app.app_context():
-        return PdfLanguage.from_app(code)
+        return pdf_language(code)
 
 
 def _write_pdf(content: bytes, output: str) -> None:

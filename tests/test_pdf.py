@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from pypdf import PdfReader
 
+from group_ipt.i18n import pdf_language
 from group_ipt.instruments import Instrument, Item, Option, RiskRule, Scoring, load_instruments
 from group_ipt.pdf import (
     FONTS_DIR,
@@ -448,9 +449,9 @@ def test_cycle_report_privacy_and_language():
 
 
 @pytest.mark.parametrize(("code", "word", "name"), [("fr", "Langue", "Français"), ("sw", "Lugha", "Kiswahili")])
-def test_pdf_language_from_app_uses_the_real_catalog(app, code, word, name):
+def test_pdf_language_of_the_app_uses_the_real_catalog(app, code, word, name):
     with app.app_context():
-        lang = PdfLanguage.from_app(code)
+        lang = pdf_language(code)
     # Drawn outside any Flask context, as the CLI and a worker thread may do.
     form = ScreeningForm(INSTRUMENTS["phq9"], "Pilot")
     front = pages_text(screening_form.render(form, lang, created=CREATED))[0]

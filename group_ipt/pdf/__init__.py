@@ -214,18 +214,6 @@ class PdfLanguage:
             name=info.name if info else code,
         )
 
-    @classmethod
-    def from_app(cls, code: str) -> PdfLanguage:
-        """Return the language ``code`` with the current app's catalog (needs an app context).
-
-        Kept only until its callers (views/pdf.py, cli.py, tests/test_pdf.py) call the web
-        layer's ``i18n.pdf_language``: pdf/ is below the web layer and must not import Flask.
-        """
-        from flask import current_app  # the last Flask import in pdf/: goes with this method
-
-        info = current_app.extensions["group_ipt_languages"].get(code)
-        return cls.load(code, current_app.config["TRANSLATIONS_DIR"], info)
-
 
 # --- text -------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ from flask import Blueprint, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from .. import fields, inflate, referrals
+from .. import forms as formsmod
 from ..db import get_db
 from ..errors import DomainError
 from ..sessions import StaleSession
@@ -313,9 +314,7 @@ def reply(obj, status: int = 200) -> Response:
 def central_config() -> server.CentralConfig:
     if not current_app.config.get("SYNC_CENTRAL"):
         raise ApiError("This server is not a central server (start it with 'group-ipt serve --central').", 404)
-    return server.CentralConfig.from_app_config(
-        current_app.config, current_app.extensions["group_ipt_forms"].instruments
-    )
+    return server.CentralConfig.from_app_config(current_app.config, formsmod.loaded(current_app.extensions).instruments)
 
 
 def note_version() -> None:
@@ -437,7 +436,7 @@ def get_record(resource, record_id):
 
 
 def rules() -> records.Rules:
-    forms = current_app.extensions["group_ipt_forms"]
+    forms = formsmod.loaded(current_app.extensions)
     return records.Rules(
         instruments=forms.instruments,
         intake=forms.intake,
@@ -522,7 +521,7 @@ def delete_record(resource, record_id):
 
 @bp.route("/openapi.json")
 def openapi():
-    return reply(openapi_document(get_db(), sorted(current_app.extensions["group_ipt_forms"].instruments)))
+    return reply(openapi_document(get_db(), sorted(formsmod.loaded(current_app.extensions).instruments)))
 
 
 # ---- the OpenAPI document ------------------------------------------------------------------

@@ -14,6 +14,7 @@ from flask_babel import ngettext
 from flask_login import current_user
 
 from .. import clinical, clock, cycles, referrals
+from .. import forms as formsmod
 from ..clinical import ClinicalError
 from ..db import get_db
 from ..errors import DomainError
@@ -111,7 +112,7 @@ def render_record(member_id: str, status: int = 200):
         protocol=protocol,
         past_sessions=[s for s in cycle_sessions if s["scheduled_date"] <= clock.today().isoformat()],
         can_edit=clinical.can_edit_record(db, current_user.record, member),
-        instruments=current_app.extensions["group_ipt_forms"].instruments,
+        instruments=formsmod.loaded(current_app.extensions).instruments,
         last_session=last_session,
         end_instruments=end_instruments,
         max_extra=clinical.MAX_EXTRA_SESSIONS,

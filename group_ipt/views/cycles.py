@@ -11,6 +11,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from .. import clock, cycles, followup, users
+from .. import forms as formsmod
 from ..auth import role_required, user_sites
 from ..cycles import CycleError, Message
 from ..db import get_db, marks, row
@@ -90,11 +91,11 @@ def weekday_name(weekday: int) -> str:
 
 
 def protocols() -> dict:
-    return current_app.extensions["group_ipt_forms"].protocols
+    return formsmod.loaded(current_app.extensions).protocols
 
 
 def instruments() -> dict:
-    return current_app.extensions["group_ipt_forms"].instruments
+    return formsmod.loaded(current_app.extensions).instruments
 
 
 def cycle_or_404(cycle_id: str) -> dict:

@@ -13,6 +13,7 @@ from werkzeug.exceptions import default_exceptions
 
 from .. import charts, participants, referrals, screening
 from .. import consent as consentmod
+from .. import forms as formsmod
 from ..auth import user_sites
 from ..db import get_db, marks, row
 from ..participants import ParticipantError
@@ -82,7 +83,7 @@ def index():
 
 
 def consent_text():
-    return current_app.extensions["group_ipt_forms"].consent
+    return formsmod.loaded(current_app.extensions).consent
 
 
 def language_names() -> dict[str, str]:
@@ -184,7 +185,7 @@ def detail(participant_id):
     db = get_db()
     participant = get_participant_or_404(participant_id)
     history = screening.history(db, participant_id)
-    instruments = current_app.extensions["group_ipt_forms"].instruments
+    instruments = formsmod.loaded(current_app.extensions).instruments
     return render_template(
         "participants/detail.html",
         participant=participant,

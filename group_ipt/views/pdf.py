@@ -19,6 +19,7 @@ from .. import consent as consentmod
 from .. import forms as formsmod
 from .. import participants, referrals, users
 from ..db import get_db
+from ..i18n import pdf_language
 from ..pdf import PdfLanguage, consent_form, cycle_report, referral_slip, roster, screening_form, script_booklet
 from ..pdf import data as pdfdata
 
@@ -29,7 +30,7 @@ def _language() -> PdfLanguage:
     code = request.args.get("lang") or str(get_locale() or current_app.config["DEFAULT_LANGUAGE"])
     if code not in current_app.extensions["group_ipt_languages"]:
         abort(404)
-    return PdfLanguage.from_app(code)
+    return pdf_language(code)
 
 
 def _privacy() -> bool:
@@ -168,7 +169,7 @@ def _consent_pdf(code: str | None, **person) -> Response:
     if code not in text.languages or code not in current_app.extensions["group_ipt_languages"]:
         abort(404)
     data = consent_form.ConsentForm(wording=text.wording(code), version=text.version, programme=_programme(), **person)
-    return _pdf(consent_form.render(data, PdfLanguage.from_app(code)), f"consent-v{text.version}-{code}.pdf")
+    return _pdf(consent_form.render(data, pdf_language(code)), f"consent-v{text.version}-{code}.pdf")
 
 
 @bp.route("/consent.pdf")

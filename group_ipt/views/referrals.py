@@ -8,6 +8,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from .. import bounds, clock, referrals, screening
+from .. import forms as formsmod
 from ..db import get_db
 from ..redirects import flash_and_redirect, safe_target
 from ..referrals import ReferralError
@@ -93,7 +94,7 @@ def urgency_label(urgency: str) -> str:
 @bp.app_template_global()
 def describe_trigger(trigger: dict) -> str:
     """Say in the user's language what raised a referral."""
-    forms = current_app.extensions["group_ipt_forms"]
+    forms = formsmod.loaded(current_app.extensions)
     if trigger["kind"] == "risk_item":
         instrument = forms.instruments.get(trigger["instrument"])
         if instrument is None:
@@ -134,7 +135,7 @@ def describe_trigger(trigger: dict) -> str:
 
 @bp.app_template_global()
 def safety_steps(urgency: str):
-    intake = current_app.extensions["group_ipt_forms"].intake
+    intake = formsmod.loaded(current_app.extensions).intake
     return intake.safety_steps[urgency] if intake else None
 
 

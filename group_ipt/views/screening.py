@@ -10,6 +10,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from .. import bounds, clock, referrals, screening
+from .. import forms as formsmod
 from ..db import get_db
 from ..i18n import current_language
 from ..instruments import InvalidCutoff
@@ -59,7 +60,7 @@ def check_settings(state):
 
 
 def forms():
-    return current_app.extensions["group_ipt_forms"]
+    return formsmod.loaded(current_app.extensions)
 
 
 def get_instrument_or_404(instrument_id: str):

@@ -13,6 +13,7 @@ from flask_login import current_user
 from werkzeug.datastructures import MultiDict
 
 from .. import bounds, clock, cycles, referrals, sessions
+from .. import forms as formsmod
 from ..auth import role_required
 from ..db import get_db, rows
 from ..errors import N_, DomainError
@@ -91,7 +92,7 @@ def render_sheet(
         differences=differences,
         risk_marked=sessions.risk_marked(db, session["id"]),
         due=sessions.instruments_today(db, session, protocol, grace_days=current_app.config["MEASURE_GRACE_DAYS"]),
-        instruments=current_app.extensions["group_ipt_forms"].instruments,
+        instruments=formsmod.loaded(current_app.extensions).instruments,
         future=session["scheduled_date"] > clock.today().isoformat(),
         draft=draft,
     ), status

@@ -12,6 +12,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from .. import charts, clock, cycles, referrals, screening, supervision
+from .. import forms as formsmod
 from ..auth import role_required
 from ..db import get_db, row
 from ..errors import N_, DomainError
@@ -47,7 +48,7 @@ def supervision_labels():
 
 
 def rating_form():
-    form = current_app.extensions["group_ipt_forms"].ratings.get(current_app.config["SUPERVISION_RATING_FORM"])
+    form = formsmod.loaded(current_app.extensions).ratings.get(current_app.config["SUPERVISION_RATING_FORM"])
     if form is None:
         flash(
             _(
@@ -63,7 +64,7 @@ def threshold() -> float:
     configured = current_app.config["SUPERVISION_ADHERENCE_THRESHOLD"]
     if configured is not None:
         return float(configured)
-    form = current_app.extensions["group_ipt_forms"].ratings.get(current_app.config["SUPERVISION_RATING_FORM"])
+    form = formsmod.loaded(current_app.extensions).ratings.get(current_app.config["SUPERVISION_RATING_FORM"])
     return form.threshold if form else 0.0
 
 

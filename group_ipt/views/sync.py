@@ -7,6 +7,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from .. import __version__
+from .. import forms as formsmod
 from ..auth import role_required
 from ..db import get_db
 from ..redirects import flash_and_redirect
@@ -63,7 +64,7 @@ def quarantined(item_id):
                 item_id,
                 user=_actor(),
                 site_ids=_scope(),
-                instruments=current_app.extensions["group_ipt_forms"].instruments,
+                instruments=formsmod.loaded(current_app.extensions).instruments,
             )
             flash(
                 _("The record was applied.") if ok else _("The record still cannot be applied; see its error."),
