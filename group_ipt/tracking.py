@@ -48,8 +48,29 @@ def table_columns(db: sqlite_utils.Database, table: str) -> list[str]:
     return [r[1] for r in db.execute(f'pragma table_info("{table}")').fetchall()]
 
 
+# (database file, schema version) -> synced tables: the schema is read again only when it changes.
+_SYNCED: dict[tuple[str, int], dict[str, list[str]]] = {}
+
+
 def synced_tables(db: sqlite_utils.Database) -> dict[str, list[str]]:
-    """Return {table: columns} for every table that syncs, from the current schema."""
+    """Return {table: columns} for every table that syncs, from the current schema (do not change it).
+
+    A push reads it once per batch: the answer is kept per database file and ``schema_version``
+    (which SQLite raises on every change of a table or index), so a migration is seen at once.
+    """
+    path = db.execute("pragma database_list").fetchone()[2]
+    key = (path, db.execute("pragma schema_version").fetchone()[0])
+    if path and key in _SYNCED:
+        return _SYNCED[key]
+    found = _read_synced_tables(db)
+    if path:
+        if len(_SYNCED) > 32:
+            _SYNCED.clear()
+        _SYNCED[key] = found
+    return found
+
+
+def _read_synced_tables(db: sqlite_utils.Database) -> dict[str, list[str]]:
     found = {}
     names = [r[0] for r in db.execute("select name from sqlite_master where type = 'table' order by name")]
     for name in names:
