@@ -422,13 +422,15 @@ def test_goal_progress_only_at_past_sessions_of_the_members_cycle(app, db, proto
         )
 
 
-def test_record_page_links_from_the_cycle_page_for_its_facilitator_only(app, db, protocols, supervisor):
+def test_record_page_links_from_the_cycle_page_only_for_who_may_see_it(app, db, protocols, supervisor):
     cycle = make_cycle(db, protocols)
     p = add_participant(db, name="Agnes Auma")
     member_id = cycles.enrol(db, cycle["id"], p["id"], actor=None, today=date(2026, 2, 20))[0]["id"]
     kmp = users.get_site(db, "KMP")
     users.create_user(db, "bob", PASSWORD, "facilitator", site_ids=[kmp["id"]], hash_method=FAST_HASH)
-    for name, linked in (("amina", True), ("bob", False)):
+    users.create_user(db, "sue", PASSWORD, "supervisor", site_ids=[kmp["id"]], hash_method=FAST_HASH)
+    # sam supervises amina; sue supervises nobody here; bob leads no cycle.
+    for name, linked in (("amina", True), ("coord", True), ("sam", True), ("bob", False), ("sue", False)):
         client = app.test_client()
         login(client, name)
         html = client.get(f"/cycles/{cycle['id']}").get_data(as_text=True)

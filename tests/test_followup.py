@@ -191,7 +191,12 @@ def test_participant_page_include_renders(app, db, protocols, group, set_today):
         login_user(load_user(users.get_user_by_username(db, "amina")["id"]))
         from flask import render_template_string
 
-        html = render_template_string('{% include "cycles/_participant_due.html" %}', participant=group["people"][0])
+        from group_ipt.views.cycles import measures_due
+
+        participant = group["people"][0]
+        html = render_template_string(
+            '{% include "cycles/_participant_due.html" %}', participant=participant, due_items=measures_due(participant)
+        )
     assert "overdue" in html and "KMP-C001" in html
 
 

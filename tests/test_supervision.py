@@ -292,7 +292,7 @@ def test_supervisors_see_only_their_facilitators(app, db, protocols, programme):
     assert codes == {"sam": (200, 200), "sue": (200, 404), "coord": (200, 200), "amina": (403, 403)}
 
 
-def test_supervision_page_shows_chart_flags_and_members(app, programme):
+def test_supervision_page_shows_chart_flags_and_members(app, db, programme):
     client = app.test_client()
     login(client, "sam")
     html = client.get("/supervision/").get_data(as_text=True)
@@ -306,6 +306,9 @@ def test_supervision_page_shows_chart_flags_and_members(app, programme):
     assert html.index("Amina Nakato") < html.index("Bob Okello")
     # sam supervises amina, so each member of concern links to the record.
     assert f"/members/{programme['members']['Agnes']}/record" in html
+    amina_id = user(db, "amina")["id"]
+    page = client.get(f"/supervision/facilitators/{amina_id}").get_data(as_text=True)
+    assert "PHQ-9 up from 10 to 15 (+5)" in page and f"/members/{programme['members']['Agnes']}/record" in page
 
 
 def test_rating_through_the_page_saves_blanks_as_incomplete(app, db, programme):

@@ -7,7 +7,7 @@ record is written to the audit log.
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_babel import ngettext
@@ -54,20 +54,6 @@ def labels():
         "progress_labels": PROGRESS_LABELS,
         "decision_labels": DECISION_LABELS,
     }
-
-
-@bp.app_template_global()
-def record_link(member: dict) -> str | None:
-    """Return the link to a member's record when the current user may see it (for other pages)."""
-    if not current_user.is_authenticated:
-        return None
-    # A cycle page asks for every member; the answer depends only on the site and the cycle,
-    # so it is worked out once per request (two queries each time, 30 on a full group).
-    known = g.setdefault("record_access", {})
-    key = (member["site_id"], member["cycle_id"])
-    if key not in known:
-        known[key] = clinical.can_see_record(get_db(), current_user.record, member)
-    return url_for("clinical.record", member_id=member["id"]) if known[key] else None
 
 
 def member_or_404(member_id: str) -> dict:

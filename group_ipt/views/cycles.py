@@ -14,9 +14,9 @@ from .. import clock, cycles, followup, users
 from .. import forms as formsmod
 from ..auth import role_required, user_sites
 from ..cycles import CycleError, Message
-from ..db import get_db, marks, row
+from ..db import get_db
 from ..errors import N_, DomainError
-from . import found_or_404
+from . import found_or_404, record_links
 
 bp = Blueprint("cycles", __name__)
 
@@ -236,13 +236,15 @@ def show(cycle_id):
     other_cycles = [
         c for c in cycles.list_cycles(db, [cycle["site_id"]], statuses=("planned", "active")) if c["id"] != cycle["id"]
     ]
+    members = cycles.members(db, cycle["id"])
     return render_template(
         "cycles/show.html",
         cycle=cycle,
         protocol=protocol,
         sessions=cycle_sessions,
         facilitators=cycles.facilitators(db, cycle["id"]),
-        members=cycles.members(db, cycle["id"]),
+        members=members,
+        record_links=record_links(members),
         summaries=summaries,
         rates=followup.session_rates(db, cycle["id"]),
         warnings=warnings,
@@ -589,21 +591,17 @@ def delete_holiday(code, holiday_id):
 # --- panels for other pages ---------------------------------------------------------
 
 
-# Still a template global: tests/test_followup.py renders cycles/_participant_due.html with only
-# ``participant`` given, so the include must fetch its own rows (see the issue 20 report).
-@bp.app_template_global()
-def measures_due(participant) -> list[dict]:
-    """Return the cycle measures due for a participant (a row or an id), for the participant page."""
-    participant_id = participant if isinstance(participant, str) else participant["id"]
-    db = get_db()
-    if not row(
-        db,
-        f"select 1 as x from participants where id = ? and site_id in ({marks(current_user.site_ids)})",
-        (participant_id, *current_user.site_ids),
-    ):
-        return []
+def measures_due(participant: dict) -> list[dict]:
+    """Return the cycle measures due for a participant, each with its instrument's name, for the participant page.
+
+    The caller passes a participant it found within the user's sites (``get_participant_or_404``).
+    """
     found = followup.measures_due(
-        db, participant_id, protocols(), today=clock.today(), grace_days=current_app.config["MEASURE_GRACE_DAYS"]
+        get_db(),
+        participant["id"],
+        protocols(),
+        today=clock.today(),
+        grace_days=current_app.config["MEASURE_GRACE_DAYS"],
     )
     for item in found:
         instrument = instruments().get(item["instrument_id"])

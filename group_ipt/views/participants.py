@@ -19,6 +19,7 @@ from ..db import get_db, marks, row
 from ..participants import ParticipantError
 from ..redirects import flash_and_redirect
 from . import found_or_404
+from .cycles import measures_due
 
 bp = Blueprint("participants", __name__, url_prefix="/participants")
 
@@ -201,6 +202,7 @@ def detail(participant_id):
         sex_labels=SEX_LABELS,
         manual_statuses=MANUAL_STATUSES if current_user.has_role("coordinator", "supervisor") else (),
         blockers=participants.enrolment_blockers(db, participant_id),
+        due_items=measures_due(participant),
         **consent_context(
             request.args.get("consent_lang")
             or consentmod.language_for(consent_text(), participant["language"], language_names())

@@ -18,7 +18,7 @@ from ..db import get_db, row
 from ..errors import N_, DomainError
 from ..redirects import flash_and_redirect
 from ..supervision import SupervisionError
-from . import found_or_404
+from . import found_or_404, record_links
 from .cycles import cycle_of, protocols, tr
 
 bp = Blueprint("supervision", __name__, url_prefix="/supervision")
@@ -105,6 +105,7 @@ def index():
         "supervision/index.html",
         summaries=summaries,
         chart_list=chart_list,
+        record_links=record_links(c["member"] for s in summaries for c in s.concerns),
         threshold=threshold(),
         can_rate=current_user.has_role("supervisor"),
         urgent=referrals.concerns(db, current_user.site_ids, clock.today()),
@@ -130,6 +131,7 @@ def facilitator(user_id):
         "supervision/facilitator.html",
         summary=summary,
         chart=adherence_chart(summary, "chart"),
+        record_links=record_links(c["member"] for c in summary.concerns),
         can_rate=current_user.has_role("supervisor"),
         cycles_led=cycles.list_cycles(db, sites, user_id=user_id),
     )
