@@ -24,11 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from group_ipt import (  # noqa: E402
-    create_app,
-    tracking,  # noqa: E402
-    users,
-)
+from group_ipt import create_app, tracking, users  # noqa: E402
 from group_ipt import db as dbmod  # noqa: E402
 from group_ipt.cli import initialise  # noqa: E402
 from group_ipt.schema import m0002_participants  # noqa: E402
