@@ -212,6 +212,7 @@ def snapshot(db) -> list[dict]:
     return list(db.query("select * from participants order by id"))
 
 
+@pytest.mark.slow  # 30 whole worlds of 3 laptops and a centre: about a minute
 @settings(
     max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
 )
