@@ -456,11 +456,8 @@ def demo(ctx: Context, scale, seed):
 
 def _generate_at_scale(db: Database, app: Flask, scale: int, seed: int) -> None:
     """Write a programme of ``scale`` participants (``demo --scale``), then its report figures."""
-    import time
-
     from . import clock
     from . import scale as scalemod
-    from .report_store import refresh
 
     def progress(done: int, total: int) -> None:
         click.echo(f"\rsite {done}/{total}", nl=False, err=True)
@@ -472,6 +469,17 @@ def _generate_at_scale(db: Database, app: Flask, scale: int, seed: int) -> None:
     click.echo("", err=True)
     click.echo(scalemod.describe(summary))
     # The indicators' stored figures, so the first reports page does not wait for them.
+    done, seconds = _refresh_figures(db, app)
+    click.echo(f"Report figures of {done} cycles computed in {seconds:.0f} s.")
+
+
+def _refresh_figures(db: Database, app: Flask) -> tuple[int, float]:
+    """Recompute the stored figures of the cycles marked stale; return how many, and the seconds it took."""
+    import time
+
+    from . import clock
+    from .report_store import refresh
+
     started = time.perf_counter()
     done = refresh(
         db,
@@ -479,7 +487,7 @@ def _generate_at_scale(db: Database, app: Flask, scale: int, seed: int) -> None:
         today=clock.today(),
         grace_days=app.config["MEASURE_GRACE_DAYS"],
     )
-    click.echo(f"Report figures of {done} cycles computed in {time.perf_counter() - started:.0f} s.")
+    return done, time.perf_counter() - started
 
 
 @cli.command()
@@ -1377,23 +1385,14 @@ def reports_refresh(ctx: Context, everything: bool):
 
     Example: group-ipt reports refresh --all
     """
-    import time
-
-    from . import clock
-    from .report_store import mark_all_stale, refresh
+    from .report_store import mark_all_stale
 
     db = ctx.require_db()
     app = ctx.app()
     if everything:
         mark_all_stale(db)
-    started = time.perf_counter()
-    done = refresh(
-        db,
-        app.extensions["group_ipt_forms"].protocols,
-        today=clock.today(),
-        grace_days=app.config["MEASURE_GRACE_DAYS"],
-    )
-    click.echo(f"Recomputed the figures of {done} cycle(s) in {time.perf_counter() - started:.1f} s.")
+    done, seconds = _refresh_figures(db, app)
+    click.echo(f"Recomputed the figures of {done} cycle(s) in {seconds:.1f} s.")
 
 
 @cli.group()
