@@ -7,9 +7,13 @@ from __future__ import annotations
 
 import secrets
 import sys
+from contextlib import closing
 from pathlib import Path
+from typing import Any
 
 import click
+from flask import Flask
+from sqlite_utils import Database
 
 from . import ConfigError, __version__, create_app
 from . import db as dbmod
@@ -39,7 +43,8 @@ class Context:
                 raise click.ClickException(str(exc)) from exc
         return self._app
 
-    def require_db(self):
+    def require_db(self) -> Database:
+        """Open the existing database for the running command, which closes it when it ends."""
         if not self.db_path.exists():
             raise click.ClickException(
                 f"No database in {self.data_dir}. Run 'group-ipt init --admin NAME' first "
@@ -47,12 +52,25 @@ class Context:
             )
         from .upgrade import NewerDatabase, check_not_newer
 
-        db = dbmod.connect(self.db_path)
+        db = self.closed_at_end(dbmod.connect(self.db_path))
         try:
             check_not_newer(db)
         except NewerDatabase as exc:
-            db.close()
             raise click.ClickException(str(exc)) from exc
+        return db
+
+    def initialise(self) -> Database:
+        """Create or migrate the database (see ``initialise``) for the running command, which closes it when it ends."""
+        return self.closed_at_end(initialise(self.data_dir))
+
+    @staticmethod
+    def closed_at_end(db: Database) -> Database:
+        """Close ``db`` when the running command ends, however it ends (the one way every command closes its database).
+
+        Click pops the command's context in a ``with`` block, so the connection is closed on success, on a
+        ClickException and on a crash alike, and a test that invokes many commands leaves none open.
+        """
+        click.get_current_context().with_resource(closing(db))
         return db
 
 
@@ -115,7 +133,7 @@ def ensure_secret_key(data_dir: Path) -> None:
     write_private(path, secrets.token_urlsafe(48))
 
 
-def initialise(data_dir: Path) -> dbmod.sqlite_utils.Database:
+def initialise(data_dir: Path) -> Database:
     """Create the data folder, the secret key and an up-to-date empty database."""
     data_dir.mkdir(parents=True, exist_ok=True)
     ensure_secret_key(data_dir)
@@ -145,7 +163,7 @@ def init(ctx: Context, admin_username, display_name):
     from . import users
 
     if ctx.db_path.exists():
-        db = dbmod.connect(ctx.db_path)
+        db = ctx.closed_at_end(dbmod.connect(ctx.db_path))
         if "users" in db.table_names() and db["users"].count:
             raise click.ClickException(
                 f"{ctx.db_path} already exists and has users; nothing was changed. "
@@ -156,7 +174,7 @@ def init(ctx: Context, admin_username, display_name):
         users.validate_password(password)
     except users.UserError as exc:
         raise click.ClickException(str(exc)) from exc
-    db = initialise(ctx.data_dir)
+    db = ctx.initialise()
     try:
         users.create_user(db, admin_username, password, "admin", display_name=display_name)
     except users.UserError as exc:
@@ -280,6 +298,7 @@ def users_list(ctx: Context):
         for lock in usersmod.login_locks(
             db, u["username"], max_failures=config["LOGIN_MAX_FAILURES"], lock_minutes=config["LOGIN_LOCK_MINUTES"]
         ):
+            assert lock.retry_at is not None  # login_locks returns only the throttles that make one wait
             where = "several addresses" if lock.scope == "user" else lock.remote_addr
             click.echo(
                 f"{'':<20} slowed down: {lock.failures} failed logins from {where}, next try after "
@@ -425,39 +444,51 @@ def demo(ctx: Context, scale, seed):
     """
     from . import demo as demomod
 
-    db = initialise(ctx.data_dir) if not ctx.db_path.exists() else ctx.require_db()
+    db = ctx.initialise() if not ctx.db_path.exists() else ctx.require_db()
     migrate(db)
     app = ctx.app()
     if scale:
-        from . import clock
-        from . import scale as scalemod
-
-        def progress(done, total):
-            click.echo(f"\rsite {done}/{total}", nl=False, err=True)
-
-        try:
-            summary = scalemod.generate(db, app, scale, today=clock.today(), seed=seed, progress=progress)
-        except ValueError as exc:
-            raise click.ClickException(str(exc)) from exc
-        click.echo("", err=True)
-        click.echo(scalemod.describe(summary))
-        # The indicators' stored figures, so the first reports page does not wait for them.
-        import time
-
-        from .report_store import refresh
-
-        started = time.perf_counter()
-        done = refresh(
-            db,
-            app.extensions["group_ipt_forms"].protocols,
-            today=clock.today(),
-            grace_days=app.config["MEASURE_GRACE_DAYS"],
-        )
-        click.echo(f"Report figures of {done} cycles computed in {time.perf_counter() - started:.0f} s.")
+        _generate_at_scale(db, app, scale, seed)
         return
     with app.app_context():
         summary = demomod.load_demo(db, app)
     click.echo(demomod.describe(summary))
+
+
+def _generate_at_scale(db: Database, app: Flask, scale: int, seed: int) -> None:
+    """Write a programme of ``scale`` participants (``demo --scale``), then its report figures."""
+    from . import clock
+    from . import scale as scalemod
+
+    def progress(done: int, total: int) -> None:
+        click.echo(f"\rsite {done}/{total}", nl=False, err=True)
+
+    try:
+        summary = scalemod.generate(db, app, scale, today=clock.today(), seed=seed, progress=progress)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo("", err=True)
+    click.echo(scalemod.describe(summary))
+    # The indicators' stored figures, so the first reports page does not wait for them.
+    done, seconds = _refresh_figures(db, app)
+    click.echo(f"Report figures of {done} cycles computed in {seconds:.0f} s.")
+
+
+def _refresh_figures(db: Database, app: Flask) -> tuple[int, float]:
+    """Recompute the stored figures of the cycles marked stale; return how many, and the seconds it took."""
+    import time
+
+    from . import clock
+    from .report_store import refresh
+
+    started = time.perf_counter()
+    done = refresh(
+        db,
+        app.extensions["group_ipt_forms"].protocols,
+        today=clock.today(),
+        grace_days=app.config["MEASURE_GRACE_DAYS"],
+    )
+    return done, time.perf_counter() - started
 
 
 @cli.command()
@@ -492,34 +523,17 @@ def serve(ctx: Context, host, port, threads, dev, with_demo, central, open_brows
         _open_in_browser(url)
         return
     if with_demo:
-        from . import demo as demomod
-
-        # The data folder, its secret key and database come first: the app reads the key when it is built.
-        db = initialise(ctx.data_dir)
-        app = ctx.app(SYNC_CENTRAL=True) if central else ctx.app()
-        with app.app_context():
-            summary = demomod.load_demo(db, app)
-        db.close()
-        click.echo(demomod.describe(summary))
+        _load_demo_to_serve(ctx, central)
     else:
-        ctx.require_db().close()
+        ctx.require_db().close()  # only checked: the app opens its own connections while it serves
     app = ctx.app(SYNC_CENTRAL=True) if central else ctx.app()
     if app.config["SECRET_KEY"] == DEV_SECRET_KEY and not dev:
         raise click.ClickException(
             f"There is no secret key in {ctx.data_dir}: run 'group-ipt init' there first, "
             "or pass --dev to use an insecure development key."
         )
-    proxy = {}
-    if app.config.get("TRUSTED_PROXY"):
-        # Behind HTTPS on a reverse proxy: the client's address (login throttling, the audit) and the
-        # scheme come from the proxy's headers, and only from that proxy.
-        proxy = {
-            "trusted_proxy": app.config["TRUSTED_PROXY"],
-            "trusted_proxy_count": 1,
-            "trusted_proxy_headers": {"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"},
-        }
     server = waitress.create_server(
-        app, host=host, port=port, threads=threads, clear_untrusted_proxy_headers=True, **proxy
+        app, host=host, port=port, threads=threads, clear_untrusted_proxy_headers=True, **_proxy_options(app)
     )
     from .report_store import start_background_refresh
 
@@ -538,6 +552,32 @@ def serve(ctx: Context, host, port, threads, dev, with_demo, central, open_brows
         server.run()
     except KeyboardInterrupt:
         click.echo("Stopped.")
+
+
+def _load_demo_to_serve(ctx: Context, central: bool) -> None:
+    """Create the data folder and database if needed and load the demo programme (``serve --demo``)."""
+    from . import demo as demomod
+
+    # The data folder, its secret key and database come first: the app reads the key when it is built.
+    db = ctx.initialise()
+    app = ctx.app(SYNC_CENTRAL=True) if central else ctx.app()
+    with app.app_context():
+        summary = demomod.load_demo(db, app)
+    db.close()  # now, not when serving ends: the app opens its own connections
+    click.echo(demomod.describe(summary))
+
+
+def _proxy_options(app: Flask) -> dict[str, Any]:
+    """Return waitress's options for the TRUSTED_PROXY setting (none when the app is not behind a proxy)."""
+    if not app.config.get("TRUSTED_PROXY"):
+        return {}
+    # Behind HTTPS on a reverse proxy: the client's address (login throttling, the audit) and the
+    # scheme come from the proxy's headers, and only from that proxy.
+    return {
+        "trusted_proxy": app.config["TRUSTED_PROXY"],
+        "trusted_proxy_count": 1,
+        "trusted_proxy_headers": {"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"},
+    }
 
 
 def _browser_host(host: str) -> str:
@@ -611,9 +651,11 @@ def forms_check(ctx: Context, forms_dir):
     if errors:
         raise click.ClickException(f"{len(errors)} error(s) in the form files under {folder}.")
     loaded = formsmod.load_all(folder)
+    consent = loaded.consent
+    assert consent is not None  # load_all reads consent.yaml, which check_all found valid
     click.echo(
         f"All form files are valid: {len(loaded.instruments)} instruments, {len(loaded.protocols)} protocols,"
-        f" consent text version {loaded.consent.version} in {', '.join(loaded.consent.languages)}."
+        f" consent text version {consent.version} in {', '.join(consent.languages)}."
     )
 
 
@@ -943,7 +985,6 @@ def _run_sync(ctx: Context, step):
         raise click.ClickException(f"{exc}{_next_step(exc.status)}") from exc
     finally:
         click.echo("", err=True)
-        db.close()
 
 
 def _next_step(status: int) -> str:
@@ -1344,24 +1385,14 @@ def reports_refresh(ctx: Context, everything: bool):
 
     Example: group-ipt reports refresh --all
     """
-    import time
-
-    from . import clock
-    from .report_store import mark_all_stale, refresh
+    from .report_store import mark_all_stale
 
     db = ctx.require_db()
     app = ctx.app()
     if everything:
         mark_all_stale(db)
-    started = time.perf_counter()
-    done = refresh(
-        db,
-        app.extensions["group_ipt_forms"].protocols,
-        today=clock.today(),
-        grace_days=app.config["MEASURE_GRACE_DAYS"],
-    )
-    db.close()
-    click.echo(f"Recomputed the figures of {done} cycle(s) in {time.perf_counter() - started:.1f} s.")
+    done, seconds = _refresh_figures(db, app)
+    click.echo(f"Recomputed the figures of {done} cycle(s) in {seconds:.1f} s.")
 
 
 @cli.group()

@@ -7,7 +7,7 @@ import pytest
 from .browser import browser_page, log_in, screenshot
 from .conftest import PASSWORD, add_participant
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 def log_out(page):

@@ -14,7 +14,7 @@ from .browser import browser_page, log_in, screenshot
 from .conftest import PASSWORD, add_participant
 from .test_cycles import make_cycle, session_no
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 NAMES = [
     "Agnes Auma",

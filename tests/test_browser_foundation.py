@@ -7,7 +7,7 @@ import pytest
 from .browser import browser_page, log_in, screenshot
 from .conftest import PASSWORD
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 def test_browser_login_and_switch_to_french(app):

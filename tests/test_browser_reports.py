@@ -8,7 +8,7 @@ from .browser import browser_page, log_in, screenshot
 from .conftest import PASSWORD
 from .report_data import build
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 def test_reports_page_in_the_browser(app, db, protocols, set_today):

@@ -7,7 +7,7 @@ import pytest
 from .browser import browser_page, log_in, screenshot
 from .conftest import PASSWORD
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 PHQ9_ANSWERS = {"q1": 2, "q2": 2, "q3": 1, "q4": 2, "q5": 1, "q6": 1, "q7": 1, "q8": 0, "q9": 2, "q10": 1}
 

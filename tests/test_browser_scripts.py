@@ -10,7 +10,7 @@ from .browser import browser_page, log_in, screenshot
 from .conftest import PASSWORD
 from .i18n_walk import translations
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 def test_browser_reads_swahili_script(app, db):

@@ -178,3 +178,4 @@ def test_serve_demo_starts_real_server_and_answers(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+        proc.stdout.close()

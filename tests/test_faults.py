@@ -71,6 +71,8 @@ def run_and_kill(
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     reader.join(timeout=10)
+    proc.stdout.close()
+    proc.stderr.close()
     return [x for x in lines if x], proc.returncode
 
 

@@ -140,6 +140,7 @@ def check(response, before, after) -> None:
         assert before == after, f"refused with {response.status_code} but wrote"
 
 
+@pytest.mark.slow  # every form of the app, fuzzed, for two roles
 @pytest.mark.parametrize("username", ["coord", "amina"])
 def test_every_html_form_survives_bad_input(fuzz_app, username):
     client = fuzz_app.test_client()

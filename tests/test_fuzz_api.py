@@ -182,6 +182,7 @@ def data_version(api):
     conn.close()
 
 
+@pytest.mark.slow  # every operation of the API document, fuzzed: the longest part of this module
 @schema.parametrize()
 @settings(deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 def test_every_api_operation_conforms_to_its_document(case, aim, data_version):

@@ -18,6 +18,8 @@ from .conftest import login, make_app
 
 PEOPLE = 300
 
+pytestmark = pytest.mark.slow  # the big-data generator (group-ipt demo --scale), checked on a generated programme
+
 
 @pytest.fixture(scope="module")
 def programme(tmp_path_factory):
