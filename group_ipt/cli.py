@@ -17,6 +17,7 @@ from sqlite_utils import Database
 
 from . import ConfigError, __version__, create_app
 from . import db as dbmod
+from . import forms as formsmod
 from .i18n import pdf_language
 from .schema import current_version, migrate, pending
 from .settings import DEV_SECRET_KEY, default_data_dir
@@ -484,7 +485,7 @@ def _refresh_figures(db: Database, app: Flask) -> tuple[int, float]:
     started = time.perf_counter()
     done = refresh(
         db,
-        app.extensions["group_ipt_forms"].protocols,
+        formsmod.loaded(app.extensions).protocols,
         today=clock.today(),
         grace_days=app.config["MEASURE_GRACE_DAYS"],
     )
@@ -642,7 +643,6 @@ def forms_check(ctx: Context, forms_dir):
 
     Example: group-ipt forms check
     """
-    from . import forms as formsmod
 
     folder = forms_dir or _data_files(ctx, "forms")
     errors = formsmod.check_all(folder)
@@ -879,7 +879,7 @@ def cycles_calendar(ctx: Context, cycle, output):
     app = ctx.app()
     with app.app_context(), force_locale(app.config["DEFAULT_LANGUAGE"]):
         try:
-            protocol = cyclesmod.protocol_of(found, app.extensions["group_ipt_forms"].protocols)
+            protocol = cyclesmod.protocol_of(found, formsmod.loaded(app.extensions).protocols)
             text = cyclesmod.calendar(db, found, protocol, translate=translate)
         except cyclesmod.CycleError as exc:
             raise click.ClickException(str(exc)) from exc
@@ -1181,7 +1181,7 @@ def sync_import(ctx: Context, file, reply):
     header = _run_sync(ctx, lambda db: files.read_header(file))
     if header["kind"] == "push":
         app = ctx.app()
-        config = server.CentralConfig.from_app_config(app.config, app.extensions["group_ipt_forms"].instruments)
+        config = server.CentralConfig.from_app_config(app.config, formsmod.loaded(app.extensions).instruments)
         out = reply or file.with_name(file.name + ".reply")
         s = _run_sync(ctx, lambda db: server.import_file(db, file, out, config))
         click.echo(
@@ -1280,7 +1280,7 @@ def pdf_cycle_report(ctx: Context, cycle, lang, privacy, output):
     db = ctx.require_db()
     app = ctx.app()
     language = _pdf_language(app, lang, _cycle_language(db, cycle))
-    forms = app.extensions["group_ipt_forms"]
+    forms = formsmod.loaded(app.extensions)
     try:
         data = pdfdata.cycle_report_data(
             db,
@@ -1321,7 +1321,7 @@ def pdf_screening_form(ctx: Context, instrument, lang, site_code, output):
             raise click.ClickException(f"Unknown site {site_code!r}. 'group-ipt sites list' shows the sites.")
         site_name, site_language = site["name"], site["default_language"]
     language = _pdf_language(app, lang, site_language)
-    instruments = app.extensions["group_ipt_forms"].instruments
+    instruments = formsmod.loaded(app.extensions).instruments
     try:
         data = pdfdata.screening_form_data(
             instruments, instrument, programme=app.config["PROGRAMME_NAME"], site=site_name
@@ -1354,7 +1354,7 @@ def pdf_script(ctx: Context, protocol, number, lang, output):
 
     app = ctx.app()
     language = _pdf_language(app, lang)
-    forms = app.extensions["group_ipt_forms"]
+    forms = formsmod.loaded(app.extensions)
     try:
         data = pdfdata.booklet_data(
             forms,
@@ -1423,7 +1423,7 @@ def _export_report(ctx: Context, db, period_text: str | None, site_code: str | N
     report = indicators.Report(
         db,
         filters,
-        app.extensions["group_ipt_forms"].protocols,
+        formsmod.loaded(app.extensions).protocols,
         today=clock.today(),
         grace_days=app.config["MEASURE_GRACE_DAYS"],
     )
@@ -1516,7 +1516,7 @@ def export_dhis2(ctx: Context, period, mapping_file, output, site_codes, complet
             db,
             mapping,
             parsed,
-            app.extensions["group_ipt_forms"].protocols,
+            formsmod.loaded(app.extensions).protocols,
             today=clock.today(),
             grace_days=app.config["MEASURE_GRACE_DAYS"],
             site_codes=list(site_codes) or None,

@@ -35,6 +35,7 @@ from typing import Protocol as Interface
 
 import sqlite_utils
 
+from . import forms as formsmod
 from .db import marks, utcnow, write
 from .indicator_definitions import Filters
 from .indicator_records import RecordReader
@@ -334,7 +335,7 @@ def start_background_refresh(app: ServingApp, seconds: float) -> BackgroundRefre
                 try:
                     done = refresh(
                         conn,
-                        app.extensions["group_ipt_forms"].protocols,
+                        formsmod.loaded(app.extensions).protocols,
                         today=today(),
                         grace_days=app.config["MEASURE_GRACE_DAYS"],
                     )

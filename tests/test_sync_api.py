@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from group_ipt import db as dbmod
+from group_ipt import forms as formsmod
 from group_ipt import tracking
 from group_ipt.db import row
 from group_ipt.sync import devices, records
@@ -614,7 +615,7 @@ def group(centre, cdb):
     from .conftest import add_participant
     from .test_cycles import make_cycle
 
-    cycle = make_cycle(cdb, centre.extensions["group_ipt_forms"].protocols)
+    cycle = make_cycle(cdb, centre.extensions[formsmod.EXTENSION].protocols)
     people = [add_participant(cdb, name=n) for n in ("Agnes Auma", "Betty Birungi", "Carol Cherop")]
     members = [cycles.enrol(cdb, cycle["id"], p["id"], actor=None, today=date(2026, 2, 20))[0]["id"] for p in people]
     return {"cycle": cycle, "members": members, "sessions": cycles.sessions(cdb, cycle["id"])}  # by date

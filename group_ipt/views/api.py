@@ -437,6 +437,7 @@ def get_record(resource, record_id):
 
 def rules() -> records.Rules:
     forms = formsmod.loaded(current_app.extensions)
+    assert forms.intake is not None  # forms.load_all always reads forms/intake.yaml
     return records.Rules(
         instruments=forms.instruments,
         intake=forms.intake,

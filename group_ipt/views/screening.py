@@ -45,7 +45,7 @@ def check_settings(state):
     from .. import ConfigError
 
     app = state.app
-    instruments = app.extensions["group_ipt_forms"].instruments
+    instruments = formsmod.loaded(app.extensions).instruments
     for instrument_id, cutoff in (app.config["ELIGIBILITY_CUTOFFS"] or {}).items():
         if instrument_id not in instruments:
             raise ConfigError(f"ELIGIBILITY_CUTOFFS: no instrument {instrument_id!r} in the forms folder.")
