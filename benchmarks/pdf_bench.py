@@ -34,8 +34,8 @@ from reportlab.lib.pagesizes import A4, landscape  # noqa: E402
 from reportlab.lib.styles import ParagraphStyle  # noqa: E402
 from reportlab.platypus import PageBreak, Paragraph, SimpleDocTemplate, Table  # noqa: E402
 
+from group_ipt.base.settings import REPO_DIR  # noqa: E402
 from group_ipt.pdf import FONT, PdfLanguage, register_fonts, roster, script_booklet  # noqa: E402
-from group_ipt.settings import REPO_DIR  # noqa: E402
 
 CREATED = datetime(2025, 1, 1)
 EN = PdfLanguage("en", name="English")
@@ -81,8 +81,8 @@ def bare_roster(data: roster.Roster) -> bytes:
 
 
 def booklet_data() -> script_booklet.Booklet:
-    from group_ipt.protocols import load_protocols
-    from group_ipt.scripts import load_scripts, placeholders_filled, session_context
+    from group_ipt.formfiles.protocols import load_protocols
+    from group_ipt.formfiles.scripts import load_scripts, placeholders_filled, session_context
 
     protocols = load_protocols(REPO_DIR / "forms" / "protocols")
     library = load_scripts(REPO_DIR / "forms" / "scripts", protocols)

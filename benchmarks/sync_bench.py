@@ -24,11 +24,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from group_ipt import create_app, tracking, users  # noqa: E402
-from group_ipt import db as dbmod  # noqa: E402
 from group_ipt.cli import initialise  # noqa: E402
-from group_ipt.schema import m0002_participants  # noqa: E402
+from group_ipt.core import users  # noqa: E402
+from group_ipt.store import db as dbmod  # noqa: E402
+from group_ipt.store import tracking  # noqa: E402
+from group_ipt.store.schema import m0002_participants  # noqa: E402
 from group_ipt.sync import client, devices, engine  # noqa: E402
+from group_ipt.web.app import create_app  # noqa: E402
 
 BATCH = 5000
 

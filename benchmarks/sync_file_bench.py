@@ -26,7 +26,8 @@ STEP = """
 import sys, time
 sys.path.insert(0, {root!r})
 from pathlib import Path
-from group_ipt import create_app, db as dbmod
+from group_ipt.web.app import create_app
+from group_ipt.store import db as dbmod
 from group_ipt.sync import client, server
 started = time.perf_counter()
 step = {step!r}
@@ -52,7 +53,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=100_000, help="changed records in the file")
     args = parser.parse_args()
-    from group_ipt.db import utcnow, write
+    from group_ipt.store.db import utcnow, write
     from group_ipt.sync import client
     from tests.syncing import AppTransport, add_device, make_central, new_laptop
 

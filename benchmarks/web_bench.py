@@ -46,9 +46,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from group_ipt import clock, create_app  # noqa: E402
-from group_ipt import db as dbmod  # noqa: E402
-from group_ipt.demo import DEMO_PASSWORD  # noqa: E402
+from group_ipt.base import clock  # noqa: E402
+from group_ipt.demo.programme import DEMO_PASSWORD  # noqa: E402
+from group_ipt.store import db as dbmod  # noqa: E402
+from group_ipt.web.app import create_app  # noqa: E402
 
 CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
 PAGE_RATIO_TARGET = 3.0

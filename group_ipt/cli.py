@@ -15,13 +15,14 @@ import click
 from flask import Flask
 from sqlite_utils import Database
 
-from . import ConfigError, __version__, create_app
-from . import db as dbmod
-from . import forms as formsmod
-from .i18n import pdf_language
-from .schema import current_version, migrate, pending
-from .settings import DEV_SECRET_KEY, default_data_dir
-from .tracking import ensure_triggers
+from . import __version__
+from .base.settings import DEV_SECRET_KEY, ConfigError, default_data_dir
+from .formfiles import forms as formsmod
+from .store import db as dbmod
+from .store.schema import current_version, migrate, pending
+from .store.tracking import ensure_triggers
+from .web.app import create_app
+from .web.i18n import pdf_language
 
 
 class Context:
@@ -36,7 +37,7 @@ class Context:
     def app(self, **overrides):
         """Build the app for this data folder, turning start-up errors into a clean CLI error."""
         if self._app is None:
-            from .forms import FormsError
+            from .formfiles.forms import FormsError
 
             try:
                 self._app = create_app({"DATA_DIR": str(self.data_dir), **overrides})
@@ -51,7 +52,7 @@ class Context:
                 f"No database in {self.data_dir}. Run 'group-ipt init --admin NAME' first "
                 "(or 'group-ipt serve --demo' to try the app with demo data)."
             )
-        from .upgrade import NewerDatabase, check_not_newer
+        from .store.upgrade import NewerDatabase, check_not_newer
 
         db = self.closed_at_end(dbmod.connect(self.db_path))
         try:
@@ -124,12 +125,12 @@ def read_new_password(prompt: str = "Password") -> str:
 
 
 def ensure_secret_key(data_dir: Path) -> None:
-    from . import SECRET_KEY_FILE
+    from .web.app import SECRET_KEY_FILE
 
     path = data_dir / SECRET_KEY_FILE
     if path.exists():
         return
-    from .oscompat import write_private
+    from .base.oscompat import write_private
 
     write_private(path, secrets.token_urlsafe(48))
 
@@ -138,7 +139,7 @@ def initialise(data_dir: Path) -> Database:
     """Create the data folder, the secret key and an up-to-date empty database."""
     data_dir.mkdir(parents=True, exist_ok=True)
     ensure_secret_key(data_dir)
-    from .upgrade import NewerDatabase, check_not_newer, record_version
+    from .store.upgrade import NewerDatabase, check_not_newer, record_version
 
     db = dbmod.connect(dbmod.database_path(data_dir))
     try:
@@ -161,7 +162,7 @@ def init(ctx: Context, admin_username, display_name):
 
     Example: group-ipt init --admin amina   (in a script: printf 'pw\\npw\\n' | group-ipt init --admin amina)
     """
-    from . import users
+    from .core import users
 
     if ctx.db_path.exists():
         db = ctx.closed_at_end(dbmod.connect(ctx.db_path))
@@ -211,7 +212,7 @@ def upgrade_cmd(ctx: Context):
     Example: group-ipt upgrade
     """
     from . import __version__
-    from . import upgrade as upgrademod
+    from .store import upgrade as upgrademod
 
     if not ctx.db_path.exists():
         click.echo(f"No database in {ctx.data_dir} yet: nothing to upgrade (group-ipt {__version__}).")
@@ -263,7 +264,7 @@ def users_add(ctx: Context, username, role, sites, display_name, language):
 
     Example: group-ipt users add joseph --role facilitator --site KMP --name "Joseph Okello"
     """
-    from . import users as usersmod
+    from .core import users as usersmod
 
     db = ctx.require_db()
     site_ids = []
@@ -289,7 +290,7 @@ def users_list(ctx: Context):
 
     Example: group-ipt users list
     """
-    from . import users as usersmod
+    from .core import users as usersmod
 
     db = ctx.require_db()
     config = ctx.app().config
@@ -308,7 +309,7 @@ def users_list(ctx: Context):
 
 
 def _set_active(ctx: Context, username: str, active: bool) -> None:
-    from . import users as usersmod
+    from .core import users as usersmod
 
     db = ctx.require_db()
     try:
@@ -348,7 +349,7 @@ def users_set_password(ctx: Context, username):
 
     Example: group-ipt users set-password joseph
     """
-    from . import users as usersmod
+    from .core import users as usersmod
 
     db = ctx.require_db()
     if usersmod.get_user_by_username(db, username) is None:
@@ -369,7 +370,7 @@ def users_unlock(ctx: Context, username):
 
     Example: group-ipt users unlock coord
     """
-    from . import users as usersmod
+    from .core import users as usersmod
 
     db = ctx.require_db()
     try:
@@ -397,7 +398,7 @@ def sites_add(ctx: Context, code, name, language):
 
     Example: group-ipt sites add KMP "Kampala North" --language en
     """
-    from . import users as usersmod
+    from .core import users as usersmod
 
     db = ctx.require_db()
     app = ctx.app()
@@ -417,7 +418,7 @@ def sites_list(ctx: Context):
 
     Example: group-ipt sites list
     """
-    from . import users as usersmod
+    from .core import users as usersmod
 
     db = ctx.require_db()
     for s in usersmod.list_sites(db):
@@ -439,11 +440,11 @@ def demo(ctx: Context, scale, seed):
     With --scale N, write a national-sized programme of N participants with plain bulk
     INSERTs instead, into a new data folder (for 100,000 people: about 8,300 cycles, 1.4
     million attendance rows, safety referrals, duplicate flags and clinical records, in 5-7
-    minutes; see group_ipt/scale.py).
+    minutes; see group_ipt/demo/scale.py).
 
     Example: group-ipt demo   (benchmarks: group-ipt --data-dir /tmp/big demo --scale 100000)
     """
-    from . import demo as demomod
+    from .demo import programme as demomod
 
     db = ctx.initialise() if not ctx.db_path.exists() else ctx.require_db()
     migrate(db)
@@ -458,8 +459,8 @@ def demo(ctx: Context, scale, seed):
 
 def _generate_at_scale(db: Database, app: Flask, scale: int, seed: int) -> None:
     """Write a programme of ``scale`` participants (``demo --scale``), then its report figures."""
-    from . import clock
-    from . import scale as scalemod
+    from .base import clock
+    from .demo import scale as scalemod
 
     def progress(done: int, total: int) -> None:
         click.echo(f"\rsite {done}/{total}", nl=False, err=True)
@@ -479,8 +480,8 @@ def _refresh_figures(db: Database, app: Flask) -> tuple[int, float]:
     """Recompute the stored figures of the cycles marked stale; return how many, and the seconds it took."""
     import time
 
-    from . import clock
-    from .report_store import refresh
+    from .base import clock
+    from .reporting.report_store import refresh
 
     started = time.perf_counter()
     done = refresh(
@@ -536,10 +537,10 @@ def serve(ctx: Context, host, port, threads, dev, with_demo, central, open_brows
     server = waitress.create_server(
         app, host=host, port=port, threads=threads, clear_untrusted_proxy_headers=True, **_proxy_options(app)
     )
-    from .report_store import start_background_refresh
+    from .reporting.report_store import start_background_refresh
 
     start_background_refresh(app, app.config["REPORT_REFRESH_SECONDS"])
-    from .backup import start_daily_backups
+    from .store.backup import start_daily_backups
 
     start_daily_backups(app)
     click.echo(f"group-ipt is running at http://{host}:{server.effective_port}/  (press Ctrl+C to stop)", err=False)
@@ -557,7 +558,7 @@ def serve(ctx: Context, host, port, threads, dev, with_demo, central, open_brows
 
 def _load_demo_to_serve(ctx: Context, central: bool) -> None:
     """Create the data folder and database if needed and load the demo programme (``serve --demo``)."""
-    from . import demo as demomod
+    from .demo import programme as demomod
 
     # The data folder, its secret key and database come first: the app reads the key when it is built.
     db = ctx.initialise()
@@ -615,8 +616,10 @@ def _data_files(ctx: Context, name: str, *, prepare: bool = False) -> Path:
     """Return the forms or translations folder the app uses: config.toml's setting, else the checkout's or the
     data folder's copy (``prepare``: make that copy if missing; otherwise fall back to the package's, writing
     nothing)."""
-    from . import __version__, bundle, load_config
-    from .settings import defaults
+    from . import __version__
+    from .base import bundle
+    from .base.settings import defaults
+    from .web.app import load_config
 
     key = f"{name.upper()}_DIR"
     try:
@@ -675,7 +678,7 @@ def i18n_compile(ctx: Context, force):
 
     Example: group-ipt i18n compile
     """
-    from .i18n import compile_catalogs
+    from .web.i18n import compile_catalogs
 
     written = compile_catalogs(_data_files(ctx, "translations", prepare=True), force=force)
     click.echo(f"Compiled {len(written)} catalog(s).")
@@ -697,7 +700,7 @@ def i18n_status(ctx: Context, minimum, per_area, show_missing):
 
     Example: group-ipt i18n status --min 95
     """
-    from .i18n import coverage, load_languages
+    from .web.i18n import coverage, load_languages
 
     folder = _data_files(ctx, "translations")
     languages = load_languages(folder)
@@ -739,8 +742,8 @@ def cycles_list(ctx: Context, site_code):
 
     Example: group-ipt cycles list --site KMP
     """
-    from . import cycles as cyclesmod
-    from . import users as usersmod
+    from .core import cycles as cyclesmod
+    from .core import users as usersmod
 
     db = ctx.require_db()
     sites = usersmod.list_sites(db)
@@ -768,7 +771,7 @@ def referrals():
 
 
 def _sites_named(db, site_code):
-    from . import users as usersmod
+    from .core import users as usersmod
 
     sites = usersmod.list_sites(db)
     if site_code:
@@ -787,8 +790,9 @@ def referrals_concerns(ctx: Context, site_code):
 
     Example: group-ipt referrals concerns --site KMP
     """
-    from . import clock, screening
-    from . import referrals as referralsmod
+    from .base import clock
+    from .core import referrals as referralsmod
+    from .core import screening
 
     db = ctx.require_db()
     site_ids = _sites_named(db, site_code)
@@ -826,8 +830,8 @@ def referrals_close(ctx: Context, referral_id, outcome, username, note):
 
     Example: group-ipt referrals close 3f2c... --outcome seen --by mary --note "Seen at Kawempe HC"
     """
-    from . import referrals as referralsmod
-    from . import users as usersmod
+    from .core import referrals as referralsmod
+    from .core import users as usersmod
 
     app = ctx.app()
     db = ctx.require_db()
@@ -870,7 +874,7 @@ def cycles_calendar(ctx: Context, cycle, output):
     from flask_babel import force_locale
     from flask_babel import gettext as translate
 
-    from . import cycles as cyclesmod
+    from .core import cycles as cyclesmod
 
     db = ctx.require_db()
     found = cyclesmod.get_cycle(db, cycle)
@@ -1226,7 +1230,7 @@ def _write_pdf(content: bytes, output: str) -> None:
 
 def _cycle_language(db, cycle: str) -> str | None:
     """Return the default language of the cycle's site (a roster is printed in the site's language by default)."""
-    from . import cycles as cyclesmod
+    from .core import cycles as cyclesmod
 
     found = cyclesmod.get_cycle(db, cycle)
     if found is None:
@@ -1309,7 +1313,7 @@ def pdf_screening_form(ctx: Context, instrument, lang, site_code, output):
 
     Example: group-ipt pdf screening-form phq9 --lang sw -o phq9-sw.pdf
     """
-    from . import users as usersmod
+    from .core import users as usersmod
     from .pdf import data as pdfdata
     from .pdf import screening_form
 
@@ -1348,7 +1352,7 @@ def pdf_script(ctx: Context, protocol, number, lang, output):
 
     Example: group-ipt pdf script who-8 --lang sw -o who-8-scripts.pdf
     """
-    from . import referrals
+    from .core import referrals
     from .pdf import data as pdfdata
     from .pdf import script_booklet
 
@@ -1385,7 +1389,7 @@ def reports_refresh(ctx: Context, everything: bool):
 
     Example: group-ipt reports refresh --all
     """
-    from .report_store import mark_all_stale
+    from .reporting.report_store import mark_all_stale
 
     db = ctx.require_db()
     app = ctx.app()
@@ -1405,9 +1409,10 @@ def export():
 
 def _export_report(ctx: Context, db, period_text: str | None, site_code: str | None):
     """Return the report, the period text and the site codes for the export commands (ClickException on bad input)."""
-    from . import clock, indicators
-    from . import users as usersmod
-    from .periods import PeriodError, parse_period
+    from .base import clock
+    from .core import users as usersmod
+    from .reporting import indicators
+    from .reporting.periods import PeriodError, parse_period
 
     try:
         period = parse_period(period_text) if period_text else None
@@ -1447,7 +1452,7 @@ def export_csv(ctx: Context, directory, site_code, period):
 
     Example: group-ipt export csv ./exports --site KMP --period 2026Q4
     """
-    from . import exports
+    from .reporting import exports
 
     db = ctx.require_db()
     report, period_text, codes = _export_report(ctx, db, period, site_code)
@@ -1500,8 +1505,9 @@ def export_dhis2(ctx: Context, period, mapping_file, output, site_codes, complet
     """
     import json
 
-    from . import clock, dhis2, exports
-    from .periods import PeriodError, parse_period
+    from .base import clock
+    from .reporting import dhis2, exports
+    from .reporting.periods import PeriodError, parse_period
 
     db = ctx.require_db()
     try:
@@ -1554,7 +1560,7 @@ def backup_cmd(ctx: Context, file, folder):
 
     Example: group-ipt backup --to /media/usb   (or: group-ipt backup /media/usb/group-ipt-2026-11-25.db)
     """
-    from . import backup as backupmod
+    from .store import backup as backupmod
 
     if (file is None) == (folder is None):
         raise click.UsageError("Give either FILE or --to FOLDER.")
@@ -1579,7 +1585,7 @@ def restore_cmd(ctx: Context, file, force):
 
     Example: group-ipt restore /media/usb/group-ipt-2026-11-25.db
     """
-    from . import backup as backupmod
+    from .store import backup as backupmod
 
     ctx.data_dir.mkdir(parents=True, exist_ok=True)
     try:

@@ -68,7 +68,7 @@ class Browser:
 
 def main() -> None:
     import group_ipt
-    from group_ipt import bundle
+    from group_ipt.base import bundle
 
     package = Path(group_ipt.__file__).resolve().parent
     if bundle.from_checkout():

@@ -10,11 +10,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from group_ipt import create_app, users
-from group_ipt import db as dbmod
+from group_ipt.base.settings import REPO_DIR
 from group_ipt.cli import cli, initialise
-from group_ipt.i18n import compile_catalogs
-from group_ipt.settings import REPO_DIR
+from group_ipt.core import users
+from group_ipt.store import db as dbmod
+from group_ipt.web.app import create_app
+from group_ipt.web.i18n import compile_catalogs
 
 PASSWORD = "correct-horse"
 FAST_HASH = "pbkdf2:sha256:1000"
@@ -174,7 +175,7 @@ def set_today(monkeypatch):
     """Set the app's local date and time: ``set_today("2026-03-02", "09:00")``."""
     from datetime import date, datetime
 
-    from group_ipt import clock
+    from group_ipt.base import clock
 
     def set_to(day: str, time: str = "08:00"):
         monkeypatch.setattr(clock, "today", lambda: date.fromisoformat(day))
@@ -189,7 +190,7 @@ def set_today(monkeypatch):
 @pytest.fixture
 def supervisor(app, db):
     """A supervisor at KMP, ``sam`` (password PASSWORD), to whom amina is assigned."""
-    from group_ipt import supervision
+    from group_ipt.core import supervision
 
     kmp = users.get_site(db, "KMP")
     sam = users.create_user(

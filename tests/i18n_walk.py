@@ -13,7 +13,7 @@ from html.parser import HTMLParser
 
 from babel.messages.pofile import read_po
 
-from group_ipt.settings import REPO_DIR
+from group_ipt.base.settings import REPO_DIR
 
 TRANSLATIONS = REPO_DIR / "translations"
 ATTRIBUTES = {"title", "placeholder", "aria-label", "alt"}

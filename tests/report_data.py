@@ -16,9 +16,9 @@ import json
 import uuid
 from datetime import date, datetime
 
-from group_ipt import cycles, users
-from group_ipt import db as dbmod
-from group_ipt.sessions import SessionEntry, record_session
+from group_ipt.core import cycles, users
+from group_ipt.core.sessions import SessionEntry, record_session
+from group_ipt.store import db as dbmod
 
 from .conftest import add_participant
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from group_ipt import participants, users
+from group_ipt.core import participants, users
 
 from .conftest import csrf_token, post_form
 

@@ -26,12 +26,14 @@ import shutil
 import uuid
 from pathlib import Path
 
-from group_ipt import create_app, tracking, users
-from group_ipt import db as dbmod
 from group_ipt.cli import initialise
-from group_ipt.db import row, rows, utcnow, write
+from group_ipt.core import users
+from group_ipt.store import db as dbmod
+from group_ipt.store import tracking
+from group_ipt.store.db import row, rows, utcnow, write
 from group_ipt.sync import client, devices, rules
 from group_ipt.sync.client import SyncError
+from group_ipt.web.app import create_app
 
 from .syncing import AppTransport
 
@@ -114,7 +116,7 @@ class World:
         db = self.laptops[who]
         site = row(db, "select code from sites")["code"]
         digits = f"{self.rng.randrange(30):04d}"  # few codes: laptops make the same ones offline
-        from group_ipt.participants import generate_code, make_code
+        from group_ipt.core.participants import generate_code, make_code
 
         code = make_code(site, digits)
         if row(db, "select 1 as x from participants where code = ?", (code,)):

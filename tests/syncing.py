@@ -6,12 +6,13 @@ import gzip
 import json
 from pathlib import Path
 
-from group_ipt import create_app, users
-from group_ipt import db as dbmod
 from group_ipt.cli import initialise
+from group_ipt.core import users
+from group_ipt.store import db as dbmod
 from group_ipt.sync import devices
 from group_ipt.sync.client import SyncError
 from group_ipt.sync.engine import SyncRejected
+from group_ipt.web.app import create_app
 
 from .conftest import FAST_HASH, PASSWORD
 

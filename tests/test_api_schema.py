@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from group_ipt import db as dbmod
+from group_ipt.store import db as dbmod
 from group_ipt.sync import schemas
 
 from .syncing import add_device, make_central

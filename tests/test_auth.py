@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from group_ipt import db as dbmod
-from group_ipt import users
+from group_ipt.core import users
+from group_ipt.store import db as dbmod
 
 from .conftest import PASSWORD, csrf_token, login, post_form
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from group_ipt import backup as backupmod
-from group_ipt import db as dbmod
 from group_ipt.cli import cli
+from group_ipt.store import backup as backupmod
+from group_ipt.store import db as dbmod
 
 from .conftest import add_participant
 

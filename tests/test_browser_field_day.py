@@ -8,7 +8,7 @@ from datetime import date
 
 import pytest
 
-from group_ipt import cycles, users
+from group_ipt.core import cycles, users
 
 from .browser import browser_page, log_in, screenshot
 from .conftest import PASSWORD, add_participant
@@ -180,8 +180,8 @@ def test_browser_keyboard_enter_never_saves_and_phq9_comes_back_at_1366(app, db,
 @pytest.mark.parametrize(("username", "lang"), [("coord", "en"), ("amina", "sw")])
 def test_browser_every_page_fits_a_360px_phone(tmp_path, username, lang):
     """Every page of the URL map, on the demo programme: no sideways scrolling, a small header."""
-    from group_ipt import db as dbmod
-    from group_ipt import demo
+    from group_ipt.demo import programme as demo
+    from group_ipt.store import db as dbmod
 
     from .conftest import make_app
     from .test_i18n_pages import ARGUMENTS, html_pages

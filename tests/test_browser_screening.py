@@ -68,7 +68,7 @@ def test_browser_register_screen_alert_acknowledge(app, db):
 
 
 def test_browser_screening_without_javascript_still_alerts(app, db):
-    from group_ipt import participants, users
+    from group_ipt.core import participants, users
 
     participants.register(
         db,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from group_ipt import users
+from group_ipt.core import users
 
 from .browser import browser_page, log_in, screenshot
 from .conftest import PASSWORD

@@ -6,8 +6,8 @@ from datetime import date
 
 import pytest
 
-from group_ipt import cycles, sessions, supervision, users
-from group_ipt.sessions import SessionEntry
+from group_ipt.core import cycles, sessions, supervision, users
+from group_ipt.core.sessions import SessionEntry
 
 from .browser import browser_page, log_in, screenshot
 from .conftest import PASSWORD, add_participant

@@ -9,9 +9,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from group_ipt import bundle, create_app, i18n
+from group_ipt.base import bundle
+from group_ipt.base.settings import REPO_DIR
 from group_ipt.cli import cli, initialise
-from group_ipt.settings import REPO_DIR
+from group_ipt.web import i18n
+from group_ipt.web.app import create_app
 
 KIT = REPO_DIR / "packaging" / "kit"
 
@@ -84,7 +86,7 @@ def test_a_new_version_updates_the_copy_and_keeps_what_was_added_or_changed_here
     old_copy = data / "replaced" / "forms-0.2.0"  # the whole old copy
     assert (old_copy / "instruments" / "local-depression-example.yaml").is_file()
     assert not [p for p in data.iterdir() if p.name.startswith(".forms-")]  # no staging folder left
-    from group_ipt.forms import check_all
+    from group_ipt.formfiles.forms import check_all
 
     assert check_all(first) == []
     # A third version: the adapted GAD-7 still counts as changed here, local-scale as added.

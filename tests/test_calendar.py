@@ -6,9 +6,9 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from group_ipt import calendar_ics, cycles, users
-from group_ipt import db as dbmod
 from group_ipt.cli import initialise
+from group_ipt.core import calendar_ics, cycles, users
+from group_ipt.store import db as dbmod
 
 from .conftest import FAST_HASH, PASSWORD, login
 from .test_cycles import make_cycle, session_no
@@ -95,7 +95,7 @@ def test_calendar_download_other_site_is_404(client, db, protocols):
 
 
 def test_cli_cycles_list_and_calendar(runner, tmp_path):
-    from group_ipt import create_app
+    from group_ipt.web.app import create_app
 
     db = initialise(runner.data_dir)
     site = users.create_site(db, "KMP", "Kampala North")

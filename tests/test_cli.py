@@ -9,9 +9,9 @@ import urllib.request
 
 import pytest
 
-from group_ipt import db as dbmod
-from group_ipt import users
-from group_ipt.settings import REPO_DIR
+from group_ipt.base.settings import REPO_DIR
+from group_ipt.core import users
+from group_ipt.store import db as dbmod
 
 
 def init(runner, password="admin-password"):

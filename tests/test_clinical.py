@@ -7,9 +7,9 @@ from datetime import date
 
 import pytest
 
-from group_ipt import audit, clinical, cycles, referrals, screening, sessions, users
-from group_ipt.clinical import ClinicalError
-from group_ipt.sessions import SessionEntry
+from group_ipt.core import audit, clinical, cycles, referrals, screening, sessions, users
+from group_ipt.core.clinical import ClinicalError
+from group_ipt.core.sessions import SessionEntry
 
 from .conftest import FAST_HASH, PASSWORD, add_participant, login, post_form
 from .test_cycles import make_cycle, session_no
@@ -289,7 +289,7 @@ def test_record_of_one_member_through_a_whole_who8_cycle(app, db, protocols, peo
 
 
 def test_supervisor_loses_access_when_unassigned(app, db, protocols, supervisor):
-    from group_ipt import supervision
+    from group_ipt.core import supervision
 
     cycle = make_cycle(db, protocols)
     p = add_participant(db, name="Agnes Auma")

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from group_ipt import participants, users
-from group_ipt.consent import PURPOSES, check_consent, load_consent
-from group_ipt.settings import REPO_DIR
+from group_ipt.base.settings import REPO_DIR
+from group_ipt.core import participants, users
+from group_ipt.formfiles.consent import PURPOSES, check_consent, load_consent
 
 from .conftest import login, post_form
 from .test_participants import FORM, READ, register

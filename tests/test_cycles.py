@@ -6,8 +6,8 @@ from datetime import date, datetime
 
 import pytest
 
-from group_ipt import audit, cycles, users
-from group_ipt.cycles import CycleError
+from group_ipt.core import audit, cycles, users
+from group_ipt.core.cycles import CycleError
 
 from .conftest import add_participant
 

@@ -7,9 +7,10 @@ from datetime import date
 
 import pytest
 
-from group_ipt import dhis2, users
-from group_ipt.periods import parse_period
-from group_ipt.settings import REPO_DIR
+from group_ipt.base.settings import REPO_DIR
+from group_ipt.core import users
+from group_ipt.reporting import dhis2
+from group_ipt.reporting.periods import parse_period
 
 from .report_data import build
 

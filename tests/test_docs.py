@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 import pytest
 
+from group_ipt.base.settings import REPO_DIR, SETTINGS
 from group_ipt.cli import cli
-from group_ipt.settings import REPO_DIR, SETTINGS
 
 README = (REPO_DIR / "README.md").read_text(encoding="utf-8")
 

@@ -9,9 +9,10 @@ from datetime import date
 
 import pytest
 
-from group_ipt import exports, indicators, users
-from group_ipt.periods import parse_period
-from group_ipt.tracking import PRIVATE_FIELDS as SYNC_PRIVATE_FIELDS
+from group_ipt.core import users
+from group_ipt.reporting import exports, indicators
+from group_ipt.reporting.periods import parse_period
+from group_ipt.store.tracking import PRIVATE_FIELDS as SYNC_PRIVATE_FIELDS
 
 from .conftest import add_participant
 from .report_data import build

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from group_ipt import db as dbmod
 from group_ipt.cli import initialise
+from group_ipt.store import db as dbmod
 from group_ipt.sync import client, engine
 
 from .syncing import add_device, make_central
@@ -79,8 +79,9 @@ def run_and_kill(
 WRITER = """
     import sys
     from datetime import date
-    from group_ipt import create_app, participants, users
-    from group_ipt import db as dbmod
+    from group_ipt.web.app import create_app
+    from group_ipt.core import participants, users
+    from group_ipt.store import db as dbmod
     app = create_app({"DATA_DIR": sys.argv[1] if len(sys.argv) > 1 else %(data)r, "TESTING": True})
     db = dbmod.connect(app.config["DATABASE"])
     site = users.get_site(db, "KMP")
@@ -149,7 +150,7 @@ def make_laptop(path: Path, url: str, token: str, records: int) -> Path:
 
 PUSHER = """
     import sys
-    from group_ipt import db as dbmod
+    from group_ipt.store import db as dbmod
     from group_ipt.sync import client
     db = dbmod.connect(%(db)r)
     print("ready", flush=True)
@@ -281,7 +282,7 @@ def count(path, table: str = "participants") -> int:
 
 
 def test_disk_full_simulated_answers_507_and_saves_nothing(app, logged_in, monkeypatch):
-    from group_ipt import participants
+    from group_ipt.core import participants
 
     real = participants.register
 
@@ -317,7 +318,7 @@ def small_disk(tmp_path):
 
 
 def test_disk_really_full_answers_507_and_loses_nothing(small_disk):
-    from group_ipt import users
+    from group_ipt.core import users
 
     from .conftest import FAST_HASH, PASSWORD, login, make_app
 

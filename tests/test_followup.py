@@ -6,8 +6,8 @@ from datetime import date
 
 import pytest
 
-from group_ipt import cycles, followup, users
-from group_ipt.sessions import SessionEntry, record_session
+from group_ipt.core import cycles, followup, users
+from group_ipt.core.sessions import SessionEntry, record_session
 
 from .conftest import add_participant, login, post_form
 from .test_cycles import make_cycle, session_no
@@ -186,12 +186,12 @@ def test_participant_page_include_renders(app, db, protocols, group, set_today):
     with app.test_request_context("/"):
         from flask_login import login_user
 
-        from group_ipt.auth import load_user
+        from group_ipt.web.auth import load_user
 
         login_user(load_user(users.get_user_by_username(db, "amina")["id"]))
         from flask import render_template_string
 
-        from group_ipt.views.cycles import measures_due
+        from group_ipt.web.views.cycles import measures_due
 
         participant = group["people"][0]
         html = render_template_string(

@@ -15,13 +15,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from group_ipt import db as dbmod
-from group_ipt import demo, users
-from group_ipt.settings import REPO_DIR
+from group_ipt.base.settings import REPO_DIR
+from group_ipt.core import users
+from group_ipt.demo import programme as demo
+from group_ipt.store import db as dbmod
 
 from .conftest import CSRF_RE, FAST_HASH, PASSWORD, login, make_app
 
-TEMPLATES = REPO_DIR / "group_ipt" / "templates"
+TEMPLATES = REPO_DIR / "group_ipt" / "web" / "templates"
 FIELD_NAMES = sorted(
     {n for p in TEMPLATES.rglob("*.html") for n in re.findall(r'name="([a-z_0-9]+)"', p.read_text(encoding="utf-8"))}
     - {"csrf_token"}

@@ -30,8 +30,9 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 
-from group_ipt import cycles, demo, sessions
-from group_ipt import db as dbmod
+from group_ipt.core import cycles, sessions
+from group_ipt.demo import programme as demo
+from group_ipt.store import db as dbmod
 
 from .syncing import add_device, make_central
 

@@ -6,9 +6,9 @@ import shutil
 
 import pytest
 
-from group_ipt import users
-from group_ipt.i18n import compile_catalogs, load_languages
-from group_ipt.settings import REPO_DIR
+from group_ipt.base.settings import REPO_DIR
+from group_ipt.core import users
+from group_ipt.web.i18n import compile_catalogs, load_languages
 
 from .conftest import login, post_form
 
@@ -102,7 +102,7 @@ def _write_catalogs(tmp_path, fr_entries: dict[str, str]):
     )
     pot = ['msgid ""', 'msgstr ""', '"Content-Type: text/plain; charset=UTF-8\\n"', ""]
     sources = [
-        ("Home", "group_ipt/templates/base.html:1"),
+        ("Home", "group_ipt/web/templates/base.html:1"),
         ("Save", "group_ipt/x.py:2"),
         ("Little interest", "forms/instruments/phq9.yaml:3"),
         ("Greet everyone", "forms/scripts/a.yaml:4"),
@@ -118,7 +118,7 @@ def _write_catalogs(tmp_path, fr_entries: dict[str, str]):
 
 
 def test_coverage_counts_per_area(tmp_path):
-    from group_ipt.i18n import coverage
+    from group_ipt.web.i18n import coverage
 
     folder = _write_catalogs(tmp_path, {"Home": "Accueil", "Little interest": "Peu d'intérêt"})
     report = {(c.language, c.area): c for c in coverage(folder)}
@@ -130,7 +130,7 @@ def test_coverage_counts_per_area(tmp_path):
 
 
 def test_i18n_status_command_threshold(tmp_path, monkeypatch, runner):
-    from group_ipt import settings
+    from group_ipt.base import settings
 
     folder = _write_catalogs(tmp_path, {"Home": "Accueil", "Little interest": "Peu d'intérêt"})
     real = settings.defaults
@@ -185,12 +185,12 @@ def test_message_template_is_up_to_date():
     }
     method_map = [
         ("group_ipt/**.py", "python"),
-        ("group_ipt/templates/**.html", "jinja2"),
-        ("forms/**.yaml", "group_ipt.i18n_extract:extract_yaml"),
+        ("group_ipt/web/templates/**.html", "jinja2"),
+        ("forms/**.yaml", "group_ipt.formfiles.i18n_extract:extract_yaml"),
     ]
     found = set()
     for _file, _line, message, _comments, _context in extract_from_dir(
-        str(REPO_DIR), method_map=method_map, keywords=keywords, options_map={"group_ipt/templates/**.html": {}}
+        str(REPO_DIR), method_map=method_map, keywords=keywords, options_map={"group_ipt/web/templates/**.html": {}}
     ):
         found.add(message if isinstance(message, str) else message[0])
     with (REPO_DIR / "translations" / "messages.pot").open("rb") as f:

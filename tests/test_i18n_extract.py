@@ -9,7 +9,7 @@ import pytest
 import yaml
 from babel.messages.extract import extract
 
-from group_ipt.i18n_extract import extract_yaml
+from group_ipt.formfiles.i18n_extract import extract_yaml
 
 FORMS_DIR = Path(__file__).resolve().parent.parent / "forms"
 

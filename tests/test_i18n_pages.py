@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from group_ipt import db as dbmod
-from group_ipt import demo
-from group_ipt.i18n import load_languages
-from group_ipt.settings import REPO_DIR
+from group_ipt.base.settings import REPO_DIR
+from group_ipt.demo import programme as demo
+from group_ipt.store import db as dbmod
+from group_ipt.web.i18n import load_languages
 
 from .conftest import make_app
 from .i18n_walk import untranslated

@@ -6,8 +6,9 @@ from datetime import date
 
 import pytest
 
-from group_ipt import indicators, users
-from group_ipt.periods import Period, PeriodError, parse_period
+from group_ipt.core import users
+from group_ipt.reporting import indicators
+from group_ipt.reporting.periods import Period, PeriodError, parse_period
 
 from .report_data import build
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from group_ipt.instruments import (
+from group_ipt.formfiles.instruments import (
     Band,
     FormFileError,
     Instrument,

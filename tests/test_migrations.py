@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from group_ipt import db as dbmod
-from group_ipt.schema import all_migrations, current_version, migrate, split_sql
+from group_ipt.store import db as dbmod
+from group_ipt.store.schema import all_migrations, current_version, migrate, split_sql
 
 
 def test_migrations_are_numbered_from_one_without_gaps():
@@ -44,7 +44,7 @@ def test_failed_migration_rolls_back(tmp_path, monkeypatch):
     migrate(db)
     version = current_version(db)
     broken = types.SimpleNamespace(SQL="create table half_done (x integer);\ninsert into no_such_table values (1);")
-    from group_ipt import schema
+    from group_ipt.store import schema
 
     monkeypatch.setattr(
         schema, "all_migrations", lambda: [*all_migrations(), schema.Migration(version + 1, "broken", broken)]

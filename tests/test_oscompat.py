@@ -1,4 +1,4 @@
-"""Windows and Linux differences (group_ipt/oscompat.py); the Windows branches run here with is_windows() faked."""
+"""Windows and Linux differences (group_ipt/base/oscompat.py); the Windows branches run here with is_windows() faked."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import stat
 
 import pytest
 
-from group_ipt import backup as backupmod
-from group_ipt import oscompat
+from group_ipt.base import oscompat
 from group_ipt.cli import initialise
+from group_ipt.store import backup as backupmod
 from group_ipt.sync import files
 
 

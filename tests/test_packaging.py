@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from group_ipt import __version__
-from group_ipt.settings import REPO_DIR
+from group_ipt.base.settings import REPO_DIR
 
 pytestmark = pytest.mark.slow
 
@@ -163,7 +163,7 @@ def test_install_with_no_network_then_upgrade_from_previous_release_keeps_everyt
 
 _SERVE_CHECK = """
 import re
-from group_ipt import create_app
+from group_ipt.web.app import create_app
 app = create_app()
 c = app.test_client()
 page = c.get("/login").get_data(as_text=True)

@@ -11,8 +11,8 @@ from datetime import date
 import pytest
 from markupsafe import escape
 
-from group_ipt import audit, participants, users
-from group_ipt.participants import EnrolmentBlocked, ParticipantError
+from group_ipt.core import audit, participants, users
+from group_ipt.core.participants import EnrolmentBlocked, ParticipantError
 
 from .conftest import login, post_form
 from .screening_helpers import count, register

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from pypdf import PdfReader
 
-from group_ipt.i18n import pdf_language
-from group_ipt.instruments import Instrument, Item, Option, RiskRule, Scoring, load_instruments
+from group_ipt.base.settings import REPO_DIR
+from group_ipt.formfiles.instruments import Instrument, Item, Option, RiskRule, Scoring, load_instruments
 from group_ipt.pdf import (
     FONTS_DIR,
     PdfLanguage,
@@ -31,7 +31,7 @@ from group_ipt.pdf.cycle_report import CycleReport, MemberSummary, SessionSummar
 from group_ipt.pdf.roster import Roster, RosterMember, RosterSession
 from group_ipt.pdf.screening_form import ScreeningForm
 from group_ipt.pdf.script_booklet import Booklet, Guidance, SessionScript, Step
-from group_ipt.settings import REPO_DIR
+from group_ipt.web.i18n import pdf_language
 
 CREATED = datetime(2025, 3, 20, 9, 30)
 TRICKY = "<b>x</b> & =cmd"

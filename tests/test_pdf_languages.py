@@ -13,9 +13,10 @@ import pytest
 from babel.messages.pofile import read_po
 from pypdf import PdfReader
 
-from group_ipt import db as dbmod
-from group_ipt import demo, report_charts
-from group_ipt.settings import REPO_DIR
+from group_ipt.base.settings import REPO_DIR
+from group_ipt.demo import programme as demo
+from group_ipt.reporting import report_charts
+from group_ipt.store import db as dbmod
 
 from .conftest import make_app
 from .i18n_walk import translations

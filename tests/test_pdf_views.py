@@ -11,11 +11,11 @@ from datetime import date, datetime
 import pytest
 from pypdf import PdfReader
 
-from group_ipt import cycles, outcomes, users
-from group_ipt import db as dbmod
+from group_ipt.core import cycles, outcomes, users
+from group_ipt.core.sessions import SessionEntry, record_session
 from group_ipt.pdf import PdfLanguage, cycle_report
 from group_ipt.pdf import data as pdfdata
-from group_ipt.sessions import SessionEntry, record_session
+from group_ipt.store import db as dbmod
 
 from .conftest import FAST_HASH, PASSWORD, add_participant, login, post_form
 
@@ -182,8 +182,8 @@ def test_cycle_report_data_of_a_cycle(db, cycle, app):
 
 def test_cycle_report_and_indicators_use_one_outcome_rule(db, cycle, app):
     """The same closed cycle gives the same baseline, end score, response and remission in both."""
-    from group_ipt import indicators
-    from group_ipt.periods import parse_period
+    from group_ipt.reporting import indicators
+    from group_ipt.reporting.periods import parse_period
 
     forms = app.extensions["group_ipt_forms"]
     for session in cycles.sessions(db, cycle["id"]):
@@ -338,8 +338,8 @@ def test_pdf_commands_refuse_unknown_things(runner, tmp_path):
 
 
 def test_pdf_roster_and_report_commands(runner, tmp_path):
-    from group_ipt import create_app
     from group_ipt.cli import initialise
+    from group_ipt.web.app import create_app
 
     db = initialise(runner.data_dir)
     site = users.create_site(db, "KMP", "Kampala North", "sw")

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from group_ipt.i18n_extract import extract_yaml
-from group_ipt.protocols import (
+from group_ipt.formfiles.i18n_extract import extract_yaml
+from group_ipt.formfiles.protocols import (
     Protocol,
     ProtocolFileError,
     check_protocols,

@@ -11,9 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from group_ipt import audit, participants, referrals, screening, users
-from group_ipt.referrals import FollowupPlan, ReferralError
-from group_ipt.screening import OCCASIONS
+from group_ipt.core import audit, participants, referrals, screening, users
+from group_ipt.core.referrals import FollowupPlan, ReferralError
+from group_ipt.core.screening import OCCASIONS
 
 from .conftest import login, make_app, post_form
 from .screening_helpers import count, phq9, register, submit
@@ -394,7 +394,7 @@ def test_followup_plan_limits(kwargs):
 
 
 def test_followup_plan_setting_checked_at_start(tmp_path):
-    from group_ipt import ConfigError
+    from group_ipt.base.settings import ConfigError
 
     with pytest.raises(ConfigError, match="REFERRAL_LATER_INTERVAL_WEEKS"):
         make_app(tmp_path / "data", REFERRAL_LATER_INTERVAL_WEEKS=6)
@@ -459,7 +459,7 @@ def test_set_status_core_errors(db, forms, sarah):
 
 
 def test_home_lists_overdue_referrals_and_a_few_others_with_a_link_to_all(monkeypatch, logged_in, sarah, db):
-    from group_ipt.views import referrals as views
+    from group_ipt.web.views import referrals as views
 
     submit(logged_in, sarah["id"], phq9(1, 1, 1, 1, 1, 1, 1, 1, 1))
     monkeypatch.setattr(views, "HOME_OPEN_SHOWN", 0)

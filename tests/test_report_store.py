@@ -7,9 +7,10 @@ from datetime import date
 
 import pytest
 
-from group_ipt import clock, indicators, report_store
-from group_ipt import scale as scalemod
-from group_ipt.periods import parse_period
+from group_ipt.base import clock
+from group_ipt.demo import scale as scalemod
+from group_ipt.reporting import indicators, report_store
+from group_ipt.reporting.periods import parse_period
 
 from .report_data import add_screening, build
 from .test_indicators import HALF, TODAY, site_ids
@@ -128,8 +129,8 @@ def test_stored_figures_equal_the_records_on_a_generated_programme(app, db, prot
 
 
 def test_the_score_chart_goes_per_site_when_cycles_are_many(app, db, protocols, monkeypatch):
-    from group_ipt.demo import DEMO_PASSWORD
-    from group_ipt.views import reports as views
+    from group_ipt.demo.programme import DEMO_PASSWORD
+    from group_ipt.web.views import reports as views
 
     from .conftest import login
 
@@ -214,7 +215,7 @@ def test_figures_are_remembered_until_the_data_changes(db, protocols, programme,
 
 
 def test_a_restore_gets_a_new_data_version(app, db, protocols, programme, tmp_path):
-    from group_ipt import backup
+    from group_ipt.store import backup
 
     copy = tmp_path / "copy.db"
     backup.backup(app.config["DATABASE"], copy)

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from group_ipt import users
+from group_ipt.core import users
 
 from .conftest import FAST_HASH, PASSWORD, login
 from .report_data import build

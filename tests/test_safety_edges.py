@@ -10,11 +10,11 @@ from datetime import date
 
 import pytest
 
-from group_ipt import db as dbmod
-from group_ipt import referrals, screening, sessions, users
-from group_ipt.db import row
-from group_ipt.referrals import FollowupPlan, ReferralError
-from group_ipt.sessions import SessionEntry
+from group_ipt.core import referrals, screening, sessions, users
+from group_ipt.core.referrals import FollowupPlan, ReferralError
+from group_ipt.core.sessions import SessionEntry
+from group_ipt.store import db as dbmod
+from group_ipt.store.db import row
 
 from .conftest import login, post_form
 from .screening_helpers import count, phq9, register, submit
@@ -312,7 +312,7 @@ def test_alert_says_when_no_safety_contact_is_set(logged_in, sarah, db):
     ],
 )
 def test_bad_safety_contacts_refuse_to_start(tmp_path, contacts):
-    from group_ipt import ConfigError
+    from group_ipt.base.settings import ConfigError
 
     from .conftest import make_app
 
@@ -325,7 +325,7 @@ def test_bad_safety_contacts_refuse_to_start(tmp_path, contacts):
 
 @pytest.fixture
 def group(db, protocols):
-    from group_ipt import cycles
+    from group_ipt.core import cycles
 
     from .conftest import add_participant
 

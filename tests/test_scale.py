@@ -7,12 +7,13 @@ from datetime import date
 
 import pytest
 
-from group_ipt import clinical, clock, followup, participants, referrals
-from group_ipt import db as dbmod
-from group_ipt import scale as scalemod
-from group_ipt.demo import DEMO_PASSWORD
-from group_ipt.participants import code_is_valid
-from group_ipt.tracking import synced_tables
+from group_ipt.base import clock
+from group_ipt.core import clinical, followup, participants, referrals
+from group_ipt.core.participants import code_is_valid
+from group_ipt.demo import scale as scalemod
+from group_ipt.demo.programme import DEMO_PASSWORD
+from group_ipt.store import db as dbmod
+from group_ipt.store.tracking import synced_tables
 
 from .conftest import login, make_app
 

@@ -6,7 +6,7 @@ from datetime import date
 
 import pytest
 
-from group_ipt.scheduling import (
+from group_ipt.core.scheduling import (
     ScheduleError,
     check_makeup_date,
     makeup_date_ok,

@@ -10,10 +10,11 @@ from datetime import date
 import pytest
 from markupsafe import escape
 
-from group_ipt import ConfigError, charts, users
-from group_ipt import db as dbmod
-from group_ipt.forms import FormsError, check_all
-from group_ipt.settings import REPO_DIR
+from group_ipt.base.settings import REPO_DIR, ConfigError
+from group_ipt.core import users
+from group_ipt.formfiles.forms import FormsError, check_all
+from group_ipt.reporting import charts
+from group_ipt.store import db as dbmod
 
 from .conftest import FAST_HASH, PASSWORD, login, make_app, post_form
 from .screening_helpers import count, phq9, register, screening_form, submit

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from group_ipt import forms as formsmod
-from group_ipt.i18n_extract import extract_yaml
-from group_ipt.protocols import load_protocols
-from group_ipt.scripts import (
+from group_ipt.formfiles import forms as formsmod
+from group_ipt.formfiles.i18n_extract import extract_yaml
+from group_ipt.formfiles.protocols import load_protocols
+from group_ipt.formfiles.scripts import (
     PLACEHOLDERS,
     PROBLEM_AREAS,
     Script,

@@ -6,7 +6,7 @@ from datetime import date, datetime
 
 import pytest
 
-from group_ipt import cycles, sessions, users
+from group_ipt.core import cycles, sessions, users
 
 from .conftest import add_participant, post_form
 

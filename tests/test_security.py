@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from group_ipt import db as dbmod
-from group_ipt import users
+from group_ipt.core import users
+from group_ipt.store import db as dbmod
 
 from .conftest import FAST_HASH, PASSWORD, csrf_token, login, post_form
 
@@ -73,7 +73,7 @@ def test_password_arriving_by_sync_ends_sessions_made_with_the_old_one(app, logg
 
 
 def test_idle_timeout_defaults_to_eight_hours(app):
-    from group_ipt.settings import defaults
+    from group_ipt.base.settings import defaults
 
     assert defaults()["SESSION_IDLE_MINUTES"] == 480
 
@@ -86,7 +86,7 @@ def test_session_older_than_its_lifetime_ends(app, logged_in, db):
 
 
 def test_database_keeps_only_a_hash_of_the_session_token(logged_in, db):
-    from group_ipt import login_sessions
+    from group_ipt.core import login_sessions
 
     stored = db.execute("select id from login_sessions").fetchone()[0]
     with logged_in.session_transaction() as s:
@@ -99,7 +99,7 @@ def test_database_keeps_only_a_hash_of_the_session_token(logged_in, db):
 
 
 def test_unknown_username_is_checked_against_the_same_hash_method(app, client, db, monkeypatch):
-    import group_ipt.users as usersmod
+    import group_ipt.core.users as usersmod
 
     method = "pbkdf2:sha256:2000"  # the programme's method; the old dummy was always pbkdf2 with 1000 rounds
     monkeypatch.setitem(app.config, "PASSWORD_HASH_METHOD", method)
@@ -118,7 +118,7 @@ def test_unknown_username_is_checked_against_the_same_hash_method(app, client, d
 
 
 def test_unknown_username_costs_a_scrypt_check_by_default(db):
-    import group_ipt.users as usersmod
+    import group_ipt.core.users as usersmod
 
     assert usersmod.dummy_hash("scrypt").startswith("scrypt:32768:8:1$")
 
@@ -255,12 +255,12 @@ def test_csv_and_pdf_answers_are_not_cached(app, client):
 def test_no_template_has_inline_script_or_event_handler():
     import re
 
-    from group_ipt.settings import REPO_DIR
+    from group_ipt.base.settings import REPO_DIR
 
     inline_script = re.compile(r"<script(?![^>]*\bsrc=)[^>]*>", re.I)
     handler = re.compile(r"\son[a-z]+\s*=", re.I)
     found = []
-    for path in sorted((REPO_DIR / "group_ipt" / "templates").rglob("*.html")):
+    for path in sorted((REPO_DIR / "group_ipt" / "web" / "templates").rglob("*.html")):
         text = path.read_text(encoding="utf-8")
         if inline_script.search(text) or handler.search(text) or "javascript:" in text.lower():
             found.append(path.name)
@@ -326,7 +326,7 @@ def test_cli_export_refuses_out_of_bounds_period_without_traceback(runner, tmp_p
     ],
 )
 def test_bounded_date_parser(text, ok):
-    from group_ipt import bounds
+    from group_ipt.base import bounds
 
     if ok:
         assert bounds.parse_date(text).isoformat() == text
@@ -337,7 +337,7 @@ def test_bounded_date_parser(text, ok):
 
 @pytest.mark.parametrize("text", ["1_0", " 1 0", "+", "²", "١٢", "99999999999999999999", "-1", "1.0", ""])
 def test_bounded_int_parser_refuses(text):
-    from group_ipt import bounds
+    from group_ipt.base import bounds
 
     with pytest.raises(bounds.BoundsError):
         bounds.parse_int(text, minimum=0, maximum=bounds.MAX_INTEGER)
@@ -357,7 +357,7 @@ def test_bounded_int_parser_refuses(text):
     ],
 )
 def test_safe_redirect_refuses_other_sites(target):
-    from group_ipt.redirects import safe_target
+    from group_ipt.web.redirects import safe_target
 
     assert safe_target(target, "/") == "/"
     assert safe_target("/participants/?q=a", "/") == "/participants/?q=a"
@@ -457,10 +457,10 @@ def test_serve_demo_central_on_a_fresh_folder_starts(runner, monkeypatch):
         return FakeServer()
 
     monkeypatch.setattr(waitress, "create_server", create_server)
-    monkeypatch.setattr("group_ipt.report_store.start_background_refresh", lambda app, seconds: None)
+    monkeypatch.setattr("group_ipt.reporting.report_store.start_background_refresh", lambda app, seconds: None)
     result = runner.invoke(["serve", "--demo", "--central"])
     assert result.exit_code == 0, result.output
-    from group_ipt.settings import DEV_SECRET_KEY
+    from group_ipt.base.settings import DEV_SECRET_KEY
 
     assert started == {"central": True, "key": started["key"], "ran": True}
     assert started["key"] != DEV_SECRET_KEY
@@ -519,7 +519,7 @@ def test_a_servers_gzip_bomb_does_not_fill_the_laptop(monkeypatch):
 
 @pytest.mark.parametrize("blob", [b"", b"not gzip", b"\x1f\x8b\x08\x00" + b"\x00" * 6])
 def test_inflate_refuses_damaged_gzip(blob):
-    from group_ipt import inflate
+    from group_ipt.base import inflate
 
     with pytest.raises(inflate.Unreadable):
         inflate.inflate(blob, 1000)
@@ -587,7 +587,7 @@ def _laptop(tmp_path, centre, name="lap-a"):
 
 
 def _participant(db, code="KMP-0001-A"):
-    from group_ipt.db import new_id, row, utcnow
+    from group_ipt.store.db import new_id, row, utcnow
 
     site_id = row(db, "select id from sites where code = 'KMP'")["id"]
     now = utcnow()
@@ -648,7 +648,7 @@ def test_usb_round_trip_is_signed_with_ed25519_both_ways(tmp_path, centre, cdb):
 def test_a_copy_of_the_central_database_cannot_forge_a_laptops_file(tmp_path, centre, cdb):
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from group_ipt.db import new_id
+    from group_ipt.store.db import new_id
     from group_ipt.sync import files, server
     from group_ipt.sync.engine import SyncRejected
 
@@ -681,7 +681,7 @@ def test_a_copy_of_the_central_database_cannot_forge_a_laptops_file(tmp_path, ce
 def test_laptop_refuses_a_reply_not_signed_by_the_centres_key(tmp_path, centre, cdb):
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from group_ipt.db import new_id
+    from group_ipt.store.db import new_id
     from group_ipt.sync import client, devices, files
     from group_ipt.sync.engine import SyncRejected, get_state
 
@@ -780,7 +780,7 @@ def test_serve_trusts_forwarded_headers_only_from_the_configured_proxy(runner, m
         return FakeServer()
 
     monkeypatch.setattr(waitress, "create_server", create_server)
-    monkeypatch.setattr("group_ipt.report_store.start_background_refresh", lambda app, seconds: None)
+    monkeypatch.setattr("group_ipt.reporting.report_store.start_background_refresh", lambda app, seconds: None)
     assert runner.invoke(["serve"]).exit_code == 0
     assert seen["trusted_proxy"] == "127.0.0.1" and "x-forwarded-for" in seen["trusted_proxy_headers"]
     assert seen["clear_untrusted_proxy_headers"] is True
@@ -790,7 +790,7 @@ def test_serve_trusts_forwarded_headers_only_from_the_configured_proxy(runner, m
 
 
 def test_security_doc_covers_each_threat_and_the_deployers_duties():
-    from group_ipt.settings import REPO_DIR
+    from group_ipt.base.settings import REPO_DIR
 
     text = (REPO_DIR / "docs" / "security.md").read_text(encoding="utf-8")
     for heading in (

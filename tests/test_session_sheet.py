@@ -8,7 +8,7 @@ from datetime import date
 
 import pytest
 
-from group_ipt import cycles, sessions, users
+from group_ipt.core import cycles, sessions, users
 
 from .conftest import add_participant, login, post_form
 from .test_cycles import make_cycle, session_no

@@ -7,9 +7,9 @@ from datetime import date
 
 import pytest
 
-from group_ipt import audit, cycles, sessions, users
-from group_ipt.cycles import CycleError
-from group_ipt.sessions import SessionEntry, StaleSession
+from group_ipt.core import audit, cycles, sessions, users
+from group_ipt.core.cycles import CycleError
+from group_ipt.core.sessions import SessionEntry, StaleSession
 
 from .conftest import add_participant, login, post_form
 from .test_cycles import make_cycle, session_no

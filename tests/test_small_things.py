@@ -10,12 +10,13 @@ import pytest
 from flask import render_template_string
 from flask_babel import force_locale
 
-from group_ipt import cycles, demo, referrals, screening, supervision, users
-from group_ipt import db as dbmod
-from group_ipt.cycles import CycleError, Message
-from group_ipt.errors import NP_
-from group_ipt.referrals import FollowupPlan
-from group_ipt.views.cycles import tr
+from group_ipt.base.errors import NP_
+from group_ipt.core import cycles, referrals, screening, supervision, users
+from group_ipt.core.cycles import CycleError, Message
+from group_ipt.core.referrals import FollowupPlan
+from group_ipt.demo import programme as demo
+from group_ipt.store import db as dbmod
+from group_ipt.web.views.cycles import tr
 
 from .conftest import add_participant, login, make_app, post_form
 from .test_cycles import make_cycle

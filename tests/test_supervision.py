@@ -8,11 +8,12 @@ from datetime import date
 
 import pytest
 
-from group_ipt import clinical, cycles, ratings, sessions, supervision, users
-from group_ipt import forms as formsmod
-from group_ipt.sessions import SessionEntry
-from group_ipt.settings import REPO_DIR
-from group_ipt.supervision import SupervisionError
+from group_ipt.base.settings import REPO_DIR
+from group_ipt.core import clinical, cycles, sessions, supervision, users
+from group_ipt.core.sessions import SessionEntry
+from group_ipt.core.supervision import SupervisionError
+from group_ipt.formfiles import forms as formsmod
+from group_ipt.formfiles import ratings
 
 from .conftest import FAST_HASH, PASSWORD, add_participant, login, post_form
 from .test_clinical import PLAN, give_phq9
@@ -261,7 +262,7 @@ def test_threshold_and_worsening_points_are_settings(db, protocols, programme):
 
 
 def test_a_closed_risk_referral_takes_the_member_off_the_list(db, protocols, programme):
-    from group_ipt import referrals
+    from group_ipt.core import referrals
 
     coord = user(db, "coord")
     dora = clinical.get_member(db, programme["members"]["Dora"])

@@ -11,10 +11,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from group_ipt import db as dbmod
-from group_ipt import forms as formsmod
-from group_ipt import tracking
-from group_ipt.db import row
+from group_ipt.formfiles import forms as formsmod
+from group_ipt.store import db as dbmod
+from group_ipt.store import tracking
+from group_ipt.store.db import row
 from group_ipt.sync import devices, records
 
 from .syncing import add_device, make_central
@@ -215,7 +215,7 @@ def patch(client, token, path, body):
 
 
 def test_participant_post_registers_with_a_code_and_flags_duplicates(centre, cdb, token):
-    from group_ipt import participants
+    from group_ipt.core import participants
 
     client = centre.test_client()
     created = post(client, token, "/participants", NEW_PERSON)
@@ -395,7 +395,7 @@ def test_screening_with_item_9_creates_an_unacknowledged_referral(centre, cdb, t
 
 
 def test_screening_and_its_referral_are_one_transaction(centre, cdb, token, person, monkeypatch):
-    from group_ipt import referrals
+    from group_ipt.core import referrals
 
     def broken(*args, **kwargs):
         raise RuntimeError("disk full")
@@ -610,7 +610,7 @@ def test_manual_referral_errors(centre, cdb, token, person, change, message, fie
 @pytest.fixture
 def group(centre, cdb):
     """A who-8 cycle at KMP (first session 2 March 2026) with three members, in the central database."""
-    from group_ipt import cycles
+    from group_ipt.core import cycles
 
     from .conftest import add_participant
     from .test_cycles import make_cycle
@@ -714,7 +714,7 @@ def test_attendance_sheet_is_saved_whole_with_its_version(centre, cdb, token, gr
 
 
 def test_attendance_on_a_cancelled_session_is_refused(centre, cdb, token, group, set_today):
-    from group_ipt import cycles
+    from group_ipt.core import cycles
 
     set_today("2026-03-09", "16:00")
     s2 = group["sessions"][1]
@@ -803,7 +803,7 @@ def test_unknown_resource_is_404_json(centre, token):
 def test_openapi_document_describes_every_route(centre, token):
     doc = centre.test_client().get("/api/v1/openapi.json", headers=auth(token)).json
     assert doc["openapi"].startswith("3.1")
-    from group_ipt.views.api import ROUTES
+    from group_ipt.web.views.api import ROUTES
 
     for method, path, *_rest in ROUTES:
         assert method.lower() in doc["paths"][path]

@@ -8,9 +8,10 @@ import json
 
 import pytest
 
-from group_ipt import db as dbmod
-from group_ipt import inflate, tracking
-from group_ipt.db import new_id, row, utcnow, write
+from group_ipt.base import inflate
+from group_ipt.store import db as dbmod
+from group_ipt.store import tracking
+from group_ipt.store.db import new_id, row, utcnow, write
 from group_ipt.sync import client, engine, files, review
 from group_ipt.sync.engine import SyncRejected
 
@@ -334,7 +335,7 @@ def test_tampered_or_foreign_file_is_refused_and_nothing_written(tmp_path, centr
 def test_forms_and_translations_travel_to_laptops(tmp_path):
     import shutil
 
-    from group_ipt.settings import REPO_DIR
+    from group_ipt.base.settings import REPO_DIR
 
     central_forms = tmp_path / "central-forms"
     shutil.copytree(REPO_DIR / "forms", central_forms)

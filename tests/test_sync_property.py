@@ -14,11 +14,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from group_ipt import create_app
-from group_ipt import db as dbmod
-from group_ipt.db import new_id, row, utcnow, write
+from group_ipt.store import db as dbmod
+from group_ipt.store.db import new_id, row, utcnow, write
 from group_ipt.sync import client
 from group_ipt.sync.client import SyncError
+from group_ipt.web.app import create_app
 
 from .conftest import FAST_HASH
 from .syncing import AppTransport, add_device, make_central, new_laptop
@@ -31,7 +31,7 @@ CENTRE = DEVICES  # index of the centre in the ops
 @pytest.fixture(scope="module", autouse=True)
 def forms_loaded_once():
     """Loading the form files takes most of create_app's time; a restarted centre reuses them."""
-    from group_ipt import forms
+    from group_ipt.formfiles import forms
 
     cache = {}
     original = forms.load_all

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from group_ipt.db import new_id, row, rows, utcnow, write
+from group_ipt.store.db import new_id, row, rows, utcnow, write
 from group_ipt.sync import client, engine, review
 from group_ipt.sync.engine import SyncRejected
 
@@ -351,7 +351,7 @@ def test_a_member_the_database_refuses_takes_its_marks_into_quarantine_with_it(t
 
 
 def test_a_history_is_in_the_order_changes_were_made_whatever_the_laptops_clocks(tmp_path, centre, cdb):
-    from group_ipt import participants
+    from group_ipt.core import participants
 
     a, ta = laptop(tmp_path, centre, "lap-a")
     b, tb = laptop(tmp_path, centre, "lap-b")
@@ -424,7 +424,7 @@ def test_the_cli_says_run_the_sync_again_only_when_that_can_help(tmp_path, centr
 
 
 def test_each_laptop_makes_codes_from_its_own_block(tmp_path, centre, cdb):
-    from group_ipt import cycles, participants
+    from group_ipt.core import cycles, participants
 
     a, _ta = laptop(tmp_path, centre, "lap-a")
     b, _tb = laptop(tmp_path, centre, "lap-b")

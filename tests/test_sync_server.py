@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 
-from group_ipt.settings import REPO_DIR
+from group_ipt.base.settings import REPO_DIR
 
 CLI = [sys.executable, str(REPO_DIR / "cli.py")]
 

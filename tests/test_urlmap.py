@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from group_ipt import create_app
-from group_ipt.auth import PUBLIC_ENDPOINTS
+from group_ipt.web.app import create_app
+from group_ipt.web.auth import PUBLIC_ENDPOINTS
 
 from .conftest import csrf_token, make_app
 

@@ -7,11 +7,14 @@ import urllib.request
 
 import pytest
 
-from group_ipt import ConfigError, __version__, create_app, upgrade
-from group_ipt import db as dbmod
+from group_ipt import __version__
+from group_ipt.base.settings import ConfigError
 from group_ipt.cli import initialise
-from group_ipt.schema import all_migrations, current_version, migrate
+from group_ipt.store import db as dbmod
+from group_ipt.store import upgrade
+from group_ipt.store.schema import all_migrations, current_version, migrate
 from group_ipt.sync import client, devices
+from group_ipt.web.app import create_app
 
 from .conftest import login
 from .syncing import AppTransport, add_device, make_central, new_laptop

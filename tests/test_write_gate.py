@@ -10,8 +10,8 @@ from datetime import date
 
 import pytest
 
-from group_ipt import db as dbmod
-from group_ipt import participants, referrals, screening, users
+from group_ipt.core import participants, referrals, screening, users
+from group_ipt.store import db as dbmod
 from group_ipt.sync.rules import LOCAL_REFUSAL, RecordRuleError
 
 from .conftest import login, post_form

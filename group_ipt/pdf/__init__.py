@@ -21,7 +21,7 @@ drawn anywhere. Texts from ``forms/`` (instrument items, band
 labels...) are msgids too and go through the same ``lang.translate``. Texts a
 user typed (names, venues) are printed as typed.
 
-Fonts: DejaVu Sans (regular and bold), shipped in ``static/fonts`` with its
+Fonts: DejaVu Sans (regular and bold), shipped in ``web/static/fonts`` with its
 licence and registered once per process. It covers Latin with all its
 extensions (Ŋŋ, Ɛɛ, Ɔɔ, Ñ, Vietnamese), Greek, Cyrillic, Arabic and Hebrew. It
 has no Ethiopic, Devanagari or CJK glyphs: such text prints as empty boxes.
@@ -93,7 +93,7 @@ __all__ = [
     "warning_box",
 ]
 
-FONTS_DIR = Path(__file__).resolve().parent.parent / "static" / "fonts"
+FONTS_DIR = Path(__file__).resolve().parent.parent / "web" / "static" / "fonts"
 FONT = "DejaVuSans"
 FONT_BOLD = "DejaVuSans-Bold"
 _FONT_FILES = {FONT: "DejaVuSans-2.37.ttf", FONT_BOLD: "DejaVuSans-Bold-2.37.ttf"}

@@ -15,7 +15,7 @@ from datetime import datetime
 from reportlab.lib.pagesizes import A4
 from reportlab.platypus import Flowable, KeepTogether, Spacer, Table, TableStyle
 
-from ..consent import PURPOSES, ConsentWording
+from ..formfiles.consent import PURPOSES, ConsentWording
 from . import LINE, CheckBox, PdfLanguage, Styles, build_pdf, document_setup, fit_widths, para
 
 __all__ = ["ConsentForm", "build_story", "render"]

@@ -8,7 +8,7 @@ remission threshold at the end (5 on the PHQ-9).
 
 The figures are computed here from plain data by :func:`group_outcome`, which
 has no ReportLab in it and is tested on its own. Baseline, last (end) score,
-response and remission are the one rule of :mod:`group_ipt.outcomes`, the same
+response and remission are the one rule of :mod:`group_ipt.core.outcomes`, the same
 the indicators page uses.
 """
 
@@ -26,7 +26,7 @@ from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle
 from reportlab.platypus import Flowable, KeepTogether, Paragraph, Spacer, Table, TableStyle
 
-from .. import outcomes
+from ..core import outcomes
 from . import (
     FONT,
     FONT_BOLD,
@@ -133,7 +133,7 @@ class GroupOutcome:
         return self.remitted / self.paired if self.paired else None
 
 
-improvement = outcomes.improvement  # the share by which a score fell (the one rule: group_ipt.outcomes)
+improvement = outcomes.improvement  # the share by which a score fell (the one rule: group_ipt.core.outcomes)
 
 
 def group_outcome(members: Sequence[MemberSummary], remission_below: float = 5) -> GroupOutcome:

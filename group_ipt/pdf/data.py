@@ -14,10 +14,11 @@ from typing import Any
 
 import sqlite_utils
 
-from .. import clock, cycles, outcomes
-from ..db import marks
-from ..instruments import Instrument
-from ..protocols import Protocol
+from ..base import clock
+from ..core import cycles, outcomes
+from ..formfiles.instruments import Instrument
+from ..formfiles.protocols import Protocol
+from ..store.db import marks
 from . import PdfLanguage
 from .cycle_report import CycleReport, MemberSummary, SessionSummary
 from .roster import Roster, RosterMember, RosterSession
@@ -152,7 +153,7 @@ def cycle_report_data(
 ) -> CycleReport:
     """Return the report of a cycle: attendance per session and member, completion, scores, open referrals.
 
-    Baseline and last score are :mod:`group_ipt.outcomes`' rule, the indicators' own
+    Baseline and last score are :mod:`group_ipt.core.outcomes`' rule, the indicators' own
     (``grace_days`` is MEASURE_GRACE_DAYS).
     """
     _ = lang.translate
@@ -273,7 +274,7 @@ def booklet_data(
 
     ``forms`` is the app's loaded forms (instruments, protocols, scripts).
     """
-    from .. import scripts
+    from ..formfiles import scripts
 
     protocol = forms.protocols.get(protocol_id)
     if protocol is None:

@@ -20,7 +20,7 @@ from datetime import datetime
 from reportlab.lib.pagesizes import A4
 from reportlab.platypus import DocIf, Flowable, KeepTogether, PageBreak, Paragraph, Spacer, Table, TableStyle
 
-from ..instruments import Instrument, Item
+from ..formfiles.instruments import Instrument, Item
 from . import (
     FONT,
     INK,
@@ -49,7 +49,7 @@ RISK_MARK = "⚠"
 class ScreeningForm:
     """What the paper form prints.
 
-    ``instrument`` is a loaded instrument (``group_ipt.instruments``); its texts
+    ``instrument`` is a loaded instrument (``group_ipt.formfiles.instruments``); its texts
     are English msgids, translated with the document's language. ``cutoff`` is
     the programme's eligibility cut-off when it overrides the file's.
     """

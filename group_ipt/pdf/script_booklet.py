@@ -8,7 +8,7 @@ more than one session opens with a cover and a table of contents (with page
 numbers, and PDF bookmarks for reading on screen).
 
 The texts arrive translated and with their placeholders filled: this module
-prints them as given. A ``group_ipt.scripts.Script`` passed through
+prints them as given. A ``group_ipt.formfiles.scripts.Script`` passed through
 ``scripts.placeholders_filled(script, context, translate)`` has the shape of
 :class:`SessionScript` and can be used as is.
 """
@@ -33,7 +33,7 @@ from reportlab.platypus import (
     TableStyle,
 )
 
-from ..cycles import PHASE_LABELS
+from ..core.cycles import PHASE_LABELS
 from . import (
     FONT,
     FONT_BOLD,

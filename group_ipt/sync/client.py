@@ -13,8 +13,10 @@ from typing import Any
 
 import sqlite_utils
 
-from .. import __version__, inflate, tracking
-from ..db import new_id, one, row, rows, utcnow, write
+from .. import __version__
+from ..base import inflate
+from ..store import tracking
+from ..store.db import new_id, one, row, rows, utcnow, write
 from . import devices, engine, files, keys
 from .engine import SyncRejected, get_state, set_state
 

@@ -13,8 +13,8 @@ import secrets
 
 import sqlite_utils
 
-from .. import audit
-from ..db import new_id, one, row, rows, utcnow, write
+from ..core import audit
+from ..store.db import new_id, one, row, rows, utcnow, write
 
 NAME_RE = re.compile(r"^[A-Za-z0-9._-]{2,60}$")
 # Each push and pull names the laptop's group-ipt version in this header (a USB file: "app_version").
@@ -57,7 +57,7 @@ def free_code_block(db: sqlite_utils.Database, site_id: str) -> int | None:
 
 def add_device(db: sqlite_utils.Database, name: str, site_code: str, *, actor: dict | None = None) -> tuple[dict, str]:
     """Register a laptop for one site; return the device and its token (the only time it is shown)."""
-    from ..users import get_site
+    from ..core.users import get_site
 
     name = name.strip()
     if not NAME_RE.match(name):
@@ -155,7 +155,7 @@ def note_version(db: sqlite_utils.Database, device: dict, version: str | None) -
 
 def newest_version(db: sqlite_utils.Database, own: str) -> str:
     """Return the newest version among this server's own and the laptops' (the one to be on)."""
-    from ..upgrade import version_key
+    from ..store.upgrade import version_key
 
     seen = [
         r["app_version"]
@@ -168,7 +168,7 @@ def newest_version(db: sqlite_utils.Database, own: str) -> str:
 
 def behind(db: sqlite_utils.Database, own: str) -> list[dict]:
     """Return the active laptops running a version older than the newest (or one too old to say)."""
-    from ..upgrade import is_older
+    from ..store.upgrade import is_older
 
     newest = newest_version(db, own)
     return [

@@ -23,9 +23,10 @@ from datetime import UTC, datetime
 
 import sqlite_utils
 
-from .. import audit, cycles, participants, tracking
-from ..db import one, row, rows, scalar, utcnow, write
-from ..tracking import PRIVATE_FIELDS, observe, row_json
+from ..core import audit, cycles, participants
+from ..store import tracking
+from ..store.db import one, row, rows, scalar, utcnow, write
+from ..store.tracking import PRIVATE_FIELDS, observe, row_json
 from . import rules
 
 CHUNK = 500

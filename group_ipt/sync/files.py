@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .. import inflate, oscompat
+from ..base import inflate, oscompat
 from . import keys
 from .engine import SyncRejected, compress
 
@@ -238,7 +238,7 @@ def install_files(folders: dict[str, Path], files: dict, backup_dir: Path) -> tu
             problems.append(f"refused file {key!r}: damaged content")
     form_keys = [k for k in todo if k.startswith("forms/")]
     if form_keys and "forms" in folders and Path(folders["forms"]).is_dir():
-        from ..forms import check_all
+        from ..formfiles.forms import check_all
 
         with tempfile.TemporaryDirectory() as tmp:
             staged = Path(tmp) / "forms"

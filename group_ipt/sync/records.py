@@ -22,10 +22,12 @@ from typing import NoReturn
 
 from jsonschema import ValidationError
 
-from .. import clock, cycles, participants, referrals, screening, sessions, tracking
-from ..db import one, row, rows, write
-from ..instruments import Instrument
-from ..intake import Intake
+from ..base import clock
+from ..core import cycles, participants, referrals, screening, sessions
+from ..formfiles.instruments import Instrument
+from ..formfiles.intake import Intake
+from ..store import tracking
+from ..store.db import one, row, rows, write
 from . import schemas
 
 # API name -> table. Each is a synced table (id, site_id, created_at, updated_at).

@@ -7,8 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import sqlite_utils
 
-from .. import audit, tracking
-from ..db import row, rows, scalar, utcnow, write
+from ..core import audit
+from ..store import tracking
+from ..store.db import row, rows, scalar, utcnow, write
 from . import engine, rules
 
 

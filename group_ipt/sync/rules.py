@@ -31,12 +31,14 @@ import operator
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from .. import db as db_module
-from .. import fields, referrals, tracking
-from ..db import row
-from ..errors import N_, DomainError
+from ..base import fields
+from ..base.errors import N_, DomainError
+from ..core import referrals
+from ..store import db as db_module
+from ..store import tracking
+from ..store.db import row
 
-# Longest text a column holds: one source (group_ipt/fields.py) for the domain's checks, the
+# Longest text a column holds: one source (group_ipt/base/fields.py) for the domain's checks, the
 # API's schema and sync ingest.
 LIMITS = fields.LIMITS
 TEXT_LIMIT, JSON_LIMIT, ID_LIMIT = fields.TEXT_LIMIT, fields.JSON_LIMIT, fields.ID_LIMIT

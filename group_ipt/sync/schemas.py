@@ -16,7 +16,8 @@ from typing import Any
 
 from jsonschema import Draft202012Validator, ValidationError
 
-from .. import clock, fields, participants, referrals, screening, sessions
+from ..base import clock, fields
+from ..core import participants, referrals, screening, sessions
 
 # The bodies each write accepts (field -> JSON type), and which are required.
 PARTICIPANT_NEW = {

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import sqlite_utils
 
-from ..db import row, utcnow, write
+from ..store.db import row, utcnow, write
 from . import devices, engine, files, keys
 from .engine import SyncRejected
 
@@ -187,7 +187,7 @@ def import_file(db, path: Path, reply_path: Path, config: CentralConfig) -> dict
             if not page["more"] or sent["changes"] >= FILE_REPLY_MAX_CHANGES:
                 return
 
-    from ..db import new_id
+    from ..store.db import new_id
 
     reply = {"in_reply_to": doc["file_id"], "made_at": utcnow()}
     if device.get("public_key"):
