@@ -19,6 +19,7 @@ import gzip
 import json
 import operator
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import sqlite_utils
@@ -603,10 +604,60 @@ def apply_records(
     Returns counts: applied, duplicates, conflicts, quarantined.
     """
     tables = tracking.synced_tables(db)
+    described = rules.schema(db, tables)
+    known, unknown = _known_records(records, tables, send_names)
+    if versions is None:
+        versions = _versions(db, list(known))
+    parked = _parked_parents(db, known, described)
+    for key, (_item_id, rec) in parked.items():
+        known.setdefault(key, rec)
+    duplicates = _drop_resent(known, versions)
+    screened = rules.screen_batch(
+        db, known, described, versions, rules.screening_risk(instruments), renamer=_rename_code
+    )
+    versions = _restamp_rewritten(db, screened, versions)
+    work = _Apply(db, origin, tables, described)
+    work.quarantine = [*unknown, *screened.refused]
+    now = utcnow()
+    decided = _decide(db, work, screened.accepted, versions, tables, origin, now)
+    conflicts = decided.conflicts
+    for rec, into in screened.merged:
+        conflicts += _merge(db, work, rec, into, screened.accepted, origin, now)
+    for rec in screened.aliased:
+        # The laptop still holds its copy of a merged row (it changed it before the deletion came,
+        # so it kept it): the deletion is sent again, newer than anything it sent.
+        _send_deletion(db, rec["t"], rec["id"], rec["site"], rec["hlc"])
+    done = work.run()
+    conflicts = _log_applied(db, done, screened, decided.reemit, conflicts, origin)
+    _audit_renames(db, screened, origin)
+    applied_keys = {(r["t"], r["id"]) for r in done} | {(r["t"], r["id"]) for r, _into in screened.merged}
+    for key, (item_id, _rec) in parked.items():
+        if key in applied_keys:
+            db.execute("update sync_quarantine set status = 'applied' where id = ?", (item_id,))
+    # A parked parent refused again stays in its own quarantine entry.
+    work.quarantine = [(r, p) for r, p in work.quarantine if (r.get("t"), r.get("id")) not in parked]
+    quarantine(db, work.quarantine, direction="in", device_id=device_id, batch_no=batch_no)
+    if records:
+        observe(db, max(r["hlc"] for r in records))
+    return {
+        "applied": len(done),
+        "duplicates": duplicates + decided.duplicates,
+        "conflicts": len(conflicts),
+        "quarantined": len(work.quarantine),
+        "merged": len(screened.merged),
+        "renamed": len(screened.renamed),
+        "released": _release_waiting(db, done, send_names=send_names, instruments=instruments),
+    }
+
+
+def _known_records(
+    records: list[dict], tables: dict[str, list[str]], send_names: bool
+) -> tuple[dict[tuple[str, str], dict], list[tuple[dict, rules.Problem]]]:
+    """The batch's records by (table, id), the last of a key counting, names stripped when they do
+    not travel; and those of a table this server does not know, each with its reason."""
     latest: dict[tuple[str, str], dict] = {}
     for r in records:  # a record twice in one batch: the last one counts
         latest[(r["t"], r["id"])] = r
-    described = rules.schema(db, tables)
     unknown = [
         (rec, rules.Problem(rules.UNKNOWN_TABLE, {"table": key[0]}))
         for key, rec in latest.items()
@@ -618,41 +669,48 @@ def apply_records(
         for key, rec in latest.items()
         if key[0] in tables
     }
-    if versions is None:
-        versions = _versions(db, list(known))
-    parked = _parked_parents(db, known, described)
-    for key, (_item_id, rec) in parked.items():
-        known.setdefault(key, rec)
-    duplicates = 0
-    for key in list(known):
-        ex = versions.get(key)
-        if ex is not None and ex["hlc"] == known[key]["hlc"]:
-            duplicates += 1
-            del known[key]
-    screened = rules.screen_batch(
-        db, known, described, versions, rules.screening_risk(instruments), renamer=_rename_code
-    )
+    return known, unknown
+
+
+def _drop_resent(known: dict[tuple[str, str], dict], versions: dict) -> int:
+    """Take out the records this server already holds at the same version; return how many."""
+    resent = [key for key, rec in known.items() if (ex := versions.get(key)) is not None and ex["hlc"] == rec["hlc"]]
+    for key in resent:
+        del known[key]
+    return len(resent)
+
+
+def _restamp_rewritten(db, screened: rules.Screened, versions: dict) -> dict:
+    """A version the centre rewrote (a merged reference, a new code) is a new version, made at the
+    centre on top of the one received; return the versions with those of merged-away ids added."""
     if screened.changed - versions.keys():  # a record sent under a merged-away id: its row's version
         versions = {**versions, **_versions(db, [k for k in screened.changed if k not in versions])}
     for key in screened.changed & screened.accepted.keys():
-        # A version the centre rewrote is a new version, made at the centre on top of the one received.
         observe(db, screened.accepted[key]["hlc"])
         screened.accepted[key] = {**screened.accepted[key], "hlc": tracking.tick(db)}
-    work = _Apply(db, origin, tables, described)
-    work.quarantine = [*unknown, *screened.refused]
-    conflicts, reemit = [], []
-    now = utcnow()
-    latest = screened.accepted
-    current_rows = _conflicting_rows(db, latest, versions, tables)
-    for key, rec in latest.items():
+    return versions
+
+
+@dataclass
+class _Decided:
+    conflicts: list[tuple]
+    reemit: list[tuple[str, str, str]]  # (table, id, site) whose outcome goes back to the whole site
+    duplicates: int
+
+
+def _decide(db, work: _Apply, accepted: dict, versions: dict, tables: dict, origin: str, now: str) -> _Decided:
+    """Which received versions are written: one made on the current version goes in; one made
+    without seeing it is a conflict, the larger clock winning, both kept when they differ."""
+    out = _Decided([], [], 0)
+    current_rows = _conflicting_rows(db, accepted, versions, tables)
+    for key, rec in accepted.items():
         ex = versions.get(key)
         if ex is not None and ex["hlc"] == rec["hlc"]:
-            duplicates += 1
+            out.duplicates += 1
             continue
         if ex is None or rec.get("base") == ex["hlc"]:
             work.add(rec)
             continue
-        # Made without seeing the current version: a conflict. The larger clock wins.
         if ex["deleted"]:
             current_json = None
         elif key in current_rows:
@@ -666,9 +724,9 @@ def apply_records(
         else:
             winner_hlc, winner, loser_hlc, loser, loser_origin = ex["hlc"], current, rec["hlc"], rec["data"], origin
         # Either way the sender must learn the outcome, so it is fed back to the whole site.
-        reemit.append(key + (rec["site"],))
+        out.reemit.append(key + (rec["site"],))
         if not _same(winner, loser):
-            conflicts.append(
+            out.conflicts.append(
                 (
                     key[0],
                     key[1],
@@ -681,13 +739,14 @@ def apply_records(
                     now,
                 )
             )
-    for rec, into in screened.merged:
-        conflicts += _merge(db, work, rec, into, latest, origin, now)
-    for rec in screened.aliased:
-        # The laptop still holds its copy of a merged row (it changed it before the deletion came,
-        # so it kept it): the deletion is sent again, newer than anything it sent.
-        _send_deletion(db, rec["t"], rec["id"], rec["site"], rec["hlc"])
-    done = work.run()
+    return out
+
+
+def _log_applied(
+    db, done: list[dict], screened: rules.Screened, reemit: list, conflicts: list[tuple], origin: str
+) -> list[tuple]:
+    """Record what was written: its version, its entry in the change log (what the centre rewrote
+    goes back to the sender too: its origin is left empty), and the conflicts kept. Return those."""
     db.conn.executemany(
         "insert into sync_rows (table_name, record_id, site_id, hlc, synced_hlc, deleted, tombstone_json)"
         " values (?, ?, ?, ?, ?, ?, null) on conflict (table_name, record_id) do update set"
@@ -695,8 +754,6 @@ def apply_records(
         " deleted = excluded.deleted",
         [(r["t"], r["id"], r["site"], r["hlc"], r["hlc"], int(r["del"])) for r in done],
     )
-    # What the centre rewrote (a merged row, a new code, a reference to a merged row) goes back to
-    # the sender too: its origin is left empty.
     changed = screened.changed | {(r["t"], into) for r, into in screened.merged}
     db.conn.executemany(
         "insert into sync_log (table_name, record_id, site_id, origin) values (?, ?, ?, ?)",
@@ -711,6 +768,10 @@ def apply_records(
         " loser_json, loser_origin, created_at) values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         conflicts,
     )
+    return conflicts
+
+
+def _audit_renames(db, screened: rules.Screened, origin: str) -> None:
     for rec, old_code in screened.renamed:
         audit.log(
             db,
@@ -722,26 +783,6 @@ def apply_records(
             before={"code": old_code},
             after={"code": rec["data"]["code"]},
         )
-    applied_keys = {(r["t"], r["id"]) for r in done} | {(r["t"], r["id"]) for r, _into in screened.merged}
-    for key, (item_id, _rec) in parked.items():
-        if key in applied_keys:
-            db.execute("update sync_quarantine set status = 'applied' where id = ?", (item_id,))
-    # A parked parent refused again stays in its own quarantine entry.
-    work.quarantine = [(r, p) for r, p in work.quarantine if (r.get("t"), r.get("id")) not in parked]
-    quarantine(db, work.quarantine, direction="in", device_id=device_id, batch_no=batch_no)
-    if records:
-        observe(db, max(r["hlc"] for r in records))
-    counts = {
-        "applied": len(done),
-        "duplicates": duplicates,
-        "conflicts": len(conflicts),
-        "quarantined": len(work.quarantine),
-        "merged": len(screened.merged),
-        "renamed": len(screened.renamed),
-    }
-    waited = _release_waiting(db, done, send_names=send_names, instruments=instruments)
-    counts["released"] = waited
-    return counts
 
 
 def _parked_parents(db, known: dict, described: dict) -> dict[tuple[str, str], tuple[int, dict]]:
