@@ -264,9 +264,6 @@ def save_pregroup(
         current = cycles.member_row(db, member["id"])
         before = row(db, "select * from pregroup_records where member_id = ?", (member["id"],))
         referral_id = _medication_referral(db, member, before, medication, actor=actor, plan=plan, today=today)
-        formulation_changed = before is None or before["formulation"] != formulation
-        _update_plan(db, member, current, (area, area2), goals, formulation, formulation_changed, actor, now)
-        _record_group_consent(db, member, before, group_consent, actor, now)
         values = {
             "site_id": member["site_id"],
             "member_id": member["id"],
@@ -279,6 +276,9 @@ def save_pregroup(
         }
         extra = {"problem_area": area, "problem_area_2": area2, "goals": goals}
         record = audit.replace(db, "pregroup_records", before, values, user=actor, now=now, extra=extra)
+        formulation_changed = before is None or before["formulation"] != formulation
+        _update_plan(db, member, current, (area, area2), goals, formulation, formulation_changed, actor, now)
+        _record_group_consent(db, member, before, group_consent, actor, now)
     return record
 
 

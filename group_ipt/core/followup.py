@@ -130,16 +130,7 @@ def record_followup(
         "updated_at": stamp,
     }
     with write(db):
-        db.table("absence_followups").insert(record)
-        audit.log(
-            db,
-            user=actor,
-            action="create",
-            table="absence_followups",
-            record_id=record["id"],
-            site_id=member["site_id"],
-            after=record,
-        )
+        audit.insert(db, "absence_followups", record, user=actor)
     return record
 
 

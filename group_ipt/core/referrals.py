@@ -135,19 +135,10 @@ def create(
         "updated_at": now,
     }
     with write(db):
-        db.table("referrals").insert(referral)
+        audit.insert(db, "referrals", referral, user=actor)
         _event(db, referral, "open", note, actor, now)
         for due in plan.dates(start):
             _plan_followup(db, referral, due, now)
-        audit.log(
-            db,
-            user=actor,
-            action="create",
-            table="referrals",
-            record_id=referral["id"],
-            site_id=referral["site_id"],
-            after=referral,
-        )
     return referral
 
 

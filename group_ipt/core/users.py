@@ -78,8 +78,7 @@ def create_site(
         "updated_at": now,
     }
     with write(db):
-        db.table("sites").insert(site)
-        audit.log(db, user=actor, action="create", table="sites", record_id=site["id"], site_id=site["id"], after=site)
+        audit.insert(db, "sites", site, user=actor, site_id=site["id"])
     return site
 
 
