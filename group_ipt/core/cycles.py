@@ -341,7 +341,6 @@ def facilitators_of_sites(db: sqlite_utils.Database, site_ids: list[str]) -> lis
     )
 
 
-# Long only in its keyword-only signature (the new-cycle form) and the cycle row it writes.
 def create_cycle(
     db: sqlite_utils.Database,
     *,
