@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import secrets
 import sys
-from contextlib import closing
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,15 @@ from .web.app import create_app
 from .web.i18n import pdf_language
 
 
+@contextmanager
+def as_cli_error(*errors: type[Exception]) -> Iterator[None]:
+    """Show a refusal of the call inside (one of ``errors``) as the command's error line (exit status 1)."""
+    try:
+        yield
+    except errors as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
 class Context:
     def __init__(self, data_dir: Path):
         self.data_dir = data_dir
@@ -39,10 +49,8 @@ class Context:
         if self._app is None:
             from .formfiles.forms import FormsError
 
-            try:
+            with as_cli_error(ConfigError, FormsError):
                 self._app = create_app({"DATA_DIR": str(self.data_dir), **overrides})
-            except (ConfigError, FormsError) as exc:
-                raise click.ClickException(str(exc)) from exc
         return self._app
 
     def require_db(self) -> Database:
@@ -55,10 +63,8 @@ class Context:
         from .store.upgrade import NewerDatabase, check_not_newer
 
         db = self.closed_at_end(dbmod.connect(self.db_path))
-        try:
+        with as_cli_error(NewerDatabase):
             check_not_newer(db)
-        except NewerDatabase as exc:
-            raise click.ClickException(str(exc)) from exc
         return db
 
     def initialise(self) -> Database:
@@ -172,15 +178,11 @@ def init(ctx: Context, admin_username, display_name):
                 "Use 'group-ipt users add' to add people."
             )
     password = read_new_password(f"Password for {admin_username}")
-    try:
+    with as_cli_error(users.UserError):
         users.validate_password(password)
-    except users.UserError as exc:
-        raise click.ClickException(str(exc)) from exc
     db = ctx.initialise()
-    try:
+    with as_cli_error(users.UserError):
         users.create_user(db, admin_username, password, "admin", display_name=display_name)
-    except users.UserError as exc:
-        raise click.ClickException(str(exc)) from exc
     click.echo(f"Created {ctx.db_path} and the admin {admin_username!r}.")
     click.echo("Next: add a site ('group-ipt sites add CODE NAME') and users ('group-ipt users add').")
 
@@ -274,12 +276,10 @@ def users_add(ctx: Context, username, role, sites, display_name, language):
             raise click.ClickException(f"Unknown site {code!r}. 'group-ipt sites list' shows the sites.")
         site_ids.append(site["id"])
     password = read_new_password(f"Password for {username}")
-    try:
+    with as_cli_error(usersmod.UserError):
         usersmod.create_user(
             db, username, password, role, display_name=display_name, site_ids=site_ids, language=language
         )
-    except usersmod.UserError as exc:
-        raise click.ClickException(str(exc)) from exc
     click.echo(f"Added {role} {username!r}.")
 
 
@@ -312,10 +312,8 @@ def _set_active(ctx: Context, username: str, active: bool) -> None:
     from .core import users as usersmod
 
     db = ctx.require_db()
-    try:
+    with as_cli_error(usersmod.UserError):
         usersmod.set_active(db, username, active)
-    except usersmod.UserError as exc:
-        raise click.ClickException(str(exc)) from exc
     click.echo(f"{'Enabled' if active else 'Disabled'} {username!r}.")
 
 
@@ -355,10 +353,8 @@ def users_set_password(ctx: Context, username):
     if usersmod.get_user_by_username(db, username) is None:
         raise click.ClickException(f"No user called {username!r}.")
     password = read_new_password(f"New password for {username}")
-    try:
+    with as_cli_error(usersmod.UserError):
         usersmod.set_password(db, username, password)
-    except usersmod.UserError as exc:
-        raise click.ClickException(str(exc)) from exc
     click.echo(f"Changed the password of {username!r}.")
 
 
@@ -373,10 +369,8 @@ def users_unlock(ctx: Context, username):
     from .core import users as usersmod
 
     db = ctx.require_db()
-    try:
+    with as_cli_error(usersmod.UserError):
         usersmod.unlock_login(db, username)
-    except usersmod.UserError as exc:
-        raise click.ClickException(str(exc)) from exc
     click.echo(f"{username!r} can try to log in again now.")
 
 
@@ -404,10 +398,8 @@ def sites_add(ctx: Context, code, name, language):
     app = ctx.app()
     if language not in app.extensions["group_ipt_languages"]:
         raise click.ClickException(f"Unknown language {language!r}.")
-    try:
+    with as_cli_error(usersmod.UserError):
         site = usersmod.create_site(db, code, name, language)
-    except usersmod.UserError as exc:
-        raise click.ClickException(str(exc)) from exc
     click.echo(f"Added site {site['code']} {site['name']}.")
 
 
@@ -465,10 +457,8 @@ def _generate_at_scale(db: Database, app: Flask, scale: int, seed: int) -> None:
     def progress(done: int, total: int) -> None:
         click.echo(f"\rsite {done}/{total}", nl=False, err=True)
 
-    try:
+    with as_cli_error(ValueError):
         summary = scalemod.generate(db, app, scale, today=clock.today(), seed=seed, progress=progress)
-    except ValueError as exc:
-        raise click.ClickException(str(exc)) from exc
     click.echo("", err=True)
     click.echo(scalemod.describe(summary))
     # The indicators' stored figures, so the first reports page does not wait for them.
@@ -622,10 +612,8 @@ def _data_files(ctx: Context, name: str, *, prepare: bool = False) -> Path:
     from .web.app import load_config
 
     key = f"{name.upper()}_DIR"
-    try:
+    with as_cli_error(ConfigError):
         configured = load_config(ctx.data_dir).get(key) or defaults()[key]
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from exc
     if configured:
         return Path(configured)
     if prepare:
@@ -841,7 +829,7 @@ def referrals_close(ctx: Context, referral_id, outcome, username, note):
     referral = referralsmod.get(db, referral_id, usersmod.user_site_ids(db, user))
     if referral is None:
         raise click.ClickException(f"No referral {referral_id!r} at {username}'s sites.")
-    try:
+    with as_cli_error(referralsmod.ReferralError):
         referralsmod.set_status(
             db,
             referral,
@@ -851,8 +839,6 @@ def referrals_close(ctx: Context, referral_id, outcome, username, note):
             outcome=outcome,
             unreachable_tries=app.config["REFERRAL_UNREACHABLE_TRIES"],
         )
-    except referralsmod.ReferralError as exc:
-        raise click.ClickException(str(exc)) from exc
     click.echo(f"Referral of {referral['participant_code']} closed: {outcome}.")
 
 
@@ -881,12 +867,9 @@ def cycles_calendar(ctx: Context, cycle, output):
     if found is None:
         raise click.ClickException(f"No cycle {cycle!r}. 'group-ipt cycles list' shows the cycles.")
     app = ctx.app()
-    with app.app_context(), force_locale(app.config["DEFAULT_LANGUAGE"]):
-        try:
-            protocol = cyclesmod.protocol_of(found, formsmod.loaded(app.extensions).protocols)
-            text = cyclesmod.calendar(db, found, protocol, translate=translate)
-        except cyclesmod.CycleError as exc:
-            raise click.ClickException(str(exc)) from exc
+    with app.app_context(), force_locale(app.config["DEFAULT_LANGUAGE"]), as_cli_error(cyclesmod.CycleError):
+        protocol = cyclesmod.protocol_of(found, formsmod.loaded(app.extensions).protocols)
+        text = cyclesmod.calendar(db, found, protocol, translate=translate)
     with click.open_file(output, "wb") as f:  # bytes: the CRLF line ends stay as RFC 5545 wants
         f.write(text.encode("utf-8"))
     if output != "-":
@@ -913,10 +896,8 @@ def devices_add(ctx: Context, name, site_code):
     from .sync import devices as devicesmod
 
     db = ctx.require_db()
-    try:
+    with as_cli_error(devicesmod.DeviceError):
         device, token = devicesmod.add_device(db, name, site_code)
-    except devicesmod.DeviceError as exc:
-        raise click.ClickException(str(exc)) from exc
     click.echo(f"Added device {device['name']!r}. Its token (shown only now, keep it secret):")
     click.echo(token)
     click.echo(f"On the laptop: group-ipt sync setup --server http://THIS-SERVER:PORT --token {token}")
@@ -954,10 +935,8 @@ def devices_revoke(ctx: Context, name):
     from .sync import devices as devicesmod
 
     db = ctx.require_db()
-    try:
+    with as_cli_error(devicesmod.DeviceError):
         devicesmod.revoke_device(db, name)
-    except devicesmod.DeviceError as exc:
-        raise click.ClickException(str(exc)) from exc
     click.echo(f"Revoked {name!r}.")
 
 
@@ -1414,10 +1393,8 @@ def _export_report(ctx: Context, db, period_text: str | None, site_code: str | N
     from .reporting import indicators
     from .reporting.periods import PeriodError, parse_period
 
-    try:
+    with as_cli_error(PeriodError):
         period = parse_period(period_text) if period_text else None
-    except PeriodError as exc:
-        raise click.ClickException(str(exc)) from exc
     sites = usersmod.list_sites(db)
     if site_code:
         sites = [s for s in sites if s["code"] == site_code.upper()]
@@ -1456,7 +1433,7 @@ def export_csv(ctx: Context, directory, site_code, period):
 
     db = ctx.require_db()
     report, period_text, codes = _export_report(ctx, db, period, site_code)
-    try:
+    with as_cli_error(exports.ExportError):
         written = exports.export_folder(
             db,
             directory,
@@ -1466,8 +1443,6 @@ def export_csv(ctx: Context, directory, site_code, period):
             period=period_text,
             sites=codes,
         )
-    except exports.ExportError as exc:
-        raise click.ClickException(str(exc)) from exc
     click.echo(f"Wrote {len(written)} CSV files to {directory} (period {period_text}, sites {codes or 'none'}).")
 
 
@@ -1510,14 +1485,12 @@ def export_dhis2(ctx: Context, period, mapping_file, output, site_codes, complet
     from .reporting.periods import PeriodError, parse_period
 
     db = ctx.require_db()
-    try:
+    with as_cli_error(PeriodError, dhis2.MappingError, dhis2.DHIS2Error):
         parsed = parse_period(period)
         dhis2.check_period(parsed)
         mapping = dhis2.load_mapping(mapping_file)
-    except (PeriodError, dhis2.MappingError, dhis2.DHIS2Error) as exc:
-        raise click.ClickException(str(exc)) from exc
     app = ctx.app()
-    try:
+    with as_cli_error(dhis2.DHIS2Error):
         document = dhis2.export(
             db,
             mapping,
@@ -1528,8 +1501,6 @@ def export_dhis2(ctx: Context, period, mapping_file, output, site_codes, complet
             site_codes=list(site_codes) or None,
             complete_date=clock.today() if complete else None,
         )
-    except dhis2.DHIS2Error as exc:
-        raise click.ClickException(str(exc)) from exc
     problems = dhis2.validate(document)
     if problems:  # a bug, not the user's mistake: say so rather than write a file DHIS2 refuses
         raise click.ClickException("The data value set is not valid: " + "; ".join(problems))
@@ -1565,14 +1536,12 @@ def backup_cmd(ctx: Context, file, folder):
     if (file is None) == (folder is None):
         raise click.UsageError("Give either FILE or --to FOLDER.")
     ctx.require_db().close()
-    try:
+    with as_cli_error(backupmod.BackupError):
         if folder is not None:
             info = backupmod.backup_to_folder(ctx.db_path, ctx.data_dir, folder)
         else:
             info = backupmod.backup(ctx.db_path, file)
             backupmod.note_copy(ctx.data_dir, file)
-    except backupmod.BackupError as exc:
-        raise click.ClickException(str(exc)) from exc
     click.echo(f"Wrote {info['path']} ({info['bytes']} bytes); its integrity check passed.")
 
 
@@ -1588,10 +1557,8 @@ def restore_cmd(ctx: Context, file, force):
     from .store import backup as backupmod
 
     ctx.data_dir.mkdir(parents=True, exist_ok=True)
-    try:
+    with as_cli_error(backupmod.BackupError):
         info = backupmod.restore(file, ctx.db_path, force=force)
-    except backupmod.BackupError as exc:
-        raise click.ClickException(str(exc)) from exc
     click.echo(f"Restored {info['restored']} from {file}.")
     if info["kept"]:
         click.echo(f"The replaced database is kept at {info['kept']}.")

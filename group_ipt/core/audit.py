@@ -7,7 +7,7 @@ from typing import Any
 
 import sqlite_utils
 
-from ..store.db import utcnow
+from ..store.db import new_id, utcnow
 
 # Never written to the log, even inside a before/after snapshot.
 SECRET_FIELDS = {"password_hash", "token_hash", "password"}
@@ -47,6 +47,70 @@ def log(
             _clean(after),
         ),
     )
+
+
+def insert(
+    db: sqlite_utils.Database,
+    table: str,
+    record: dict,
+    *,
+    user: dict | None,
+    action: str = "create",
+    site_id: str | None = None,
+    extra: dict | None = None,
+) -> dict:
+    """Insert ``record`` into ``table`` and log it; call it inside the caller's transaction.
+
+    The entry's site is the record's own ``site_id`` unless ``site_id`` is given (a
+    site itself); ``extra`` adds what the log should keep beyond the row.
+    """
+    db.table(table).insert(record)
+    log(
+        db,
+        user=user,
+        action=action,
+        table=table,
+        record_id=record["id"],
+        site_id=site_id or record.get("site_id"),
+        after={**record, **extra} if extra else record,
+    )
+    return record
+
+
+def replace(
+    db: sqlite_utils.Database,
+    table: str,
+    before: dict | None,
+    values: dict,
+    *,
+    user: dict | None,
+    now: str,
+    extra: dict | None = None,
+) -> dict:
+    """Save ``values`` as the one row that ``before`` was (None: a new row), log it, return the row.
+
+    The row keeps ``before``'s id and creation time; call it inside the caller's
+    transaction, which read ``before``. ``extra`` adds what the log should keep
+    beyond the row.
+    """
+    record = {
+        "id": before["id"] if before else new_id(),
+        **values,
+        "created_at": before["created_at"] if before else now,
+        "updated_at": now,
+    }
+    db.table(table).upsert(record, pk="id")
+    log(
+        db,
+        user=user,
+        action="update" if before else "create",
+        table=table,
+        record_id=record["id"],
+        site_id=record.get("site_id"),
+        before=before,
+        after={**record, **extra} if extra else record,
+    )
+    return record
 
 
 def entries(db: sqlite_utils.Database, table: str | None = None, record_id: str | None = None):

@@ -263,13 +263,8 @@ def save_pregroup(
     with write(db):
         current = cycles.member_row(db, member["id"])
         before = row(db, "select * from pregroup_records where member_id = ?", (member["id"],))
-        referral_id = before["medication_referral_id"] if before else None
-        if medication == "yes" and referral_id is None:
-            reason = "medication assessment asked at the pre-group session"
-            trigger = {"kind": "medication_assessment", "reason": reason}
-            referral_id = _refer(db, member, reason=reason, trigger=trigger, actor=actor, plan=plan, today=today)
-        record = {
-            "id": before["id"] if before else new_id(),
+        referral_id = _medication_referral(db, member, before, medication, actor=actor, plan=plan, today=today)
+        values = {
             "site_id": member["site_id"],
             "member_id": member["id"],
             "screening_id": screening_id or None,
@@ -278,26 +273,41 @@ def save_pregroup(
             "medication_referral_id": referral_id,
             "group_consent": None if group_consent is None else int(group_consent),
             "recorded_by": actor["id"],
-            "created_at": before["created_at"] if before else now,
-            "updated_at": now,
         }
-        db.table("pregroup_records").upsert(record, pk="id")
+        extra = {"problem_area": area, "problem_area_2": area2, "goals": goals}
+        record = audit.replace(db, "pregroup_records", before, values, user=actor, now=now, extra=extra)
         formulation_changed = before is None or before["formulation"] != formulation
         _update_plan(db, member, current, (area, area2), goals, formulation, formulation_changed, actor, now)
-        if group_consent is not None and (before is None or before["group_consent"] != int(group_consent)):
-            participant = {"id": member["participant_id"], "site_id": member["site_id"]}
-            participants.add_consent(db, participant, "group", group_consent, "participant", actor, now)
-        audit.log(
-            db,
-            user=actor,
-            action="update" if before else "create",
-            table="pregroup_records",
-            record_id=record["id"],
-            site_id=member["site_id"],
-            before=before,
-            after={**record, "problem_area": area, "problem_area_2": area2, "goals": goals},
-        )
+        _record_group_consent(db, member, before, group_consent, actor, now)
     return record
+
+
+def _medication_referral(
+    db: sqlite_utils.Database,
+    member: dict,
+    before: dict | None,
+    medication: str | None,
+    *,
+    actor: dict,
+    plan: referrals.FollowupPlan,
+    today: date,
+) -> str | None:
+    """Return the pre-group record's medication referral, opening it at the first "yes"."""
+    referral_id = before["medication_referral_id"] if before else None
+    if medication == "yes" and referral_id is None:
+        reason = "medication assessment asked at the pre-group session"
+        trigger = {"kind": "medication_assessment", "reason": reason}
+        referral_id = _refer(db, member, reason=reason, trigger=trigger, actor=actor, plan=plan, today=today)
+    return referral_id
+
+
+def _record_group_consent(
+    db: sqlite_utils.Database, member: dict, before: dict | None, given: bool | None, actor: dict, now: str
+) -> None:
+    """Record consent to the group in ``consents`` when the pre-group answer is new or changed."""
+    if given is not None and (before is None or before["group_consent"] != int(given)):
+        participant = {"id": member["participant_id"], "site_id": member["site_id"]}
+        participants.add_consent(db, participant, "group", given, "participant", actor, now)
 
 
 def _check_own_screening(db: sqlite_utils.Database, member: dict, screening_id: str) -> None:
@@ -395,16 +405,7 @@ def add_person(
         "updated_at": now,
     }
     with write(db):
-        db.table("inventory_people").insert(person)
-        audit.log(
-            db,
-            user=actor,
-            action="create",
-            table="inventory_people",
-            record_id=person["id"],
-            site_id=member["site_id"],
-            after=person,
-        )
+        audit.insert(db, "inventory_people", person, user=actor)
     return person
 
 
@@ -435,16 +436,7 @@ def add_event(
         "updated_at": now,
     }
     with write(db):
-        db.table("timeline_events").insert(entry)
-        audit.log(
-            db,
-            user=actor,
-            action="create",
-            table="timeline_events",
-            record_id=entry["id"],
-            site_id=member["site_id"],
-            after=entry,
-        )
+        audit.insert(db, "timeline_events", entry, user=actor)
     return entry
 
 
@@ -543,28 +535,15 @@ def record_goal_progress(
         before = row(
             db, "select * from goal_progress where member_id = ? and session_id = ?", (member["id"], session_id)
         )
-        entry = {
-            "id": before["id"] if before else new_id(),
+        values = {
             "site_id": member["site_id"],
             "member_id": member["id"],
             "session_id": session_id,
             "progress": progress,
             "note": note,
             "recorded_by": actor["id"],
-            "created_at": before["created_at"] if before else now,
-            "updated_at": now,
         }
-        db.table("goal_progress").upsert(entry, pk="id")
-        audit.log(
-            db,
-            user=actor,
-            action="update" if before else "create",
-            table="goal_progress",
-            record_id=entry["id"],
-            site_id=member["site_id"],
-            before=before,
-            after=entry,
-        )
+        entry = audit.replace(db, "goal_progress", before, values, user=actor, now=now)
     return entry
 
 
@@ -575,7 +554,7 @@ def save_relapse_plan(
     db: sqlite_utils.Database, member: dict, *, actor: dict, warning_signs: str, people: str, actions: str
 ) -> dict:
     """Save the member's relapse-prevention plan: early warning signs, people to turn to, what to do."""
-    values = {
+    answers = {
         "warning_signs": _text(warning_signs, "warning_signs", required=True),
         "people": _text(people, "people", required=True),
         "actions": _text(actions, "actions", required=True),
@@ -583,26 +562,8 @@ def save_relapse_plan(
     now = utcnow()
     with write(db):
         before = row(db, "select * from relapse_plans where member_id = ?", (member["id"],))
-        plan = {
-            "id": before["id"] if before else new_id(),
-            "site_id": member["site_id"],
-            "member_id": member["id"],
-            **values,
-            "recorded_by": actor["id"],
-            "created_at": before["created_at"] if before else now,
-            "updated_at": now,
-        }
-        db.table("relapse_plans").upsert(plan, pk="id")
-        audit.log(
-            db,
-            user=actor,
-            action="update" if before else "create",
-            table="relapse_plans",
-            record_id=plan["id"],
-            site_id=member["site_id"],
-            before=before,
-            after=plan,
-        )
+        values = {"site_id": member["site_id"], "member_id": member["id"], **answers, "recorded_by": actor["id"]}
+        plan = audit.replace(db, "relapse_plans", before, values, user=actor, now=now)
     return plan
 
 
@@ -693,16 +654,7 @@ def _maintenance(db, member: dict, protocol: Protocol, actor: dict) -> int:
             minutes=last["minutes"],
             stamp=now,
         )
-        db.table("sessions").insert(session)
-        audit.log(
-            db,
-            user=actor,
-            action="create",
-            table="sessions",
-            record_id=session["id"],
-            site_id=cycle["site_id"],
-            after=session,
-        )
+        audit.insert(db, "sessions", session, user=actor)
     return monthly
 
 
@@ -746,8 +698,7 @@ def decide_outcome(
             reason = f"referred elsewhere at the end of the cycle: {note}"
             trigger = {"kind": "outcome_referral", "reason": note}
             referral_id = _refer(db, member, reason=reason, trigger=trigger, actor=actor, plan=plan, today=today)
-        outcome = {
-            "id": before["id"] if before else new_id(),
+        values = {
             "site_id": member["site_id"],
             "member_id": member["id"],
             "decision": decision,
@@ -757,18 +708,7 @@ def decide_outcome(
             else (protocol.maintenance_monthly_sessions if decision == "maintenance" else 0),
             "referral_id": referral_id,
             "decided_by": actor["id"],
-            "created_at": before["created_at"] if before else now,
-            "updated_at": now,
         }
-        db.table("outcome_decisions").upsert(outcome, pk="id")
-        audit.log(
-            db,
-            user=actor,
-            action="update" if before else "create",
-            table="outcome_decisions",
-            record_id=outcome["id"],
-            site_id=member["site_id"],
-            before=before,
-            after={**outcome, "sessions_added": added},
-        )
+        extra = {"sessions_added": added}
+        outcome = audit.replace(db, "outcome_decisions", before, values, user=actor, now=now, extra=extra)
     return {**outcome, "sessions_added": added}

@@ -239,16 +239,7 @@ def add_holiday(db: sqlite_utils.Database, site_id: str, day: date, label: str, 
         "updated_at": now,
     }
     with write(db):
-        db.table("site_holidays").insert(holiday)
-        audit.log(
-            db,
-            user=actor,
-            action="create",
-            table="site_holidays",
-            record_id=holiday["id"],
-            site_id=site_id,
-            after=holiday,
-        )
+        audit.insert(db, "site_holidays", holiday, user=actor)
     return rows(
         db,
         "select x.*, c.code as cycle_code from sessions x join cycles c on c.id = x.cycle_id"
@@ -350,7 +341,6 @@ def facilitators_of_sites(db: sqlite_utils.Database, site_ids: list[str]) -> lis
     )
 
 
-# Long only in its keyword-only signature (the new-cycle form) and the cycle row it writes.
 def create_cycle(
     db: sqlite_utils.Database,
     *,
@@ -395,31 +385,28 @@ def create_cycle(
         "created_at": stamp,
         "updated_at": stamp,
     }
+    logged = {"facilitators": [u["id"] for u in chosen], "dates": [d.isoformat() for d in dates]}
     with write(db):
-        db.table("cycles").insert(cycle)
+        audit.insert(db, "cycles", cycle, user=actor, extra=logged)
         _add_facilitators(db, cycle, chosen, stamp)
-        for plan, day in zip(protocol.sessions, dates, strict=True):
-            db.table("sessions").insert(
-                session_record(
-                    cycle,
-                    number=plan.number,
-                    kind="group" if plan.is_group else "pre-group",
-                    phase=plan.phase,
-                    day=day,
-                    minutes=plan.minutes,
-                    stamp=stamp,
-                )
-            )
-        audit.log(
-            db,
-            user=actor,
-            action="create",
-            table="cycles",
-            record_id=cycle["id"],
-            site_id=site_id,
-            after={**cycle, "facilitators": [u["id"] for u in chosen], "dates": [d.isoformat() for d in dates]},
-        )
+        _add_sessions(db, cycle, protocol, dates, stamp)
     return cycle
+
+
+def _add_sessions(db: sqlite_utils.Database, cycle: dict, protocol: Protocol, dates: list[date], stamp: str) -> None:
+    """Add the protocol's sessions to a new cycle, one on each of ``dates``."""
+    for plan, day in zip(protocol.sessions, dates, strict=True):
+        db.table("sessions").insert(
+            session_record(
+                cycle,
+                number=plan.number,
+                kind="group" if plan.is_group else "pre-group",
+                phase=plan.phase,
+                day=day,
+                minutes=plan.minutes,
+                stamp=stamp,
+            )
+        )
 
 
 def _check_group(db: sqlite_utils.Database, site_id: str, group_type: str, venue: str) -> tuple[dict, str]:
@@ -846,7 +833,7 @@ def add_makeup(
         start_time=start_time,
     )
     with write(db):
-        db.table("sessions").insert(makeup)
+        audit.insert(db, "sessions", makeup, user=actor)
         _change(
             db,
             makeup,
@@ -856,15 +843,6 @@ def add_makeup(
             reason.strip(),
             actor,
             stamp,
-        )
-        audit.log(
-            db,
-            user=actor,
-            action="create",
-            table="sessions",
-            record_id=makeup["id"],
-            site_id=cycle["site_id"],
-            after=makeup,
         )
     return makeup
 

@@ -28,7 +28,7 @@ from . import audit
 from . import cycles as cycles_module
 from .attendance import ATTENDED, absence_streak, group_attended, member_records, member_records_of
 from .attendance import attended_group_sessions as attended_group_sessions  # re-exported: read as followup.*
-from .cycles import CycleError, cycle_row, list_cycles, member_row, members, protocol_of, sessions, stage
+from .cycles import CycleError, Message, cycle_row, list_cycles, member_row, members, protocol_of, sessions, stage
 
 RECENTLY_CLOSED_DAYS = 60  # a closed cycle stays on its facilitator's home page this long
 
@@ -130,16 +130,7 @@ def record_followup(
         "updated_at": stamp,
     }
     with write(db):
-        db.table("absence_followups").insert(record)
-        audit.log(
-            db,
-            user=actor,
-            action="create",
-            table="absence_followups",
-            record_id=record["id"],
-            site_id=member["site_id"],
-            after=record,
-        )
+        audit.insert(db, "absence_followups", record, user=actor)
     return record
 
 
@@ -420,34 +411,37 @@ def home_summary(
     scope_user = None if coordinator else user_id
     # Once for every cycle in scope (it covers the next session's cycle: the user leads it).
     needs = followups_needed(db, site_ids, protocols, today=today, due_days=due_days, user_id=scope_user)
-    next_session = None
-    if upcoming:
-        s = upcoming[0]
-        cycle = next(c for c in mine if c["id"] == s["cycle_id"])
-        next_session = {
-            "session": s,
-            "cycle": cycle,
-            "expected": members(db, cycle["id"], active_only=True),
-            "followups": [f for f in needs if f["cycle"]["id"] == cycle["id"]],
-        }
-    missing = _without_attendance(db, site_ids, scope_user, today)
-    overdue = [f for f in needs if f["need"].overdue]
     site_cycles = []
     if coordinator:
         site_cycles = open_first(list_cycles(db, site_ids, statuses=("planned", "active")))
     shown = {c["id"]: c for c in [*mine, *site_cycles]}
+    return {
+        "mine": mine,
+        "mine_total": len(everything_mine),
+        "next": _next_session(db, upcoming[0], mine, needs) if upcoming else None,
+        "missing": _without_attendance(db, site_ids, scope_user, today),
+        "overdue": [f for f in needs if f["need"].overdue],
+        "site_cycles": site_cycles,
+        "stages": _stages(db, shown),
+        "coordinator": coordinator,
+    }
+
+
+def _next_session(db: sqlite_utils.Database, session: dict, mine: list[dict], needs: list[dict]) -> dict:
+    """Return the home page's next session: its cycle, the members expected and their follow-ups."""
+    cycle = next(c for c in mine if c["id"] == session["cycle_id"])
+    return {
+        "session": session,
+        "cycle": cycle,
+        "expected": members(db, cycle["id"], active_only=True),
+        "followups": [f for f in needs if f["cycle"]["id"] == cycle["id"]],
+    }
+
+
+def _stages(db: sqlite_utils.Database, shown: dict[str, dict]) -> dict[str, Message]:
+    """Return each shown cycle's stage by id."""
     # A closed cycle's stage needs no sessions; a facilitator may have led dozens over the years.
     by_cycle = cycles_module.sessions_of(
         db, [cid for cid, c in shown.items() if c["status"] not in ("closed", "closed_early")]
     )
-    stages = {cid: stage(c, by_cycle.get(cid, [])) for cid, c in shown.items()}
-    return {
-        "mine": mine,
-        "mine_total": len(everything_mine),
-        "next": next_session,
-        "missing": missing,
-        "overdue": overdue,
-        "site_cycles": site_cycles,
-        "stages": stages,
-        "coordinator": coordinator,
-    }
+    return {cid: stage(c, by_cycle.get(cid, [])) for cid, c in shown.items()}

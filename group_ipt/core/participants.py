@@ -258,16 +258,7 @@ def register(
             "created_at": now,
             "updated_at": now,
         }
-        db.table("participants").insert(participant)
-        audit.log(
-            db,
-            user=actor,
-            action="create",
-            table="participants",
-            record_id=participant["id"],
-            site_id=site["id"],
-            after=participant,
-        )
+        audit.insert(db, "participants", participant, user=actor)
         _add_status(db, participant, "registered", None, actor, now)
         for purpose in CONSENT_PURPOSES:
             add_consent(db, participant, purpose, purpose in consents, given_by, actor, now, reading)
@@ -354,16 +345,7 @@ def _flag_duplicates(
             "created_at": now,
             "updated_at": now,
         }
-        db.table("duplicate_flags").insert(flag)
-        audit.log(
-            db,
-            user=actor,
-            action="flag_duplicate",
-            table="duplicate_flags",
-            record_id=flag["id"],
-            site_id=participant["site_id"],
-            after=flag,
-        )
+        audit.insert(db, "duplicate_flags", flag, user=actor, action="flag_duplicate")
 
 
 def _given_by(text: str | None) -> str:
@@ -429,17 +411,7 @@ def add_consent(
     }
     if reading is not None:
         consent["text_version"], consent["text_language"] = reading
-    db.table("consents").insert(consent)
-    audit.log(
-        db,
-        user=actor,
-        action="consent",
-        table="consents",
-        record_id=consent["id"],
-        site_id=participant["site_id"],
-        after=consent,
-    )
-    return consent
+    return audit.insert(db, "consents", consent, user=actor, action="consent")
 
 
 def possible_duplicates(db: sqlite_utils.Database, participant: dict) -> list[dict]:

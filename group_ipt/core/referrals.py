@@ -135,19 +135,10 @@ def create(
         "updated_at": now,
     }
     with write(db):
-        db.table("referrals").insert(referral)
+        audit.insert(db, "referrals", referral, user=actor)
         _event(db, referral, "open", note, actor, now)
         for due in plan.dates(start):
             _plan_followup(db, referral, due, now)
-        audit.log(
-            db,
-            user=actor,
-            action="create",
-            table="referrals",
-            record_id=referral["id"],
-            site_id=referral["site_id"],
-            after=referral,
-        )
     return referral
 
 
@@ -333,18 +324,27 @@ def set_status(
             raise ReferralError(N_("Say where or to whom the person was referred."), field="referred_to")
         now = utcnow()
         changes = _status_changes(status, now, referred_to=referred_to, note=note, outcome=outcome)
-        db.table("referrals").update(referral["id"], changes)
-        _event(db, current, status, note, actor, now)
-        audit.log(
-            db,
-            user=actor,
-            action="set_status",
-            table="referrals",
-            record_id=referral["id"],
-            site_id=current["site_id"],
-            before={"status": current["status"]},
-            after=changes,
-        )
+        changed = _change(db, current, changes, status, note, actor, now, action="set_status", field="status")
+    return changed
+
+
+def _change(
+    db, current: dict, changes: dict, event: str, note: str | None, actor: dict, now: str, *, action: str, field: str
+) -> dict:
+    """Apply ``changes`` to the referral, add the ``event`` to its story and log the ``field``'s
+    old value; return the referral as it is now. Call it inside the write that read ``current``."""
+    db.table("referrals").update(current["id"], changes)
+    _event(db, current, event, note, actor, now)
+    audit.log(
+        db,
+        user=actor,
+        action=action,
+        table="referrals",
+        record_id=current["id"],
+        site_id=current["site_id"],
+        before={field: current[field]},
+        after=changes,
+    )
     return {**current, **changes}
 
 
@@ -398,19 +398,10 @@ def raise_urgency(db: sqlite_utils.Database, referral: dict, actor: dict, *, not
             raise ReferralError(N_("This referral is already urgent."), field="urgency")
         now = utcnow()
         changes = {"urgency": "urgent", "escalated": 1, "updated_at": now}
-        db.table("referrals").update(referral["id"], changes)
-        _event(db, current, "urgency_raised", note, actor, now)
-        audit.log(
-            db,
-            user=actor,
-            action="raise_urgency",
-            table="referrals",
-            record_id=referral["id"],
-            site_id=current["site_id"],
-            before={"urgency": current["urgency"]},
-            after=changes,
+        changed = _change(
+            db, current, changes, "urgency_raised", note, actor, now, action="raise_urgency", field="urgency"
         )
-    return {**current, **changes}
+    return changed
 
 
 def history(db: sqlite_utils.Database, referral: dict) -> list[dict]:

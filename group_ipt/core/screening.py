@@ -366,17 +366,7 @@ def _open_check(db, screening: dict, items: list[str], actor: dict, now: str) ->
         "created_at": now,
         "updated_at": now,
     }
-    db.table("risk_checks").insert(check)
-    audit.log(
-        db,
-        user=actor,
-        action="create",
-        table="risk_checks",
-        record_id=check["id"],
-        site_id=check["site_id"],
-        after=check,
-    )
-    return check
+    return audit.insert(db, "risk_checks", check, user=actor)
 
 
 def _close_check_answered(

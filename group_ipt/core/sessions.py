@@ -240,31 +240,41 @@ def record_session(
         _write_plans(db, entry, stamp)
         if entry.fidelity is not None and actor_id:
             _write_fidelity(db, session, entry.fidelity, actor_id, stamp)
-        db.execute(
-            "update sessions set status = 'held', note = ?, recorded_by = ?, recorded_at = ?, version = version + 1,"
-            " updated_at = ? where id = ?",
-            (entry.note.strip(), actor_id, stamp, stamp, session_id),
-        )
-        if cycle["status"] == "planned":
-            db.execute("update cycles set status = 'active', updated_at = ? where id = ?", (stamp, cycle["id"]))
+        _mark_held(db, session, cycle, entry.note.strip(), actor_id, stamp)
         raised = _refer_risks(db, session, everyone, entry.risk_noticed, actor, plan or referrals.FollowupPlan(), today)
-        after = _snapshot(db, session_id)
-        after["fidelity"] = entry.fidelity
-        after["plans"] = {k: list(v) for k, v in entry.plans.items()}
-        audit.log(
-            db,
-            user=actor,
-            action="record_session" if before["status"] != "held" else "edit_session",
-            table="sessions",
-            record_id=session_id,
-            site_id=session["site_id"],
-            before=before,
-            after=after,
-        )
+        _log_sheet(db, session, entry, before, actor)
         if actor_id:
             # The sheet is saved: a draft kept while giving a questionnaire is done with.
             db.execute("delete from session_drafts where session_id = ? and user_id = ?", (session_id, actor_id))
         return {**session_row(db, session_id), "risk_referrals": raised}
+
+
+def _mark_held(db: sqlite_utils.Database, session: dict, cycle: dict, note: str, actor_id, stamp: str) -> None:
+    """Mark the session held with its note (a new version); its cycle, if still planned, is now active."""
+    db.execute(
+        "update sessions set status = 'held', note = ?, recorded_by = ?, recorded_at = ?, version = version + 1,"
+        " updated_at = ? where id = ?",
+        (note, actor_id, stamp, stamp, session["id"]),
+    )
+    if cycle["status"] == "planned":
+        db.execute("update cycles set status = 'active', updated_at = ? where id = ?", (stamp, cycle["id"]))
+
+
+def _log_sheet(db: sqlite_utils.Database, session: dict, entry: SessionEntry, before: dict, actor: dict | None) -> None:
+    """Log the saved sheet: the session as it was and is, with the fidelity checklist and plans entered."""
+    after = _snapshot(db, session["id"])
+    after["fidelity"] = entry.fidelity
+    after["plans"] = {k: list(v) for k, v in entry.plans.items()}
+    audit.log(
+        db,
+        user=actor,
+        action="record_session" if before["status"] != "held" else "edit_session",
+        table="sessions",
+        record_id=session["id"],
+        site_id=session["site_id"],
+        before=before,
+        after=after,
+    )
 
 
 def _check_current(

@@ -80,16 +80,7 @@ def assign(db: sqlite_utils.Database, *, supervisor_id: str, facilitator_id: str
         "updated_at": now,
     }
     with write(db):
-        db.table("supervisor_facilitators").insert(entry)
-        audit.log(
-            db,
-            user=actor,
-            action="create",
-            table="supervisor_facilitators",
-            record_id=entry["id"],
-            site_id=site_id,
-            after=entry,
-        )
+        audit.insert(db, "supervisor_facilitators", entry, user=actor)
     return entry
 
 
@@ -251,8 +242,7 @@ def save_rating(
         before = row(
             db, "select * from session_ratings where session_id = ? and supervisor_id = ?", (session["id"], actor["id"])
         )
-        rating = {
-            "id": before["id"] if before else new_id(),
+        values = {
             "site_id": session["site_id"],
             "session_id": session["id"],
             "supervisor_id": actor["id"],
@@ -266,20 +256,8 @@ def save_rating(
             "sections_json": json.dumps(result.sections, sort_keys=True),
             "observed_on": observed_on.isoformat(),
             "note": note,
-            "created_at": before["created_at"] if before else now,
-            "updated_at": now,
         }
-        db.table("session_ratings").upsert(rating, pk="id")
-        audit.log(
-            db,
-            user=actor,
-            action="update" if before else "create",
-            table="session_ratings",
-            record_id=rating["id"],
-            site_id=session["site_id"],
-            before=before,
-            after=rating,
-        )
+        rating = audit.replace(db, "session_ratings", before, values, user=actor, now=now)
     return _decode(dict(rating))
 
 
@@ -325,16 +303,7 @@ def add_log(
         "updated_at": now,
     }
     with write(db):
-        db.table("supervision_logs").insert(entry)
-        audit.log(
-            db,
-            user=supervisor,
-            action="create",
-            table="supervision_logs",
-            record_id=entry["id"],
-            site_id=site_id,
-            after=entry,
-        )
+        audit.insert(db, "supervision_logs", entry, user=supervisor)
     return entry
 
 

@@ -78,8 +78,7 @@ def create_site(
         "updated_at": now,
     }
     with write(db):
-        db.table("sites").insert(site)
-        audit.log(db, user=actor, action="create", table="sites", record_id=site["id"], site_id=site["id"], after=site)
+        audit.insert(db, "sites", site, user=actor, site_id=site["id"])
     return site
 
 
@@ -145,6 +144,14 @@ def get_user_by_username(db: sqlite_utils.Database, username: str) -> dict | Non
     return row(db, "select * from users where username = ?", (username.strip(),))
 
 
+def _existing_user(db: sqlite_utils.Database, username: str) -> dict:
+    """Return the user called ``username``; refuse an unknown name."""
+    user = get_user_by_username(db, username)
+    if user is None:
+        raise UserError(f"No user called {username!r}.")
+    return user
+
+
 def list_users(db: sqlite_utils.Database) -> list[dict]:
     return rows(
         db,
@@ -169,9 +176,7 @@ def user_site_ids(db: sqlite_utils.Database, user: dict) -> list[str]:
 
 
 def set_active(db: sqlite_utils.Database, username: str, active: bool, *, actor: dict | None = None) -> dict:
-    user = get_user_by_username(db, username)
-    if user is None:
-        raise UserError(f"No user called {username!r}.")
+    user = _existing_user(db, username)
     if user["active"] == int(active):
         return user
     if not active and user["role"] == "admin":
@@ -205,9 +210,7 @@ def set_password(
     keep_session: str | None = None,
 ) -> None:
     """Set a new password; end the user's sessions (but ``keep_session``'s) and lift any login throttle."""
-    user = get_user_by_username(db, username)
-    if user is None:
-        raise UserError(f"No user called {username!r}.")
+    user = _existing_user(db, username)
     validate_password(password)
     password_hash = generate_password_hash(password, method=hash_method)
     with write(db):
@@ -372,9 +375,7 @@ def _unlock(db, user: dict, reason: str, actor: dict | None) -> bool:
 
 def unlock_login(db: sqlite_utils.Database, username: str, *, actor: dict | None = None) -> dict:
     """Let a throttled user try again at once (an admin's decision); audited."""
-    user = get_user_by_username(db, username)
-    if user is None:
-        raise UserError(f"No user called {username!r}.")
+    user = _existing_user(db, username)
     with write(db):
         _unlock(db, user, "admin", actor)
     return user

@@ -112,6 +112,22 @@ def failed(member: dict, exc: DomainError):
     return render_record(member["id"], 400)
 
 
+def change_record(member_id: str, anchor: str, change, /, *, saved: str | None = None, **fields):
+    """Make one change to the member's record as the current user and go back to its section.
+
+    ``change`` is the core function, called with the member, the actor and ``fields``; a
+    refusal shows the record again with the message and the form as typed.
+    """
+    member = editable_member_or_404(member_id)
+    try:
+        change(get_db(), member, actor=current_user.record, **fields)
+    except DomainError as exc:
+        return failed(member, exc)
+    if saved:
+        flash(saved, "success")
+    return back(member, anchor)
+
+
 @bp.route("/<member_id>/record")
 def record(member_id):
     return render_record(member_id)
@@ -147,40 +163,30 @@ def pregroup(member_id):
 
 @bp.route("/<member_id>/record/inventory", methods=["POST"])
 def add_person(member_id):
-    member = editable_member_or_404(member_id)
     form = request.form
-    try:
-        clinical.add_person(
-            get_db(),
-            member,
-            actor=current_user.record,
-            name=form.get("person_name", ""),
-            relationship=form.get("relationship", ""),
-            closeness=form.get("closeness"),
-            quality=form.get("quality"),
-            recent_change=form.get("recent_change", ""),
-        )
-    except DomainError as exc:
-        return failed(member, exc)
-    return back(member, "#inventory")
+    return change_record(
+        member_id,
+        "#inventory",
+        clinical.add_person,
+        name=form.get("person_name", ""),
+        relationship=form.get("relationship", ""),
+        closeness=form.get("closeness"),
+        quality=form.get("quality"),
+        recent_change=form.get("recent_change", ""),
+    )
 
 
 @bp.route("/<member_id>/record/timeline", methods=["POST"])
 def add_event(member_id):
-    member = editable_member_or_404(member_id)
     form = request.form
-    try:
-        clinical.add_event(
-            get_db(),
-            member,
-            actor=current_user.record,
-            happened=form.get("happened", ""),
-            event=form.get("event", ""),
-            mood=form.get("mood"),
-        )
-    except DomainError as exc:
-        return failed(member, exc)
-    return back(member, "#timeline")
+    return change_record(
+        member_id,
+        "#timeline",
+        clinical.add_event,
+        happened=form.get("happened", ""),
+        event=form.get("event", ""),
+        mood=form.get("mood"),
+    )
 
 
 @bp.route("/<member_id>/record/<kind>/<entry_id>/delete", methods=["POST"])
@@ -198,61 +204,46 @@ def remove(member_id, kind, entry_id):
 
 @bp.route("/<member_id>/record/problem-area", methods=["POST"])
 def problem_area(member_id):
-    member = editable_member_or_404(member_id)
     form = request.form
-    try:
-        clinical.revise_problem_area(
-            get_db(),
-            member,
-            actor=current_user.record,
-            problem_area=form.get("problem_area"),
-            problem_area_2=form.get("problem_area_2"),
-            reason=form.get("reason", ""),
-            formulation=form.get("formulation", ""),
-            session_id=form.get("session_id") or None,
-        )
-    except DomainError as exc:
-        return failed(member, exc)
-    flash(_("The problem area is changed; the earlier one stays in the history."), "success")
-    return back(member, "#during")
+    return change_record(
+        member_id,
+        "#during",
+        clinical.revise_problem_area,
+        saved=_("The problem area is changed; the earlier one stays in the history."),
+        problem_area=form.get("problem_area"),
+        problem_area_2=form.get("problem_area_2"),
+        reason=form.get("reason", ""),
+        formulation=form.get("formulation", ""),
+        session_id=form.get("session_id") or None,
+    )
 
 
 @bp.route("/<member_id>/record/goal-progress", methods=["POST"])
 def goal_progress(member_id):
-    member = editable_member_or_404(member_id)
     form = request.form
-    try:
-        clinical.record_goal_progress(
-            get_db(),
-            member,
-            actor=current_user.record,
-            session_id=form.get("session_id", ""),
-            progress=form.get("progress", ""),
-            note=form.get("note", ""),
-            today=clock.today(),
-        )
-    except DomainError as exc:
-        return failed(member, exc)
-    return back(member, "#during")
+    return change_record(
+        member_id,
+        "#during",
+        clinical.record_goal_progress,
+        session_id=form.get("session_id", ""),
+        progress=form.get("progress", ""),
+        note=form.get("note", ""),
+        today=clock.today(),
+    )
 
 
 @bp.route("/<member_id>/record/relapse-plan", methods=["POST"])
 def relapse_plan(member_id):
-    member = editable_member_or_404(member_id)
     form = request.form
-    try:
-        clinical.save_relapse_plan(
-            get_db(),
-            member,
-            actor=current_user.record,
-            warning_signs=form.get("warning_signs", ""),
-            people=form.get("people", ""),
-            actions=form.get("actions", ""),
-        )
-    except DomainError as exc:
-        return failed(member, exc)
-    flash(_("The relapse-prevention plan is saved."), "success")
-    return back(member, "#termination")
+    return change_record(
+        member_id,
+        "#termination",
+        clinical.save_relapse_plan,
+        saved=_("The relapse-prevention plan is saved."),
+        warning_signs=form.get("warning_signs", ""),
+        people=form.get("people", ""),
+        actions=form.get("actions", ""),
+    )
 
 
 @bp.route("/<member_id>/record/outcome", methods=["POST"])
