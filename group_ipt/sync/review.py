@@ -56,10 +56,15 @@ def _later(iso: str) -> str:
 
 
 def get_conflict(db, conflict_id: int, site_ids: list[str] | None) -> dict:
+    return _of_sites(db, "select * from sync_conflicts where id = ?", conflict_id, site_ids, "No such conflict.")
+
+
+def _of_sites(db, query: str, record_id: int, site_ids: list[str] | None, missing: str) -> dict:
+    """The row ``query`` finds for ``record_id`` if it is of the user's sites; else ReviewError(``missing``)."""
     where, params = _site_filter(site_ids)
-    found = row(db, f"select * from sync_conflicts where id = ?{where}", [conflict_id, *params])
+    found = row(db, query + where, [record_id, *params])
     if found is None:
-        raise ReviewError("No such conflict.")
+        raise ReviewError(missing)
     return found
 
 
@@ -158,11 +163,8 @@ def dismiss_quarantined(db, item_id: int, *, user: dict, site_ids: list[str] | N
 
 def _open_quarantined(db, item_id: int, site_ids: list[str] | None) -> dict:
     """The open quarantined record ``item_id`` of the user's sites, or ReviewError."""
-    where, params = _site_filter(site_ids)
-    item = row(db, f"select * from sync_quarantine where id = ? and status = 'open'{where}", [item_id, *params])
-    if item is None:
-        raise ReviewError("No such quarantined record.")
-    return item
+    query = "select * from sync_quarantine where id = ? and status = 'open'"
+    return _of_sites(db, query, item_id, site_ids, "No such quarantined record.")
 
 
 def _close_quarantined(db, item: dict, status: str, *, user: dict, action: str, before: dict | None = None) -> None:
