@@ -300,26 +300,13 @@ def export_file(db: sqlite_utils.Database, path: Path, *, folders: dict[str, Pat
         "app_version": __version__,
     }
     device_id, file_id = get_state(db, "device_id"), new_id()
+    signing: dict[str, Any]
     if get_state(db, "key_registered"):  # one batch at a time into the file (version 2)
-        files.write_signed(
-            path,
-            kind="push",
-            device_id=device_id,
-            file_id=file_id,
-            body=body,
-            private_key=device_key(db),
-            parts=({"batch": b} for b in _stored_batches(db)),
-        )
+        signing = {"private_key": device_key(db), "parts": ({"batch": b} for b in _stored_batches(db))}
     else:  # set up before signing keys: the centre still checks this laptop's files the old way
         body["batches"] = list(_stored_batches(db))
-        files.write_signed(
-            path,
-            kind="push",
-            device_id=device_id,
-            file_id=file_id,
-            body=body,
-            key=devices.signing_key(get_state(db, "token")),
-        )
+        signing = {"key": devices.signing_key(get_state(db, "token"))}
+    files.write_signed(path, kind="push", device_id=device_id, file_id=file_id, body=body, **signing)
     return {"batches": waiting["batches"], "records": waiting["records"], "file": str(path)}
 
 
@@ -338,6 +325,21 @@ def import_reply(
     """Apply the centre's reply file: acknowledgements first, then the centre's changes."""
     _require_setup(db)
     doc = files.read_header(path)
+    body = _verify_reply(db, path, doc)
+    done = get_state(db, "imported_replies", [])
+    if doc["file_id"] in done:
+        raise SyncRejected(f"{path} was already imported on this laptop; nothing was done.", 409)
+    summary = _apply_reply(db, _reply_parts(body), folders=folders, backup_dir=backup_dir)
+    with write(db):
+        set_state(db, "imported_replies", [*done[-99:], doc["file_id"]])
+        set_state(db, "last_pull_ok", utcnow())
+        if summary["acknowledged"]:
+            set_state(db, "last_push_ok", utcnow())
+    return summary
+
+
+def _verify_reply(db: sqlite_utils.Database, path: Path, doc: dict) -> dict | files.Parts:
+    """Check that the reply is for this laptop and signed by the centre as this laptop expects."""
     if doc["kind"] != "reply":
         raise SyncRejected(f"{path} is a laptop's export; import it on the central server.")
     if doc["device_id"] != get_state(db, "device_id"):
@@ -349,8 +351,8 @@ def import_reply(
                 "run 'group-ipt sync setup --server URL --token TOKEN' again.",
                 403,
             )
-        body = files.verify(doc, public_key=get_state(db, "centre_key"))
-    elif get_state(db, "key_registered"):
+        return files.verify(doc, public_key=get_state(db, "centre_key"))
+    if get_state(db, "key_registered"):
         # Once the laptop has its own key, the centre signs every reply with its key: an old-style reply
         # could have been made from a copy of the centre's database.
         raise SyncRejected(
@@ -358,17 +360,18 @@ def import_reply(
             "Export a new file and import it on the central server again.",
             403,
         )
-    else:
-        body = files.verify(doc, devices.signing_key(get_state(db, "token")))
-    done = get_state(db, "imported_replies", [])
-    if doc["file_id"] in done:
-        raise SyncRejected(f"{path} was already imported on this laptop; nothing was done.", 409)
-    if isinstance(body, files.Parts):  # version 2: acknowledgements, then pages, one at a time
-        parts = body.parts()
-    else:
-        parts = itertools.chain(
-            ({"ack": a} for a in body.get("acks") or []), ({"page": p} for p in body.get("pages") or [])
-        )
+    return files.verify(doc, devices.signing_key(get_state(db, "token")))
+
+
+def _reply_parts(body: dict | files.Parts):
+    """The reply's acknowledgements, then its pages, as parts (a version 2 file's one at a time)."""
+    if isinstance(body, files.Parts):
+        return body.parts()
+    return itertools.chain(({"ack": a} for a in body.get("acks") or []), ({"page": p} for p in body.get("pages") or []))
+
+
+def _apply_reply(db: sqlite_utils.Database, parts, *, folders, backup_dir) -> dict:
+    """Acknowledge the batches and apply the pages the centre sent back; return what was done."""
     summary: dict[str, Any] = {
         "acknowledged": 0,
         "applied": 0,
@@ -386,12 +389,6 @@ def import_reply(
             if not n or page["cursor"] > get_state(db, "pull_cursor", 0):  # else pulled over the network since
                 _apply_page(db, page, summary, folders=folders, backup_dir=backup_dir, first=n == 0)
             n += 1
-    acked = summary["acknowledged"]
-    with write(db):
-        set_state(db, "imported_replies", [*done[-99:], doc["file_id"]])
-        set_state(db, "last_pull_ok", utcnow())
-        if acked:
-            set_state(db, "last_push_ok", utcnow())
     return summary
 
 

@@ -103,12 +103,7 @@ def revoke_device(db: sqlite_utils.Database, name: str, *, actor: dict | None = 
         raise DeviceError(f"No device called {name!r}.")
     if device["revoked_at"]:
         return device
-    with write(db):
-        db.execute("update sync_devices set revoked_at = ? where id = ?", (utcnow(), device["id"]))
-        audit.log(
-            db, user=actor, action="revoke", table="sync_devices", record_id=device["id"], site_id=device["site_id"]
-        )
-    return one(db, "select * from sync_devices where id = ?", (device["id"],))
+    return _update_device(db, device, {"revoked_at": utcnow()}, action="revoke", actor=actor)
 
 
 def authenticate(db: sqlite_utils.Database, token: str | None) -> dict | None:
@@ -136,21 +131,9 @@ def note_version(db: sqlite_utils.Database, device: dict, version: str | None) -
         raise DeviceError("The group-ipt version sent is not a version number such as 0.2.0.")
     if device.get("app_version") == version:
         return  # no write on every batch: app_version_at says since when it runs this version
-    with write(db):
-        db.execute(
-            "update sync_devices set app_version = ?, app_version_at = ? where id = ?",
-            (version, utcnow(), device["id"]),
-        )
-        audit.log(
-            db,
-            user=None,
-            action="version",
-            table="sync_devices",
-            record_id=device["id"],
-            site_id=device["site_id"],
-            before={"app_version": device.get("app_version")},
-            after={"app_version": version},
-        )
+    _update_device(
+        db, device, {"app_version": version, "app_version_at": utcnow()}, action="version", audited="app_version"
+    )
 
 
 def newest_version(db: sqlite_utils.Database, own: str) -> str:
@@ -188,20 +171,41 @@ def register_key(db: sqlite_utils.Database, device: dict, public_key: object, *,
     keys.parse_public(public_key)  # KeyError_ if it is not a key
     if device.get("public_key") == public_key and not device.get("signing_key"):
         return device
+    return _update_device(
+        db,
+        device,
+        {"public_key": public_key, "key_registered_at": utcnow(), "signing_key": ""},
+        action="register_key",
+        actor=actor,
+        audited="public_key",
+    )
+
+
+def _update_device(
+    db: sqlite_utils.Database,
+    device: dict,
+    changes: dict,
+    *,
+    action: str,
+    actor: dict | None = None,
+    audited: str | None = None,
+) -> dict:
+    """Change a device's columns and log it (with the ``audited`` column before and after) in one
+    transaction; return the device as it is now."""
     with write(db):
         db.execute(
-            "update sync_devices set public_key = ?, key_registered_at = ?, signing_key = '' where id = ?",
-            (public_key, utcnow(), device["id"]),
+            f"update sync_devices set {', '.join(f'{column} = ?' for column in changes)} where id = ?",
+            (*changes.values(), device["id"]),
         )
         audit.log(
             db,
             user=actor,
-            action="register_key",
+            action=action,
             table="sync_devices",
             record_id=device["id"],
             site_id=device["site_id"],
-            before={"public_key": device.get("public_key")},
-            after={"public_key": public_key},
+            before={audited: device.get(audited)} if audited else None,
+            after={audited: changes[audited]} if audited else None,
         )
     return one(db, "select * from sync_devices where id = ?", (device["id"],))
 

@@ -56,10 +56,15 @@ def _later(iso: str) -> str:
 
 
 def get_conflict(db, conflict_id: int, site_ids: list[str] | None) -> dict:
+    return _of_sites(db, "select * from sync_conflicts where id = ?", conflict_id, site_ids, "No such conflict.")
+
+
+def _of_sites(db, query: str, record_id: int, site_ids: list[str] | None, missing: str) -> dict:
+    """The row ``query`` finds for ``record_id`` if it is of the user's sites; else ReviewError(``missing``)."""
     where, params = _site_filter(site_ids)
-    found = row(db, f"select * from sync_conflicts where id = ?{where}", [conflict_id, *params])
+    found = row(db, query + where, [record_id, *params])
     if found is None:
-        raise ReviewError("No such conflict.")
+        raise ReviewError(missing)
     return found
 
 
@@ -120,10 +125,7 @@ def retry_quarantined(
     db, item_id: int, *, user: dict, site_ids: list[str] | None, instruments: dict | None = None
 ) -> bool:
     """Apply a quarantined record again (after the cause was fixed); return True if it went in."""
-    where, params = _site_filter(site_ids)
-    item = row(db, f"select * from sync_quarantine where id = ? and status = 'open'{where}", [item_id, *params])
-    if item is None:
-        raise ReviewError("No such quarantined record.")
+    item = _open_quarantined(db, item_id, site_ids)
     record = json.loads(item["record_json"])
     if item["direction"] != "in" or not {"t", "id", "site", "hlc", "del"} <= set(record):
         raise ReviewError("Only records received from a laptop can be retried here; sync the laptop again.")
@@ -147,31 +149,33 @@ def retry_quarantined(
                     (newest["error"], newest["reason_json"], newest["waiting_for"], item_id),
                 )
             return False
-        db.execute("update sync_quarantine set status = 'applied' where id = ?", (item_id,))
-        audit.log(
-            db,
-            user=user,
-            action="retry_quarantined",
-            table=item["table_name"],
-            record_id=item["record_id"],
-            site_id=item["site_id"],
-        )
+        _close_quarantined(db, item, "applied", user=user, action="retry_quarantined")
     return True
 
 
 def dismiss_quarantined(db, item_id: int, *, user: dict, site_ids: list[str] | None) -> None:
-    where, params = _site_filter(site_ids)
-    item = row(db, f"select * from sync_quarantine where id = ? and status = 'open'{where}", [item_id, *params])
-    if item is None:
-        raise ReviewError("No such quarantined record.")
+    item = _open_quarantined(db, item_id, site_ids)
     with write(db):
-        db.execute("update sync_quarantine set status = 'dismissed' where id = ?", (item_id,))
-        audit.log(
-            db,
-            user=user,
-            action="dismiss_quarantined",
-            table=item["table_name"],
-            record_id=item["record_id"],
-            site_id=item["site_id"],
-            before=json.loads(item["record_json"]),
+        _close_quarantined(
+            db, item, "dismissed", user=user, action="dismiss_quarantined", before=json.loads(item["record_json"])
         )
+
+
+def _open_quarantined(db, item_id: int, site_ids: list[str] | None) -> dict:
+    """The open quarantined record ``item_id`` of the user's sites, or ReviewError."""
+    query = "select * from sync_quarantine where id = ? and status = 'open'"
+    return _of_sites(db, query, item_id, site_ids, "No such quarantined record.")
+
+
+def _close_quarantined(db, item: dict, status: str, *, user: dict, action: str, before: dict | None = None) -> None:
+    """Mark a quarantined record applied or dismissed and log who did it (inside the caller's transaction)."""
+    db.execute("update sync_quarantine set status = ? where id = ?", (status, item["id"]))
+    audit.log(
+        db,
+        user=user,
+        action=action,
+        table=item["table_name"],
+        record_id=item["record_id"],
+        site_id=item["site_id"],
+        before=before,
+    )

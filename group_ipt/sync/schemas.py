@@ -78,38 +78,62 @@ def _body(fields: dict, required=(), **details: Any) -> dict:
 
 def write_schemas(instruments: list[str] | None) -> dict:
     """The write bodies' schemas by name, as the OpenAPI document publishes them (``components.schemas``)."""
-
-    def ref(name):
-        return {"$ref": f"#/components/schemas/{name}"}
-
-    check = {
-        "type": "object",
-        "additionalProperties": False,
-        "properties": {
-            "trend": {"type": ["string", "null"], "enum": [*sessions.TRENDS, None]},
-            "rating": {"type": ["integer", "null"], "minimum": 0, "maximum": 10},
-        },
+    return {
+        "ParticipantNew": _participant_new(),
+        "ParticipantChange": _participant_change(),
+        "ParticipantSaved": _participant_saved(),
+        "ScreeningNew": _screening_new(instruments),
+        "ScreeningSaved": _screening_saved(),
+        "ReferralNew": _referral_new(),
+        "ReferralChange": _referral_change(),
+        "AttendanceSave": _attendance_save(),
+        "AttendanceSheet": _attendance_sheet(),
     }
-    plan = {
-        "type": "object",
-        "additionalProperties": False,
-        "properties": {
-            "problem_area": {"type": ["string", "null"]},
-            "problem_area_2": {"type": ["string", "null"]},
-            "goals": {"type": ["string", "null"]},
-        },
-    }
-    note = {"type": ["string", "null"], "maxLength": referrals.MAX_NOTE}
+
+
+# The parts several bodies share.
+NOT_BLANK = {"minLength": 1, "description": "not blank"}
+NOTE = {"type": ["string", "null"], "maxLength": referrals.MAX_NOTE}
+SYMPTOM_CHECK = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "trend": {"type": ["string", "null"], "enum": [*sessions.TRENDS, None]},
+        "rating": {"type": ["integer", "null"], "minimum": 0, "maximum": 10},
+    },
+}
+PLAN = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "problem_area": {"type": ["string", "null"]},
+        "problem_area_2": {"type": ["string", "null"]},
+        "goals": {"type": ["string", "null"]},
+    },
+}
+
+
+def _ref(name: str) -> dict:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _saved(resource: str, properties: dict) -> dict:
+    """An answer: the resource's record and what the write adds to it."""
+    return {"allOf": [_ref(resource), {"type": "object", "properties": properties}]}
+
+
+def _participant_text(field: str) -> dict:
+    return {**NOT_BLANK, "maxLength": fields.limit("participants", field)}
+
+
+def _participant_new() -> dict:
     # Bounds apply to numbers only: a number must be in range, text (e.g. "34") is checked by the server.
     year = clock.today().year
-    text = {"minLength": 1, "description": "not blank"}
-    name = {**text, "maxLength": fields.limit("participants", "name")}
-    village = {**text, "maxLength": fields.limit("participants", "village")}
-    participant_new = _body(
+    schema = _body(
         PARTICIPANT_NEW,
         PARTICIPANT_NEW_REQUIRED,
-        name=name,
-        village=village,
+        name=_participant_text("name"),
+        village=_participant_text("village"),
         language={"maxLength": fields.limit("participants", "language")},
         phone={"maxLength": fields.limit("participants", "phone")},
         sex={"enum": list(participants.SEXES)},
@@ -131,150 +155,157 @@ def write_schemas(instruments: list[str] | None) -> dict:
         },
         consent_given_by="who gave consent (a guardian's name); blank: the person",
     )
-    participant_new["anyOf"] = [{"required": ["age"]}, {"required": ["birth_year"]}]
+    schema["anyOf"] = [{"required": ["age"]}, {"required": ["birth_year"]}]
+    return schema
+
+
+def _participant_change() -> dict:
     return {
-        "ParticipantNew": participant_new,
-        "ParticipantChange": {
-            **_body(PARTICIPANT_CHANGE, name=name, village=village),
-            "description": "Only these fields; sex, birth year, code and status are refused.",
+        **_body(PARTICIPANT_CHANGE, name=_participant_text("name"), village=_participant_text("village")),
+        "description": "Only these fields; sex, birth year, code and status are refused.",
+    }
+
+
+def _participant_saved() -> dict:
+    return _saved(
+        "participants",
+        {
+            "possible_duplicates": {
+                "type": "array",
+                "items": {"type": "object", "properties": {"id": {"type": "string"}, "code": {"type": "string"}}},
+                "description": "flagged for a coordinator's review; nothing is merged",
+            }
         },
-        "ParticipantSaved": {
-            "allOf": [
-                ref("participants"),
-                {
-                    "type": "object",
+    )
+
+
+def _screening_new(instruments: list[str] | None) -> dict:
+    return _body(
+        SCREENING_NEW,
+        SCREENING_NEW_REQUIRED,
+        instrument_id={"enum": instruments} if instruments else "an instrument of forms/instruments",
+        answers={
+            "additionalProperties": {"type": ["integer", "string", "null"]},
+            "description": "question id -> the option's value; null or absent: not answered",
+        },
+        submission_key={
+            "pattern": "^[A-Za-z0-9_-]{16,64}$",
+            "description": "a new random key per screening; the same key again returns the "
+            "saved screening (200) and saves nothing",
+        },
+        occasion={"enum": list(screening.OCCASIONS), "default": "screening"},
+        administered_on={"type": ["string", "null"], "description": "default: today; not in the future"},
+        risk_observed="the facilitator saw a risk: an urgent referral",
+        exclusions={
+            "type": ["array", "null"],
+            "items": {"type": "string"},
+            "description": "codes of forms/intake.yaml: a referral",
+        },
+        cycle_id="with session_id: the cycle measure this answers (the person must be a member)",
+    )
+
+
+def _screening_saved() -> dict:
+    return {
+        **_saved(
+            "screenings",
+            {
+                "referral_id": {"type": ["string", "null"], "description": "the safety referral, when one was made"},
+                "referral_urgency": {"type": ["string", "null"], "enum": [*referrals.URGENCIES, None]},
+                "safety_steps": {
+                    "type": ["object", "null"],
+                    "description": "what to do now (forms/intake.yaml)",
                     "properties": {
-                        "possible_duplicates": {
-                            "type": "array",
-                            "items": {
-                                "type": "object",
-                                "properties": {"id": {"type": "string"}, "code": {"type": "string"}},
-                            },
-                            "description": "flagged for a coordinator's review; nothing is merged",
-                        }
+                        "title": {"type": "string"},
+                        "steps": {"type": "array", "items": {"type": "string"}},
                     },
                 },
-            ]
-        },
-        "ScreeningNew": _body(
-            SCREENING_NEW,
-            SCREENING_NEW_REQUIRED,
-            instrument_id={"enum": instruments} if instruments else "an instrument of forms/instruments",
-            answers={
-                "additionalProperties": {"type": ["integer", "string", "null"]},
-                "description": "question id -> the option's value; null or absent: not answered",
             },
-            submission_key={
-                "pattern": "^[A-Za-z0-9_-]{16,64}$",
-                "description": "a new random key per screening; the same key again returns the "
-                "saved screening (200) and saves nothing",
-            },
-            occasion={"enum": list(screening.OCCASIONS), "default": "screening"},
-            administered_on={"type": ["string", "null"], "description": "default: today; not in the future"},
-            risk_observed="the facilitator saw a risk: an urgent referral",
-            exclusions={
-                "type": ["array", "null"],
-                "items": {"type": "string"},
-                "description": "codes of forms/intake.yaml: a referral",
-            },
-            cycle_id="with session_id: the cycle measure this answers (the person must be a member)",
         ),
-        "ScreeningSaved": {
-            "allOf": [
-                ref("screenings"),
-                {
-                    "type": "object",
-                    "properties": {
-                        "referral_id": {
-                            "type": ["string", "null"],
-                            "description": "the safety referral, when one was made",
-                        },
-                        "referral_urgency": {"type": ["string", "null"], "enum": [*referrals.URGENCIES, None]},
-                        "safety_steps": {
-                            "type": ["object", "null"],
-                            "description": "what to do now (forms/intake.yaml)",
-                            "properties": {
-                                "title": {"type": "string"},
-                                "steps": {"type": "array", "items": {"type": "string"}},
-                            },
-                        },
-                    },
+        "description": "total is the score; band, eligible (1, 0 or null) and risk (1 or 0) are the server's.",
+    }
+
+
+def _referral_new() -> dict:
+    return _body(
+        REFERRAL_NEW,
+        REFERRAL_NEW_REQUIRED,
+        reason=NOT_BLANK,
+        urgency={"enum": list(referrals.URGENCIES)},
+        note=NOTE,
+    )
+
+
+def _referral_change() -> dict:
+    """One change a body: an acknowledgement, a status, or a follow-up contact."""
+    return {
+        "oneOf": [
+            _body(
+                {"acknowledge": "boolean"},
+                ["acknowledge"],
+                acknowledge={"const": True, "description": "the alert and its steps were seen"},
+            ),
+            _body(
+                {"status": "string", "note": "string|null", "referred_to": "string|null"},
+                ["status"],
+                status={
+                    "enum": [s for s in referrals.STATUSES if s not in ("open", "closed")],
+                    "description": "forward only, after acknowledging; 'referred' needs referred_to",
                 },
-            ],
-            "description": "total is the score; band, eligible (1, 0 or null) and risk (1 or 0) are the server's.",
+                note=NOTE,
+            ),
+            _body(
+                {"followup_id": "string", "done_on": "date", "note": "string|null"},
+                ["followup_id", "done_on"],
+                note=NOTE,
+            ),
+        ]
+    }
+
+
+def _attendance_save() -> dict:
+    return _body(
+        SHEET_SAVE,
+        SHEET_SAVE_REQUIRED,
+        version="the session's version the sheet was made from (GET .../attendance)",
+        attendance={
+            "additionalProperties": {"enum": list(sessions.ATTENDANCE)},
+            "description": "member id -> status, for everyone on the sheet (a make-up: who came)",
         },
-        "ReferralNew": _body(
-            REFERRAL_NEW,
-            REFERRAL_NEW_REQUIRED,
-            reason=text,
-            urgency={"enum": list(referrals.URGENCIES)},
-            note=note,
-        ),
-        "ReferralChange": {
-            "oneOf": [
-                _body(
-                    {"acknowledge": "boolean"},
-                    ["acknowledge"],
-                    acknowledge={"const": True, "description": "the alert and its steps were seen"},
-                ),
-                _body(
-                    {"status": "string", "note": "string|null", "referred_to": "string|null"},
-                    ["status"],
-                    status={
-                        "enum": [s for s in referrals.STATUSES if s not in ("open", "closed")],
-                        "description": "forward only, after acknowledging; 'referred' needs referred_to",
-                    },
-                    note=note,
-                ),
-                _body(
-                    {"followup_id": "string", "done_on": "date", "note": "string|null"},
-                    ["followup_id", "done_on"],
-                    note=note,
-                ),
-            ]
+        checks={
+            "type": ["object", "null"],
+            "additionalProperties": SYMPTOM_CHECK,
+            "description": "member id -> symptom check (present or late only); absent: keep the saved; null: none",
         },
-        "AttendanceSave": _body(
-            SHEET_SAVE,
-            SHEET_SAVE_REQUIRED,
-            version="the session's version the sheet was made from (GET .../attendance)",
-            attendance={
-                "additionalProperties": {"enum": list(sessions.ATTENDANCE)},
-                "description": "member id -> status, for everyone on the sheet (a make-up: who came)",
-            },
-            checks={
-                "type": ["object", "null"],
-                "additionalProperties": check,
-                "description": "member id -> symptom check (present or late only); absent: keep the saved; null: none",
-            },
-            note={"type": ["string", "null"], "description": "absent: keep the saved note; null: none"},
-            plans={
-                "type": ["object", "null"],
-                "additionalProperties": plan,
-                "description": "pre-group session: member id -> plan",
-            },
-        ),
-        "AttendanceSheet": {
-            "type": "object",
-            "properties": {
-                "session": ref("sessions"),
-                "version": {"type": "integer"},
-                "members": {
-                    "type": "array",
-                    "items": {
-                        "type": "object",
-                        "properties": {
-                            "member_id": {"type": "string"},
-                            "participant_id": {"type": "string"},
-                            "code": {"type": "string"},
-                            "name": {"type": "string"},
-                            "status": {"type": "string"},
-                        },
-                    },
-                },
-                "attendance": {"type": "object", "additionalProperties": {"type": "string"}},
-                "checks": {"type": "object", "additionalProperties": check},
-                "note": {"type": "string"},
-            },
+        note={"type": ["string", "null"], "description": "absent: keep the saved note; null: none"},
+        plans={
+            "type": ["object", "null"],
+            "additionalProperties": PLAN,
+            "description": "pre-group session: member id -> plan",
+        },
+    )
+
+
+def _attendance_sheet() -> dict:
+    member = {
+        "type": "object",
+        "properties": {
+            "member_id": {"type": "string"},
+            "participant_id": {"type": "string"},
+            "code": {"type": "string"},
+            "name": {"type": "string"},
+            "status": {"type": "string"},
+        },
+    }
+    return {
+        "type": "object",
+        "properties": {
+            "session": _ref("sessions"),
+            "version": {"type": "integer"},
+            "members": {"type": "array", "items": member},
+            "attendance": {"type": "object", "additionalProperties": {"type": "string"}},
+            "checks": {"type": "object", "additionalProperties": SYMPTOM_CHECK},
+            "note": {"type": "string"},
         },
     }
 

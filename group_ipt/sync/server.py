@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import sqlite_utils
 
-from ..store.db import row, utcnow, write
+from ..store.db import new_id, row, utcnow, write
 from . import devices, engine, files, keys
 from .engine import SyncRejected
 
@@ -143,69 +145,20 @@ def _file_batches(body: dict | files.Parts):
 def import_file(db, path: Path, reply_path: Path, config: CentralConfig) -> dict:
     """Apply a laptop's export file and write the signed reply; refuse replays and tampering."""
     doc = files.read_header(path)
-    if doc["kind"] != "push":
-        raise SyncRejected(f"{path} is a reply for a laptop; import it on the laptop, not on the central server.")
-    device = devices.get_device(db, doc["device_id"])
-    if device is None:
-        raise SyncRejected(f"{path} comes from a device this server does not know.", 403)
-    if device["revoked_at"]:
-        raise SyncRejected(f"{path} comes from the device {device['name']!r}, revoked on {device['revoked_at']}.", 403)
+    device = _sending_device(db, path, doc)
     body = _verify_push(path, doc, device)
     meta = body.meta if isinstance(body, files.Parts) else body
     try:
         devices.note_version(db, device, meta.get("app_version"))
     except devices.DeviceError as exc:
         raise SyncRejected(f"{path}: {exc}") from exc
-    seen = row(db, "select imported_at from sync_files where file_id = ?", (doc["file_id"],))
-    if seen:
-        raise SyncRejected(
-            f"{path} was already imported on {seen['imported_at']}; nothing was done. "
-            "Export a new file on the laptop to sync again.",
-            409,
-        )
+    _refuse_replay(db, path, doc)
     cursor = _cursor(meta.get("cursor", 0))  # all checked before anything is applied
     for batch in _file_batches(body):  # validate all before applying any, one batch in memory at a time
         engine.validate_batch(db, batch, device, max_records=config.max_batch_records)
     acks = [push(db, device, batch, config, via="file") for batch in _file_batches(body)]
-    sent = {"changes": 0}
-
-    def pages():
-        """The centre's changes for the laptop, a page at a time (written to the reply as they come)."""
-        nonlocal cursor
-        first = True
-        while True:
-            page = pull(
-                db,
-                device,
-                {"cursor": cursor, "limit": PULL_LIMIT, "files": meta.get("files") or {}, "first": first},
-                config,
-            )
-            first = False
-            sent["changes"] += len(page["changes"])
-            cursor = page["cursor"]
-            yield page
-            if not page["more"] or sent["changes"] >= FILE_REPLY_MAX_CHANGES:
-                return
-
-    from ..store.db import new_id
-
-    reply = {"in_reply_to": doc["file_id"], "made_at": utcnow()}
-    if device.get("public_key"):
-        parts = itertools.chain(({"ack": a} for a in acks), ({"page": p} for p in pages()))
-        files.write_signed(
-            reply_path,
-            kind="reply",
-            device_id=device["id"],
-            file_id=new_id(),
-            body=reply,
-            private_key=config.reply_key(),
-            parts=parts,
-        )
-    else:  # a laptop with the old software reads version 1 only: one body
-        reply.update(acks=acks, pages=list(pages()))
-        files.write_signed(
-            reply_path, kind="reply", device_id=device["id"], file_id=new_id(), body=reply, key=device["signing_key"]
-        )
+    pages = _ReplyPages(db, device, config, cursor=cursor, laptop_files=meta.get("files") or {})
+    _write_reply(reply_path, doc, device, acks, pages, config)
     with write(db):
         db.execute(
             "insert into sync_files (file_id, device_id, imported_at) values (?, ?, ?)",
@@ -217,6 +170,64 @@ def import_file(db, path: Path, reply_path: Path, config: CentralConfig) -> dict
         "applied": sum(a["applied"] for a in acks),
         "quarantined": sum(a["quarantined"] for a in acks),
         "conflicts": sum(a["conflicts"] for a in acks),
-        "changes_back": sent["changes"],
+        "changes_back": pages.changes,
         "reply": str(reply_path),
     }
+
+
+def _sending_device(db, path: Path, doc: dict) -> dict:
+    """The active device a laptop's export file says it comes from."""
+    if doc["kind"] != "push":
+        raise SyncRejected(f"{path} is a reply for a laptop; import it on the laptop, not on the central server.")
+    device = devices.get_device(db, doc["device_id"])
+    if device is None:
+        raise SyncRejected(f"{path} comes from a device this server does not know.", 403)
+    if device["revoked_at"]:
+        raise SyncRejected(f"{path} comes from the device {device['name']!r}, revoked on {device['revoked_at']}.", 403)
+    return device
+
+
+def _refuse_replay(db, path: Path, doc: dict) -> None:
+    seen = row(db, "select imported_at from sync_files where file_id = ?", (doc["file_id"],))
+    if seen:
+        raise SyncRejected(
+            f"{path} was already imported on {seen['imported_at']}; nothing was done. "
+            "Export a new file on the laptop to sync again.",
+            409,
+        )
+
+
+class _ReplyPages:
+    """The centre's changes for the laptop, a page at a time (written to the reply as they come)."""
+
+    def __init__(self, db, device: dict, config: CentralConfig, *, cursor: int, laptop_files: dict) -> None:
+        self.db, self.device, self.config = db, device, config
+        self.cursor, self.laptop_files = cursor, laptop_files  # the laptop's shared files: path -> sha256
+        self.changes = 0  # how many were sent back
+
+    def __iter__(self):
+        first = True
+        while True:
+            request = {"cursor": self.cursor, "limit": PULL_LIMIT, "files": self.laptop_files, "first": first}
+            page = pull(self.db, self.device, request, self.config)
+            first = False
+            self.changes += len(page["changes"])
+            self.cursor = page["cursor"]
+            yield page
+            if not page["more"] or self.changes >= FILE_REPLY_MAX_CHANGES:
+                return
+
+
+def _write_reply(
+    reply_path: Path, doc: dict, device: dict, acks: list[dict], pages: Iterable[dict], config: CentralConfig
+) -> None:
+    """Write the signed reply: the acknowledgements, then the pages (signed as the laptop can check)."""
+    reply = {"in_reply_to": doc["file_id"], "made_at": utcnow()}
+    signing: dict[str, Any]
+    if device.get("public_key"):
+        parts = itertools.chain(({"ack": a} for a in acks), ({"page": p} for p in pages))
+        signing = {"private_key": config.reply_key(), "parts": parts}
+    else:  # a laptop with the old software reads version 1 only: one body
+        reply.update(acks=acks, pages=list(pages))
+        signing = {"key": device["signing_key"]}
+    files.write_signed(reply_path, kind="reply", device_id=device["id"], file_id=new_id(), body=reply, **signing)

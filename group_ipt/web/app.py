@@ -5,11 +5,12 @@ from __future__ import annotations
 import errno
 import sqlite3
 import tomllib
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, render_template, request
+from flask import Flask, current_app, render_template, request
 from flask_babel import Babel, lazy_gettext
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError, CSRFProtect
@@ -53,6 +54,22 @@ def read_secret_key(data_dir: Path) -> str | None:
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build the app: defaults, then the data folder's config.toml, then ``test_config``."""
     app = Flask(__name__)
+    configure(app, test_config)
+    load_languages_and_forms(app)
+    Babel(app, locale_selector=i18n.select_locale)
+    csrf.init_app(app)
+    register_blueprints(app)
+    upgrade_database(app.config["DATABASE"])
+    register_template_helpers(app)
+    register_error_pages(app)
+    from . import headers
+
+    headers.init_app(app)
+    return app
+
+
+def configure(app: Flask, test_config: dict[str, Any] | None) -> None:
+    """Settle the settings: defaults, config.toml, ``test_config``, then what follows from them."""
     app.config.from_mapping(defaults())
     data_dir = Path((test_config or {}).get("DATA_DIR") or default_data_dir())
     app.config.update(load_config(data_dir))
@@ -80,6 +97,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         MAX_CONTENT_LENGTH=app.config.get("MAX_CONTENT_LENGTH") or 16 * 1024 * 1024,
     )
 
+
+def load_languages_and_forms(app: Flask) -> None:
+    """Load the translations' languages and the form files, failing loudly on a missing folder."""
     translations = Path(app.config["TRANSLATIONS_DIR"])
     if not translations.is_dir():
         raise ConfigError(f"The translations folder {translations} does not exist (setting TRANSLATIONS_DIR).")
@@ -91,77 +111,70 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     app.extensions[formsmod.EXTENSION] = formsmod.load_all(Path(app.config["FORMS_DIR"]))
 
-    Babel(app, locale_selector=i18n.select_locale)
-    csrf.init_app(app)
 
+def register_blueprints(app: Flask) -> None:
+    """Register login and every area's blueprint; each request needs a login (the API: its token)."""
     from . import account, auth, home
+    from .views import (
+        api,
+        clinical,
+        cycles,
+        participants,
+        pdf,
+        referrals,
+        reports,
+        screening,
+        scripts,
+        sessions,
+        supervision,
+        sync,
+        users,
+    )
 
     auth.login_manager.init_app(app)
     auth.login_manager.login_view = "auth.login"
-    app.register_blueprint(auth.bp)
-    app.register_blueprint(home.bp)
-    app.register_blueprint(account.bp)
-    from .views import participants as participants_views
-    from .views import referrals as referrals_views
-    from .views import screening as screening_views
-
-    app.register_blueprint(participants_views.bp)
-    app.register_blueprint(screening_views.bp)
-    app.register_blueprint(referrals_views.bp)
-    from .views import cycles as cycles_views
-    from .views import sessions as sessions_views
-
-    app.register_blueprint(cycles_views.bp)
-    app.register_blueprint(sessions_views.bp)
-    from .views import scripts as scripts_views
-
-    app.register_blueprint(scripts_views.bp)
-    from .views import pdf as pdf_views
-
-    app.register_blueprint(pdf_views.bp)
-    from .views import reports as reports_views
-
-    app.register_blueprint(reports_views.bp)
-    from .views import clinical as clinical_views
-    from .views import supervision as supervision_views
-
-    app.register_blueprint(clinical_views.bp)
-    app.register_blueprint(supervision_views.bp)
-    from .views import api as api_views
-    from .views import sync as sync_views
-
-    csrf.exempt(api_views.bp)  # token-authenticated, no cookies
-    app.register_blueprint(api_views.bp)
-    app.register_blueprint(sync_views.bp)
-    from .views import users as users_views
-
-    app.register_blueprint(users_views.bp)
+    csrf.exempt(api.bp)  # token-authenticated, no cookies
+    for area in (
+        auth,
+        home,
+        account,
+        participants,
+        screening,
+        referrals,
+        cycles,
+        sessions,
+        scripts,
+        pdf,
+        reports,
+        clinical,
+        supervision,
+        api,
+        sync,
+        users,
+    ):
+        app.register_blueprint(area.bp)
     app.before_request(auth.require_login)
     app.teardown_appcontext(database.close_db)
 
-    if Path(app.config["DATABASE"]).exists():
-        from ..store import upgrade
 
-        conn = dbmod.connect(app.config["DATABASE"])
+def upgrade_database(path: str) -> None:
+    """Bring an existing database up to this version (refusing one made by a newer version)."""
+    if not Path(path).exists():
+        return
+    from ..store import upgrade
+    from ..store.tracking import ensure_triggers
+
+    conn = dbmod.connect(path)
+    try:
         try:
-            try:
-                upgrade.check_not_newer(conn)
-            except upgrade.NewerDatabase as exc:
-                raise ConfigError(str(exc)) from exc
-            migrate(conn)
-            from ..store.tracking import ensure_triggers
-
-            ensure_triggers(conn)
-            upgrade.record_version(conn)
-        finally:
-            conn.close()
-
-    register_template_helpers(app)
-    register_error_pages(app)
-    from . import headers
-
-    headers.init_app(app)
-    return app
+            upgrade.check_not_newer(conn)
+        except upgrade.NewerDatabase as exc:
+            raise ConfigError(str(exc)) from exc
+        migrate(conn)
+        ensure_triggers(conn)
+        upgrade.record_version(conn)
+    finally:
+        conn.close()
 
 
 # I18N: role names as shown next to the user's name
@@ -250,95 +263,99 @@ def is_disk_full(exc: BaseException, path: str | None = None) -> bool:
     return isinstance(exc, OSError) and exc.errno == errno.ENOSPC
 
 
+# The message of each error page: a function, so that it is translated at request time.
+ERROR_MESSAGES: dict[int, Callable[[], str]] = {
+    400: lambda: _("The request could not be understood. Check what you typed and try again."),
+    403: lambda: _("You do not have permission to see this page."),
+    404: lambda: _("This page does not exist."),
+    405: lambda: _("This action is not allowed here."),
+    413: lambda: _("What you sent is too large."),
+    429: lambda: _("Too many requests. Wait a moment and try again."),
+    500: lambda: _("Something went wrong on our side. Nothing was saved. Please try again."),
+}
+
+
 def register_error_pages(app: Flask) -> None:
-    messages = {
-        400: lambda: _("The request could not be understood. Check what you typed and try again."),
-        403: lambda: _("You do not have permission to see this page."),
-        404: lambda: _("This page does not exist."),
-        405: lambda: _("This action is not allowed here."),
-        413: lambda: _("What you sent is too large."),
-        429: lambda: _("Too many requests. Wait a moment and try again."),
-        500: lambda: _("Something went wrong on our side. Nothing was saved. Please try again."),
-    }
-
-    def render_error(code: int, message: str | None = None, headers: dict | None = None):
-        if request.path.startswith("/api/"):
-            return {"error": message or messages[code]()}, code, headers or {}
-        return render_template("error.html", code=code, message=message or messages[code]()), code, headers or {}
-
-    def error_headers(e) -> dict:
-        """Keep the headers HTTP requires on an error: a 405 names the methods the URL answers (Allow)."""
-        methods = getattr(e, "valid_methods", None)
-        return {"Allow": ", ".join(methods)} if methods else {}
-
-    for code in messages:
+    for code in ERROR_MESSAGES:
         app.register_error_handler(
             code, lambda e, code=code: render_error(code, getattr(e, "user_message", None), error_headers(e))
         )
+    app.register_error_handler(DomainError, refused)
+    app.register_error_handler(OSError, storage_error)
+    app.register_error_handler(sqlite3.OperationalError, storage_error)
+    app.register_error_handler(sqlite3.DatabaseError, damaged_database)
+    app.register_error_handler(CSRFError, csrf_error)
 
-    @app.errorhandler(DomainError)
-    def refused(e: DomainError):
-        """A refusal no page caught (e.g. the record rules' last gate at commit): 400 with its reason."""
-        from flask_babel import ngettext
 
-        return render_error(400, e.translated(_, ngettext))
+def render_error(code: int, message: str | None = None, headers: dict | None = None):
+    """Answer an error: JSON under /api/, else the error page; without ``message``, the code's own."""
+    if request.path.startswith("/api/"):
+        return {"error": message or ERROR_MESSAGES[code]()}, code, headers or {}
+    return render_template("error.html", code=code, message=message or ERROR_MESSAGES[code]()), code, headers or {}
 
-    def disk_full_message() -> str:
-        return _("The computer's disk is full: nothing was saved. Free some space, then try again.")
 
-    @app.errorhandler(sqlite3.OperationalError)
-    @app.errorhandler(OSError)
-    def storage_error(e):
-        """A full disk: 507 and "nothing was saved" (the write's transaction rolled back); else as before."""
-        if not is_disk_full(e, app.config["DATABASE"]):
-            return app.handle_exception(e)
-        app.logger.error(
-            "The disk holding %s is full: free some space. Nothing of this request was saved. (%s)",
-            app.config["DATABASE"],
-            e,
-        )
-        try:
-            return render_error(507, disk_full_message())
-        except sqlite3.Error:
-            # So full that no connection opens (the page needs the user and their language): a bare page.
-            from flask_babel import force_locale
-            from markupsafe import escape
+def error_headers(e) -> dict:
+    """Keep the headers HTTP requires on an error: a 405 names the methods the URL answers (Allow)."""
+    methods = getattr(e, "valid_methods", None)
+    return {"Allow": ", ".join(methods)} if methods else {}
 
-            with force_locale(app.config["DEFAULT_LANGUAGE"]):
-                text = disk_full_message()
-            if request.path.startswith("/api/"):
-                return {"error": text}, 507
-            return f"<!doctype html><title>507</title><h1>507</h1><p>{escape(text)}</p>", 507
 
-    @app.errorhandler(sqlite3.DatabaseError)
-    def damaged_database(e):
-        """A damaged database file: say so (the log names the file and how to restore it), not a bare 500."""
-        if not dbmod.is_damaged(e):
-            return app.handle_exception(e)
-        app.logger.error("%s", dbmod.damaged_message(app.config["DATABASE"], e))
+def refused(e: DomainError):
+    """A refusal no page caught (e.g. the record rules' last gate at commit): 400 with its reason."""
+    from flask_babel import ngettext
 
-        def text() -> str:
-            return _(
-                "The database file is damaged. Nothing was saved. Tell your administrator: it must be "
-                "restored from a backup (group-ipt restore)."
-            )
+    return render_error(400, e.translated(_, ngettext))
 
-        try:
-            return render_error(500, text())
-        except sqlite3.Error:
-            # The page itself needs the database (the user, their language): a bare page then.
-            from flask_babel import force_locale
-            from markupsafe import escape
 
-            with force_locale(app.config["DEFAULT_LANGUAGE"]):
-                message = text()
-            if request.path.startswith("/api/"):
-                return {"error": message}, 500
-            return f"<!doctype html><title>500</title><h1>500</h1><p>{escape(message)}</p>", 500
+def disk_full_message() -> str:
+    return _("The computer's disk is full: nothing was saved. Free some space, then try again.")
 
-    @app.errorhandler(CSRFError)
-    def csrf_error(e):
-        return render_error(
-            400,
-            _("This form has expired or did not come from this app. Go back, reload the page and send it again."),
-        )
+
+def damaged_database_message() -> str:
+    return _(
+        "The database file is damaged. Nothing was saved. Tell your administrator: it must be "
+        "restored from a backup (group-ipt restore)."
+    )
+
+
+def storage_error(e):
+    """A full disk: 507 and "nothing was saved" (the write's transaction rolled back); else as before."""
+    if not is_disk_full(e, current_app.config["DATABASE"]):
+        return current_app.handle_exception(e)
+    current_app.logger.error(
+        "The disk holding %s is full: free some space. Nothing of this request was saved. (%s)",
+        current_app.config["DATABASE"],
+        e,
+    )
+    return render_error_without_database(507, disk_full_message)
+
+
+def damaged_database(e):
+    """A damaged database file: say so (the log names the file and how to restore it), not a bare 500."""
+    if not dbmod.is_damaged(e):
+        return current_app.handle_exception(e)
+    current_app.logger.error("%s", dbmod.damaged_message(current_app.config["DATABASE"], e))
+    return render_error_without_database(500, damaged_database_message)
+
+
+def render_error_without_database(code: int, message: Callable[[], str]):
+    """Answer an error about the database or its disk; when the page itself cannot be made (it needs
+    the database: the user, their language), a bare page in the site's language."""
+    try:
+        return render_error(code, message())
+    except sqlite3.Error:
+        from flask_babel import force_locale
+        from markupsafe import escape
+
+        with force_locale(current_app.config["DEFAULT_LANGUAGE"]):
+            text = message()
+        if request.path.startswith("/api/"):
+            return {"error": text}, code
+        return f"<!doctype html><title>{code}</title><h1>{code}</h1><p>{escape(text)}</p>", code
+
+
+def csrf_error(e):
+    return render_error(
+        400,
+        _("This form has expired or did not come from this app. Go back, reload the page and send it again."),
+    )

@@ -675,119 +675,6 @@ def openapi_document(db, instruments: list[str] | None = None) -> dict:
     from ... import __version__
 
     resource_schemas = _resource_schemas(db)
-    paths: dict = {}
-
-    def error_response(text: str) -> dict:
-        return {
-            "description": text,
-            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-        }
-
-    errors = {
-        code: error_response(text)
-        for code, text in [
-            ("400", "malformed request, or a rule of the domain refused it (error names the field)"),
-            ("401", "missing, unknown or revoked token"),
-            ("403", "another site's data, or not allowed to a device"),
-            ("404", "not found, or another site's"),
-            ("409", "conflicts with a rule, or a stale version"),
-            ("413", "too large"),
-        ]
-    }
-
-    def schema_of(name: str, resources: list[str]) -> dict:
-        record: dict[str, Any] = {
-            "anyOf": [{"$ref": f"#/components/schemas/{r}"} for r in resources if r in resource_schemas]
-        }
-        if len(record["anyOf"]) == 1:
-            record = record["anyOf"][0]
-        if name == "Record":
-            return record
-        if name == "Page":
-            return {
-                "type": "object",
-                "required": ["items", "next_after"],
-                "properties": {"items": {"type": "array", "items": record}, "next_after": {"type": ["string", "null"]}},
-            }
-        if name == "object":
-            return {"type": "object"}
-        return {"$ref": f"#/components/schemas/{name}"}
-
-    def operation(endpoint: str, path: str, summary: str, body, response, resource: str | None = None) -> dict:
-        """One operation; ``resource`` fills in a generic route's {resource} (for the path named after it)."""
-        refused = REFUSING.get(endpoint)
-        if resource:
-            resources = [resource]
-        elif refused:
-            resources = [r for r in records.RESOURCES if (r, refused) in records.REFUSED]
-        else:
-            resources = list(records.RESOURCES)
-        op_id = f"{endpoint}_{resource}" if resource else endpoint
-        if refused:
-            reasons = "; ".join(f"{r}: {records.REFUSED[(r, refused)]}" for r in resources)
-            op: dict = {
-                "operationId": op_id,
-                "summary": summary,
-                "responses": {
-                    "401": errors["401"],
-                    "404": error_response("unknown resource"),
-                    "405": {
-                        **error_response(f"always refused, with the reason ({reasons})"),
-                        "headers": {"Allow": {"schema": {"type": "string"}}},
-                    },
-                },
-            }
-        else:
-            op = {"operationId": op_id, "summary": summary, "responses": {**errors}}
-        params = []
-        if "{resource}" in path and not resource:
-            params.append(
-                {"name": "resource", "in": "path", "required": True, "schema": {"type": "string", "enum": resources}}
-            )
-        if "{id}" in path:
-            params.append({"name": "id", "in": "path", "required": True, "schema": {"type": "string"}})
-        if endpoint == "list_records":
-            params += [
-                {
-                    "name": "limit",
-                    "in": "query",
-                    "schema": {"type": "integer", "minimum": 1, "maximum": records.MAX_PAGE},
-                },
-                {"name": "after", "in": "query", "schema": {"type": "string"}},
-                {"name": "updated_since", "in": "query", "schema": {"type": "string", "format": "date-time"}},
-            ]
-        if params:
-            op["parameters"] = params
-        if body:
-            op["requestBody"] = {
-                "required": True,
-                "content": {"application/json": {"schema": schema_of(body, resources)}},
-            }
-        if not refused:
-            oks = {"create_participant": ["201"], "create_referral": ["201"], "create_screening": ["201", "200"]}.get(
-                endpoint, ["200"]
-            )
-            for ok in oks:
-                op["responses"][ok] = {
-                    "description": "saved again: the same submission_key" if ok == "200" and len(oks) > 1 else "success"
-                }
-                if response:
-                    op["responses"][ok]["content"] = {"application/json": {"schema": schema_of(response, resources)}}
-        return op
-
-    for method, path, endpoint, summary, body, response in ROUTES:
-        paths.setdefault(path, {})[method.lower()] = operation(endpoint, path, summary, body, response)
-    # A path without templates is matched before a templated one ("Paths" in OpenAPI 3.1), so /participants
-    # is not /{resource} with resource=participants: the reads of a resource that has paths of its own are
-    # listed under those paths too (its refusals stay under the generic path: the methods a path lists are
-    # the ones its Allow header names).
-    for method, path, endpoint, summary, body, response in ROUTES:
-        if "{resource}" not in path or endpoint in REFUSING:
-            continue
-        for resource in records.RESOURCES:
-            own = path.replace("{resource}", resource)
-            if own in paths and method.lower() not in paths[own]:
-                paths[own][method.lower()] = operation(endpoint, path, summary, body, response, resource)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -801,9 +688,157 @@ def openapi_document(db, instruments: list[str] | None = None) -> dict:
         },
         "servers": [{"url": "/api/v1"}],
         "security": [{"deviceToken": []}],
-        "paths": paths,
+        "paths": _paths(resource_schemas),
         "components": {
             "securitySchemes": {"deviceToken": {"type": "http", "scheme": "bearer"}},
             "schemas": {**SYNC_SCHEMAS, **schemas.write_schemas(instruments), **resource_schemas},
         },
     }
+
+
+def _paths(resource_schemas: dict) -> dict:
+    """Every route's operations by path (OpenAPI "paths")."""
+    paths: dict = {}
+    for method, path, endpoint, summary, body, response in ROUTES:
+        paths.setdefault(path, {})[method.lower()] = _operation(
+            resource_schemas, endpoint, path, summary, body, response
+        )
+    # A path without templates is matched before a templated one ("Paths" in OpenAPI 3.1), so /participants
+    # is not /{resource} with resource=participants: the reads of a resource that has paths of its own are
+    # listed under those paths too (its refusals stay under the generic path: the methods a path lists are
+    # the ones its Allow header names).
+    for method, path, endpoint, summary, body, response in ROUTES:
+        if "{resource}" not in path or endpoint in REFUSING:
+            continue
+        for resource in records.RESOURCES:
+            own = path.replace("{resource}", resource)
+            if own in paths and method.lower() not in paths[own]:
+                paths[own][method.lower()] = _operation(
+                    resource_schemas, endpoint, path, summary, body, response, resource
+                )
+    return paths
+
+
+def _operation(
+    resource_schemas: dict, endpoint: str, path: str, summary: str, body, response, resource: str | None = None
+) -> dict:
+    """One operation; ``resource`` fills in a generic route's {resource} (for the path named after it)."""
+    refused = REFUSING.get(endpoint)
+    resources = _resources_of(endpoint, resource)
+    op: dict = {
+        "operationId": f"{endpoint}_{resource}" if resource else endpoint,
+        "summary": summary,
+        "responses": _refusal_responses(refused, resources) if refused else _error_responses(),
+    }
+    params = _parameters(endpoint, path, resources, resource)
+    if params:
+        op["parameters"] = params
+    if body:
+        op["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": _schema_of(body, resources, resource_schemas)}},
+        }
+    if not refused:
+        op["responses"].update(_success_responses(endpoint, response, resources, resource_schemas))
+    return op
+
+
+def _resources_of(endpoint: str, resource: str | None) -> list[str]:
+    """The resources an operation serves: the one named, those a refusing route refuses, or all."""
+    refused = REFUSING.get(endpoint)
+    if resource:
+        return [resource]
+    if refused:
+        return [r for r in records.RESOURCES if (r, refused) in records.REFUSED]
+    return list(records.RESOURCES)
+
+
+# The errors every allowed operation may answer.
+ERRORS = {
+    "400": "malformed request, or a rule of the domain refused it (error names the field)",
+    "401": "missing, unknown or revoked token",
+    "403": "another site's data, or not allowed to a device",
+    "404": "not found, or another site's",
+    "409": "conflicts with a rule, or a stale version",
+    "413": "too large",
+}
+# The success codes of the writes that create (a screening sent again: 200); every other answers 200.
+SUCCESS_CODES = {"create_participant": ["201"], "create_referral": ["201"], "create_screening": ["201", "200"]}
+
+
+def _error_response(text: str) -> dict:
+    return {
+        "description": text,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
+
+
+def _error_responses() -> dict:
+    return {code: _error_response(text) for code, text in ERRORS.items()}
+
+
+def _refusal_responses(method: str, resources: list[str]) -> dict:
+    """What a write the API never allows answers: 405 with each resource's reason."""
+    reasons = "; ".join(f"{r}: {records.REFUSED[(r, method)]}" for r in resources)
+    return {
+        "401": _error_response(ERRORS["401"]),
+        "404": _error_response("unknown resource"),
+        "405": {
+            **_error_response(f"always refused, with the reason ({reasons})"),
+            "headers": {"Allow": {"schema": {"type": "string"}}},
+        },
+    }
+
+
+def _success_responses(endpoint: str, response: str | None, resources: list[str], resource_schemas: dict) -> dict:
+    oks = SUCCESS_CODES.get(endpoint, ["200"])
+    found: dict = {}
+    for ok in oks:
+        found[ok] = {
+            "description": "saved again: the same submission_key" if ok == "200" and len(oks) > 1 else "success"
+        }
+        if response:
+            found[ok]["content"] = {"application/json": {"schema": _schema_of(response, resources, resource_schemas)}}
+    return found
+
+
+def _parameters(endpoint: str, path: str, resources: list[str], resource: str | None) -> list[dict]:
+    """The path's templates (unless ``resource`` fills in {resource}) and a list's paging."""
+    params = []
+    if "{resource}" in path and not resource:
+        params.append(
+            {"name": "resource", "in": "path", "required": True, "schema": {"type": "string", "enum": resources}}
+        )
+    if "{id}" in path:
+        params.append({"name": "id", "in": "path", "required": True, "schema": {"type": "string"}})
+    if endpoint == "list_records":
+        params += [
+            {
+                "name": "limit",
+                "in": "query",
+                "schema": {"type": "integer", "minimum": 1, "maximum": records.MAX_PAGE},
+            },
+            {"name": "after", "in": "query", "schema": {"type": "string"}},
+            {"name": "updated_since", "in": "query", "schema": {"type": "string", "format": "date-time"}},
+        ]
+    return params
+
+
+def _schema_of(name: str, resources: list[str], resource_schemas: dict) -> dict:
+    """The schema ``name`` of a ROUTES entry stands for: a record or page of ``resources``, or a named one."""
+    record: dict[str, Any] = {
+        "anyOf": [{"$ref": f"#/components/schemas/{r}"} for r in resources if r in resource_schemas]
+    }
+    if len(record["anyOf"]) == 1:
+        record = record["anyOf"][0]
+    if name == "Record":
+        return record
+    if name == "Page":
+        return {
+            "type": "object",
+            "required": ["items", "next_after"],
+            "properties": {"items": {"type": "array", "items": record}, "next_after": {"type": ["string", "null"]}},
+        }
+    if name == "object":
+        return {"type": "object"}
+    return {"$ref": f"#/components/schemas/{name}"}
