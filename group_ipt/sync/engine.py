@@ -908,28 +908,37 @@ def _release_waiting(db, done: list[dict], *, send_names: bool, instruments: dic
             return released
         keys = []
         for item in waiting:
-            record = json.loads(item["record_json"])
-            before = scalar(db, "select max(id) from sync_quarantine")
-            counts = apply_records(
-                db,
-                [record],
-                origin=item["device_id"] or "",
-                device_id=item["device_id"],
-                batch_no=item["batch_no"],
-                send_names=send_names,
-                instruments=instruments,
-            )
-            again = rows(db, "select * from sync_quarantine where id > ? order by id", (before,))
+            counts = reapply_quarantined(db, item, send_names=send_names, instruments=instruments)
             if counts["applied"] or counts["merged"]:
                 db.execute("update sync_quarantine set status = 'applied' where id = ?", (item["id"],))
                 released += 1
-            elif again:  # still waiting (for something else now): one entry per record
-                db.execute("delete from sync_quarantine where id > ?", (before,))
-                db.execute(
-                    "update sync_quarantine set error = ?, reason_json = ?, waiting_for = ? where id = ?",
-                    (again[0]["error"], again[0]["reason_json"], again[0]["waiting_for"], item["id"]),
-                )
     return released
+
+
+def reapply_quarantined(db, item: dict, *, send_names: bool = True, instruments: dict | None = None) -> dict:
+    """Apply a quarantined record again (inside ``applying``); return the counts of apply_records.
+
+    A record refused again keeps one quarantine entry: the new entry goes and the old one takes
+    its reason (what it waits for may have changed). Marking the old entry applied is the caller's.
+    """
+    before = scalar(db, "select max(id) from sync_quarantine")
+    counts = apply_records(
+        db,
+        [json.loads(item["record_json"])],
+        origin=item["device_id"] or "",
+        device_id=item["device_id"],
+        batch_no=item["batch_no"],
+        send_names=send_names,
+        instruments=instruments,
+    )
+    newest = row(db, "select * from sync_quarantine where id > ? order by id limit 1", (before,))
+    if newest and not (counts["applied"] or counts["merged"]):
+        db.execute("delete from sync_quarantine where id > ?", (before,))
+        db.execute(
+            "update sync_quarantine set error = ?, reason_json = ?, waiting_for = ? where id = ?",
+            (newest["error"], newest["reason_json"], newest["waiting_for"], item["id"]),
+        )
+    return counts
 
 
 def quarantine(

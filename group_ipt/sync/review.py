@@ -9,7 +9,7 @@ import sqlite_utils
 
 from ..core import audit
 from ..store import tracking
-from ..store.db import row, rows, scalar, utcnow, write
+from ..store.db import row, rows, utcnow, write
 from . import engine, rules
 
 
@@ -130,24 +130,8 @@ def retry_quarantined(
     if item["direction"] != "in" or not {"t", "id", "site", "hlc", "del"} <= set(record):
         raise ReviewError("Only records received from a laptop can be retried here; sync the laptop again.")
     with engine.applying(db):
-        before = scalar(db, "select max(id) from sync_quarantine")
-        counts = engine.apply_records(
-            db,
-            [record],
-            origin=item["device_id"] or "",
-            device_id=item["device_id"],
-            batch_no=item["batch_no"],
-            instruments=instruments,
-        )
+        counts = engine.reapply_quarantined(db, item, instruments=instruments)
         if not (counts["applied"] or counts["merged"] or counts["duplicates"]):
-            # Keep one entry per record: drop the new one, refresh the old one's reason.
-            newest = row(db, "select * from sync_quarantine where id > ? order by id limit 1", (before,))
-            db.execute("delete from sync_quarantine where id > ?", (before,))
-            if newest:
-                db.execute(
-                    "update sync_quarantine set error = ?, reason_json = ?, waiting_for = ? where id = ?",
-                    (newest["error"], newest["reason_json"], newest["waiting_for"], item_id),
-                )
             return False
         _close_quarantined(db, item, "applied", user=user, action="retry_quarantined")
     return True
