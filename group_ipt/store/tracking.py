@@ -197,7 +197,9 @@ def ensure_triggers(db: sqlite_utils.Database) -> list[str]:
         return []
     from .db import write
 
-    with write(db):
+    # Logging rows that exist already changes no record; the commit checks (which read every
+    # changed row) would make an upgrade of a big database slow, or refuse it for old data.
+    with write(db, checks=False):
         for table, sqls in todo.items():
             first_time = not any(name in existing for name in sqls)
             for name, sql in sqls.items():
