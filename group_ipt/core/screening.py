@@ -122,6 +122,8 @@ def referral_reason(instrument: Instrument, triggers: list[dict]) -> str:
 
 # Long only in its signature (every field of the form, keyword-only) and the calls that pass them on:
 # the body is the steps, check the form, score, build the row, store it and act on it.
+# Over 60 lines only by its keyword-only signature (what a page and the API pass) and the calls
+# that hand those values on; each step is a function of its own (_checked_date, _scored, _store...).
 def save_screening(
     db: sqlite_utils.Database,
     *,
