@@ -28,7 +28,8 @@ from group_ipt.sync import client, engine
 from .syncing import add_device, make_central
 
 ROOT = Path(__file__).resolve().parent.parent
-pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL")
+# Slow: each kills real child processes mid-write and starts them again (seconds apiece).
+pytestmark = [pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL"), pytest.mark.slow]
 
 
 def integrity(path) -> str:

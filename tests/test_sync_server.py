@@ -16,6 +16,10 @@ from group_ipt.base.settings import REPO_DIR
 CLI = [sys.executable, str(REPO_DIR / "cli.py")]
 
 
+# Slow: a real central server (waitress) and the CLI in child processes, seconds apiece.
+pytestmark = pytest.mark.slow
+
+
 def run(data_dir, *args, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
     result = subprocess.run(
         [*CLI, "--data-dir", str(data_dir), *args],
