@@ -10,6 +10,7 @@ from datetime import date
 
 import pytest
 
+from group_ipt.base import errors
 from group_ipt.core import participants, referrals, screening, users
 from group_ipt.store import db as dbmod
 from group_ipt.sync.rules import LOCAL_REFUSAL, RecordRuleError
@@ -122,6 +123,25 @@ def test_the_refusal_reaches_the_web_as_a_translated_400(app, client, db, sarah,
     assert answer.status_code == 400
     assert "Rien n&#39;a été enregistré" in answer.get_data(as_text=True)
     assert db["participants"].get(sarah["id"])["village"] == sarah["village"]
+
+
+def test_a_record_gone_meanwhile_answers_404_not_500(app, client, db, sarah, monkeypatch):
+    """A stale form naming a row another user's change removed reaches a core lookup that finds
+    nothing (errors.RecordMissing): the page says 404, never a traceback."""
+
+    def gone(*args, **kwargs):
+        raise errors.RecordMissing("participant x is not in the database")
+
+    monkeypatch.setattr(participants, "set_status", gone)
+    login(client, "coord")
+    answer = post_form(
+        client,
+        f"/participants/{sarah['id']}/status",
+        {"status": "dropped_out", "reason": "moved away"},
+        form_page=f"/participants/{sarah['id']}",
+    )
+    assert answer.status_code == 404
+    assert "This page does not exist." in answer.get_data(as_text=True)
 
 
 def test_the_local_message_is_a_msgid_with_the_reason():

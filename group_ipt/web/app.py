@@ -17,7 +17,7 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 
 from .. import __version__
 from ..base import bundle
-from ..base.errors import DomainError
+from ..base.errors import DomainError, RecordMissing
 from ..base.settings import DEV_SECRET_KEY, ConfigError, default_data_dir, defaults
 from ..store import db as dbmod
 from ..store.schema import migrate
@@ -281,6 +281,7 @@ def register_error_pages(app: Flask) -> None:
             code, lambda e, code=code: render_error(code, getattr(e, "user_message", None), error_headers(e))
         )
     app.register_error_handler(DomainError, refused)
+    app.register_error_handler(RecordMissing, missing)
     app.register_error_handler(OSError, storage_error)
     app.register_error_handler(sqlite3.OperationalError, storage_error)
     app.register_error_handler(sqlite3.DatabaseError, damaged_database)
@@ -305,6 +306,12 @@ def refused(e: DomainError):
     from flask_babel import ngettext
 
     return render_error(400, e.translated(_, ngettext))
+
+
+def missing(e: RecordMissing):
+    """A record named by the request is gone (a stale form, another user's change): 404, not a 500."""
+    current_app.logger.warning("%s", e)
+    return render_error(404)
 
 
 def disk_full_message() -> str:
