@@ -69,7 +69,7 @@ def test_a_value_rule_of_the_schema_holds_even_where_the_domain_would_let_it_thr
         answer = post(centre.test_client(), token, "/participants", {**NEW_PERSON, "consent_given_by": "Her mother"})
         assert answer.status_code == 400
         assert answer.json == {
-            "error": "'consent_given_by' must be from 0 to 5 characters long.",
+            "error": "'consent_given_by' must be at most 5 characters long.",
             "field": "consent_given_by",
         }
         assert count(centre, "participants") == 0 and count(centre, "consents") == 0

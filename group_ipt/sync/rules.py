@@ -747,20 +747,6 @@ LOCAL_REFUSAL = N_(
 )
 
 
-def _local_tables(db) -> dict[str, Table]:
-    """The synced tables described, cached per database file and schema version like ``schema``."""
-    path = db.execute("pragma database_list").fetchone()[2]
-    version = db.execute("pragma schema_version").fetchone()[0]
-    key = ("local", path, version)
-    if path and key in _DESCRIBED:
-        return _DESCRIBED[key]
-
-    out = schema(db, tracking.synced_tables(db))
-    if path:
-        _DESCRIBED[key] = out
-    return out
-
-
 def check_local(db, since: int) -> None:
     """Check the rows changed by this write (the triggers logged them after ``since``) before it commits.
 
@@ -774,7 +760,7 @@ def check_local(db, since: int) -> None:
     ).fetchall()
     if not changed:
         return
-    tables = _local_tables(db)
+    tables = schema(db, tracking.synced_tables(db))  # both cached per schema version
     records = _current_rows(db, [(t, i) for t, i in changed if t in tables])
     for key, rec in records.items():
         table = tables[key[0]]

@@ -391,7 +391,8 @@ def value_message(error: ValidationError) -> tuple[str, str | None]:
     name = field_of(error)
     if error.validator == "enum":
         return f"'{name}' must be one of: {', '.join(str(v) for v in error.validator_value if v is not None)}.", name
-    if error.validator in ("minLength", "maxLength"):
-        low, high = error.schema.get("minLength", 0), error.schema.get("maxLength")
-        return f"'{name}' must be from {low} to {high} characters long.", name
+    if error.validator == "minLength":
+        return f"'{name}' must not be blank.", name
+    if error.validator == "maxLength":
+        return f"'{name}' must be at most {error.validator_value} characters long.", name
     return f"'{name or 'body'}' does not fit the API's schema: {error.message}.", name
