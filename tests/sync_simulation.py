@@ -35,7 +35,7 @@ from group_ipt.sync import client, devices, rules
 from group_ipt.sync.client import SyncError
 from group_ipt.web.app import create_app
 
-from .syncing import AppTransport
+from .syncing import CYCLE_ROW, AppTransport
 
 FAST_HASH = "pbkdf2:sha256:1000"
 LAPTOPS = (("kmp-1", "KMP"), ("kmp-2", "KMP"), ("kmp-3", "KMP"), ("msk-1", "MSK"))
@@ -133,14 +133,7 @@ class World:
             who,
             "cycles",
             code=f"{site}-C{n:03d}",
-            protocol_id="who-8",
-            protocol_version=1,
-            group_type="women",
-            venue="Hall",
-            weekday=1,
-            start_time="10:00",
-            first_date="2026-09-22",
-            status="active",
+            **CYCLE_ROW,
             created_by=self.user(who),
         )
         for number in (1, 2):

@@ -110,3 +110,17 @@ def sync_laptop(tmp_path: Path, centre, name: str, site: str = "KMP"):
     client.setup(db, "http://centre", token, transport)
     client.sync(db, transport)
     return db, transport
+
+
+# A cycle row as a laptop's software writes it (who-8, a women's group on Tuesdays at 10:00):
+# the sync tests give its code, site and anything that differs.
+CYCLE_ROW = {
+    "protocol_id": "who-8",
+    "protocol_version": 1,
+    "group_type": "women",
+    "venue": "Hall",
+    "weekday": 1,
+    "start_time": "10:00",
+    "first_date": "2026-09-22",
+    "status": "active",
+}

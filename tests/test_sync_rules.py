@@ -8,6 +8,7 @@ from group_ipt.store.db import new_id, row, rows, utcnow, write
 from group_ipt.sync import client, engine, review
 from group_ipt.sync.engine import SyncRejected
 
+from .syncing import CYCLE_ROW
 from .syncing import sync_laptop as laptop
 
 
@@ -32,14 +33,7 @@ def a_group(db) -> dict:
         db,
         "cycles",
         code="KMP-C001",
-        protocol_id="who-8",
-        protocol_version=1,
-        group_type="women",
-        venue="Hall",
-        weekday=1,
-        start_time="10:00",
-        first_date="2026-09-22",
-        status="active",
+        **CYCLE_ROW,
         created_by=user,
     )
     s = insert(
@@ -309,14 +303,7 @@ def test_a_member_the_database_refuses_takes_its_marks_into_quarantine_with_it(t
         b,
         "cycles",
         code="KMP-C009",
-        protocol_id="who-8",
-        protocol_version=1,
-        group_type="women",
-        venue="Hall",
-        weekday=2,
-        start_time="10:00",
-        first_date="2026-09-23",
-        status="active",
+        **{**CYCLE_ROW, "weekday": 2, "first_date": "2026-09-23"},
     )
     session = insert(
         b,
@@ -447,14 +434,7 @@ def test_each_laptop_makes_codes_from_its_own_block(tmp_path, centre, cdb):
         a,
         "cycles",
         code="KMP-C001",
-        protocol_id="who-8",
-        protocol_version=1,
-        group_type="women",
-        venue="Hall",
-        weekday=1,
-        start_time="10:00",
-        first_date="2026-09-22",
-        status="active",
+        **CYCLE_ROW,
     )
     assert cycles.next_code(a, site) == "KMP-C011"
     # A laptop registered before blocks existed gets one at its next sync.
