@@ -17,7 +17,7 @@ from setuptools.command.build_py import build_py
 
 HERE = Path(__file__).resolve().parent
 BUNDLED = ("forms", "translations")
-SKIP = shutil.ignore_patterns("*.mo", "*.mo.tmp", "*.part", "__pycache__", ".*")
+SKIP = shutil.ignore_patterns("*.mo", "*.tmp", "*.part", "__pycache__", ".*")
 
 
 def compile_catalogs(folder: Path) -> list[Path]:

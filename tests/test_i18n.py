@@ -197,3 +197,24 @@ def test_message_template_is_up_to_date():
         template = {m.id if isinstance(m.id, str) else m.id[0] for m in read_po(f) if m.id}
     missing = sorted(found - template)
     assert not missing, f"run the extract/update commands of the README: {missing[:10]}"
+
+
+def _compile_forced(folder):
+    return len(compile_catalogs(folder, force=True))
+
+
+def test_compile_catalogs_tolerates_processes_racing(tmp_path):
+    """Test workers and app processes started together compile the same catalogs at once.
+
+    Each writer needs its own temporary file: with one shared name, the first rename
+    takes the file from under the second (a fresh CI clone failed at collection so).
+    """
+    from concurrent.futures import ProcessPoolExecutor
+
+    translations = tmp_path / "t"
+    shutil.copytree(REPO_DIR / "translations", translations, ignore=shutil.ignore_patterns("*.mo"))
+    with ProcessPoolExecutor(4) as pool:
+        counts = list(pool.map(_compile_forced, [translations] * 16))
+    assert all(counts)
+    assert not list(translations.glob("*/LC_MESSAGES/*.tmp"))
+    assert compile_catalogs(translations) == []
