@@ -83,3 +83,45 @@ def test_synced_tables_have_uuid_timestamps_and_site(tmp_path):
         columns = db[table].columns_dict
         for needed in ("id", "created_at", "updated_at", "site_id"):
             assert needed in columns, f"{table} lacks {needed}"
+
+
+def test_sync_rows_rebuilt_by_rowid_keeps_versions_and_triggers(tmp_path):
+    """m0020 rebuilds sync_rows under the triggers of every synced table: a laptop's versions
+    (waiting changes, tombstones, the batch carrying them) survive, and the triggers installed
+    before it still log into the new table, one row per record."""
+    from group_ipt.store import tracking
+
+    db = dbmod.connect(tmp_path / "laptop.db")
+    migrate(db, upto=19)
+    tracking.ensure_triggers(db)
+    now = "2026-01-01T00:00:00+00:00"
+    with dbmod.write(db):
+        db.execute(
+            "insert into sites (id, code, name, default_language, created_at, updated_at)"
+            " values ('s1', 'OLD', 'Old site', 'en', ?, ?)",
+            (now, now),
+        )
+        for n in (1, 2):
+            db.execute(
+                "insert into participants (id, site_id, code, name, sex, created_at, updated_at)"
+                " values (?, 's1', ?, 'x', 'female', ?, ?)",
+                (f"p{n}", f"OLD-{n}", now, now),
+            )
+        db.execute("delete from participants where id = 'p2'")
+        db.execute("update sync_rows set unacked_batch = 7 where record_id = 'p1'")
+    before = [dict(r) for r in db.query("select * from sync_rows order by table_name, record_id")]
+    assert {r["record_id"] for r in before} >= {"p1", "p2"}
+
+    assert [m.version for m in migrate(db)][0] == 20
+    assert [dict(r) for r in db.query("select * from sync_rows order by table_name, record_id")] == before
+    assert db.execute("pragma legacy_alter_table").fetchone()[0] == 0
+    assert tracking.ensure_triggers(db) == []  # the triggers were kept as they were
+    with dbmod.write(db):
+        db.execute("update participants set village = 'Kawempe' where id = 'p1'")
+    p1 = list(db.query("select * from sync_rows where table_name = 'participants' and record_id = 'p1'"))
+    assert len(p1) == 1 and p1[0]["hlc"] > before[[r["record_id"] for r in before].index("p1")]["hlc"]
+    assert p1[0]["unacked_batch"] == 7
+    with pytest.raises(Exception, match="UNIQUE"):
+        db.execute("insert into sync_rows (table_name, record_id, hlc) values ('participants', 'p1', 'x')")
+    assert db.execute("pragma integrity_check").fetchone()[0] == "ok"
+    assert db.execute("pragma foreign_key_check").fetchall() == []
