@@ -416,3 +416,19 @@ def test_a_signed_file_with_a_number_sqlite_cannot_hold_is_refused(tmp_path, cen
     with pytest.raises(SyncRejected, match=message):
         server.import_file(cdb, huge, tmp_path / "r.gipt", config)
     assert row(cdb, "select count(*) as n from participants")["n"] == 0  # refused before any batch is applied
+
+
+def test_applying_tunes_the_connection_for_a_batch_and_gives_back_its_checkpoints(tmp_path, cdb):
+    """While a batch is applied, savepoint copies stay in memory and checkpoints come less often;
+    afterwards the connection checkpoints as before (a web request on it is not affected)."""
+    cdb.execute("pragma wal_autocheckpoint = 1000")
+    with engine.applying(cdb):
+        assert cdb.execute("pragma temp_store").fetchone()[0] == 2  # memory
+        assert cdb.execute("pragma wal_autocheckpoint").fetchone()[0] == engine.INGEST_CHECKPOINT_PAGES
+        assert cdb.execute("pragma foreign_keys").fetchone()[0] == 0
+    assert cdb.execute("pragma wal_autocheckpoint").fetchone()[0] == 1000
+    assert cdb.execute("pragma foreign_keys").fetchone()[0] == 1
+    with pytest.raises(RuntimeError), engine.applying(cdb):
+        raise RuntimeError("a batch that fails")
+    assert cdb.execute("pragma wal_autocheckpoint").fetchone()[0] == 1000
+    assert not cdb.conn.in_transaction

@@ -32,6 +32,7 @@ from . import rules
 
 CHUNK = 500
 MAX_BATCH_RECORDS = 5000
+INGEST_CHECKPOINT_PAGES = 8000  # WAL pages between checkpoints while applying (see applying)
 MAX_INTEGER = 2**63 - 1  # SQLite's largest integer: a batch number or cursor above it cannot be looked up
 _match_hlc = tracking.HLC_RE.match
 
@@ -67,11 +68,20 @@ def applying(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
     to, or refer to one deleted elsewhere; each was checked where it was written.
     """
     fk_was_on = db.execute("pragma foreign_keys").fetchone()[0]
-    if not db.conn.in_transaction:
+    outermost = not db.conn.in_transaction
+    checkpoint_every = db.execute("pragma wal_autocheckpoint").fetchone()[0]
+    if outermost:
         db.execute("pragma foreign_keys = off")
         # A batch touches three B-trees (the record's table, sync_rows, sync_log) at random
         # UUID keys; the default 2 MB page cache makes large ingests read pages over and over.
         db.execute("pragma cache_size = -65536")
+        # Each table group is written inside a savepoint, whose undo copy of every page it
+        # touches (a few MB a batch) spilled to a temporary file on disk; it stays in memory.
+        db.execute("pragma temp_store = memory")
+        # A batch writes thousands of pages to the WAL. Checkpointing after every batch copied
+        # the same index pages into the database file again and again; with up to ~32 MB of
+        # WAL between checkpoints, a page changed by several batches is copied once.
+        db.execute(f"pragma wal_autocheckpoint = {max(checkpoint_every, INGEST_CHECKPOINT_PAGES)}")
     try:
         # Received records were screened by the record rules already (rules.screen_batch).
         with write(db, checks=False):
@@ -79,6 +89,8 @@ def applying(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
             yield db
             db.execute("update sync_clock set applying = 0 where id = 1")
     finally:
+        if outermost:
+            db.execute(f"pragma wal_autocheckpoint = {checkpoint_every}")
         if fk_was_on and not db.conn.in_transaction:
             db.execute("pragma foreign_keys = on")
 
