@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import json
 import operator
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from ..base import fields
@@ -452,7 +452,12 @@ def table_order(tables: dict[str, Table]) -> list[str]:
     return done
 
 
-def aliases(db, pairs: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
+def any_aliases(db) -> bool:
+    """Whether any row was ever merged away (most centres: none, and the lookups are skipped)."""
+    return db.execute("select exists (select 1 from sync_aliases)").fetchone()[0] == 1
+
+
+def aliases(db, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str]:
     """The row each merged-away (table, id) now lives on."""
     found: dict[tuple[str, str], str] = {}
     by_table: dict[str, list[str]] = {}
@@ -496,7 +501,7 @@ def screen_batch(
     out = Screened({}, [])
     misshapen = _misshapen(records, tables)
     # Records for an id merged away before are records of the row it joined.
-    alias = aliases(db, [k for k in records if k[0] in tables])
+    alias = aliases(db, [k for k in records if k[0] in tables]) if any_aliases(db) else {}
     for key, rec in records.items():
         table = tables[key[0]]
         if key in alias:
@@ -538,14 +543,16 @@ def _merge_and_link(db, out: Screened, tables: dict[str, Table], versions: dict,
     """Parents first: rewrite references to merged rows, check references, then merge natural keys."""
     accepted = out.accepted
     # Ids merged away in earlier batches, for the references of this one.
-    ref_keys = {
-        (ref.parent, rec["data"][ref.column])
-        for (t, _i), rec in accepted.items()
-        if not rec["del"]
-        for ref in tables[t].references
-        if rec["data"].get(ref.column) is not None
-    }
-    merged_ids = aliases(db, [k for k in ref_keys if k[0] in tables])
+    merged_ids: dict[tuple[str, str], str] = {}
+    if any_aliases(db):
+        ref_keys = {
+            (ref.parent, rec["data"][ref.column])
+            for (t, _i), rec in accepted.items()
+            if not rec["del"]
+            for ref in tables[t].references
+            if rec["data"].get(ref.column) is not None
+        }
+        merged_ids = aliases(db, [k for k in ref_keys if k[0] in tables])
     refused_keys = {(r["t"], r["id"]) for r, _p in out.refused}
     by_table: dict[str, list[tuple[str, str]]] = {}
     for key in accepted:
