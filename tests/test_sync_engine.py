@@ -432,3 +432,28 @@ def test_applying_tunes_the_connection_for_a_batch_and_gives_back_its_checkpoint
         raise RuntimeError("a batch that fails")
     assert cdb.execute("pragma wal_autocheckpoint").fetchone()[0] == 1000
     assert not cdb.conn.in_transaction
+
+
+def test_the_collector_pause_nests_and_keeps_a_collector_turned_off():
+    """Batches on several threads: the cyclic collector comes back on when the last ends, and
+    only if it was on (an embedding program that turned it off keeps it off)."""
+    import gc
+
+    pause = engine._CollectorPause()
+    assert gc.isenabled()
+    with pause():
+        assert not gc.isenabled()
+        with pause():
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    with pytest.raises(ValueError), pause():
+        raise ValueError("a batch that fails")
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with pause():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
