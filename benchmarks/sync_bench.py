@@ -15,6 +15,8 @@ Run: .venv/bin/python benchmarks/sync_bench.py [--records 100000] [--laptops 50]
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import shutil
 import sqlite3
 import statistics
@@ -117,6 +119,11 @@ def ingest_once(folder: Path, rows: list[dict]) -> float:
     return elapsed
 
 
+def _settle() -> None:
+    if hasattr(os, "sync"):
+        os.sync()
+
+
 def bench_ingest(folder: Path, n: int, rounds: int) -> None:
     """Ingest and the raw reference, alternately, ``rounds`` times each, in fresh databases.
 
@@ -126,11 +133,14 @@ def bench_ingest(folder: Path, n: int, rounds: int) -> None:
     rows = make_rows(str(uuid.uuid4()), n)  # a site id of the real length; each round makes its own site
     ratios = []
     for r in range(rounds):
+        # Each timed part starts with nothing left to write to disk: the files of the part
+        # before (hundreds of MB) are deleted and the OS's pending writes flushed, untimed.
+        # Otherwise whichever part runs second is slowed by the first one's writes.
+        _settle()
         ingest = ingest_once(folder / f"ingest-{r}", rows)
-        raw = bench_raw(folder / f"raw-{r}.db", rows)
-        # Deleted at once: the OS would otherwise still be writing one round's files to disk
-        # (hundreds of MB) while the next round is timed.
         shutil.rmtree(folder / f"ingest-{r}")
+        _settle()
+        raw = bench_raw(folder / f"raw-{r}.db", rows)
         for leftover in folder.glob(f"raw-{r}.db*"):
             leftover.unlink()
         ratios.append(raw / ingest)
@@ -155,11 +165,10 @@ def bench_laptops(folder: Path, laptops: int, per_laptop: int) -> None:
     db.close()
     server = waitress.create_server(app, host="127.0.0.1", port=0, threads=8)
     url = f"http://127.0.0.1:{server.effective_port}"
+
     def serve() -> None:
-        try:
+        with contextlib.suppress(OSError):  # the listening socket closes under select() at the end
             server.run()
-        except OSError:  # the listening socket closed under select() when the benchmark ends
-            pass
 
     threading.Thread(target=serve, daemon=True).start()
     dbs = []

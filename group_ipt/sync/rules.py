@@ -502,7 +502,11 @@ def screen_batch(
     misshapen = _misshapen(records, tables)
     # Records for an id merged away before are records of the row it joined.
     alias = aliases(db, [k for k in records if k[0] in tables]) if any_aliases(db) else {}
+    doubtful = misshapen | alias.keys()
     for key, rec in records.items():
+        if key[0] not in INVARIANT_TABLES and key not in doubtful:
+            out.accepted[key] = rec  # most records: nothing below applies to them
+            continue
         table = tables[key[0]]
         if key in alias:
             out.aliased.append(rec)
@@ -624,7 +628,7 @@ def _holders(db, table: str, cols: tuple[str, ...], wanted: list[tuple]) -> dict
     """{key values: id} of the stored rows holding these key values (a few queries per batch,
     each answered by the key's unique index)."""
     found: dict[tuple, str] = {}
-    keys = sorted(set(wanted), key=str)
+    keys = list(dict.fromkeys(wanted))  # each once, in the order of the batch
     step = max(1, 900 // len(cols))
     one = "(" + ",".join("?" * len(cols)) + ")"
     for start in range(0, len(keys), step):
