@@ -122,7 +122,9 @@ def applying(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
         db.execute(f"pragma wal_autocheckpoint = {max(checkpoint_every, INGEST_CHECKPOINT_PAGES)}")
     try:
         # Received records were screened by the record rules already (rules.screen_batch).
-        with collector_paused(), write(db, checks=False):
+        # The collector is paused once the write lock is held: threads still waiting for it
+        # (many laptops at once) do not keep it off.
+        with write(db, checks=False), collector_paused():
             db.execute("update sync_clock set applying = 1 where id = 1")
             yield db
             db.execute("update sync_clock set applying = 0 where id = 1")
