@@ -117,3 +117,21 @@ def test_write_private_makes_an_owner_only_file_and_refuses_an_existing_one(tmp_
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
     with pytest.raises(FileExistsError):
         oscompat.write_private(path, "other")
+
+
+def test_atomic_file_replaces_whole_or_not_at_all(tmp_path):
+    target = tmp_path / "out.bin"
+    target.write_bytes(b"old")
+    with pytest.raises(RuntimeError), oscompat.atomic_file(target) as f:
+        f.write(b"half")
+        raise RuntimeError("the writer failed")
+    assert target.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.bin"]  # no temporary file left
+    with oscompat.atomic_file(target) as f:
+        f.write(b"new")
+    assert target.read_bytes() == b"new"
+    if not oscompat.is_windows():
+        assert target.stat().st_mode & 0o777 == 0o600  # private unless asked otherwise
+        with oscompat.atomic_file(target, mode=0o644) as f:
+            f.write(b"shared")
+        assert target.stat().st_mode & 0o777 == 0o644

@@ -7,6 +7,7 @@ both; the few differences live here, each with the reason:
   process holds open for a moment (an antivirus scan, the search indexer, a reader of a
   catalog), with ``PermissionError``. We try again for about two seconds there; on Linux a
   rename over an open file always works, so an error is real and raised at once.
+  ``atomic_file`` writes a whole file that way: readers see the old file or the new one.
 - **SQLite URIs** (``sqlite_uri``): a read-only open needs a ``file:`` URI. A Windows path
   (``C:\\Users\\...``), or any path with ``#``, ``?`` or ``%`` in a folder name, must be
   written as a proper URI, not pasted after ``file:``.
@@ -26,9 +27,13 @@ whose only platform input is that answer (and ``PureWindowsPath``, which works a
 
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import BinaryIO
 from urllib.parse import quote
 
 WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))}
@@ -51,6 +56,28 @@ def replace(source: str | Path, target: str | Path) -> None:
             if attempt == attempts - 1:
                 raise
             time.sleep(REPLACE_DELAY)
+
+
+@contextlib.contextmanager
+def atomic_file(path: str | Path, *, mode: int | None = None) -> Iterator[BinaryIO]:
+    """Write ``path`` through a temporary file beside it, moved into place only if the block succeeds.
+
+    Each call has a temporary file of its own, so processes writing the same file at once
+    (test workers compiling catalogs, two app processes starting) do not take it from under
+    each other: the last rename wins. ``mkstemp`` makes the file private to its owner;
+    ``mode`` widens that for a file that is not (a compiled catalog).
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            yield f
+        if mode is not None:
+            os.chmod(tmp, mode)
+        replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def sqlite_uri(path: str | Path, **params: str) -> str:

@@ -20,13 +20,14 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from functools import partial
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import sqlite_utils
 
+from ..base import oscompat
 from ..store.db import marks
 from .indicator_definitions import COLUMNS, PERSONAL_COLUMNS, SPEC_BY_ID, Indicator
 from .indicators import Report
@@ -124,19 +125,14 @@ def csv_bytes(columns: Iterable[str], rows: Iterable[dict], header: Iterable[str
 
 @contextmanager
 def atomic_file(path: Path) -> Iterator[BinaryIO]:
-    """Open a temporary file next to ``path`` and move it into place only if the block succeeds."""
+    """``oscompat.atomic_file``, telling a folder that cannot be written to as an ExportError."""
     path = Path(path)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as exc:
-        raise ExportError(f"Cannot write to {path.parent}: {exc.strerror or exc}") from exc
-    try:
-        with os.fdopen(fd, "wb") as f:
-            yield f
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with ExitStack() as stack:
+        try:
+            f = stack.enter_context(oscompat.atomic_file(path))
+        except OSError as exc:
+            raise ExportError(f"Cannot write to {path.parent}: {exc.strerror or exc}") from exc
+        yield f
 
 
 def write_folder(directory: Path, files: dict[str, Callable[[BinaryIO], Any]]) -> list[Path]:

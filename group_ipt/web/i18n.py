@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import functools
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,18 +63,10 @@ def compile_catalogs(translations_dir: str | Path, *, force: bool = False) -> li
             continue
         with po_path.open("rb") as f:
             catalog = read_po(f, locale=po_path.parent.parent.name)
-        # A temporary file of its own per writer: test workers and app processes started
-        # together compile the same catalogs, and a shared name would be renamed away
-        # from under the slower one. The last rename wins; every writer writes the same bytes.
-        fd, tmp_name = tempfile.mkstemp(dir=mo_path.parent, prefix=mo_path.name + ".", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                write_mo(f, catalog, use_fuzzy=False)
-            os.chmod(tmp_name, 0o644)  # mkstemp makes it private; a catalog is not
-            oscompat.replace(tmp_name, mo_path)
-        except BaseException:
-            Path(tmp_name).unlink(missing_ok=True)
-            raise
+        # Test workers and app processes started together compile the same catalogs at once:
+        # each writes its own temporary file (every one the same bytes).
+        with oscompat.atomic_file(mo_path, mode=0o644) as f:
+            write_mo(f, catalog, use_fuzzy=False)
         written.append(mo_path)
     return written
 
