@@ -121,6 +121,34 @@ def test_a_member_enrolled_on_two_laptops_is_one_member_and_its_marks_follow(tmp
     assert fk_clean(cdb, a, b)
 
 
+def test_a_mark_sent_in_a_later_batch_than_its_merged_member_lands_on_the_joined_member(tmp_path, centre, cdb):
+    """The member made twice was merged in one push; the laptop, not having pulled yet, marks
+    the twin's attendance and pushes again: the centre's merged ids (sync_aliases) take the
+    mark to the joined member, in that later batch."""
+    a, ta = laptop(tmp_path, centre, "lap-a")
+    b, tb = laptop(tmp_path, centre, "lap-b")
+    g = a_group(a)
+    with write(a):
+        a.execute("delete from members")
+    client.sync(a, ta)
+    client.sync(b, tb)
+    user = g["user"]
+    member = {"cycle_id": g["cycle"], "participant_id": g["participant"], "status": "active", "created_by": user}
+    kept = insert(a, "members", enrolled_on="2026-09-20", **member)
+    client.sync(a, ta)
+    twin = insert(b, "members", enrolled_on="2026-09-21", **member)
+    assert client.push(b, tb)["quarantined"] == 0
+    assert row(cdb, "select canonical_id from sync_aliases where record_id = ?", (twin,))["canonical_id"] == kept
+    insert(b, "attendance", session_id=g["session"], member_id=twin, status="present")
+    assert client.push(b, tb)["quarantined"] == 0
+    client.sync(a, ta)
+    client.sync(b, tb)
+    for db in (cdb, a, b):
+        assert [r["id"] for r in rows(db, "select id from members")] == [kept]
+        assert [r["member_id"] for r in rows(db, "select member_id from attendance")] == [kept]
+    assert fk_clean(cdb, a, b)
+
+
 def test_a_cycle_code_made_on_two_laptops_is_renamed_and_its_sessions_follow(tmp_path, centre, cdb):
     a, ta = laptop(tmp_path, centre, "lap-a")
     b, tb = laptop(tmp_path, centre, "lap-b")

@@ -107,11 +107,11 @@ def applying(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
     """
     fk_was_on = db.execute("pragma foreign_keys").fetchone()[0]
     outermost = not db.conn.in_transaction
-    checkpoint_every = db.execute("pragma wal_autocheckpoint").fetchone()[0]
+    checkpoint_every = db.execute("pragma wal_autocheckpoint").fetchone()[0] if outermost else 0
     if outermost:
         db.execute("pragma foreign_keys = off")
-        # A batch touches three B-trees (the record's table, sync_rows, sync_log) at random
-        # UUID keys; the default 2 MB page cache makes large ingests read pages over and over.
+        # A batch writes at random UUID keys into two indexes (the record table's id and
+        # sync_rows' key); the default 2 MB page cache makes large ingests read pages over and over.
         db.execute("pragma cache_size = -65536")
         # Each table group is written inside a savepoint, whose undo copy of every page it
         # touches (a few MB a batch) spilled to a temporary file on disk; it stays in memory.

@@ -501,7 +501,8 @@ def screen_batch(
     out = Screened({}, [])
     misshapen = _misshapen(records, tables)
     # Records for an id merged away before are records of the row it joined.
-    alias = aliases(db, [k for k in records if k[0] in tables]) if any_aliases(db) else {}
+    merged_before = any_aliases(db)
+    alias = aliases(db, [k for k in records if k[0] in tables]) if merged_before else {}
     doubtful = misshapen | alias.keys()
     for key, rec in records.items():
         if key[0] not in INVARIANT_TABLES and key not in doubtful:
@@ -529,7 +530,7 @@ def screen_batch(
             out.refused.append((rec, problem))
         else:
             out.accepted[(key[0], rec["id"])] = rec
-    _merge_and_link(db, out, tables, versions, renamer)
+    _merge_and_link(db, out, tables, versions, renamer, merged_before=merged_before)
     _deletions(db, out, tables)
     return out
 
@@ -543,12 +544,14 @@ def _rewrite_refs(rec: dict, table: Table, merged_ids: dict[tuple[str, str], str
     return rec if data is rec["data"] else {**rec, "data": data}
 
 
-def _merge_and_link(db, out: Screened, tables: dict[str, Table], versions: dict, renamer) -> None:
+def _merge_and_link(
+    db, out: Screened, tables: dict[str, Table], versions: dict, renamer, *, merged_before: bool
+) -> None:
     """Parents first: rewrite references to merged rows, check references, then merge natural keys."""
     accepted = out.accepted
     # Ids merged away in earlier batches, for the references of this one.
     merged_ids: dict[tuple[str, str], str] = {}
-    if any_aliases(db):
+    if merged_before:
         ref_keys = {
             (ref.parent, rec["data"][ref.column])
             for (t, _i), rec in accepted.items()
